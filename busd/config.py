@@ -1,0 +1,221 @@
+"""The configuration: one TOML file, validated by pydantic, overridable from the environment.
+
+Precedence, highest first: environment (``BUSD_`` prefix, ``__`` for nesting,
+e.g. ``BUSD_MQTT__PORT=1884``), then the TOML file, then the defaults here.
+Unknown keys are errors, so a typo never silently falls back to a default.
+Relative paths in the file are relative to the file's own folder.
+
+Every problem is reported with its key path (``can.mapping.3.target``), both
+by ``busd check-config`` and when ``busd run`` refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from busd.errors import ConfigError
+from busd.signals import SIGNALS, Kind
+
+CONFIG_ENV = "BUSD_CONFIG"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class FrameCondition(Strict):
+    """A rule on another signal of the same frame that must hold for the value to count."""
+
+    signal: str
+    op: Literal["==", "!=", "<", "<=", ">", ">="] = "=="
+    value: float
+
+
+class SignalMapping(Strict):
+    """Which DBC signal feeds which busd signal, and how to make it honest.
+
+    The busd value is ``(dbc_value * scale + offset)``, negated when ``invert``
+    (e.g. a BMS that counts charging current as positive).
+    """
+
+    message: str | int = Field(description="DBC message name, or its frame id")
+    signal: str = Field(description="DBC signal name in that message")
+    target: str = Field(description="busd signal name, e.g. battery.soc")
+    scale: float = 1.0
+    offset: float = 0.0
+    invert: bool = False
+    choices: dict[int, str] | None = Field(
+        default=None, description="raw value -> label, for enum signals"
+    )
+    valid_min: float | None = None
+    valid_max: float | None = None
+    max_rate: float | None = Field(
+        default=None, gt=0, description="largest believable change, units per second"
+    )
+    when: FrameCondition | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SignalMapping:
+        spec = SIGNALS.get(self.target)
+        if spec is None:
+            raise ValueError(f"unknown busd signal {self.target!r}")
+        if self.valid_min is not None and self.valid_max is not None:
+            if self.valid_min > self.valid_max:
+                raise ValueError("valid_min is above valid_max")
+        if self.choices is not None:
+            if spec.kind is not Kind.ENUM:
+                raise ValueError(f"choices only apply to enum signals; {self.target} is {spec.kind}")
+            unknown = set(self.choices.values()) - set(spec.choices)
+            if unknown:
+                raise ValueError(
+                    f"choices {sorted(unknown)} are not states of {self.target} "
+                    f"({', '.join(spec.choices)})"
+                )
+        return self
+
+
+class CanConfig(Strict):
+    interface: str = Field(default="socketcan", description="python-can interface name")
+    channel: str = "can0"
+    bitrate: int = Field(default=500_000, gt=0)
+    dbc: Path = Path("busd.dbc")
+    dbc_strict: bool = Field(
+        default=True, description="refuse a DBC that cantools does not load strictly"
+    )
+    match_j1939_pgn: bool = Field(
+        default=True,
+        description="match 29-bit frames by PGN, ignoring priority and source address",
+    )
+    silence_timeout_s: float = Field(default=2.0, gt=0)
+    queue_size: int = Field(default=10_000, ge=100)
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra keyword arguments for the python-can bus"
+    )
+    mapping: list[SignalMapping] = Field(default_factory=list)
+
+
+class SupervisorConfig(Strict):
+    backoff_initial_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: float = Field(default=4.5, gt=0, le=30)
+
+
+class CanSimulatorConfig(Strict):
+    """The CAN simulator started with the daemon (only in simulation configs)."""
+
+    interface: str = "virtual"
+    channel: str = "busd-sim"
+    dbc: Path = Path("busd.dbc")
+    replay: Path | None = Field(default=None, description="replay this CAN log instead of the model")
+    replay_loop: bool = True
+    initial_soc: float = Field(default=90.0, ge=0, le=100)
+    capacity_kwh: float = Field(default=110.0, gt=0)
+    outside_temp_c: float = -5.0
+    cruise_kmh: float = Field(default=60.0, gt=0)
+    drive_s: float = Field(default=900.0, gt=0, description="length of each drive")
+    stop_s: float = Field(default=600.0, gt=0, description="length of each stop with heating on")
+
+
+class SimulatorsConfig(Strict):
+    can: CanSimulatorConfig | None = None
+    speed: float = Field(default=1.0, gt=0, description="simulated seconds per real second")
+
+
+BusId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
+
+
+class BusdConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BUSD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    bus_id: BusId
+    data_dir: Path = Field(default=Path("/var/lib/busd"), description="databases live here")
+    log: LogConfig = LogConfig()
+    freshness_s: dict[str, float] = Field(
+        default_factory=dict, description="per-signal freshness limits overriding the defaults"
+    )
+    supervisor: SupervisorConfig = SupervisorConfig()
+    can: CanConfig = CanConfig()
+    simulators: SimulatorsConfig = SimulatorsConfig()
+
+    @model_validator(mode="after")
+    def _check_signals(self) -> BusdConfig:
+        unknown = set(self.freshness_s) - set(SIGNALS)
+        if unknown:
+            raise ValueError(f"freshness_s names unknown signals: {sorted(unknown)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init arguments; the environment beats them.
+        return (env_settings, init_settings)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _problems(err: ValidationError) -> list[tuple[str, str]]:
+    return [(_key_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in err.errors()]
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the file's relative paths relative to the file, not the working directory."""
+
+    def fix(section: dict[str, Any] | None, *keys: str) -> None:
+        if not isinstance(section, dict):
+            return
+        for key in keys:
+            value = section.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                section[key] = str(base / value)
+
+    fix(data, "data_dir")
+    fix(data.get("can"), "dbc")
+    sims = data.get("simulators")
+    if isinstance(sims, dict):
+        fix(sims.get("can"), "dbc", "replay")
+
+
+def load_config(path: str | Path | None = None) -> BusdConfig:
+    """Load and validate; raises ConfigError listing every problem with its key path."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV)
+    if path is None:
+        raise ConfigError([("--config", f"no config file given (use --config or {CONFIG_ENV})")])
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([(str(path), "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([(str(path), f"cannot read: {err}")]) from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([(str(path), f"not valid TOML: {err}")]) from err
+    _resolve_paths(data, path.resolve().parent)
+    try:
+        return BusdConfig(**data)
+    except ValidationError as err:
+        raise ConfigError(_problems(err)) from err

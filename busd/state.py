@@ -1,0 +1,205 @@
+"""Live vehicle state: the latest value of every signal, with its age.
+
+Drivers write with :meth:`VehicleState.update`; consumers read views that say
+whether a value is stale, and wait for changes through a :class:`Watcher`
+(each consumer has its own "changed since I last looked" view, as OVMS
+metrics do), so nothing polls.
+
+A value that has not been refreshed within its signal's freshness limit reads
+as stale. Staleness is computed on every read, so it is always right; the
+:meth:`VehicleState.check_freshness` sweep only exists to *notify* watchers
+when a signal goes stale, since a silent bus sends no update to react to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import structlog
+
+from busd import signals as sig
+from busd.clock import Clock
+from busd.signals import SIGNALS, SignalSpec
+
+log = structlog.get_logger("busd.state")
+
+Value = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value as a driver delivered it."""
+
+    value: Value
+    ts: float  # wall time of the measurement (clock.now() domain)
+    received: float  # clock.monotonic() when busd took it in
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalView:
+    """What a consumer sees of one signal."""
+
+    name: str
+    value: Value | None  # None when never received
+    unit: str
+    ts: float | None
+    age_s: float | None
+    stale: bool
+    source: str
+
+    @property
+    def fresh_value(self) -> Value | None:
+        """The value, or None when it is stale or missing: never a stale number as current."""
+        return None if self.stale else self.value
+
+
+class VehicleState:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        specs: Mapping[str, SignalSpec] = SIGNALS,
+        freshness_overrides: Mapping[str, float] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._specs = dict(specs)
+        self._freshness = {name: s.freshness_s for name, s in self._specs.items()}
+        for name, limit in (freshness_overrides or {}).items():
+            if name not in self._specs:
+                raise KeyError(f"unknown signal {name!r}")
+            self._freshness[name] = limit
+        self._readings: dict[str, Reading] = {}
+        self._seq = 0
+        self._changed_seq: dict[str, int] = {}
+        self._stale: set[str] = set()
+        self._wakeup: asyncio.Event | None = None
+        self.updates = 0
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def spec(self, name: str) -> SignalSpec:
+        return self._specs[name]
+
+    def freshness(self, name: str) -> float:
+        return self._freshness[name]
+
+    # --- writing ---------------------------------------------------------------
+
+    def update(self, name: str, value: object, *, source: str, ts: float | None = None) -> None:
+        """Record a new value; raises KeyError for an unknown signal, ValueError for a bad value."""
+        coerced = self._specs[name].coerce(value)
+        previous = self._readings.get(name)
+        now_mono = self._clock.monotonic()
+        self._readings[name] = Reading(
+            coerced, self._clock.now() if ts is None else ts, now_mono, source
+        )
+        self.updates += 1
+        was_stale = name in self._stale
+        if was_stale:
+            self._stale.discard(name)
+        if previous is None or previous.value != coerced or was_stale:
+            self._mark_changed(name)
+        if name == sig.BATTERY_VOLTAGE or name == sig.BATTERY_CURRENT:
+            self._derive_power(source)
+
+    def _derive_power(self, source: str) -> None:
+        voltage = self.view(sig.BATTERY_VOLTAGE).fresh_value
+        current = self.view(sig.BATTERY_CURRENT).fresh_value
+        if isinstance(voltage, float) and isinstance(current, float):
+            self.update(sig.BATTERY_POWER, voltage * current / 1000.0, source=source)
+
+    def _mark_changed(self, name: str) -> None:
+        self._seq += 1
+        self._changed_seq[name] = self._seq
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def check_freshness(self) -> list[str]:
+        """Notify watchers of signals that went stale since the last sweep; returns their names."""
+        now_mono = self._clock.monotonic()
+        newly_stale = [
+            name
+            for name, reading in self._readings.items()
+            if name not in self._stale and now_mono - reading.received > self._freshness[name]
+        ]
+        for name in newly_stale:
+            self._stale.add(name)
+            self._mark_changed(name)
+        if newly_stale:
+            log.info("signals_stale", signals=sorted(newly_stale))
+        return newly_stale
+
+    # --- reading ---------------------------------------------------------------
+
+    def view(self, name: str) -> SignalView:
+        spec = self._specs[name]
+        reading = self._readings.get(name)
+        if reading is None:
+            return SignalView(name, None, spec.unit, None, None, True, "")
+        age = self._clock.monotonic() - reading.received
+        return SignalView(
+            name, reading.value, spec.unit, reading.ts, age,
+            age > self._freshness[name], reading.source,
+        )
+
+    def value(self, name: str) -> Value | None:
+        """The current value, or None if stale or never received."""
+        return self.view(name).fresh_value
+
+    def snapshot(self, names: Iterable[str] | None = None) -> dict[str, SignalView]:
+        return {name: self.view(name) for name in (self._specs if names is None else names)}
+
+    def watch(self, names: Iterable[str] | None = None) -> Watcher:
+        return Watcher(self, None if names is None else frozenset(names))
+
+    async def wait_for(
+        self, predicate: Callable[[VehicleState], bool], *, timeout: float | None = None
+    ) -> None:
+        """Wait until ``predicate(state)`` holds; TimeoutError after ``timeout`` seconds."""
+        watcher = self.watch()
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                await watcher.changed()
+
+    # --- for Watcher -----------------------------------------------------------
+
+    def _changes_since(self, seen: int, names: frozenset[str] | None) -> set[str]:
+        return {
+            name
+            for name, seq in self._changed_seq.items()
+            if seq > seen and (names is None or name in names)
+        }
+
+    def _event(self) -> asyncio.Event:
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        return self._wakeup
+
+
+class Watcher:
+    """One consumer's view of what changed since it last looked."""
+
+    def __init__(self, state: VehicleState, names: frozenset[str] | None) -> None:
+        self._state = state
+        self._names = names
+        self._seen = state._seq
+
+    def pending(self) -> set[str]:
+        """Names changed (value, or fresh/stale) since the last call; does not wait."""
+        changed = self._state._changes_since(self._seen, self._names)
+        self._seen = self._state._seq
+        return changed
+
+    async def changed(self) -> set[str]:
+        """Wait until at least one watched signal changed, and return which."""
+        while True:
+            changed = self.pending()
+            if changed:
+                return changed
+            await self._state._event().wait()

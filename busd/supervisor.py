@@ -1,0 +1,203 @@
+"""Runs every part of the daemon as a task, restarts what fails, reports health.
+
+A part is a :class:`Component`: something with a name and an ``async run(ctx)``
+that works until it is cancelled. If ``run`` raises, the supervisor logs why,
+waits a capped, jittered exponential back-off on the injected clock, and runs
+it again; a part that stayed up for ``reset_after_s`` starts its back-off from
+the beginning. Parts start in the order given (sinks before sources) and stop
+in reverse (sources first, sinks flush last), all within the stop timeout.
+
+Each part reports through its :class:`ComponentContext`: ``ready()`` once it
+works, ``degraded(reason)`` while it runs but is not doing its job (a silent
+CAN bus, a broker that is down), ``beat()`` to show its loop is alive, and
+``counters`` for the numbers an operator wants to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+
+from busd.clock import Clock
+
+log = structlog.get_logger("busd.supervisor")
+
+
+class Phase(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    DEGRADED = "degraded"
+    BACKOFF = "backoff"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+
+
+@dataclass
+class ComponentHealth:
+    name: str
+    critical: bool
+    phase: Phase = Phase.STARTING
+    reason: str = ""
+    restarts: int = 0
+    last_error: str = ""
+    last_error_at: float | None = None
+    last_beat: float | None = None  # clock.monotonic()
+    counters: dict[str, int | float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase.value,
+            "critical": self.critical,
+            "reason": self.reason,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "counters": dict(self.counters),
+        }
+
+
+class ComponentContext:
+    """What a running component uses to report on itself."""
+
+    def __init__(self, health: ComponentHealth, clock: Clock) -> None:
+        self._health = health
+        self._clock = clock
+        self.log = log.bind(component=health.name)
+
+    @property
+    def counters(self) -> dict[str, int | float]:
+        return self._health.counters
+
+    def ready(self) -> None:
+        self.beat()
+        if self._health.phase is not Phase.RUNNING:
+            if self._health.phase is Phase.DEGRADED:
+                self.log.info("component_recovered", was=self._health.reason)
+            self._health.phase = Phase.RUNNING
+            self._health.reason = ""
+
+    def degraded(self, reason: str) -> None:
+        self.beat()
+        if self._health.phase is not Phase.DEGRADED or self._health.reason != reason:
+            self.log.warning("component_degraded", reason=reason)
+        self._health.phase = Phase.DEGRADED
+        self._health.reason = reason
+
+    def beat(self) -> None:
+        self._health.last_beat = self._clock.monotonic()
+
+
+class Component(Protocol):
+    name: str
+    critical: bool
+
+    async def run(self, ctx: ComponentContext) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial_s: float = 1.0
+    max_s: float = 60.0
+    reset_after_s: float = 60.0
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Exponential in the number of consecutive failures, capped, with 50-100 % jitter."""
+        base = min(self.max_s, self.initial_s * 2 ** max(0, failures - 1))
+        return base * rng.uniform(0.5, 1.0)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        components: Sequence[Component],
+        *,
+        clock: Clock,
+        backoff: Backoff | None = None,
+        stop_timeout_s: float = 4.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        names = [c.name for c in components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"component names must be unique: {names}")
+        self._components = list(components)
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._stop_timeout_s = stop_timeout_s
+        self._rng = rng or random.Random()
+        self.health = {c.name: ComponentHealth(c.name, c.critical) for c in components}
+        self._stop = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def request_stop(self) -> None:
+        """Ask for a clean shutdown (safe to call from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def all_critical_running(self) -> bool:
+        return all(
+            h.phase in (Phase.RUNNING, Phase.DEGRADED) for h in self.health.values() if h.critical
+        )
+
+    async def run(self) -> None:
+        """Run every component until :meth:`request_stop`, then stop them in reverse order."""
+        for component in self._components:
+            self._tasks[component.name] = asyncio.create_task(
+                self._keep_running(component), name=f"busd:{component.name}"
+            )
+        log.info("supervisor_started", components=[c.name for c in self._components])
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        deadline = self._clock.monotonic() + self._stop_timeout_s
+        for component in reversed(self._components):
+            task = self._tasks[component.name]
+            task.cancel()
+            remaining = max(0.05, deadline - self._clock.monotonic())
+            try:
+                async with asyncio.timeout(remaining):
+                    await asyncio.gather(task, return_exceptions=True)
+            except TimeoutError:
+                log.error("component_stop_timeout", component=component.name)
+            self.health[component.name].phase = Phase.STOPPED
+        log.info("supervisor_stopped")
+
+    async def _keep_running(self, component: Component) -> None:
+        health = self.health[component.name]
+        ctx = ComponentContext(health, self._clock)
+        failures = 0
+        while True:
+            started = self._clock.monotonic()
+            health.phase = Phase.STARTING
+            try:
+                await component.run(ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # a part's failure must never take the daemon down
+                if self._clock.monotonic() - started >= self._backoff.reset_after_s:
+                    failures = 0
+                failures += 1
+                health.restarts += 1
+                health.last_error = f"{type(err).__name__}: {err}"
+                health.last_error_at = self._clock.now()
+                health.phase = Phase.BACKOFF
+                delay = self._backoff.delay(failures, self._rng)
+                ctx.log.error(
+                    "component_failed", error=health.last_error, restart_in_s=round(delay, 3),
+                    failures=failures, exc_info=failures == 1,
+                )
+                await self._clock.sleep(delay)
+                continue
+            health.phase = Phase.FINISHED
+            ctx.log.info("component_finished")
+            return
