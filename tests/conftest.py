@@ -1,0 +1,29 @@
+"""Shared test fixtures.
+
+Fixtures that start real services (mosquitto, gpsd, ptys) live in
+tests/support/ and are registered here as plugins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks():
+    """Fail a test that leaves asyncio tasks running behind it."""
+    before = asyncio.all_tasks()
+    yield
+    leaked = [
+        t for t in asyncio.all_tasks() - before
+        if not t.done() and t is not asyncio.current_task()
+    ]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"test leaked tasks: {[t.get_name() for t in leaked]}"
