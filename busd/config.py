@@ -89,7 +89,7 @@ class CanConfig(Strict):
     interface: str = Field(default="socketcan", description="python-can interface name")
     channel: str = "can0"
     bitrate: int = Field(default=500_000, gt=0)
-    dbc: Path = Path("busd.dbc")
+    dbc: Path = Field(description="the DBC file, relative to this config file")
     dbc_strict: bool = Field(
         default=True, description="refuse a DBC that cantools does not load strictly"
     )
@@ -116,7 +116,7 @@ class CanSimulatorConfig(Strict):
 
     interface: str = "virtual"
     channel: str = "busd-sim"
-    dbc: Path = Path("busd.dbc")
+    dbc: Path = Field(description="the DBC the simulator encodes frames with")
     replay: Path | None = Field(default=None, description="replay this CAN log instead of the model")
     replay_loop: bool = True
     initial_soc: float = Field(default=90.0, ge=0, le=100)
@@ -150,7 +150,7 @@ class BusdConfig(BaseSettings):
         default_factory=dict, description="per-signal freshness limits overriding the defaults"
     )
     supervisor: SupervisorConfig = SupervisorConfig()
-    can: CanConfig = CanConfig()
+    can: CanConfig | None = None
     simulators: SimulatorsConfig = SimulatorsConfig()
 
     @model_validator(mode="after")
