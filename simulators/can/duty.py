@@ -31,7 +31,7 @@ class DutyCycle:
     stop_s: float = 600.0
     outside_temp_c: float = -5.0
     hvac_on: bool = True
-    decel_mps2: float = VehicleParams.decel_mps2
+    decel_mps2: float = VehicleParams().decel_mps2
 
     def __call__(self, elapsed_s: float) -> Inputs:
         period = self.drive_s + self.stop_s
