@@ -124,7 +124,9 @@ class CanSimulatorConfig(Strict):
         "(for a daemon in another process) instead of sending on interface/channel",
     )
     dbc: Path = Field(default=Path("busd.dbc"), description="DBC the frames are encoded with")
-    replay: Path | None = Field(default=None, description="replay this CAN log instead of the model")
+    replay: Path | None = Field(
+        default=None, description="replay this CAN log instead of the model"
+    )
     replay_loop: bool = Field(default=True, description="start the replay again when it ends")
     fps: float = Field(
         default=0.0,

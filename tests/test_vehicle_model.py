@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulators.can.battery import PackParams, charge_taper, pack_ocv, pack_resistance
+from simulators.can.battery import (
+    PackParams,
+    charge_taper,
+    pack_ocv,
+    pack_resistance,
+)
 from simulators.can.duty import DutyCycle
 from simulators.can.model import ChargerState, Inputs, VehicleModel
 

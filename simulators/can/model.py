@@ -292,7 +292,7 @@ class VehicleModel:
         return min(available_w, max(0.0, demand_w) + accept_w)
 
     def _electrics(self, pack_power_w: float, dt: float) -> None:
-        """Pack current, voltage sag, SOC and energy counters for ``pack_power_w`` (+ = discharge)."""
+        """Pack current, sag, SOC and energy counters for ``pack_power_w`` (+ = discharge)."""
         t = self._t
         p = self.pack
         t.contactor_closed = t.ready or t.plugged

@@ -79,7 +79,9 @@ class Replayer:
                 try:
                     batch = await asyncio.to_thread(_take, frames, BATCH)
                 except (ValueError, OSError, IndexError) as err:
-                    raise ReplayError(f"bad recording {self.path} after {count} frames: {err}") from err
+                    raise ReplayError(
+                        f"bad recording {self.path} after {count} frames: {err}"
+                    ) from err
                 if not batch:
                     break
                 for msg in batch:

@@ -51,7 +51,8 @@ class CanSimulator:
             raise ValueError("tick_s must be positive")
         self.config = config
         self.clock = clock
-        self.time_scale = float(time_scale if time_scale is not None else getattr(clock, "speed", 1.0))
+        scale = time_scale if time_scale is not None else getattr(clock, "speed", 1.0)
+        self.time_scale = float(scale)
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.tick_s = tick_s * max(1.0, self.time_scale)
