@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import os
 import re
-import termios
 import tty
 from collections import deque
 from pathlib import Path
@@ -231,10 +230,13 @@ class SlcanPty:
         return self._bad()
 
     def _discard_stale(self) -> None:
-        """Forget frames nobody read, so a restarted daemon does not get old ones first."""
+        """Forget frames queued but not yet written, so a new session starts fresh.
+
+        Bytes already in the pty are left alone: flushing them with tcflush races
+        with a host that select()ed the port as readable, and pyserial then
+        reports the port as disconnected.
+        """
         self._out.clear()
-        with contextlib.suppress(termios.error):
-            termios.tcflush(self._slave, termios.TCIFLUSH)
 
     def _host_frame(self, cmd: bytes) -> bytes:
         """A frame the host transmits: acknowledged (``z``/``Z``) when open and well-formed."""
