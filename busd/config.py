@@ -114,15 +114,31 @@ class SupervisorConfig(Strict):
 class CanSimulatorConfig(Strict):
     """The CAN simulator started with the daemon (only in simulation configs)."""
 
-    interface: str = "virtual"
-    channel: str = "busd-sim"
-    dbc: Path = Field(description="the DBC the simulator encodes frames with")
-    replay: Path | None = Field(default=None, description="replay this CAN log instead of the model")
-    replay_loop: bool = True
-    initial_soc: float = Field(default=90.0, ge=0, le=100)
-    capacity_kwh: float = Field(default=110.0, gt=0)
-    outside_temp_c: float = -5.0
-    cruise_kmh: float = Field(default=60.0, gt=0)
+    interface: str = Field(
+        default="virtual", description="python-can interface the simulator sends on"
+    )
+    channel: str = Field(default="busd-sim", description="python-can channel it sends on")
+    slcan_link: Path | None = Field(
+        default=None,
+        description="serve the frames as an slcan adapter on a pty linked at this path "
+        "(for a daemon in another process) instead of sending on interface/channel",
+    )
+    dbc: Path = Field(description="DBC the frames are encoded with")
+    replay: Path | None = Field(
+        default=None, description="replay this CAN log instead of the model"
+    )
+    replay_loop: bool = Field(default=True, description="start the replay again when it ends")
+    fps: float = Field(
+        default=0.0,
+        ge=0,
+        le=20_000,
+        description="total frames per real second including other ECUs' traffic that busd "
+        "ignores (e.g. 1000); 0 = only the DBC messages (about 83 frames/s)",
+    )
+    initial_soc: float = Field(default=90.0, ge=0, le=100, description="SOC at start, %")
+    capacity_kwh: float = Field(default=110.0, gt=0, description="usable pack energy")
+    outside_temp_c: float = Field(default=-5.0, ge=-50, le=60, description="outside air, °C")
+    cruise_kmh: float = Field(default=60.0, gt=0, le=120, description="speed of each drive")
     drive_s: float = Field(default=900.0, gt=0, description="length of each drive")
     stop_s: float = Field(default=600.0, gt=0, description="length of each stop with heating on")
 
@@ -196,7 +212,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("can"), "dbc")
     sims = data.get("simulators")
     if isinstance(sims, dict):
-        fix(sims.get("can"), "dbc", "replay")
+        fix(sims.get("can"), "dbc", "replay", "slcan_link")
 
 
 def load_config(path: str | Path | None = None) -> BusdConfig:
