@@ -84,7 +84,7 @@ def _simulators(config: BusdConfig, clock: Clock) -> list[Component]:
     """Simulators named by the config; imported only when asked for."""
     sims: list[Component] = []
     if config.simulators.can is not None:
-        from simulators.can import CanSimulator
+        from simulators.can.simulator import CanSimulator
 
         sims.append(CanSimulator(config.simulators.can, clock))
     return sims

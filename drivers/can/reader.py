@@ -119,7 +119,7 @@ class CanReader:
         self._last_frame = self._clock.monotonic()
         thread.start()
         ctx.log.info("can_open", interface=self._config.interface, channel=self._config.channel)
-        ctx.degraded("waiting for the first frame")
+        ctx.ready()  # the bus is open; the silence watchdog reports if nothing arrives
         watchdog = asyncio.create_task(self._watch_silence(ctx), name=f"busd:{self.name}:silence")
         try:
             while True:
