@@ -97,6 +97,11 @@ class CanConfig(Strict):
         default=True,
         description="match 29-bit frames by PGN, ignoring priority and source address",
     )
+    filter_frames: bool = Field(
+        default=True,
+        description="pass only mapped frames through the interface's acceptance filters "
+        "(in the kernel on SocketCAN); off to count every unknown id",
+    )
     silence_timeout_s: float = Field(default=2.0, gt=0)
     queue_size: int = Field(default=10_000, ge=100)
     options: dict[str, str | int | float | bool] = Field(

@@ -86,7 +86,7 @@ async def test_simulator_frames_become_live_state(channel: str) -> None:
 async def test_malformed_frames_are_counted_and_good_ones_still_flow(channel: str) -> None:
     state = VehicleState(SystemClock())
     db = own_db()
-    async with Running(make_reader(channel, state)) as sup:
+    async with Running(make_reader(channel, state, filter_frames=False)) as sup:
         await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
         with can.Bus(interface="virtual", channel=channel) as tx:
             tx.send(can.Message(arbitration_id=0x100, is_extended_id=False, data=b"\x01\x02"))
@@ -172,3 +172,23 @@ async def test_bus_failure_mid_stream_reopens_the_bus(channel: str) -> None:
                     await asyncio.sleep(0.05)
 
             await asyncio.wait_for(delivered(), 5)
+
+
+async def test_unmapped_frames_are_filtered_before_the_decoder(channel: str) -> None:
+    state = VehicleState(SystemClock())
+    db = own_db()
+    async with Running(make_reader(channel, state)) as sup:
+        await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
+        with can.Bus(interface="virtual", channel=channel) as tx:
+            for arbitration_id in (0x555, 0x7FF):
+                tx.send(can.Message(arbitration_id=arbitration_id, is_extended_id=False,
+                                    data=b"\x00" * 8))
+            speed = frame(db, "CCVS1", WheelBasedVehicleSpeed=33.0)
+            speed.arbitration_id = (speed.arbitration_id & ~0xFF) | 0x27  # another ECU
+            tx.send(speed)
+            tx.send(frame(db, "BMS_Status", StateOfCharge=44.0))
+            await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 44.0
+                                 and s.value(sig.VEHICLE_SPEED) == 33.0, timeout=5)
+        counters = sup.health["can"].counters
+        await wait_until(lambda: counters.get("frames") == 2)
+        assert counters["unknown_id"] == 0

@@ -150,6 +150,20 @@ class FrameDecoder:
     def targets(self) -> set[str]:
         return {rule.target for route in self._by_id.values() for rule in route.rules}
 
+    def can_filters(self) -> list[dict[str, int | bool]]:
+        """python-can acceptance filters that pass only the frames this mapping uses.
+
+        On SocketCAN the kernel applies them, so the rest of a busy bus never
+        reaches Python; elsewhere python-can drops them before the hand-over.
+        """
+        filters: list[dict[str, int | bool]] = []
+        for frame_id, route in sorted(self._by_id.items()):
+            extended = route.message.is_extended_frame
+            mask = _J1939_PGN_MASK if extended and self._match_pgn else (
+                0x1FFFFFFF if extended else 0x7FF)
+            filters.append({"can_id": frame_id & mask, "can_mask": mask, "extended": extended})
+        return filters
+
     def _route(self, arbitration_id: int, is_extended: bool) -> _Route | None:
         route = self._by_id.get(arbitration_id)
         if route is not None and route.message.is_extended_frame != is_extended:

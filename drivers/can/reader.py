@@ -34,6 +34,12 @@ from drivers.can.decoder import FrameDecoder
 BusFactory = Callable[..., can.BusABC]
 _RECV_TIMEOUT_S = 0.5  # how long the reader thread blocks before checking for stop
 _PROBLEM_LOG_INTERVAL_S = 30.0
+_STATS_LOG_INTERVAL_S = 300.0  # counters in the log every 5 minutes and at stop
+# After each batch the loop waits this long (real time: it is about CPU, not
+# the simulated day) so frames arrive in batches of dozens rather than waking
+# the loop a thousand times a second. 20 ms is far below any signal's freshness.
+_BATCH_GATHER_S = 0.02
+_COUNTERS_EVERY_S = 1.0
 
 
 class FrameBuffer:
@@ -120,7 +126,11 @@ class CanReader:
         thread.start()
         ctx.log.info("can_open", interface=self._config.interface, channel=self._config.channel)
         ctx.ready()  # the bus is open; the silence watchdog reports if nothing arrives
-        watchdog = asyncio.create_task(self._watch_silence(ctx), name=f"busd:{self.name}:silence")
+        watchdog = asyncio.create_task(
+            self._watch_silence(ctx, buffer), name=f"busd:{self.name}:silence"
+        )
+        next_stats = self._clock.monotonic() + _STATS_LOG_INTERVAL_S
+        next_counters = 0.0
         try:
             while True:
                 batch = await buffer.take()
@@ -131,8 +141,17 @@ class CanReader:
                 if batch:
                     self._ingest(batch, problems)
                     ctx.ready()
-                self._export_counters(ctx, buffer)
+                now = self._clock.monotonic()
+                if now >= next_counters:
+                    next_counters = now + _COUNTERS_EVERY_S
+                    self._export_counters(ctx, buffer)
+                if now >= next_stats:
+                    next_stats += _STATS_LOG_INTERVAL_S
+                    ctx.log.info("can_stats", **ctx.counters)
+                await asyncio.sleep(_BATCH_GATHER_S)
         finally:
+            self._export_counters(ctx, buffer)
+            ctx.log.info("can_stats", **ctx.counters)
             watchdog.cancel()
             stop.set()
             await asyncio.gather(watchdog, return_exceptions=True)
@@ -143,6 +162,8 @@ class CanReader:
         kwargs: dict[str, Any] = {"interface": config.interface, "channel": config.channel}
         if config.interface not in ("virtual",):
             kwargs["bitrate"] = config.bitrate
+        if config.filter_frames:
+            kwargs["can_filters"] = self._decoder.can_filters()
         kwargs.update(config.options)
         try:
             return await asyncio.to_thread(self._bus_factory, **kwargs)
@@ -178,10 +199,11 @@ class CanReader:
         ctx.counters["buffer_dropped"] = buffer.dropped
         ctx.counters["bad_values"] = self.bad_values
 
-    async def _watch_silence(self, ctx: ComponentContext) -> None:
+    async def _watch_silence(self, ctx: ComponentContext, buffer: FrameBuffer) -> None:
         limit = self._config.silence_timeout_s
         while True:
             await self._clock.sleep(limit / 4)
+            self._export_counters(ctx, buffer)
             silent_for = self._clock.monotonic() - self._last_frame
             if silent_for > limit:
                 ctx.degraded(f"no CAN frames for more than {limit:g} s")
