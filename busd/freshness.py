@@ -25,7 +25,12 @@ class FreshnessMonitor:
         ctx.ready()
         while True:
             await self._clock.sleep(self._interval_s)
-            stale = sum(1 for view in self._state.snapshot().values() if view.stale)
+            # Signals that were received but went stale; never-received ones
+            # (no such source on this bus) are not a fault.
+            stale = sum(
+                1 for view in self._state.snapshot().values()
+                if view.stale and view.value is not None
+            )
             self._state.check_freshness()
             ctx.counters["stale_signals"] = stale
             ctx.beat()
