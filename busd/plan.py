@@ -1,0 +1,187 @@
+"""The day's stop plan: where the bus goes, for how long, and where it can charge.
+
+One model serves the tracker (stops and their geofences, to recognise visits),
+the planner (durations, priorities, windows, chargers, to keep the day safe)
+and the office (``cmd/plan`` payloads and the retained ``plan`` topic). A plan
+comes from a file for the day or from the office; either way it is validated
+here, and every problem names its field.
+
+Times of day are local (the plan's time zone, Europe/Riga by default); stored
+and published timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from busd.errors import ConfigError
+
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+PlaceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+EARTH_RADIUS_M = 6_371_008.8
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Place(_Strict):
+    id: PlaceId
+    name: str = Field(min_length=1, max_length=80)
+    lat: Latitude
+    lon: Longitude
+    geofence_m: float = Field(default=150.0, gt=10, le=2000, description="radius of the site")
+
+    def distance_m(self, lat: float, lon: float) -> float:
+        return haversine_m(self.lat, self.lon, lat, lon)
+
+
+class ArrivalWindow(_Strict):
+    earliest: time
+    latest: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ArrivalWindow:
+        if self.latest < self.earliest:
+            raise ValueError("latest is before earliest")
+        return self
+
+
+class Stop(Place):
+    window: ArrivalWindow | None = Field(default=None, description="announced arrival window")
+    planned_min: float = Field(gt=0, le=720, description="planned minutes on site")
+    min_min: float = Field(ge=0, le=720, description="shortest acceptable visit, minutes")
+    priority: int = Field(default=5, ge=1, le=10, description="10 = most important")
+    must_serve: bool = False
+    leg_km: float | None = Field(
+        default=None, gt=0, description="road km from the previous place, when known"
+    )
+    cycle: Literal["weekly", "fortnightly", "monthly"] | None = Field(
+        default=None, description="how often the village is served"
+    )
+
+    @model_validator(mode="after")
+    def _durations(self) -> Stop:
+        if self.min_min > self.planned_min:
+            raise ValueError("min_min is longer than planned_min")
+        return self
+
+
+class Depot(Place):
+    leave_at: time = time(7, 30)
+    return_by: time = time(17, 0)
+    return_leg_km: float | None = Field(default=None, gt=0)
+
+
+class Charger(Place):
+    power_kw: float = Field(gt=0, le=400)
+    opens: time = time(0, 0)
+    closes: time = time(23, 59)
+
+
+class Plan(_Strict):
+    bus: str | None = Field(default=None, description="the bus it is for; None = any")
+    date: date
+    version: int = Field(ge=1, description="must increase with every replacement")
+    timezone: str = "Europe/Riga"
+    depot: Depot
+    stops: list[Stop] = Field(max_length=40)
+    chargers: list[Charger] = Field(default_factory=list, max_length=20)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        ids = [self.depot.id, *(s.id for s in self.stops), *(c.id for c in self.chargers)]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"ids used more than once: {', '.join(duplicates)}")
+        if self.depot.return_by <= self.depot.leave_at:
+            raise ValueError("depot.return_by is not after depot.leave_at")
+        previous: Stop | None = None
+        for stop in self.stops:
+            if stop.window is not None and previous is not None and previous.window is not None:
+                if stop.window.earliest < previous.window.latest:
+                    raise ValueError(
+                        f"arrival windows of {previous.id} and {stop.id} overlap or are out of order"
+                    )
+            if stop.window is not None:
+                previous = stop
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def at(self, clock_time: time) -> float:
+        """UTC epoch seconds of a local time of day on the plan's date."""
+        return datetime.combine(self.date, clock_time, tzinfo=self.zone).timestamp()
+
+    def local_date(self, ts: float) -> date:
+        return datetime.fromtimestamp(ts, self.zone).date()
+
+    def stop(self, stop_id: str) -> Stop:
+        for stop in self.stops:
+            if stop.id == stop_id:
+                return stop
+        raise KeyError(stop_id)
+
+    def places(self) -> list[Place]:
+        return [self.depot, *self.stops, *self.chargers]
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def plan_problems(err: ValidationError) -> list[tuple[str, str]]:
+    return [
+        (".".join(str(p) for p in e["loc"]) or "(plan)", e["msg"].removeprefix("Value error, "))
+        for e in err.errors()
+    ]
+
+
+def parse_plan(data: object) -> Plan:
+    """Validate a plan from decoded JSON/TOML; raises ConfigError naming each field."""
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(plan_problems(err)) from err
+
+
+def load_plan(path: Path) -> Plan:
+    """A plan file: TOML (``.toml``) or JSON."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except FileNotFoundError:
+        raise ConfigError([(str(path), "plan file not found")]) from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # TOMLDecodeError is a ValueError
+        raise ConfigError([(str(path), f"cannot read plan: {err}")]) from err
+    return parse_plan(data)
+
+
+def day_bounds(plan: Plan) -> tuple[float, float]:
+    """UTC epoch seconds of the local midnight starting and ending the plan's day."""
+    start = datetime.combine(plan.date, time(0), tzinfo=plan.zone)
+    return start.timestamp(), (start + timedelta(days=1)).timestamp()
