@@ -16,6 +16,7 @@ from busd.config import BusdConfig
 from busd.freshness import FreshnessMonitor
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Component, Supervisor
+from busd.watchdog import SystemdWatchdog
 from drivers.can.decoder import FrameDecoder, load_dbc
 
 
@@ -77,6 +78,8 @@ def build_daemon(
         ),
         stop_timeout_s=config.supervisor.stop_timeout_s,
     )
+    # Last: stopped first, so systemd hears STOPPING=1 as soon as shutdown begins.
+    supervisor.add(SystemdWatchdog(health=lambda: supervisor.health, clock=clock))
     return Daemon(config, clock, state, supervisor, components)
 
 
