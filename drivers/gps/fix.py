@@ -163,6 +163,9 @@ class GpsPublisher:
             return f"no position report for more than {stale_after_s:g} s"
         if self.last_mode < 2:
             return "receiver reports no fix"
-        if self.time_check.alarm and self.time_check.offset_s is not None:
-            return f"system clock differs from GPS time by {self.time_check.offset_s:+.1f} s"
+        if self.time_check.alarm:
+            # The offset itself is in the counters; a reason that changed every
+            # second would log a new "degraded" line every second.
+            return (f"system clock differs from GPS time by more than "
+                    f"{self.time_check.threshold_s:g} s")
         return None
