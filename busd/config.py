@@ -187,17 +187,10 @@ class LiftAlertConfig(Strict):
     """Lift-not-stowed-while-moving alert."""
 
     speed_threshold_kmh: float = Field(
-        default=3.0, gt=0, description="moving above this speed with the lift not stowed alarms"
+        default=3.0, gt=0,
+        description="moving above this speed with the lift not stowed raises the alert; "
+        "it clears once the lift reads stowed",
     )
-    clear_below_kmh: float = Field(
-        default=1.0, ge=0, description="with the lift stowed again or the bus below this, it clears"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> LiftAlertConfig:
-        if self.clear_below_kmh > self.speed_threshold_kmh:
-            raise ValueError("clear_below_kmh is above speed_threshold_kmh")
-        return self
 
 
 class SupervisorConfig(Strict):
