@@ -50,8 +50,32 @@ class ReceiverOutput:
     hdop: float = 0.9
 
 
-def epoch_sentences(out: ReceiverOutput, talker: str = "GP") -> list[bytes]:
-    """One epoch's RMC, GGA and VTG, in the order a typical receiver sends them."""
+def _constellation(count: int) -> list[tuple[int, int, int, int]]:
+    """(PRN, elevation, azimuth, SNR) of a plausible, fixed sky."""
+    return [(2 + 3 * i, 15 + (37 * i) % 70, (47 * i) % 360, 30 + (7 * i) % 18)
+            for i in range(count)]
+
+
+def _satellite_sentences(out: ReceiverOutput, talker: str) -> list[bytes]:
+    """GSA (fix mode, DOPs, PRNs used) and GSV (sky view): what gpsd builds SKY from."""
+    sky = _constellation(max(out.satellites, 0))
+    used = [str(prn) for prn, *_ in sky[:12]] if out.fix else []
+    used += [""] * (12 - len(used))
+    mode = 3 if out.fix else 1
+    dops = f"{out.hdop * 1.6:.2f},{out.hdop:.2f},{out.hdop * 1.3:.2f}" if out.fix else ",,"
+    sentences = [_sentence(f"{talker}GSA,A,{mode},{','.join(used)},{dops}")]
+    groups = [sky[i:i + 4] for i in range(0, len(sky), 4)] or [[]]
+    for n, group in enumerate(groups, start=1):
+        sats = "".join(f",{prn:02d},{el:02d},{az:03d},{snr:02d}" for prn, el, az, snr in group)
+        sentences.append(_sentence(f"{talker}GSV,{len(groups)},{n},{len(sky):02d}{sats}"))
+    return sentences
+
+
+def epoch_sentences(
+    out: ReceiverOutput, talker: str = "GP", *, with_satellites: bool = True
+) -> list[bytes]:
+    """One epoch's RMC, GGA and VTG (plus GSA/GSV), in a typical receiver's order."""
+    extra = _satellite_sentences(out, talker) if with_satellites else []
     tm = time.gmtime(out.utc)
     hundredths = int(round((out.utc % 1) * 100)) % 100
     hms = f"{tm.tm_hour:02d}{tm.tm_min:02d}{tm.tm_sec:02d}.{hundredths:02d}"
@@ -61,6 +85,7 @@ def epoch_sentences(out: ReceiverOutput, talker: str = "GP") -> list[bytes]:
             _sentence(f"{talker}RMC,{hms},V,,,,,,,{dmy},,,N"),
             _sentence(f"{talker}GGA,{hms},,,,,0,{out.satellites:02d},99.99,,,,,,"),
             _sentence(f"{talker}VTG,,T,,M,,N,,K,N"),
+            *extra,
         ]
     lat, ns = _lat(out.lat)
     lon, ew = _lon(out.lon)
@@ -73,4 +98,5 @@ def epoch_sentences(out: ReceiverOutput, talker: str = "GP") -> list[bytes]:
             f"{out.altitude_m:.1f},M,23.1,M,,"
         ),
         _sentence(f"{talker}VTG,{course},T,,M,{knots:.3f},N,{out.speed_kmh:.3f},K,A"),
+        *extra,
     ]
