@@ -147,7 +147,9 @@ class LiftRegisterMap(Strict):
     interlock: int = Field(
         default=4, ge=0, lt=65536, description="discrete input: drive interlock engaged"
     )
-    fault: int = Field(default=5, ge=0, lt=65536, description="discrete input: lift controller fault")
+    fault: int = Field(
+        default=5, ge=0, lt=65536, description="discrete input: lift controller fault"
+    )
     cycles: int = Field(default=0, ge=0, lt=65536, description="input register: cycle counter")
     cycles_words: Literal[1, 2] = Field(
         default=1, description="cycle counter width in registers (2 = 32 bit, high word first)"

@@ -41,7 +41,7 @@ async def simulator(sim: GpsSimulator):
 
 
 @pytest.mark.slow
-async def test_simulator_through_gpsd_into_state(tmp_path: Path, gpsd_on) -> None:
+async def test_simulator_through_gpsd_into_state(tmp_path: Path, gpsd_on) -> None:  # noqa: F811
     clock = SystemClock()
     state = VehicleState(clock, freshness_overrides=GPS_FRESH)
     sim = GpsSimulator(
@@ -92,7 +92,7 @@ async def test_simulator_through_gpsd_into_state(tmp_path: Path, gpsd_on) -> Non
     assert any(f.mode == 3 for f in fixes)
 
 
-async def test_gpsd_restart_reconnects(tmp_path: Path, gpsd_on) -> None:
+async def test_gpsd_restart_reconnects(tmp_path: Path, gpsd_on) -> None:  # noqa: F811
     """gpsd goes away and comes back on the same port: the driver reconnects by itself."""
     clock = SystemClock()
     state = VehicleState(clock, freshness_overrides=GPS_FRESH)

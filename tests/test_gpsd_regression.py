@@ -146,7 +146,7 @@ def receiver_lines(log: str) -> list[bytes]:
     "log",
     ["bt451.log", "mtk-3301.log", "magellan-ec10.log", "gp-320fw-2019-04-07-coldboot.log"],
 )
-async def test_driver_reports_what_gpsd_expects(log, pty_link: PtyLink, gpsd_on) -> None:
+async def test_driver_reports_what_gpsd_expects(log, pty_link: PtyLink, gpsd_on) -> None:  # noqa: F811
     clock = SystemClock()
     state = VehicleState(clock)
     gpsd = gpsd_on(pty_link.path)

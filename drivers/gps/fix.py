@@ -114,7 +114,9 @@ class GpsPublisher:
         self.last_fix_mono = now_mono
         self._counters["fixes"] = self._counters.get("fixes", 0) + 1
         if fix_label(fix.mode) != fix_label(self.last_mode):
-            self._log.info("gps_fix_changed", fix=fix_label(fix.mode), was=fix_label(self.last_mode))
+            self._log.info(
+                "gps_fix_changed", fix=fix_label(fix.mode), was=fix_label(self.last_mode)
+            )
         self.last_mode = fix.mode
         self._put(sig.GPS_FIX, fix_label(fix.mode))
         if not fix.has_position:

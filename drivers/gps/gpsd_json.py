@@ -56,8 +56,8 @@ class Sky(_Report):
     cls: Literal["SKY"] = Field(alias="class")
     device: str | None = None
     hdop: float | None = Field(default=None, ge=0)
-    nSat: int | None = Field(default=None, ge=0)  # noqa: N815 - gpsd's name
-    uSat: int | None = Field(default=None, ge=0)  # noqa: N815 - gpsd's name
+    nSat: int | None = Field(default=None, ge=0)  # gpsd's name
+    uSat: int | None = Field(default=None, ge=0)  # gpsd's name
     satellites: list[SkySatellite] = Field(default_factory=list, max_length=256)
 
     def to_quality(self) -> FixQuality:

@@ -115,7 +115,9 @@ class LiftModbusSource:
             delay = min(self._backoff_max_s, self._backoff_initial_s * 2 ** (opens - 1))
             await self._clock.sleep(delay * self._rng.uniform(0.5, 1.0))
 
-    async def _poll_until_lost(self, client: AsyncModbusSerialClient, ctx: ComponentContext) -> bool:
+    async def _poll_until_lost(
+        self, client: AsyncModbusSerialClient, ctx: ComponentContext
+    ) -> bool:
         """Poll until the line looks dead; True if the unit answered at least once."""
         failures = 0
         answered = False

@@ -77,7 +77,7 @@ def epoch_sentences(
     """One epoch's RMC, GGA and VTG (plus GSA/GSV), in a typical receiver's order."""
     extra = _satellite_sentences(out, talker) if with_satellites else []
     tm = time.gmtime(out.utc)
-    hundredths = int(round((out.utc % 1) * 100)) % 100
+    hundredths = round((out.utc % 1) * 100) % 100
     hms = f"{tm.tm_hour:02d}{tm.tm_min:02d}{tm.tm_sec:02d}.{hundredths:02d}"
     dmy = f"{tm.tm_mday:02d}{tm.tm_mon:02d}{tm.tm_year % 100:02d}"
     if not out.fix:

@@ -66,7 +66,8 @@ class Route:
             self._points.append(self._points[0])
         self._speed_mps = speed_kmh / 3.6
         self._loop = loop and len(self._points) > 1
-        self._legs = [distance_m(a, b) for a, b in zip(self._points, self._points[1:], strict=False)]
+        pairs = zip(self._points, self._points[1:], strict=False)
+        self._legs = [distance_m(a, b) for a, b in pairs]
         self.length_m = sum(self._legs)
 
     def position(self, elapsed_s: float) -> SimPosition:

@@ -53,21 +53,21 @@ class Gpsd:
         self.port = free_port()
         self._socket = workdir / f"gpsd-{self.port}.sock"
         self._stderr_path = workdir / f"gpsd-{self.port}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        with self._stderr_path.open("wb") as stderr:
+        with self._stderr_path.open("ab") as stderr:
             # -N foreground, -n read the device without waiting for a client,
             # -b read-only: no probe strings written to our pty.
-            self._proc = subprocess.Popen(
-                [gpsd_binary(), "-N", "-n", "-b", "-S", str(self.port), "-F", str(self._socket),
-                 self.device],
+            self._proc = await asyncio.create_subprocess_exec(
+                gpsd_binary(), "-N", "-n", "-b", "-S", str(self.port), "-F", str(self._socket),
+                self.device,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             )
 
         async def accepting() -> bool:
             assert self._proc is not None
-            if self._proc.poll() is not None:
+            if self._proc.returncode is not None:
                 raise AssertionError(f"gpsd exited early:\n{self.stderr()}")
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -77,7 +77,7 @@ class Gpsd:
             return False
 
         async with asyncio.timeout(10):
-            while not await accepting():
+            while not await accepting():  # noqa: ASYNC110 - polling a port, no event to wait on
                 await asyncio.sleep(0.02)
 
     def stderr(self) -> str:
@@ -86,15 +86,17 @@ class Gpsd:
     async def stop(self) -> None:
         if self._proc is None:
             return
-        self._proc.terminate()
-        try:
-            await asyncio.to_thread(self._proc.wait, 5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            await asyncio.to_thread(self._proc.wait, 5)
+        if self._proc.returncode is None:
+            self._proc.terminate()
+            try:
+                async with asyncio.timeout(5):
+                    await self._proc.wait()
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
         self._proc = None
 
-    async def sync(self, link: PtyLink, *, timeout: float = 10.0) -> None:
+    async def sync(self, link: PtyLink, *, within_s: float = 10.0) -> None:
         """Return once gpsd demonstrably parses what we write to ``link``.
 
         gpsd flushes the line while it sets the device up, so bytes written
@@ -116,7 +118,7 @@ class Gpsd:
 
         watcher = asyncio.create_task(watch())
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within_s):
                 while not identified.is_set():
                     link.write(nmea("GPTXT,01,01,02,busd test sync"))
                     with contextlib.suppress(TimeoutError):
