@@ -16,19 +16,16 @@ def gps_source(
     config: GpsConfig, *, state: VehicleState, clock: Clock
 ) -> GpsdSource | NmeaSerialSource:
     """The component the config asks for (the composition root's one call)."""
-    common = dict(
-        stale_after_s=config.stale_after_s,
-        time_offset_alarm_s=config.time_offset_alarm_s,
-        backoff_initial_s=config.backoff_initial_s,
-        backoff_max_s=config.backoff_max_s,
-    )
     if config.source == "nmea":
         assert config.device is not None  # the config validator guarantees it
         return NmeaSerialSource(
             state=state, clock=clock, device=str(config.device), baudrate=config.baudrate,
-            **common,
+            stale_after_s=config.stale_after_s, time_offset_alarm_s=config.time_offset_alarm_s,
+            backoff_initial_s=config.backoff_initial_s, backoff_max_s=config.backoff_max_s,
         )
     return GpsdSource(
         state=state, clock=clock, host=config.host, port=config.port,
-        connect_timeout_s=config.connect_timeout_s, **common,
+        connect_timeout_s=config.connect_timeout_s,
+        stale_after_s=config.stale_after_s, time_offset_alarm_s=config.time_offset_alarm_s,
+        backoff_initial_s=config.backoff_initial_s, backoff_max_s=config.backoff_max_s,
     )

@@ -110,7 +110,7 @@ class GpsdSource:
             await self._clock.sleep(self._backoff(failures))
 
     def _backoff(self, failures: int) -> float:
-        base = min(self._backoff_max_s, self._backoff_initial_s * 2 ** max(0, failures - 1))
+        base = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** max(0, failures - 1))
         return base * self._rng.uniform(0.5, 1.0)
 
     async def _session(

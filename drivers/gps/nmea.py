@@ -74,16 +74,14 @@ def _coord(value: str, hemisphere: str, degree_digits: int) -> float | None:
 
 
 def _time_of_day(text: str) -> float | None:
+    if not text:
+        return None
     if len(text) < 6 or not text[:6].isdigit():
-        return None if not text else _bad(f"bad time {text!r}")
+        raise DecodeError(f"bad time {text!r}")
     hh, mm, ss = int(text[0:2]), int(text[2:4]), _float(text[4:])
     if hh > 23 or mm > 59 or ss is None or not 0 <= ss < 61:
         raise DecodeError(f"bad time {text!r}")
     return hh * 3600 + mm * 60 + ss
-
-
-def _bad(message: str) -> None:
-    raise DecodeError(message)
 
 
 def _date(text: str) -> int | None:
@@ -137,7 +135,10 @@ def parse_sentence(line: str) -> Sentence | None:
     """RMC/GGA/VTG as a dataclass, None for other (valid) sentences; DecodeError for garbage."""
     fields = checked_fields(line)
     kind = fields[0][2:]
-    f = lambda i: _field(fields, i)  # noqa: E731 - local shorthand
+
+    def f(index: int) -> str:
+        return _field(fields, index)
+
     if kind == "RMC":
         if len(fields) < 10:
             raise DecodeError("short RMC")

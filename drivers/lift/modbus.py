@@ -112,7 +112,7 @@ class LiftModbusSource:
             finally:
                 client.close()
             opens = 1 if answered else opens + 1
-            delay = min(self._backoff_max_s, self._backoff_initial_s * 2 ** (opens - 1))
+            delay = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** (opens - 1))
             await self._clock.sleep(delay * self._rng.uniform(0.5, 1.0))
 
     async def _poll_until_lost(
