@@ -11,12 +11,9 @@ which would spin the event loop whenever the reader (gpsd) reconnects.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
-import fcntl
 import os
-import termios
 import tty
 from pathlib import Path
 
@@ -109,14 +106,6 @@ class PtyLink:
             written = 0
         self.dropped_bytes += len(data) - written
         return written
-
-    def unread(self) -> int:
-        """Bytes written to the reader that it has not read yet (lets tests wait for it)."""
-        if self._slave is None:
-            return 0
-        count = array.array("i", [0])
-        fcntl.ioctl(self._slave, termios.FIONREAD, count)
-        return int(count[0])
 
     def start_reading(self) -> None:
         """Collect what the reader writes to us (Modbus requests, gpsd's probes)."""

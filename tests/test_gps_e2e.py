@@ -168,6 +168,7 @@ async def test_nmea_serial_garbage_and_eof_mid_line(tmp_path: Path) -> None:
     state = VehicleState(clock, freshness_overrides=GPS_FRESH)
     link = PtyLink(link=tmp_path / "nmea")
     link.open()
+    sent = 0
     try:
         source = NmeaSerialSource(state=state, clock=clock, device=link.path, stale_after_s=1.0,
                                   backoff_initial_s=0.05, backoff_max_s=0.2,
@@ -175,13 +176,14 @@ async def test_nmea_serial_garbage_and_eof_mid_line(tmp_path: Path) -> None:
         async with running(source, clock) as run:
             await wait_until(lambda: run.health.reason.startswith("no position"), timeout=5,
                              what="port open")
-            link.write(b"\x00\xff garbage \r\n")
-            link.write(b"$GPRMC,120000.00,A,5621.258,N,02610.548,E,10.0,90.0,010126,,,A*00\r\n")
-            link.write(b"$GPGGA,120000.00,5621.258,N,02610.548,E,1,08,0.9,95.0,M,23.1,M,,\r\n")
-            link.write(b"A" * 1000 + b"\r\n")
-            link.write(nmea("GPGGA,120000.00,5621.258000,N,02610.548000,E,1,08,0.90,95.0,M,23.1,M,,"))
-            link.write(nmea("GPRMC,120000.00,A,5621.258000,N,02610.548000,E,10.000,90.00,010126,,,A"))
-            link.write(nmea("GPVTG,90.00,T,,M,10.000,N,18.520,K,A"))
+            sent += link.write(b"\x00\xff garbage \r\n")
+            pos = "5621.258000,N,02610.548000,E"
+            sent += link.write(f"$GPRMC,120000.00,A,{pos},10.0,90.0,010126,,,A*00\r\n".encode())
+            sent += link.write(f"$GPGGA,120000.00,{pos},1,08,0.9,95.0,M,23.1,M,,\r\n".encode())
+            sent += link.write(b"A" * 1000 + b"\r\n")
+            sent += link.write(nmea(f"GPGGA,120000.00,{pos},1,08,0.90,95.0,M,23.1,M,,"))
+            sent += link.write(nmea(f"GPRMC,120000.00,A,{pos},10.000,90.00,010126,,,A"))
+            sent += link.write(nmea("GPVTG,90.00,T,,M,10.000,N,18.520,K,A"))
             await wait_until(lambda: state.value(sig.GPS_FIX) == "3d", timeout=5, what="a fix")
             assert state.value(sig.GPS_LAT) == pytest.approx(56.3543, abs=1e-6)
             assert state.value(sig.GPS_LON) == pytest.approx(26.1758, abs=1e-6)
@@ -189,19 +191,21 @@ async def test_nmea_serial_garbage_and_eof_mid_line(tmp_path: Path) -> None:
             assert state.value(sig.GPS_SATELLITES) == 8
             assert run.ctx.counters["garbage"] >= 4
             # EOF mid-line: the cable is pulled in the middle of a sentence.
-            link.write(b"$GPRMC,120001.00,A,5621.2")
-            await wait_until(lambda: link.unread() == 0, timeout=2,
+            sent += link.write(b"$GPRMC,120001.00,A,5621.2")
+            # Wait until the reader has the half sentence (a pty delivers asynchronously).
+            await wait_until(lambda: run.ctx.counters.get("bytes", 0) == sent, timeout=2,
                              what="the reader to take the half sentence")
             link.close()
+            await wait_until(lambda: run.ctx.counters.get("truncated", 0) == 1, timeout=5,
+                             what="EOF mid-line noticed")
             await wait_until(lambda: run.ctx.counters.get("port_failures", 0) >= 1, timeout=5,
-                             what="EOF noticed")
-            assert run.ctx.counters.get("truncated", 0) == 1
+                             what="the port failure reported")
             assert run.health.phase is Phase.DEGRADED
             assert state.value(sig.GPS_LAT) == pytest.approx(56.3543, abs=1e-6)  # no half line
             # The port comes back: the source reopens it by itself.
             link = PtyLink(link=tmp_path / "nmea")
             link.open()
-            link.write(nmea("GPGGA,120002.00,5621.300000,N,02610.548000,E,1,08,0.90,95.0,M,23.1,M,,"))
+            link.write(nmea("GPGGA,120002.00,5621.300000,N,02610.548000,E,1,08,0.9,95,M,23,M,,"))
             await wait_until(lambda: state.value(sig.GPS_LAT) != pytest.approx(56.3543, abs=1e-6),
                              timeout=5, what="reopened port")
     finally:

@@ -69,6 +69,7 @@ async def test_lift_cycle_reaches_state(tmp_path: Path) -> None:
         sim.cycle(dwell_s=0.3)
         await wait_until(lambda: value(state, sig.LIFT_CYCLES) == 42, timeout=5,
                          what="one full cycle")
+        await wait_until(lambda: seen[-1:] == ["stowed"], timeout=2, what="stowed recorded")
         recorder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await recorder

@@ -72,6 +72,7 @@ class _ReaderThread(threading.Thread):
                 chunk = self._port.read(self._port.in_waiting or 1)
                 if not chunk:
                     continue  # read timeout: look at the stop flag again
+                _bump(self._counters, "bytes", len(chunk))  # ints under the GIL: safe enough
                 partial += chunk
                 while (end := partial.find(b"\n")) >= 0:
                     self._hand_over(bytes(partial[: end + 1]))
