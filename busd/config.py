@@ -89,13 +89,18 @@ class CanConfig(Strict):
     interface: str = Field(default="socketcan", description="python-can interface name")
     channel: str = "can0"
     bitrate: int = Field(default=500_000, gt=0)
-    dbc: Path = Path("busd.dbc")
+    dbc: Path = Field(description="the DBC file, relative to this config file")
     dbc_strict: bool = Field(
         default=True, description="refuse a DBC that cantools does not load strictly"
     )
     match_j1939_pgn: bool = Field(
         default=True,
         description="match 29-bit frames by PGN, ignoring priority and source address",
+    )
+    filter_frames: bool = Field(
+        default=True,
+        description="pass only mapped frames through the interface's acceptance filters "
+        "(in the kernel on SocketCAN); off to count every unknown id",
     )
     silence_timeout_s: float = Field(default=2.0, gt=0)
     queue_size: int = Field(default=10_000, ge=100)
@@ -204,15 +209,31 @@ class SupervisorConfig(Strict):
 class CanSimulatorConfig(Strict):
     """The CAN simulator started with the daemon (only in simulation configs)."""
 
-    interface: str = "virtual"
-    channel: str = "busd-sim"
-    dbc: Path = Path("busd.dbc")
-    replay: Path | None = Field(default=None, description="replay this CAN log instead of the model")
-    replay_loop: bool = True
-    initial_soc: float = Field(default=90.0, ge=0, le=100)
-    capacity_kwh: float = Field(default=110.0, gt=0)
-    outside_temp_c: float = -5.0
-    cruise_kmh: float = Field(default=60.0, gt=0)
+    interface: str = Field(
+        default="virtual", description="python-can interface the simulator sends on"
+    )
+    channel: str = Field(default="busd-sim", description="python-can channel it sends on")
+    slcan_link: Path | None = Field(
+        default=None,
+        description="serve the frames as an slcan adapter on a pty linked at this path "
+        "(for a daemon in another process) instead of sending on interface/channel",
+    )
+    dbc: Path = Field(description="DBC the frames are encoded with")
+    replay: Path | None = Field(
+        default=None, description="replay this CAN log instead of the model"
+    )
+    replay_loop: bool = Field(default=True, description="start the replay again when it ends")
+    fps: float = Field(
+        default=0.0,
+        ge=0,
+        le=20_000,
+        description="total frames per real second including other ECUs' traffic that busd "
+        "ignores (e.g. 1000); 0 = only the DBC messages (about 83 frames/s)",
+    )
+    initial_soc: float = Field(default=90.0, ge=0, le=100, description="SOC at start, %")
+    capacity_kwh: float = Field(default=110.0, gt=0, description="usable pack energy")
+    outside_temp_c: float = Field(default=-5.0, ge=-50, le=60, description="outside air, °C")
+    cruise_kmh: float = Field(default=60.0, gt=0, le=120, description="speed of each drive")
     drive_s: float = Field(default=900.0, gt=0, description="length of each drive")
     stop_s: float = Field(default=600.0, gt=0, description="length of each stop with heating on")
 
@@ -301,7 +322,7 @@ class BusdConfig(BaseSettings):
         default_factory=dict, description="per-signal freshness limits overriding the defaults"
     )
     supervisor: SupervisorConfig = SupervisorConfig()
-    can: CanConfig = CanConfig()
+    can: CanConfig | None = None
     gps: GpsConfig | None = Field(default=None, description="GPS source; none: no GPS")
     lift: LiftConfig | None = Field(default=None, description="lift Modbus unit; none: no lift")
     lift_alert: LiftAlertConfig = LiftAlertConfig()
@@ -352,7 +373,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("lift"), "port")
     sims = data.get("simulators")
     if isinstance(sims, dict):
-        fix(sims.get("can"), "dbc", "replay")
+        fix(sims.get("can"), "dbc", "replay", "slcan_link")
         fix(sims.get("gps"), "link")
         fix(sims.get("lift"), "link")
 

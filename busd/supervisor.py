@@ -133,6 +133,15 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
+    def add(self, component: Component) -> None:
+        """Add a component before :meth:`run`; it starts last and stops first."""
+        if self._tasks:
+            raise RuntimeError("components can only be added before run()")
+        if component.name in self.health:
+            raise ValueError(f"component name {component.name!r} already used")
+        self._components.append(component)
+        self.health[component.name] = ComponentHealth(component.name, component.critical)
+
     def request_stop(self) -> None:
         """Ask for a clean shutdown (safe to call from a signal handler)."""
         self._stop.set()

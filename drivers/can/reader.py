@@ -1,0 +1,231 @@
+"""The CAN driver: a python-can bus in, busd signal updates out.
+
+python-can buses block in ``recv``, so one thread per bus reads frames into a
+bounded buffer and wakes the event loop once per batch (not once per frame);
+decoding and state updates happen on the loop. When the buffer is full the
+newest frames are dropped and counted: at 10 Hz per signal a fresher frame
+follows within 100 ms, while blocking would stall the reader and the bus
+driver's own queue.
+
+A bus error ends the reader thread and the component raises
+:class:`DeviceError`, so the supervisor reopens the bus with back-off. A bus
+that stays open but goes silent is reported as degraded; its signals go stale
+by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import can
+
+from busd.clock import Clock
+from busd.config import CanConfig
+from busd.errors import DeviceError
+from busd.logs import RateLimitedLog
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext
+from drivers.can.decoder import FrameDecoder
+
+BusFactory = Callable[..., can.BusABC]
+_RECV_TIMEOUT_S = 0.5  # how long the reader thread blocks before checking for stop
+_PROBLEM_LOG_INTERVAL_S = 30.0
+_STATS_LOG_INTERVAL_S = 300.0  # counters in the log every 5 minutes and at stop
+# After each batch the loop waits this long (real time: it is about CPU, not
+# the simulated day) so frames arrive in batches of dozens rather than waking
+# the loop a thousand times a second. 20 ms is far below any signal's freshness.
+_BATCH_GATHER_S = 0.02
+_COUNTERS_EVERY_S = 1.0
+
+
+class FrameBuffer:
+    """A bounded thread-to-loop hand-over that wakes the loop once per batch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        self._loop = loop
+        self._capacity = capacity
+        self._frames: collections.deque[can.Message] = collections.deque()
+        self._ready = asyncio.Event()
+        self._wake_pending = False
+        self.dropped = 0
+        self.error: BaseException | None = None
+
+    def put(self, msg: can.Message) -> None:
+        """Called from the reader thread."""
+        if len(self._frames) >= self._capacity:
+            self.dropped += 1
+            return
+        self._frames.append(msg)
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        """Called from the reader thread when the bus fails."""
+        self.error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._ready.set)
+            except RuntimeError:  # loop closed during shutdown
+                pass
+
+    async def take(self) -> list[can.Message]:
+        """Wait for frames and return all that are buffered."""
+        await self._ready.wait()
+        self._ready.clear()
+        # Reset before draining: a frame put after this point wakes us again.
+        self._wake_pending = False
+        batch = []
+        frames = self._frames
+        while frames:
+            batch.append(frames.popleft())
+        return batch
+
+
+class CanReader:
+    """Component: reads one CAN bus into the vehicle state."""
+
+    critical = True
+
+    def __init__(
+        self,
+        *,
+        config: CanConfig,
+        decoder: FrameDecoder,
+        state: VehicleState,
+        clock: Clock,
+        bus_factory: BusFactory = can.Bus,
+        name: str = "can",
+    ) -> None:
+        self.name = name
+        self._config = config
+        self._decoder = decoder
+        self._state = state
+        self._clock = clock
+        self._bus_factory = bus_factory
+        self._last_frame = clock.monotonic()
+        self.buffer_dropped = 0
+        self.bad_values = 0
+
+    async def run(self, ctx: ComponentContext) -> None:
+        bus = await self._open()
+        loop = asyncio.get_running_loop()
+        buffer = FrameBuffer(loop, self._config.queue_size)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_read_frames, args=(bus, buffer, stop), name=f"busd-{self.name}-rx", daemon=True
+        )
+        problems = RateLimitedLog(ctx.log, _PROBLEM_LOG_INTERVAL_S)
+        self._last_frame = self._clock.monotonic()
+        thread.start()
+        ctx.log.info("can_open", interface=self._config.interface, channel=self._config.channel)
+        ctx.ready()  # the bus is open; the silence watchdog reports if nothing arrives
+        watchdog = asyncio.create_task(
+            self._watch_silence(ctx, buffer), name=f"busd:{self.name}:silence"
+        )
+        next_stats = self._clock.monotonic() + _STATS_LOG_INTERVAL_S
+        next_counters = 0.0
+        try:
+            while True:
+                batch = await buffer.take()
+                if buffer.error is not None:
+                    raise DeviceError(f"CAN bus {self._config.channel} failed: {buffer.error}") from (
+                        buffer.error
+                    )
+                if batch:
+                    self._ingest(batch, problems)
+                    ctx.ready()
+                now = self._clock.monotonic()
+                if now >= next_counters:
+                    next_counters = now + _COUNTERS_EVERY_S
+                    self._export_counters(ctx, buffer)
+                if now >= next_stats:
+                    next_stats += _STATS_LOG_INTERVAL_S
+                    ctx.log.info("can_stats", **ctx.counters)
+                await asyncio.sleep(_BATCH_GATHER_S)
+        finally:
+            self._export_counters(ctx, buffer)
+            ctx.log.info("can_stats", **ctx.counters)
+            watchdog.cancel()
+            stop.set()
+            await asyncio.gather(watchdog, return_exceptions=True)
+            await asyncio.to_thread(_close, bus, thread)
+
+    async def _open(self) -> can.BusABC:
+        config = self._config
+        kwargs: dict[str, Any] = {"interface": config.interface, "channel": config.channel}
+        if config.interface not in ("virtual",):
+            kwargs["bitrate"] = config.bitrate
+        if config.filter_frames:
+            kwargs["can_filters"] = self._decoder.can_filters()
+        kwargs.update(config.options)
+        try:
+            return await asyncio.to_thread(self._bus_factory, **kwargs)
+        except (can.CanError, OSError, ValueError, ImportError) as err:
+            raise DeviceError(
+                f"cannot open CAN interface {config.interface}:{config.channel}: {err}"
+            ) from err
+
+    def _ingest(self, batch: list[can.Message], problems: RateLimitedLog) -> None:
+        now = self._clock.monotonic()
+        self._last_frame = now
+        decode = self._decoder.decode
+        update = self._state.update
+        for msg in batch:
+            if msg.is_error_frame or msg.is_remote_frame:
+                continue
+            for target, value in decode(msg.arbitration_id, msg.is_extended_id, msg.data, now):
+                try:
+                    update(target, value, source=self.name)
+                except ValueError as err:
+                    self.bad_values += 1
+                    problems.warning("bad_value", now, "can_bad_value", error=str(err))
+            problem = self._decoder.last_problem
+            if problem is not None:
+                self._decoder.last_problem = None
+                problems.warning(
+                    problem.kind, now, "can_frame_rejected", reason=problem.kind,
+                    id=hex(problem.arbitration_id), detail=problem.detail,
+                )
+
+    def _export_counters(self, ctx: ComponentContext, buffer: FrameBuffer) -> None:
+        ctx.counters.update(self._decoder.stats.as_counters())
+        ctx.counters["buffer_dropped"] = buffer.dropped
+        ctx.counters["bad_values"] = self.bad_values
+
+    async def _watch_silence(self, ctx: ComponentContext, buffer: FrameBuffer) -> None:
+        limit = self._config.silence_timeout_s
+        while True:
+            await self._clock.sleep(limit / 4)
+            self._export_counters(ctx, buffer)
+            silent_for = self._clock.monotonic() - self._last_frame
+            if silent_for > limit:
+                ctx.degraded(f"no CAN frames for more than {limit:g} s")
+            else:
+                ctx.beat()
+
+
+def _read_frames(bus: can.BusABC, buffer: FrameBuffer, stop: threading.Event) -> None:
+    """Reader thread: blocking receive, hand over, until stopped or the bus fails."""
+    try:
+        while not stop.is_set():
+            msg = bus.recv(_RECV_TIMEOUT_S)
+            if msg is not None:
+                buffer.put(msg)
+    except Exception as err:  # any bus failure ends this thread; the component reopens
+        if not stop.is_set():
+            buffer.fail(err)
+
+
+def _close(bus: can.BusABC, thread: threading.Thread) -> None:
+    thread.join(timeout=2 * _RECV_TIMEOUT_S)
+    try:
+        bus.shutdown()
+    except Exception:  # shutting down a failed bus may fail again; nothing to do
+        pass

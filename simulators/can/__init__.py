@@ -1,0 +1,1 @@
+"""CAN simulator: a vehicle/battery model that speaks the project DBC, and a log replayer."""

@@ -1,0 +1,43 @@
+"""Helpers for CAN tests: build mappings and frames without the driver's code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cantools
+import can
+
+from busd.config import SignalMapping, load_config
+from tests.conftest import FIXTURES, REPO
+
+OWN_DBC = REPO / "config" / "busd.dbc"
+TESLA_DBC = FIXTURES / "dbc" / "tesla_model3.dbc"
+
+
+def own_db() -> cantools.database.can.Database:
+    return cantools.database.load_file(str(OWN_DBC))
+
+
+def sim_mapping() -> list[SignalMapping]:
+    """The mapping the shipped simulation config uses."""
+    config = load_config(REPO / "config" / "sim.toml")
+    assert config.can is not None
+    return list(config.can.mapping)
+
+
+def frame(db: cantools.database.can.Database, name: str, **values: float) -> can.Message:
+    """Encode a frame of the DBC, filling unspecified signals with 0."""
+    message = db.get_message_by_name(name)
+    full = {s.name: 0 for s in message.signals}
+    full.update(values)
+    return can.Message(
+        arbitration_id=message.frame_id,
+        is_extended_id=message.is_extended_frame,
+        data=message.encode(full),
+    )
+
+
+def write_config(tmp: Path, body: str) -> Path:
+    path = tmp / "busd.toml"
+    path.write_text(body, encoding="utf-8")
+    return path

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import can
+import cantools
+import pytest
+
+from busd.config import SignalMapping
+from busd.errors import ConfigError
+from drivers.can.decoder import FrameDecoder, load_dbc
+from tests.can_helpers import OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
+
+
+@pytest.fixture
+def db():
+    return own_db()
+
+
+@pytest.fixture
+def decoder(db) -> FrameDecoder:
+    return FrameDecoder(db, sim_mapping())
+
+
+def decode(decoder: FrameDecoder, msg: can.Message, now: float = 0.0) -> dict:
+    return dict(decoder.decode(msg.arbitration_id, msg.is_extended_id, msg.data, now))
+
+
+def test_battery_values_from_our_dbc(decoder, db) -> None:
+    values = decode(decoder, frame(db, "BMS_Pack", PackVoltage=652.4, PackCurrent=-35.2,
+                                   ContactorClosed=1))
+    assert values["battery.voltage"] == pytest.approx(652.4)
+    assert values["battery.current"] == pytest.approx(-35.2)
+    values = decode(decoder, frame(db, "BMS_Status", StateOfCharge=81.25))
+    assert values["battery.soc"] == pytest.approx(81.25)
+
+
+def test_voltage_read_while_contactor_open_is_filtered_and_counted(decoder, db) -> None:
+    values = decode(decoder, frame(db, "BMS_Pack", PackVoltage=0, PackCurrent=0,
+                                   ContactorClosed=0))
+    assert "battery.voltage" not in values
+    assert values["battery.current"] == 0.0
+    assert decoder.stats.dropped["battery.voltage:condition"] == 1
+
+
+def test_out_of_range_and_not_available_values_are_dropped(decoder, db) -> None:
+    # CCVS1 speed 0xFFFF is J1939's "not available" (decodes to ~256 km/h).
+    msg = frame(db, "CCVS1", WheelBasedVehicleSpeed=0)
+    data = bytearray(msg.data)
+    data[1:3] = b"\xff\xff"
+    values = dict(decoder.decode(msg.arbitration_id, True, bytes(data), 0.0))
+    assert "vehicle.speed" not in values
+    assert decoder.stats.dropped["vehicle.speed:range"] == 1
+
+
+def test_a_jump_faster_than_physics_is_dropped_until_it_persists(decoder, db) -> None:
+    assert decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.0), now=0.0)
+    glitch = decode(decoder, frame(db, "BMS_Status", StateOfCharge=5.0), now=0.1)
+    assert "battery.soc" not in glitch
+    back = decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.1), now=0.2)
+    assert back["battery.soc"] == pytest.approx(80.1)
+    # A real step (BMS recalibration) persists: taken on its third report.
+    results = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=60.0), now=0.3 + i / 10)
+               for i in range(3)]
+    assert ["battery.soc" in r for r in results] == [False, False, True]
+    assert decoder.stats.dropped["battery.soc:rate"] == 3
+
+
+def test_enum_labels_from_dbc_value_table_and_from_mapping(decoder, db) -> None:
+    assert decode(decoder, frame(db, "OBC_Status", ChargerState=1))["charger.state"] == "charging"
+    lift = decode(decoder, frame(db, "DC1", RampWheelchairLiftPosition=1, PositionOfDoors=2))
+    assert lift["lift.state"] == "deployed"
+    assert lift["vehicle.door_open"] == 0  # all doors closed
+    assert decode(decoder, frame(db, "DC1", PositionOfDoors=0))["vehicle.door_open"] == 2
+    not_available = decode(decoder, frame(db, "DC1", RampWheelchairLiftPosition=3))
+    assert "lift.state" not in not_available
+
+
+def test_j1939_frames_match_by_pgn_whatever_the_source_address(decoder, db) -> None:
+    msg = frame(db, "CCVS1", WheelBasedVehicleSpeed=48.5)
+    other_ecu = (msg.arbitration_id & ~0xFF) | 0x17  # sent by source address 0x17
+    other_priority = (other_ecu & ~(0x7 << 26)) | (3 << 26)
+    for arbitration_id in (other_ecu, other_priority):
+        values = dict(decoder.decode(arbitration_id, True, msg.data, 0.0))
+        assert values["vehicle.speed"] == pytest.approx(48.5, abs=0.004)
+    strict = FrameDecoder(db, sim_mapping(), match_j1939_pgn=False)
+    assert strict.decode(other_ecu, True, msg.data, 0.0) == []
+    assert strict.stats.unknown_id == 1
+
+
+def test_unknown_ids_are_skipped_and_counted(decoder) -> None:
+    for _ in range(3):
+        assert decoder.decode(0x7FF, False, b"\x00" * 8, 0.0) == []
+    assert decoder.decode(0x100, True, b"\x00" * 8, 0.0) == []  # 29-bit, not ours
+    assert decoder.stats.unknown_id == 4 and decoder.stats.frames == 4
+
+
+@pytest.mark.parametrize("data", [b"", b"\x01\x02\x03", b"\x00" * 9])
+def test_wrong_length_is_counted_never_raised(decoder, data: bytes) -> None:
+    assert decoder.decode(0x100, False, data, 0.0) == []
+    assert decoder.stats.bad_length == 1
+    assert decoder.last_problem is not None and "BMS_Pack" in decoder.last_problem.detail
+
+
+def test_invert_scale_offset(db) -> None:
+    mapping = [SignalMapping(message="BMS_Pack", signal="PackCurrent", target="battery.current",
+                             invert=True, scale=2.0, offset=1.0)]
+    dec = FrameDecoder(db, mapping)
+    values = decode(dec, frame(db, "BMS_Pack", PackCurrent=10.0))
+    assert values["battery.current"] == pytest.approx(-(10.0 * 2.0 + 1.0))
+
+
+def test_mapping_errors_name_the_key(db) -> None:
+    mapping = [
+        SignalMapping(message="BMS_Pack", signal="PackVoltage", target="battery.voltage"),
+        SignalMapping(message="BMS_Pack", signal="Nope", target="battery.current"),
+        SignalMapping(message="NoSuchMessage", signal="X", target="battery.soc"),
+        SignalMapping(message=0x100, signal="PackVoltage", target="battery.voltage",
+                      when={"signal": "Missing", "value": 1}),
+        SignalMapping(message="BMS_Status", signal="FaultFlags", target="lift.state"),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        FrameDecoder(db, mapping)
+    keys = [key for key, _ in caught.value.problems]
+    assert keys == ["can.mapping.1.signal", "can.mapping.2.message", "can.mapping.3.when.signal",
+                    "can.mapping.4.choices"]
+    assert "no signal 'Nope' in message BMS_Pack" in caught.value.problems[0][1]
+
+
+# --- a real vehicle's DBC ------------------------------------------------------------
+
+TESLA_MAPPING = [
+    SignalMapping(message="ID292BMS_SOC", signal="SOCUI292", target="battery.soc",
+                  valid_min=0, valid_max=100),
+    SignalMapping(message="ID132HVBattAmpVolt", signal="BattVoltage132",
+                  target="battery.voltage", valid_min=100, valid_max=500),
+    # The DBC's negative scale already makes discharge positive, as busd wants.
+    SignalMapping(message=0x132, signal="SmoothBattCurrent132", target="battery.current"),
+]
+
+
+def test_real_dbc_does_not_load_strictly_and_the_error_says_so() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_dbc(TESLA_DBC, strict=True)
+    key, reason = caught.value.problems[0]
+    assert key == "can.dbc" and "does not fit in message" in reason and "dbc_strict" in reason
+
+
+def test_relaxed_load_warns_with_the_objection(capsys) -> None:
+    from busd.logs import configure_logging
+
+    import io
+    stream = io.StringIO()
+    configure_logging("info", "json", stream=stream)
+    db = load_dbc(TESLA_DBC, strict=False)
+    assert len(db.messages) > 100
+    line = stream.getvalue()
+    assert "dbc_loaded_relaxed" in line and "DI_lashAngle" in line
+
+
+def test_real_ev_frames_decode_to_soc_voltage_and_current() -> None:
+    db = load_dbc(TESLA_DBC, strict=False)
+    dec = FrameDecoder(db, TESLA_MAPPING)
+    # Raw bytes laid out by hand from the DBC's bit positions, not by cantools:
+    # SOCUI292 bits 10-19 = 765 (76.5 %).
+    soc_raw = 765 << 10
+    soc = dec.decode(0x292, False, soc_raw.to_bytes(8, "little"), 0.0)
+    assert dict(soc)["battery.soc"] == pytest.approx(76.5)
+    # BattVoltage132 bits 0-15 = 39512 (395.12 V); SmoothBattCurrent132 bits 16-31
+    # = -1234 (x -0.1 = +123.4 A, discharging).
+    raw = 39512 | ((-1234 & 0xFFFF) << 16)
+    values = dict(dec.decode(0x132, False, raw.to_bytes(8, "little"), 0.0))
+    assert values["battery.voltage"] == pytest.approx(395.12)
+    assert values["battery.current"] == pytest.approx(123.4)

@@ -1,0 +1,194 @@
+"""The CAN driver end to end: frames on a python-can bus → decoder → vehicle state."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import can
+import pytest
+
+from busd import signals as sig
+from busd.clock import SystemClock
+from busd.config import CanConfig, CanSimulatorConfig
+from busd.state import VehicleState
+from busd.supervisor import Backoff, Phase, Supervisor
+from drivers.can.decoder import FrameDecoder
+from drivers.can.reader import CanReader
+from simulators.can.simulator import CanSimulator
+from tests.can_helpers import OWN_DBC, frame, own_db, sim_mapping
+
+_channels = itertools.count()
+
+
+@pytest.fixture
+def channel() -> str:
+    return f"test-can-{next(_channels)}"
+
+
+def can_config(channel: str, **overrides) -> CanConfig:
+    return CanConfig(interface="virtual", channel=channel, dbc=OWN_DBC, mapping=sim_mapping(),
+                     **overrides)
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+class Running:
+    """A supervisor with the given components, stopped on exit."""
+
+    def __init__(self, *components, backoff: Backoff | None = None) -> None:
+        self.supervisor = Supervisor(list(components), clock=SystemClock(),
+                                     backoff=backoff or Backoff(initial_s=0.05, max_s=0.2))
+
+    async def __aenter__(self) -> Supervisor:
+        self._task = asyncio.create_task(self.supervisor.run())
+        return self.supervisor
+
+    async def __aexit__(self, *exc) -> None:
+        self.supervisor.request_stop()
+        await asyncio.wait_for(self._task, 5)
+
+
+def make_reader(channel: str, state: VehicleState, **overrides) -> CanReader:
+    config = can_config(channel, **overrides)
+    return CanReader(config=config, decoder=FrameDecoder(own_db(), config.mapping), state=state,
+                     clock=state.clock)
+
+
+async def test_simulator_frames_become_live_state(channel: str) -> None:
+    clock = SystemClock()
+    state = VehicleState(clock)
+    sim = CanSimulator(
+        CanSimulatorConfig(interface="virtual", channel=channel, dbc=OWN_DBC, initial_soc=77.0,
+                           outside_temp_c=-12.0),
+        clock,
+    )
+    async with Running(make_reader(channel, state), sim) as sup:
+        await state.wait_for(
+            lambda s: all(s.value(name) is not None for name in (
+                sig.BATTERY_SOC, sig.BATTERY_CURRENT, sig.BATTERY_POWER, sig.VEHICLE_SPEED,
+                sig.VEHICLE_OUTSIDE_TEMP, sig.CHARGER_STATE, sig.LIFT_STATE, sig.VEHICLE_ODOMETER,
+                sig.BATTERY_CELL_V_MIN, sig.VEHICLE_HVAC_POWER)),
+            timeout=5,
+        )
+        truth = sim.truth
+        assert state.value(sig.BATTERY_SOC) == pytest.approx(truth.soc, abs=0.2)
+        assert state.value(sig.VEHICLE_OUTSIDE_TEMP) == pytest.approx(-12.0, abs=0.1)
+        assert state.value(sig.CHARGER_STATE) == "idle"
+        assert sup.health["can"].phase is Phase.RUNNING
+        assert sup.health["can"].counters["frames"] > 0
+
+
+async def test_malformed_frames_are_counted_and_good_ones_still_flow(channel: str) -> None:
+    state = VehicleState(SystemClock())
+    db = own_db()
+    async with Running(make_reader(channel, state, filter_frames=False)) as sup:
+        await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
+        with can.Bus(interface="virtual", channel=channel) as tx:
+            tx.send(can.Message(arbitration_id=0x100, is_extended_id=False, data=b"\x01\x02"))
+            tx.send(can.Message(arbitration_id=0x555, is_extended_id=False, data=b"\x00" * 8))
+            tx.send(can.Message(arbitration_id=0x102, is_extended_id=False, is_error_frame=True))
+            tx.send(frame(db, "BMS_Status", StateOfCharge=55.5))
+            await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 55.5, timeout=5)
+        counters = sup.health["can"].counters
+        await wait_until(lambda: counters.get("bad_length") == 1)
+        assert counters["unknown_id"] == 1
+        assert sup.health["can"].phase is Phase.RUNNING
+
+
+async def test_silent_bus_is_reported_and_its_signals_go_stale(channel: str) -> None:
+    state = VehicleState(SystemClock(), freshness_overrides={sig.BATTERY_SOC: 0.3})
+    reader = make_reader(channel, state, silence_timeout_s=0.3)
+    async with Running(reader) as sup:
+        await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
+        with can.Bus(interface="virtual", channel=channel) as tx:
+            tx.send(frame(own_db(), "BMS_Status", StateOfCharge=60.0))
+            await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 60.0, timeout=5)
+            await wait_until(lambda: sup.health["can"].phase is Phase.DEGRADED)
+            assert "no CAN frames" in sup.health["can"].reason
+            assert state.view(sig.BATTERY_SOC).stale
+            tx.send(frame(own_db(), "BMS_Status", StateOfCharge=60.3))
+            await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
+            await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == pytest.approx(60.3), timeout=5)
+
+
+async def test_missing_interface_is_a_clear_error_and_retried(channel: str) -> None:
+    state = VehicleState(SystemClock())
+    reader = make_reader(channel, state)
+    reader._config = reader._config.model_copy(
+        update={"interface": "socketcan", "channel": "busd-no-such-can"}
+    )
+    async with Running(reader) as sup:
+        await wait_until(lambda: sup.health["can"].restarts >= 2)
+        error = sup.health["can"].last_error
+        assert error.startswith("DeviceError: cannot open CAN interface socketcan:busd-no-such-can")
+
+
+async def test_bus_failure_mid_stream_reopens_the_bus(channel: str) -> None:
+    opened: list[can.BusABC] = []
+
+    class FailingOnce(can.BusABC):
+        """A virtual bus whose first instance fails after its first frame."""
+
+        def __init__(self, **kwargs) -> None:
+            self._inner = can.Bus(interface="virtual", channel=kwargs["channel"])
+            self._fail = not opened
+            opened.append(self)
+            super().__init__(channel=kwargs["channel"])
+
+        def _recv_internal(self, timeout):
+            msg = self._inner.recv(timeout)
+            if msg is not None and self._fail:
+                raise can.CanOperationError("adapter unplugged")
+            return msg, False
+
+        def send(self, msg, timeout=None) -> None:
+            self._inner.send(msg, timeout)
+
+        def shutdown(self) -> None:
+            self._inner.shutdown()
+            super().shutdown()
+
+    state = VehicleState(SystemClock())
+    config = can_config(channel)
+    reader = CanReader(config=config, decoder=FrameDecoder(own_db(), config.mapping),
+                       state=state, clock=state.clock, bus_factory=FailingOnce)
+    async with Running(reader) as sup:
+        with can.Bus(interface="virtual", channel=channel) as tx:
+            await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
+            tx.send(frame(own_db(), "BMS_Status", StateOfCharge=40.0))
+            await wait_until(lambda: len(opened) == 2)
+            assert "adapter unplugged" in sup.health["can"].last_error
+            await wait_until(lambda: sup.health["can"].phase is Phase.STARTING
+                             or sup.health["can"].phase is Phase.RUNNING)
+
+            async def delivered() -> None:
+                while state.value(sig.BATTERY_SOC) != 41.0:
+                    tx.send(frame(own_db(), "BMS_Status", StateOfCharge=41.0))
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(delivered(), 5)
+
+
+async def test_unmapped_frames_are_filtered_before_the_decoder(channel: str) -> None:
+    state = VehicleState(SystemClock())
+    db = own_db()
+    async with Running(make_reader(channel, state)) as sup:
+        await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
+        with can.Bus(interface="virtual", channel=channel) as tx:
+            for arbitration_id in (0x555, 0x7FF):
+                tx.send(can.Message(arbitration_id=arbitration_id, is_extended_id=False,
+                                    data=b"\x00" * 8))
+            speed = frame(db, "CCVS1", WheelBasedVehicleSpeed=33.0)
+            speed.arbitration_id = (speed.arbitration_id & ~0xFF) | 0x27  # another ECU
+            tx.send(speed)
+            tx.send(frame(db, "BMS_Status", StateOfCharge=44.0))
+            await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 44.0
+                                 and s.value(sig.VEHICLE_SPEED) == 33.0, timeout=5)
+        counters = sup.health["can"].counters
+        await wait_until(lambda: counters.get("frames") == 2)
+        assert counters["unknown_id"] == 0

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from busd.app import prepare
+from busd.config import load_config
+from busd.errors import ConfigError
+from tests.can_helpers import OWN_DBC, TESLA_DBC, write_config
+from tests.conftest import REPO
+
+MINIMAL = f"""
+bus_id = "lv-01"
+[can]
+interface = "virtual"
+channel = "cfg-test"
+dbc = "{OWN_DBC}"
+[[can.mapping]]
+message = "BMS_Status"
+signal = "StateOfCharge"
+target = "battery.soc"
+"""
+
+
+def problems(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        prepare(load_config(path))
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("name", ["sim.toml", "busd.example.toml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    config = load_config(REPO / "config" / name)
+    prepared = prepare(config)
+    assert prepared.can_decoder is not None
+    assert {"battery.soc", "battery.voltage", "battery.current", "vehicle.speed",
+            "vehicle.odometer", "charger.state", "lift.state"} <= prepared.can_decoder.targets
+
+
+def test_example_and_sim_configs_map_the_same_signals() -> None:
+    example = load_config(REPO / "config" / "busd.example.toml")
+    sim = load_config(REPO / "config" / "sim.toml")
+    assert example.can is not None and sim.can is not None
+    assert example.can.mapping == sim.can.mapping
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    monkeypatch.setenv("BUSD_BUS_ID", "lt-02")
+    monkeypatch.setenv("BUSD_CAN__BITRATE", "250000")
+    config = load_config(path)
+    assert config.bus_id == "lt-02"
+    assert config.can is not None and config.can.bitrate == 250000
+    assert config.can.channel == "cfg-test"  # the rest of the section is kept
+
+
+def test_config_path_from_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BUSD_CONFIG", str(write_config(tmp_path, MINIMAL)))
+    assert load_config().bus_id == "lv-01"
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "vehicle.dbc").write_bytes(OWN_DBC.read_bytes())
+    body = MINIMAL.replace(f'dbc = "{OWN_DBC}"', 'dbc = "vehicle.dbc"')
+    config = load_config(write_config(tmp_path, body))
+    assert config.can is not None and config.can.dbc == tmp_path / "vehicle.dbc"
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "reason"),
+    [
+        (lambda b: b.replace('bus_id = "lv-01"', 'bus_id = "LV 01"'), "bus_id", "pattern"),
+        (lambda b: b + 'colour = "red"\n', "colour", "Extra inputs are not permitted"),
+        (lambda b: b.replace('channel = "cfg-test"', 'chanel = "cfg-test"'), "can.chanel",
+         "Extra inputs"),
+        (lambda b: b.replace('target = "battery.soc"', 'target = "battery.flux"'),
+         "can.mapping.0", "unknown busd signal 'battery.flux'"),
+        (lambda b: b.replace('signal = "StateOfCharge"', 'signal = "StateOfCharm"'),
+         "can.mapping.0.signal", "no signal 'StateOfCharm' in message BMS_Status"),
+        (lambda b: b.replace('message = "BMS_Status"', 'message = "BMS_Statu"'),
+         "can.mapping.0.message", "no message 'BMS_Statu'"),
+        (lambda b: b.replace(str(OWN_DBC), "/nonexistent.dbc"), "can.dbc", "file not found"),
+        (lambda b: b.replace(str(OWN_DBC), str(TESLA_DBC)), "can.dbc", "does not load strictly"),
+        (lambda b: b + "[can.nope\n", "busd.toml", "not valid TOML"),
+    ],
+)
+def test_each_problem_names_its_key(tmp_path: Path, edit, key: str, reason: str) -> None:
+    found = problems(write_config(tmp_path, edit(MINIMAL)))
+    assert any(k.endswith(key) and reason in r for k, r in found), found
+
+
+def test_dbc_that_does_not_parse(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.dbc"
+    bad.write_text("BO_ this is not a dbc\n SG_ ???\n")
+    found = problems(write_config(tmp_path, MINIMAL.replace(str(OWN_DBC), str(bad))))
+    assert found[0][0] == "can.dbc"
+
+
+def test_relaxed_dbc_load_is_a_config_choice(tmp_path: Path) -> None:
+    body = MINIMAL.replace(str(OWN_DBC), str(TESLA_DBC)).replace(
+        'dbc = ', 'dbc_strict = false\ndbc = '
+    ).replace('"BMS_Status"', '"ID292BMS_SOC"').replace('"StateOfCharge"', '"SOCUI292"')
+    prepared = prepare(load_config(write_config(tmp_path, body)))
+    assert prepared.can_decoder is not None
+
+
+def busd(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "busd.cli", *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {})}, cwd=REPO, **kwargs,
+    )
+
+
+def test_check_config_prints_ok() -> None:
+    result = busd("check-config", "config/busd.example.toml")
+    assert result.returncode == 0 and result.stdout.strip() == "config/busd.example.toml: OK"
+
+
+def test_check_config_lists_every_problem(tmp_path: Path) -> None:
+    body = "extra = 1\n" + MINIMAL.replace('bitrate', 'x').replace(
+        'target = "battery.soc"', 'target = "battery.flux"')
+    body = body.replace('channel = "cfg-test"', 'channel = "cfg-test"\nbitrate = -5')
+    result = busd("check-config", str(write_config(tmp_path, body)))
+    assert result.returncode == 2
+    assert "  extra: Extra inputs are not permitted" in result.stderr
+    assert "  can.bitrate: Input should be greater than 0" in result.stderr
+    assert "  can.mapping.0: unknown busd signal 'battery.flux'" in result.stderr
+
+
+def test_run_refuses_an_invalid_config_with_the_same_message(tmp_path: Path) -> None:
+    body = MINIMAL.replace('signal = "StateOfCharge"', 'signal = "Nope"')
+    result = busd("run", "--config", str(write_config(tmp_path, body)), "--view", "off")
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr
+    assert "can.mapping.0.signal: no signal 'Nope' in message BMS_Status" in result.stderr
+
+
+def test_run_stops_cleanly_on_sigterm_within_5_s(tmp_path: Path) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "busd.cli", "run", "--config", str(path), "--view", "off"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # wait for the daemon to say it runs, not for a time
+            if "supervisor_started" in line:
+                break
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    rest = proc.stderr.read()
+    assert proc.returncode == 0
+    assert "busd_stopped" in rest
+    assert took < 5.0

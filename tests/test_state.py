@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from busd import signals as sig
+from busd.clock import ManualClock
+from busd.state import VehicleState
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def state(clock: ManualClock) -> VehicleState:
+    return VehicleState(clock)
+
+
+def test_value_unit_timestamp_and_source(state: VehicleState, clock: ManualClock) -> None:
+    state.update(sig.BATTERY_SOC, 81.5, source="can")
+    view = state.view(sig.BATTERY_SOC)
+    assert (view.value, view.unit, view.source, view.stale) == (81.5, "%", "can", False)
+    assert view.ts == clock.now()
+    assert state.value(sig.BATTERY_SOC) == 81.5
+
+
+async def test_signal_past_its_freshness_reads_stale(state: VehicleState, clock: ManualClock) -> None:
+    state.update(sig.BATTERY_SOC, 80.0, source="can")
+    limit = state.freshness(sig.BATTERY_SOC)
+    await clock.advance(limit - 0.01)
+    assert state.value(sig.BATTERY_SOC) == 80.0
+    await clock.advance(0.02)
+    view = state.view(sig.BATTERY_SOC)
+    assert view.stale and view.value == 80.0 and view.fresh_value is None
+    assert state.value(sig.BATTERY_SOC) is None
+
+
+def test_never_received_is_stale(state: VehicleState) -> None:
+    view = state.view(sig.GPS_LAT)
+    assert view.stale and view.value is None and view.age_s is None
+
+
+def test_freshness_override(clock: ManualClock) -> None:
+    state = VehicleState(clock, freshness_overrides={sig.VEHICLE_SPEED: 9.0})
+    assert state.freshness(sig.VEHICLE_SPEED) == 9.0
+    with pytest.raises(KeyError):
+        VehicleState(clock, freshness_overrides={"no.such": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (sig.BATTERY_SOC, "high"),
+        (sig.BATTERY_SOC, float("nan")),
+        (sig.CHARGER_STATE, "exploding"),
+        (sig.LIFT_CYCLES, 2.5),
+        (sig.CHARGER_PLUGGED, "yes"),
+    ],
+)
+def test_bad_values_are_refused(state: VehicleState, name: str, value: object) -> None:
+    with pytest.raises(ValueError):
+        state.update(name, value, source="test")
+    assert state.view(name).value is None
+
+
+def test_unknown_signal_is_refused(state: VehicleState) -> None:
+    with pytest.raises(KeyError):
+        state.update("battery.flux", 1.0, source="test")
+
+
+def test_power_is_derived_from_voltage_and_current(state: VehicleState) -> None:
+    state.update(sig.BATTERY_VOLTAGE, 600.0, source="can")
+    assert state.view(sig.BATTERY_POWER).value is None
+    state.update(sig.BATTERY_CURRENT, -50.0, source="can")  # charging
+    assert state.value(sig.BATTERY_POWER) == pytest.approx(-30.0)
+
+
+async def test_watcher_sees_changes_not_repeats(state: VehicleState) -> None:
+    watcher = state.watch([sig.BATTERY_SOC, sig.VEHICLE_SPEED])
+    state.update(sig.BATTERY_SOC, 70.0, source="can")
+    state.update(sig.GPS_LAT, 56.35, source="gps")  # not watched
+    assert watcher.pending() == {sig.BATTERY_SOC}
+    state.update(sig.BATTERY_SOC, 70.0, source="can")  # same value: not a change
+    assert watcher.pending() == set()
+
+
+async def test_watcher_wakes_on_update_without_polling(state: VehicleState) -> None:
+    watcher = state.watch([sig.VEHICLE_SPEED])
+    waiting = asyncio.create_task(watcher.changed())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    state.update(sig.VEHICLE_SPEED, 42.0, source="can")
+    async with asyncio.timeout(1):
+        assert await waiting == {sig.VEHICLE_SPEED}
+
+
+async def test_each_watcher_has_its_own_view(state: VehicleState) -> None:
+    first, second = state.watch(), state.watch()
+    state.update(sig.BATTERY_SOC, 50.0, source="can")
+    assert first.pending() == {sig.BATTERY_SOC}
+    assert second.pending() == {sig.BATTERY_SOC}
+
+
+async def test_going_stale_notifies_watchers(state: VehicleState, clock: ManualClock) -> None:
+    state.update(sig.VEHICLE_SPEED, 30.0, source="can")
+    watcher = state.watch([sig.VEHICLE_SPEED])
+    waiting = asyncio.create_task(watcher.changed())
+    await clock.advance(state.freshness(sig.VEHICLE_SPEED) + 0.1)
+    assert state.check_freshness() == [sig.VEHICLE_SPEED]
+    async with asyncio.timeout(1):
+        assert await waiting == {sig.VEHICLE_SPEED}
+    assert state.check_freshness() == []  # reported once
+    state.update(sig.VEHICLE_SPEED, 30.0, source="can")  # fresh again, same value
+    assert watcher.pending() == {sig.VEHICLE_SPEED}
+
+
+async def test_wait_for_condition_with_timeout(state: VehicleState) -> None:
+    async def later() -> None:
+        await asyncio.sleep(0)
+        state.update(sig.BATTERY_SOC, 20.0, source="can")
+
+    task = asyncio.create_task(later())
+    await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 20.0, timeout=1)
+    await task
+    with pytest.raises(TimeoutError):
+        await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 99.0, timeout=0.05)
+
+
+def test_catalogue_has_every_product_signal() -> None:
+    expected = {
+        "battery": {"soc", "voltage", "current", "power", "temp_min", "temp_max", "cell_v_min",
+                    "cell_v_max", "soh", "fault"},
+        "charger": {"plugged", "state", "power", "session_energy", "fault_code"},
+        "vehicle": {"speed", "odometer", "ready", "parking_brake", "door_open", "outside_temp",
+                    "hvac_power", "aux_voltage"},
+        "gps": {"fix", "lat", "lon", "speed", "heading", "time", "hdop", "satellites"},
+        "lift": {"state", "interlock", "door_open", "cycles"},
+    }
+    names = {f"{group}.{leaf}" for group, leaves in expected.items() for leaf in leaves}
+    assert names == set(sig.SIGNALS)
+    for spec in sig.SIGNALS.values():
+        assert spec.freshness_s > 0 and spec.vss.startswith("Vehicle.")
