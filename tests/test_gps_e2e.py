@@ -210,3 +210,33 @@ async def test_nmea_serial_garbage_and_eof_mid_line(tmp_path: Path) -> None:
                              timeout=5, what="reopened port")
     finally:
         link.close()
+
+
+async def test_simulator_straight_into_the_nmea_source(tmp_path: Path) -> None:
+    """The second source (no gpsd): simulator → pty → NmeaSerialSource → state."""
+    clock = SystemClock()
+    state = VehicleState(clock, freshness_overrides=GPS_FRESH)
+    sim = GpsSimulator(clock=clock, link=tmp_path / "gps", noise_m=0.0,
+                       positions=Route(waypoints=[LIVANI], speed_kmh=30))
+    async with simulator(sim):
+        source = NmeaSerialSource(state=state, clock=clock, device=str(tmp_path / "gps"),
+                                  stale_after_s=1.5)
+        async with running(source, clock) as run:
+            await wait_until(lambda: run.health.phase is Phase.RUNNING, timeout=5,
+                             what="a fix from the simulator")
+            assert state.value(sig.GPS_FIX) == "3d"
+            assert distance_m((state.value(sig.GPS_LAT), state.value(sig.GPS_LON)), LIVANI) < 0.1
+            assert state.value(sig.GPS_SATELLITES) == 9
+            assert abs(state.value(sig.GPS_TIME) - clock.now()) < 3
+            assert run.ctx.counters.get("garbage", 0) == 0
+
+
+def test_gps_source_factory() -> None:
+    from busd.config import GpsConfig
+    from drivers.gps import gps_source
+
+    state = VehicleState(SystemClock())
+    gpsd = gps_source(GpsConfig(port=2950), state=state, clock=SystemClock())
+    nmea_source = gps_source(GpsConfig(source="nmea", device=Path("/dev/ttyS9")), state=state,
+                             clock=SystemClock())
+    assert isinstance(gpsd, GpsdSource) and isinstance(nmea_source, NmeaSerialSource)
