@@ -110,6 +110,96 @@ class CanConfig(Strict):
     mapping: list[SignalMapping] = Field(default_factory=list)
 
 
+class GpsConfig(Strict):
+    """Where positions come from: gpsd over TCP, or NMEA 0183 straight from a serial port."""
+
+    source: Literal["gpsd", "nmea"] = Field(
+        default="gpsd", description="gpsd JSON protocol, or raw NMEA 0183 on a serial port"
+    )
+    host: str = Field(default="127.0.0.1", description="gpsd host (source = gpsd)")
+    port: int = Field(default=2947, gt=0, lt=65536, description="gpsd TCP port (source = gpsd)")
+    device: Path | None = Field(
+        default=None, description="serial device with NMEA 0183 (source = nmea)"
+    )
+    baudrate: int = Field(default=9600, gt=0, description="serial speed (source = nmea)")
+    stale_after_s: float = Field(
+        default=5.0, gt=0, description="no position report for this long: health degraded"
+    )
+    time_offset_alarm_s: float = Field(
+        default=5.0, gt=0,
+        description="GPS time and the system clock differing by more than this is reported",
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0, description="first reconnect delay")
+    backoff_max_s: float = Field(default=30.0, gt=0, description="longest reconnect delay")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> GpsConfig:
+        if self.source == "nmea" and self.device is None:
+            raise ValueError("source = 'nmea' needs device")
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError("backoff_initial_s is above backoff_max_s")
+        return self
+
+
+class LiftRegisterMap(Strict):
+    """Modbus addresses (0-based, as on the wire) of the lift's digital-input module."""
+
+    stowed: int = Field(default=0, ge=0, lt=65536, description="discrete input: lift stowed")
+    deployed: int = Field(default=1, ge=0, lt=65536, description="discrete input: fully deployed")
+    moving: int = Field(default=2, ge=0, lt=65536, description="discrete input: platform moving")
+    door_open: int = Field(default=3, ge=0, lt=65536, description="discrete input: lift door open")
+    interlock: int = Field(
+        default=4, ge=0, lt=65536, description="discrete input: drive interlock engaged"
+    )
+    fault: int = Field(
+        default=5, ge=0, lt=65536, description="discrete input: lift controller fault"
+    )
+    cycles: int = Field(default=0, ge=0, lt=65536, description="input register: cycle counter")
+    cycles_words: Literal[1, 2] = Field(
+        default=1, description="cycle counter width in registers (2 = 32 bit, high word first)"
+    )
+
+    @model_validator(mode="after")
+    def _check_span(self) -> LiftRegisterMap:
+        inputs = [self.stowed, self.deployed, self.moving, self.door_open, self.interlock,
+                  self.fault]
+        if len(set(inputs)) != len(inputs):
+            raise ValueError("two lift inputs share one discrete input address")
+        # The driver reads all inputs in one request; Modbus allows at most 2000 bits.
+        if max(inputs) - min(inputs) >= 2000:
+            raise ValueError("discrete inputs must lie within 2000 addresses of each other")
+        return self
+
+
+class LiftConfig(Strict):
+    """The wheelchair lift's RS-485 digital-input module, read with Modbus RTU."""
+
+    port: Path = Field(description="serial device of the RS-485 adapter")
+    baudrate: int = Field(default=19200, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    unit_id: int = Field(default=1, ge=1, le=247, description="Modbus unit (slave) id")
+    poll_interval_s: float = Field(default=0.25, gt=0, le=5, description="time between polls")
+    timeout_s: float = Field(default=0.5, gt=0, description="reply timeout of one request")
+    failures_before_degraded: int = Field(
+        default=3, ge=1, description="consecutive failed polls before health shows degraded"
+    )
+    backoff_initial_s: float = Field(default=0.5, gt=0, description="first reopen delay")
+    backoff_max_s: float = Field(default=10.0, gt=0, description="longest reopen delay")
+    registers: LiftRegisterMap = LiftRegisterMap()
+
+
+class LiftAlertConfig(Strict):
+    """Lift-not-stowed-while-moving alert."""
+
+    speed_threshold_kmh: float = Field(
+        default=3.0, gt=0,
+        description="moving above this speed with the lift not stowed raises the alert; "
+        "it clears once the lift reads stowed",
+    )
+
+
 class SupervisorConfig(Strict):
     backoff_initial_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=60.0, gt=0)
@@ -148,8 +238,69 @@ class CanSimulatorConfig(Strict):
     stop_s: float = Field(default=600.0, gt=0, description="length of each stop with heating on")
 
 
+class Waypoint(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class TimeWindow(Strict):
+    """A period in seconds after the simulator starts (simulated time)."""
+
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> TimeWindow:
+        if self.end_s <= self.start_s:
+            raise ValueError("end_s must be after start_s")
+        return self
+
+
+class GpsSimulatorConfig(Strict):
+    """NMEA receiver simulator: writes RMC/GGA/VTG at 1 Hz to a pty for gpsd to read."""
+
+    link: Path = Field(
+        default=Path("/tmp/busd-sim/gps"), description="symlink to the pty slave gpsd opens"
+    )
+    start: Waypoint = Field(
+        default=Waypoint(lat=56.3543, lon=26.1758), description="position before any route"
+    )
+    route: list[Waypoint] = Field(
+        default_factory=list, description="waypoints driven in order, starting from start"
+    )
+    speed_kmh: float = Field(default=50.0, gt=0, description="speed along the route")
+    loop: bool = Field(default=False, description="drive the route again when it ends")
+    noise_m: float = Field(default=2.5, ge=0, description="1-sigma horizontal position noise")
+    satellites: int = Field(default=9, ge=0, le=32)
+    hdop: float = Field(default=0.9, gt=0)
+    outages: list[TimeWindow] = Field(default_factory=list, description="periods of silence")
+    no_fix: list[TimeWindow] = Field(
+        default_factory=list, description="periods the receiver talks but has no fix"
+    )
+    seed: int | None = Field(default=None, description="noise seed, for repeatable runs")
+
+
+class LiftSimulatorConfig(Strict):
+    """The lift's Modbus RTU unit on a pty."""
+
+    link: Path = Field(
+        default=Path("/tmp/busd-sim/lift"), description="symlink to the pty slave the driver opens"
+    )
+    unit_id: int = Field(default=1, ge=1, le=247)
+    deploy_s: float = Field(default=8.0, gt=0, description="time to deploy the platform")
+    stow_s: float = Field(default=8.0, gt=0, description="time to stow it")
+    dwell_s: float = Field(default=60.0, ge=0, description="time deployed in an automatic cycle")
+    cycle_at_stops: bool = Field(
+        default=True, description="run one cycle at every stop (when the simulator knows speed)"
+    )
+    initial_cycles: int = Field(default=0, ge=0)
+    registers: LiftRegisterMap = LiftRegisterMap()
+
+
 class SimulatorsConfig(Strict):
     can: CanSimulatorConfig | None = None
+    gps: GpsSimulatorConfig | None = None
+    lift: LiftSimulatorConfig | None = None
     speed: float = Field(default=1.0, gt=0, description="simulated seconds per real second")
 
 
@@ -172,6 +323,9 @@ class BusdConfig(BaseSettings):
     )
     supervisor: SupervisorConfig = SupervisorConfig()
     can: CanConfig | None = None
+    gps: GpsConfig | None = Field(default=None, description="GPS source; none: no GPS")
+    lift: LiftConfig | None = Field(default=None, description="lift Modbus unit; none: no lift")
+    lift_alert: LiftAlertConfig = LiftAlertConfig()
     simulators: SimulatorsConfig = SimulatorsConfig()
 
     @model_validator(mode="after")
@@ -215,9 +369,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
 
     fix(data, "data_dir")
     fix(data.get("can"), "dbc")
+    fix(data.get("gps"), "device")
+    fix(data.get("lift"), "port")
     sims = data.get("simulators")
     if isinstance(sims, dict):
         fix(sims.get("can"), "dbc", "replay", "slcan_link")
+        fix(sims.get("gps"), "link")
+        fix(sims.get("lift"), "link")
 
 
 def load_config(path: str | Path | None = None) -> BusdConfig:
