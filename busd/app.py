@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from busd.alerts import AlertBoard
+from busd.alerts_lift import LiftMovingAlert
 from busd.clock import Clock, ScaledClock, SystemClock
 from busd.config import BusdConfig
 from busd.freshness import FreshnessMonitor
@@ -51,6 +53,7 @@ class Daemon:
     clock: Clock
     state: VehicleState
     supervisor: Supervisor
+    alerts: AlertBoard
     components: list[Component] = field(default_factory=list)
 
 
@@ -59,16 +62,15 @@ def build_daemon(
 ) -> Daemon:
     config = prepared.config
     state = VehicleState(clock, freshness_overrides=config.freshness_s)
+    alerts = AlertBoard(clock=clock)
     # Order matters: sinks first, sources last, so that sources stop first and
     # sinks flush last on shutdown.
     components: list[Component] = [FreshnessMonitor(state=state, clock=clock)]
     components.extend(extra_components or [])
-    if config.can is not None and prepared.can_decoder is not None:
-        from drivers.can.reader import CanReader
-
-        components.append(
-            CanReader(config=config.can, decoder=prepared.can_decoder, state=state, clock=clock)
-        )
+    components.append(LiftMovingAlert(
+        state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
+    ))
+    components.extend(_drivers(prepared, state, clock))
     components.extend(_simulators(config, clock))
     supervisor = Supervisor(
         components,
@@ -80,14 +82,67 @@ def build_daemon(
     )
     # Last: stopped first, so systemd hears STOPPING=1 as soon as shutdown begins.
     supervisor.add(SystemdWatchdog(health=lambda: supervisor.health, clock=clock))
-    return Daemon(config, clock, state, supervisor, components)
+    return Daemon(config, clock, state, supervisor, alerts, components)
+
+
+def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Component]:
+    """Hardware sources named by the config."""
+    config = prepared.config
+    drivers: list[Component] = []
+    if config.can is not None and prepared.can_decoder is not None:
+        from drivers.can.reader import CanReader
+
+        drivers.append(
+            CanReader(config=config.can, decoder=prepared.can_decoder, state=state, clock=clock)
+        )
+    if config.gps is not None:
+        from drivers.gps import gps_source
+
+        drivers.append(gps_source(config.gps, state=state, clock=clock))
+    if config.lift is not None:
+        from drivers.lift import LiftModbusSource
+
+        drivers.append(LiftModbusSource.from_config(config.lift, state=state, clock=clock))
+    return drivers
 
 
 def _simulators(config: BusdConfig, clock: Clock) -> list[Component]:
-    """Simulators named by the config; imported only when asked for."""
+    """Simulators named by the config; imported only when asked for.
+
+    They start after the drivers' components are created but the drivers
+    reopen their ports with back-off, so the order of opening does not matter.
+    The GPS and lift simulators follow the CAN simulator's vehicle model when
+    there is one: the position moves as the simulated bus drives, and the
+    lift cycles when it stands.
+    """
     sims: list[Component] = []
+    can_sim = None
     if config.simulators.can is not None:
         from simulators.can.simulator import CanSimulator
 
-        sims.append(CanSimulator(config.simulators.can, clock))
+        can_sim = CanSimulator(config.simulators.can, clock)
+        sims.append(can_sim)
+    if config.simulators.gps is not None:
+        from simulators.gps import GpsSimulator
+        from simulators.gps.route import OdometerRoute, Route
+
+        gps_config = config.simulators.gps
+        positions = None
+        if can_sim is not None:
+            points = [(gps_config.start.lat, gps_config.start.lon)]
+            points += [(w.lat, w.lon) for w in gps_config.route]
+            sim = can_sim
+            positions = OdometerRoute(
+                Route(waypoints=points, speed_kmh=gps_config.speed_kmh, loop=gps_config.loop),
+                odometer_km=lambda: sim.truth.odometer_km, speed_kmh=lambda: sim.truth.speed_kmh,
+            )
+        sims.append(GpsSimulator.from_config(gps_config, clock=clock, positions=positions))
+    if config.simulators.lift is not None:
+        from simulators.lift import LiftSimulator
+
+        stopped = None
+        if can_sim is not None:
+            sim = can_sim
+            stopped = lambda: sim.truth.speed_kmh < 0.5  # noqa: E731
+        sims.append(LiftSimulator.from_config(config.simulators.lift, clock=clock, stopped=stopped))
     return sims

@@ -365,7 +365,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         for key in keys:
             value = section.get(key)
             if isinstance(value, str) and value and not Path(value).is_absolute():
-                section[key] = str(base / value)
+                section[key] = os.path.normpath(base / value)
 
     fix(data, "data_dir")
     fix(data.get("can"), "dbc")

@@ -64,7 +64,12 @@ def test_a_jump_faster_than_physics_is_dropped_until_it_persists(decoder, db) ->
     assert decoder.stats.dropped["battery.soc:rate"] == 3
 
 
-def test_enum_labels_from_dbc_value_table_and_from_mapping(decoder, db) -> None:
+DC1_LIFT = SignalMapping(message="DC1", signal="RampWheelchairLiftPosition", target="lift.state",
+                         choices={0: "stowed", 1: "deployed", 2: "fault"}, valid_max=2)
+
+
+def test_enum_labels_from_dbc_value_table_and_from_mapping(db) -> None:
+    decoder = FrameDecoder(db, [*sim_mapping(), DC1_LIFT])
     assert decode(decoder, frame(db, "OBC_Status", ChargerState=1))["charger.state"] == "charging"
     lift = decode(decoder, frame(db, "DC1", RampWheelchairLiftPosition=1, PositionOfDoors=2))
     assert lift["lift.state"] == "deployed"

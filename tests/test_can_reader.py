@@ -71,7 +71,7 @@ async def test_simulator_frames_become_live_state(channel: str) -> None:
         await state.wait_for(
             lambda s: all(s.value(name) is not None for name in (
                 sig.BATTERY_SOC, sig.BATTERY_CURRENT, sig.BATTERY_POWER, sig.VEHICLE_SPEED,
-                sig.VEHICLE_OUTSIDE_TEMP, sig.CHARGER_STATE, sig.LIFT_STATE, sig.VEHICLE_ODOMETER,
+                sig.VEHICLE_OUTSIDE_TEMP, sig.CHARGER_STATE, sig.VEHICLE_DOOR_OPEN, sig.VEHICLE_ODOMETER,
                 sig.BATTERY_CELL_V_MIN, sig.VEHICLE_HVAC_POWER)),
             timeout=5,
         )

@@ -66,7 +66,7 @@ async def test_simulator_pty_to_daemon_through_slcan_stream(tmp_path: Path) -> N
     async with Running(sim, reader) as sup:
         await state.wait_for(
             lambda s: s.value(sig.BATTERY_SOC) is not None and s.value(sig.VEHICLE_SPEED)
-            is not None and s.value(sig.LIFT_STATE) is not None,
+            is not None and s.value(sig.VEHICLE_DOOR_OPEN) is not None,
             timeout=10,
         )
         assert state.value(sig.BATTERY_SOC) == pytest.approx(sim.truth.soc, abs=0.2)

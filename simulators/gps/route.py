@@ -71,7 +71,11 @@ class Route:
         self.length_m = sum(self._legs)
 
     def position(self, elapsed_s: float) -> SimPosition:
-        travelled = max(0.0, elapsed_s) * self._speed_mps
+        return self.at_distance(max(0.0, elapsed_s) * self._speed_mps, self._speed_mps * 3.6)
+
+    def at_distance(self, travelled_m: float, speed_kmh: float) -> SimPosition:
+        """Where the route is after ``travelled_m`` metres, moving at ``speed_kmh``."""
+        travelled = max(0.0, travelled_m)
         if self._loop and self.length_m > 0:
             travelled %= self.length_m
         for (a, b), leg in zip(zip(self._points, self._points[1:], strict=False), self._legs,
@@ -81,11 +85,32 @@ class Route:
                 # Linear in lat/lon is fine for legs of a few km at this latitude.
                 return SimPosition(
                     lat=a[0] + (b[0] - a[0]) * f, lon=a[1] + (b[1] - a[1]) * f,
-                    speed_kmh=self._speed_mps * 3.6, heading=bearing_deg(a, b),
+                    speed_kmh=speed_kmh, heading=bearing_deg(a, b),
                 )
             travelled -= leg
         last = self._points[-1]
         return SimPosition(lat=last[0], lon=last[1])
+
+
+class OdometerRoute:
+    """Positions along a route as far as another model's odometer says.
+
+    Couples the GPS simulator to the CAN simulator's vehicle model, so the
+    position moves exactly when and as fast as the simulated bus drives.
+    """
+
+    def __init__(self, route: Route, odometer_km: Callable[[], float],
+                 speed_kmh: Callable[[], float]) -> None:
+        self._route = route
+        self._odometer_km = odometer_km
+        self._speed_kmh = speed_kmh
+        self._start_km: float | None = None
+
+    def position(self, elapsed_s: float) -> SimPosition:
+        odometer = self._odometer_km()
+        if self._start_km is None:
+            self._start_km = odometer
+        return self._route.at_distance((odometer - self._start_km) * 1000.0, self._speed_kmh())
 
 
 class CallbackPosition:

@@ -1,0 +1,65 @@
+"""The alert board: which problem situations are active, and how many were raised.
+
+Rules (the lift moving while not stowed, later low SOC, charger faults…)
+raise and clear alerts here; the board logs every change, keeps the active
+ones for the display and the status topic, counts them for the monitoring
+indicators ("problem situations"), and forwards each change as an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from busd.clock import Clock, utc_iso
+
+log = structlog.get_logger("busd.alerts")
+
+EventForward = Callable[[str, dict[str, object]], None]
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str
+    message: str
+    raised_at: float
+    details: Mapping[str, object] = field(default_factory=dict)
+
+
+class AlertBoard:
+    """Implements the rules' AlertSink protocol."""
+
+    def __init__(self, *, clock: Clock, forward: EventForward | None = None) -> None:
+        self._clock = clock
+        self._forward = forward
+        self.active: dict[str, Alert] = {}
+        self.raised_count = 0
+
+    def set_forward(self, forward: EventForward) -> None:
+        self._forward = forward
+
+    def raise_alert(self, kind: str, *, message: str, details: Mapping[str, object]) -> None:
+        if kind in self.active:
+            return  # already raised: one alert per situation, not one per update
+        alert = Alert(kind, message, self._clock.now(), dict(details))
+        self.active[kind] = alert
+        self.raised_count += 1
+        log.warning("alert_raised", kind=kind, message=message, **dict(details))
+        self._emit("alert_raised", {"kind": kind, "message": message,
+                                    "raised_at": utc_iso(alert.raised_at),
+                                    "details": dict(details)})
+
+    def clear_alert(self, kind: str, *, details: Mapping[str, object]) -> None:
+        alert = self.active.pop(kind, None)
+        if alert is None:
+            return
+        duration = self._clock.now() - alert.raised_at
+        log.info("alert_cleared", kind=kind, after_s=round(duration, 1))
+        self._emit("alert_cleared", {"kind": kind, "raised_at": utc_iso(alert.raised_at),
+                                     "duration_s": round(duration, 1), "details": dict(details)})
+
+    def _emit(self, kind: str, payload: dict[str, object]) -> None:
+        if self._forward is not None:
+            self._forward(kind, payload)
