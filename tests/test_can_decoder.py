@@ -175,3 +175,37 @@ def test_real_ev_frames_decode_to_soc_voltage_and_current() -> None:
     values = dict(dec.decode(0x132, False, raw.to_bytes(8, "little"), 0.0))
     assert values["battery.voltage"] == pytest.approx(395.12)
     assert values["battery.current"] == pytest.approx(123.4)
+
+
+TWO_LAYOUT_DBC = """VERSION ""
+NS_ :
+BS_:
+BU_: ECU
+BO_ 512 MixedStatus: 4 ECU
+ SG_ Layout M : 0|1@1+ (1,0) [0|1] "" ECU
+ SG_ SocA m0 : 8|8@1+ (0.5,0) [0|127.5] "%" ECU
+ SG_ VoltB m1 : 8|16@1+ (0.1,0) [0|6553.5] "V" ECU
+ SG_ ContactorB m1 : 24|1@1+ (1,0) [0|1] "" ECU
+"""
+
+
+def test_one_id_with_two_layouts() -> None:
+    # A real quirk: firmware versions send different layouts under one id, told
+    # apart by a selector. The DBC declares them as multiplexed; each mapping
+    # entry counts only when its layout is on the bus, and a condition on the
+    # same frame still applies within a layout.
+    db = cantools.database.load_string(TWO_LAYOUT_DBC, database_format="dbc")
+    mapping = [
+        SignalMapping(message="MixedStatus", signal="SocA", target="battery.soc"),
+        SignalMapping(message="MixedStatus", signal="VoltB", target="battery.voltage",
+                      when={"signal": "ContactorB", "op": "==", "value": 1}),
+    ]
+    dec = FrameDecoder(db, mapping)
+    layout_a = bytes([0, 161, 0, 0])  # SocA = 80.5 %
+    layout_b = bytes([1]) + (6523).to_bytes(2, "little") + b"\x01"  # VoltB = 652.3 V
+    open_b = bytes([1]) + (0).to_bytes(2, "little") + b"\x00"  # contactor open: 0 V
+    assert dec.decode(0x200, False, layout_a, 0.0) == [("battery.soc", 80.5)]
+    assert dec.decode(0x200, False, layout_b, 0.0) == [("battery.voltage", pytest.approx(652.3))]
+    assert dec.decode(0x200, False, open_b, 0.0) == []
+    assert dec.stats.dropped == {"battery.voltage:condition": 1}
+    assert dec.stats.undecodable == 0
