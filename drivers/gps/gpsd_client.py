@@ -19,7 +19,7 @@ from busd.clock import Clock
 from busd.errors import DecodeError
 from busd.logs import RateLimitedLog
 from busd.state import VehicleState
-from busd.supervisor import ComponentContext
+from busd.supervisor import Backoff, ComponentContext
 from drivers.gps.fix import GpsFix, GpsPublisher
 from drivers.gps.gpsd_json import Sky, Tpv, parse_report
 
@@ -64,8 +64,7 @@ class GpsdSource:
         self._stale_after_s = stale_after_s
         self._time_offset_alarm_s = time_offset_alarm_s
         self._connect_timeout_s = connect_timeout_s
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = Backoff(initial_s=backoff_initial_s, max_s=backoff_max_s)
         self._max_line_bytes = max_line_bytes
         self._on_fix = on_fix  # a tap for tests and the track recorder; must not block
         self._rng = rng or random.Random()
@@ -89,7 +88,7 @@ class GpsdSource:
                 failures += 1
                 _bump(ctx.counters, "connect_failures")
                 ctx.degraded(f"gpsd {self._host}:{self._port} unreachable: {err or 'timeout'}")
-                await self._clock.sleep(self._backoff(failures))
+                await self._clock.sleep(self._backoff.delay(failures, self._rng))
                 continue
             ctx.log.info("gpsd_connected", host=self._host, port=self._port)
             self.connected.set()
@@ -107,11 +106,7 @@ class GpsdSource:
                         await writer.wait_closed()
             # A session that delivered reports resets the back-off.
             failures = 1 if publisher.last_fix_mono is not None else failures + 1
-            await self._clock.sleep(self._backoff(failures))
-
-    def _backoff(self, failures: int) -> float:
-        base = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** max(0, failures - 1))
-        return base * self._rng.uniform(0.5, 1.0)
+            await self._clock.sleep(self._backoff.delay(failures, self._rng))
 
     async def _session(
         self,

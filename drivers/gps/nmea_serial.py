@@ -22,7 +22,7 @@ from busd.clock import Clock
 from busd.errors import DecodeError
 from busd.logs import RateLimitedLog
 from busd.state import VehicleState
-from busd.supervisor import ComponentContext
+from busd.supervisor import Backoff, ComponentContext
 from drivers.gps.fix import GpsFix, GpsPublisher
 from drivers.gps.nmea import MAX_SENTENCE, NmeaInterpreter, Vtg, parse_sentence, vtg_velocity
 
@@ -122,8 +122,7 @@ class NmeaSerialSource:
         self._baudrate = baudrate
         self._stale_after_s = stale_after_s
         self._time_offset_alarm_s = time_offset_alarm_s
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = Backoff(initial_s=backoff_initial_s, max_s=backoff_max_s)
         self._queue_size = queue_size
         self._on_fix = on_fix
         self._serial_factory = serial_factory
@@ -145,18 +144,14 @@ class NmeaSerialSource:
                 failures += 1
                 _bump(ctx.counters, "open_failures")
                 ctx.degraded(f"cannot open {self._device}: {err}")
-                await self._clock.sleep(self._backoff(failures))
+                await self._clock.sleep(self._backoff.delay(failures, self._rng))
                 continue
             ctx.log.info("nmea_port_opened", device=self._device, baudrate=self._baudrate)
             reason = await self._session(port, ctx, publisher, garbage_log)
             _bump(ctx.counters, "port_failures")
             ctx.degraded(reason)
             failures = 1 if publisher.last_fix_mono is not None else failures + 1
-            await self._clock.sleep(self._backoff(failures))
-
-    def _backoff(self, failures: int) -> float:
-        base = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** max(0, failures - 1))
-        return base * self._rng.uniform(0.5, 1.0)
+            await self._clock.sleep(self._backoff.delay(failures, self._rng))
 
     async def _session(
         self, port: serial.Serial, ctx: ComponentContext, publisher: GpsPublisher,

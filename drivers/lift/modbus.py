@@ -21,7 +21,7 @@ from busd.clock import Clock
 from busd.config import LiftConfig, LiftRegisterMap
 from busd.errors import DeviceError
 from busd.state import VehicleState
-from busd.supervisor import ComponentContext
+from busd.supervisor import Backoff, ComponentContext
 from drivers.lift.mapping import LiftInputs, cycles_from_registers, input_span, lift_state
 
 
@@ -71,8 +71,7 @@ class LiftModbusSource:
         self._poll_s = poll_interval_s
         self._timeout_s = timeout_s
         self._degrade_after = failures_before_degraded
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = Backoff(initial_s=backoff_initial_s, max_s=backoff_max_s)
         self._client_factory = client_factory
         self._rng = rng or random.Random()
         self._last_state: str | None = None
@@ -112,8 +111,7 @@ class LiftModbusSource:
             finally:
                 client.close()
             opens = 1 if answered else opens + 1
-            delay = min(self._backoff_max_s, self._backoff_initial_s * 2.0 ** (opens - 1))
-            await self._clock.sleep(delay * self._rng.uniform(0.5, 1.0))
+            await self._clock.sleep(self._backoff.delay(opens, self._rng))
 
     async def _poll_until_lost(
         self, client: AsyncModbusSerialClient, ctx: ComponentContext
