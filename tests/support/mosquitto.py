@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-OPEN_ACL = "# tests: anyone may do anything\ntopic readwrite #\n"
+OPEN_ACL = "# tests: anyone may do anything\ntopic readwrite #\npattern readwrite #\n"
 
 
 def mosquitto_binary() -> str:
