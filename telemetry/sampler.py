@@ -70,7 +70,6 @@ class TelemetrySampler:
             current[name] = compact(view.value)
         if full:
             values = current
-            self._next_key = now + self._cfg.telemetry_keyframe_s
         else:
             values = {k: v for k, v in current.items() if self._last.get(k) != v}
         self._last = current
@@ -78,6 +77,8 @@ class TelemetrySampler:
             n in self._stale or n in stale)}
         if not values and not stale:
             return None  # nothing known or nothing changed: no record at all
+        if full:
+            self._next_key = now + self._cfg.telemetry_keyframe_s
         data: dict[str, Any] = {"full": full, "values": values}
         if stale:
             data["stale"] = stale
