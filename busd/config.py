@@ -200,7 +200,7 @@ class OutboxConfig(Strict):
     max_mb: float = Field(default=256.0, gt=0, description="over this, old telemetry is thinned")
     max_age_days: float = Field(default=30.0, gt=0, description="older records are dropped")
     commit_interval_s: float = Field(
-        default=2.0, gt=0, le=30,
+        default=5.0, gt=0, le=30,
         description="telemetry is committed in groups this often; events commit at once",
     )
     synchronous: Literal["FULL", "NORMAL"] = Field(
@@ -209,10 +209,25 @@ class OutboxConfig(Strict):
     telemetry_buffer: int = Field(
         default=600, ge=10, description="telemetry samples waiting for the next commit"
     )
+    delete_interval_s: float = Field(
+        default=30.0, gt=0, description="acknowledged records are deleted in groups this often")
     retention_check_s: float = Field(default=60.0, gt=0)
 
 
+# What the office's live view needs every second; the full record is in telemetry.
+DEFAULT_STATE_SIGNALS = (
+    "battery.soc", "battery.power", "battery.fault", "charger.plugged", "charger.state",
+    "charger.power", "vehicle.speed", "vehicle.odometer", "vehicle.ready",
+    "vehicle.outside_temp", "vehicle.hvac_power", "gps.fix", "gps.lat", "gps.lon",
+    "gps.heading", "lift.state",
+)
+
+
 class UplinkConfig(Strict):
+    state_signals: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STATE_SIGNALS),
+        description="signals in the retained state snapshot (each second while moving)",
+    )
     state_interval_moving_s: float = Field(default=1.0, gt=0)
     state_interval_parked_s: float = Field(default=30.0, gt=0)
     state_expiry_s: int = Field(
@@ -235,9 +250,10 @@ class UplinkConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> UplinkConfig:
-        unknown = set(self.telemetry_signals or ()) - set(SIGNALS)
-        if unknown:
-            raise ValueError(f"telemetry_signals names unknown signals: {sorted(unknown)}")
+        for key in ("telemetry_signals", "state_signals"):
+            unknown = set(getattr(self, key) or ()) - set(SIGNALS)
+            if unknown:
+                raise ValueError(f"{key} names unknown signals: {sorted(unknown)}")
         return self
 
 

@@ -66,9 +66,12 @@ class State(_Model):
     ts: str
     schema_: Literal["busd.state/1"] = Field(SCHEMA_STATE, alias="schema")
     moving: bool
-    values: dict[str, Scalar] = Field(description="fresh signals only")
-    age_s: dict[str, float] = Field(description="age of every signal ever received")
-    stale: list[str] = Field(description="signals received once but now stale")
+    values: dict[str, Scalar] = Field(
+        description="every fresh signal (within its freshness limit), rounded to its resolution")
+    stale: list[str] | None = Field(None, description="signals received once but now stale; "
+                                    "absent when none is")
+    age_s: dict[str, float] | None = Field(
+        None, description="how old each stale signal's last value is; absent when none is")
 
 
 class TelemetryData(_Model):

@@ -3,10 +3,11 @@
 One SQLite file, one connection, used only by one dedicated thread, so the
 event loop never blocks on disk and there is no write contention.
 
-- ``seq`` is assigned inside the committing transaction from ``meta.last_seq``
-  (not from ``max(seq)``, which would reuse numbers once the table is empty),
-  so it is contiguous and strictly increasing across restarts and crashes: a
-  record that never committed never had a number, and so never leaves a gap.
+- ``seq`` is assigned inside the committing transaction, one above the last
+  number used; on open that is the larger of ``max(seq)`` and ``meta.last_seq``,
+  which every delete records (so an emptied table does not restart at 1). It is
+  contiguous and strictly increasing across restarts and crashes: a record that
+  never committed never had a number, and so never leaves a gap.
 - Journal: WAL, so readers never wait and a commit is one sequential append.
   ``synchronous=FULL`` (default, ``outbox.synchronous``) fsyncs the WAL on every
   commit: a committed record survives power loss, which is the promise the bus
@@ -14,8 +15,13 @@ event loop never blocks on disk and there is no write contention.
   commits on power loss. The cost of FULL is kept small by committing telemetry
   in groups (``commit_interval_s``); events, reports and command results commit
   at once and their ``emit_*`` returns only after the commit.
-- Rows are deleted only after the broker's PUBACK (:meth:`Outbox.ack`). A crash
-  between PUBACK and delete resends them; the office drops them by ``seq``.
+- Rows are deleted only after the broker's PUBACK (:meth:`Outbox.ack`), in
+  groups (every ``delete_interval_s`` or 2000 records): one small transaction
+  instead of one per message keeps the disk writes low (SD cards wear). Acked
+  rows are never offered again by this process; after a crash they are resent
+  and the office drops them by ``seq``.
+- An insert touches only the table's last page: no secondary index (the bound
+  check scans, once a minute) and no counter row to update.
 - Bounded by ``max_mb`` (payload bytes) and ``max_age_days``. Over the bound it
   drops, in this order: telemetry change samples (thinning the history to its
   keyframes), then keyframes, then events/reports, each oldest first, and
@@ -63,7 +69,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     size   INTEGER NOT NULL,
     body   TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS outbox_prio ON outbox (prio, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -106,6 +111,7 @@ class Outbox:
         # the oldest sample goes (counted); it had no seq yet, so no gap appears.
         self._pending: deque[tuple[float, int, str]] = deque(maxlen=self._cfg.telemetry_buffer)
         self._new_records = asyncio.Event()
+        self._acked: set[int] = set()  # PUBACKed, waiting for the next group delete
         self._last_seq = 0
         self._rows = 0
         self._bytes = 0
@@ -153,6 +159,7 @@ class Outbox:
             return
         try:
             await self.flush()
+            await self.purge()
         finally:
             self._closed = True
             self._opened.clear()
@@ -179,10 +186,14 @@ class Outbox:
         await self.open()
         ctx.ready()
         next_check = self._clock.monotonic()
+        next_purge = next_check + self._cfg.delete_interval_s
         try:
             while True:
                 await self._clock.sleep(self._cfg.commit_interval_s)
                 await self.flush()
+                if self._clock.monotonic() >= next_purge:
+                    next_purge = self._clock.monotonic() + self._cfg.delete_interval_s
+                    await self.purge()
                 if self._clock.monotonic() >= next_check:
                     next_check = self._clock.monotonic() + self._cfg.retention_check_s
                     await self.enforce_bounds()
@@ -259,7 +270,6 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT INTO outbox VALUES (?,?,?,?,?,?,?)", rows)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(seq),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -285,7 +295,8 @@ class Outbox:
 
     @property
     def rows(self) -> int:
-        return self._rows
+        """Records not yet acknowledged by the broker."""
+        return self._rows - len(self._acked)
 
     @property
     def bytes(self) -> int:
@@ -307,13 +318,21 @@ class Outbox:
             "SELECT seq, stream, kind, ts, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
-        return [Row(*r) for r in cur]
+        return [Row(*r) for r in cur if r[0] not in self._acked]
 
     async def ack(self, seqs: Iterable[int]) -> None:
-        """The broker acknowledged these records: delete them."""
-        batch = sorted(seqs)
-        if batch:
-            await self._call(self._delete_sync, batch)
+        """The broker acknowledged these records: they go with the next group delete."""
+        self._acked.update(seqs)
+        if len(self._acked) >= 2000:
+            await self.purge()
+
+    async def purge(self) -> None:
+        """Delete acknowledged records now."""
+        if not self._acked or self._db is None:
+            return
+        batch = sorted(self._acked)
+        await self._call(self._delete_sync, batch)
+        self._acked.difference_update(batch)
 
     def _delete_sync(self, seqs: list[int]) -> None:
         db = self._require_db()
@@ -333,6 +352,9 @@ class Outbox:
                         freed[0] += 1
                         freed[1] += got[0]
                         db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+            # The table may now be empty: keep the numbering in the same transaction.
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
+                       (str(self._last_seq),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -367,6 +389,7 @@ class Outbox:
         the number of records dropped."""
         await self._ready()
         await self.flush()
+        await self.purge()
         cutoff = self._clock.now() - self._cfg.max_age_days * 86400
         dropped = await self._call(self._enforce_sync, cutoff)
         if not dropped:
@@ -406,6 +429,8 @@ class Outbox:
             if victims:
                 db.executemany("DELETE FROM outbox WHERE seq=?", [(v[0],) for v in victims])
                 results.append(self._summary("max_mb", victims))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
+                       (str(self._last_seq),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -3,10 +3,12 @@
 Once per ``telemetry_interval_moving_s`` while the bus moves, once per
 ``telemetry_interval_parked_s`` when parked. A *keyframe* (``full``: every
 fresh signal) every ``telemetry_keyframe_s``; in between only the signals
-that changed, so a bus on site for hours costs a few bytes a minute. Floats are
-kept to 7 significant digits (GPS to about a metre), enough for every signal
-and much shorter on the wire. A stale signal is listed in ``stale``, never
-sent as a value.
+that moved by more than their *deadband* since they were last sent, so a bus
+on site for hours costs a few bytes a minute and a driving bus does not send
+sensor noise every second. Values are rounded to a resolution per signal
+(:data:`RESOLUTION`: GPS to about a metre, SOC to 0.01 %), which is finer than
+the deadband and much shorter on the wire. A stale signal is listed in
+``stale``, never sent as a value.
 """
 
 from __future__ import annotations
@@ -21,10 +23,55 @@ from busd.supervisor import ComponentContext
 from telemetry.outbox import Outbox
 
 
-def compact(value: Value) -> Value:
-    if isinstance(value, float):
+# Signal -> (resolution, deadband). Resolution: values are rounded to it everywhere
+# they leave the bus. Deadband: a change smaller than this since the last sent value
+# is not worth a telemetry delta (the next keyframe carries it anyway).
+RESOLUTION: dict[str, tuple[float, float]] = {
+    sig.BATTERY_SOC: (0.01, 0.1),
+    "battery.voltage": (0.1, 1.0),
+    "battery.current": (0.1, 2.0),
+    "battery.power": (0.01, 1.0),
+    "battery.temp_min": (0.1, 0.5),
+    "battery.temp_max": (0.1, 0.5),
+    "battery.cell_v_min": (0.001, 0.005),
+    "battery.cell_v_max": (0.001, 0.005),
+    "battery.soh": (0.1, 0.5),
+    "charger.power": (0.01, 0.5),
+    "charger.session_energy": (0.01, 0.1),
+    sig.VEHICLE_SPEED: (0.1, 2.0),
+    "vehicle.odometer": (0.01, 0.1),
+    "vehicle.outside_temp": (0.1, 0.5),
+    "vehicle.hvac_power": (0.01, 0.5),
+    "vehicle.aux_voltage": (0.01, 0.2),
+    sig.GPS_LAT: (0.00001, 0.00005),
+    sig.GPS_LON: (0.00001, 0.00005),
+    sig.GPS_SPEED: (0.1, 2.0),
+    "gps.heading": (1.0, 10.0),
+    "gps.time": (1.0, 60.0),
+    "gps.hdop": (0.1, 0.5),
+}
+
+
+def compact(value: Value, name: str = "") -> Value:
+    """The value rounded to its signal's resolution (7 significant digits when unknown)."""
+    if not isinstance(value, float):
+        return value
+    res = RESOLUTION.get(name)
+    if res is None:
         return float(f"{value:.7g}")
-    return value
+    step = res[0]
+    decimals = max(0, -int(f"{step:e}".split("e")[1]))
+    return round(round(value / step) * step, decimals)
+
+
+def moved(name: str, old: Value | None, new: Value) -> bool:
+    """True when ``new`` differs from the last sent ``old`` by more than the deadband."""
+    if old is None or type(old) is not type(new):
+        return True
+    res = RESOLUTION.get(name)
+    if res is not None and isinstance(new, float) and isinstance(old, float):
+        return abs(new - old) >= res[1] - 1e-12
+    return old != new
 
 
 def is_moving(state: VehicleState, threshold_kmh: float) -> bool:
@@ -67,12 +114,13 @@ class TelemetrySampler:
                 if name not in self._stale:
                     stale.append(name)
                 continue
-            current[name] = compact(view.value)
+            current[name] = compact(view.value, name)
         if full:
             values = current
         else:
-            values = {k: v for k, v in current.items() if self._last.get(k) != v}
-        self._last = current
+            values = {k: v for k, v in current.items() if moved(k, self._last.get(k), v)}
+        # Remember what the office now has: the deadband is measured from that.
+        self._last = {k: v for k, v in self._last.items() if k in current} | values
         self._stale = {n for n in self._names if n not in current and (
             n in self._stale or n in stale)}
         if not values and not stale:

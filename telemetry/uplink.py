@@ -259,17 +259,17 @@ class Uplink:
         values: dict[str, Any] = {}
         ages: dict[str, float] = {}
         stale: list[str] = []
-        for name, view in self._state.snapshot().items():
+        for name, view in self._state.snapshot(self._cfg.state_signals).items():
             if view.value is None or view.age_s is None:
                 continue
-            ages[name] = round(view.age_s, 1)
             if view.stale:
                 stale.append(name)
+                ages[name] = round(view.age_s, 1)
             else:
-                values[name] = compact(view.value)
+                values[name] = compact(view.value, name)
         state = State(bus=self._bus, ts=utc_iso(self._clock.now()),
                       moving=is_moving(self._state, self._cfg.moving_kmh),
-                      values=values, age_s=ages, stale=stale)
+                      values=values, stale=stale or None, age_s=ages or None)
         return json.dumps(state.dump(), separators=(",", ":")).encode()
 
     async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:

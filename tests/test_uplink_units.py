@@ -62,19 +62,21 @@ async def test_sampler_sends_keyframes_then_changes_only_and_marks_stale():
     state.update("battery.soc", 90.123456789, source="t")
     state.update("vehicle.speed", 30.0, source="t")
     first = sampler.sample()
-    assert first == {"full": True, "values": {"battery.soc": 90.12346, "vehicle.speed": 30.0}}
+    assert first == {"full": True, "values": {"battery.soc": 90.12, "vehicle.speed": 30.0}}
     await clock.advance(1)
     assert sampler.sample() is None  # unchanged: nothing to send
     state.update("vehicle.speed", 31.0, source="t")
-    assert sampler.sample() == {"full": False, "values": {"vehicle.speed": 31.0}}
+    assert sampler.sample() is None  # within the 2 km/h deadband: noise, not news
+    state.update("vehicle.speed", 32.04, source="t")
+    assert sampler.sample() == {"full": False, "values": {"vehicle.speed": 32.0}}
     await clock.advance(state.freshness("battery.soc") + 1)
-    state.update("vehicle.speed", 31.0, source="t")
+    state.update("vehicle.speed", 32.0, source="t")
     stale = sampler.sample()
     assert stale["stale"] == ["battery.soc"] and "battery.soc" not in stale["values"]
     await clock.advance(61)
-    state.update("vehicle.speed", 32.0, source="t")
+    state.update("vehicle.speed", 32.5, source="t")
     key = sampler.sample()
-    assert key["full"] is True and key["values"] == {"vehicle.speed": 32.0}
+    assert key["full"] is True and key["values"] == {"vehicle.speed": 32.5}
 
 
 def test_mqtt_host_and_port_come_from_the_environment(monkeypatch, tmp_path):
@@ -124,3 +126,12 @@ def test_unreadable_password_file_is_a_config_error(tmp_path):
 
 def test_committed_json_schemas_are_up_to_date():
     assert schema.stale_files() == [], "run: python -m telemetry.schema"
+
+
+def test_compact_rounds_to_the_signal_resolution():
+    from telemetry.sampler import compact
+
+    assert compact(56.354312345, "gps.lat") == 56.35431
+    assert compact(3.14159, "battery.cell_v_min") == 3.142
+    assert compact(1.23456789, "unknown") == 1.234568
+    assert compact(True, "vehicle.ready") is True
