@@ -356,4 +356,5 @@ def load_config(path: str | Path | None = None) -> BusdConfig:
 
 def outbox_path(config: BusdConfig) -> Path:
     """Where the outbox database lives: ``outbox.path``, relative to ``data_dir``."""
-    return config.outbox.path if config.outbox.path.is_absolute() else config.data_dir / config.outbox.path
+    path = config.outbox.path
+    return path if path.is_absolute() else config.data_dir / path

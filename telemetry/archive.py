@@ -94,8 +94,8 @@ class Archive:
 
     async def seqs(self, bus: str, *, by_arrival: bool = False) -> list[int]:
         order = "arrival" if by_arrival else "seq"
-        return await self._call(self._query, f"SELECT seq FROM records WHERE bus=? ORDER BY {order}",
-                                (bus,))
+        sql = f"SELECT seq FROM records WHERE bus=? ORDER BY {order}"
+        return await self._call(self._query, sql, (bus,))
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         assert self._db is not None
@@ -124,8 +124,9 @@ class Archive:
         with out.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["bus", "seq", "ts", "schema", "kind", "topic", "data"])
-            for row in self._db.execute(
-                    "SELECT bus, seq, ts, schema, kind, topic, data FROM records ORDER BY bus, seq"):
+            rows = self._db.execute(
+                "SELECT bus, seq, ts, schema, kind, topic, data FROM records ORDER BY bus, seq")
+            for row in rows:
                 writer.writerow(row)
                 n += 1
         return n

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from busd.config import MqttConfig
 from busd.errors import ConfigError
-
 
 # aiomqtt warns "There are N pending publish calls" whenever more than 10 QoS 1
 # publishes await their PUBACK, which the drain does on purpose (a window of

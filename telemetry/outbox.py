@@ -218,7 +218,9 @@ class Outbox:
 
     # --- writing ------------------------------------------------------------------
 
-    def add_telemetry(self, data: Mapping[str, Any], *, full: bool, ts: float | None = None) -> None:
+    def add_telemetry(
+        self, data: Mapping[str, Any], *, full: bool, ts: float | None = None
+    ) -> None:
         """Buffer a telemetry sample; it gets its seq at the next group commit."""
         if len(self._pending) == self._pending.maxlen:
             self.counters["telemetry_overflow"] += 1

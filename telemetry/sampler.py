@@ -22,7 +22,6 @@ from busd.state import Value, VehicleState
 from busd.supervisor import ComponentContext
 from telemetry.outbox import Outbox
 
-
 # Signal -> (resolution, deadband). Resolution: values are rounded to it everywhere
 # they leave the bus. Deadband: a change smaller than this since the last sent value
 # is not worth a telemetry delta (the next keyframe carries it anyway).

@@ -38,7 +38,7 @@ from busd.state import VehicleState
 from busd.supervisor import ComponentContext
 from telemetry import mqtt
 from telemetry.commands import CommandDispatcher
-from telemetry.models import STREAM_SCHEMAS, SCHEMA_BATCH, PlanMessage, State, Status
+from telemetry.models import SCHEMA_BATCH, STREAM_SCHEMAS, PlanMessage, State, Status
 from telemetry.outbox import Outbox, Row
 from telemetry.sampler import compact, is_moving
 
@@ -200,7 +200,8 @@ class Uplink:
             # Each command topic by name, not cmd/+, which would echo our own cmd/result back.
             for name in self._commands.names:
                 await client.subscribe(self.topic(f"cmd/{name}"), qos=1)
-            self._log.info("uplink_connected", broker=f"{self._settings.host}:{self._settings.port}",
+            self._log.info("uplink_connected",
+                           broker=f"{self._settings.host}:{self._settings.port}",
                            protocol=str(self._protocol), backlog=self._outbox.rows)
             ctx.ready()
             try:

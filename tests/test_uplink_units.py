@@ -94,7 +94,8 @@ def test_password_file_and_tls_paths_resolve_against_the_config_file(tmp_path):
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "mqtt.pw").write_text("from-file\n")
     path = tmp_path / "busd.toml"
-    path.write_text('bus_id = "bus-01"\ndata_dir = "data"\n[mqtt]\npassword_file = "secrets/mqtt.pw"\n'
+    path.write_text('bus_id = "bus-01"\ndata_dir = "data"\n'
+                    '[mqtt]\npassword_file = "secrets/mqtt.pw"\n'
                     '[mqtt.tls]\nenabled = true\nca_file = "ca.crt"\n')
     cfg = load_config(path)
     assert cfg.mqtt.password_value() == "from-file"

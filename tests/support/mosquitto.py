@@ -145,7 +145,8 @@ class Mosquitto:
             _wait_port(self.port, up=True)
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"mosquitto did not start; see {self.workdir}/mosquitto.log") from None
+            log = self.workdir / "mosquitto.log"
+            raise RuntimeError(f"mosquitto did not start; see {log}") from None
 
     def stop(self) -> None:
         """Stop cleanly (saves the persistent store)."""
