@@ -12,22 +12,22 @@ message; its ``records`` are the same records without the repeated ``bus``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Scalar = float | int | bool | str
 
-SCHEMA_STATUS = "busd.status/1"
-SCHEMA_STATE = "busd.state/1"
-SCHEMA_TELEMETRY = "busd.telemetry/1"
-SCHEMA_EVENT = "busd.event/1"
-SCHEMA_REPORT = "busd.report/1"
-SCHEMA_CMD_RESULT = "busd.cmd_result/1"
-SCHEMA_BATCH = "busd.batch/1"
-SCHEMA_PLAN = "busd.plan/1"
-SCHEMA_CMD_PING = "busd.cmd.ping/1"
-SCHEMA_CMD_PLAN = "busd.cmd.plan/1"
+SCHEMA_STATUS: Final = "busd.status/1"
+SCHEMA_STATE: Final = "busd.state/1"
+SCHEMA_TELEMETRY: Final = "busd.telemetry/1"
+SCHEMA_EVENT: Final = "busd.event/1"
+SCHEMA_REPORT: Final = "busd.report/1"
+SCHEMA_CMD_RESULT: Final = "busd.cmd_result/1"
+SCHEMA_BATCH: Final = "busd.batch/1"
+SCHEMA_PLAN: Final = "busd.plan/1"
+SCHEMA_CMD_PING: Final = "busd.cmd.ping/1"
+SCHEMA_CMD_PLAN: Final = "busd.cmd.plan/1"
 
 # Which record schema each outbox stream publishes with, and on which topic.
 STREAM_SCHEMAS = {
@@ -52,7 +52,7 @@ class Status(_Model):
 
     bus: str
     ts: str = Field(description="UTC ISO 8601 with ms; for the will: when it was registered")
-    schema_: Literal["busd.status/1"] = Field(SCHEMA_STATUS, alias="schema")
+    schema_: Literal["busd.status/1"] = Field(default=SCHEMA_STATUS, alias="schema")
     online: bool
     version: str
     boot: str = Field(description="when this daemon process started")
@@ -64,7 +64,7 @@ class State(_Model):
 
     bus: str
     ts: str
-    schema_: Literal["busd.state/1"] = Field(SCHEMA_STATE, alias="schema")
+    schema_: Literal["busd.state/1"] = Field(default=SCHEMA_STATE, alias="schema")
     moving: bool
     values: dict[str, Scalar] = Field(
         description="every fresh signal (within its freshness limit), rounded to its resolution")
@@ -92,7 +92,7 @@ class _Record(_Model):
 class TelemetryRecord(_Record):
     """``.../telemetry``, QoS 1."""
 
-    schema_: Literal["busd.telemetry/1"] = Field(SCHEMA_TELEMETRY, alias="schema")
+    schema_: Literal["busd.telemetry/1"] = Field(default=SCHEMA_TELEMETRY, alias="schema")
     kind: Literal["sample"] = "sample"
     data: TelemetryData
 
@@ -100,14 +100,14 @@ class TelemetryRecord(_Record):
 class EventRecord(_Record):
     """``.../event/{kind}``, QoS 1. ``data_dropped`` reports what the full outbox lost."""
 
-    schema_: Literal["busd.event/1"] = Field(SCHEMA_EVENT, alias="schema")
+    schema_: Literal["busd.event/1"] = Field(default=SCHEMA_EVENT, alias="schema")
     data: dict[str, Any]
 
 
 class ReportRecord(_Record):
     """``.../report/{kind}`` (``daily``), QoS 1."""
 
-    schema_: Literal["busd.report/1"] = Field(SCHEMA_REPORT, alias="schema")
+    schema_: Literal["busd.report/1"] = Field(default=SCHEMA_REPORT, alias="schema")
     data: dict[str, Any]
 
 
@@ -122,7 +122,7 @@ class CmdResultData(_Model):
 class CmdResultRecord(_Record):
     """``.../cmd/result``, QoS 1: the answer to every command, accepted or not."""
 
-    schema_: Literal["busd.cmd_result/1"] = Field(SCHEMA_CMD_RESULT, alias="schema")
+    schema_: Literal["busd.cmd_result/1"] = Field(default=SCHEMA_CMD_RESULT, alias="schema")
     kind: Literal["cmd_result"] = "cmd_result"
     data: CmdResultData
 
@@ -140,7 +140,7 @@ class Batch(_Model):
 
     bus: str
     ts: str = Field(description="when the batch was sent")
-    schema_: Literal["busd.batch/1"] = Field(SCHEMA_BATCH, alias="schema")
+    schema_: Literal["busd.batch/1"] = Field(default=SCHEMA_BATCH, alias="schema")
     records: list[BatchItem] = Field(min_length=1)
 
 
@@ -149,7 +149,7 @@ class PlanMessage(_Model):
 
     bus: str
     ts: str
-    schema_: Literal["busd.plan/1"] = Field(SCHEMA_PLAN, alias="schema")
+    schema_: Literal["busd.plan/1"] = Field(default=SCHEMA_PLAN, alias="schema")
     plan: dict[str, Any]
 
 
@@ -158,7 +158,7 @@ class CmdPing(_Model):
 
     bus: str
     ts: str
-    schema_: Literal["busd.cmd.ping/1"] = Field(SCHEMA_CMD_PING, alias="schema")
+    schema_: Literal["busd.cmd.ping/1"] = Field(default=SCHEMA_CMD_PING, alias="schema")
     id: str = Field(min_length=1, max_length=64)
 
 
@@ -167,7 +167,7 @@ class CmdPlan(_Model):
 
     bus: str
     ts: str
-    schema_: Literal["busd.cmd.plan/1"] = Field(SCHEMA_CMD_PLAN, alias="schema")
+    schema_: Literal["busd.cmd.plan/1"] = Field(default=SCHEMA_CMD_PLAN, alias="schema")
     id: str = Field(min_length=1, max_length=64)
     version: int = Field(ge=1)
     date: dt.date = Field(description="the operating day, local time; not in the past")
