@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class BusView:
     last_record_at: float | None = None
     records: int = 0
     duplicates: int = 0
-    cmd_results: list[dict[str, Any]] = field(default_factory=list)
+    # The latest command answers only (bounded; the archive keeps them all).
+    cmd_results: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
 
 
 class Office:
@@ -127,7 +129,8 @@ class Office:
             if good:
                 view.last_seq = max(view.last_seq, max(r["seq"] for r in good))
                 view.last_record_at = self._clock.now()
-            view.cmd_results += [r.get("data", {}) for r in good if r.get("kind") == "cmd_result"]
+            view.cmd_results.extend(
+                r.get("data", {}) for r in good if r.get("kind") == "cmd_result")
         self._changed.set()
 
     async def wait_until(self, predicate: Callable[[], Any], *, timeout: float) -> None:

@@ -132,7 +132,7 @@ async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
             await office.send_command("bus-01", name, payload)
         await office.wait_until(lambda: len(office.fleet["bus-01"].cmd_results) >= len(sends),
                                 timeout=20)
-        results = office.fleet["bus-01"].cmd_results
+        results = list(office.fleet["bus-01"].cmd_results)
         assert [r["accepted"] for r in results] == [False, False, True, False, False, True]
         assert results[0]["reason"].startswith("not valid JSON")
         assert results[1]["reason"] == "addressed to bus 'bus-02', this is 'bus-01'"
