@@ -76,7 +76,8 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
     out = tmp_path / "fleet.csv"
     done = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "telemetry.office", "office",
-                         "--archive", str(archive), "--export-csv", str(out)], cwd=REPO, capture_output=True, text=True, timeout=30)
+                         "--archive", str(archive), "--export-csv", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = list(csv.DictReader(out.open()))
     ticks = [r for r in rows if r["kind"] == "tick"]
