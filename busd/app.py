@@ -15,11 +15,14 @@ from busd.alerts import AlertBoard
 from busd.alerts_lift import LiftMovingAlert
 from busd.clock import Clock, ScaledClock, SystemClock
 from busd.config import BusdConfig
+from busd.events import EventForwarder
 from busd.freshness import FreshnessMonitor
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
 from drivers.can.decoder import FrameDecoder, load_dbc
+from telemetry.mqtt import BrokerSettings
+from telemetry.wiring import UplinkParts, build_uplink
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Prepared:
 def prepare(config: BusdConfig) -> Prepared:
     """Validate what the config points at; raises ConfigError naming the key."""
     prepared = Prepared(config)
+    # The broker's credentials and TLS files must be readable before we start.
+    BrokerSettings.from_config(config.mqtt).ssl_context()
     if config.can is not None:
         db = load_dbc(config.can.dbc, strict=config.can.dbc_strict)
         prepared.can_decoder = FrameDecoder(
@@ -54,6 +59,8 @@ class Daemon:
     state: VehicleState
     supervisor: Supervisor
     alerts: AlertBoard
+    uplink: UplinkParts
+    events: EventForwarder
     components: list[Component] = field(default_factory=list)
 
 
@@ -62,10 +69,16 @@ def build_daemon(
 ) -> Daemon:
     config = prepared.config
     state = VehicleState(clock, freshness_overrides=config.freshness_s)
-    alerts = AlertBoard(clock=clock)
+    uplink = build_uplink(config, state=state, clock=clock)
+    events = EventForwarder(sink=uplink.outbox)
+    alerts = AlertBoard(clock=clock, forward=events.forward)
     # Order matters: sinks first, sources last, so that sources stop first and
-    # sinks flush last on shutdown.
-    components: list[Component] = [FreshnessMonitor(state=state, clock=clock)]
+    # sinks flush last on shutdown (the outbox is the very last to stop).
+    # The simulated office broker, if any, goes first: it stops last, after the
+    # uplink has said goodbye.
+    components: list[Component] = _broker_simulator(config)
+    components += [*uplink.components, events]
+    components.append(FreshnessMonitor(state=state, clock=clock))
     components.extend(extra_components or [])
     components.append(LiftMovingAlert(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
@@ -82,7 +95,7 @@ def build_daemon(
     )
     # Last: stopped first, so systemd hears STOPPING=1 as soon as shutdown begins.
     supervisor.add(SystemdWatchdog(health=lambda: supervisor.health, clock=clock))
-    return Daemon(config, clock, state, supervisor, alerts, components)
+    return Daemon(config, clock, state, supervisor, alerts, uplink, events, components)
 
 
 def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Component]:
@@ -104,6 +117,15 @@ def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Comp
 
         drivers.append(LiftModbusSource.from_config(config.lift, state=state, clock=clock))
     return drivers
+
+
+def _broker_simulator(config: BusdConfig) -> list[Component]:
+    if config.simulators.broker is None:
+        return []
+    from simulators.broker import BrokerSimulator
+
+    return [BrokerSimulator(port=config.simulators.broker.port,
+                            workdir=config.data_dir / "broker")]
 
 
 def _simulators(config: BusdConfig, clock: Clock) -> list[Component]:

@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and what it points at")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+
+    from telemetry.office import add_office_parser
+
+    add_office_parser(sub)
     return parser
 
 

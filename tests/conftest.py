@@ -14,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+pytest_plugins = ["tests.support.mosquitto"]
+
 
 @pytest.fixture(autouse=True)
 async def no_leaked_tasks():

@@ -1,0 +1,70 @@
+"""Ports the logic in busd/ depends on; telemetry/ (and test fakes) implement them.
+
+The logic never imports aiomqtt or telemetry/: a tracker that finishes a leg
+calls ``await sink.emit_event("leg_completed", {...})`` and does not care
+whether the record goes to MQTT, a test list, or nowhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+JsonObject = Mapping[str, Any]
+
+
+class EventSink(Protocol):
+    """Durable records for the office (everything that goes through the outbox).
+
+    Each method returns once the record is committed to disk, with its ``seq``:
+    from then on it survives a crash and reaches the office exactly once after
+    de-duplication, or its loss is reported (``data_dropped``).
+    """
+
+    async def emit_event(self, kind: str, data: JsonObject) -> int:
+        """An event for ``.../event/{kind}`` (visit_started, alert_raised, ...)."""
+        ...
+
+    async def emit_report(self, kind: str, data: JsonObject) -> int:
+        """A report for ``.../report/{kind}`` (``daily``)."""
+        ...
+
+
+class PlanPublisher(Protocol):
+    """The active plan, published retained on ``.../plan`` (latest wins, kept across restarts)."""
+
+    async def publish_plan(self, plan: JsonObject) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """A handler's answer; ``reason`` must say exactly why when not accepted."""
+
+    accepted: bool
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def accept(cls, **detail: Any) -> CommandOutcome:
+        return cls(True, "", detail)
+
+    @classmethod
+    def reject(cls, reason: str, **detail: Any) -> CommandOutcome:
+        return cls(False, reason, detail)
+
+
+# A command handler gets the already validated body of the command.
+CommandHandler = Callable[[JsonObject], Awaitable[CommandOutcome]]
+
+
+class CommandRouter(Protocol):
+    """Where logic registers its handlers for commands from the office (``.../cmd/{name}``).
+
+    ``register("plan", handler)`` is how the planner takes ``cmd/plan``: the
+    uplink has already checked JSON, size, schema, bus id, date and that the
+    version increases; the handler decides the rest and its outcome is sent on
+    ``cmd/result``. The version is remembered only when the handler accepts.
+    """
+
+    def register(self, name: str, handler: CommandHandler) -> None: ...

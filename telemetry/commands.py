@@ -1,0 +1,174 @@
+"""Commands from the office: validation, the handler registry, and answers for cmd/result.
+
+Every command is checked in this order, and the first failure is the answer:
+size, UTF-8 JSON object, schema name, fields (pydantic, extra fields refused),
+bus id, then per command (plan: date not in the past, version above the last
+accepted one). Nothing a command contains can raise out of :meth:`handle`, and
+a handler gets ``handler_timeout_s`` before the command is rejected, so a bad
+or slow command never blocks the receive loop for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from busd.clock import Clock, utc_iso
+from busd.ports import CommandHandler, CommandOutcome
+from telemetry.models import SCHEMA_CMD_PING, SCHEMA_CMD_PLAN, CmdPing, CmdPlan, CmdResultData
+
+log = structlog.get_logger("telemetry.commands")
+
+PLAN_VERSION_KEY = "cmd.plan.version"
+
+
+class MetaStore(Protocol):
+    """Where the last accepted plan version survives restarts (the outbox's meta table)."""
+
+    async def get_meta(self, key: str) -> str | None: ...
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+
+class CommandRejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_MODELS: dict[str, tuple[str, type[BaseModel]]] = {
+    "ping": (SCHEMA_CMD_PING, CmdPing),
+    "plan": (SCHEMA_CMD_PLAN, CmdPlan),
+}
+
+
+def _pydantic_reason(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:3]:
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{where}: {e['msg']}")
+    return "invalid command: " + "; ".join(parts)
+
+
+class CommandDispatcher:
+    """Implements :class:`busd.ports.CommandRouter`."""
+
+    def __init__(
+        self,
+        *,
+        bus_id: str,
+        clock: Clock,
+        store: MetaStore,
+        max_bytes: int = 256 * 1024,
+        timezone: str = "Europe/Riga",
+        handler_timeout_s: float = 5.0,
+    ) -> None:
+        if max_bytes < 256:
+            raise ValueError("max_bytes below 256 cannot hold any command")
+        self._bus = bus_id
+        self._clock = clock
+        self._store = store
+        self._max_bytes = max_bytes
+        self._tz = ZoneInfo(timezone)
+        self._timeout = handler_timeout_s
+        self._handlers: dict[str, CommandHandler] = {}
+        self.counters = {"accepted": 0, "rejected": 0}
+        self._log = log.bind(component="commands", bus=bus_id)
+
+    def register(self, name: str, handler: CommandHandler) -> None:
+        if name not in _MODELS:
+            raise ValueError(f"no command {name!r}; known: {sorted(_MODELS)}")
+        if name == "ping":
+            raise ValueError("ping is answered by the uplink itself")
+        if name in self._handlers:
+            raise ValueError(f"a handler for {name!r} is already registered")
+        self._handlers[name] = handler
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(_MODELS)
+
+    async def handle(self, name: str, payload: bytes) -> CmdResultData:
+        """Validate and run one command; always returns the answer for cmd/result."""
+        command_id: str | None = None
+        try:
+            if name not in _MODELS:
+                raise CommandRejected(f"unknown command {name!r}; known: {', '.join(_MODELS)}")
+            if len(payload) > self._max_bytes:
+                raise CommandRejected(
+                    f"payload is {len(payload)} bytes, the limit is {self._max_bytes}")
+            raw = self._parse(payload)
+            if isinstance(raw.get("id"), str):
+                command_id = raw["id"][:64]
+            schema, model = _MODELS[name]
+            if raw.get("schema") != schema:
+                raise CommandRejected(f"schema must be {schema!r}, got {raw.get('schema')!r}")
+            try:
+                command = model.model_validate(raw)
+            except ValidationError as err:
+                raise CommandRejected(_pydantic_reason(err)) from None
+            if command.bus != self._bus:  # type: ignore[attr-defined]
+                raise CommandRejected(
+                    f"addressed to bus {command.bus!r}, this is {self._bus!r}")  # type: ignore[attr-defined]
+            outcome = await (self._ping() if name == "ping" else self._plan(command))  # type: ignore[arg-type]
+        except CommandRejected as rej:
+            outcome = CommandOutcome.reject(rej.reason)
+        except Exception as err:  # a handler's bug must not take the receive loop down
+            self._log.exception("command_handler_failed", command=name)
+            outcome = CommandOutcome.reject(f"internal error: {type(err).__name__}")
+        self.counters["accepted" if outcome.accepted else "rejected"] += 1
+        self._log.info("command_" + ("accepted" if outcome.accepted else "rejected"),
+                       command=name, id=command_id, reason=outcome.reason)
+        return CmdResultData(command=name if name in _MODELS else "?", id=command_id,
+                             accepted=outcome.accepted, reason=outcome.reason,
+                             detail=outcome.detail)
+
+    @staticmethod
+    def _parse(payload: bytes) -> dict[str, Any]:
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise CommandRejected(f"not UTF-8: {err.reason} at byte {err.start}") from None
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CommandRejected(f"not valid JSON: {err.msg} at line {err.lineno} "
+                                  f"column {err.colno}") from None
+        except (RecursionError, ValueError) as err:  # absurd nesting, 5000-digit integers
+            raise CommandRejected(f"not acceptable JSON: {type(err).__name__}") from None
+        if not isinstance(raw, dict):
+            raise CommandRejected(f"not a JSON object but a {type(raw).__name__}")
+        return raw
+
+    async def _ping(self) -> CommandOutcome:
+        return CommandOutcome.accept(bus_ts=utc_iso(self._clock.now()))
+
+    async def _plan(self, command: CmdPlan) -> CommandOutcome:
+        today = dt.datetime.fromtimestamp(self._clock.now(), self._tz).date()
+        if command.date < today:
+            raise CommandRejected(f"plan date {command.date} is in the past (today is {today})")
+        stored = await self._store.get_meta(PLAN_VERSION_KEY)
+        last = int(stored) if stored is not None else 0
+        if command.version <= last:
+            raise CommandRejected(
+                f"version {command.version} is not above the accepted version {last}")
+        handler = self._handlers.get("plan")
+        if handler is None:
+            raise CommandRejected("no plan handler is registered on this bus")
+        body = {"id": command.id, "version": command.version,
+                "date": command.date.isoformat(), "plan": command.plan}
+        try:
+            async with asyncio.timeout(self._timeout):
+                outcome = await handler(body)
+        except TimeoutError:
+            raise CommandRejected(
+                f"the plan handler did not answer within {self._timeout:g} s") from None
+        if outcome.accepted:
+            await self._store.set_meta(PLAN_VERSION_KEY, str(command.version))
+            outcome = CommandOutcome(True, "", {"version": command.version, **outcome.detail})
+        return outcome

@@ -1,0 +1,127 @@
+"""Building aiomqtt clients from config: credentials, TLS, MQTT 5 with a 3.1.1 fallback.
+
+Shared by the bus's uplink and the office, so both speak to the broker the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from busd.config import MqttConfig
+from busd.errors import ConfigError
+
+# aiomqtt warns "There are N pending publish calls" whenever more than 10 QoS 1
+# publishes await their PUBACK, which the drain does on purpose (a window of
+# ``uplink.inflight``); keep its logger for real errors.
+_PAHO_LOG = logging.getLogger("telemetry.mqtt.client")
+_PAHO_LOG.setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """Everything needed to reach a broker; ``repr`` never shows the password."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    check_hostname: bool = True
+    keepalive_s: int = 30
+    timeout_s: float = 10.0
+    protocol: str = "auto"  # "auto" | "5" | "3.1.1"
+
+    def __repr__(self) -> str:
+        return (f"BrokerSettings(host={self.host!r}, port={self.port}, username={self.username!r}, "
+                f"password={'***' if self.password else None}, tls={self.tls})")
+
+    @classmethod
+    def from_config(cls, cfg: MqttConfig) -> BrokerSettings:
+        return cls(
+            host=cfg.host, port=cfg.port, username=cfg.username, password=cfg.password_value(),
+            tls=cfg.tls.enabled, ca_file=cfg.tls.ca_file, cert_file=cfg.tls.cert_file,
+            key_file=cfg.tls.key_file, check_hostname=cfg.tls.check_hostname,
+            keepalive_s=cfg.keepalive_s, timeout_s=cfg.timeout_s, protocol=cfg.protocol,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """Verifying context: the broker's certificate must chain to ``ca_file``."""
+        if not self.tls:
+            return None
+        try:
+            ctx = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file else None)
+            ctx.check_hostname = self.check_hostname
+            if self.cert_file is not None and self.key_file is not None:
+                ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError([("mqtt.tls", f"cannot load TLS files: {err}")]) from err
+        return ctx
+
+
+def first_protocol(settings: BrokerSettings) -> aiomqtt.ProtocolVersion:
+    return (aiomqtt.ProtocolVersion.V311 if settings.protocol == "3.1.1"
+            else aiomqtt.ProtocolVersion.V5)
+
+
+def refused_protocol(err: BaseException) -> bool:
+    """True when the broker refused the MQTT version (3.1.1 rc 1, MQTT 5 reason 132)."""
+    rc = getattr(err, "rc", None)
+    value = getattr(rc, "value", rc)
+    return isinstance(err, MqttConnectError) and value in (1, 132)
+
+
+def make_client(
+    settings: BrokerSettings,
+    *,
+    identifier: str,
+    protocol: aiomqtt.ProtocolVersion,
+    will: aiomqtt.Will | None = None,
+    persistent_session: bool = False,
+    max_inflight: int = 20,
+    max_queued_incoming: int = 1000,
+) -> aiomqtt.Client:
+    v5 = protocol == aiomqtt.ProtocolVersion.V5
+    session: dict[str, object] = {}
+    if v5:
+        session["clean_start"] = not persistent_session
+        if persistent_session:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 7 * 86400  # the office may be off over a weekend
+            session["properties"] = props
+    else:
+        session["clean_session"] = not persistent_session
+    return aiomqtt.Client(
+        settings.host,
+        settings.port,
+        username=settings.username,
+        password=settings.password,
+        identifier=identifier,
+        protocol=protocol,
+        will=will,
+        keepalive=settings.keepalive_s,
+        timeout=settings.timeout_s,
+        tls_context=settings.ssl_context(),
+        logger=_PAHO_LOG,
+        max_inflight_messages=max_inflight,
+        # Bounded: past this paho/aiomqtt discard incoming messages (logged by aiomqtt).
+        max_queued_incoming_messages=max_queued_incoming,
+        **session,  # type: ignore[arg-type]
+    )
+
+
+def expiry_properties(seconds: int) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = seconds
+    return props

@@ -1,0 +1,317 @@
+"""The bus's MQTT connection: status, live state, the outbox drain, commands in.
+
+One supervisor component, ``uplink``. While the broker is unreachable it is
+*degraded*, never failed: the bus works offline for days and the outbox keeps
+everything. Each connection runs four tasks in one TaskGroup; if any of them
+fails (the link dropped) all are cancelled and the connection is retried with
+capped, jittered exponential back-off.
+
+- ``status`` (retained, QoS 1): online on every connect; the broker's last
+  will publishes offline (reason ``connection_lost``) if the bus vanishes, and a
+  clean shutdown publishes offline (reason ``shutdown``) itself.
+- ``state`` (retained, QoS 0, MQTT 5 message expiry): live, superseded by the
+  next one, so never queued; it flows on its own task however big the backlog.
+- the drain: oldest records first, consecutive records of one topic packed into
+  a ``busd.batch/1`` message (up to ``batch_max_records`` / ``batch_max_kb``),
+  up to ``inflight`` messages awaiting PUBACK at once; each PUBACK deletes its
+  records from the outbox. A lost connection resends whatever was not acked.
+- ``cmd/+`` in: validated by :class:`CommandDispatcher`; each answer is a
+  durable record on ``cmd/result``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+import structlog
+
+from busd.clock import Clock, utc_iso
+from busd.config import BusdConfig, MqttConfig, UplinkConfig
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext
+from telemetry import mqtt
+from telemetry.commands import CommandDispatcher
+from telemetry.models import SCHEMA_BATCH, STREAM_SCHEMAS, PlanMessage, State, Status
+from telemetry.outbox import Outbox, Row
+from telemetry.sampler import compact, is_moving
+
+log = structlog.get_logger("telemetry.uplink")
+
+VERSION = "0.1.0"
+PLAN_META_KEY = "uplink.plan"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    seqs: tuple[int, ...]
+
+
+def row_topic(row: Row) -> str:
+    if row.stream == "telemetry":
+        return "telemetry"
+    if row.stream == "cmd_result":
+        return "cmd/result"
+    return f"{row.stream}/{row.kind}"  # event/{kind}, report/{kind}
+
+
+def _record_json(bus_json: str | None, row: Row) -> str:
+    # Built as text around the stored body: the drain never re-parses what it stored.
+    head = f'"bus":{bus_json},' if bus_json is not None else ""
+    return (f'{{{head}"ts":"{utc_iso(row.ts)}","schema":"{STREAM_SCHEMAS[row.stream]}",'
+            f'"seq":{row.seq},"kind":{json.dumps(row.kind)},"data":{row.body}}}')
+
+
+def build_messages(
+    rows: list[Row], *, prefix: str, bus: str, now: float, max_records: int, max_bytes: int
+) -> list[Message]:
+    """Pack rows (oldest first) into messages: one record alone, or a batch of a topic's run."""
+    bus_json = json.dumps(bus)
+    out: list[Message] = []
+    i = 0
+    while i < len(rows):
+        topic = row_topic(rows[i])
+        run = [rows[i]]
+        size = len(rows[i].body) + 120
+        i += 1
+        while (i < len(rows) and len(run) < max_records and row_topic(rows[i]) == topic
+               and size + len(rows[i].body) + 120 <= max_bytes):
+            run.append(rows[i])
+            size += len(rows[i].body) + 120
+            i += 1
+        if len(run) == 1:
+            text = _record_json(bus_json, run[0])
+        else:
+            text = (f'{{"bus":{bus_json},"ts":"{utc_iso(now)}","schema":"{SCHEMA_BATCH}",'
+                    f'"records":[{",".join(_record_json(None, r) for r in run)}]}}')
+        out.append(Message(f"{prefix}/{topic}", text.encode(), tuple(r.seq for r in run)))
+    return out
+
+
+class Uplink:
+    """Supervisor component ``uplink``; also the :class:`busd.ports.PlanPublisher`."""
+
+    name = "uplink"
+    critical = False  # a broker that is down for days is normal operation, not a failure
+
+    def __init__(
+        self,
+        *,
+        bus_id: str,
+        mqtt_config: MqttConfig,
+        config: UplinkConfig,
+        state: VehicleState,
+        outbox: Outbox,
+        commands: CommandDispatcher,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._bus = bus_id
+        self._mqtt_cfg = mqtt_config
+        self._settings = mqtt.BrokerSettings.from_config(mqtt_config)  # fails fast on bad files
+        self._settings.ssl_context()
+        self._cfg = config
+        self._state = state
+        self._outbox = outbox
+        self._commands = commands
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self.prefix = mqtt_config.topic_prefix.format(bus_id=bus_id)
+        self._client_id = mqtt_config.client_id or f"busd-{bus_id}"
+        self._boot = utc_iso(clock.now())
+        self._protocol = mqtt.first_protocol(self._settings)
+        self._plan: dict[str, Any] | None = None
+        self._plan_changed = asyncio.Event()
+        self.connected = False
+        self.counters: dict[str, int] = {
+            "connects": 0, "connect_failures": 0, "messages": 0, "records_sent": 0,
+            "state_published": 0, "commands": 0,
+        }
+        self._log = log.bind(component="uplink", bus=bus_id)
+
+    @classmethod
+    def from_config(
+        cls, config: BusdConfig, *, state: VehicleState, outbox: Outbox,
+        commands: CommandDispatcher, clock: Clock,
+    ) -> Uplink:
+        return cls(bus_id=config.bus_id, mqtt_config=config.mqtt, config=config.uplink,
+                   state=state, outbox=outbox, commands=commands, clock=clock)
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.prefix}/{suffix}"
+
+    def _status(self, online: bool, reason: str | None = None) -> bytes:
+        return json.dumps(Status(bus=self._bus, ts=utc_iso(self._clock.now()), online=online,
+                                 version=VERSION, boot=self._boot, reason=reason).dump()).encode()
+
+    # --- PlanPublisher -------------------------------------------------------------
+
+    async def publish_plan(self, plan: Mapping[str, Any]) -> None:
+        """Keep ``plan`` as the retained ``.../plan`` (now if connected, else on reconnect)."""
+        self._plan = dict(plan)
+        await self._outbox.set_meta(PLAN_META_KEY, json.dumps(self._plan))
+        self._plan_changed.set()
+
+    # --- the component ----------------------------------------------------------------
+
+    async def run(self, ctx: ComponentContext) -> None:
+        failures = 0
+        if self._plan is None:
+            stored = await self._outbox.get_meta(PLAN_META_KEY)
+            self._plan = json.loads(stored) if stored else None
+        while True:
+            try:
+                await self._session(ctx)
+                failures = 0  # a session only returns after a clean broker disconnect
+            except (aiomqtt.MqttError, OSError, TimeoutError) as err:
+                if mqtt.refused_protocol(err) and self._protocol == aiomqtt.ProtocolVersion.V5 \
+                        and self._settings.protocol == "auto":
+                    self._log.warning("mqtt5_refused_falling_back_to_311")
+                    self._protocol = aiomqtt.ProtocolVersion.V311
+                    continue
+                failures += 1
+                self.counters["connect_failures"] += 1
+                ctx.counters.update(self.counters)
+                ctx.degraded(f"broker {self._settings.host}:{self._settings.port}: {err}")
+            self.connected = False
+            delay = min(self._mqtt_cfg.reconnect_max_s,
+                        self._mqtt_cfg.reconnect_initial_s * 2 ** max(0, failures - 1))
+            await self._clock.sleep(delay * self._rng.uniform(0.5, 1.0))
+
+    async def _session(self, ctx: ComponentContext) -> None:
+        will = aiomqtt.Will(self.topic("status"), self._status(False, "connection_lost"),
+                            qos=1, retain=True)
+        client = mqtt.make_client(
+            self._settings, identifier=self._client_id, protocol=self._protocol, will=will,
+            max_inflight=self._cfg.inflight, max_queued_incoming=100,
+        )
+        async with client:
+            self.connected = True
+            self.counters["connects"] += 1
+            # Each command topic by name, not cmd/+, which would echo our own cmd/result back.
+            # Subscribed before "online": the office may send as soon as it sees us online.
+            for name in self._commands.names:
+                await client.subscribe(self.topic(f"cmd/{name}"), qos=1)
+            await client.publish(self.topic("status"), self._status(True), qos=1, retain=True)
+            self._log.info("uplink_connected",
+                           broker=f"{self._settings.host}:{self._settings.port}",
+                           protocol=str(self._protocol), backlog=self._outbox.rows)
+            ctx.ready()
+            try:
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._drain(client, ctx), name="uplink:drain")
+                        tg.create_task(self._publish_state(client, ctx), name="uplink:state")
+                        tg.create_task(self._receive(client), name="uplink:commands")
+                        tg.create_task(self._publish_plan(client), name="uplink:plan")
+                except BaseExceptionGroup as group:
+                    # Surface the first link error so run() backs off and reconnects.
+                    raise group.exceptions[0] from None
+            except asyncio.CancelledError:
+                # Shutting down: say so ourselves; a clean DISCONNECT suppresses the will.
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(2):
+                        await client.publish(self.topic("status"), self._status(False, "shutdown"),
+                                             qos=1, retain=True)
+                self._log.info("uplink_offline_published")
+                raise
+
+    async def _drain(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
+        sent_upto = 0  # rows below this are in flight or acked in this session
+        window = asyncio.Semaphore(self._cfg.inflight)
+        max_bytes = self._cfg.batch_max_kb * 1024
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                rows = await self._outbox.peek(after_seq=sent_upto,
+                                               limit=self._cfg.batch_max_records * 4)
+                if not rows:
+                    await self._outbox.wait_new(sent_upto)
+                    continue
+                for message in build_messages(
+                    rows, prefix=self.prefix, bus=self._bus, now=self._clock.now(),
+                    max_records=self._cfg.batch_max_records, max_bytes=max_bytes,
+                ):
+                    await window.acquire()
+                    tg.create_task(self._send(client, message, window))
+                    sent_upto = message.seqs[-1]
+                ctx.counters.update(self.counters, backlog=self._outbox.rows)
+                ctx.beat()
+
+    async def _send(self, client: aiomqtt.Client, message: Message,
+                    window: asyncio.Semaphore) -> None:
+        try:
+            # aiomqtt's QoS 1 publish returns once the broker's PUBACK arrived.
+            await client.publish(message.topic, message.payload, qos=1,
+                                 timeout=self._settings.timeout_s)
+            await self._outbox.ack(message.seqs)
+        finally:
+            window.release()
+        self.counters["messages"] += 1
+        self.counters["records_sent"] += len(message.seqs)
+
+    def state_payload(self) -> bytes:
+        values: dict[str, Any] = {}
+        ages: dict[str, float] = {}
+        stale: list[str] = []
+        for name, view in self._state.snapshot(self._cfg.state_signals).items():
+            if view.value is None or view.age_s is None:
+                continue
+            if view.stale:
+                stale.append(name)
+                ages[name] = round(view.age_s, 1)
+            else:
+                values[name] = compact(view.value, name)
+        state = State(bus=self._bus, ts=utc_iso(self._clock.now()),
+                      moving=is_moving(self._state, self._cfg.moving_kmh),
+                      values=values, stale=stale or None, age_s=ages or None)
+        return json.dumps(state.dump(), separators=(",", ":")).encode()
+
+    async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
+        props = None
+        if self._protocol == aiomqtt.ProtocolVersion.V5 and self._cfg.state_expiry_s:
+            props = mqtt.expiry_properties(self._cfg.state_expiry_s)
+        last = float("-inf")
+        while True:
+            moving = is_moving(self._state, self._cfg.moving_kmh)
+            interval = (self._cfg.state_interval_moving_s if moving
+                        else self._cfg.state_interval_parked_s)
+            now = self._clock.monotonic()
+            if now - last >= interval - 1e-6:
+                last = now
+                # QoS 0: a lost state is replaced by the next one; queueing it would be wrong.
+                await client.publish(self.topic("state"), self.state_payload(), qos=0,
+                                     retain=True, properties=props)
+                self.counters["state_published"] += 1
+                ctx.beat()
+            # Tick at the moving rate so a bus that starts moving is seen within a second.
+            await self._clock.sleep(self._cfg.state_interval_moving_s)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        cmd_prefix = self.topic("cmd/")
+        async for message in client.messages:
+            topic = str(message.topic)
+            if not topic.startswith(cmd_prefix):
+                continue
+            name = topic[len(cmd_prefix):]
+            payload = message.payload if isinstance(message.payload, bytes) else \
+                str(message.payload or "").encode()
+            self.counters["commands"] += 1
+            result = await self._commands.handle(name, payload)
+            await self._outbox.append("cmd_result", "cmd_result", result.dump())
+
+    async def _publish_plan(self, client: aiomqtt.Client) -> None:
+        while True:
+            if self._plan is not None:
+                msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()), plan=self._plan)
+                await client.publish(self.topic("plan"), json.dumps(msg.dump()).encode(),
+                                     qos=1, retain=True)
+            self._plan_changed.clear()
+            await self._plan_changed.wait()

@@ -1,0 +1,44 @@
+"""Builds the uplink's parts from the config, for the composition root (busd/app.py).
+
+Order for the supervisor: ``outbox`` first (it starts first and stops last, so
+every other part can still record while stopping), then ``uplink``, then
+``telemetry``; the logic components that emit events come after them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from busd.clock import Clock
+from busd.config import BusdConfig
+from busd.state import VehicleState
+from busd.supervisor import Component
+from telemetry.commands import CommandDispatcher
+from telemetry.outbox import Outbox
+from telemetry.sampler import TelemetrySampler
+from telemetry.uplink import Uplink
+
+
+@dataclass(frozen=True)
+class UplinkParts:
+    outbox: Outbox  # the EventSink for logic
+    commands: CommandDispatcher  # the CommandRouter for logic
+    uplink: Uplink  # the PlanPublisher for logic
+    sampler: TelemetrySampler
+
+    @property
+    def components(self) -> list[Component]:
+        return [self.outbox, self.uplink, self.sampler]
+
+
+def build_uplink(config: BusdConfig, *, state: VehicleState, clock: Clock) -> UplinkParts:
+    """Fails fast (ConfigError) on unreadable TLS or password files."""
+    outbox = Outbox.from_config(config, clock=clock)
+    commands = CommandDispatcher(
+        bus_id=config.bus_id, clock=clock, store=outbox,
+        max_bytes=config.uplink.command_max_bytes, timezone=config.uplink.timezone,
+    )
+    uplink = Uplink.from_config(config, state=state, outbox=outbox, commands=commands,
+                                clock=clock)
+    sampler = TelemetrySampler(state=state, outbox=outbox, clock=clock, config=config.uplink)
+    return UplinkParts(outbox=outbox, commands=commands, uplink=uplink, sampler=sampler)

@@ -1,0 +1,85 @@
+"""The office side: retained plan and state expiry seen by a subscriber, CLI archive and CSV."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import subprocess
+import sys
+
+import aiomqtt
+
+from telemetry.archive import Archive
+from telemetry.mqtt import BrokerSettings, make_client
+from tests.support.mosquitto import REPO
+from tests.support.uplink_env import bus_config, running_bus, running_office
+
+
+async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_path):
+    config = bus_config(tmp_path, mosquitto.port)
+    async with running_office(mosquitto.port) as office, running_bus(config) as (parts, state):
+        state.update("battery.soc", 50.0, source="test")
+        await parts.uplink.publish_plan({"version": 3, "next_stop": "Rožupe"})
+        await office.wait_until(lambda: office.fleet.get("bus-01") and
+                                office.fleet["bus-01"].plan.get("version") == 3, timeout=10)
+        # A late subscriber gets the retained plan and state, the state with its expiry.
+        late = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+        async with make_client(late, identifier="late", protocol=aiomqtt.ProtocolVersion.V5) as c:
+            await c.subscribe("multimobile/v1/bus-01/+", qos=1)
+            seen = {}
+            async with asyncio.timeout(10):
+                async for msg in c.messages:
+                    seen[str(msg.topic).rsplit("/", 1)[1]] = msg
+                    if {"plan", "state", "status"} <= seen.keys():
+                        break
+        assert seen["plan"].retain
+        assert json.loads(seen["plan"].payload)["plan"]["next_stop"] == "Rožupe"
+        expiry = seen["state"].properties.MessageExpiryInterval
+        assert 0 < expiry <= config.uplink.state_expiry_s
+
+
+async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
+    archive = tmp_path / "fleet.sqlite"
+    office = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
+        [sys.executable, "-m", "telemetry.office", "office", "--host", "127.0.0.1",
+         "--port", str(mosquitto.port), "--archive", str(archive), "--no-live",
+         "--duration", "20", "--client-id", "cli-office"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async def connected():
+            while True:
+                line = await asyncio.to_thread(office.stdout.readline)
+                assert line, "busd office exited before connecting"
+                if b"office_connected" in line:
+                    return
+
+        await asyncio.wait_for(connected(), 15)  # records sent before it subscribed are not its
+        config = bus_config(tmp_path, mosquitto.port)
+        async with running_office(mosquitto.port) as watcher, running_bus(config) as (parts, _):
+            for i in range(5):
+                await parts.outbox.emit_event("tick", {"i": i})
+
+            async def both_have_five():
+                if len(await watcher.archive.seqs("bus-01")) < 5 or not archive.exists():
+                    return False
+                probe = await Archive(archive).open()
+                try:
+                    return len(await probe.seqs("bus-01")) >= 5
+                finally:
+                    await probe.close()
+
+            await watcher.wait_until(both_have_five, timeout=15)
+    finally:
+        office.terminate()
+        office.wait(timeout=10)
+    out = tmp_path / "fleet.csv"
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "telemetry.office", "office",
+                         "--archive", str(archive), "--export-csv", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader(out.open()))
+    ticks = [r for r in rows if r["kind"] == "tick"]
+    assert [r["seq"] for r in ticks][:5] == [str(i) for i in range(1, 6)]
+    assert ticks[0]["topic"] == "event/tick" and ticks[0]["bus"] == "bus-01"

@@ -1,0 +1,108 @@
+"""TLS with a test CA and client certificates; the example ACL between buses."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import aiomqtt
+import pytest
+
+from busd.clock import SystemClock
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext, ComponentHealth, Phase
+from telemetry.mqtt import BrokerSettings, make_client
+from telemetry.wiring import build_uplink
+from tests.support.mosquitto import REPO, Mosquitto
+from tests.support.uplink_env import bus_config, running_bus, running_office
+
+V5 = aiomqtt.ProtocolVersion.V5
+
+
+async def test_tls_with_client_certificate_works(tmp_path, test_pki):
+    broker = Mosquitto(tmp_path / "mq", tls=test_pki)
+    broker.start()
+    try:
+        tls = {"enabled": True, "ca_file": test_pki.ca, "cert_file": test_pki.client_cert,
+               "key_file": test_pki.client_key}
+        config = bus_config(tmp_path, broker.tls_port, host="localhost", tls=tls)
+        async with running_office(broker.port) as office, running_bus(config) as (parts, _):
+            await office.wait_until(lambda: office.fleet.get("bus-01") and
+                                    office.fleet["bus-01"].online, timeout=10)
+            seq = await parts.outbox.emit_event("over_tls", {})
+
+            async def arrived():
+                return seq in await office.archive.seqs("bus-01")
+
+            await office.wait_until(arrived, timeout=10)
+        assert "u'bus-01'" in broker.log_text()  # the certificate's CN became the username
+    finally:
+        broker.stop()
+
+
+async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
+    broker = Mosquitto(tmp_path / "mq", tls=test_pki)
+    broker.start()
+    try:
+        wrong = BrokerSettings(host="localhost", port=broker.tls_port, tls=True,
+                               ca_file=test_pki.wrong_ca, cert_file=test_pki.client_cert,
+                               key_file=test_pki.client_key)
+        with pytest.raises((aiomqtt.MqttError, ssl.SSLError)) as err:
+            async with make_client(wrong, identifier="wrong-ca", protocol=V5):
+                pass
+        assert "certificate verify failed" in str(err.value)
+
+        # The uplink itself stays up, degraded, and says why.
+        tls = {"enabled": True, "ca_file": test_pki.wrong_ca,
+               "cert_file": test_pki.client_cert, "key_file": test_pki.client_key}
+        config = bus_config(tmp_path, broker.tls_port, host="localhost", tls=tls)
+        parts = build_uplink(config, state=VehicleState(SystemClock()), clock=SystemClock())
+        health = ComponentHealth("uplink", False)
+        await parts.outbox.open()
+        task = asyncio.create_task(parts.uplink.run(ComponentContext(health, SystemClock())))
+        try:
+            async with asyncio.timeout(10):
+                while health.phase is not Phase.DEGRADED:  # noqa: ASYNC110 (no event)
+                    await asyncio.sleep(0.01)
+            assert "certificate verify failed" in health.reason
+            assert not parts.uplink.connected
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await parts.outbox.close()
+    finally:
+        broker.stop()
+
+
+async def test_example_acl_keeps_each_bus_under_its_own_prefix(tmp_path):
+    acl = (REPO / "config" / "mosquitto.acl.example").read_text()
+    broker = Mosquitto(tmp_path / "mq", acl=acl, passwords={
+        "office": "office-pw", "bus-01": "pw-01", "bus-02": "pw-02"})
+    broker.start()
+    try:
+        async with running_office(broker.port, username="office", password="office-pw") as office:
+            bus1 = BrokerSettings(host="127.0.0.1", port=broker.port, username="bus-01",
+                                  password="pw-01")
+            async with make_client(bus1, identifier="bus-01-test", protocol=V5) as client:
+                # Order is kept on one connection: if the forged message were let through,
+                # it would reach the office before the genuine one.
+                forged = (b'{"bus":"bus-02","ts":"2026-01-01T00:00:00.000Z",'
+                          b'"schema":"busd.status/1","online":true,"version":"x","boot":"x"}')
+                await client.publish("multimobile/v1/bus-02/status", forged, qos=1)
+                await client.publish("multimobile/v1/bus-02/event/x", b'{"seq":1}', qos=1)
+                await client.publish("multimobile/v1/bus-01/event/ok",
+                                     b'{"bus":"bus-01","ts":"2026-01-01T00:00:00.000Z",'
+                                     b'"schema":"busd.event/1","seq":1,"kind":"ok","data":{}}',
+                                     qos=1)
+                await office.wait_until(lambda: "bus-01" in office.fleet, timeout=10)
+                assert "bus-02" not in office.fleet
+                # A bus cannot send commands to another bus either.
+                await client.publish("multimobile/v1/bus-02/cmd/plan", b"{}", qos=1)
+            assert "Denied PUBLISH from bus-01-test" in broker.log_text()
+            # And anonymous clients get nothing at all.
+            anon = BrokerSettings(host="127.0.0.1", port=broker.port)
+            with pytest.raises(aiomqtt.MqttError):
+                async with make_client(anon, identifier="anon", protocol=V5):
+                    pass
+    finally:
+        broker.stop()
