@@ -104,32 +104,45 @@ class EnergyIntegrator:
 class GpsDistance:
     """Length of the GPS track, with parked jitter filtered out.
 
-    A point counts only while the bus is known to move (wheel speed above the
-    stopped threshold, or no wheel speed at all) and only once it is at least
-    ``min_step_m`` from the last accepted point; a parked bus's scattered fixes
-    never get that far from their anchor, so they add nothing.
+    A point counts only once it is at least ``min_step_m`` from the anchor (the
+    last accepted point). While the bus is known to be parked nothing counts;
+    while it is known to move a point counts at once; when nobody knows (no
+    wheel or GPS speed) a displacement counts only after ``confirm`` fixes in a
+    row are all that far away, which random scatter around a parked bus never
+    achieves. A parked anchor settles on the mean of its fixes, not one noisy fix.
     """
 
-    def __init__(self, *, min_step_m: float) -> None:
+    def __init__(self, *, min_step_m: float, confirm: int = 3) -> None:
         self.min_step_m = min_step_m
+        self.confirm = confirm
         self.metres = 0.0
         self._anchor: tuple[float, float] | None = None
+        self._n = 0  # fixes averaged into the anchor
+        self._beyond = 0
 
     def step(self, lat: float | None, lon: float | None, *, moving: bool | None) -> None:
         if lat is None or lon is None:
             return
         if self._anchor is None:
-            self._anchor = (lat, lon)
+            self._anchor, self._n = (lat, lon), 1
             return
         d = haversine_m(self._anchor[0], self._anchor[1], lat, lon)
         if d < self.min_step_m:
+            self._beyond = 0
+            if moving is not True:
+                self._n = min(self._n + 1, 30)
+                a_lat, a_lon = self._anchor
+                self._anchor = (a_lat + (lat - a_lat) / self._n, a_lon + (lon - a_lon) / self._n)
             return
-        if moving is False:
-            # Parked: follow the fix without counting it (a jump while parked is noise).
-            self._anchor = (lat, lon)
-            return
-        self.metres += d
-        self._anchor = (lat, lon)
+        if moving is None:
+            self._beyond += 1
+            if self._beyond < self.confirm:
+                return
+        self._beyond = 0
+        if moving is not False:
+            self.metres += d
+        # Parked: follow the fix without counting it (a jump while parked is noise).
+        self._anchor, self._n = (lat, lon), 1
 
 
 class LiftCycles:
