@@ -149,6 +149,7 @@ class DayTracker:
         self.charge: _Open | None = None
         self._stop_cand: tuple[Snap, PlaceRef | None, tuple[float, float] | None] | None = None
         self._moving_since: Snap | None = None
+        self._last_still: Snap | None = None
         self._pending_resume: dict[str, Row] = {}
 
     # --- public -----------------------------------------------------------------
@@ -262,6 +263,7 @@ class DayTracker:
                            soc_start=snap.soc, min_soc=snap.soc)
         self._stop_cand = None
         self._moving_since = None
+        self._last_still = snap
         out.append(Change(VISIT, self._row(self.visit, snap, OPEN), "visit.started"))
 
     def _open_leg(self, snap: Snap, origin: PlaceRef | None, out: list[Change],
@@ -274,11 +276,16 @@ class DayTracker:
                   pos: tuple[float, float] | None, out: list[Change]) -> None:
         visit = self.visit
         assert visit is not None and visit.place is not None
+        limit = visit.place.radius_m + self.settings.exit_margin_m
         if stopped:
             self._moving_since = None
+            self._last_still = snap
+            if (visit.resumed and s.odometer_km is not None and visit.checkpoint_odo is not None
+                    and abs(s.odometer_km - visit.checkpoint_odo) * 1000.0 < limit):
+                visit.resumed = False  # still standing where the last run left it
         elif stopped is False and self._moving_since is None:
-            self._moving_since = snap
-        limit = visit.place.radius_m + self.settings.exit_margin_m
+            # The visit ends at the last moment the bus stood still.
+            self._moving_since = self._last_still or snap
         left = False
         if pos is not None and visit.place.lat is not None and visit.place.lon is not None:
             left = haversine_m(visit.place.lat, visit.place.lon, *pos) > limit
@@ -288,7 +295,7 @@ class DayTracker:
             if pos is not None and visit.place.lat is not None:
                 visit.resumed = False  # seen on site since the restart
             return
-        if visit.resumed and self._moving_since is None:
+        if visit.resumed:
             # Left while busd was down: the visit ended after its last checkpoint.
             end = self._checkpoint_snap(visit, snap)
             status = INTERRUPTED
@@ -305,6 +312,7 @@ class DayTracker:
         out.append(Change(VISIT, self._row(self.visit, end, status), "visit.ended"))
         self.visit = None
         self._moving_since = None
+        self._last_still = None
 
     def _checkpoint_snap(self, rec: _Open, now: Snap) -> Snap:
         """Where a resumed record stood at its last checkpoint (nothing added since)."""
