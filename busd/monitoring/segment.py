@@ -231,9 +231,10 @@ class DayTracker:
 
     def _on_road(self, s: Sample, snap: Snap, stopped: bool | None,
                  pos: tuple[float, float] | None, out: list[Change]) -> None:
-        first = self._last is None and self.leg is None
         place = self.place_at(*pos) if pos is not None else None
-        if first and stopped and place is not None:
+        if self.leg is None and stopped is None:
+            return  # nothing to go on yet (no speed): wait rather than guess
+        if self.leg is None and stopped and place is not None:
             # The day starts parked at a known place (the depot): no need to wait.
             self._open_visit(snap, place, out)
             return
