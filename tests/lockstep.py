@@ -35,7 +35,8 @@ class Lockstep:
 
         self.channel = f"lockstep-{next(_channels)}"
         config = CanConfig(interface="virtual", channel=self.channel, dbc=OWN_DBC,
-                           mapping=sim_mapping(), silence_timeout_s=30.0)
+                           mapping=sim_mapping(), silence_timeout_s=30.0,
+                           filter_frames=False)  # so the decoder counts every frame sent
         self.decoder = FrameDecoder(own_db(), config.mapping)
         self.clock = clock
         self.state = state
@@ -65,11 +66,13 @@ class Lockstep:
             self.tx.send(frame)
         self.sent += len(frames)
 
-    async def settle(self, timeout: float = 5.0) -> None:
-        """Wait until the reader has decoded every frame sent, and its consumers ran."""
+    async def settle(self, sent: int | None = None, timeout: float = 5.0) -> None:
+        """Wait until the reader has decoded every frame sent (by us, or ``sent`` by
+        another sender such as the CAN simulator), and its consumers ran."""
         stats = self.decoder.stats
+        target = self.sent if sent is None else sent
         async with asyncio.timeout(timeout):
-            while stats.frames < self.sent:
+            while stats.frames < target:
                 await asyncio.sleep(0.0001)
         for _ in range(3):
             await asyncio.sleep(0)

@@ -209,9 +209,11 @@ class DayTracker:
     # --- accumulation -----------------------------------------------------------
 
     def _accumulate(self, s: Sample) -> None:
-        plugged = bool(s.plugged) or s.charger_state in ("charging", "complete")
-        self.energy.step(s.mono, s.power_kw, age_s=s.power_age_s, plugged=plugged)
         stopped = self._stopped(s)
+        # Charge flowing in while the bus stands still is charging, even if the
+        # charger's own signals are stale: regeneration needs the wheels to turn.
+        plugged = bool(s.plugged) or s.charger_state in ("charging", "complete") or bool(stopped)
+        self.energy.step(s.mono, s.power_kw, age_s=s.power_age_s, plugged=plugged)
         self.gps.step(s.lat, s.lon, moving=None if stopped is None else not stopped)
         self.lift.step(s.lift_counter, s.lift_state)
         last = self._last
