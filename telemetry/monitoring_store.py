@@ -125,16 +125,16 @@ class MonitoringStore:
 
     def write_sync(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None:
         """One transaction: all of it or none of it."""
+        # Plain SQL here: sqlite-utils' upsert commits on its own, which would
+        # split the batch into several transactions.
         with self._lock:
             try:
-                with self.db.conn:
+                with self.db.conn as conn:
                     for kind, row in rows:
                         table = KINDS[kind]
-                        columns = SCHEMA[table]
-                        self.db[table].upsert(
-                            {k: v for k, v in row.items() if k in columns}, pk="id")
-                    if samples:
-                        self.db["soc_samples"].upsert_all(samples, pk="ts")
+                        _upsert(conn, table, "id", row)
+                    for sample in samples:
+                        _upsert(conn, "soc_samples", "ts", sample)
             except sqlite3.Error as err:
                 raise StoreError(f"monitoring store write failed: {err}") from err
 
@@ -193,3 +193,16 @@ class MonitoringStore:
         with self._lock:
             return [r["day"] for r in self.db.query(
                 "select distinct day from visits union select distinct day from legs order by day")]
+
+
+def _upsert(conn: sqlite3.Connection, table: str, pk: str, row: Row) -> None:
+    """Insert, or update the given columns of the row with the same key."""
+    columns = [k for k in row if k in SCHEMA[table]]
+    names = ", ".join(f"[{c}]" for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != pk)
+    conn.execute(
+        f"INSERT INTO [{table}] ({names}) VALUES ({marks}) "  # noqa: S608 (names from SCHEMA)
+        f"ON CONFLICT([{pk}]) DO UPDATE SET {updates}",
+        [row[c] for c in columns],
+    )
