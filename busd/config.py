@@ -158,7 +158,8 @@ class MonitoringConfig(Strict):
     """The monitoring log: legs, visits, charging sessions, daily summary."""
 
     db: Path | None = Field(
-        default=None, description="SQLite file of the monitoring store; default data_dir/monitoring.sqlite"
+        default=None,
+        description="SQLite file of the monitoring store; default data_dir/monitoring.sqlite",
     )
     plan: Path | None = Field(
         default=None, description="the day's stop plan file (TOML or JSON), relative to this file"

@@ -83,11 +83,11 @@ class MonitoringStore:
     def _create(self) -> None:
         for table, columns in SCHEMA.items():
             if not self.db[table].exists():
-                self.db[table].create(columns, pk=_PKS[table], not_null={"day"})
+                self.db.table(table).create(columns, pk=_PKS[table], not_null={"day"})
         for table in ("legs", "visits", "charges", "soc_samples"):
-            self.db[table].create_index(["day"], if_not_exists=True)
+            self.db.table(table).create_index(["day"], if_not_exists=True)
         for table in ("legs", "visits", "charges"):
-            self.db[table].create_index(["status"], if_not_exists=True)
+            self.db.table(table).create_index(["status"], if_not_exists=True)
 
     def close(self) -> None:
         with self._lock:
@@ -141,8 +141,8 @@ class MonitoringStore:
     def save_plan_sync(self, plan: Plan) -> None:
         day = plan.date.isoformat()
         with self._lock, self.db.conn:
-            self.db["plan_stops"].delete_where("day = ?", [day])
-            self.db["plan_stops"].insert_all(
+            self.db.table("plan_stops").delete_where("day = ?", [day])
+            self.db.table("plan_stops").insert_all(
                 [{"day": day, "seq": i, "stop_id": s.id, "name": s.name, "cycle": s.cycle,
                   "planned_min": s.planned_min, "min_min": s.min_min, "priority": s.priority,
                   "must_serve": int(s.must_serve), "plan_version": plan.version}
@@ -153,13 +153,13 @@ class MonitoringStore:
     def note_stop(self, day: str, stop_id: str, status: str, reason: str, ts: float) -> None:
         """Why a stop was shortened or skipped (the planner's or the driver's reason)."""
         with self._lock, self.db.conn:
-            self.db["stop_notes"].upsert(
+            self.db.table("stop_notes").upsert(
                 {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts},
                 pk=("day", "stop_id"))
 
     def save_summary_sync(self, day: str, summary: Row, alerts: int, created_ts: float) -> None:
         with self._lock, self.db.conn:
-            self.db["daily_summaries"].upsert(
+            self.db.table("daily_summaries").upsert(
                 {"day": day, "created_ts": created_ts, "alerts": alerts,
                  "json": json.dumps(summary, ensure_ascii=False)}, pk="day")
 
@@ -202,7 +202,7 @@ def _upsert(conn: sqlite3.Connection, table: str, pk: str, row: Row) -> None:
     marks = ", ".join("?" for _ in columns)
     updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != pk)
     conn.execute(
-        f"INSERT INTO [{table}] ({names}) VALUES ({marks}) "  # noqa: S608 (names from SCHEMA)
+        f"INSERT INTO [{table}] ({names}) VALUES ({marks}) "
         f"ON CONFLICT([{pk}]) DO UPDATE SET {updates}",
         [row[c] for c in columns],
     )

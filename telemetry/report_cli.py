@@ -137,7 +137,7 @@ def _t(ts: float | None, zone: ZoneInfo) -> str:
 
 
 def _n(value: Any, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: ZoneInfo) -> None:
@@ -147,7 +147,7 @@ def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: Zon
                 "°C", "SOC used", "gap s"):
         legs.add_column(col, justify="left" if col in ("from", "to") else "right")
     for r in records["leg"]:
-        legs.add_row(r.get("from_name") or "–", r.get("to_name") or "…", _t(r["start_ts"], zone),
+        legs.add_row(r.get("from_name") or "-", r.get("to_name") or "…", _t(r["start_ts"], zone),
                      _t(r.get("end_ts"), zone), _n(r.get("km"), 2), _n(r.get("out_kwh"), 2),
                      _n(r.get("regen_kwh"), 2), _n(r.get("kwh_per_km"), 3),
                      _n(r.get("avg_kmh")), _n(r.get("temp_c")), _n(r.get("soc_used")),
@@ -158,7 +158,7 @@ def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: Zon
                 "SOC arr.", "SOC dep.", "status"):
         visits.add_column(col, justify="left" if col in ("place", "kind", "status") else "right")
     for r in records["visit"]:
-        visits.add_row(r.get("place_name") or "–", r.get("place_kind") or "",
+        visits.add_row(r.get("place_name") or "-", r.get("place_kind") or "",
                        _t(r["start_ts"], zone), _t(r.get("end_ts"), zone),
                        _n(r.get("duration_min")), _n(r.get("out_kwh"), 2),
                        str(r.get("lift_cycles") or 0), _n(r.get("soc_start")),
@@ -170,7 +170,7 @@ def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: Zon
                     "SOC after"):
             charges.add_column(col, justify="left" if col == "where" else "right")
         for r in records["charge"]:
-            charges.add_row(r.get("place_name") or "–", _t(r["start_ts"], zone),
+            charges.add_row(r.get("place_name") or "-", _t(r["start_ts"], zone),
                             _t(r.get("end_ts"), zone), _n(r.get("duration_min")),
                             _n(r.get("energy_added_kwh"), 2), _n(r.get("peak_kw")),
                             _n(r.get("soc_start")), _n(r.get("soc_end")))
@@ -204,9 +204,9 @@ def print_month(console: Console, s: Row) -> None:
     for col in ("village", "cycle", "visits", "days", "expected", "coverage", "hours on site"):
         table.add_column(col, justify="left" if col in ("village", "cycle") else "right")
     for v in s["villages"]:
-        table.add_row(v["name"] or v["stop_id"], v["cycle"] or "–", str(v["visits"]),
+        table.add_row(v["name"] or v["stop_id"], v["cycle"] or "-", str(v["visits"]),
                       str(v["days_visited"]), _n(v["expected"]),
-                      "–" if v["coverage"] is None else f"{v['coverage'] * 100:.0f} %",
+                      "-" if v["coverage"] is None else f"{v['coverage'] * 100:.0f} %",
                       _n(v["minutes"] / 60.0))
     console.print(table)
     console.print(
@@ -253,19 +253,20 @@ def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo
 
     samples = records["samples"]
     fig, ax = plt.subplots(figsize=(11, 4.5))
-    times = [datetime.fromtimestamp(s["ts"], zone) for s in samples]
+    def num(ts: float) -> float:
+        return float(mdates.date2num(datetime.fromtimestamp(ts, zone)))
+
+    times = [num(s["ts"]) for s in samples]
     ax.plot(times, [s["soc"] for s in samples], color="tab:blue", label="SOC")
     for v in records["visit"]:
         if v.get("place_kind") == "depot":
             continue
-        start = datetime.fromtimestamp(v["start_ts"], zone)
-        end = datetime.fromtimestamp(v.get("end_ts") or v["updated_ts"], zone)
+        start, end = num(v["start_ts"]), num(v.get("end_ts") or v["updated_ts"])
         ax.axvspan(start, end, color="tab:orange", alpha=0.2)
         ax.annotate(v.get("place_name") or "", (start, 1.0), xycoords=("data", "axes fraction"),
                     rotation=90, va="top", fontsize=8)
     for c in records["charge"]:
-        start = datetime.fromtimestamp(c["start_ts"], zone)
-        end = datetime.fromtimestamp(c.get("end_ts") or c["updated_ts"], zone)
+        start, end = num(c["start_ts"]), num(c.get("end_ts") or c["updated_ts"])
         ax.axvspan(start, end, color="tab:green", alpha=0.25)
     ax.set_ylabel("SOC %")
     ax.set_ylim(0, 100)

@@ -95,7 +95,7 @@ def _jitter(lat: float, lon: float, sigma_m: float, rng: random.Random) -> tuple
 def test_three_hours_parked_with_gps_noise_adds_under_50_m(wheel_speed_known: bool) -> None:
     rng = random.Random(7)
     d = GpsDistance(min_step_m=15.0)
-    for _ in range(3 * 3600):  # 1 Hz, σ = 4 m per axis (a good receiver is 2-5 m)
+    for _ in range(3 * 3600):  # 1 Hz, sigma 4 m per axis (a good receiver is 2-5 m)
         lat, lon = _jitter(56.3543, 26.1758, 4.0, rng)
         d.step(lat, lon, moving=False if wheel_speed_known else None)
     assert d.metres < 50.0

@@ -19,6 +19,7 @@ NMEA path exist (issue 4, points 1-2); then they should go through NMEA.
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -65,7 +66,7 @@ def test_the_datasets_current_sign_from_its_own_counters() -> None:
     for name in ("motives_007.csv", "motives_023.csv"):
         rows = load(name)
         negative = positive = 0.0
-        for a, b in zip(rows, rows[1:], strict=False):
+        for a, b in itertools.pairwise(rows):
             kwh = a.current * a.voltage * (b.t - a.t) / 3.6e6
             negative += max(-kwh, 0.0)
             positive += max(kwh, 0.0)
@@ -76,7 +77,7 @@ def test_the_datasets_current_sign_from_its_own_counters() -> None:
 def window(rows: list[Row], start: float, end: float) -> tuple[float, float, float]:
     """The trip's own km (speed integrated), discharged and charged kWh over [start, end]."""
     km = 0.0
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         lo, hi = max(a.t, start), min(b.t, end)
         if hi > lo:
             km += (a.speed + b.speed) / 2 * (hi - lo) / 3600

@@ -1,4 +1,4 @@
-"""Day segmentation on scripted samples: visits, traffic stops, unplanned stops, charging, resume."""
+"""Day segmentation on scripted samples: visits, traffic and unplanned stops, charging, resume."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_a_day_is_legs_between_visits_and_time_partitions() -> None:
     assert sum(leg["km"] for leg in legs) == pytest.approx(route_km, rel=1e-3)
     assert sum(leg["gps_km"] for leg in legs) == pytest.approx(route_km, rel=0.01)
     # Legs and visits tile the time: each leg starts where a visit ended, ends where one began.
-    for leg, before, after in zip(legs, visits, visits[1:] + [day.checkpoint()[-1].row],
+    for leg, before, after in zip(legs, visits, [*visits[1:], day.checkpoint()[-1].row],
                                   strict=False):
         assert leg["start_ts"] == before["end_ts"]
         assert leg["end_ts"] == after["start_ts"]
@@ -162,7 +162,7 @@ def test_charging_session_figures() -> None:
 
 def test_restart_inside_the_stop_continues_the_same_visit() -> None:
     first = Script().park(300).drive(ROZUPE).park(900)
-    day, changes = run(first)
+    day, _ = run(first)
     open_rows = {c.kind: c.row for c in day.checkpoint()}
     visit_id = open_rows["visit"]["id"]
     # busd is down for 5 minutes, then starts again with fresh counters.

@@ -27,9 +27,9 @@ from busd.monitoring.daily import DailySummaryJob
 from busd.monitoring.tracker import Tracker
 from busd.plan import parse_plan
 from busd.state import VehicleState
-from simulators.can.model import Inputs, VehicleModel, VehicleParams
 from simulators.can import simulator as sim_module
 from simulators.can.frames import FrameScheduler
+from simulators.can.model import Inputs, VehicleModel, VehicleParams
 from simulators.can.simulator import CanSimulator
 from telemetry.monitoring_store import MonitoringStore
 from tests.can_helpers import OWN_DBC

@@ -146,8 +146,8 @@ async def test_killed_mid_visit_the_visit_is_closed_once_after_restart(
         bus2.odo += 15.0
     await bus2.drive(TURKI if still_there else DEPOT)
     await bus2.park(300)
-    rows = await wait_rows(store, lambda r: len([v for v in r["visit"]
-                                                 if v["status"] != "open"]) >= 2)
+    rows = await wait_rows(store, lambda r: len([leg for leg in r["leg"]
+                                                 if leg["status"] == "closed"]) >= 2)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     store.close()

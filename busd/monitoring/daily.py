@@ -2,7 +2,7 @@
 
 The schedule is APScheduler's :class:`CronTrigger` (time zone and DST rules
 included); the waiting is done on the injected clock rather than by an
-APScheduler scheduler, so that a simulated day at 300× fires its summary at
+APScheduler scheduler, so that a simulated day at 300x fires its summary at
 *simulated* 21:00 and a test can step through midnight with a ManualClock.
 A run that comes late (the loop was stalled past the next fire time) skips the
 missed one and counts it. At shutdown the summary of the current day is made
@@ -16,7 +16,7 @@ from datetime import date, datetime, time
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from busd.clock import Clock, utc_iso
 from busd.monitoring.summary import daily_summary

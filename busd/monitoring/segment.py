@@ -374,8 +374,10 @@ class DayTracker:
                 out_kwh=row.get("out_kwh") or 0.0, regen_kwh=row.get("regen_kwh") or 0.0,
                 charged_kwh=row.get("charged_kwh") or 0.0,
                 gap_s=(row.get("gap_s") or 0.0) + downtime,
-                gaps=int(row.get("gaps") or 0) + (1 if downtime > self.settings.energy_gap_s else 0),
-                gps_m=(row.get("gps_km") or 0.0) * 1000.0, lift_cycles=int(row.get("lift_cycles") or 0),
+                gaps=int(row.get("gaps") or 0)
+                + (1 if downtime > self.settings.energy_gap_s else 0),
+                gps_m=(row.get("gps_km") or 0.0) * 1000.0,
+                lift_cycles=int(row.get("lift_cycles") or 0),
                 temp_cs=(row.get("temp_c") or 0.0) * (row.get("temp_s") or 0.0),
                 temp_s=row.get("temp_s") or 0.0,
             )
@@ -438,7 +440,8 @@ class DayTracker:
             hours = duration_s / 3600.0
             net = fig.out_kwh - fig.regen_kwh
             row.update({
-                "from_place": place.id if place else None, "from_name": place.name if place else None,
+                "from_place": place.id if place else None,
+                "from_name": place.name if place else None,
                 "to_place": to_place.id if to_place else None,
                 "to_name": to_place.name if to_place else None,
                 "km": distance, "km_source": "odometer" if km is not None else "gps",
@@ -449,7 +452,8 @@ class DayTracker:
             })
         else:
             row.update({
-                "place_id": place.id if place else None, "place_name": place.name if place else None,
+                "place_id": place.id if place else None,
+                "place_name": place.name if place else None,
                 "place_kind": place.kind if place else None,
                 "lat": place.lat if place else None, "lon": place.lon if place else None,
                 "radius_m": place.radius_m if place else None,

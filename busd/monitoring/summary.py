@@ -30,7 +30,9 @@ def _r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def daily_summary(day: str, records: Mapping[str, Sequence[Row]], *, alerts: int = 0) -> dict[str, Any]:
+def daily_summary(
+    day: str, records: Mapping[str, Sequence[Row]], *, alerts: int = 0
+) -> dict[str, Any]:
     """The day's summary from the store's records of that day (``day_records``)."""
     legs = list(records.get("leg", ()))
     visits = list(records.get("visit", ()))
@@ -131,16 +133,16 @@ def monthly_summary(month: str, records: Mapping[str, Sequence[Row]]) -> dict[st
     rows = []
     for entry in villages.values():
         expected = expected_visits(entry["cycle"], year, mon)
-        days = len(entry.pop("days_visited"))
-        rows.append({**entry, "days_visited": days, "minutes": round(entry["minutes"], 1),
+        visited = len(entry.pop("days_visited"))
+        rows.append({**entry, "days_visited": visited, "minutes": round(entry["minutes"], 1),
                      "expected": expected,
-                     "coverage": _r(days / expected if expected else None, 2)})
+                     "coverage": _r(visited / expected if expected else None, 2)})
     rows.sort(key=lambda r: r["name"] or "")
-    days = sorted({r["day"] for k in ("leg", "visit") for r in records.get(k, ())})
+    service_days = sorted({r["day"] for k in ("leg", "visit") for r in records.get(k, ())})
     totals = daily_summary(month, {k: v for k, v in records.items() if k != "plan_stops"})
     alerts = sum(int(s.get("alerts") or 0) for s in records.get("summaries", ()))
     return {
-        "month": month, "days_in_service": len(days), "villages": rows,
+        "month": month, "days_in_service": len(service_days), "villages": rows,
         "km": totals["km"], "energy_net_kwh": totals["energy_net_kwh"],
         "kwh_per_km": totals["kwh_per_km"], "driving_h": round(totals["driving_min"] / 60, 1),
         "on_site_h": round(totals["on_site_min"] / 60, 1),

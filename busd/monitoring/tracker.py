@@ -67,7 +67,9 @@ def sample_of(state: VehicleState, clock: Clock, *, max_hold_s: float) -> Sample
 
     def num(name: str) -> float | None:
         value = state.value(name)
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
 
     def text(name: str) -> str | None:
         value = state.value(name)
@@ -250,7 +252,9 @@ class Tracker:
 
     def _payload(self, change: Change) -> dict[str, Any]:
         row = change.row
-        payload: dict[str, Any] = {k: v for k, v in row.items() if k not in ("updated_ts", "temp_s")}
+        payload: dict[str, Any] = {
+            k: v for k, v in row.items() if k not in ("updated_ts", "temp_s")
+        }
         payload["start"] = utc_iso(row["start_ts"])
         if row.get("end_ts") is not None:
             payload["end"] = utc_iso(row["end_ts"])
