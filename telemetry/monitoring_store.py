@@ -166,7 +166,11 @@ class MonitoringStore:
     def summary(self, day: str) -> Row | None:
         with self._lock:
             rows = list(self.db["daily_summaries"].rows_where("day = ?", [day]))
-        return json.loads(rows[0]["json"]) if rows else None
+        if not rows:
+            return None
+        summary: Row = json.loads(rows[0]["json"])
+        summary.setdefault("alerts", rows[0]["alerts"])
+        return summary
 
     def day_records_sync(self, day: str) -> dict[str, list[Row]]:
         """Everything of one local day, in time order."""

@@ -94,7 +94,7 @@ def _day(args: argparse.Namespace, store: MonitoringStore, day: str, zone: ZoneI
          console: Console, err: Console) -> int:
     records = store.day_records_sync(day)
     stored = store.summary(day)
-    alerts = int(stored["alerts"]) if stored else 0
+    alerts = int(stored["alerts"]) if stored is not None else 0
     summary = daily_summary(day, records, alerts=alerts)
     if not any(records[k] for k in ("leg", "visit", "charge")):
         err.print(f"busd report: nothing recorded on {day}")
