@@ -53,6 +53,8 @@ class Bus:
         self.state, self.clock = state, clock
         self.lat, self.lon, self.odo = place[2], place[3], 5000.0
 
+    current_silent = False  # the BMS current frame stops arriving (CAN fault)
+
     def _write(self, speed: float, current: float) -> None:
         up = self.state.update
         up(sig.VEHICLE_SPEED, speed, source="test")
@@ -61,7 +63,8 @@ class Bus:
         up(sig.GPS_LAT, self.lat, source="test")
         up(sig.GPS_LON, self.lon, source="test")
         up(sig.BATTERY_VOLTAGE, 400.0, source="test")
-        up(sig.BATTERY_CURRENT, current, source="test")
+        if not self.current_silent:
+            up(sig.BATTERY_CURRENT, current, source="test")
         up(sig.BATTERY_SOC, 80.0, source="test")
 
     async def _tick(self) -> None:
@@ -231,3 +234,33 @@ async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(
     assert [r["day"] for r in sink.of("report.daily")] == ["2026-01-01", "2026-01-02"]
     assert sink.of("report.daily")[1]["open_records"] == 1
     store.close()
+
+
+async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(tmp_path) -> None:
+    clock = ManualClock(start=T0)
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    state = VehicleState(clock)
+    bus = Bus(state, clock)
+    sink = CaptureSink()
+    task = await start(make_tracker(state, clock, store, sink), clock)
+    try:
+        await bus.park(60)
+        half = ("half", "half", (DEPOT[2] + ROZUPE[2]) / 2, (DEPOT[3] + ROZUPE[3]) / 2)
+        await bus.drive(half)
+        bus.current_silent = True
+        before = bus.clock.monotonic()
+        await bus.drive(ROZUPE)
+        silent_s = bus.clock.monotonic() - before
+        bus.current_silent = False
+        await bus.park(240)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+    (leg,) = sink.of("leg.completed")
+    energy_config = MonitoringConfig()
+    # The last value is held for energy_gap_s, the rest of the silence is a gap.
+    assert leg["gap_s"] == pytest.approx(silent_s - energy_config.energy_gap_s, abs=2)
+    assert leg["gaps"] == 1
+    driven_with_current_s = (leg["end_ts"] - leg["start_ts"]) - leg["gap_s"]
+    assert leg["out_kwh"] == pytest.approx(30.0 * driven_with_current_s / 3600, rel=0.01)
