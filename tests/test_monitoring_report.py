@@ -76,7 +76,6 @@ def test_csv_files_for_spreadsheets(db: Path, tmp_path: Path) -> None:
 
 
 def test_soc_plot_is_written(db: Path, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     png = tmp_path / "soc.png"
     assert report_cli.main(["report", DAY, "--db", str(db), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
