@@ -8,8 +8,11 @@ indicators ("problem situations"), and forwards each change as an event.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -31,11 +34,20 @@ class Alert:
 class AlertBoard:
     """Implements the rules' AlertSink protocol."""
 
-    def __init__(self, *, clock: Clock, forward: EventForward | None = None) -> None:
+    def __init__(
+        self, *, clock: Clock, forward: EventForward | None = None,
+        timezone: str = "Europe/Riga",
+    ) -> None:
         self._clock = clock
         self._forward = forward
+        self._zone = ZoneInfo(timezone)
         self.active: dict[str, Alert] = {}
         self.raised_count = 0
+        self._per_day: Counter[date] = Counter()
+
+    def count_for_day(self, day: date) -> int:
+        """Alerts raised on a local day: the "problem situations" indicator."""
+        return self._per_day[day]
 
     def set_forward(self, forward: EventForward) -> None:
         self._forward = forward
@@ -46,6 +58,7 @@ class AlertBoard:
         alert = Alert(kind, message, self._clock.now(), dict(details))
         self.active[kind] = alert
         self.raised_count += 1
+        self._per_day[datetime.fromtimestamp(alert.raised_at, self._zone).date()] += 1
         log.warning("alert_raised", kind=kind, message=message, **dict(details))
         self._emit("alert_raised", {"kind": kind, "message": message,
                                     "raised_at": utc_iso(alert.raised_at),

@@ -17,10 +17,14 @@ from busd.clock import Clock, ScaledClock, SystemClock
 from busd.config import BusdConfig
 from busd.events import EventForwarder
 from busd.freshness import FreshnessMonitor
+from busd.monitoring.daily import DailySummaryJob
+from busd.monitoring.tracker import Tracker
+from busd.plan import load_plan
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
 from drivers.can.decoder import FrameDecoder, load_dbc
+from telemetry.monitoring_store import MonitoringStore
 from telemetry.mqtt import BrokerSettings
 from telemetry.wiring import UplinkParts, build_uplink
 
@@ -36,6 +40,8 @@ class Prepared:
 def prepare(config: BusdConfig) -> Prepared:
     """Validate what the config points at; raises ConfigError naming the key."""
     prepared = Prepared(config)
+    if config.monitoring.plan is not None:
+        load_plan(config.monitoring.plan)  # a broken plan file is a config error
     # The broker's credentials and TLS files must be readable before we start.
     BrokerSettings.from_config(config.mqtt).ssl_context()
     if config.can is not None:
@@ -61,6 +67,7 @@ class Daemon:
     alerts: AlertBoard
     uplink: UplinkParts
     events: EventForwarder
+    store: MonitoringStore
     components: list[Component] = field(default_factory=list)
 
 
@@ -71,7 +78,9 @@ def build_daemon(
     state = VehicleState(clock, freshness_overrides=config.freshness_s)
     uplink = build_uplink(config, state=state, clock=clock)
     events = EventForwarder(sink=uplink.outbox)
-    alerts = AlertBoard(clock=clock, forward=events.forward)
+    alerts = AlertBoard(clock=clock, forward=events.forward,
+                        timezone=config.monitoring.timezone)
+    store = MonitoringStore(config.monitoring_db)
     # Order matters: sinks first, sources last, so that sources stop first and
     # sinks flush last on shutdown (the outbox is the very last to stop).
     # The simulated office broker, if any, goes first: it stops last, after the
@@ -79,6 +88,7 @@ def build_daemon(
     components: list[Component] = _broker_simulator(config)
     components += [*uplink.components, events]
     components.append(FreshnessMonitor(state=state, clock=clock))
+    components.extend(_monitoring(config, state, clock, store, events, alerts))
     components.extend(extra_components or [])
     components.append(LiftMovingAlert(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
@@ -95,7 +105,22 @@ def build_daemon(
     )
     # Last: stopped first, so systemd hears STOPPING=1 as soon as shutdown begins.
     supervisor.add(SystemdWatchdog(health=lambda: supervisor.health, clock=clock))
-    return Daemon(config, clock, state, supervisor, alerts, uplink, events, components)
+    return Daemon(config, clock, state, supervisor, alerts, uplink, events, store, components)
+
+
+def _monitoring(
+    config: BusdConfig, state: VehicleState, clock: Clock, store: MonitoringStore,
+    events: EventForwarder, alerts: AlertBoard,
+) -> list[Component]:
+    """The tracker (legs, visits, charging) and the daily summary."""
+    plan = load_plan(config.monitoring.plan) if config.monitoring.plan else None
+    return [
+        Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
+                config=config.monitoring, bus_id=config.bus_id),
+        DailySummaryJob(clock=clock, store=store, sink=events, at=config.monitoring.summary_at,
+                        timezone=config.monitoring.timezone, alert_count=alerts.count_for_day,
+                        bus_id=config.bus_id),
+    ]
 
 
 def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Component]:

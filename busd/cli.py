@@ -76,7 +76,10 @@ async def _run_daemon(config: BusdConfig, prepared: Prepared, *, view: bool) -> 
         loop.add_signal_handler(signum, daemon.supervisor.request_stop)
     log = structlog.get_logger("busd")
     log.info("busd_starting", version=__version__, config_bus=config.bus_id)
-    await daemon.supervisor.run()
+    try:
+        await daemon.supervisor.run()
+    finally:
+        await asyncio.to_thread(daemon.store.close)
     log.info("busd_stopped")
     return EXIT_OK
 
@@ -101,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     from telemetry.office import add_office_parser
 
     add_office_parser(sub)
+
+    from telemetry.report_cli import add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -434,6 +435,47 @@ class UplinkConfig(Strict):
             if unknown:
                 raise ValueError(f"{key} names unknown signals: {sorted(unknown)}")
         return self
+class MonitoringConfig(Strict):
+    """The monitoring log: legs, visits, charging sessions, daily summary."""
+
+    db: Path | None = Field(
+        default=None,
+        description="SQLite file of the monitoring store; default data_dir/monitoring.sqlite",
+    )
+    plan: Path | None = Field(
+        default=None, description="the day's stop plan file (TOML or JSON), relative to this file"
+    )
+    min_visit_min: float = Field(
+        default=3.0, gt=0, le=60,
+        description="stopped at least this long to count as a visit (shorter is a traffic stop)",
+    )
+    stopped_kmh: float = Field(
+        default=3.0, gt=0, le=15, description="at or below this speed the bus counts as stopped"
+    )
+    exit_margin_m: float = Field(
+        default=30.0, ge=0, le=500,
+        description="hysteresis: a visit ends this far outside the stop's geofence",
+    )
+    unplanned_radius_m: float = Field(
+        default=100.0, gt=10, le=2000, description="geofence drawn around an unplanned stop"
+    )
+    gps_min_step_m: float = Field(
+        default=15.0, ge=0, le=200,
+        description="GPS track cross-check: ignore moves shorter than this (parked jitter)",
+    )
+    energy_gap_s: float = Field(
+        default=5.0, gt=0, le=300,
+        description="battery current older than this is a gap in the energy figures, not held",
+    )
+    soc_sample_s: float = Field(default=60.0, gt=0, le=3600, description="SOC log interval")
+    checkpoint_s: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="open legs/visits are saved this often, so a crash loses at most this much",
+    )
+    summary_at: time = Field(
+        default=time(21, 0), description="local time (plan time zone) of the daily summary"
+    )
+    timezone: str = Field(default="Europe/Riga", description="time zone of days and summary_at")
 
 
 BusId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
@@ -462,6 +504,12 @@ class BusdConfig(BaseSettings):
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
     uplink: UplinkConfig = UplinkConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+    @property
+    def monitoring_db(self) -> Path:
+        """The monitoring store's file."""
+        return self.monitoring.db or self.data_dir / "monitoring.sqlite"
 
     @model_validator(mode="after")
     def _check_signals(self) -> BusdConfig:
@@ -506,6 +554,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("can"), "dbc")
     fix(data.get("gps"), "device")
     fix(data.get("lift"), "port")
+    fix(data.get("monitoring"), "db", "plan")
     sims = data.get("simulators")
     if isinstance(sims, dict):
         fix(sims.get("can"), "dbc", "replay", "slcan_link")

@@ -23,21 +23,40 @@ log = structlog.get_logger("busd.events")
 
 class EventForwarder:
     name = "events"
-    critical = True
+    # Not critical: it is idle (and beats not) while nothing happens; a failure
+    # is restarted by the supervisor and the queue, owned by this object, keeps
+    # what waited.
+    critical = False
 
     def __init__(self, *, sink: EventSink, capacity: int = 10_000) -> None:
         self._sink = sink
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(capacity)
+        # (is_report, kind, data)
+        self._queue: asyncio.Queue[tuple[bool, str, dict[str, Any]]] = asyncio.Queue(capacity)
         self.dropped = 0
         self.forwarded = 0
 
-    def forward(self, kind: str, data: dict[str, Any]) -> None:
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
         """Queue an event; safe to call from any code on the event loop."""
+        self._put(False, kind, data)
+
+    forward = emit
+
+    def report(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue a report (``report/{kind}``)."""
+        self._put(True, kind, data)
+
+    def _put(self, is_report: bool, kind: str, data: dict[str, Any]) -> None:
         try:
-            self._queue.put_nowait((kind, data))
+            self._queue.put_nowait((is_report, kind, data))
         except asyncio.QueueFull:
             self.dropped += 1
             log.error("event_dropped", kind=kind, dropped=self.dropped)
+
+    async def _send(self, is_report: bool, kind: str, data: dict[str, Any]) -> None:
+        if is_report:
+            await self._sink.emit_report(kind, data)
+        else:
+            await self._sink.emit_event(kind, data)
 
     @property
     def pending(self) -> int:
@@ -47,13 +66,12 @@ class EventForwarder:
         ctx.ready()
         try:
             while True:
-                kind, data = await self._queue.get()
-                await self._sink.emit_event(kind, data)
+                item = await self._queue.get()
+                await self._send(*item)
                 self.forwarded += 1
                 ctx.counters.update(forwarded=self.forwarded, dropped=self.dropped)
                 ctx.beat()
         finally:
             # Stopping: flush what is queued (the outbox is still open; it stops after us).
             while not self._queue.empty():
-                kind, data = self._queue.get_nowait()
-                await asyncio.shield(self._sink.emit_event(kind, data))
+                await asyncio.shield(self._send(*self._queue.get_nowait()))

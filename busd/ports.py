@@ -31,6 +31,18 @@ class EventSink(Protocol):
         ...
 
 
+class EventEmitter(Protocol):
+    """Events and reports from code that must not wait (the tracker's state machine, rules).
+
+    ``emit``/``report`` queue and return at once; the implementation hands them
+    to the :class:`EventSink` in order and never drops one silently.
+    """
+
+    def emit(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+    def report(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+
 class PlanPublisher(Protocol):
     """The active plan, published retained on ``.../plan`` (latest wins, kept across restarts)."""
 

@@ -25,6 +25,12 @@ def sim_mapping() -> list[SignalMapping]:
     return list(config.can.mapping)
 
 
+# The simulated bus's lift comes from its Modbus unit; buses whose FMS gateway
+# reports it use this entry instead (see config/busd.example.toml).
+DC1_LIFT = SignalMapping(message="DC1", signal="RampWheelchairLiftPosition", target="lift.state",
+                         choices={0: "stowed", 1: "deployed", 2: "fault"}, valid_max=2)
+
+
 def frame(db: cantools.database.can.Database, name: str, **values: float) -> can.Message:
     """Encode a frame of the DBC, filling unspecified signals with 0."""
     message = db.get_message_by_name(name)

@@ -7,7 +7,7 @@ import pytest
 from busd.config import SignalMapping
 from busd.errors import ConfigError
 from drivers.can.decoder import FrameDecoder, load_dbc
-from tests.can_helpers import OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
+from tests.can_helpers import DC1_LIFT, OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
 
 
 @pytest.fixture
@@ -62,10 +62,6 @@ def test_a_jump_faster_than_physics_is_dropped_until_it_persists(decoder, db) ->
                for i in range(3)]
     assert ["battery.soc" in r for r in results] == [False, False, True]
     assert decoder.stats.dropped["battery.soc:rate"] == 3
-
-
-DC1_LIFT = SignalMapping(message="DC1", signal="RampWheelchairLiftPosition", target="lift.state",
-                         choices={0: "stowed", 1: "deployed", 2: "fault"}, valid_max=2)
 
 
 def test_enum_labels_from_dbc_value_table_and_from_mapping(db) -> None:

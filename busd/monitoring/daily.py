@@ -1,0 +1,114 @@
+"""Component: the daily summary at a configured local time, and at shutdown.
+
+The schedule is APScheduler's :class:`CronTrigger` (time zone and DST rules
+included); the waiting is done on the injected clock rather than by an
+APScheduler scheduler, so that a simulated day at 300x fires its summary at
+*simulated* 21:00 and a test can step through midnight with a ManualClock.
+A run that comes late (the loop was stalled past the next fire time) skips the
+missed one and counts it. At shutdown the summary of the current day is made
+if that day has records and has not been summarised yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+from busd.clock import Clock, utc_iso
+from busd.monitoring.summary import daily_summary
+from busd.ports import EventEmitter
+from busd.supervisor import ComponentContext
+
+AlertCount = Callable[[date], int]
+LATE_AFTER_S = 300.0
+
+
+class SummaryStore(Protocol):
+    async def day_records(self, day: str) -> dict[str, list[dict[str, Any]]]: ...
+
+    async def save_summary(
+        self, day: str, summary: dict[str, Any], alerts: int, created_ts: float
+    ) -> None: ...
+
+
+class DailySummaryJob:
+    """Component ``monitoring.daily``; publishes ``report.daily`` on the sink."""
+
+    critical = False
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        store: SummaryStore,
+        sink: EventEmitter,
+        at: time,
+        timezone: str,
+        alert_count: AlertCount | None = None,
+        bus_id: str = "",
+        name: str = "monitoring.daily",
+    ) -> None:
+        self.name = name
+        self._clock = clock
+        self._store = store
+        self._sink = sink
+        self._zone = ZoneInfo(timezone)
+        self._trigger = CronTrigger(
+            hour=at.hour, minute=at.minute, second=at.second, timezone=self._zone
+        )
+        self._alert_count = alert_count or (lambda _day: 0)
+        self._bus_id = bus_id
+        self.done: set[str] = set()
+        self.skipped = 0
+
+    def next_fire(self, after_ts: float) -> float:
+        now = datetime.fromtimestamp(after_ts, self._zone)
+        fire = self._trigger.get_next_fire_time(None, now)
+        assert fire is not None
+        return fire.timestamp()
+
+    def local_day(self, ts: float) -> str:
+        return datetime.fromtimestamp(ts, self._zone).date().isoformat()
+
+    async def run(self, ctx: ComponentContext) -> None:
+        ctx.ready()
+        try:
+            while True:
+                fire = self.next_fire(self._clock.now())
+                await self._clock.sleep(fire - self._clock.now())
+                late = self._clock.now() - fire
+                if late > LATE_AFTER_S:
+                    self.skipped += 1
+                    ctx.counters["skipped"] = self.skipped
+                    ctx.log.warning("daily_summary_late", late_s=round(late))
+                await self.produce(self.local_day(fire))
+                ctx.counters["summaries"] = len(self.done)
+                ctx.beat()
+        finally:
+            today = self.local_day(self._clock.now())
+            if today not in self.done:
+                records = await self._store.day_records(today)
+                if any(records.get(k) for k in ("leg", "visit", "charge")):
+                    await self.produce(today, records=records)
+
+    async def produce(
+        self, day: str, *, records: dict[str, list[dict[str, Any]]] | None = None
+    ) -> dict[str, Any]:
+        """Make, store and publish the summary of ``day`` (``YYYY-MM-DD``)."""
+        if records is None:
+            records = await self._store.day_records(day)
+        alerts = self._alert_count(date.fromisoformat(day))
+        summary = daily_summary(day, records, alerts=alerts)
+        now = self._clock.now()
+        summary["created"] = utc_iso(now)
+        await self._store.save_summary(day, summary, alerts, now)
+        payload = dict(summary)
+        if self._bus_id:
+            payload["bus"] = self._bus_id
+        self._sink.report("daily", payload)
+        self.done.add(day)
+        return summary

@@ -1,0 +1,465 @@
+"""Pure segmentation of the day: legs, visits and charging sessions from samples.
+
+:class:`DayTracker` takes one :class:`Sample` at a time (what the vehicle
+state said at that moment) and returns :class:`Change` records: a record
+opened, updated (checkpoint) or closed, with the event name to publish. It
+does no I/O and reads no clock, so every rule is tested with plain data.
+
+Rules (config: :class:`~busd.config.MonitoringConfig`):
+
+* *stopped* = wheel speed (or, without it, GPS speed) at or below ``stopped_kmh``.
+* A **visit** begins where the bus stopped, once it has stayed stopped for
+  ``min_visit_s`` (a shorter halt is a traffic stop and stays part of the leg).
+  Inside a place's geofence it is a visit of that place (depot, stop or
+  charger); elsewhere an *unplanned* visit with its own small geofence.
+* It ends when the bus is ``exit_margin_m`` outside that geofence (odometer
+  distance when there is no GPS), at the moment it started to move away.
+* A **leg** is everything between two visits; the time partitions exactly.
+* A **charging session** runs from the charger reporting ``charging`` until it
+  is unplugged or idle/faulty.
+
+Records are identified by their kind and start time, so writing one twice is
+an overwrite, never a duplicate. After a restart, the open records from the
+store are resumed (:meth:`DayTracker.resume`): the downtime counts as a gap in
+the energy figures; a visit or charging session the bus has clearly left is
+closed at its last checkpoint and marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from busd.monitoring.figures import Counters, EnergyIntegrator, GpsDistance, LiftCycles
+from busd.plan import Plan, haversine_m
+
+Row = dict[str, Any]
+
+LEG, VISIT, CHARGE = "leg", "visit", "charge"
+OPEN, CLOSED, INTERRUPTED = "open", "closed", "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    min_visit_s: float = 180.0
+    stopped_kmh: float = 3.0
+    exit_margin_m: float = 30.0
+    unplanned_radius_m: float = 100.0
+    gps_min_step_m: float = 15.0
+    energy_gap_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRef:
+    id: str
+    name: str
+    kind: str  # depot | stop | charger | unplanned
+    lat: float | None
+    lon: float | None
+    radius_m: float
+
+
+def places_of(plan: Plan) -> list[PlaceRef]:
+    refs = [PlaceRef(plan.depot.id, plan.depot.name, "depot", plan.depot.lat, plan.depot.lon,
+                     plan.depot.geofence_m)]
+    refs += [PlaceRef(s.id, s.name, "stop", s.lat, s.lon, s.geofence_m) for s in plan.stops]
+    refs += [PlaceRef(c.id, c.name, "charger", c.lat, c.lon, c.geofence_m) for c in plan.chargers]
+    return refs
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The vehicle state at one moment; None = unknown or stale."""
+
+    mono: float
+    ts: float
+    speed_kmh: float | None = None
+    gps_speed_kmh: float | None = None
+    odometer_km: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    power_kw: float | None = None
+    power_age_s: float = 0.0
+    soc: float | None = None
+    outside_temp_c: float | None = None
+    plugged: bool | None = None
+    charger_state: str | None = None
+    charger_power_kw: float | None = None
+    charger_session_kwh: float | None = None
+    lift_counter: int | None = None
+    lift_state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: str  # leg | visit | charge
+    row: Row
+    event: str | None  # the event to publish, None for a store-only update
+
+
+@dataclass(frozen=True, slots=True)
+class Snap:
+    mono: float
+    ts: float
+    odo: float | None
+    soc: float | None
+    counters: Counters
+
+
+@dataclass
+class _Open:
+    kind: str
+    id: str
+    start: Snap
+    place: PlaceRef | None
+    base: Counters = field(default_factory=Counters)
+    odo_start: float | None = None
+    soc_start: float | None = None
+    min_soc: float | None = None
+    peak_kw: float = 0.0
+    session_kwh: float | None = None
+    resumed: bool = False
+    checkpoint_ts: float | None = None
+    checkpoint_odo: float | None = None
+
+    def figures(self, now: Snap) -> Counters:
+        return self.base + (now.counters - self.start.counters)
+
+
+def _id(kind: str, ts: float) -> str:
+    return f"{kind}-{round(ts * 1000)}"
+
+
+class DayTracker:
+    def __init__(self, *, places: Sequence[PlaceRef], settings: Settings, zone: ZoneInfo) -> None:
+        self.places = list(places)
+        self.settings = settings
+        self.zone = zone
+        self.energy = EnergyIntegrator(max_hold_s=settings.energy_gap_s)
+        self.gps = GpsDistance(min_step_m=settings.gps_min_step_m)
+        self.lift = LiftCycles()
+        self._temp_cs = 0.0
+        self._temp_s = 0.0
+        self._last: Sample | None = None
+        self.leg: _Open | None = None
+        self.visit: _Open | None = None
+        self.charge: _Open | None = None
+        self._stop_cand: tuple[Snap, PlaceRef | None, tuple[float, float] | None] | None = None
+        self._moving_since: Snap | None = None
+        self._last_still: Snap | None = None
+        self._pending_resume: dict[str, Row] = {}
+
+    # --- public -----------------------------------------------------------------
+
+    def resume(self, open_rows: Mapping[str, Row]) -> None:
+        """Continue records a previous run left open; decided on the next sample."""
+        self._pending_resume = {k: dict(v) for k, v in open_rows.items() if v}
+
+    def step(self, s: Sample) -> list[Change]:
+        out: list[Change] = []
+        self._accumulate(s)
+        snap = self._snap(s)
+        if self._pending_resume:
+            self._do_resume(s, snap, out)
+        stopped = self._stopped(s)
+        pos = (s.lat, s.lon) if s.lat is not None and s.lon is not None else None
+        self._charging(s, snap, out)
+        for rec in (self.visit, self.charge):
+            if rec is not None and s.soc is not None:
+                rec.min_soc = s.soc if rec.min_soc is None else min(rec.min_soc, s.soc)
+        if self.visit is not None:
+            self._in_visit(s, snap, stopped, pos, out)
+        else:
+            self._on_road(s, snap, stopped, pos, out)
+        self._last = s
+        return out
+
+    def checkpoint(self) -> list[Change]:
+        """Rows of every open record, with the figures so far (the store keeps them)."""
+        if self._last is None:
+            return []
+        snap = self._snap(self._last)
+        return [
+            Change(rec.kind, self._row(rec, snap, OPEN), None)
+            for rec in (self.leg, self.visit, self.charge)
+            if rec is not None
+        ]
+
+    def counters(self) -> Counters:
+        return Counters(
+            out_kwh=self.energy.out_kwh, regen_kwh=self.energy.regen_kwh,
+            charged_kwh=self.energy.charged_kwh, gap_s=self.energy.gap_s, gaps=self.energy.gaps,
+            gps_m=self.gps.metres, lift_cycles=self.lift.cycles,
+            temp_cs=self._temp_cs, temp_s=self._temp_s,
+        )
+
+    def place_at(self, lat: float, lon: float) -> PlaceRef | None:
+        best: tuple[float, PlaceRef] | None = None
+        for place in self.places:
+            if place.lat is None or place.lon is None:
+                continue
+            d = haversine_m(place.lat, place.lon, lat, lon)
+            if d <= place.radius_m and (best is None or d < best[0]):
+                best = (d, place)
+        return None if best is None else best[1]
+
+    # --- accumulation -----------------------------------------------------------
+
+    def _accumulate(self, s: Sample) -> None:
+        stopped = self._stopped(s)
+        # Charge flowing in while the bus stands still is charging, even if the
+        # charger's own signals are stale: regeneration needs the wheels to turn.
+        plugged = bool(s.plugged) or s.charger_state in ("charging", "complete") or bool(stopped)
+        self.energy.step(s.mono, s.power_kw, age_s=s.power_age_s, plugged=plugged)
+        self.gps.step(s.lat, s.lon, moving=None if stopped is None else not stopped)
+        self.lift.step(s.lift_counter, s.lift_state)
+        last = self._last
+        if last is not None and last.outside_temp_c is not None and s.mono > last.mono:
+            dt = s.mono - last.mono
+            self._temp_cs += last.outside_temp_c * dt
+            self._temp_s += dt
+
+    def _snap(self, s: Sample) -> Snap:
+        return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters())
+
+    def _stopped(self, s: Sample) -> bool | None:
+        speed = s.speed_kmh if s.speed_kmh is not None else s.gps_speed_kmh
+        return None if speed is None else speed <= self.settings.stopped_kmh
+
+    # --- visits and legs ----------------------------------------------------------
+
+    def _on_road(self, s: Sample, snap: Snap, stopped: bool | None,
+                 pos: tuple[float, float] | None, out: list[Change]) -> None:
+        place = self.place_at(*pos) if pos is not None else None
+        if self.leg is None and stopped is None:
+            return  # nothing to go on yet (no speed): wait rather than guess
+        if self.leg is None and stopped and place is not None:
+            # The day starts parked at a known place (the depot): no need to wait.
+            self._open_visit(snap, place, out)
+            return
+        if self.leg is None:
+            self._open_leg(snap, None, out)
+        if stopped:
+            if self._stop_cand is None:
+                self._stop_cand = (snap, place, pos)
+            elif s.mono - self._stop_cand[0].mono >= self.settings.min_visit_s:
+                cand_snap, cand_place, cand_pos = self._stop_cand
+                if cand_place is None:
+                    cand_place = PlaceRef(
+                        "unplanned", "unplanned stop", "unplanned",
+                        cand_pos[0] if cand_pos else None, cand_pos[1] if cand_pos else None,
+                        self.settings.unplanned_radius_m,
+                    )
+                self._open_visit(cand_snap, cand_place, out)
+        elif stopped is False:
+            self._stop_cand = None
+
+    def _open_visit(self, snap: Snap, place: PlaceRef, out: list[Change]) -> None:
+        if self.leg is not None:
+            out.append(Change(LEG, self._row(self.leg, snap, CLOSED, to_place=place),
+                              "leg_completed"))
+            self.leg = None
+        self.visit = _Open(VISIT, _id(VISIT, snap.ts), snap, place, odo_start=snap.odo,
+                           soc_start=snap.soc, min_soc=snap.soc)
+        self._stop_cand = None
+        self._moving_since = None
+        self._last_still = snap
+        out.append(Change(VISIT, self._row(self.visit, snap, OPEN), "visit_started"))
+
+    def _open_leg(self, snap: Snap, origin: PlaceRef | None, out: list[Change],
+                  base: Counters | None = None) -> None:
+        self.leg = _Open(LEG, _id(LEG, snap.ts), snap, origin, base=base or Counters(),
+                         odo_start=snap.odo, soc_start=snap.soc)
+        out.append(Change(LEG, self._row(self.leg, snap, OPEN), None))
+
+    def _in_visit(self, s: Sample, snap: Snap, stopped: bool | None,
+                  pos: tuple[float, float] | None, out: list[Change]) -> None:
+        visit = self.visit
+        assert visit is not None and visit.place is not None
+        limit = visit.place.radius_m + self.settings.exit_margin_m
+        if stopped:
+            self._moving_since = None
+            self._last_still = snap
+            if (visit.resumed and s.odometer_km is not None and visit.checkpoint_odo is not None
+                    and abs(s.odometer_km - visit.checkpoint_odo) * 1000.0 < limit):
+                visit.resumed = False  # still standing where the last run left it
+        elif stopped is False and self._moving_since is None:
+            # The visit ends at the last moment the bus stood still.
+            self._moving_since = self._last_still or snap
+        left = False
+        if pos is not None and visit.place.lat is not None and visit.place.lon is not None:
+            left = haversine_m(visit.place.lat, visit.place.lon, *pos) > limit
+        elif s.odometer_km is not None and visit.odo_start is not None:
+            left = (s.odometer_km - visit.odo_start) * 1000.0 > limit
+        if not left:
+            if pos is not None and visit.place.lat is not None:
+                visit.resumed = False  # seen on site since the restart
+            return
+        if visit.resumed:
+            # Left while busd was down: the visit ended after its last checkpoint.
+            end = self._checkpoint_snap(visit, snap)
+            status = INTERRUPTED
+        else:
+            end = self._moving_since or snap
+            status = CLOSED
+        self._close_visit(end, status, out)
+        base = Counters(gap_s=max(0.0, snap.ts - end.ts)) if status == INTERRUPTED else None
+        start = end if status == CLOSED else replace(end, counters=snap.counters)
+        self._open_leg(start, visit.place, out, base=base)
+
+    def _close_visit(self, end: Snap, status: str, out: list[Change]) -> None:
+        assert self.visit is not None
+        out.append(Change(VISIT, self._row(self.visit, end, status), "visit_ended"))
+        self.visit = None
+        self._moving_since = None
+        self._last_still = None
+
+    def _checkpoint_snap(self, rec: _Open, now: Snap) -> Snap:
+        """Where a resumed record stood at its last checkpoint (nothing added since)."""
+        ts = rec.checkpoint_ts if rec.checkpoint_ts is not None else rec.start.ts
+        return Snap(now.mono, ts, rec.checkpoint_odo, rec.min_soc, rec.start.counters)
+
+    # --- charging -----------------------------------------------------------------
+
+    def _charging(self, s: Sample, snap: Snap, out: list[Change]) -> None:
+        charge = self.charge
+        if charge is None:
+            power = s.charger_power_kw or 0.0
+            if s.charger_state == "charging" or (
+                s.charger_state is None and s.plugged and power > 0.5
+            ):
+                self.charge = _Open(CHARGE, _id(CHARGE, snap.ts), snap, self._where(s),
+                                    soc_start=s.soc, min_soc=s.soc, odo_start=s.odometer_km)
+                self._charge_peaks(s)
+                out.append(Change(CHARGE, self._row(self.charge, snap, OPEN), "charging_started"))
+            return
+        ended = s.plugged is False or s.charger_state in ("idle", "fault")
+        if not ended:
+            self._charge_peaks(s)
+            return
+        out.append(Change(CHARGE, self._row(charge, snap, CLOSED), "charging_ended"))
+        self.charge = None
+
+    def _charge_peaks(self, s: Sample) -> None:
+        charge = self.charge
+        assert charge is not None
+        candidates = [charge.peak_kw]
+        if s.charger_power_kw is not None:
+            candidates.append(s.charger_power_kw)
+        if s.power_kw is not None:
+            candidates.append(-s.power_kw)
+        charge.peak_kw = max(candidates)
+        if s.charger_session_kwh is not None:
+            charge.session_kwh = max(charge.session_kwh or 0.0, s.charger_session_kwh)
+
+    def _where(self, s: Sample) -> PlaceRef | None:
+        if self.visit is not None:
+            return self.visit.place
+        if s.lat is not None and s.lon is not None:
+            return self.place_at(s.lat, s.lon) or PlaceRef(
+                "unplanned", "unplanned stop", "unplanned", s.lat, s.lon,
+                self.settings.unplanned_radius_m)
+        return None
+
+    # --- resume -----------------------------------------------------------------
+
+    def _do_resume(self, s: Sample, snap: Snap, out: list[Change]) -> None:
+        rows, self._pending_resume = self._pending_resume, {}
+        for kind, row in rows.items():
+            downtime = max(0.0, s.ts - float(row.get("updated_ts") or row["start_ts"]))
+            base = Counters(
+                out_kwh=row.get("out_kwh") or 0.0, regen_kwh=row.get("regen_kwh") or 0.0,
+                charged_kwh=row.get("charged_kwh") or 0.0,
+                gap_s=(row.get("gap_s") or 0.0) + downtime,
+                gaps=int(row.get("gaps") or 0)
+                + (1 if downtime > self.settings.energy_gap_s else 0),
+                gps_m=(row.get("gps_km") or 0.0) * 1000.0,
+                lift_cycles=int(row.get("lift_cycles") or 0),
+                temp_cs=(row.get("temp_c") or 0.0) * (row.get("temp_s") or 0.0),
+                temp_s=row.get("temp_s") or 0.0,
+            )
+            place = None
+            if row.get("place_id") or row.get("from_place"):
+                place = PlaceRef(
+                    row.get("place_id") or row.get("from_place") or "",
+                    row.get("place_name") or row.get("from_name") or "",
+                    row.get("place_kind") or "stop",
+                    row.get("lat"), row.get("lon"),
+                    row.get("radius_m") or self.settings.unplanned_radius_m,
+                )
+            start = Snap(snap.mono, float(row["start_ts"]), row.get("odo_start"),
+                         row.get("soc_start"), snap.counters)
+            rec = _Open(kind, row["id"], start, place, base=base, odo_start=row.get("odo_start"),
+                        soc_start=row.get("soc_start"), min_soc=row.get("soc_min"),
+                        peak_kw=row.get("peak_kw") or 0.0, session_kwh=row.get("session_kwh"),
+                        resumed=True, checkpoint_ts=row.get("updated_ts"),
+                        checkpoint_odo=row.get("odo_end"))
+            if kind == LEG:
+                self.leg = rec
+            elif kind == VISIT:
+                self.visit = rec
+            elif kind == CHARGE:
+                self.charge = rec
+        if self.charge is not None and not (
+            s.charger_state in ("charging", "complete") or s.plugged
+        ):
+            end = self._checkpoint_snap(self.charge, snap)
+            out.append(Change(CHARGE, self._row(self.charge, end, INTERRUPTED), "charging_ended"))
+            self.charge = None
+
+    # --- rows ---------------------------------------------------------------------
+
+    def day_of(self, ts: float) -> str:
+        return datetime.fromtimestamp(ts, self.zone).date().isoformat()
+
+    def _row(self, rec: _Open, end: Snap, status: str, *, to_place: PlaceRef | None = None) -> Row:
+        fig = rec.figures(end)
+        duration_s = max(0.0, end.ts - rec.start.ts)
+        temp = fig.mean_temp_c
+        row: Row = {
+            "id": rec.id, "day": self.day_of(rec.start.ts), "status": status,
+            "start_ts": rec.start.ts, "end_ts": None if status == OPEN else end.ts,
+            "updated_ts": end.ts, "duration_min": round(duration_s / 60.0, 3),
+            "out_kwh": fig.out_kwh, "regen_kwh": fig.regen_kwh, "charged_kwh": fig.charged_kwh,
+            "net_kwh": fig.out_kwh - fig.regen_kwh - fig.charged_kwh,
+            "gap_s": fig.gap_s, "gaps": fig.gaps, "gps_km": fig.gps_m / 1000.0,
+            "lift_cycles": fig.lift_cycles,
+            "temp_c": None if temp is None else round(temp, 2), "temp_s": fig.temp_s,
+            "odo_start": rec.odo_start, "odo_end": end.odo,
+            "soc_start": rec.soc_start, "soc_end": end.soc,
+        }
+        place = rec.place
+        if rec.kind == LEG:
+            km = None
+            if rec.odo_start is not None and end.odo is not None:
+                km = max(0.0, end.odo - rec.odo_start)
+            distance = km if km is not None else fig.gps_m / 1000.0
+            hours = duration_s / 3600.0
+            net = fig.out_kwh - fig.regen_kwh
+            row.update({
+                "from_place": place.id if place else None,
+                "from_name": place.name if place else None,
+                "to_place": to_place.id if to_place else None,
+                "to_name": to_place.name if to_place else None,
+                "km": distance, "km_source": "odometer" if km is not None else "gps",
+                "kwh_per_km": net / distance if distance > 0.05 else None,
+                "avg_kmh": distance / hours if hours > 0 else None,
+                "soc_used": None if rec.soc_start is None or end.soc is None
+                else rec.soc_start - end.soc,
+            })
+        else:
+            row.update({
+                "place_id": place.id if place else None,
+                "place_name": place.name if place else None,
+                "place_kind": place.kind if place else None,
+                "lat": place.lat if place else None, "lon": place.lon if place else None,
+                "radius_m": place.radius_m if place else None,
+                "soc_min": rec.min_soc,
+            })
+            if rec.kind == CHARGE:
+                row.update({"peak_kw": rec.peak_kw, "session_kwh": rec.session_kwh,
+                            "energy_added_kwh": fig.charged_kwh})
+        return row

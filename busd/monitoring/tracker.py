@@ -1,0 +1,263 @@
+"""Component: the vehicle state in, legs / visits / charging sessions out.
+
+The :class:`Tracker` reads the state on every change of the signals it cares
+about and on a tick of the injected clock (a parked bus sends the same values,
+which are not changes), feeds a :class:`~busd.monitoring.segment.DayTracker`,
+and hands the resulting records to a writer task. The writer coalesces rows by
+record (the latest row of a record supersedes the earlier ones, which bounds
+the backlog by the number of open records) and writes each batch in one
+transaction, so "leg closed" and "visit opened" land together or not at all.
+Events go to the :class:`~busd.ports.EventEmitter` as they happen; they are never
+coalesced or dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from busd import signals as sig
+from busd.clock import Clock, utc_iso
+from busd.config import MonitoringConfig
+from busd.monitoring.segment import (
+    Change,
+    DayTracker,
+    PlaceRef,
+    Row,
+    Sample,
+    Settings,
+    places_of,
+)
+from busd.plan import Plan
+from busd.ports import EventEmitter
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext
+
+WATCHED = (
+    sig.BATTERY_VOLTAGE, sig.BATTERY_CURRENT, sig.VEHICLE_SPEED, sig.VEHICLE_ODOMETER,
+    sig.GPS_LAT, sig.GPS_LON, sig.CHARGER_STATE, sig.CHARGER_PLUGGED, sig.LIFT_CYCLES,
+    sig.LIFT_STATE,
+)
+SOC_SAMPLE_BACKLOG = 1440  # a day of one-minute samples; older ones are dropped and counted
+
+
+class TrackerStore(Protocol):
+    """What the tracker needs from the monitoring store (telemetry/monitoring_store.py)."""
+
+    async def open_records(self) -> dict[str, Row]: ...
+
+    async def write(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None: ...
+
+    async def save_plan(self, plan: Plan) -> None: ...
+
+
+def settings_from(config: MonitoringConfig) -> Settings:
+    return Settings(
+        min_visit_s=config.min_visit_min * 60.0, stopped_kmh=config.stopped_kmh,
+        exit_margin_m=config.exit_margin_m, unplanned_radius_m=config.unplanned_radius_m,
+        gps_min_step_m=config.gps_min_step_m, energy_gap_s=config.energy_gap_s,
+    )
+
+
+def sample_of(state: VehicleState, clock: Clock, *, max_hold_s: float) -> Sample:
+    """What the state says now; stale values are None (the current keeps its age)."""
+
+    def num(name: str) -> float | None:
+        value = state.value(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    def text(name: str) -> str | None:
+        value = state.value(name)
+        return value if isinstance(value, str) else None
+
+    voltage, current = state.view(sig.BATTERY_VOLTAGE), state.view(sig.BATTERY_CURRENT)
+    power: float | None = None
+    age = 0.0
+    if isinstance(voltage.value, float) and isinstance(current.value, float):
+        age = max(voltage.age_s or 0.0, current.age_s or 0.0)
+        if age <= max_hold_s:
+            power = voltage.value * current.value / 1000.0
+    fix = state.value(sig.GPS_FIX)
+    has_fix = fix in ("2d", "3d") or fix is None  # a source without a fix signal: trust lat/lon
+    lat, lon = (num(sig.GPS_LAT), num(sig.GPS_LON)) if has_fix else (None, None)
+    plugged = state.value(sig.CHARGER_PLUGGED)
+    lift_counter = state.value(sig.LIFT_CYCLES)
+    return Sample(
+        mono=clock.monotonic(), ts=clock.now(),
+        speed_kmh=num(sig.VEHICLE_SPEED), gps_speed_kmh=num(sig.GPS_SPEED),
+        odometer_km=num(sig.VEHICLE_ODOMETER), lat=lat, lon=lon,
+        power_kw=power, power_age_s=age, soc=num(sig.BATTERY_SOC),
+        outside_temp_c=num(sig.VEHICLE_OUTSIDE_TEMP),
+        plugged=plugged if isinstance(plugged, bool) else None,
+        charger_state=text(sig.CHARGER_STATE), charger_power_kw=num(sig.CHARGER_POWER),
+        charger_session_kwh=num(sig.CHARGER_SESSION_ENERGY),
+        lift_counter=lift_counter if isinstance(lift_counter, int) else None,
+        lift_state=text(sig.LIFT_STATE),
+    )
+
+
+class Tracker:
+    """Component ``monitoring.tracker``.
+
+    ``plan``: the day's plan, or a callable returning the current one (the
+    planner may replace it during the day; places are re-read when it changes).
+    ``store``: a :class:`TrackerStore`; ``sink``: where events go.
+    """
+
+    critical = False
+
+    def __init__(
+        self,
+        *,
+        state: VehicleState,
+        clock: Clock,
+        plan: Plan | Callable[[], Plan | None] | None,
+        store: TrackerStore,
+        sink: EventEmitter,
+        config: MonitoringConfig,
+        bus_id: str = "",
+        tick_s: float = 1.0,
+        name: str = "monitoring.tracker",
+    ) -> None:
+        self.name = name
+        self._state = state
+        self._clock = clock
+        self._plan_source: Callable[[], Plan | None] = (
+            plan if callable(plan) else (lambda: plan)  # type: ignore[assignment,return-value]
+        )
+        self._store = store
+        self._sink = sink
+        self._config = config
+        self._bus_id = bus_id
+        self._tick_s = tick_s
+        zone = self._plan_source()
+        self._zone = ZoneInfo(zone.timezone if zone is not None else config.timezone)
+        self.day = DayTracker(places=[], settings=settings_from(config), zone=self._zone)
+        self._plan: Plan | None = None
+        self._pending: dict[tuple[str, str], tuple[str, Row]] = {}
+        self._samples: collections.deque[Row] = collections.deque(maxlen=SOC_SAMPLE_BACKLOG)
+        self._dirty = asyncio.Event()
+        self._next_sample = 0.0
+        self._next_checkpoint = 0.0
+        self.samples_dropped = 0
+        self.events = 0
+        self.steps = 0
+
+    # --- component ----------------------------------------------------------------
+
+    async def run(self, ctx: ComponentContext) -> None:
+        self._refresh_plan()
+        if self._plan is not None:
+            await self._store.save_plan(self._plan)
+        self.day.resume(await self._store.open_records())
+        now = self._clock.monotonic()
+        self._next_sample = now
+        self._next_checkpoint = now + self._config.checkpoint_s
+        ctx.ready()
+        watcher = self._state.watch(WATCHED)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._writer(ctx), name=f"busd:{self.name}:writer")
+                tg.create_task(self._ticker(ctx), name=f"busd:{self.name}:tick")
+                while True:
+                    await watcher.changed()
+                    self.process()
+        finally:
+            # Checkpoint what is open; a restart resumes it (and so does a crash,
+            # from the previous checkpoint).
+            self._queue(self.day.checkpoint())
+            await self._flush(ctx)
+
+    async def _ticker(self, ctx: ComponentContext) -> None:
+        while True:
+            await self._clock.sleep(self._tick_s)
+            self.process()
+            ctx.beat()
+            ctx.counters.update(steps=self.steps, events=self.events,
+                                soc_samples_dropped=self.samples_dropped)
+
+    async def _writer(self, ctx: ComponentContext) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._flush(ctx)
+
+    async def _flush(self, ctx: ComponentContext) -> None:
+        if not self._pending and not self._samples:
+            return
+        rows = list(self._pending.values())
+        samples = list(self._samples)
+        self._pending.clear()
+        self._samples.clear()
+        try:
+            await self._store.write(rows, samples)
+        except Exception:
+            # Keep them for the next attempt (newer rows of the same record win).
+            for kind, row in rows:
+                self._pending.setdefault((kind, row["id"]), (kind, row))
+            self._samples.extendleft(reversed(samples))
+            ctx.log.exception("monitoring_store_write_failed")
+            raise
+
+    # --- processing -----------------------------------------------------------------
+
+    def _refresh_plan(self) -> None:
+        plan = self._plan_source()
+        if plan is not self._plan:
+            self._plan = plan
+            self.day.places = places_of(plan) if plan is not None else []
+
+    def process(self) -> list[Change]:
+        """Take one sample of the state now (called on changes and on every tick)."""
+        self._refresh_plan()
+        sample = sample_of(self._state, self._clock, max_hold_s=self._config.energy_gap_s)
+        changes = self.day.step(sample)
+        self.steps += 1
+        self._queue(changes)
+        for change in changes:
+            if change.event is not None:
+                self.events += 1
+                self._sink.emit(change.event, self._payload(change))
+        if sample.mono >= self._next_sample:
+            self._next_sample = sample.mono + self._config.soc_sample_s
+            self._soc_sample(sample)
+        if sample.mono >= self._next_checkpoint:
+            self._next_checkpoint = sample.mono + self._config.checkpoint_s
+            self._queue(self.day.checkpoint())
+        return changes
+
+    def _queue(self, changes: list[Change]) -> None:
+        for change in changes:
+            self._pending[(change.kind, change.row["id"])] = (change.kind, change.row)
+        if changes:
+            self._dirty.set()
+
+    def _soc_sample(self, s: Sample) -> None:
+        if s.soc is None:
+            return
+        place: PlaceRef | None = self.day.visit.place if self.day.visit else None
+        if len(self._samples) == self._samples.maxlen:
+            self.samples_dropped += 1
+        self._samples.append({
+            "ts": round(s.ts, 3), "day": self.day.day_of(s.ts), "soc": s.soc,
+            "speed_kmh": s.speed_kmh, "odometer_km": s.odometer_km,
+            "place_id": place.id if place else None,
+        })
+        self._dirty.set()
+
+    def _payload(self, change: Change) -> dict[str, Any]:
+        row = change.row
+        payload: dict[str, Any] = {
+            k: v for k, v in row.items() if k not in ("updated_ts", "temp_s")
+        }
+        payload["start"] = utc_iso(row["start_ts"])
+        if row.get("end_ts") is not None:
+            payload["end"] = utc_iso(row["end_ts"])
+        if self._bus_id:
+            payload["bus"] = self._bus_id
+        return payload

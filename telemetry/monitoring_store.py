@@ -1,0 +1,212 @@
+"""The monitoring store: legs, visits, charging sessions, SOC samples, daily summaries.
+
+SQLite through sqlite-utils, in WAL mode with ``synchronous=FULL``: a committed
+batch survives a power cut, and a half-written one is rolled back. Records are
+keyed by their id (kind + start time), so a row written twice is an update,
+never a duplicate; open records carry ``status = 'open'`` and their figures as
+of the last checkpoint, which is what a restarted tracker resumes from.
+
+Every call from the event loop goes through :func:`asyncio.to_thread`; a lock
+serialises the one connection between those threads. Only counts, times,
+energies and the bus's own positions are stored: nothing about passengers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from busd.errors import BusdError
+from busd.plan import Plan
+
+Row = dict[str, Any]
+KINDS = {"leg": "legs", "visit": "visits", "charge": "charges"}
+
+_COMMON = {
+    "id": str, "day": str, "status": str, "start_ts": float, "end_ts": float,
+    "updated_ts": float, "duration_min": float, "out_kwh": float, "regen_kwh": float,
+    "charged_kwh": float, "net_kwh": float, "gap_s": float, "gaps": int, "gps_km": float,
+    "lift_cycles": int, "temp_c": float, "temp_s": float, "odo_start": float, "odo_end": float,
+    "soc_start": float, "soc_end": float,
+}
+_PLACE = {
+    "place_id": str, "place_name": str, "place_kind": str, "lat": float, "lon": float,
+    "radius_m": float, "soc_min": float,
+}
+SCHEMA: dict[str, dict[str, type]] = {
+    "legs": {**_COMMON, "from_place": str, "from_name": str, "to_place": str, "to_name": str,
+             "km": float, "km_source": str, "kwh_per_km": float, "avg_kmh": float,
+             "soc_used": float},
+    "visits": {**_COMMON, **_PLACE},
+    "charges": {**_COMMON, **_PLACE, "peak_kw": float, "session_kwh": float,
+                "energy_added_kwh": float},
+    "soc_samples": {"ts": float, "day": str, "soc": float, "speed_kmh": float,
+                    "odometer_km": float, "place_id": str},
+    "plan_stops": {"day": str, "seq": int, "stop_id": str, "name": str, "cycle": str,
+                   "planned_min": float, "min_min": float, "priority": int, "must_serve": int,
+                   "plan_version": int},
+    "stop_notes": {"day": str, "stop_id": str, "status": str, "reason": str, "ts": float},
+    "daily_summaries": {"day": str, "created_ts": float, "alerts": int, "json": str},
+}
+_PKS: dict[str, str | tuple[str, ...]] = {
+    "legs": "id", "visits": "id", "charges": "id", "soc_samples": "ts",
+    "plan_stops": ("day", "stop_id"), "stop_notes": ("day", "stop_id"), "daily_summaries": "day",
+}
+
+
+class StoreError(BusdError):
+    """The monitoring store could not be read or written."""
+
+
+class MonitoringStore:
+    """Implements the tracker's ``TrackerStore`` port and the report's queries."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+            self.db = sqlite_utils.Database(conn)
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._create()
+        except (sqlite3.Error, OSError) as err:
+            raise StoreError(f"cannot open monitoring store {self.path}: {err}") from err
+        self._lock = threading.Lock()
+
+    def _create(self) -> None:
+        for table, columns in SCHEMA.items():
+            if not self.db[table].exists():
+                self.db.table(table).create(columns, pk=_PKS[table], not_null={"day"})
+        for table in ("legs", "visits", "charges", "soc_samples"):
+            self.db.table(table).create_index(["day"], if_not_exists=True)
+        for table in ("legs", "visits", "charges"):
+            self.db.table(table).create_index(["status"], if_not_exists=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # --- the tracker's port (async) --------------------------------------------------
+
+    async def open_records(self) -> dict[str, Row]:
+        return await asyncio.to_thread(self.open_records_sync)
+
+    async def write(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None:
+        await asyncio.to_thread(self.write_sync, rows, samples)
+
+    async def save_plan(self, plan: Plan) -> None:
+        await asyncio.to_thread(self.save_plan_sync, plan)
+
+    async def save_summary(self, day: str, summary: Row, alerts: int, created_ts: float) -> None:
+        await asyncio.to_thread(self.save_summary_sync, day, summary, alerts, created_ts)
+
+    async def day_records(self, day: str) -> dict[str, list[Row]]:
+        return await asyncio.to_thread(self.day_records_sync, day)
+
+    # --- blocking implementations -------------------------------------------------------
+
+    def open_records_sync(self) -> dict[str, Row]:
+        """The newest open record of each kind (a crash leaves at most one per kind open)."""
+        out: dict[str, Row] = {}
+        with self._lock:
+            for kind, table in KINDS.items():
+                rows = list(self.db[table].rows_where(
+                    "status = 'open'", order_by="start_ts desc", limit=1))
+                if rows:
+                    out[kind] = rows[0]
+        return out
+
+    def write_sync(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None:
+        """One transaction: all of it or none of it."""
+        # Plain SQL here: sqlite-utils' upsert commits on its own, which would
+        # split the batch into several transactions.
+        with self._lock:
+            try:
+                with self.db.conn as conn:
+                    for kind, row in rows:
+                        table = KINDS[kind]
+                        _upsert(conn, table, "id", row)
+                    for sample in samples:
+                        _upsert(conn, "soc_samples", "ts", sample)
+            except sqlite3.Error as err:
+                raise StoreError(f"monitoring store write failed: {err}") from err
+
+    def save_plan_sync(self, plan: Plan) -> None:
+        day = plan.date.isoformat()
+        with self._lock, self.db.conn:
+            self.db.table("plan_stops").delete_where("day = ?", [day])
+            self.db.table("plan_stops").insert_all(
+                [{"day": day, "seq": i, "stop_id": s.id, "name": s.name, "cycle": s.cycle,
+                  "planned_min": s.planned_min, "min_min": s.min_min, "priority": s.priority,
+                  "must_serve": int(s.must_serve), "plan_version": plan.version}
+                 for i, s in enumerate(plan.stops)],
+                pk=("day", "stop_id"),
+            )
+
+    def note_stop(self, day: str, stop_id: str, status: str, reason: str, ts: float) -> None:
+        """Why a stop was shortened or skipped (the planner's or the driver's reason)."""
+        with self._lock, self.db.conn:
+            self.db.table("stop_notes").upsert(
+                {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts},
+                pk=("day", "stop_id"))
+
+    def save_summary_sync(self, day: str, summary: Row, alerts: int, created_ts: float) -> None:
+        with self._lock, self.db.conn:
+            self.db.table("daily_summaries").upsert(
+                {"day": day, "created_ts": created_ts, "alerts": alerts,
+                 "json": json.dumps(summary, ensure_ascii=False)}, pk="day")
+
+    def summary(self, day: str) -> Row | None:
+        with self._lock:
+            rows = list(self.db["daily_summaries"].rows_where("day = ?", [day]))
+        if not rows:
+            return None
+        summary: Row = json.loads(rows[0]["json"])
+        summary.setdefault("alerts", rows[0]["alerts"])
+        return summary
+
+    def day_records_sync(self, day: str) -> dict[str, list[Row]]:
+        """Everything of one local day, in time order."""
+        return self._records("day = ?", [day])
+
+    def month_records(self, month: str) -> dict[str, list[Row]]:
+        """Everything of a month, ``YYYY-MM``."""
+        return self._records("day like ?", [f"{month}-%"])
+
+    def _records(self, where: str, args: list[Any]) -> dict[str, list[Row]]:
+        out: dict[str, list[Row]] = {}
+        with self._lock:
+            for kind, table in KINDS.items():
+                out[kind] = list(self.db[table].rows_where(where, args, order_by="start_ts"))
+            out["samples"] = list(self.db["soc_samples"].rows_where(where, args, order_by="ts"))
+            out["plan_stops"] = list(self.db["plan_stops"].rows_where(where, args,
+                                                                      order_by="day, seq"))
+            out["notes"] = list(self.db["stop_notes"].rows_where(where, args))
+            out["summaries"] = list(self.db["daily_summaries"].rows_where(where, args,
+                                                                          order_by="day"))
+        return out
+
+    def days(self) -> list[str]:
+        with self._lock:
+            return [r["day"] for r in self.db.query(
+                "select distinct day from visits union select distinct day from legs order by day")]
+
+
+def _upsert(conn: sqlite3.Connection, table: str, pk: str, row: Row) -> None:
+    """Insert, or update the given columns of the row with the same key."""
+    columns = [k for k in row if k in SCHEMA[table]]
+    names = ", ".join(f"[{c}]" for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != pk)
+    conn.execute(
+        f"INSERT INTO [{table}] ({names}) VALUES ({marks}) "
+        f"ON CONFLICT([{pk}]) DO UPDATE SET {updates}",
+        [row[c] for c in columns],
+    )

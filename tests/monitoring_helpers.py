@@ -1,0 +1,110 @@
+"""Scripted routes for monitoring tests: positions along straight lines between places.
+
+Small on purpose and swappable: when the GPS simulator (NMEA → gpsd → driver)
+exists, :class:`RouteGps` is replaced by it; until then it writes ``gps.*``
+straight into the vehicle state from the model's odometer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, time
+
+from busd import signals as sig
+from busd.clock import Clock
+from busd.plan import Plan, haversine_m, parse_plan
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext
+
+DEPOT = ("livani", "Līvāni depot", 56.3543, 26.1758)
+ROZUPE = ("rozupe", "Rožupe", 56.3974, 26.3952)
+TURKI = ("turki", "Turki", 56.4555, 26.2740)
+PREILI = ("preili", "Preiļi public charger", 56.2944, 26.7246)
+
+
+def make_plan(day: date = date(2026, 1, 1), *, stops=(ROZUPE, TURKI), planned_min: float = 20,
+              geofence_m: float = 150.0) -> Plan:
+    return parse_plan({
+        "date": day.isoformat(), "version": 1,
+        "depot": {"id": DEPOT[0], "name": DEPOT[1], "lat": DEPOT[2], "lon": DEPOT[3],
+                  "leave_at": time(0, 0).isoformat(), "return_by": time(23, 0).isoformat()},
+        "stops": [{"id": s[0], "name": s[1], "lat": s[2], "lon": s[3], "planned_min": planned_min,
+                   "min_min": planned_min / 2, "geofence_m": geofence_m, "cycle": "weekly"}
+                  for s in stops],
+        "chargers": [{"id": PREILI[0], "name": PREILI[1], "lat": PREILI[2], "lon": PREILI[3],
+                      "power_kw": 50}],
+    })
+
+
+@dataclass(frozen=True)
+class Route:
+    """A polyline of (lat, lon); distance along it → position."""
+
+    points: tuple[tuple[float, float], ...]
+
+    @property
+    def lengths(self) -> list[float]:
+        return [haversine_m(*a, *b) for a, b in zip(self.points, self.points[1:], strict=False)]
+
+    @property
+    def length_m(self) -> float:
+        return sum(self.lengths)
+
+    def at(self, metres: float) -> tuple[float, float]:
+        for (a, b), seg in zip(zip(self.points, self.points[1:], strict=False), self.lengths,
+                               strict=False):
+            if metres <= seg:
+                f = metres / seg if seg > 0 else 0.0
+                return a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
+            metres -= seg
+        return self.points[-1]
+
+
+class RouteGps:
+    """Component: writes the position on ``route`` for the distance the model has driven.
+
+    ``odometer_km``: the model's true odometer (e.g. ``lambda: sim.model.state.odometer_km``);
+    ``scale``: route metres per odometer metre (route shorter than the road, say).
+    """
+
+    name = "test.gps"
+    critical = False
+
+    def __init__(self, *, state: VehicleState, clock: Clock, route: Route,
+                 odometer_km: Callable[[], float], scale: float = 1.0,
+                 period_s: float = 1.0) -> None:
+        self.state, self.clock, self.route = state, clock, route
+        self.odometer_km, self.scale, self.period_s = odometer_km, scale, period_s
+        self._start = odometer_km()
+
+    def write(self) -> None:
+        lat, lon = self.route.at((self.odometer_km() - self._start) * 1000.0 * self.scale)
+        self.state.update(sig.GPS_FIX, "3d", source="test-gps")
+        self.state.update(sig.GPS_LAT, lat, source="test-gps")
+        self.state.update(sig.GPS_LON, lon, source="test-gps")
+
+    async def run(self, ctx: ComponentContext) -> None:
+        ctx.ready()
+        while True:
+            self.write()
+            await self.clock.sleep(self.period_s)
+
+
+class CaptureSink:
+    """An EventEmitter that records what was emitted (reports as ``report.{kind}``)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def emit(self, kind: str, payload: dict) -> None:
+        self.events.append((kind, payload))
+
+    def report(self, kind: str, payload: dict) -> None:
+        self.events.append((f"report.{kind}", payload))
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.events]
+
+    def of(self, kind: str) -> list[dict]:
+        return [p for k, p in self.events if k == kind]

@@ -1,0 +1,128 @@
+"""``busd report``: the day on the terminal, CSV files, the SOC plot, the month."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from busd.monitoring.segment import DayTracker, Settings, places_of
+from busd.monitoring.summary import daily_summary, expected_visits, monthly_summary
+from telemetry import report_cli
+from telemetry.monitoring_store import MonitoringStore
+from tests.monitoring_helpers import DEPOT, PREILI, ROZUPE, TURKI, make_plan
+from tests.test_monitoring_segment import Script
+
+DAY = "2026-01-01"
+
+
+def fill(store: MonitoringStore, day: date = date(2026, 1, 1), *, skip_turki: bool = False) -> None:
+    """A recorded day: the same scripted bus the segmentation tests use."""
+    plan = make_plan(day, stops=(ROZUPE, TURKI, ("jersika", "Jersika", 56.2465, 26.2415)))
+    offset = (day - date(2026, 1, 1)).days * 86400.0
+    script = Script().park(600).drive(ROZUPE).park(1500, lifts=2)
+    if not skip_turki:
+        script.drive(TURKI).park(900, lifts=1)
+    script.drive(PREILI).park(1800, charge_kw=40.0).drive(DEPOT).park(600)
+    tracker = DayTracker(places=places_of(plan), settings=Settings(), zone=ZoneInfo("Europe/Riga"))
+    rows, samples = [], []
+    for s in script.samples:
+        s = type(s)(**{**{f: getattr(s, f) for f in s.__slots__}, "ts": s.ts + offset})
+        rows += [(c.kind, c.row) for c in tracker.step(s)]
+        if int(s.mono) % 60 == 0:
+            samples.append({"ts": s.ts, "day": day.isoformat(), "soc": s.soc,
+                            "speed_kmh": s.speed_kmh, "odometer_km": s.odometer_km})
+    rows += [(c.kind, c.row) for c in tracker.checkpoint()]
+    store.write_sync(rows, samples)
+    store.save_plan_sync(plan)
+    store.note_stop(day.isoformat(), "jersika", "skipped", "SOC reserve: dropped by the planner",
+                    script.t)
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    store = MonitoringStore(tmp_path / "monitoring.sqlite")
+    fill(store)
+    store.close()
+    return tmp_path / "monitoring.sqlite"
+
+
+def test_day_report_on_the_terminal(db: Path, capsys) -> None:
+    assert report_cli.main(["report", DAY, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    for text in ("Monitoring 2026-01-01", "Legs", "Visits", "Charging", "Planned stops",
+                 "Rožupe", "Turki", "Preiļi public charger", "Līvāni depot",
+                 "SOC reserve: dropped by the planner", "stops served 1, shortened 1, skipped 1"):
+        assert text in out, text
+    print(out)
+
+
+def test_csv_files_for_spreadsheets(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "csv"
+    assert report_cli.main(["report", DAY, "--db", str(db), "--csv", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"{k}_{DAY}.csv" for k in ("charging", "legs", "stops", "summary", "visits")]
+    with (out / f"visits_{DAY}.csv").open(encoding="utf-8") as f:
+        visits = list(csv.DictReader(f))
+    assert [v["place_name"] for v in visits] == [
+        "Līvāni depot", "Rožupe", "Turki", "Preiļi public charger", "Līvāni depot"]
+    assert float(visits[1]["duration_min"]) == pytest.approx(25.0, abs=0.1)
+    with (out / f"summary_{DAY}.csv").open(encoding="utf-8") as f:
+        (summary,) = list(csv.DictReader(f))
+    assert float(summary["km"]) > 50 and summary["lift_cycles"] == "3"
+
+
+def test_soc_plot_is_written(db: Path, tmp_path: Path) -> None:
+    png = tmp_path / "soc.png"
+    assert report_cli.main(["report", DAY, "--db", str(db), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
+
+
+def test_month_report_counts_visits_per_village_against_the_cycle(tmp_path, capsys) -> None:
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    for d in (1, 8, 15):
+        fill(store, date(2026, 1, d), skip_turki=d == 8)
+    store.close()
+    csv_dir = tmp_path / "csv"
+    assert report_cli.main(["report", "--month", "2026-01", "--db", str(tmp_path / "m.sqlite"),
+                            "--csv", str(csv_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "3 days in service" in out and "Rožupe" in out
+    with (csv_dir / "villages_2026-01.csv").open(encoding="utf-8") as f:
+        villages = {v["stop_id"]: v for v in csv.DictReader(f)}
+    assert villages["rozupe"]["visits"] == "3" and villages["turki"]["visits"] == "2"
+    assert villages["jersika"]["visits"] == "0"
+    assert float(villages["rozupe"]["expected"]) == pytest.approx(31 / 7, abs=0.1)
+
+
+def test_bad_arguments_are_clear_errors(db: Path, tmp_path: Path, capsys) -> None:
+    assert report_cli.main(["report", "yesterday", "--db", str(db)]) == 1
+    assert report_cli.main(["report", "2025-06-01", "--db", str(db)]) == 1
+    assert report_cli.main(["report", "--month", "2026-13", "--db", str(db)]) == 1
+    assert report_cli.main(["report", DAY, "--db", str(tmp_path / "none.sqlite")]) == 1
+    err = capsys.readouterr().err
+    assert "not a date" in err and "nothing recorded" in err and "no monitoring database" in err
+
+
+def test_report_finds_the_database_through_the_config(db: Path, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "busd.toml"
+    config.write_text(f'bus_id = "sim-01"\n[monitoring]\ndb = "{db}"\n', encoding="utf-8")
+    assert report_cli.main(["report", DAY, "--config", str(config)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('bus_id = "sim-01"\n[monitoring]\nmin_visit = 3\n', encoding="utf-8")
+    assert report_cli.main(["report", DAY, "--config", str(bad)]) == 2
+    assert "monitoring.min_visit" in capsys.readouterr().err
+
+
+def test_summary_rules() -> None:
+    assert expected_visits("weekly", 2026, 2) == 4.0
+    assert expected_visits("fortnightly", 2026, 1) == pytest.approx(2.2)
+    assert expected_visits("monthly", 2026, 1) == 1.0
+    assert expected_visits(None, 2026, 1) is None
+    empty = daily_summary(DAY, {})
+    assert empty["km"] == 0 and empty["kwh_per_km"] is None and empty["min_soc"] is None
+    assert monthly_summary("2026-01", {})["days_in_service"] == 0

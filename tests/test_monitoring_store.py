@@ -1,0 +1,266 @@
+"""The monitoring store: crash safety of open legs/visits, atomic batches, the daily job."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from busd import signals as sig
+from busd.clock import ManualClock
+from busd.config import MonitoringConfig
+from busd.monitoring.daily import DailySummaryJob
+from busd.monitoring.tracker import Tracker
+from busd.plan import haversine_m
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext, ComponentHealth, Phase
+from telemetry.monitoring_store import MonitoringStore, StoreError
+from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, make_plan
+
+RIGA = ZoneInfo("Europe/Riga")
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=RIGA).timestamp()
+
+
+class Killable:
+    """Wraps the real store; after :meth:`kill` nothing more reaches it (a dead process)."""
+
+    def __init__(self, store: MonitoringStore) -> None:
+        self.store = store
+        self.dead = False
+
+    def kill(self) -> None:
+        self.dead = True
+
+    async def open_records(self):
+        return await self.store.open_records()
+
+    async def save_plan(self, plan) -> None:
+        if not self.dead:
+            await self.store.save_plan(plan)
+
+    async def write(self, rows, samples) -> None:
+        if not self.dead:
+            await self.store.write(rows, samples)
+
+
+class Bus:
+    """Writes a scripted bus straight into the vehicle state, one step per simulated second."""
+
+    def __init__(self, state: VehicleState, clock: ManualClock, place=DEPOT) -> None:
+        self.state, self.clock = state, clock
+        self.lat, self.lon, self.odo = place[2], place[3], 5000.0
+
+    current_silent = False  # the BMS current frame stops arriving (CAN fault)
+
+    def _write(self, speed: float, current: float) -> None:
+        up = self.state.update
+        up(sig.VEHICLE_SPEED, speed, source="test")
+        up(sig.VEHICLE_ODOMETER, self.odo, source="test")
+        up(sig.GPS_FIX, "3d", source="test")
+        up(sig.GPS_LAT, self.lat, source="test")
+        up(sig.GPS_LON, self.lon, source="test")
+        up(sig.BATTERY_VOLTAGE, 400.0, source="test")
+        if not self.current_silent:
+            up(sig.BATTERY_CURRENT, current, source="test")
+        up(sig.BATTERY_SOC, 80.0, source="test")
+
+    async def _tick(self) -> None:
+        await self.clock.advance(1.0)
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def park(self, seconds: int) -> None:
+        for _ in range(seconds):
+            self._write(0.0, 12.5)  # 5 kW
+            await self._tick()
+
+    async def drive(self, to, kmh: float = 72.0) -> None:
+        lat0, lon0 = self.lat, self.lon
+        d = haversine_m(lat0, lon0, to[2], to[3])
+        n = int(d / (kmh / 3.6))
+        for i in range(1, n + 1):
+            self.lat, self.lon = lat0 + i / n * (to[2] - lat0), lon0 + i / n * (to[3] - lon0)
+            self.odo += d / n / 1000
+            self._write(kmh, 75.0)  # 30 kW
+            await self._tick()
+
+
+async def start(tracker: Tracker, clock: ManualClock):
+    health = ComponentHealth(tracker.name, False)
+    task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
+    async with asyncio.timeout(5):  # ready = plan saved, open records resumed, watching
+        while health.phase is not Phase.RUNNING:
+            await asyncio.sleep(0.001)
+    return task
+
+
+async def wait_rows(store: MonitoringStore, predicate, timeout: float = 5.0):
+    async with asyncio.timeout(timeout):
+        while True:
+            rows = store.day_records_sync("2026-01-01")
+            if predicate(rows):
+                return rows
+            await asyncio.sleep(0.01)
+
+
+def make_tracker(state, clock, store, sink=None) -> Tracker:
+    return Tracker(state=state, clock=clock, plan=make_plan(), store=store,
+                   sink=sink or CaptureSink(), config=MonitoringConfig(min_visit_min=3.0))
+
+
+@pytest.mark.parametrize("still_there", [True, False])
+async def test_killed_mid_visit_the_visit_is_closed_once_after_restart(
+    tmp_path, still_there: bool
+) -> None:
+    path = tmp_path / "monitoring.sqlite"
+    clock = ManualClock(start=T0)
+    store = MonitoringStore(path)
+    dying = Killable(store)
+    state = VehicleState(clock)
+    bus = Bus(state, clock)
+    task = await start(make_tracker(state, clock, dying), clock)
+    await bus.park(120)
+    await bus.drive(ROZUPE)
+    await bus.park(600)  # ten minutes at Rožupe; checkpoints every minute
+    before = await wait_rows(store, lambda r: any(
+        v["place_id"] == "rozupe" and v["status"] == "open"
+        and v["updated_ts"] >= clock.now() - 61 for v in r["visit"]))
+    arrival = next(v for v in before["visit"] if v["place_id"] == "rozupe")["start_ts"]
+    # kill -9: nothing more is written, the database is closed without finishing anything.
+    dying.kill()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    store.close()
+
+    await clock.advance(180.0)  # three minutes down
+    store = MonitoringStore(path)
+    state = VehicleState(clock)
+    bus2 = Bus(state, clock, place=ROZUPE)
+    bus2.odo = bus.odo
+    sink = CaptureSink()
+    task = await start(make_tracker(state, clock, store, sink), clock)
+    if still_there:
+        await bus2.park(300)
+    else:
+        bus2.lat, bus2.lon = TURKI[2], TURKI[3]  # it drove away while busd was down
+        bus2.odo += 15.0
+    await bus2.drive(TURKI if still_there else DEPOT)
+    await bus2.park(300)
+    rows = await wait_rows(store, lambda r: len([leg for leg in r["leg"]
+                                                 if leg["status"] == "closed"]) >= 2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    store.close()
+
+    rozupe = [v for v in rows["visit"] if v["place_id"] == "rozupe"]
+    assert len(rozupe) == 1, rows["visit"]
+    visit = rozupe[0]
+    assert visit["start_ts"] == arrival
+    if still_there:
+        assert visit["status"] == "closed"
+        assert visit["duration_min"] == pytest.approx(10 + 3 + 5, abs=0.2)
+        assert 180 <= visit["gap_s"] <= 180 + 61  # down time plus at most one checkpoint
+        assert sink.of("visit_ended")[0]["id"] == visit["id"]
+    else:
+        assert visit["status"] == "interrupted"
+        assert visit["end_ts"] == pytest.approx(before_checkpoint(before), abs=0.01)
+        assert visit["duration_min"] == pytest.approx(10, abs=1.1)
+    legs = [leg for leg in rows["leg"] if leg["status"] == "closed"]
+    assert [(leg["from_place"], leg["to_place"]) for leg in legs] == [
+        ("livani", "rozupe"), ("rozupe", "turki" if still_there else "livani")]
+    assert len({leg["id"] for leg in rows["leg"]}) == len(rows["leg"])
+
+
+def before_checkpoint(rows) -> float:
+    return next(v for v in rows["visit"] if v["place_id"] == "rozupe")["updated_ts"]
+
+
+def test_a_batch_is_written_whole_or_not_at_all(tmp_path) -> None:
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    good = {"id": "visit-1", "day": "2026-01-01", "status": "open", "start_ts": 1.0}
+    with pytest.raises(KeyError):
+        store.write_sync([("visit", good), ("nonsense", good)], [])
+    assert store.day_records_sync("2026-01-01")["visit"] == []
+    store.write_sync([("visit", good)], [])
+    store.write_sync([("visit", {**good, "status": "closed", "end_ts": 2.0})], [])
+    (row,) = store.day_records_sync("2026-01-01")["visit"]
+    assert row["status"] == "closed"  # written twice = updated, not doubled
+    assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    store.close()
+
+
+def test_an_unusable_database_is_a_clear_error(tmp_path) -> None:
+    bad = tmp_path / "m.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open monitoring store"):
+        MonitoringStore(bad)
+    assert sqlite3.sqlite_version
+
+
+async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(tmp_path) -> None:
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    store.write_sync([("visit", {"id": "visit-1", "day": "2026-01-01", "status": "closed",
+                                 "start_ts": T0, "end_ts": T0 + 600, "duration_min": 10.0,
+                                 "place_id": "rozupe", "place_kind": "stop",
+                                 "lift_cycles": 2})], [])
+    clock = ManualClock(start=datetime(2026, 1, 1, 20, 0, tzinfo=RIGA).timestamp())
+    sink = CaptureSink()
+    job = DailySummaryJob(clock=clock, store=store, sink=sink, at=time(21, 0),
+                          timezone="Europe/Riga", alert_count=lambda day: 4)
+    assert job.next_fire(clock.now()) == datetime(2026, 1, 1, 21, 0, tzinfo=RIGA).timestamp()
+    ctx = ComponentContext(ComponentHealth(job.name, False), clock)
+    task = asyncio.create_task(job.run(ctx))
+    await asyncio.sleep(0)
+    await clock.advance(3599.0)
+    assert sink.of("report.daily") == []
+    await clock.advance(2.0)
+    async with asyncio.timeout(5):
+        while not sink.of("report.daily"):
+            await asyncio.sleep(0.01)
+    (report,) = sink.of("report.daily")
+    assert report["day"] == "2026-01-01" and report["alerts"] == 4
+    assert report["lift_cycles"] == 2 and report["on_site_min"] == 10.0
+    assert store.summary("2026-01-01")["alerts"] == 4
+    # Next day: records exist, the process stops before 21:00 → summary at shutdown.
+    store.write_sync([("visit", {"id": "visit-2", "day": "2026-01-02", "status": "open",
+                                 "start_ts": T0 + 86400, "place_id": "turki",
+                                 "place_kind": "stop"})], [])
+    await clock.advance(12 * 3600.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [r["day"] for r in sink.of("report.daily")] == ["2026-01-01", "2026-01-02"]
+    assert sink.of("report.daily")[1]["open_records"] == 1
+    store.close()
+
+
+async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(tmp_path) -> None:
+    clock = ManualClock(start=T0)
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    state = VehicleState(clock)
+    bus = Bus(state, clock)
+    sink = CaptureSink()
+    task = await start(make_tracker(state, clock, store, sink), clock)
+    try:
+        await bus.park(60)
+        half = ("half", "half", (DEPOT[2] + ROZUPE[2]) / 2, (DEPOT[3] + ROZUPE[3]) / 2)
+        await bus.drive(half)
+        bus.current_silent = True
+        before = bus.clock.monotonic()
+        await bus.drive(ROZUPE)
+        silent_s = bus.clock.monotonic() - before
+        bus.current_silent = False
+        await bus.park(240)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+    (leg,) = sink.of("leg_completed")
+    energy_config = MonitoringConfig()
+    # The last value is held for energy_gap_s, the rest of the silence is a gap.
+    assert leg["gap_s"] == pytest.approx(silent_s - energy_config.energy_gap_s, abs=2)
+    assert leg["gaps"] == 1
+    driven_with_current_s = (leg["end_ts"] - leg["start_ts"]) - leg["gap_s"]
+    assert leg["out_kwh"] == pytest.approx(30.0 * driven_with_current_s / 3600, rel=0.01)
