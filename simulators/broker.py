@@ -53,6 +53,9 @@ class BrokerSimulator:
         proc = await asyncio.create_subprocess_exec(
             mosquitto_binary(), "-c", str(self._write_config()),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            # Its own session: Ctrl-C on the terminal stops busd, and busd stops
+            # the broker after the uplink has said goodbye, not before.
+            start_new_session=True,
         )
         ctx.log.info("sim_broker_started", port=self.port, pid=proc.pid)
         ctx.ready()
