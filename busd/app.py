@@ -93,8 +93,10 @@ def build_daemon(
     components.append(LiftMovingAlert(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
     ))
-    components.extend(_drivers(prepared, state, clock))
+    # Simulators stand for the outside world: they start before the drivers
+    # (their ptys exist when a driver opens them) and stop after them.
     components.extend(_simulators(config, clock))
+    components.extend(_drivers(prepared, state, clock))
     supervisor = Supervisor(
         components,
         clock=clock,
