@@ -1,0 +1,1 @@
+"""The driver's display: a web page served by the daemon."""
