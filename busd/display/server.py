@@ -159,12 +159,12 @@ class DisplayServer:
         self._counters = ctx.counters
         for key in ("streams", "pushes", "dropped", "writes", "writes_refused"):
             ctx.counters.setdefault(key, 0)
-        runner = web.AppRunner(self._make_app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
         try:
-            site = web.TCPSite(
-                runner, self._config.host, self._config.port, shutdown_timeout=1.0
-            )
+            site = web.TCPSite(runner, self._config.host, self._config.port)
             try:
                 await site.start()
             except OSError as err:

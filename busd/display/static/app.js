@@ -53,7 +53,7 @@
     if (el.textContent !== text) el.textContent = text;
   }
   function setStale(id, stale) {
-    $(id).classList.toggle("stale", !!stale);
+    $(id).classList.toggle("is-stale", !!stale);
   }
 
   // --- static texts and the language switch ----------------------------------------------------
@@ -113,8 +113,8 @@
       setText("depot-soc", num(depot.soc, 0) + " %");
       setText("depot-band", t("band." + depot.band));
       const margin = Math.round(depot.margin);
-      const detail = margin >= 0 ? t("depot.margin", { sign: "+", n: margin }) : t("depot.below", { n: -margin });
-      setText("depot-detail", t("depot.reserve", { n: num(depot.reserve, 0) }) + " · " + detail);
+      const signed = (margin > 0 ? "+" : margin < 0 ? "−" : "±") + Math.abs(margin);
+      setText("depot-detail", t("depot.reserve", { n: num(depot.reserve, 0) }) + " · " + signed);
     } else {
       setText("depot-soc", "—");
       setText("depot-band", t("depot.unknown"));
