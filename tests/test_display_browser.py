@@ -253,9 +253,11 @@ async def test_clients_counter_counts_per_visit(browser) -> None:  # type: ignor
         assert await text_of(page, "#clients-count") == "0"
         for _ in range(3):
             await page.click("#plus")
-        await page.wait_for_function("() => document.getElementById('clients-count').textContent==='3'")
+        await page.wait_for_function("() => document.getElementById('clients-count')"
+                                     ".textContent === '3'")
         await page.click("#minus")
-        await page.wait_for_function("() => document.getElementById('clients-count').textContent==='2'")
+        await page.wait_for_function("() => document.getElementById('clients-count')"
+                                     ".textContent === '2'")
         assert counter.counts == {"rudzati-1": 2}
         counter.visit_id = None  # the bus left: the counter is off until the next visit
         await page.wait_for_selector("#plus[disabled]")

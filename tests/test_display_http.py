@@ -70,9 +70,8 @@ async def test_writes_need_the_token_and_the_same_origin(served) -> None:  # typ
         good = {"Origin": origin, security.TOKEN_HEADER: token}
         async with session.post(url + "api/clients", json=body, headers=good) as r:
             assert r.status == 200 and (await r.json())["count"] == 1
-        async with session.post(url + "api/clients", data="delta=1",
-                                headers={**good, "Content-Type": "application/x-www-form-urlencoded"}
-                                ) as r:
+        form = {**good, "Content-Type": "application/x-www-form-urlencoded"}
+        async with session.post(url + "api/clients", data="delta=1", headers=form) as r:
             assert r.status == 415  # a form post never counts
         async with session.post(url + "api/clients", json={"delta": 5}, headers=good) as r:
             assert r.status == 400
@@ -85,10 +84,12 @@ async def test_writes_need_the_token_and_the_same_origin(served) -> None:  # typ
         assert counter.counts == {"rudzati-1": 1} and planner.acknowledged == ["p-3"]
 
     # Another browser session's token is not this one's.
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other:
-        async with other.post(url + "api/clients", json=body,
-                              headers={"Origin": origin, security.TOKEN_HEADER: token}) as r:
-            assert r.status == 403
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other,
+        other.post(url + "api/clients", json=body,
+                   headers={"Origin": origin, security.TOKEN_HEADER: token}) as r,
+    ):
+        assert r.status == 403
 
 
 async def test_no_visit_is_a_conflict_not_an_error(served) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,8 @@ class CatalogueError(ValueError):
 
 
 def _load(lang: str) -> dict[str, str]:
-    text = resources.files("busd.display").joinpath("messages").joinpath(f"{lang}.json").read_text("utf-8")
+    folder = resources.files("busd.display").joinpath("messages")
+    text = folder.joinpath(f"{lang}.json").read_text("utf-8")
     data = json.loads(text)
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()

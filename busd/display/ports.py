@@ -88,7 +88,7 @@ class UplinkPort(Protocol):
         ...
 
 
-class NoVisit(Exception):  # noqa: N818 - a condition, not a failure
+class NoVisit(Exception):
     """Raised by :meth:`ClientsCounter.increment` when the bus is not on a visit."""
 
 

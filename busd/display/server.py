@@ -134,7 +134,10 @@ class DisplayServer:
         if self._port is None:
             raise DisplayError("the display is not running")
         host = self._config.host
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host in ("::", "::1") else host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host in ("::", "::1"):
+            host = "[::1]"
         return f"http://{host}:{self._port}/"
 
     def snapshot(self) -> dict[str, Any]:
