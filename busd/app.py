@@ -15,6 +15,7 @@ from busd.alerts import AlertBoard
 from busd.alerts_lift import LiftMovingAlert
 from busd.clock import Clock, ScaledClock, SystemClock
 from busd.config import BusdConfig
+from busd.display import DisplayServer
 from busd.events import EventForwarder
 from busd.freshness import FreshnessMonitor
 from busd.monitoring.daily import DailySummaryJob
@@ -24,6 +25,7 @@ from busd.state import VehicleState
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
 from drivers.can.decoder import FrameDecoder, load_dbc
+from telemetry.display_adapters import ClientsServed, UplinkStatusAdapter
 from telemetry.monitoring_store import MonitoringStore
 from telemetry.mqtt import BrokerSettings
 from telemetry.wiring import UplinkParts, build_uplink
@@ -88,7 +90,8 @@ def build_daemon(
     components: list[Component] = _broker_simulator(config)
     components += [*uplink.components, events]
     components.append(FreshnessMonitor(state=state, clock=clock))
-    components.extend(_monitoring(config, state, clock, store, events, alerts))
+    tracker, daily = _monitoring(config, state, clock, store, events, alerts)
+    components += [tracker, daily]
     components.extend(extra_components or [])
     components.append(LiftMovingAlert(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
@@ -105,6 +108,14 @@ def build_daemon(
         ),
         stop_timeout_s=config.supervisor.stop_timeout_s,
     )
+    if config.display.enabled:
+        supervisor.add(DisplayServer(
+            config=config.display, state=state, clock=clock, alerts=alerts,
+            health=lambda: supervisor.health,
+            uplink=UplinkStatusAdapter(uplink=uplink.uplink, outbox=uplink.outbox),
+            clients=ClientsServed(tracker=tracker, store=store, clock=clock),
+            lift_speed_threshold_kmh=config.lift_alert.speed_threshold_kmh,
+        ))
     # Last: stopped first, so systemd hears STOPPING=1 as soon as shutdown begins.
     supervisor.add(SystemdWatchdog(health=lambda: supervisor.health, clock=clock))
     return Daemon(config, clock, state, supervisor, alerts, uplink, events, store, components)
@@ -113,16 +124,16 @@ def build_daemon(
 def _monitoring(
     config: BusdConfig, state: VehicleState, clock: Clock, store: MonitoringStore,
     events: EventForwarder, alerts: AlertBoard,
-) -> list[Component]:
+) -> tuple[Tracker, DailySummaryJob]:
     """The tracker (legs, visits, charging) and the daily summary."""
     plan = load_plan(config.monitoring.plan) if config.monitoring.plan else None
-    return [
+    return (
         Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
                 config=config.monitoring, bus_id=config.bus_id),
         DailySummaryJob(clock=clock, store=store, sink=events, at=config.monitoring.summary_at,
                         timezone=config.monitoring.timezone, alert_count=alerts.count_for_day,
                         bus_id=config.bus_id),
-    ]
+    )
 
 
 def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Component]:

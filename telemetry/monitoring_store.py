@@ -53,9 +53,11 @@ SCHEMA: dict[str, dict[str, type]] = {
                    "plan_version": int},
     "stop_notes": {"day": str, "stop_id": str, "status": str, "reason": str, "ts": float},
     "daily_summaries": {"day": str, "created_ts": float, "alerts": int, "json": str},
+    "clients_served": {"visit_id": str, "day": str, "count": int, "updated_ts": float},
 }
 _PKS: dict[str, str | tuple[str, ...]] = {
     "legs": "id", "visits": "id", "charges": "id", "soc_samples": "ts",
+    "clients_served": "visit_id",
     "plan_stops": ("day", "stop_id"), "stop_notes": ("day", "stop_id"), "daily_summaries": "day",
 }
 
@@ -157,6 +159,17 @@ class MonitoringStore:
                 {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts},
                 pk=("day", "stop_id"))
 
+    def set_clients_served(self, *, visit_id: str, day: str, count: int, ts: float) -> None:
+        """The crew's count of clients served at a visit (a number, never who)."""
+        with self._lock, self.db.conn:
+            _upsert(self.db.conn, "clients_served", "visit_id",
+                    {"visit_id": visit_id, "day": day, "count": count, "updated_ts": ts})
+
+    def clients_served(self, visit_id: str) -> int:
+        with self._lock:
+            rows = list(self.db["clients_served"].rows_where("visit_id = ?", [visit_id]))
+        return int(rows[0]["count"]) if rows else 0
+
     def save_summary_sync(self, day: str, summary: Row, alerts: int, created_ts: float) -> None:
         with self._lock, self.db.conn:
             self.db.table("daily_summaries").upsert(
@@ -189,6 +202,7 @@ class MonitoringStore:
             out["plan_stops"] = list(self.db["plan_stops"].rows_where(where, args,
                                                                       order_by="day, seq"))
             out["notes"] = list(self.db["stop_notes"].rows_where(where, args))
+            out["clients"] = list(self.db["clients_served"].rows_where(where, args))
             out["summaries"] = list(self.db["daily_summaries"].rows_where(where, args,
                                                                           order_by="day"))
         return out

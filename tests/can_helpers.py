@@ -44,6 +44,19 @@ def frame(db: cantools.database.can.Database, name: str, **values: float) -> can
 
 
 def write_config(tmp: Path, body: str) -> Path:
+    """A config file in ``tmp`` whose daemon keeps to ``tmp``: its data_dir there, no
+    display, and a broker port nobody listens on (never the machine's own broker)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        unused = s.getsockname()[1]
+    if "data_dir" not in body:
+        body = f'data_dir = "{tmp / "data"}"\n' + body
+    if "[display]" not in body:
+        body += "\n[display]\nenabled = false\n"
+    if "[mqtt]" not in body:
+        body += f"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {unused}\n"
     path = tmp / "busd.toml"
     path.write_text(body, encoding="utf-8")
     return path

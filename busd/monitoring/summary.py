@@ -96,6 +96,7 @@ def daily_summary(
         "charging_sessions": len(charges),
         "min_soc": _r(min(socs) if socs else None, 1),
         "lift_cycles": int(_sum(legs, "lift_cycles") + _sum(visits, "lift_cycles")),
+        "clients_served": int(sum(int(c["count"]) for c in records.get("clients", ()))),
         "alerts": alerts,
         "energy_gap_min": round((_sum(legs, "gap_s") + _sum(visits, "gap_s")) / 60.0, 1),
         "open_records": sum(1 for r in (*legs, *visits, *charges) if r.get("status") == "open"),

@@ -1,0 +1,393 @@
+"""The display's HTTP server: one page, its assets, a live stream, two writes.
+
+Runs as a supervised component inside the daemon's event loop (aiohttp.web,
+``AppRunner`` + ``TCPSite``). The page opens one Server-Sent Events stream;
+the server pushes a full snapshot whenever what the page shows changes (state
+changes wake it; the ports have no change notifications, so they are looked at
+once a second), at most every ``push_interval_s``, and a ping when all is
+quiet so the page can tell a quiet daemon from a lost one. Each stream holds
+at most one unsent snapshot: a slow screen gets the latest, never a backlog
+(dropped ones are counted).
+
+Only two requests change anything (``POST /api/plan/ack``, ``POST
+/api/clients``); see :mod:`busd.display.security` for how they are guarded.
+Push timing runs on real time, not the injected clock: it paces a screen for
+human eyes, and an accelerated simulation must not turn it into a busy loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from busd.alerts import AlertBoard
+from busd.clock import Clock
+from busd.config import DisplayConfig
+from busd.display import security
+from busd.display.i18n import LANGUAGES, catalogues
+from busd.display.ports import ClientsCounter, NoVisit, PlanPort, UplinkPort
+from busd.display.snapshot import WATCHED, SnapshotSettings, build_snapshot
+from busd.errors import BusdError
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext, ComponentHealth
+
+log = structlog.get_logger("busd.display")
+
+PORT_POLL_S = 1.0  # how often ports without change notifications are looked at
+WRITE_TIMEOUT_S = 5.0  # a port's write (acknowledge, increment) must answer within this
+_STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+class DisplayError(BusdError):
+    """The display could not serve (e.g. its port is taken)."""
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("busd.display").joinpath("static").joinpath(name).read_bytes()
+
+
+def _sse(event: str, data: Mapping[str, Any]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+class _Stream:
+    """One connected page: a one-slot mailbox, latest snapshot wins."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
+        self.dropped = 0
+
+    def offer(self, message: bytes | None) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+                self.dropped += 1
+        self.queue.put_nowait(message)
+
+
+class DisplayServer:
+    """The driver's display as a supervised component."""
+
+    critical = False
+
+    def __init__(
+        self,
+        *,
+        config: DisplayConfig,
+        state: VehicleState,
+        clock: Clock,
+        alerts: AlertBoard,
+        health: Callable[[], Mapping[str, ComponentHealth]] | None = None,
+        plan: PlanPort | None = None,
+        uplink: UplinkPort | None = None,
+        clients: ClientsCounter | None = None,
+        lift_speed_threshold_kmh: float = 3.0,
+        name: str = "display",
+    ) -> None:
+        self.name = name
+        self._config = config
+        self._state = state
+        self._clock = clock
+        self._alerts = alerts
+        self._health = health or dict
+        self._plan = plan
+        self._uplink = uplink
+        self._clients = clients
+        self._settings = SnapshotSettings(
+            margin_amber_pct=config.margin_amber_pct,
+            charge_target_soc=config.charge_target_soc,
+            battery_capacity_kwh=config.battery_capacity_kwh,
+            lift_speed_threshold_kmh=lift_speed_threshold_kmh,
+            night_mode=config.night_mode,
+            latitude=config.latitude,
+            longitude=config.longitude,
+        )
+        self._messages = catalogues()  # fails at construction, not on the first page load
+        self._page = _asset("index.html").decode("utf-8")
+        self._assets = {name: _asset(name) for name in _STATIC}
+        self._allowed_hosts = security.allowed_host_names(config.host, config.allowed_hosts)
+        self._secret = security.new_secret()
+        self._streams: set[_Stream] = set()
+        self._poke = asyncio.Event()
+        self._port: int | None = None
+        self._counters: dict[str, int | float] = {}
+
+    # --- what tests and the composition root see ------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        """The port actually listened on while running (useful with port 0)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise DisplayError("the display is not running")
+        host = self._config.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host in ("::", "::1"):
+            host = "[::1]"
+        return f"http://{host}:{self._port}/"
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the page would be sent now."""
+        return build_snapshot(
+            now=self._clock.now(),
+            views=self._state.snapshot(WATCHED),
+            alerts=dict(self._alerts.active),
+            health=self._health(),
+            plan=self._plan.view() if self._plan is not None else None,
+            uplink=self._uplink.status() if self._uplink is not None else None,
+            clients=self._clients.current() if self._clients is not None else None,
+            settings=self._settings,
+            has_plan_port=self._plan is not None,
+            has_clients_port=self._clients is not None,
+        )
+
+    # --- the component -----------------------------------------------------------------
+
+    async def run(self, ctx: ComponentContext) -> None:
+        self._secret = security.new_secret()
+        self._counters = ctx.counters
+        for key in ("streams", "pushes", "dropped", "writes", "writes_refused"):
+            ctx.counters.setdefault(key, 0)
+        runner = web.AppRunner(
+            self._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._config.host, self._config.port)
+            try:
+                await site.start()
+            except OSError as err:
+                raise DisplayError(
+                    f"cannot listen on {self._config.host}:{self._config.port}: {err}"
+                ) from err
+            self._port = int(runner.addresses[0][1])
+            ctx.log.info("display_listening", host=self._config.host, port=self._port)
+            ctx.ready()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._forward_state_changes(), name="display:watch")
+                tg.create_task(self._publish(ctx), name="display:publish")
+        finally:
+            self._port = None
+            for stream in list(self._streams):
+                stream.offer(None)  # ends the stream's handler
+            await runner.cleanup()
+
+    async def _forward_state_changes(self) -> None:
+        watcher = self._state.watch(WATCHED)
+        while True:
+            await watcher.changed()
+            self._poke.set()
+
+    async def _publish(self, ctx: ComponentContext) -> None:
+        last_key: str | None = None
+        while True:
+            self._poke.clear()
+            if self._streams:
+                snap = self.snapshot()
+                key = json.dumps({k: v for k, v in snap.items() if k != "ts"}, sort_keys=True)
+                if key != last_key:
+                    message = _sse("snapshot", snap)
+                    for stream in list(self._streams):
+                        stream.offer(message)
+                    last_key = key
+                    ctx.counters["pushes"] += 1
+            else:
+                last_key = None
+            ctx.beat()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PORT_POLL_S):
+                    await self._poke.wait()
+            await asyncio.sleep(self._config.push_interval_s)
+
+    # --- HTTP --------------------------------------------------------------------------
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(client_max_size=4096, middlewares=[self._guard])
+        app.router.add_get("/", self._index)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/events", self._events)
+        app.router.add_get("/api/snapshot", self._snapshot_json)
+        app.router.add_post("/api/plan/ack", self._ack)
+        app.router.add_post("/api/clients", self._count)
+        return app
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        if not security.host_allowed(request.headers.get("Host"), self._allowed_hosts):
+            return web.Response(status=421, text="unknown host\n")
+        response: web.StreamResponse = await handler(request)
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+    def _session(self, request: web.Request) -> tuple[str, bool]:
+        """The request's session id, and whether it is new (a cookie must be set)."""
+        sid = request.cookies.get(security.SESSION_COOKIE)
+        if security.valid_session_id(sid):
+            assert sid is not None
+            return sid, False
+        return security.new_session_id(), True
+
+    @staticmethod
+    def _set_session(response: web.StreamResponse, sid: str) -> None:
+        response.set_cookie(
+            security.SESSION_COOKIE, sid, httponly=True, samesite="Strict", path="/"
+        )
+
+    async def _index(self, request: web.Request) -> web.Response:
+        sid, new = self._session(request)
+        lang = request.query.get("lang", self._config.language)
+        boot = {
+            "token": security.session_token(self._secret, sid),
+            "lang": lang if lang in LANGUAGES else self._config.language,
+            "languages": list(LANGUAGES),
+            "messages": self._messages,
+            "tz": self._config.timezone,
+            "heartbeat_s": self._config.heartbeat_s,
+        }
+        # "<" escaped so no value can close the script element.
+        boot_json = json.dumps(boot, ensure_ascii=False).replace("<", "\\u003c")
+        html = self._page.replace(
+            "<!--BOOT-->", f'<script id="boot" type="application/json">{boot_json}</script>'
+        ).replace('<html lang="lv">', f'<html lang="{boot["lang"]}">')
+        response = web.Response(text=html, content_type="text/html", charset="utf-8")
+        response.headers["Cache-Control"] = "no-store"
+        if new:
+            self._set_session(response, sid)
+        return response
+
+    async def _static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self._assets:
+            raise web.HTTPNotFound()
+        return web.Response(body=self._assets[name], content_type=_STATIC[name], charset="utf-8")
+
+    async def _snapshot_json(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        if len(self._streams) >= self._config.max_clients:
+            raise web.HTTPServiceUnavailable(text="too many display streams\n")
+        sid, new = self._session(request)
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        })
+        if new:
+            self._set_session(response, sid)
+        await response.prepare(request)
+        stream = _Stream()
+        self._streams.add(stream)
+        self._counters["streams"] = len(self._streams)
+        try:
+            # The page reconnects 2 s after a lost stream (its own back-off beyond that).
+            await response.write(b"retry: 2000\n\n")
+            await response.write(
+                _sse("hello", {"token": security.session_token(self._secret, sid)})
+            )
+            await response.write(_sse("snapshot", self.snapshot()))
+            while True:
+                try:
+                    async with asyncio.timeout(self._config.heartbeat_s):
+                        message = await stream.queue.get()
+                except TimeoutError:
+                    message = _sse("ping", {"ts": self._clock.now()})
+                if message is None:
+                    break
+                await response.write(message)
+        except ConnectionError:
+            pass  # the page went away
+        finally:
+            self._streams.discard(stream)
+            self._counters["streams"] = len(self._streams)
+            self._counters["dropped"] = self._counters.get("dropped", 0) + stream.dropped
+        return response
+
+    # --- the two writes ------------------------------------------------------------------
+
+    async def _checked_body(self, request: web.Request) -> dict[str, Any]:
+        """Refuse anything that is not our own page's request; return its JSON body."""
+        origin_ok = security.same_origin(
+            host_header=request.headers.get("Host"),
+            origin=request.headers.get("Origin"),
+            referer=request.headers.get("Referer"),
+            scheme=request.scheme,
+        )
+        token_ok = security.token_matches(
+            self._secret,
+            request.cookies.get(security.SESSION_COOKIE),
+            request.headers.get(security.TOKEN_HEADER),
+        )
+        if not (origin_ok and token_ok):
+            self._counters["writes_refused"] = self._counters.get("writes_refused", 0) + 1
+            log.warning("display_write_refused", path=request.path, origin_ok=origin_ok,
+                        token_ok=token_ok)
+            raise web.HTTPForbidden(text="cross-site request refused\n")
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(text="JSON only\n")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="invalid JSON\n") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="expected a JSON object\n")
+        return body
+
+    async def _ack(self, request: web.Request) -> web.Response:
+        body = await self._checked_body(request)
+        proposal_id = body.get("proposal_id")
+        if not isinstance(proposal_id, str) or not 0 < len(proposal_id) <= 128:
+            raise web.HTTPBadRequest(text="proposal_id must be a short string\n")
+        if self._plan is None:
+            raise web.HTTPNotFound(text="no planner\n")
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT_S):
+                accepted = await self._plan.acknowledge(proposal_id)
+        except Exception as err:  # a planner failure is the driver's "try again", not a crash
+            log.error("display_ack_failed", proposal=proposal_id, error=repr(err))
+            raise web.HTTPServiceUnavailable(text="the planner did not answer\n") from err
+        self._counters["writes"] = self._counters.get("writes", 0) + 1
+        self._poke.set()
+        log.info("display_plan_acknowledged", proposal=proposal_id, accepted=accepted)
+        if not accepted:
+            return web.json_response({"ok": False, "reason": "outdated"}, status=409)
+        return web.json_response({"ok": True})
+
+    async def _count(self, request: web.Request) -> web.Response:
+        body = await self._checked_body(request)
+        delta = body.get("delta")
+        if isinstance(delta, bool) or delta not in (1, -1):
+            raise web.HTTPBadRequest(text="delta must be 1 or -1\n")
+        if self._clients is None:
+            raise web.HTTPNotFound(text="no clients counter\n")
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT_S):
+                count = await self._clients.increment(int(delta))
+        except NoVisit:
+            return web.json_response({"ok": False, "reason": "no_visit"}, status=409)
+        except Exception as err:
+            log.error("display_count_failed", error=repr(err))
+            raise web.HTTPServiceUnavailable(text="the count was not stored\n") from err
+        self._counters["writes"] = self._counters.get("writes", 0) + 1
+        self._poke.set()
+        return web.json_response({"ok": True, "count": count})
