@@ -21,6 +21,7 @@ from busd.freshness import FreshnessMonitor
 from busd.monitoring.daily import DailySummaryJob
 from busd.monitoring.tracker import Tracker
 from busd.plan import load_plan
+from busd.secrets import check_secret_file
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
@@ -44,7 +45,11 @@ def prepare(config: BusdConfig) -> Prepared:
     prepared = Prepared(config)
     if config.monitoring.plan is not None:
         load_plan(config.monitoring.plan)  # a broken plan file is a config error
-    # The broker's credentials and TLS files must be readable before we start.
+    # The broker's credentials and TLS files must be readable, and private, before we start.
+    if config.mqtt.password_file is not None:
+        check_secret_file(config.mqtt.password_file, "mqtt.password_file")
+    if config.mqtt.tls.key_file is not None:
+        check_secret_file(config.mqtt.tls.key_file, "mqtt.tls.key_file")
     BrokerSettings.from_config(config.mqtt).ssl_context()
     if config.can is not None:
         db = load_dbc(config.can.dbc, strict=config.can.dbc_strict)
