@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+import structlog
 
 from busd.errors import BusdError
 from busd.plan import Plan
@@ -62,6 +63,9 @@ _PKS: dict[str, str | tuple[str, ...]] = {
 }
 
 
+log = structlog.get_logger("telemetry.monitoring_store")
+
+
 class StoreError(BusdError):
     """The monitoring store could not be read or written."""
 
@@ -77,6 +81,10 @@ class MonitoringStore:
             self.db = sqlite_utils.Database(conn)
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=FULL")
+            verdict = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            self.integrity_ok = verdict == "ok"
+            if not self.integrity_ok:
+                log.error("monitoring_store_integrity_failed", path=str(self.path), verdict=verdict)
             self._create()
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"cannot open monitoring store {self.path}: {err}") from err

@@ -144,6 +144,12 @@ class Outbox:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._cfg.synchronous}")
+        # After a power cut the file must still be whole; say so loudly if not
+        # (WAL with synchronous=FULL makes this a hardware fault, not a crash).
+        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        self.integrity_ok = verdict == "ok"
+        if not self.integrity_ok:
+            self._log.error("outbox_integrity_failed", path=str(self._path), verdict=verdict)
         db.executescript(_SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
         last = int(row[0]) if row else 0
