@@ -19,6 +19,7 @@ from busd.display import DisplayServer
 from busd.events import EventForwarder
 from busd.freshness import FreshnessMonitor
 from busd.monitoring.daily import DailySummaryJob
+from busd.monitoring.retention import RetentionJob
 from busd.monitoring.tracker import Tracker
 from busd.plan import load_plan
 from busd.secrets import check_secret_file
@@ -96,7 +97,10 @@ def build_daemon(
     components += [*uplink.components, events]
     components.append(FreshnessMonitor(state=state, clock=clock))
     tracker, daily = _monitoring(config, state, clock, store, events, alerts)
-    components += [tracker, daily]
+    retention = RetentionJob(clock=clock, purge_before=store.purge_before,
+                             days=config.monitoring.retention_days,
+                             timezone=config.monitoring.timezone)
+    components += [tracker, daily, retention]
     components.extend(extra_components or [])
     components.append(LiftMovingAlert(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh

@@ -547,6 +547,10 @@ class MonitoringConfig(Strict):
         default=time(21, 0), description="local time (plan time zone) of the daily summary"
     )
     timezone: str = Field(default="Europe/Riga", description="time zone of days and summary_at")
+    retention_days: int = Field(
+        default=400, ge=7, le=3660,
+        description="monitoring records older than this are deleted by a daily job",
+    )
 
 
 BusId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]

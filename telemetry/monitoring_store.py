@@ -215,6 +215,16 @@ class MonitoringStore:
                                                                           order_by="day"))
         return out
 
+    def purge_before(self, day: str) -> int:
+        """Delete every record of days before ``day`` (YYYY-MM-DD); returns rows deleted."""
+        deleted = 0
+        with self._lock, self.db.conn:
+            for table in SCHEMA:
+                if "day" in SCHEMA[table]:
+                    deleted += self.db.conn.execute(
+                        f"DELETE FROM [{table}] WHERE day < ?", [day]).rowcount
+        return deleted
+
     def days(self) -> list[str]:
         with self._lock:
             return [r["day"] for r in self.db.query(

@@ -1,0 +1,46 @@
+"""Component: deletes monitoring records past their retention, once a day.
+
+The store holds vehicle data and counts only; keeping it for a bounded time
+is still the rule (data protection section of the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from busd.clock import Clock
+from busd.supervisor import ComponentContext
+
+DAY_S = 86_400.0
+
+
+class RetentionJob:
+    name = "monitoring.retention"
+    critical = False
+
+    def __init__(
+        self, *, clock: Clock, purge_before: Callable[[str], int], days: int, timezone: str,
+        interval_s: float = DAY_S,
+    ) -> None:
+        self._clock = clock
+        self._purge_before = purge_before
+        self._days = days
+        self._zone = ZoneInfo(timezone)
+        self._interval_s = interval_s
+
+    def cutoff(self) -> str:
+        today = datetime.fromtimestamp(self._clock.now(), self._zone).date()
+        return (today - timedelta(days=self._days)).isoformat()
+
+    async def run(self, ctx: ComponentContext) -> None:
+        ctx.ready()
+        while True:
+            cutoff = self.cutoff()
+            deleted = await asyncio.to_thread(self._purge_before, cutoff)
+            if deleted:
+                ctx.log.info("monitoring_retention", before=cutoff, deleted=deleted)
+            ctx.counters["deleted"] = ctx.counters.get("deleted", 0) + deleted
+            await self._clock.sleep(self._interval_s)
