@@ -9,6 +9,7 @@ refuse a bad config with the same messages before anything starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from busd.alerts import AlertBoard
@@ -85,9 +86,10 @@ def build_daemon(
     config = prepared.config
     state = VehicleState(clock, freshness_overrides=config.freshness_s)
     uplink = build_uplink(config, state=state, clock=clock)
-    events = EventForwarder(sink=uplink.outbox)
+    events = EventForwarder(sink=uplink.outbox, clock=clock)
     alerts = AlertBoard(clock=clock, forward=events.forward,
                         timezone=config.monitoring.timezone)
+    events.on_storage = _storage_alert(alerts)
     store = MonitoringStore(config.monitoring_db)
     # Order matters: sinks first, sources last, so that sources stop first and
     # sinks flush last on shutdown (the outbox is the very last to stop).
@@ -164,6 +166,18 @@ def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Comp
 
         drivers.append(LiftModbusSource.from_config(config.lift, state=state, clock=clock))
     return drivers
+
+
+def _storage_alert(alerts: AlertBoard) -> Callable[[str | None], None]:
+    """Disk full or read-only: the crew and the office must know, and busd keeps going."""
+
+    def on_storage(reason: str | None) -> None:
+        if reason is None:
+            alerts.clear_alert("storage_unwritable", details={})
+        else:
+            alerts.raise_alert("storage_unwritable", message=reason, details={})
+
+    return on_storage
 
 
 def _broker_simulator(config: BusdConfig) -> list[Component]:

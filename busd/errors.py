@@ -26,3 +26,11 @@ class DeviceError(BusdError):
 
 class DecodeError(BusdError):
     """Input from a device or the office could not be decoded."""
+
+
+class StorageError(BusdError):
+    """A database cannot be written (disk full, read-only file system); nothing lost yet.
+
+    What could not be written stays in memory with its owner and is written
+    once the disk takes it again.
+    """

@@ -11,12 +11,16 @@ flushed before the outbox closes (this part stops before the outbox).
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
+from busd.clock import Clock
+from busd.errors import StorageError
 from busd.ports import EventSink
-from busd.supervisor import ComponentContext
+from busd.supervisor import Backoff, ComponentContext
 
 log = structlog.get_logger("busd.events")
 
@@ -28,8 +32,16 @@ class EventForwarder:
     # what waited.
     critical = False
 
-    def __init__(self, *, sink: EventSink, capacity: int = 10_000) -> None:
+    def __init__(
+        self, *, sink: EventSink, clock: Clock, capacity: int = 10_000,
+        on_storage: Callable[[str | None], None] | None = None,
+    ) -> None:
+        """``on_storage(reason)`` is told when the sink cannot store (None: it can again)."""
         self._sink = sink
+        self._clock = clock
+        self.on_storage: Callable[[str | None], None] = on_storage or (lambda _reason: None)
+        self._backoff = Backoff(initial_s=1.0, max_s=30.0)
+        self._rng = random.Random()
         # (is_report, kind, data)
         self._queue: asyncio.Queue[tuple[bool, str, dict[str, Any]]] = asyncio.Queue(capacity)
         self.dropped = 0
@@ -62,12 +74,31 @@ class EventForwarder:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    async def _send_until_stored(self, item: tuple[bool, str, dict[str, Any]],
+                                 ctx: ComponentContext) -> None:
+        """The disk may be full for a while: keep the event and try again, in order."""
+        failures = 0
+        while True:
+            try:
+                await self._send(*item)
+            except StorageError as err:
+                failures += 1
+                if failures == 1:
+                    self.on_storage(str(err))
+                    ctx.degraded(f"events wait for storage: {err}")
+                await self._clock.sleep(self._backoff.delay(failures, self._rng))
+                continue
+            if failures:
+                self.on_storage(None)
+                ctx.ready()
+            return
+
     async def run(self, ctx: ComponentContext) -> None:
         ctx.ready()
         try:
             while True:
                 item = await self._queue.get()
-                await self._send(*item)
+                await self._send_until_stored(item, ctx)
                 self.forwarded += 1
                 ctx.counters.update(forwarded=self.forwarded, dropped=self.dropped)
                 ctx.beat()

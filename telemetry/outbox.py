@@ -44,7 +44,7 @@ import structlog
 
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, OutboxConfig, outbox_path
-from busd.errors import BusdError
+from busd.errors import StorageError, BusdError
 from busd.supervisor import ComponentContext
 
 log = structlog.get_logger("telemetry.outbox")
@@ -110,6 +110,7 @@ class Outbox:
         # Telemetry waiting for the next group commit. Bounded: if the disk stalls
         # the oldest sample goes (counted); it had no seq yet, so no gap appears.
         self._pending: deque[tuple[float, int, str]] = deque(maxlen=self._cfg.telemetry_buffer)
+        self.storage_error: str | None = None  # set while the disk refuses writes
         self._new_records = asyncio.Event()
         self._acked: set[int] = set()  # PUBACKed, waiting for the next group delete
         self._last_seq = 0
@@ -117,7 +118,7 @@ class Outbox:
         self._bytes = 0
         self.counters: dict[str, int] = {
             "appended": 0, "acked": 0, "dropped_records": 0, "telemetry_overflow": 0,
-            "commits": 0,
+            "commits": 0, "storage_errors": 0,
         }
         self._log = log.bind(component="outbox", path=str(self._path))
 
@@ -196,7 +197,18 @@ class Outbox:
         try:
             while True:
                 await self._clock.sleep(self._cfg.commit_interval_s)
-                await self.flush()
+                try:
+                    await self.flush()
+                except StorageError as err:
+                    # Keep running on what we can: live state still flows, the
+                    # buffered telemetry waits in memory for the disk.
+                    self.storage_error = str(err)
+                    self.counters["storage_errors"] += 1
+                    ctx.degraded(f"storage: {err}")
+                    continue
+                if self.storage_error is not None:
+                    self.storage_error = None
+                    ctx.ready()
                 if self._clock.monotonic() >= next_purge:
                     next_purge = self._clock.monotonic() + self._cfg.delete_interval_s
                     await self.purge()
@@ -243,7 +255,11 @@ class Outbox:
         await self._ready()
         items = self._take_pending()
         items.append((stream, kind, self._clock.now(), PRIO_DURABLE, body))
-        seqs = await self._call(self._insert_sync, items)
+        try:
+            seqs = await self._call(self._insert_sync, items)
+        except StorageError:
+            self._restore_pending(items[:-1])
+            raise
         self._new_records.set()
         return seqs[-1]
 
@@ -258,8 +274,20 @@ class Outbox:
         if not self._pending or self._db is None:
             return
         items = self._take_pending()
-        await self._call(self._insert_sync, items)
+        try:
+            await self._call(self._insert_sync, items)
+        except StorageError:
+            self._restore_pending(items)
+            raise
         self._new_records.set()
+
+    def _restore_pending(self, items: list[tuple[Stream, str, float, int, str]]) -> None:
+        """Put telemetry that could not be written back in front of what came since."""
+        newer = list(self._pending)
+        self._pending.clear()
+        for _, _, ts, prio, body in items:
+            self._pending.append((ts, prio, body))
+        self._pending.extend(newer)  # the bounded buffer drops the oldest beyond its size
 
     def _take_pending(self) -> list[tuple[Stream, str, float, int, str]]:
         items: list[tuple[Stream, str, float, int, str]] = [
@@ -275,13 +303,17 @@ class Outbox:
         for stream, kind, ts, prio, body in items:
             seq += 1
             rows.append((seq, stream, kind, ts, prio, len(body.encode()), body))
-        db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO outbox VALUES (?,?,?,?,?,?,?)", rows)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT INTO outbox VALUES (?,?,?,?,?,?,?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as err:  # disk full, read-only, I/O error
+            raise StorageError(f"cannot write the outbox {self._path}: {err}") from err
         # Only after the commit do the numbers exist.
         self._last_seq = seq
         self._rows += len(rows)

@@ -1,0 +1,77 @@
+"""A full disk: busd raises an alert, keeps running, and loses no event."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from busd.alerts import AlertBoard
+from busd.clock import SystemClock
+from busd.config import OutboxConfig
+from busd.events import EventForwarder
+from busd.supervisor import Phase, Supervisor
+from telemetry.outbox import Outbox
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> None:
+    clock = SystemClock()
+    outbox = Outbox(path=tmp_path / "outbox.sqlite", clock=clock,
+                    config=OutboxConfig(commit_interval_s=0.05))
+    events = EventForwarder(sink=outbox, clock=clock)
+    alerts = AlertBoard(clock=clock, forward=events.forward)
+
+    def on_storage(reason: str | None) -> None:
+        if reason is None:
+            alerts.clear_alert("storage_unwritable", details={})
+        else:
+            alerts.raise_alert("storage_unwritable", message=reason, details={})
+
+    events.on_storage = on_storage
+    sup = Supervisor([outbox, events], clock=clock)
+    runner = asyncio.create_task(sup.run())
+    try:
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING)
+        events.emit("before", {"n": 0})
+        await wait_until(lambda: events.forwarded == 1)
+
+        # The disk fills up: SQLite may not grow the file by one more page.
+        def fill_disk() -> None:
+            db = outbox._db
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count = {pages}")
+
+        await outbox._call(fill_disk)
+        for n in range(1, 200):
+            events.emit("during", {"n": n, "padding": "x" * 500})
+            outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
+        await wait_until(lambda: "storage_unwritable" in alerts.active)
+        assert "full" in alerts.active["storage_unwritable"].message
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.DEGRADED)
+        assert sup.health["events"].phase is Phase.DEGRADED  # waiting, not failed
+        assert sup.health["events"].restarts == 0 and sup.health["outbox"].restarts == 0
+
+        # Space again (the crew deleted something): everything goes through, in order.
+        await outbox._call(lambda: outbox._db.execute("PRAGMA max_page_count = 1073741823"))
+        # 199 events, plus the alert's own raised and cleared events
+        await wait_until(lambda: not alerts.active and events.pending == 0
+                         and events.forwarded == 1 + 199 + 2, timeout=60)
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING)
+        rows = await outbox.peek(after_seq=0, limit=10_000)
+        kinds = [r.kind for r in rows if r.stream == "event"]
+        assert kinds[0] == "before" and kinds.count("during") == 199
+        assert kinds.count("alert_raised") == 1 and kinds.count("alert_cleared") == 1
+        durings = [r for r in rows if r.kind == "during"]
+        import json
+        assert [json.loads(r.body)["n"] for r in durings] == list(range(1, 200))  # in order
+        seqs = [r.seq for r in rows]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # contiguous, no loss
+        assert sum(1 for r in rows if r.stream == "telemetry") == 199
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(runner, 10)
