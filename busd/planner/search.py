@@ -59,6 +59,7 @@ def shortest_paths(dist: tuple[tuple[float, ...], ...]) -> list[list[float]]:
 @dataclass
 class SearchStats:
     nodes: int = 0
+    dominated: int = 0
     evaluations: int = 0
     exact: bool = True
 
@@ -178,6 +179,7 @@ class _BranchAndBound:
         self, inst: Instance, incumbent: Evaluation, stats: SearchStats, node_limit: int
     ) -> None:
         self.node_limit = node_limit
+        self.labels: dict[tuple[int, int], list[tuple[float, int, float]]] = {}
         self.inst = inst
         self.best = incumbent
         self.stats = stats
@@ -197,6 +199,8 @@ class _BranchAndBound:
         self.must = [False] + [st.must for st in s]
         self.prio = [0] + [st.priority for st in s]
         self.min_min = [0.0] + [st.min_min for st in s]
+        self.planned = [0.0] + [st.planned_min for st in s]
+        self.serv_full = sum(st.priority * st.planned_min for st in s)
         self.latest = [None] + [st.latest for st in s]
         # knapsack order: must-serve by cheapest, priority by density
         self.by_cost = sorted(self.stop_nodes, key=lambda v: (self.min_kwh[v], v))
@@ -217,7 +221,8 @@ class _BranchAndBound:
         if self.in_progress:
             self._visit_child((), 0, 0, None, 1)
         else:
-            self._dfs((), 0, 0, None, 0.0, 0.0, 0.0, self.inst.now, 0.0, 0, 0, 0)
+            self._dfs((), 0, 0, None, 0.0, 0.0, 0.0, self.inst.now, 0.0, 0, 0, 0,
+                      self.inst.now, 0.0)
         return self.best
 
     def _visit_child(self, prefix, mask, last, charger, v):  # type: ignore[no-untyped-def]
@@ -226,10 +231,9 @@ class _BranchAndBound:
         km = self.inst.dist[0][1]
         t = inst.now + km / self.speed * 60
         late = max(0.0, (t - self.latest[1]) / 60) if self.latest[1] is not None else 0.0
-        t += self.min_min[1] * 60
         used = self.drive * km + self.min_kwh[1]
-        self._dfs((1,), 1 << 1, 1, None, km, km, used, t, late, 0,
-                  int(self.must[1]), self.prio[1])
+        self._dfs((1,), 1 << 1, 1, None, km, km, used, t + self.min_min[1] * 60, late, 0,
+                  int(self.must[1]), self.prio[1], t + self.planned[1] * 60, late)
 
     def _ub(self, mask: int, remaining_kwh: float) -> tuple[int, int]:
         """Most must-serve stops and priority the unvisited stops could still add."""
@@ -279,12 +283,22 @@ class _BranchAndBound:
 
     def _dfs(  # type: ignore[no-untyped-def]
         self, prefix, mask, last, charger, km, seg_km, seg_used, t_min, late_lb, inv,
-        must_n, prio,
+        must_n, prio, t_plan, late_plan,
     ) -> None:
         inst = self.inst
         self.stats.nodes += 1
         if self.stats.nodes > self.node_limit:
             raise _NodeLimit
+        if charger is None or last == charger:
+            # Dominance: same stops, same place, no charger or just arrived at one. A
+            # prefix with no more km, inversions or lateness (its worst against this one's
+            # best) does at least as well with every continuation, so this one can go.
+            labels = self.labels.setdefault((mask, last), [])
+            for l_km, l_inv, l_late_hi in labels:
+                if l_km <= km + 1e-9 and l_inv <= inv and l_late_hi <= late_lb + 1e-9:
+                    self.stats.dominated += 1
+                    return
+            labels.append((km, inv, late_plan))
         best = self.best
         bk = best.key
         # the prefix itself, then home
@@ -323,8 +337,16 @@ class _BranchAndBound:
             lat = self.latest[v]
             n_late = late_lb + (max(0.0, (t - lat) / 60) if lat is not None else 0.0)
             n_inv = inv + (mask >> (v + 1)).bit_count()
+            t_p = t_plan + leg / self.speed * 60
+            n_late_p = late_plan + (max(0.0, (t_p - lat) / 60) if lat is not None else 0.0)
             if best.safe and ub == (bk[1], bk[2]):
                 free = self.all_mask & ~nmask
+                pool = spare + self.min_kwh_sum(nmask)
+                if charger is not None:
+                    pool += self.e_start - self.drive * (km - seg_km)
+                sv, tb = self._serv_ub(nmask, free, pool)
+                if sv < bk[3] - 1e-6 or (sv <= bk[3] + 1e-6 and tb < bk[4] - 1e-6):
+                    continue  # cannot even tie on minutes on site
                 # Matching the incumbent may need every remaining stop: count what that forces.
                 need_all = ub_prio == sum(self.prio[u] for u in range(1, inst.n + 1)
                                           if free >> u & 1)
@@ -336,18 +358,16 @@ class _BranchAndBound:
                         j = low.bit_length() - 1
                         forced += (nmask >> (j + 1)).bit_count()
                         u ^= low
-                d_lb = n_late + inst.reorder_penalty_min * (n_inv + forced)
-                if d_lb > -bk[5] + 1e-6:
-                    # Lateness only decides if the minutes on site cannot beat the incumbent.
-                    pool = spare + self.min_kwh_sum(nmask)
-                    if charger is not None:
-                        pool += self.e_start - self.drive * (km - seg_km)
-                    sv, tb = self._serv_ub(nmask, free, pool)
-                    if sv < bk[3] - 1e-6 or (sv <= bk[3] + 1e-6 and tb <= bk[4] + 1e-6):
-                        continue
+                # Lateness decides only if the minutes on site can at best tie; if the
+                # incumbent has every stop at its planned length, so must a rival.
+                late_lb = n_late_p if bk[3] >= self.serv_full - 1e-6 else n_late
+                d_lb = late_lb + inst.reorder_penalty_min * (n_inv + forced)
+                if d_lb > -bk[5] + 1e-6 and sv <= bk[3] + 1e-6 and tb <= bk[4] + 1e-6:
+                    continue
             self._dfs(
                 (*prefix, v), nmask, v, charger, km + leg, seg_km + leg, used,
                 t + self.min_min[v] * 60, n_late, n_inv, n_must, n_prio,
+                t_p + self.planned[v] * 60, n_late_p,
             )
         if charger is None:
             for c in self.charger_nodes:
@@ -367,7 +387,8 @@ class _BranchAndBound:
                     if (must_n + ub_must, prio + ub_prio) < (bk[1], bk[2]):
                         continue
                 t = max(t, ch.opens)
+                t_p = max(t_plan + leg / self.speed * 60, ch.opens)
                 self._dfs(
                     (*prefix, c), mask, c, c, km + leg, 0.0, 0.0, t, late_lb, inv,
-                    must_n, prio,
+                    must_n, prio, t_p, late_plan,
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from busd.plan import haversine_m
@@ -23,7 +24,9 @@ def random_instance(
     temp: float | None = None,
     road_noise: float = 0.0,
 ) -> Instance:
-    """``n_stops`` villages within ~35 km, chargers anywhere in the area, a cold-ish day.
+    """``n_stops`` villages 8-31 km from the depot, announced as a loop in order of
+    bearing (as the office would plan it), chargers anywhere in the area, a cold-ish day;
+    arrival windows follow the announced schedule with some slack.
 
     Visit lengths are multiples of ``minute_unit``; ``road_noise`` makes each
     road up to that fraction longer than 1.3x the straight line (so the
@@ -31,10 +34,18 @@ def random_instance(
     """
     lat0, lon0 = LIVANI
 
-    def place() -> tuple[float, float]:
-        return lat0 + rng.uniform(-0.3, 0.3), lon0 + rng.uniform(-0.5, 0.5)
+    def place(angle: float) -> tuple[float, float]:
+        r_km = rng.uniform(8, 31)
+        return (
+            lat0 + r_km * math.cos(angle) / 111.2,
+            lon0 + r_km * math.sin(angle) / (111.2 * math.cos(math.radians(lat0))),
+        )
 
-    places = [place() for _ in range(n_stops + n_chargers)]
+    # The office announces a sensible loop: villages in order of bearing from the depot.
+    angles = sorted(rng.uniform(0, 2 * math.pi) for _ in range(n_stops))
+    places = [place(a) for a in angles] + [
+        place(rng.uniform(0, 2 * math.pi)) for _ in range(n_chargers)
+    ]
     in_progress = in_progress and n_stops > 0
     here = LIVANI if not in_progress else places[0]
     nodes = [here, *places, LIVANI]
@@ -52,8 +63,11 @@ def random_instance(
     for i in range(n_stops):
         planned = minute_unit * rng.randint(2, 8)
         minimum = minute_unit * rng.randint(0, int(planned / minute_unit))
-        clock += 30 * 60 + planned * 60
-        latest = clock + rng.choice([15, 30, 60]) * 60 if rng.random() < 0.5 else None
+        # The office announced a schedule that worked at 50 km/h, with some slack.
+        clock += dist[i][i + 1] / 50 * 3600
+        arrive = clock
+        clock += planned * 60 + rng.choice([0, 0, 10, 30]) * 60
+        latest = arrive + rng.choice([15, 30, 60]) * 60 if rng.random() < 0.5 else None
         stops.append(
             StopNode(
                 id=f"s{i + 1}", index=i, planned_min=planned, min_min=minimum,
@@ -78,7 +92,7 @@ def random_instance(
         speed_kmh=50.0,
         stops=tuple(stops),
         chargers=chargers,
-        return_by=clock + 3600,
+        return_by=clock + dist[n_stops][-1] / 50 * 3600 + 1800,
         dist=dist,
         charge=ChargeParams(),
         step_min=step_min,
