@@ -166,7 +166,7 @@ class PlannerConfig(Strict):
     plan_file: Path | None = Field(
         default=None, description="the day's plan (TOML or JSON); the office may replace it"
     )
-    capacity_kwh: float = Field(default=100.0, gt=0, le=1000, description="usable pack energy")
+    capacity_kwh: float = Field(default=110.0, gt=0, le=1000, description="usable pack energy")
     reserve_pct: float = Field(
         default=15.0, ge=0, le=60, description="SOC that must be left on arrival at the depot"
     )
@@ -174,18 +174,18 @@ class PlannerConfig(Strict):
         default=3.0, ge=0, le=30, description="safety margin above the reserve, before uncertainty"
     )
     margin_sigmas: float = Field(
-        default=1.5, ge=0, le=5,
+        default=1.0, ge=0, le=5,
         description="extra margin: this many standard deviations of the model's error "
         "on the remaining energy",
     )
-    drive_kwh_per_km: float = Field(default=0.28, gt=0, le=3, description="seed, warm road")
+    drive_kwh_per_km: float = Field(default=0.26, gt=0, le=3, description="seed, warm road")
     drive_kwh_per_km_per_k: float = Field(
-        default=0.004, ge=0, le=0.1, description="seed, extra kWh/km per kelvin below ref"
+        default=0.0035, ge=0, le=0.1, description="seed, extra kWh/km per kelvin below ref"
     )
     drive_ref_temp_c: float = Field(default=15.0, ge=-20, le=40)
     site_kw: float = Field(default=1.0, ge=0, le=50, description="seed, on site, no heating")
     site_kw_per_k: float = Field(
-        default=0.17, ge=0, le=5, description="seed, extra on-site kW per kelvin below ref"
+        default=0.12, ge=0, le=5, description="seed, extra on-site kW per kelvin below ref"
     )
     site_ref_temp_c: float = Field(default=18.0, ge=-20, le=40)
     road_factor: float = Field(
@@ -195,7 +195,7 @@ class PlannerConfig(Strict):
         default=0.2, gt=0, le=1, description="weight of each new leg/visit in the learned factors"
     )
     prior_cv: float = Field(
-        default=0.15, ge=0, le=1, description="relative error assumed before any learning"
+        default=0.10, ge=0, le=1, description="relative error assumed before any learning"
     )
     speed_kmh: float = Field(default=50.0, gt=5, le=120, description="average road speed")
     charge_max_pct: float = Field(default=90.0, gt=0, le=100, description="charge no higher")

@@ -157,10 +157,16 @@ def make_proposal(
 
     need = inst.threshold_pct
     if emergency:
-        target = ids[best.seq[0]] if best.seq else plan.depot.id
-        km = inst.dist[0][best.seq[0] if best.seq else inst.depot]
-        changes.append(Change(kind="go_to", charger=target if best.seq else None, stop=None))
-        reason("emergency", name=name(target, target), km=round(km, 1))
+        goal = next((v for v in best.seq if inst.is_charger(v)), inst.depot)
+        target = ids[goal]
+        km = inst.dist[best.seq[0] if best.seq and best.seq[0] != goal else 0][goal]
+        changes.append(
+            Change(kind="go_to", charger=target if goal != inst.depot else None,
+                   stop=ids[best.seq[0]] if best.seq and best.seq[0] != goal else None,
+                   after_min=0.0 if best.seq and best.seq[0] != goal else None)
+        )
+        reason("emergency", name=name(target, target) if goal != inst.depot
+               else i18n.DEPOT_NAME["en"], km=round(km, 1))
     elif not active.safe:
         reason(
             "unsafe", soc=round(active.depot_soc, 1), need=round(need, 1),
