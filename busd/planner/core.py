@@ -11,9 +11,10 @@ Stability (the documented hysteresis, ``hysteresis_pct`` = H):
 - The search runs only when the active itinerary is unsafe (projected SOC
   below reserve + margin somewhere), or when it has been reduced (stops
   skipped or shortened, a charge added) and the depot is projected at least
-  ``restore_margin_pct`` above the line; a restoring proposal must itself
-  stay H above the line, so restoring cannot make the plan unsafe again at
-  the next reading.
+  ``restore_margin_pct`` above the line. Every proposal is searched with the
+  line raised by H (falling back to the plain line only when nothing is safe
+  with the headroom), so neither a reduction nor a restoration is undone by
+  the next few readings.
 - A pending proposal is kept while the new best has the same shape (stops,
   minutes, charger); it is replaced only when it has become unsafe, the new
   best serves more, or the new best's depot SOC differs by H or more.
@@ -211,10 +212,10 @@ class PlannerCore:
         at = self.progress.at
         if at is not None:
             place = places.get(at)
-            if place is None or place.distance_m(sit.lat, sit.lon) > place.geofence_m * 1.2:
-                self.progress = Progress(self.progress.done | {at}, None, None)
-                log.info("place_left", place=at)
-            return
+            if place is not None and place.distance_m(sit.lat, sit.lon) <= place.geofence_m * 1.2:
+                return
+            self.progress = Progress(self.progress.done | {at}, None, None)
+            log.info("place_left", place=at)
         if speed_kmh is not None and speed_kmh > 5:
             return
         for item in self.itinerary:
@@ -245,18 +246,20 @@ class PlannerCore:
         restore = active.safe and self._reduced() and margin >= self.cfg.restore_margin_pct
         if active.safe and not restore:
             return None
-        search_built = self._build(sit, self.cfg.hysteresis_pct) if restore else built
+        # A proposal keeps H of headroom, so the next readings do not undo it at once.
         stats = SearchStats()
         best = best_plan(
-            search_built.instance, exact_max_stops=self.cfg.exact_max_stops, stats=stats
+            self._build(sit, self.cfg.hysteresis_pct).instance,
+            exact_max_stops=self.cfg.exact_max_stops, stats=stats,
         )
-        self.last_search = stats
-        if restore:
-            if not best.safe:
-                return None
+        if best.safe:
             # Keep the minutes that are safe H above the line; judge them at the normal line.
             best = evaluate(inst, best.seq, best.minutes)
-            if best.key[1:5] <= active.key[1:5]:
+        elif not restore:
+            best = best_plan(inst, exact_max_stops=self.cfg.exact_max_stops, stats=stats)
+        self.last_search = stats
+        if restore:
+            if not best.safe or best.key[1:5] <= active.key[1:5]:
                 return None
         emergency = not best.safe
         if emergency:
@@ -369,9 +372,9 @@ class PlannerCore:
         while len(self._history) > _HISTORY:
             self._history.popitem(last=False)
 
-    def _event(self, kind: str, now: float, **payload: Any) -> Outgoing:
+    def _event(self, event_kind: str, now: float, **payload: Any) -> Outgoing:
         body = {"bus": self.bus_id, "ts": utc_iso(now), "schema": SCHEMA_EVENT, **payload}
-        return Outgoing("event", kind, body)
+        return Outgoing("event", event_kind, body)
 
     def document(self, now: float) -> dict[str, Any]:
         """The retained ``plan`` payload: the plan, the itinerary, the projection, any proposal."""
