@@ -151,23 +151,28 @@ class Planner:
 
     async def run(self, ctx: ComponentContext) -> None:
         today = self._today()
-        plan = await asyncio.to_thread(self._source.plan_for, today)
-        if plan is None:
-            ctx.degraded(f"no plan for {today.isoformat()}")
+        current = self.core.plan
+        if current is None or current.date != today:
+            # A restart after a failure keeps the day as it was (office plan, acks, progress).
+            plan = await asyncio.to_thread(self._source.plan_for, today)
+            if plan is None:
+                ctx.degraded(f"no plan for {today.isoformat()}")
+            else:
+                async with self._lock:
+                    await self._send(self.core.load(plan, self._clock.now()))
+                ctx.ready()
         else:
-            async with self._lock:
-                await self._send(self.core.load(plan, self._clock.now()))
             ctx.ready()
         watcher = self._state.watch(_WATCHED)
         while True:
+            await self._take_acks()
+            await self.tick(ctx)
+            ctx.beat()
             try:
                 async with asyncio.timeout(_INBOX_POLL_S):
                     await watcher.changed()
             except TimeoutError:
                 pass
-            await self._take_acks()
-            await self.tick(ctx)
-            ctx.beat()
 
     async def tick(self, ctx: ComponentContext | None = None, *, force: bool = False) -> bool:
         """Project if due; returns whether it did."""
