@@ -76,7 +76,7 @@ def best_plan(
     inst: Instance,
     *,
     exact_max_stops: int = 10,
-    node_limit: int = 300_000,
+    node_limit: int = 60_000,
     stats: SearchStats | None = None,
 ) -> Evaluation:
     """The best itinerary under the model (safe whenever any safe one exists).
@@ -201,6 +201,14 @@ class _BranchAndBound:
         self.min_min = [0.0] + [st.min_min for st in s]
         self.planned = [0.0] + [st.planned_min for st in s]
         self.serv_full = sum(st.priority * st.planned_min for st in s)
+        self.tb_full = sum((n - st.index) * st.planned_min for st in s)
+        # cheapest way into each node from anywhere but itself and the depot
+        nodes = range(inst.depot + 1)
+        self.min_in = [
+            min((self.sp[k][j] for k in nodes if k not in (j, inst.depot)), default=0.0)
+            for j in nodes
+        ]
+        self.min_in_depot = self.min_in[inst.depot]
         self.latest = [None] + [st.latest for st in s]
         # knapsack order: must-serve by cheapest, priority by density
         self.by_cost = sorted(self.stop_nodes, key=lambda v: (self.min_kwh[v], v))
@@ -234,6 +242,32 @@ class _BranchAndBound:
         used = self.drive * km + self.min_kwh[1]
         self._dfs((1,), 1 << 1, 1, None, km, km, used, t + self.min_min[1] * 60, late, 0,
                   int(self.must[1]), self.prio[1], t + self.planned[1] * 60, late)
+
+    def _future_late(self, v: int, t_dep: float, free: int) -> float:
+        """Least lateness still to come after leaving ``v`` at ``t_dep`` with every stop in
+        ``free`` visited for its planned length (each window; the depot's return time)."""
+        late = 0.0
+        sp_v = self.sp[v]
+        speed = self.speed
+        total_min = 0.0
+        in_km = 0.0
+        u = free
+        while u:
+            low = u & -u
+            j = low.bit_length() - 1
+            u ^= low
+            total_min += self.planned[j]
+            in_km += self.min_in[j]
+            lat = self.latest[j]
+            if lat is not None:
+                arrive = t_dep + sp_v[j] / speed * 60
+                if arrive > lat:
+                    late += (arrive - lat) / 60
+        drive_km = max(sp_v[self.depot], in_km + (self.min_in_depot if free else 0.0))
+        home = t_dep + (drive_km / speed + total_min) * 60
+        if home > self.inst.return_by:
+            late += (home - self.inst.return_by) / 60
+        return late
 
     def _ub(self, mask: int, remaining_kwh: float) -> tuple[int, int]:
         """Most must-serve stops and priority the unvisited stops could still add."""
@@ -341,12 +375,6 @@ class _BranchAndBound:
             n_late_p = late_plan + (max(0.0, (t_p - lat) / 60) if lat is not None else 0.0)
             if best.safe and ub == (bk[1], bk[2]):
                 free = self.all_mask & ~nmask
-                pool = spare + self.min_kwh_sum(nmask)
-                if charger is not None:
-                    pool += self.e_start - self.drive * (km - seg_km)
-                sv, tb = self._serv_ub(nmask, free, pool)
-                if sv < bk[3] - 1e-6 or (sv <= bk[3] + 1e-6 and tb < bk[4] - 1e-6):
-                    continue  # cannot even tie on minutes on site
                 # Matching the incumbent may need every remaining stop: count what that forces.
                 need_all = ub_prio == sum(self.prio[u] for u in range(1, inst.n + 1)
                                           if free >> u & 1)
@@ -358,12 +386,38 @@ class _BranchAndBound:
                         j = low.bit_length() - 1
                         forced += (nmask >> (j + 1)).bit_count()
                         u ^= low
-                # Lateness decides only if the minutes on site can at best tie; if the
-                # incumbent has every stop at its planned length, so must a rival.
-                late_lb = n_late_p if bk[3] >= self.serv_full - 1e-6 else n_late
-                d_lb = late_lb + inst.reorder_penalty_min * (n_inv + forced)
-                if d_lb > -bk[5] + 1e-6 and sv <= bk[3] + 1e-6 and tb <= bk[4] + 1e-6:
-                    continue
+                if bk[3] >= self.serv_full - 1e-6 and bk[4] >= self.tb_full - 1e-6:
+                    # The incumbent has every stop at its planned length, so must a rival:
+                    # lateness so far at planned lengths, plus what the rest must add.
+                    d_lb = n_late_p + self._future_late(v, t_p + self.planned[v] * 60, free)
+                    d_lb += inst.reorder_penalty_min * (n_inv + forced)
+                    if d_lb > -bk[5] + 1e-6:
+                        continue
+                else:
+                    # Energy for minutes on site: both battery loads (if a charge is still
+                    # possible) less the driving already done and the least still to do.
+                    rest_km = self.sp[v][depot]
+                    if need_all and free:
+                        in_km = self.min_in_depot
+                        u = free
+                        while u:
+                            low = u & -u
+                            in_km += self.min_in[low.bit_length() - 1]
+                            u ^= low
+                        rest_km = max(rest_km, in_km)
+                    pool = self.e_start - self.drive * (km + leg + rest_km)
+                    if charger is not None or self.charger_nodes:
+                        pool += self.e_full
+                    if need_all:
+                        sv, tb = self._serv_ub(nmask | free, 0, pool)
+                    else:
+                        sv, tb = self._serv_ub(nmask, free, pool)
+                    if sv < bk[3] - 1e-6 or (sv <= bk[3] + 1e-6 and tb < bk[4] - 1e-6):
+                        continue  # cannot even tie on minutes on site
+                    # Lateness decides only if the minutes on site can at best tie.
+                    d_lb = n_late + inst.reorder_penalty_min * (n_inv + forced)
+                    if d_lb > -bk[5] + 1e-6 and sv <= bk[3] + 1e-6 and tb <= bk[4] + 1e-6:
+                        continue
             self._dfs(
                 (*prefix, v), nmask, v, charger, km + leg, seg_km + leg, used,
                 t + self.min_min[v] * 60, n_late, n_inv, n_must, n_prio,
