@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from busd.planner.search import SearchStats, best_plan  # noqa: E402
-from busd.planner.synth import random_instance  # noqa: E402
+from busd.planner.search import SearchStats, best_plan
+from busd.planner.synth import random_instance
 
 SIZES = (6, 10, 15)
 

@@ -218,7 +218,9 @@ def validate_for_bus(
     if plan.bus is not None and plan.bus != bus_id:
         problems.append(("bus", f"plan is for bus {plan.bus!r}, this is {bus_id!r}"))
     if plan.date != today:
-        problems.append(("date", f"plan is for {plan.date.isoformat()}, today is {today.isoformat()}"))
+        problems.append(
+            ("date", f"plan is for {plan.date.isoformat()}, today is {today.isoformat()}")
+        )
     if current_version is not None and plan.version <= current_version:
         problems.append(
             ("version", f"version {plan.version} is not newer than the current {current_version}")

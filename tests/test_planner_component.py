@@ -41,7 +41,9 @@ class Capture:
         self.events.append((kind, json.loads(json.dumps(payload))))
 
 
-def make(tmp_path: Path, *, start: time = time(12, 10)) -> tuple[Planner, VehicleState, ManualClock, Capture]:
+def make(
+    tmp_path: Path, *, start: time = time(12, 10)
+) -> tuple[Planner, VehicleState, ManualClock, Capture]:
     plan = load_plan(PLAN_FILE)
     clock = ManualClock(start=plan.at(start))
     state = VehicleState(clock)
@@ -73,7 +75,7 @@ async def run_briefly(planner: Planner, seconds: float = 0.05) -> None:
 
 
 async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_path) -> None:
-    planner, state, clock, sink = make(tmp_path)
+    planner, state, _clock, sink = make(tmp_path)
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
@@ -117,7 +119,7 @@ async def test_rate_limit_and_material_change(tmp_path) -> None:
 
 
 async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
-    planner, state, clock, sink = make(tmp_path)
+    planner, _state, _clock, _sink = make(tmp_path)
     await run_briefly(planner)
     c = ctx()
     assert not await planner.tick(c)
@@ -125,7 +127,7 @@ async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
 
 
 async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
-    planner, state, clock, sink = make(tmp_path)
+    planner, state, _clock, sink = make(tmp_path)
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
@@ -197,7 +199,8 @@ def test_energy_model_learns_from_legs_and_visits_and_gets_surer() -> None:
     assert model.site_kw(-12) == pytest.approx(seed_site * 1.5, rel=0.02)
     assert model.road_factor == pytest.approx(1.4, rel=0.02)
     assert model.uncertainty() < prior
-    assert model.margin_pct(50) < cfg.margin_pct + cfg.margin_sigmas * prior * 50 / cfg.capacity_kwh * 100
+    prior_margin = cfg.margin_pct + cfg.margin_sigmas * prior * 50 / cfg.capacity_kwh * 100
+    assert model.margin_pct(50) < prior_margin
     # implausible readings are ignored
     assert not model.learn_visit(90, 500, -12)
     assert not model.learn_leg(0.2, 1, -12)

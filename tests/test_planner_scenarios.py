@@ -176,7 +176,7 @@ def test_restoring_a_skipped_stop_needs_a_clear_margin(raw) -> None:
 
 def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(raw) -> None:
     plan = parse_plan(raw)
-    core, out = third_stop(plan, soc=30)
+    core, _out = third_stop(plan, soc=30)
     proposal = core.pending
     assert proposal is not None and proposal.emergency and proposal.kind == "emergency"
     go = [c for c in proposal.changes if c.kind == "go_to"]

@@ -104,7 +104,7 @@ class Planner:
         cls, config: Any, *, state: VehicleState, clock: Clock, plan_sink: PlanSink,
         events: EventSink, plan_source: PlanSource | None = None,
     ) -> Planner:
-        """From a :class:`busd.config.BusdConfig`; the plan file comes from ``planner.plan_file``."""
+        """From a :class:`busd.config.BusdConfig` (the plan file: ``planner.plan_file``)."""
         pcfg: PlannerConfig = config.planner
         if plan_source is None:
             if pcfg.plan_file is None:
@@ -118,7 +118,7 @@ class Planner:
 
     @property
     def energy_model(self) -> EnergyModel:
-        """The model the tracker teaches (``learn_leg`` / ``learn_visit``); call :meth:`save_energy`."""
+        """The model the tracker teaches (``learn_leg``, ``learn_visit``; then ``save_energy``)."""
         return self.core.energy
 
     # --- API for the display, the uplink and the tracker ----------------------------
@@ -183,7 +183,10 @@ class Planner:
             return False
         now_mono = self._clock.monotonic()
         since = None if self._last_tick is None else now_mono - self._last_tick
-        moved = self._last_pos is None or _distance(self._last_pos, (sit.lat, sit.lon)) >= _MOVE_STEP_M
+        moved = (
+            self._last_pos is None
+            or _distance(self._last_pos, (sit.lat, sit.lon)) >= _MOVE_STEP_M
+        )
         changed = self._last_soc is None or abs(sit.soc - self._last_soc) >= _SOC_STEP or moved
         due = force or since is None or since >= self._cfg.max_interval_s or (
             changed and since >= self._cfg.min_interval_s

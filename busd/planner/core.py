@@ -49,8 +49,8 @@ from busd.planner.projection import (
     itinerary_of,
 )
 from busd.planner.proposal import (
-    Proposal,
     ProjectionDoc,
+    Proposal,
     make_proposal,
     projection_doc,
     proposal_id,
@@ -258,9 +258,8 @@ class PlannerCore:
         elif not restore:
             best = best_plan(inst, exact_max_stops=self.cfg.exact_max_stops, stats=stats)
         self.last_search = stats
-        if restore:
-            if not best.safe or best.key[1:5] <= active.key[1:5]:
-                return None
+        if restore and (not best.safe or best.key[1:5] <= active.key[1:5]):
+            return None
         emergency = not best.safe
         if emergency:
             best = self._emergency(built)
@@ -325,7 +324,9 @@ class PlannerCore:
         out = self._drop_pending("superseded", sit.now)
         return out + self._propose(candidate, sit.now)
 
-    def _evaluate_items(self, built: Built, items: tuple[Item, ...], now: float) -> Evaluation | None:
+    def _evaluate_items(
+        self, built: Built, items: tuple[Item, ...], now: float
+    ) -> Evaluation | None:
         inst = built.instance
         seq: list[int] = []
         minutes: dict[int, float] = {}

@@ -41,7 +41,8 @@ TEMPLATES: dict[str, dict[Language, str]] = {
         "en": "Lengthen the visit to {name}: {before:.0f} → {after:.0f} min.",
     },
     "skip": {
-        "lv": "Izlaist {name} (prioritāte {priority}): enerģijas nepietiek, lai to droši apkalpotu.",
+        "lv": "Izlaist {name} (prioritāte {priority}): enerģijas nepietiek, lai to droši "
+        "apkalpotu.",
         "lt": "Praleisti {name} (prioritetas {priority}): energijos nepakanka saugiai aptarnauti.",
         "en": "Skip {name} (priority {priority}): not enough energy to serve it safely.",
     },

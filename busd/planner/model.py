@@ -31,6 +31,7 @@ that defines the model, used by the projection, the search and the tests:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -201,7 +202,7 @@ def evaluate(
     cut = chargers[0] if chargers else len(seq)
     seg1, seg2 = list(seq[:cut]), list(seq[cut + 1 :])
     path = [0, *seq, inst.depot]
-    legs = [d[a][b] for a, b in zip(path, path[1:], strict=False)]
+    legs = [d[a][b] for a, b in itertools.pairwise(path)]
     km = sum(legs)
     km1 = sum(legs[: cut + 1])
     speed = inst.speed_kmh / 60.0  # km per minute

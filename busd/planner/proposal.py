@@ -153,7 +153,8 @@ def make_proposal(
     reasons: list[Reason] = []
 
     def reason(code: str, **params: str | float | int) -> None:
-        reasons.append(Reason(code=code, params=params, text=i18n.render_all(code, params)))
+        texts: dict[str, str] = {lang: i18n.render(code, params, lang) for lang in i18n.LANGUAGES}
+        reasons.append(Reason(code=code, params=params, text=texts))
 
     need = inst.threshold_pct
     if emergency:
@@ -188,14 +189,14 @@ def make_proposal(
                 changes.append(Change(kind="restore", stop=sid, after_min=after_min[sid]))
                 reason("restore", name=name(sid, sid), minutes=after_min[sid])
             elif abs(after_min[sid] - before_min[sid]) >= 0.5:
-                kind: Literal["shorten", "lengthen"] = (
+                change: Literal["shorten", "lengthen"] = (
                     "shorten" if after_min[sid] < before_min[sid] else "lengthen"
                 )
                 changes.append(
-                    Change(kind=kind, stop=sid, before_min=before_min[sid],
+                    Change(kind=change, stop=sid, before_min=before_min[sid],
                            after_min=after_min[sid])
                 )
-                reason(kind, name=name(sid, sid), before=before_min[sid], after=after_min[sid])
+                reason(change, name=name(sid, sid), before=before_min[sid], after=after_min[sid])
         common_before = [s for s in before_ids if s in after_ids]
         common_after = [s for s in after_ids if s in before_ids]
         if common_before != common_after:

@@ -142,8 +142,7 @@ def heuristic(inst: Instance, stats: SearchStats | None = None) -> Evaluation:
                 candidates.append((*current[:pos], v, *current[pos:]))
         for i, v in enumerate(current):
             rest = current[:i] + current[i + 1 :]
-            if not inst.is_charger(v) or True:
-                candidates.append(rest)
+            candidates.append(rest)
             for pos in range(len(rest) + 1):
                 if pos != i:
                     candidates.append((*rest[:pos], v, *rest[pos:]))
@@ -209,7 +208,7 @@ class _BranchAndBound:
             for j in nodes
         ]
         self.min_in_depot = self.min_in[inst.depot]
-        self.latest = [None] + [st.latest for st in s]
+        self.latest: list[float | None] = [None, *(st.latest for st in s)]
         # knapsack order: must-serve by cheapest, priority by density
         self.by_cost = sorted(self.stop_nodes, key=lambda v: (self.min_kwh[v], v))
         self.by_density = sorted(
@@ -277,10 +276,9 @@ class _BranchAndBound:
         cap = remaining_kwh
         must_n = 0
         for v in self.by_cost:
-            if free >> v & 1 and self.must[v]:
-                if self.min_kwh[v] <= cap + 1e-9:
-                    cap -= self.min_kwh[v]
-                    must_n += 1
+            if free >> v & 1 and self.must[v] and self.min_kwh[v] <= cap + 1e-9:
+                cap -= self.min_kwh[v]
+                must_n += 1
         cap = remaining_kwh
         prio = 0.0
         for v in self.by_density:
