@@ -22,7 +22,10 @@ from busd.freshness import FreshnessMonitor
 from busd.monitoring.daily import DailySummaryJob
 from busd.monitoring.retention import RetentionJob
 from busd.monitoring.tracker import Tracker
-from busd.plan import load_plan
+from busd.plan import Plan, load_plan
+from busd.planner.component import Planner
+from busd.planner.display_view import PlannerDisplayView
+from busd.ports import CommandOutcome, JsonObject
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Component, Supervisor
@@ -98,7 +101,9 @@ def build_daemon(
     components: list[Component] = _broker_simulator(config)
     components += [*uplink.components, events]
     components.append(FreshnessMonitor(state=state, clock=clock))
-    tracker, daily = _monitoring(config, state, clock, store, events, alerts)
+    planner = _planner(config, state, clock, uplink)
+    components += [planner] if planner is not None else []
+    tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner)
     retention = RetentionJob(clock=clock, purge_before=store.purge_before,
                              days=config.monitoring.retention_days,
                              timezone=config.monitoring.timezone)
@@ -125,6 +130,7 @@ def build_daemon(
             health=lambda: supervisor.health,
             uplink=UplinkStatusAdapter(uplink=uplink.uplink, outbox=uplink.outbox),
             clients=ClientsServed(tracker=tracker, store=store, clock=clock),
+            plan=PlannerDisplayView(planner) if planner is not None else None,
             lift_speed_threshold_kmh=config.lift_alert.speed_threshold_kmh,
         ))
     # Last: stopped first, so systemd hears STOPPING=1 as soon as shutdown begins.
@@ -132,12 +138,41 @@ def build_daemon(
     return Daemon(config, clock, state, supervisor, alerts, uplink, events, store, components)
 
 
+def _planner(
+    config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts
+) -> Planner | None:
+    """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
+    if not config.planner.enabled or config.planner.plan_file is None:
+        return None
+    planner = Planner.from_config(config, state=state, clock=clock,
+                                  plan_sink=uplink.uplink, events=uplink.outbox)
+
+    async def on_plan_command(body: JsonObject) -> CommandOutcome:
+        result = await planner.replace_plan(body)
+        if result.accepted:
+            return CommandOutcome.accept()
+        return CommandOutcome.reject(
+            "; ".join(f"{key}: {reason}" for key, reason in result.problems),
+            problems=[list(p) for p in result.problems],
+        )
+
+    uplink.commands.register("plan", on_plan_command)
+    return planner
+
+
 def _monitoring(
     config: BusdConfig, state: VehicleState, clock: Clock, store: MonitoringStore,
-    events: EventForwarder, alerts: AlertBoard,
+    events: EventForwarder, alerts: AlertBoard, planner: Planner | None,
 ) -> tuple[Tracker, DailySummaryJob]:
-    """The tracker (legs, visits, charging) and the daily summary."""
-    plan = load_plan(config.monitoring.plan) if config.monitoring.plan else None
+    """The tracker (legs, visits, charging) and the daily summary.
+
+    With a planner, the tracker follows the plan the driver accepted, so a
+    skipped stop or an added charging stop is recognised as such.
+    """
+    file_plan = load_plan(config.monitoring.plan) if config.monitoring.plan else None
+    plan: Plan | Callable[[], Plan | None] | None = file_plan
+    if planner is not None:
+        plan = lambda: planner.core.plan or file_plan  # noqa: E731
     return (
         Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
                 config=config.monitoring, bus_id=config.bus_id),

@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     from telemetry.report_cli import add_report_parser
 
     add_report_parser(sub)
+
+    from busd.planner.cli import add_plan_parser
+
+    add_plan_parser(sub)
     return parser
 
 

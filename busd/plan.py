@@ -88,6 +88,14 @@ class Charger(Place):
     closes: time = time(23, 59)
 
 
+class PlannedCharge(_Strict):
+    """A charging stop the office planned: at a known charger, after a stop (or the depot)."""
+
+    charger: PlaceId = Field(description="id of one of the plan's chargers")
+    after: PlaceId = Field(description="id of the stop it follows, or the depot's id")
+    minutes: float = Field(gt=0, le=600, description="planned minutes at the charger")
+
+
 class Plan(_Strict):
     bus: str | None = Field(default=None, description="the bus it is for; None = any")
     date: date
@@ -96,6 +104,9 @@ class Plan(_Strict):
     depot: Depot
     stops: list[Stop] = Field(max_length=40)
     chargers: list[Charger] = Field(default_factory=list, max_length=20)
+    charging: list[PlannedCharge] = Field(
+        default_factory=list, max_length=1, description="a planned charging stop, if any"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -123,6 +134,13 @@ class Plan(_Strict):
                     )
             if stop.window is not None:
                 previous = stop
+        charger_ids = {c.id for c in self.chargers}
+        place_ids = {self.depot.id, *(s.id for s in self.stops)}
+        for k, planned in enumerate(self.charging):
+            if planned.charger not in charger_ids:
+                raise ValueError(f"charging.{k}: unknown charger {planned.charger!r}")
+            if planned.after not in place_ids:
+                raise ValueError(f"charging.{k}: unknown stop {planned.after!r}")
         return self
 
     @property
@@ -185,3 +203,26 @@ def day_bounds(plan: Plan) -> tuple[float, float]:
     """UTC epoch seconds of the local midnight starting and ending the plan's day."""
     start = datetime.combine(plan.date, time(0), tzinfo=plan.zone)
     return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+
+def validate_for_bus(
+    plan: Plan, bus_id: str, today: date, current_version: int | None
+) -> list[tuple[str, str]]:
+    """Problems with a valid plan that only the receiving bus can see (empty: acceptable).
+
+    A plan from the office must be for this bus (or any bus), for today (the
+    plan's own time zone decides what "today" is: pass the local date), and
+    newer than the plan the bus follows.
+    """
+    problems: list[tuple[str, str]] = []
+    if plan.bus is not None and plan.bus != bus_id:
+        problems.append(("bus", f"plan is for bus {plan.bus!r}, this is {bus_id!r}"))
+    if plan.date != today:
+        problems.append(
+            ("date", f"plan is for {plan.date.isoformat()}, today is {today.isoformat()}")
+        )
+    if current_version is not None and plan.version <= current_version:
+        problems.append(
+            ("version", f"version {plan.version} is not newer than the current {current_version}")
+        )
+    return problems

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol
+
+from busd.plan import Plan
 
 JsonObject = Mapping[str, Any]
 
@@ -80,3 +83,9 @@ class CommandRouter(Protocol):
     """
 
     def register(self, name: str, handler: CommandHandler) -> None: ...
+
+
+class PlanSource(Protocol):
+    """The day's plan as the bus knows it at start-up (a file, a cached office plan)."""
+
+    def plan_for(self, day: date) -> Plan | None: ...

@@ -1,0 +1,301 @@
+"""Component: runs the planner against live vehicle state and publishes through ports.
+
+It wakes when SOC, temperature or position change (and at least every
+``max_interval_s``), projects at most every ``min_interval_s``, and hands
+what :class:`~busd.planner.core.PlannerCore` decides to the injected sinks.
+
+Files in ``<data_dir>/planner/`` (until the CLI talks to the daemon directly):
+
+- ``state.json``: the retained plan document, rewritten atomically on every
+  publish; ``busd plan show`` reads it.
+- ``ack/<proposal id>``: an acknowledgement request dropped by ``busd plan ack``;
+  the component takes it within a second, acknowledges, writes the result to
+  ``ack/<proposal id>.result`` and removes the request.
+- ``energy.json``: the learned energy model, saved on every change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from busd import signals as sig
+from busd.clock import Clock
+from busd.config import PlannerConfig
+from busd.errors import ConfigError
+from busd.plan import Plan, load_plan
+from busd.planner.core import AckResult, CommandResult, Outgoing, PlannerCore
+from busd.planner.energy import EnergyModel
+from busd.planner.projection import Progress, Situation
+from busd.ports import EventSink, PlanPublisher, PlanSource
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext
+
+log = structlog.get_logger("busd.planner")
+
+_WATCHED = (sig.BATTERY_SOC, sig.VEHICLE_OUTSIDE_TEMP, sig.GPS_LAT, sig.GPS_LON)
+_INBOX_POLL_S = 1.0
+_SOC_STEP = 0.5  # % that counts as a change worth re-projecting
+_MOVE_STEP_M = 200.0
+
+
+class FilePlanSource:
+    """The plan file from the config; a plan for another day is not today's plan."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def plan_for(self, day: date) -> Plan | None:
+        plan = load_plan(self._path)
+        return plan if plan.date == day else None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Planner:
+    """The supervised planner component."""
+
+    name = "planner"
+    critical = False
+
+    def __init__(
+        self,
+        *,
+        config: PlannerConfig,
+        bus_id: str,
+        state: VehicleState,
+        clock: Clock,
+        plan_source: PlanSource,
+        plan_sink: PlanPublisher,
+        events: EventSink,
+        data_dir: Path | None = None,
+        energy: EnergyModel | None = None,
+    ) -> None:
+        self._cfg = config
+        self._state = state
+        self._clock = clock
+        self._source = plan_source
+        self._plan_sink = plan_sink
+        self._events = events
+        self._dir = data_dir / "planner" if data_dir is not None else None
+        if energy is None:
+            energy = self._load_energy()
+        self.core = PlannerCore(config, bus_id=bus_id, energy=energy)
+        self._last_tick: float | None = None
+        self._last_soc: float | None = None
+        self._last_pos: tuple[float, float] | None = None
+        self._last_temp: float = 0.0
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_config(
+        cls, config: Any, *, state: VehicleState, clock: Clock, plan_sink: PlanPublisher,
+        events: EventSink, plan_source: PlanSource | None = None,
+    ) -> Planner:
+        """From a :class:`busd.config.BusdConfig` (the plan file: ``planner.plan_file``)."""
+        pcfg: PlannerConfig = config.planner
+        if plan_source is None:
+            if pcfg.plan_file is None:
+                raise ConfigError([("planner.plan_file", "no plan file and no plan source")])
+            plan_source = FilePlanSource(pcfg.plan_file)
+        return cls(
+            config=pcfg, bus_id=config.bus_id, state=state, clock=clock,
+            plan_source=plan_source, plan_sink=plan_sink, events=events,
+            data_dir=config.data_dir,
+        )
+
+    @property
+    def config(self) -> PlannerConfig:
+        return self._cfg
+
+    @property
+    def energy_model(self) -> EnergyModel:
+        """The model the tracker teaches (``learn_leg``, ``learn_visit``; then ``save_energy``)."""
+        return self.core.energy
+
+    # --- API for the display, the uplink and the tracker ----------------------------
+
+    async def acknowledge(self, proposal_id: str) -> AckResult:
+        async with self._lock:
+            result, out = self.core.acknowledge(proposal_id, self._clock.now())
+            await self._send(out)
+        return result
+
+    async def replace_plan(self, data: object) -> CommandResult:
+        """``cmd/plan`` from the office: the result goes back on ``cmd/result``."""
+        async with self._lock:
+            today = self._today()
+            result, out = self.core.replace_plan(data, today=today, now=self._clock.now())
+            await self._send(out)
+        if not result.accepted:
+            log.warning("plan_rejected", problems=result.problems)
+        return result
+
+    async def set_progress(self, progress: Progress) -> None:
+        async with self._lock:
+            self.core.set_progress(progress)
+
+    def save_energy(self) -> None:
+        if self._dir is not None:
+            write_atomic(self._dir / "energy.json", json.dumps(self.core.energy.to_dict()))
+
+    # --- the loop -------------------------------------------------------------------
+
+    async def run(self, ctx: ComponentContext) -> None:
+        today = self._today()
+        current = self.core.plan
+        if current is None or current.date != today:
+            # A restart after a failure keeps the day as it was (office plan, acks, progress).
+            plan = await asyncio.to_thread(self._source.plan_for, today)
+            if plan is None:
+                ctx.degraded(f"no plan for {today.isoformat()}")
+            else:
+                async with self._lock:
+                    await self._send(self.core.load(plan, self._clock.now()))
+                ctx.ready()
+        else:
+            ctx.ready()
+        watcher = self._state.watch(_WATCHED)
+        while True:
+            await self._take_acks()
+            await self.tick(ctx)
+            ctx.beat()
+            try:
+                async with asyncio.timeout(_INBOX_POLL_S):
+                    await watcher.changed()
+            except TimeoutError:
+                pass
+
+    async def tick(self, ctx: ComponentContext | None = None, *, force: bool = False) -> bool:
+        """Project if due; returns whether it did."""
+        sit = self._situation()
+        if sit is None:
+            if ctx is not None and self.core.plan is not None:
+                ctx.degraded("no fresh SOC")
+            return False
+        now_mono = self._clock.monotonic()
+        since = None if self._last_tick is None else now_mono - self._last_tick
+        moved = (
+            self._last_pos is None
+            or _distance(self._last_pos, (sit.lat, sit.lon)) >= _MOVE_STEP_M
+        )
+        changed = self._last_soc is None or abs(sit.soc - self._last_soc) >= _SOC_STEP or moved
+        due = force or since is None or since >= self._cfg.max_interval_s or (
+            changed and since >= self._cfg.min_interval_s
+        )
+        # Arrivals and departures must not wait for the rate limit.
+        speed = self._state.value(sig.VEHICLE_SPEED)
+        if not due and not self._near_change(sit):
+            return False
+        async with self._lock:
+            out = await asyncio.to_thread(
+                self.core.observe, sit, speed_kmh=float(speed) if speed is not None else None
+            )
+            await self._send(out)
+        self._last_tick, self._last_soc, self._last_pos = now_mono, sit.soc, (sit.lat, sit.lon)
+        if ctx is not None:
+            ctx.counters["projections"] = ctx.counters.get("projections", 0) + 1
+            if self.core.last_search is not None:
+                ctx.counters["last_search_nodes"] = self.core.last_search.nodes
+            if self.core.plan is not None:
+                ctx.ready()
+        return True
+
+    def _near_change(self, sit: Situation) -> bool:
+        """Whether the bus just entered or left a place of the itinerary."""
+        plan = self.core.plan
+        if plan is None:
+            return False
+        places = {p.id: p for p in [*plan.stops, *plan.chargers]}
+        at = self.core.progress.at
+        if at is not None:
+            return places[at].distance_m(sit.lat, sit.lon) > places[at].geofence_m * 1.2
+        return any(
+            places[i.id].distance_m(sit.lat, sit.lon) <= places[i.id].geofence_m
+            for i in self.core.itinerary if i.id not in self.core.progress.done
+        )
+
+    def _situation(self) -> Situation | None:
+        soc = self._state.value(sig.BATTERY_SOC)
+        if soc is None:
+            return None
+        temp = self._state.value(sig.VEHICLE_OUTSIDE_TEMP)
+        if temp is not None:
+            self._last_temp = float(temp)
+        lat, lon = self._state.value(sig.GPS_LAT), self._state.value(sig.GPS_LON)
+        if lat is None or lon is None:
+            if self._last_pos is not None:
+                lat, lon = self._last_pos
+            elif self.core.plan is not None:
+                lat, lon = self.core.plan.depot.lat, self.core.plan.depot.lon
+            else:
+                return None
+        return Situation(self._clock.now(), float(soc), self._last_temp, float(lat), float(lon))
+
+    def _today(self) -> date:
+        zone = self.core.plan.zone if self.core.plan is not None else None
+        if zone is None:
+            from zoneinfo import ZoneInfo
+
+            zone = ZoneInfo("Europe/Riga")
+        return datetime.fromtimestamp(self._clock.now(), zone).date()
+
+    async def _send(self, out: list[Outgoing]) -> None:
+        for message in out:
+            if message.kind == "event":
+                await self._events.emit_event(message.name, message.payload)
+            else:
+                await self._plan_sink.publish_plan(message.payload)
+                if self._dir is not None:
+                    await asyncio.to_thread(
+                        write_atomic, self._dir / "state.json",
+                        json.dumps(message.payload, ensure_ascii=False, indent=1),
+                    )
+
+    async def _take_acks(self) -> None:
+        if self._dir is None:
+            return
+        inbox = self._dir / "ack"
+        requests = await asyncio.to_thread(
+            lambda: sorted(p for p in inbox.glob("*") if p.suffix == "") if inbox.is_dir() else []
+        )
+        for request in requests:
+            result = await self.acknowledge(request.name)
+            await asyncio.to_thread(
+                write_atomic, request.with_suffix(".result"), result.model_dump_json()
+            )
+            request.unlink(missing_ok=True)
+
+    def _load_energy(self) -> EnergyModel:
+        if self._dir is not None:
+            path = self._dir / "energy.json"
+            try:
+                return EnergyModel.from_dict(self._cfg, json.loads(path.read_text()))
+            except FileNotFoundError:
+                pass
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                log.warning("energy_model_unreadable", path=str(path), error=str(err))
+        return EnergyModel(self._cfg)
+
+
+def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+    from busd.plan import haversine_m
+
+    return haversine_m(a[0], a[1], b[0], b[1])
+
+
+def capture_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy through JSON, as a sink would serialise it (for tests and fakes)."""
+    return json.loads(json.dumps(payload))

@@ -1,0 +1,408 @@
+"""The planner's decisions, without I/O: what to propose, when, and what to publish.
+
+:class:`PlannerCore` takes observations (time, SOC, temperature, position) and
+commands (acknowledge, replace the plan) and returns :class:`Outgoing`
+messages; the component (busd.planner.component) does the waiting and the
+publishing. Same inputs, same outputs: nothing here reads a clock or a random
+source.
+
+Stability (the documented hysteresis, ``hysteresis_pct`` = H):
+
+- The search runs only when the active itinerary is unsafe (projected SOC
+  below reserve + margin somewhere), or when it has been reduced (stops
+  skipped or shortened, a charge added) and the depot is projected at least
+  ``restore_margin_pct`` above the line. Every proposal is searched with the
+  line raised by H (falling back to the plain line only when nothing is safe
+  with the headroom), so neither a reduction nor a restoration is undone by
+  the next few readings.
+- A pending proposal is kept while the new best has the same shape (stops,
+  minutes, charger); it is replaced only when it has become unsafe, the new
+  best serves more, or the new best's depot SOC differs by H or more.
+- A pending proposal is withdrawn only when the active itinerary is safe by H.
+- Proposal ids hash the plan version and the itineraries before and after,
+  so the same situation always yields the same proposal.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from busd.clock import utc_iso
+from busd.config import PlannerConfig
+from busd.errors import ConfigError
+from busd.plan import Plan, parse_plan, validate_for_bus
+from busd.planner.energy import EnergyModel
+from busd.planner.model import Evaluation, evaluate
+from busd.planner.projection import (
+    Built,
+    Item,
+    Progress,
+    Situation,
+    build,
+    initial_itinerary,
+    itinerary_of,
+)
+from busd.planner.proposal import (
+    ProjectionDoc,
+    Proposal,
+    make_proposal,
+    projection_doc,
+    proposal_id,
+    shape,
+)
+from busd.planner.search import SearchStats, best_plan
+
+log = structlog.get_logger("busd.planner")
+
+SCHEMA_PLAN = "busd.plan/1"
+SCHEMA_EVENT = "busd.event.plan/1"
+_HISTORY = 32
+_PUBLISH_STEP_PCT = 1.0  # republish the retained plan when the depot SOC moves this much
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message for the sinks: the retained plan, or an event."""
+
+    kind: Literal["plan", "event"]
+    name: str  # "plan", or the event kind
+    payload: dict[str, Any]
+
+
+class AckResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    accepted: bool
+    proposal_id: str
+    status: Literal["accepted", "unknown", "superseded", "withdrawn", "accepted_before"]
+    detail: str = ""
+
+
+class CommandResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    accepted: bool
+    problems: list[tuple[str, str]] = []
+
+
+class PlannerCore:
+    def __init__(
+        self, config: PlannerConfig, *, bus_id: str, energy: EnergyModel | None = None
+    ) -> None:
+        self.cfg = config
+        self.bus_id = bus_id
+        self.energy = energy or EnergyModel(config)
+        self.plan: Plan | None = None
+        self.itinerary: tuple[Item, ...] = ()
+        self.progress = Progress()
+        self.pending: Proposal | None = None
+        self.projection: ProjectionDoc | None = None
+        self.last_search: SearchStats | None = None
+        self._history: OrderedDict[str, str] = OrderedDict()  # proposal id -> final status
+        self._published_depot_soc: float | None = None
+
+    # --- commands ------------------------------------------------------------------
+
+    def load(self, plan: Plan, now: float, *, cause: str = "file") -> list[Outgoing]:
+        """Start (or restart) the day with ``plan``."""
+        out: list[Outgoing] = []
+        if self.pending is not None:
+            out += self._drop_pending("superseded", now)
+        self.plan = plan
+        self.itinerary = initial_itinerary(plan)
+        self.progress = Progress()
+        self.projection = None
+        self._published_depot_soc = None
+        log.info("plan_loaded", version=plan.version, stops=len(plan.stops), cause=cause)
+        out.append(self._event("plan_changed", now, cause=cause, version=plan.version))
+        out.append(self._plan_message(now))
+        return out
+
+    def replace_plan(
+        self, data: object, *, today: date, now: float
+    ) -> tuple[CommandResult, list[Outgoing]]:
+        """A plan from the office (``cmd/plan``): validated, then it replaces the day's."""
+        try:
+            plan = data if isinstance(data, Plan) else parse_plan(data)
+        except ConfigError as err:
+            return CommandResult(accepted=False, problems=err.problems), []
+        current = self.plan.version if self.plan is not None else None
+        problems = validate_for_bus(plan, self.bus_id, today, current)
+        if problems:
+            return CommandResult(accepted=False, problems=problems), []
+        return CommandResult(accepted=True), self.load(plan, now, cause="office")
+
+    def set_progress(self, progress: Progress) -> None:
+        """The tracker's word on what is done and where the bus is (overrides geofences)."""
+        self.progress = progress
+
+    def acknowledge(self, pid: str, now: float) -> tuple[AckResult, list[Outgoing]]:
+        """The driver accepts proposal ``pid``."""
+        if self.pending is not None and self.pending.id == pid:
+            proposal = self.pending
+            self.pending = None
+            self.itinerary = tuple(proposal.itinerary)
+            self._remember(pid, "accepted_before")
+            log.info("plan_accepted", proposal=pid, kind=proposal.kind)
+            out = [
+                self._event(
+                    "plan_accepted", now, proposal_id=pid, kind=proposal.kind,
+                    changes=[c.model_dump(mode="json", exclude_none=True)
+                             for c in proposal.changes],
+                    itinerary=[i.model_dump(mode="json") for i in proposal.itinerary],
+                ),
+                self._plan_message(now),
+            ]
+            return AckResult(accepted=True, proposal_id=pid, status="accepted"), out
+        status = self._history.get(pid)
+        if status is None:
+            return AckResult(
+                accepted=False, proposal_id=pid, status="unknown",
+                detail="no such proposal (it may be from before a restart)",
+            ), []
+        return AckResult(
+            accepted=False, proposal_id=pid, status=status,  # type: ignore[arg-type]
+            detail=f"proposal is {status.replace('_', ' ')}",
+        ), []
+
+    # --- observations ------------------------------------------------------------------
+
+    def observe(self, sit: Situation, *, speed_kmh: float | None = None) -> list[Outgoing]:
+        """A new reading: update progress, project, and propose if needed."""
+        if self.plan is None:
+            return []
+        out: list[Outgoing] = []
+        self._track(sit, speed_kmh)
+        built = self._build(sit)
+        active = built.project()
+        self.projection = projection_doc(built, active, sit.now)
+        candidate = self._candidate(built, active, sit)
+        if self.pending is not None:
+            out += self._revise_pending(built, active, candidate, sit)
+        elif candidate is not None:
+            out += self._propose(candidate, sit.now)
+        depot = self.projection.depot_soc
+        if not out and (
+            self._published_depot_soc is None
+            or abs(depot - self._published_depot_soc) >= _PUBLISH_STEP_PCT
+        ):
+            out.append(self._plan_message(sit.now))
+        return out
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _build(self, sit: Situation, extra: float = 0.0) -> Built:
+        assert self.plan is not None
+        return build(
+            self.plan, self.itinerary, self.progress, sit, self.energy, self.cfg,
+            extra_threshold_pct=extra,
+        )
+
+    def _elapsed(self, now: float) -> float:
+        return (now - self.progress.arrived) / 60 if self.progress.arrived is not None else 0.0
+
+    def _track(self, sit: Situation, speed_kmh: float | None) -> None:
+        """Geofence progress: arriving (inside and slow) and leaving (outside by 20 %)."""
+        assert self.plan is not None
+        places = {p.id: p for p in [*self.plan.stops, *self.plan.chargers]}
+        at = self.progress.at
+        if at is not None:
+            place = places.get(at)
+            if place is not None and place.distance_m(sit.lat, sit.lon) <= place.geofence_m * 1.2:
+                return
+            self.progress = Progress(self.progress.done | {at}, None, None)
+            log.info("place_left", place=at)
+        if speed_kmh is not None and speed_kmh > 5:
+            return
+        for item in self.itinerary:
+            if item.id in self.progress.done:
+                continue
+            place = places[item.id]
+            if place.distance_m(sit.lat, sit.lon) <= place.geofence_m:
+                self.progress = Progress(self.progress.done, item.id, sit.now)
+                log.info("place_reached", place=item.id)
+                return
+
+    def _reduced(self) -> bool:
+        assert self.plan is not None
+        planned = {s.id: s.planned_min for s in self.plan.stops}
+        served = {i.id: i.minutes for i in self.itinerary if i.kind == "stop"}
+        if any(i.kind == "charge" for i in self.itinerary if i.id not in self.progress.done):
+            return True
+        return any(
+            sid not in self.progress.done and served.get(sid, 0.0) < m - 0.5
+            for sid, m in planned.items()
+        )
+
+    def _candidate(self, built: Built, active: Evaluation, sit: Situation) -> Proposal | None:
+        """The proposal the situation calls for, or None."""
+        assert self.plan is not None
+        inst = built.instance
+        margin = active.depot_soc - inst.threshold_pct
+        restore = active.safe and self._reduced() and margin >= self.cfg.restore_margin_pct
+        if active.safe and not restore:
+            return None
+        # A proposal keeps H of headroom, so the next readings do not undo it at once.
+        stats = SearchStats()
+        best = best_plan(
+            self._build(sit, self.cfg.hysteresis_pct).instance,
+            exact_max_stops=self.cfg.exact_max_stops, stats=stats,
+        )
+        if best.safe:
+            # Keep the minutes that are safe H above the line; judge them at the normal line.
+            best = evaluate(inst, best.seq, best.minutes)
+        elif not restore:
+            best = best_plan(inst, exact_max_stops=self.cfg.exact_max_stops, stats=stats)
+        self.last_search = stats
+        if restore and (not best.safe or best.key[1:5] <= active.key[1:5]):
+            return None
+        emergency = not best.safe
+        if emergency:
+            best = self._emergency(built)
+        items = itinerary_of(built, best, self.progress, self._elapsed(sit.now))
+        items = self._with_done(items)
+        if shape(items) == shape(self.itinerary):
+            return None
+        return make_proposal(
+            self.plan, built, active, best, items, sit, emergency=emergency,
+            base=self.itinerary,
+        )
+
+    def _with_done(self, items: tuple[Item, ...]) -> tuple[Item, ...]:
+        """Keep the served part of the day in front, so itineraries compare whole."""
+        done = [i for i in self.itinerary if i.id in self.progress.done]
+        return (*done, *items)
+
+    def _emergency(self, built: Built) -> Evaluation:
+        """No safe plan: the nearest charger that is reachable and open, else the depot."""
+        inst = built.instance
+        options: list[tuple[float, int, tuple[int, ...]]] = []
+        first: tuple[int, ...] = (1,) if inst.stops and inst.stops[0].in_progress else ()
+        for k, ch in enumerate(inst.chargers):
+            node = inst.n + 1 + k
+            km = inst.dist[first[0] if first else 0][node]
+            soc_there = inst.soc_pct - inst.drive_kwh_per_km * km / inst.capacity_kwh * 100
+            arrive = inst.now + km / inst.speed_kmh * 3600
+            if soc_there > 0 and arrive <= ch.closes:
+                options.append((km, node, (*first, node)))
+        options.append((inst.dist[first[0] if first else 0][inst.depot], inst.depot, first))
+        options.sort()
+        seq = options[0][2]
+        minutes = {1: 0.0} if first else {}
+        return evaluate(inst, seq, minutes)
+
+    def _revise_pending(
+        self, built: Built, active: Evaluation, candidate: Proposal | None, sit: Situation
+    ) -> list[Outgoing]:
+        assert self.pending is not None
+        pending = self.pending
+        margin = active.depot_soc - built.instance.threshold_pct
+        if candidate is None:
+            if active.safe and margin >= self.cfg.hysteresis_pct:
+                return self._drop_pending("withdrawn", sit.now)
+            return []
+        if shape(candidate.itinerary) == shape(pending.itinerary):
+            return []
+        now_eval = self._evaluate_items(built, tuple(pending.itinerary), sit.now)
+        serves_more = candidate.after.points and now_eval is not None and (
+            sum(1 for p in candidate.after.points if p.kind == "stop")
+            > sum(1 for p in now_eval.points[:-1] if not built.instance.is_charger(p.node))
+        )
+        material = (
+            now_eval is None
+            or not now_eval.safe
+            or serves_more
+            or abs(candidate.after.depot_soc - now_eval.depot_soc) >= self.cfg.hysteresis_pct
+            or candidate.emergency != pending.emergency
+        )
+        if not material:
+            return []
+        out = self._drop_pending("superseded", sit.now)
+        return out + self._propose(candidate, sit.now)
+
+    def _evaluate_items(
+        self, built: Built, items: tuple[Item, ...], now: float
+    ) -> Evaluation | None:
+        inst = built.instance
+        seq: list[int] = []
+        minutes: dict[int, float] = {}
+        elapsed = self._elapsed(now)
+        for item in items:
+            if item.id in self.progress.done:
+                continue
+            try:
+                v = built.node(item.id)
+            except ValueError:
+                return None
+            seq.append(v)
+            if item.kind == "stop":
+                spent = elapsed if item.id == self.progress.at else 0.0
+                minutes[v] = max(0.0, item.minutes - spent)
+        return evaluate(inst, tuple(seq), minutes)
+
+    def _propose(self, proposal: Proposal, now: float) -> list[Outgoing]:
+        self.pending = proposal
+        log.warning(
+            "plan_proposed", proposal=proposal.id, kind=proposal.kind,
+            changes=[c.kind for c in proposal.changes], emergency=proposal.emergency,
+        )
+        return [
+            self._event(
+                "plan_changed", now, cause="proposed",
+                proposal=proposal.model_dump(mode="json", exclude_none=True),
+            ),
+            self._plan_message(now),
+        ]
+
+    def _drop_pending(self, status: str, now: float) -> list[Outgoing]:
+        assert self.pending is not None
+        pid = self.pending.id
+        self.pending = None
+        self._remember(pid, status)
+        log.info("proposal_" + status, proposal=pid)
+        return [self._event("plan_changed", now, cause=status, proposal_id=pid),
+                self._plan_message(now)]
+
+    def _remember(self, pid: str, status: str) -> None:
+        self._history[pid] = status
+        self._history.move_to_end(pid)
+        while len(self._history) > _HISTORY:
+            self._history.popitem(last=False)
+
+    def _event(self, event_kind: str, now: float, **payload: Any) -> Outgoing:
+        body = {"bus": self.bus_id, "ts": utc_iso(now), "schema": SCHEMA_EVENT, **payload}
+        return Outgoing("event", event_kind, body)
+
+    def document(self, now: float) -> dict[str, Any]:
+        """The retained ``plan`` payload: the plan, the itinerary, the projection, any proposal."""
+        plan = self.plan
+        return {
+            "bus": self.bus_id,
+            "ts": utc_iso(now),
+            "schema": SCHEMA_PLAN,
+            "plan": plan.model_dump(mode="json") if plan is not None else None,
+            "itinerary": [i.model_dump(mode="json") for i in self.itinerary],
+            "done": sorted(self.progress.done),
+            "at": self.progress.at,
+            "projection": self.projection.model_dump(mode="json") if self.projection else None,
+            "pending": self.pending.model_dump(mode="json", exclude_none=True)
+            if self.pending is not None else None,
+        }
+
+    def _plan_message(self, now: float) -> Outgoing:
+        if self.projection is not None:
+            self._published_depot_soc = self.projection.depot_soc
+        return Outgoing("plan", "plan", self.document(now))
+
+
+__all__ = [
+    "AckResult",
+    "CommandResult",
+    "Outgoing",
+    "PlannerCore",
+    "proposal_id",
+]

@@ -1,0 +1,231 @@
+"""From the day's plan and the bus's situation to an :class:`Instance`, and projections.
+
+The *itinerary* is what the driver currently follows: the plan's stops in the
+announced order with their minutes, minus what accepted proposals skipped or
+shortened, plus a charging stop if one was accepted. Stops already served
+are gone; a visit in progress is the first node with only its remaining
+minutes. The instance's announced order (for the reorder cost) is the
+itinerary's, followed by skipped stops in the plan's order.
+
+Distances: the plan's ``leg_km`` for a stop reached from its predecessor in
+the plan (and ``depot.return_leg_km`` home from the last stop), else the
+great-circle distance times the learned road factor. When the bus stands at a
+known place (within its geofence) it counts as being there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from busd.config import PlannerConfig
+from busd.plan import Charger, Plan, Stop, haversine_m
+from busd.planner.energy import EnergyModel
+from busd.planner.model import ChargeParams, ChargerNode, Evaluation, Instance, StopNode, evaluate
+
+
+class Item(BaseModel):
+    """One entry of an itinerary: a visit or a charging stop."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["stop", "charge"]
+    id: str
+    minutes: float = Field(ge=0, description="on site; for a charge, the estimate")
+
+
+def initial_itinerary(plan: Plan) -> tuple[Item, ...]:
+    """The plan's stops in order, with a planned charging stop where the office put it."""
+    items = [Item(kind="stop", id=s.id, minutes=s.planned_min) for s in plan.stops]
+    for planned in plan.charging:
+        charge = Item(kind="charge", id=planned.charger, minutes=planned.minutes)
+        pos = next((k + 1 for k, i in enumerate(items) if i.id == planned.after), 0)
+        items.insert(pos, charge)
+    return tuple(items)
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: frozenset[str] = frozenset()
+    at: str | None = None  # stop or charger where the bus is now
+    arrived: float | None = None  # epoch s
+
+
+@dataclass(frozen=True)
+class Situation:
+    now: float
+    soc: float
+    outside_temp: float
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Built:
+    instance: Instance
+    node_ids: tuple[str, ...]  # node -> place id ("" for here, depot id last)
+    active_seq: tuple[int, ...]
+    active_minutes: dict[int, float]
+    reserve_pct: float
+    margin_pct: float
+    site_kw: float
+    drive_kwh_per_km: float
+    names: dict[str, str] = field(default_factory=dict)
+
+    def node(self, place_id: str) -> int:
+        return self.node_ids.index(place_id)
+
+    def project(self) -> Evaluation:
+        return evaluate(self.instance, self.active_seq, self.active_minutes)
+
+
+def _here(plan: Plan, progress: Progress, sit: Situation) -> str | None:
+    """The plan place the bus stands at, if any."""
+    if progress.at is not None:
+        return progress.at
+    for place in [plan.depot, *plan.stops, *plan.chargers]:
+        if place.distance_m(sit.lat, sit.lon) <= place.geofence_m:
+            return place.id
+    return None
+
+
+def build(
+    plan: Plan,
+    itinerary: Sequence[Item],
+    progress: Progress,
+    sit: Situation,
+    energy: EnergyModel,
+    cfg: PlannerConfig,
+    *,
+    extra_threshold_pct: float = 0.0,
+) -> Built:
+    stops_by_id = {s.id: s for s in plan.stops}
+    chargers_by_id = {c.id: c for c in plan.chargers}
+    active = [i for i in itinerary if i.id not in progress.done]
+    order: list[str] = [i.id for i in active if i.kind == "stop"]
+    skipped = [s.id for s in plan.stops if s.id not in order and s.id not in progress.done]
+    if progress.at in order:  # a visit in progress is always first
+        order.remove(progress.at)
+        order.insert(0, progress.at)
+    stop_ids = order + skipped
+    elapsed = (sit.now - progress.arrived) / 60 if progress.arrived is not None else 0.0
+
+    stop_nodes: list[StopNode] = []
+    active_minutes_by_id = {i.id: i.minutes for i in active if i.kind == "stop"}
+    for index, sid in enumerate(stop_ids):
+        s = stops_by_id[sid]
+        in_progress = sid == progress.at
+        spent = elapsed if in_progress else 0.0
+        stop_nodes.append(
+            StopNode(
+                id=sid, index=index,
+                planned_min=max(0.0, s.planned_min - spent),
+                min_min=max(0.0, s.min_min - spent),
+                priority=s.priority, must=s.must_serve,
+                latest=plan.at(s.window.latest) if s.window is not None else None,
+                in_progress=in_progress,
+            )
+        )
+    charger_list: list[Charger] = list(plan.chargers)
+    charger_nodes = [
+        ChargerNode(
+            id=c.id, power_kw=min(c.power_kw, cfg.max_charge_kw),
+            opens=plan.at(c.opens), closes=plan.at(c.closes),
+        )
+        for c in charger_list
+    ]
+    here = _here(plan, progress, sit)
+    node_ids = ("", *stop_ids, *(c.id for c in charger_list), plan.depot.id)
+    places = {plan.depot.id: plan.depot, **stops_by_id, **chargers_by_id}
+    previous = {
+        s.id: (plan.stops[k - 1].id if k else plan.depot.id) for k, s in enumerate(plan.stops)
+    }
+    last_stop = plan.stops[-1].id if plan.stops else None
+    road = energy.road_factor
+
+    def km(a: str, b: str) -> float:
+        if a == b:
+            return 0.0
+        target = places[b]
+        if isinstance(target, Stop) and target.leg_km is not None and previous.get(b) == a:
+            return target.leg_km
+        if b == plan.depot.id and a == last_stop and plan.depot.return_leg_km is not None:
+            return plan.depot.return_leg_km
+        pa = places[a]
+        return haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000 * road
+
+    def km_from_here(b: str) -> float:
+        if here is not None and here in places:
+            return km(here, b)
+        t = places[b]
+        return haversine_m(sit.lat, sit.lon, t.lat, t.lon) / 1000 * road
+
+    ids = node_ids
+    dist = tuple(
+        tuple(
+            0.0 if i == j else (km_from_here(b) if i == 0 else (0.0 if j == 0 else km(a, b)))
+            for j, b in enumerate(ids)
+        )
+        for i, a in enumerate(ids)
+    )
+    drive = energy.drive_kwh_per_km(sit.outside_temp)
+    site = energy.site_kw(sit.outside_temp)
+    # Active itinerary as nodes, with its minutes (a visit in progress: what is left of it).
+    active_seq: list[int] = []
+    minutes: dict[int, float] = {}
+    if progress.at in order:
+        v = 1
+        active_seq.append(v)
+        minutes[v] = max(0.0, active_minutes_by_id.get(progress.at, 0.0) - elapsed)
+    for item in active:
+        if item.id == progress.at:
+            continue
+        v = ids.index(item.id)
+        active_seq.append(v)
+        if item.kind == "stop":
+            minutes[v] = item.minutes
+    remaining_kwh = drive * sum(
+        dist[a][b] for a, b in zip([0, *active_seq], [*active_seq, len(ids) - 1], strict=False)
+    ) + site * sum(minutes.values()) / 60
+    margin = energy.margin_pct(remaining_kwh)
+    inst = Instance(
+        now=sit.now,
+        soc_pct=sit.soc,
+        capacity_kwh=cfg.capacity_kwh,
+        threshold_pct=cfg.reserve_pct + margin + extra_threshold_pct,
+        drive_kwh_per_km=drive,
+        site_kw=site,
+        speed_kmh=cfg.speed_kmh,
+        stops=tuple(stop_nodes),
+        chargers=tuple(charger_nodes),
+        return_by=plan.at(plan.depot.return_by),
+        dist=dist,
+        charge=ChargeParams(
+            max_pct=cfg.charge_max_pct, taper_pct=cfg.charge_taper_pct,
+            taper_floor=cfg.charge_taper_floor, overhead_min=cfg.charge_overhead_min,
+            buffer_pct=cfg.charge_buffer_pct,
+        ),
+        step_min=cfg.visit_step_min,
+        reorder_penalty_min=cfg.reorder_penalty_min,
+    )
+    names = {p.id: p.name for p in places.values()}
+    return Built(
+        inst, ids, tuple(active_seq), minutes, cfg.reserve_pct, margin, site, drive, names
+    )
+
+
+def itinerary_of(built: Built, ev: Evaluation, progress: Progress, elapsed_min: float) -> tuple[
+    Item, ...
+]:
+    """An evaluated sequence back as itinerary items (a visit in progress: its full length)."""
+    items = []
+    for p in ev.points[:-1]:
+        pid = built.node_ids[p.node]
+        if built.instance.is_charger(p.node):
+            items.append(Item(kind="charge", id=pid, minutes=round(p.minutes, 1)))
+        else:
+            m = p.minutes + (elapsed_min if pid == progress.at else 0.0)
+            items.append(Item(kind="stop", id=pid, minutes=round(m, 1)))
+    return tuple(items)

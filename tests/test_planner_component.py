@@ -1,0 +1,225 @@
+"""The planner component with capture sinks, the energy model, and ``busd plan``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from busd import signals as sig
+from busd.clock import ManualClock
+from busd.config import BusdConfig, PlannerConfig
+from busd.errors import ConfigError
+from busd.plan import load_plan
+from busd.planner.cli import add_plan_parser, cmd_plan_ack, cmd_plan_show
+from busd.planner.component import FilePlanSource, Planner
+from busd.planner.energy import EnergyModel
+from busd.planner.projection import Progress
+from busd.state import VehicleState
+from busd.supervisor import ComponentContext, ComponentHealth
+from tests.conftest import REPO
+
+PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
+
+
+class Capture:
+    """Implements PlanPublisher and EventSink, keeping what was published."""
+
+    def __init__(self) -> None:
+        self.plans: list[dict[str, Any]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    async def publish_plan(self, document) -> None:
+        self.plans.append(json.loads(json.dumps(document)))
+
+    async def emit_event(self, kind, payload) -> int:
+        self.events.append((kind, json.loads(json.dumps(payload))))
+        return len(self.events)
+
+    async def emit_report(self, kind, payload) -> int:
+        raise AssertionError("the planner sends no reports")
+
+
+def make(
+    tmp_path: Path, *, start: time = time(12, 10)
+) -> tuple[Planner, VehicleState, ManualClock, Capture]:
+    plan = load_plan(PLAN_FILE)
+    clock = ManualClock(start=plan.at(start))
+    state = VehicleState(clock)
+    sink = Capture()
+    planner = Planner(
+        config=PlannerConfig(), bus_id="sim-01", state=state, clock=clock,
+        plan_source=FilePlanSource(PLAN_FILE), plan_sink=sink, events=sink, data_dir=tmp_path,
+    )
+    return planner, state, clock, sink
+
+
+def feed(state: VehicleState, soc: float, lat: float, lon: float, temp: float = -12) -> None:
+    state.update(sig.BATTERY_SOC, soc, source="test")
+    state.update(sig.VEHICLE_OUTSIDE_TEMP, temp, source="test")
+    state.update(sig.GPS_LAT, lat, source="test")
+    state.update(sig.GPS_LON, lon, source="test")
+    state.update(sig.VEHICLE_SPEED, 0.0, source="test")
+
+
+def ctx() -> ComponentContext:
+    return ComponentContext(ComponentHealth("planner", False), ManualClock())
+
+
+async def run_briefly(planner: Planner, seconds: float = 0.05) -> None:
+    task = asyncio.create_task(planner.run(ctx()))
+    await asyncio.sleep(seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_path) -> None:
+    planner, state, _clock, sink = make(tmp_path)
+    plan = load_plan(PLAN_FILE)
+    turki = plan.stop("turki")
+    feed(state, 50, turki.lat, turki.lon)
+    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    await run_briefly(planner)  # loads the plan
+    assert sink.events[0][0] == "plan_changed" and sink.events[0][1]["cause"] == "file"
+    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    assert await planner.tick(force=True)
+    assert [k for k, _ in sink.events][-1] == "plan_changed"
+    pending = sink.plans[-1]["pending"]
+    assert pending is not None and pending["kind"] == "charge"
+    assert sink.plans[-1]["bus"] == "sim-01" and sink.plans[-1]["schema"] == "busd.plan/1"
+    # the state file the CLI reads
+    doc = json.loads((tmp_path / "planner" / "state.json").read_text())
+    assert doc["pending"]["id"] == pending["id"]
+
+    wrong = await planner.acknowledge("000000000000")
+    assert not wrong.accepted and wrong.status == "unknown"
+    result = await planner.acknowledge(pending["id"])
+    assert result.accepted
+    assert sink.events[-1][0] == "plan_accepted"
+    assert sink.plans[-1]["pending"] is None
+    assert any(i["kind"] == "charge" for i in sink.plans[-1]["itinerary"])
+
+
+async def test_rate_limit_and_material_change(tmp_path) -> None:
+    planner, state, clock, sink = make(tmp_path, start=time(7, 30))
+    plan = load_plan(PLAN_FILE)
+    feed(state, 96, plan.depot.lat, plan.depot.lon, temp=8)
+    await run_briefly(planner)  # loads the plan and projects at once
+    assert sink.plans[-1]["projection"]["safe"]
+    published = len(sink.plans)
+    feed(state, 95.9, plan.depot.lat + 0.01, plan.depot.lon, temp=8)
+    assert not await planner.tick()  # too soon
+    await clock.advance(PlannerConfig().max_interval_s)
+    assert not await planner.tick()  # SOC went stale: no projection on old numbers
+    feed(state, 95.9, plan.depot.lat + 0.01, plan.depot.lon, temp=8)
+    assert await planner.tick()
+    # a tiny change does not republish the retained plan
+    assert len(sink.plans) == published
+
+
+async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+    await run_briefly(planner)
+    c = ctx()
+    assert not await planner.tick(c)
+    assert c._health.reason == "no fresh SOC"
+
+
+async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
+    planner, state, _clock, sink = make(tmp_path)
+    plan = load_plan(PLAN_FILE)
+    turki = plan.stop("turki")
+    feed(state, 50, turki.lat, turki.lon)
+    await run_briefly(planner)
+    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    await planner.tick(force=True)
+    pid = sink.plans[-1]["pending"]["id"]
+
+    parser = argparse.ArgumentParser()
+    add_plan_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["plan", "--data-dir", str(tmp_path), "show", "--lang", "en"])
+    assert cmd_plan_show(args) == 0
+    shown = capsys.readouterr().out
+    assert pid in shown and "Charge at Preiļi" in shown
+    # the request waits in the inbox until the daemon takes it
+    args = parser.parse_args(["plan", "--data-dir", str(tmp_path), "ack", "--wait", "0"])
+    assert await asyncio.to_thread(cmd_plan_ack, args) == 1
+    assert (tmp_path / "planner" / "ack" / pid).exists()
+    await run_briefly(planner, 0.1)
+    assert sink.events[-1][0] == "plan_accepted"
+    result = json.loads((tmp_path / "planner" / "ack" / f"{pid}.result").read_text())
+    assert result["accepted"] and not (tmp_path / "planner" / "ack" / pid).exists()
+
+
+def test_cli_show_without_state(tmp_path, capsys) -> None:
+    parser = argparse.ArgumentParser()
+    add_plan_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["plan", "--data-dir", str(tmp_path), "show"])
+    assert cmd_plan_show(args) == 1
+
+
+def test_from_config_needs_a_plan(tmp_path) -> None:
+    config = BusdConfig(bus_id="sim-01", data_dir=tmp_path)
+    clock = ManualClock()
+    with pytest.raises(ConfigError):
+        Planner.from_config(config, state=VehicleState(clock), clock=clock,
+                            plan_sink=Capture(), events=Capture())
+    config = BusdConfig(bus_id="sim-01", data_dir=tmp_path, planner={"plan_file": PLAN_FILE})
+    planner = Planner.from_config(config, state=VehicleState(clock), clock=clock,
+                                  plan_sink=Capture(), events=Capture())
+    assert planner.name == "planner" and not planner.critical
+
+
+def test_planner_config_rejects_unknown_keys_and_contradictions() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        PlannerConfig(colour="red")
+    with pytest.raises(ValueError, match="charge_max_pct"):
+        PlannerConfig(reserve_pct=50, margin_pct=10, charge_max_pct=55)
+
+
+# --- energy model -----------------------------------------------------------------------
+
+
+def test_energy_model_seeds_depend_on_the_cold() -> None:
+    model = EnergyModel(PlannerConfig())
+    assert model.site_kw(-12) > 4 * model.site_kw(20)
+    assert model.drive_kwh_per_km(-12) > model.drive_kwh_per_km(20)
+
+
+def test_energy_model_learns_from_legs_and_visits_and_gets_surer() -> None:
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    prior = model.uncertainty()
+    seed_site = model.site_kw(-12)
+    for _ in range(12):
+        assert model.learn_visit(90, seed_site * 1.5 * 1.5, -12)  # 50 % more than seeded
+        assert model.learn_leg(20, model.seed_drive_kwh_per_km(-12) * 20, -12,
+                               great_circle_km=20 / 1.4)
+    assert model.site_kw(-12) == pytest.approx(seed_site * 1.5, rel=0.02)
+    assert model.road_factor == pytest.approx(1.4, rel=0.02)
+    assert model.uncertainty() < prior
+    prior_margin = cfg.margin_pct + cfg.margin_sigmas * prior * 50 / cfg.capacity_kwh * 100
+    assert model.margin_pct(50) < prior_margin
+    # implausible readings are ignored
+    assert not model.learn_visit(90, 500, -12)
+    assert not model.learn_leg(0.2, 1, -12)
+    again = EnergyModel.from_dict(cfg, json.loads(json.dumps(model.to_dict())))
+    assert again.site_kw(-12) == model.site_kw(-12) and again.road_factor == model.road_factor
+
+
+def test_margin_grows_with_uncertainty() -> None:
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    assert model.margin_pct(80) > model.margin_pct(20) > cfg.margin_pct
+    noisy = EnergyModel(cfg)
+    for k in range(10):
+        noisy.learn_visit(60, noisy.seed_site_kw(-5) * (0.6 if k % 2 else 1.4), -5)
+    steady = EnergyModel(cfg)
+    for _ in range(10):
+        steady.learn_visit(60, steady.seed_site_kw(-5), -5)
+    assert noisy.margin_pct(50) > steady.margin_pct(50)

@@ -1,0 +1,244 @@
+"""A day on the bus: cold, cold with a charger on the way, warm; stability; office plans."""
+
+from __future__ import annotations
+
+import copy
+import random
+import tomllib
+from datetime import time, timedelta
+
+import pytest
+
+from busd.config import PlannerConfig
+from busd.plan import load_plan, parse_plan
+from busd.planner.core import PlannerCore
+from busd.planner.projection import Progress, Situation
+from tests.conftest import REPO
+
+PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
+
+
+@pytest.fixture
+def raw() -> dict:
+    return tomllib.loads(PLAN_FILE.read_text())
+
+
+def no_chargers(raw: dict):
+    data = copy.deepcopy(raw)
+    data["chargers"] = []
+    return parse_plan(data)
+
+
+def at_turki(plan, soc: float, temp: float = -12.0, *, minutes_in: float = 0.0) -> Situation:
+    turki = plan.stop("turki")
+    return Situation(plan.at(time(12, 10)) + minutes_in * 60, soc, temp, turki.lat, turki.lon)
+
+
+def third_stop(plan, soc: float, temp: float = -12.0) -> tuple[PlannerCore, list]:
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    core.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    out = core.observe(at_turki(plan, soc, temp), speed_kmh=0.0)
+    return core, out
+
+
+def names(out) -> list[str]:
+    return [o.name for o in out]
+
+
+def test_the_shipped_winter_day_is_safe_at_departure() -> None:
+    plan = load_plan(PLAN_FILE)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, 0)
+    depot = plan.depot
+    out = core.observe(Situation(plan.at(depot.leave_at), 96, -12, depot.lat, depot.lon))
+    assert core.projection is not None and core.projection.safe
+    assert core.pending is None and names(out) == ["plan"]
+    assert [p.id for p in core.projection.points] == [
+        "rozupe", "rudzati", "turki", "jersika", "sutri", "livani"
+    ]
+
+
+def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ack(raw) -> None:
+    plan = no_chargers(raw)
+    core, out = third_stop(plan, soc=56)
+    assert core.progress.at == "turki"
+    assert core.projection is not None and not core.projection.safe
+    proposal = core.pending
+    assert proposal is not None and proposal.kind == "reduce" and not proposal.emergency
+    kinds = {c.kind for c in proposal.changes}
+    assert kinds & {"shorten", "skip"} and kinds <= {"shorten", "skip", "reorder"}
+    # the must-serve stop is already served; the lowest-priority stop goes first
+    skipped = [c.stop for c in proposal.changes if c.kind == "skip"]
+    if skipped:
+        assert "sutri" in skipped
+    assert proposal.after.safe
+    assert names(out) == ["plan_changed", "plan"]
+    assert out[0].payload["cause"] == "proposed"
+    # reasons in three languages, Latvian for the driver by default
+    assert {"lv", "lt", "en"} <= set(proposal.reasons[0].text)
+    assert "depo" in proposal.reasons[0].text["lv"]
+    # nothing changes until the driver accepts
+    assert [i.id for i in core.itinerary] == ["rozupe", "rudzati", "turki", "jersika", "sutri"]
+    result, out = core.acknowledge(proposal.id, plan.at(time(12, 12)))
+    assert result.accepted and names(out) == ["plan_accepted", "plan"]
+    assert out[0].payload["proposal_id"] == proposal.id
+    assert [i.model_dump() for i in core.itinerary] == [
+        i.model_dump() for i in proposal.itinerary
+    ]
+    # the same state again: now safe, no new proposal, acknowledging twice is refused
+    out = core.observe(at_turki(plan, 56, minutes_in=2), speed_kmh=0.0)
+    assert core.pending is None and core.projection.safe
+    again, _ = core.acknowledge(proposal.id, plan.at(time(12, 13)))
+    assert not again.accepted and again.status == "accepted_before"
+
+
+def test_same_day_with_a_charger_on_the_way_proposes_a_charging_stop(raw) -> None:
+    plan = parse_plan(raw)
+    core, _ = third_stop(plan, soc=56)
+    proposal = core.pending
+    assert proposal is not None and proposal.kind == "charge"
+    charge = [c for c in proposal.changes if c.kind == "charge"]
+    assert len(charge) == 1 and charge[0].charger == "preili"
+    assert charge[0].kwh and charge[0].kwh > 0
+    # charging keeps every remaining stop
+    assert not [c for c in proposal.changes if c.kind == "skip"]
+    assert proposal.after.safe
+    assert any("Preiļi" in r.text["lv"] for r in proposal.reasons)
+
+
+def test_warm_day_no_change_all_day(raw) -> None:
+    plan = parse_plan(raw)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, 0)
+    depot = plan.depot
+    out = core.observe(Situation(plan.at(depot.leave_at), 96, 8, depot.lat, depot.lon))
+    projection = core.projection
+    assert projection is not None and projection.safe
+    # follow the projection along the day, at every stop on arrival
+    for point in projection.points[:-1]:
+        stop = plan.stop(point.id)
+        ts = plan.at(depot.leave_at) + (
+            __import__("datetime").datetime.fromisoformat(point.eta.replace("Z", "+00:00"))
+            .timestamp() - plan.at(depot.leave_at)
+        )
+        out += core.observe(Situation(ts, point.soc_arrive, 8, stop.lat, stop.lon), speed_kmh=0)
+        assert core.progress.at == point.id
+    assert core.pending is None
+    assert "plan_changed" not in names(out[1:])
+
+
+def test_noisy_readings_near_the_line_do_not_flap(raw) -> None:
+    plan = no_chargers(raw)
+    core, _ = third_stop(plan, soc=56)
+    first = core.pending
+    assert first is not None
+    rng = random.Random(7)
+    events = []
+    for k in range(1, 40):
+        soc = 56 - 0.02 * k + rng.uniform(-0.4, 0.4)
+        events += [o for o in core.observe(at_turki(plan, soc, minutes_in=k * 0.5), speed_kmh=0)
+                   if o.kind == "event"]
+    assert core.pending is not None and core.pending.id == first.id
+    assert events == []
+
+
+def test_same_state_gives_the_same_proposal(raw) -> None:
+    plan = parse_plan(raw)
+    a, _ = third_stop(plan, soc=52)
+    b, _ = third_stop(plan, soc=52)
+    assert a.pending is not None and b.pending is not None
+    assert a.pending.model_dump() == b.pending.model_dump()
+
+
+def test_a_warmer_afternoon_withdraws_the_pending_proposal(raw) -> None:
+    plan = no_chargers(raw)
+    core, _ = third_stop(plan, soc=60)
+    assert core.pending is not None
+    out = core.observe(at_turki(plan, 75, temp=5, minutes_in=1), speed_kmh=0)
+    assert core.pending is None
+    assert [o.payload.get("cause") for o in out if o.kind == "event"] == ["withdrawn"]
+
+
+def test_restoring_a_skipped_stop_needs_a_clear_margin(raw) -> None:
+    plan = no_chargers(raw)
+    core, _ = third_stop(plan, soc=56)
+    assert core.pending is not None
+    core.acknowledge(core.pending.id, plan.at(time(12, 11)))
+    # a little better: stays as accepted
+    core.observe(at_turki(plan, 58, minutes_in=2), speed_kmh=0)
+    assert core.pending is None
+    # much better (charged from a socket, say): offers to serve the skipped stops again
+    core.observe(at_turki(plan, 95, minutes_in=3), speed_kmh=0)
+    assert core.pending is not None and core.pending.kind == "restore"
+    assert core.pending.after.depot_margin_pct >= PlannerConfig().hysteresis_pct - 1e-6
+
+
+def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(raw) -> None:
+    plan = parse_plan(raw)
+    core, _out = third_stop(plan, soc=30)
+    proposal = core.pending
+    assert proposal is not None and proposal.emergency and proposal.kind == "emergency"
+    go = [c for c in proposal.changes if c.kind == "go_to"]
+    assert go and go[0].charger in (None, "preili")
+    assert proposal.reasons[0].code == "emergency"
+    assert "BRĪDINĀJUMS" in proposal.reasons[0].text["lv"]
+
+
+# --- plans from the office (cmd/plan) ---------------------------------------------------
+
+
+def office(core: PlannerCore, plan_date, data) -> tuple:
+    return core.replace_plan(data, today=plan_date, now=0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "reason"),
+    [
+        (lambda d: d["stops"][1].update(window={"earliest": "08:10:00", "latest": "09:00:00"}),
+         "(plan)", "overlap"),
+        (lambda d: d.update(charging=[{"charger": "riga", "after": "turki", "minutes": 30}]),
+         "(plan)", "unknown charger 'riga'"),
+        (lambda d: d["stops"][0].update(planned_min=-30), "stops.0.planned_min", "greater than 0"),
+        (lambda d: d["stops"][2].update(min_min=-5), "stops.2.min_min", "greater than or equal"),
+        (lambda d: d.update(date="2026-12-15"), "date", "today is 2026-12-14"),
+        (lambda d: d.update(bus="sim-02"), "bus", "this is 'sim-01'"),
+        (lambda d: d.update(version=1), "version", "not newer than the current 1"),
+    ],
+)
+def test_bad_plans_from_the_office_are_rejected_with_reasons(raw, edit, key, reason) -> None:
+    plan = parse_plan(raw)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, 0)
+    data = copy.deepcopy(raw)
+    data["version"] = 2
+    edit(data)
+    result, out = office(core, plan.date, data)
+    assert not result.accepted and out == []
+    assert any(k == key and reason in r for k, r in result.problems), result.problems
+    assert core.plan is plan
+
+
+def test_a_good_plan_from_the_office_replaces_the_day(raw) -> None:
+    plan = parse_plan(raw)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, 0)
+    data = copy.deepcopy(raw)
+    data.update(version=2, charging=[{"charger": "preili", "after": "turki", "minutes": 40}])
+    result, out = office(core, plan.date, data)
+    assert result.accepted and result.problems == []
+    assert core.plan is not None and core.plan.version == 2
+    assert [i.id for i in core.itinerary][3] == "preili"
+    assert out[0].name == "plan_changed" and out[0].payload["cause"] == "office"
+
+
+def test_garbage_from_the_office_is_rejected(raw) -> None:
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    result, _ = core.replace_plan({"hello": 1}, today=parse_plan(raw).date, now=0)
+    assert not result.accepted and result.problems
+    result, _ = core.replace_plan(["not", "a", "plan"], today=parse_plan(raw).date, now=0)
+    assert not result.accepted
+
+
+def test_unused_timedelta_guard() -> None:
+    assert timedelta(minutes=1).total_seconds() == 60

@@ -1,0 +1,170 @@
+"""The search against brute force, and the model's monotonicity (hypothesis)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from busd.planner.model import Instance, allocate, charge_hours, evaluate
+from busd.planner.search import SearchStats, best_plan, heuristic
+from busd.planner.synth import random_instance
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def instances(draw, max_stops: int = 6, max_chargers: int = 2, step: float = 15.0) -> Instance:
+    seed = draw(st.integers(0, 2**32 - 1))
+    n = draw(st.integers(0, max_stops))
+    m = draw(st.integers(0, max_chargers))
+    rng = random.Random(seed)
+    return random_instance(
+        rng, n, m, step_min=step,
+        in_progress=draw(st.booleans()),
+        soc=draw(st.floats(20, 100)),
+        temp=draw(st.floats(-25, 20)),
+        road_noise=draw(st.sampled_from([0.0, 0.4])),
+    )
+
+
+def sequences(inst: Instance):
+    stops = range(1, inst.n + 1)
+    chargers = [inst.n + 1 + i for i in range(len(inst.chargers))]
+    for k in range(inst.n + 1):
+        for sub in itertools.permutations(stops, k):
+            if inst.stops and inst.stops[0].in_progress and (not sub or sub[0] != 1):
+                continue
+            yield sub
+            for c in chargers:
+                for pos in range(len(sub) + 1):
+                    yield (*sub[:pos], c, *sub[pos:])
+
+
+def grid(inst: Instance, seq: tuple[int, ...]):
+    """Every visit length on the step grid for the stops of ``seq``."""
+    stops = [v for v in seq if not inst.is_charger(v)]
+    choices = []
+    for v in stops:
+        s = inst.stop(v)
+        values, m = [], s.min_min
+        while m < s.planned_min - 1e-9:
+            values.append(m)
+            m += inst.step_min
+        values.append(s.planned_min)
+        choices.append(values)
+    for combo in itertools.product(*choices):
+        yield dict(zip(stops, combo, strict=True))
+
+
+def brute_force(inst: Instance, *, every_minute: bool):
+    best = None
+    for seq in sequences(inst):
+        options = grid(inst, seq) if every_minute else [None]
+        for minutes in options:
+            e = evaluate(inst, seq, minutes)
+            if best is None or e.key > best.key:
+                best = e
+    return best
+
+
+@FAST
+@given(instances(max_stops=6, max_chargers=2))
+def test_exact_search_equals_brute_force_over_subsets_orders_and_chargers(inst) -> None:
+    brute = brute_force(inst, every_minute=False)
+    chosen = best_plan(inst, node_limit=10**9)
+    # safe whenever a safe plan exists, and then exactly as good as the best one
+    assert chosen.safe == brute.safe
+    if brute.safe:
+        assert chosen.key == brute.key
+        # never drop a must-serve stop that some safe plan keeps
+        assert chosen.key[1] == brute.key[1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(instances(max_stops=4, max_chargers=1))
+def test_exact_search_equals_brute_force_with_every_visit_length_on_the_grid(inst) -> None:
+    brute = brute_force(inst, every_minute=True)
+    chosen = best_plan(inst, node_limit=10**9)
+    assert chosen.safe == brute.safe
+    if brute.safe:
+        assert chosen.key == brute.key
+
+
+@FAST
+@given(instances(max_stops=6, max_chargers=2), st.floats(0.5, 40))
+def test_less_soc_never_yields_a_safer_plan(inst, less) -> None:
+    lower = inst.with_soc(max(0.0, inst.soc_pct - less))
+    hi, lo = best_plan(inst), best_plan(lower)
+    if lo.safe:
+        assert hi.safe
+    # the service the best plan achieves is monotone in SOC
+    assert lo.key[:5] <= hi.key[:5]
+    # and so is the projection of any fixed itinerary
+    seq = tuple(range(1, inst.n + 1))
+    a, b = evaluate(lower, seq), evaluate(inst, seq)
+    if a.safe:
+        assert b.safe
+    assert a.depot_soc <= b.depot_soc + 1e-9
+
+
+@FAST
+@given(instances(max_stops=8, max_chargers=3))
+def test_search_is_deterministic_and_never_worse_than_the_heuristic(inst) -> None:
+    first, second = best_plan(inst), best_plan(inst)
+    assert first.seq == second.seq and first.minutes == second.minutes
+    assert first.key >= heuristic(inst).key
+
+
+@settings(max_examples=60, deadline=None)
+@given(instances(max_stops=5, max_chargers=0), st.floats(0, 600))
+def test_allocation_is_the_best_on_the_grid(inst, budget) -> None:
+    nodes = list(range(1, inst.n + 1))
+    got = allocate(inst, nodes, budget)
+    feasible = [m for m in grid(inst, tuple(nodes)) if sum(m.values()) <= budget + 1e-6]
+    if not feasible:
+        assert got is None
+        return
+
+    def value(m):
+        return (
+            sum(inst.stop(v).priority * m[v] for v in nodes),
+            sum((inst.n - inst.stop(v).index) * m[v] for v in nodes),
+        )
+
+    assert got is not None and sum(got.values()) <= budget + 1e-6
+    assert value(got) == max(value(m) for m in feasible)
+
+
+def test_charging_slows_down_near_full() -> None:
+    inst = random_instance(random.Random(3), 2, 1)
+    first = charge_hours(inst, 50, 20, 50)
+    last = charge_hours(inst, 50, 60, 90)
+    assert first == (30 * inst.capacity_kwh / 100) / 50
+    assert last > first  # same 30 % takes longer above the taper
+    assert charge_hours(inst, 50, 50, 40) == 0
+
+
+def test_fifteen_stops_use_the_heuristic_and_stay_safe_when_the_announced_plan_is() -> None:
+    rng = random.Random(15)
+    for _ in range(5):
+        inst = random_instance(rng, 15, 3, soc=100, temp=15)
+        stats = SearchStats()
+        chosen = best_plan(inst, stats=stats)
+        assert not stats.exact
+        if evaluate(inst, tuple(range(1, 16))).safe:
+            assert chosen.safe
+
+
+def test_six_stops_two_chargers_equal_brute_force_on_fixed_seeds() -> None:
+    # hypothesis favours small instances; make sure full-size ones are covered every run
+    for seed in (1, 2, 3):
+        rng = random.Random(seed)
+        inst = random_instance(rng, 6, 2, step_min=15.0, soc=rng.uniform(40, 90), temp=-10)
+        brute = brute_force(inst, every_minute=False)
+        chosen = best_plan(inst, node_limit=10**9)
+        assert chosen.safe == brute.safe
+        if brute.safe:
+            assert chosen.key == brute.key
