@@ -44,7 +44,7 @@ import structlog
 
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, OutboxConfig, outbox_path
-from busd.errors import StorageError, BusdError
+from busd.errors import BusdError, StorageError
 from busd.supervisor import ComponentContext
 
 log = structlog.get_logger("telemetry.outbox")

@@ -223,7 +223,7 @@ def _apply(
             dropped[f"{rule.target}:condition"] += 1
             return None
     value = float(raw) * rule.scale + rule.offset  # type: ignore[arg-type]
-    if rule.valid_min is not None and value < rule.valid_min or (
+    if (rule.valid_min is not None and value < rule.valid_min) or (
         rule.valid_max is not None and value > rule.valid_max
     ):
         dropped[f"{rule.target}:range"] += 1
