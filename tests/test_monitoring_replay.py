@@ -12,12 +12,13 @@ The dataset counts discharge current as *negative*: over each trip the
 discharge counter ``tot_disc`` rises by what ∫V·I gives for I < 0 (checked
 below), so the encoder negates it, as busd's convention is positive = discharge.
 
-GPS: positions go straight into the state at 1 Hz until the GPS driver and its
-NMEA path exist (issue 4, points 1-2); then they should go through NMEA.
+GPS: each second's position is written as NMEA (RMC, GGA, VTG) to a pty and
+read by the production NMEA serial driver, as a receiver's would be.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import itertools
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from busd.config import MonitoringConfig
 from busd.monitoring.tracker import Tracker
 from busd.plan import haversine_m, parse_plan
 from busd.state import VehicleState
+from drivers.gps.nmea_serial import NmeaSerialSource
+from simulators.gps.nmea_out import ReceiverOutput, epoch_sentences
+from simulators.pty import PtyLink
 from telemetry.monitoring_store import MonitoringStore
 from tests.can_helpers import frame, own_db
 from tests.lockstep import Lockstep
@@ -117,19 +121,33 @@ async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
             out.append(frame(db, "AMB", AmbientAirTemperature=r.temp))
         return out
 
-    def gps(r: Row) -> None:
-        state.update(sig.GPS_FIX, "3d", source="test-gps")
-        state.update(sig.GPS_LAT, r.lat, source="test-gps")
-        state.update(sig.GPS_LON, r.lon, source="test-gps")
+    link = PtyLink(link=tmp_path / "gps.pty")
+    receiver = NmeaSerialSource(state=state, clock=clock, device=str(tmp_path / "gps.pty"),
+                                stale_after_s=5.0, time_offset_alarm_s=1e9)
 
-    async with Lockstep(monkeypatch, clock=clock, state=state, extra=[tracker]) as ls:
+    async def gps(r: Row) -> None:
+        """One receiver epoch as NMEA through the pty; wait until the driver took it."""
+        epoch = ReceiverOutput(utc=clock.now(), fix=True, lat=r.lat, lon=r.lon,
+                               speed_kmh=r.speed)
+        before = state.view(sig.GPS_LAT).ts
+        link.write(b"".join(epoch_sentences(epoch, with_satellites=False)))
+        async with asyncio.timeout(5):
+            while state.view(sig.GPS_LAT).ts == before:
+                await asyncio.sleep(0.0005)
+
+    async with link, Lockstep(monkeypatch, clock=clock, state=state,
+                              extra=[tracker, receiver]) as ls:
+        async with asyncio.timeout(10):  # the driver has opened the pty
+            while ls.supervisor.health[receiver.name].counters.get("bytes") is None:
+                link.write(b"$GPTXT,01,01,02,hello*00\r\n")  # garbage: counted, harmless
+                await asyncio.sleep(0.01)
         previous: Row | None = None
         for i, r in enumerate(rows):
             if previous is not None:
                 odo += (previous.speed + r.speed) / 2 * (r.t - previous.t) / 3600
             await ls.advance_to(r.t)
             if i % 20 == 0:
-                gps(r)
+                await gps(r)
             ls.send(frames(r, i))
             await ls.settle()
             previous = r
@@ -137,10 +155,11 @@ async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
         end = rows[-1]
         for k in range(1, 200):
             await ls.advance_to(end.t + k)
-            gps(end)
+            await gps(end)
             ls.send(frames(end, 0))
             await ls.settle()
     store.close()
+    assert state.view(sig.GPS_LAT).source == receiver.name  # positions came through NMEA
 
     legs = sink.of("leg_completed")
     assert len(legs) == 1, sink.kinds()
