@@ -1,0 +1,111 @@
+"""The driver's page on the real daemon: a real planner proposal, accepted in the
+browser, ends up accepted in the planner's state and on MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import re
+import signal
+import subprocess
+import sys
+import zoneinfo
+from pathlib import Path
+
+import pytest
+
+from tests.can_helpers import OWN_DBC, write_config
+from tests.conftest import REPO
+from tests.support.display_browser import browser  # noqa: F401 - the fixture
+from tests.support.mosquitto import free_port
+from tests.support.uplink_env import running_office
+
+
+def write_daemon(tmp_path: Path, broker_port: int, display_port: int) -> Path:
+    today = datetime.datetime.now(zoneinfo.ZoneInfo("Europe/Riga")).date().isoformat()
+    plan = (REPO / "config" / "plans" / "livani-winter.toml").read_text()
+    plan = plan.replace('date = "2026-12-14"', f'date = "{today}"')
+    plan = plan.replace('bus = "sim-01"', 'bus = "lv-05"')
+    plan = re.sub(r"window = \{[^}]*\}\n", "", plan)  # windows would lie in the past
+    plan = plan.replace('leave_at = "07:30:00"', 'leave_at = "00:01:00"')
+    plan = plan.replace('return_by = "17:00:00"', 'return_by = "23:59:00"')
+    (tmp_path / "plan.toml").write_text(plan)
+    mapping = (REPO / "config" / "sim.toml").read_text().split("# --- Mapping")[1]
+    # Turki on a cold evening with 22 % left: the depot is out of reach.
+    return write_config(tmp_path, f"""bus_id = "lv-05"
+[log]
+format = "json"
+[display]
+port = {display_port}
+[mqtt]
+host = "127.0.0.1"
+port = {broker_port}
+[planner]
+plan_file = "{tmp_path / 'plan.toml'}"
+[gps]
+source = "nmea"
+device = "{tmp_path / 'gps.pty'}"
+[can]
+interface = "virtual"
+channel = "e2e-display"
+dbc = "{OWN_DBC}"
+[simulators.can]
+interface = "virtual"
+channel = "e2e-display"
+dbc = "{OWN_DBC}"
+initial_soc = 22.0
+outside_temp_c = -15.0
+[simulators.gps]
+link = "{tmp_path / 'gps.pty'}"
+start = {{ lat = 56.4555, lon = 26.2740 }}
+# --- Mapping{mapping}""")
+
+
+@pytest.mark.slow
+async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_path) -> None:
+    display_port = free_port()
+    config = write_daemon(tmp_path, mosquitto.port, display_port)
+    state_file = tmp_path / "data" / "planner" / "state.json"
+    async with running_office(mosquitto.port) as office:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "busd.cli", "run", "--config", str(config), "--view", "off",
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 800, "height": 480})
+            url = f"http://127.0.0.1:{display_port}/"
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        await page.goto(url)
+                        break
+                    except Exception:  # the daemon is still starting
+                        await asyncio.sleep(0.2)
+            await page.wait_for_selector("#proposal:not([hidden])", timeout=30_000)
+            assert await page.locator("#proposal-reasons li").count() > 0
+
+            def pending() -> dict | None:
+                return json.loads(state_file.read_text()).get("pending")
+
+            # The first GPS fixes may refine the proposal once; Accept until it holds.
+            async with asyncio.timeout(30):
+                while pending() is not None:
+                    if await page.locator("#accept").is_visible():
+                        await page.click("#accept")
+                    await asyncio.sleep(0.3)
+            await page.wait_for_selector("#proposal", state="hidden")
+
+            async def accepted_on_mqtt() -> list[dict]:
+                rows = await office.archive.records("lv-05", kind="plan_accepted")
+                return [r["data"] for r in rows]
+
+            async with asyncio.timeout(20):
+                while not await accepted_on_mqtt():
+                    await asyncio.sleep(0.1)
+            (event,) = await accepted_on_mqtt()
+            assert event["proposal_id"]
+            assert json.loads(state_file.read_text())["pending"] is None
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0
