@@ -101,7 +101,7 @@ class DayTruth:
         return [v for v in self.visits if v.kind == "stop"]
 
 
-LIFT_CYCLE_S = 90.0  # deploy, dwell, stow, with room to spare
+LIFT_CYCLE_S = 180.0  # deploy, dwell (runner: 120 s), stow, with room to spare
 DOORS_S = 240.0  # doors open after arriving and before leaving
 
 
