@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     from telemetry.report_cli import add_report_parser
 
     add_report_parser(sub)
+
+    from simulators.scenario.demo_cli import add_demo_parser
+
+    add_demo_parser(sub)
     return parser
 
 

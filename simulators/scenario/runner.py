@@ -213,6 +213,7 @@ class ScenarioRunner:
         self.faults_active: list[str] = []
         self.blind: list[tuple[float, float]] = []
         self._blind_since: dict[str, float] = {}
+        self._backlog: int | None = None
 
     # --- configuration -----------------------------------------------------------------
 
@@ -422,17 +423,12 @@ class ScenarioRunner:
             return await report(), True
 
     async def _settle(self) -> None:
-        """Wait until no new record arrived for a while (real seconds), at most 10 s."""
-        last = -1
+        """Wait (at most 10 real seconds) until the daemon's outbox is empty: all delivered."""
+        outbox = self.workdir / "bus" / "outbox.sqlite"
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
-                while True:
-                    view = self.office.fleet.get(self.bus_id)
-                    n = view.records if view else 0
-                    if n == last:
-                        return
-                    last = n
-                    await asyncio.sleep(1.0)
+                while await asyncio.to_thread(_count_rows, outbox, "outbox") != 0:
+                    await asyncio.sleep(0.1)
 
     # --- faults ---------------------------------------------------------------------
 
@@ -498,14 +494,17 @@ class ScenarioRunner:
             target=self.driver.target.place_id if self.driver.target else None,
             soc=t.soc, speed_kmh=t.speed_kmh,
             plan_version=plan.get("version") if isinstance(plan, dict) else None,
-            plan_changes=len([r for r in getattr(self, "_plan_events", [])]),
-            backlog=None, records=view.records if view else 0,
+            plan_changes=max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
+            if isinstance(plan, dict) else 0,
+            backlog=self._backlog, records=view.records if view else 0,
             daemon_running=self.daemon.running, faults_active=list(self.faults_active))
 
     async def _progress_loop(self) -> None:
         if self.progress is None:
             return
+        outbox = self.workdir / "bus" / "outbox.sqlite"
         while True:
+            self._backlog = await asyncio.to_thread(_count_rows, outbox, "outbox")
             self.progress(self.snapshot())
             await asyncio.sleep(0.5)
 
@@ -518,3 +517,17 @@ def monitoring_rows(db: Path, table: str) -> list[dict[str, Any]]:
         return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]  # noqa: S608
     finally:
         con.close()
+
+
+def _count_rows(db: Path, table: str) -> int | None:
+    """Rows of a table in another process's SQLite (read-only); None while it does not exist."""
+    if not db.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
+        try:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
