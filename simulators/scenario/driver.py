@@ -96,6 +96,20 @@ class DayTruth:
     ignition_on_ts: float | None = None
     ignition_off_ts: float | None = None
     lift_cycles: int = 0
+    # (simulated time, kWh out so far), every model step: the energy in any window.
+    energy_log: list[tuple[float, float]] = field(default_factory=list)
+
+    def out_kwh_between(self, start: float, end: float) -> float:
+        """Energy out of the pack between two simulated times (from the log)."""
+        import bisect
+
+        times = [t for t, _ in self.energy_log]
+
+        def at(ts: float) -> float:
+            i = bisect.bisect_right(times, ts)
+            return self.energy_log[i - 1][1] if i > 0 else 0.0
+
+        return max(0.0, at(end) - at(start))
 
     def stop_visits(self) -> list[VisitTruth]:
         return [v for v in self.visits if v.kind == "stop"]
@@ -161,6 +175,7 @@ class DayDriver:
         now = self.clock.now()
         t = self.model.state
         self.truth.min_soc = min(self.truth.min_soc, t.soc)
+        self.truth.energy_log.append((now, t.energy_out_kwh))
         base = {"outside_temp_c": self.loaded.temp_at(now)}
         if self.phase in ("off", "parked"):
             return Inputs(ready=False, hvac_on=False, **base)

@@ -132,6 +132,10 @@ class ScenarioCan(CanSimulator):
         super().__init__(*args, **kwargs)
         self.switch: _Switchable | None = None
 
+    def counters(self) -> dict[str, int]:
+        out = self.output
+        return dict(getattr(out, "counters", {})) if out is not None else {}
+
     def _make_output(self) -> FrameOutput:
         self.switch = _Switchable(super()._make_output())
         # Silent until the runner lets it talk: the daemon's tracker should first
@@ -455,11 +459,13 @@ class ScenarioRunner:
         elif kind in self.faults_active:
             self.faults_active.remove(kind)
         now = self.clock.now()
-        if kind in ("can_silence", "daemon_kill"):
+        if kind == "can_silence":
             if on:
                 self._blind_since[kind] = now
             else:
                 self.blind.append((self._blind_since.pop(kind, now), now))
+        elif kind == "daemon_kill" and on:
+            self._blind_since[kind] = now
         if kind == "can_silence":
             assert self.can.switch is not None
             self.can.switch.silent = on
@@ -480,7 +486,13 @@ class ScenarioRunner:
             if on:
                 await self.daemon.kill()
             else:
+                opened = self.can.counters().get("commands", 0)
                 await self.daemon.start()
+                # Blind until the new daemon's CAN reader opens the adapter again.
+                async with asyncio.timeout(30):
+                    while self.can.counters().get("commands", 0) == opened:
+                        await asyncio.sleep(0.01)
+                self.blind.append((self._blind_since.pop(kind), self.clock.now()))
 
     # --- progress -----------------------------------------------------------------------
 
