@@ -125,7 +125,7 @@ class Scenario(_Strict):
     bus_id: str = Field(default="lv-01", pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")
     start: time = Field(default=time(7, 0), description="local time the simulation starts")
     end: time | None = Field(default=None, description="local time it stops at the latest "
-                             "(default: one hour after the plan's return_by)")
+                             "(default: 90 minutes after the plan's return_by)")
     speed: float = Field(default=300.0, ge=1, le=2000, description="simulated s per real s")
     initial_soc: float = Field(ge=1, le=100)
     capacity_kwh: float = Field(default=110.0, gt=0, le=1000)
@@ -196,7 +196,7 @@ class LoadedScenario:
     def end_ts(self) -> float:
         if self.scenario.end is not None:
             return self.at(self.scenario.end)
-        return self.plan.at(self.plan.depot.return_by) + 3600.0
+        return self.plan.at(self.plan.depot.return_by) + 5400.0
 
     def temp_at(self, ts: float) -> float:
         return self.scenario.weather.temp_at(self.local_time(ts))

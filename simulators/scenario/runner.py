@@ -233,7 +233,7 @@ class ScenarioRunner:
 
     def _summary_at(self) -> str:
         plan = self.loaded.plan
-        at = datetime.combine(plan.date, plan.depot.return_by) + timedelta(minutes=20)
+        at = datetime.combine(plan.date, plan.depot.return_by) + timedelta(minutes=30)
         return at.time().isoformat()
 
     def daemon_config(self, *, mqtt_port: int, gpsd_port: int, can_link: Path,
