@@ -2,8 +2,8 @@
 
 Each shipped scenario runs once (module cache) through :class:`ScenarioRunner`:
 mosquitto, gpsd, the CAN/GPS/lift simulators on ptys, the office archiving
-into SQLite, and the daemon as a subprocess, on one clock at ×720 (a
-10-hour day in under a minute; ``BUSD_SCENARIO_SPEED`` overrides). The runner
+into SQLite, and the daemon as a subprocess, on one clock at ×600 (a
+10-hour day in a minute; ``BUSD_SCENARIO_SPEED`` overrides). The runner
 waits on conditions (the office's live state, the day's report in the
 archive, an empty outbox), never on sleeps.
 """
@@ -23,7 +23,7 @@ from simulators.scenario.runner import DayResult, ScenarioRunner, monitoring_row
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
-SPEED = float(os.environ.get("BUSD_SCENARIO_SPEED", "720"))
+SPEED = float(os.environ.get("BUSD_SCENARIO_SPEED", "600"))
 HAS_PLANNER = importlib.util.find_spec("busd.planner") is not None
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,17 @@ def _outbox(result: DayResult) -> tuple[int, set[int]]:
     return max(int(meta[0]) if meta else 0, max(pending, default=0)), pending
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def _param(path: Path):
+    marks = []
+    if path.stem.startswith("winter") and not HAS_PLANNER:
+        # Without the planner (issue 5) nobody changes the plan: the bus runs flat
+        # before it is home, which is exactly what these scenarios are about.
+        marks.append(pytest.mark.xfail(reason="needs the planner: the plan is unsafe",
+                                       strict=True))
+    return pytest.param(path, id=path.stem, marks=marks)
+
+
+@pytest.mark.parametrize("path", [_param(p) for p in SCENARIOS])
 def test_scenario_day(path: Path, day_of) -> None:
     loaded = load_scenario(path)
     result = day_of(path)
