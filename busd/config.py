@@ -392,7 +392,7 @@ class ClockAnchor(Strict):
     """A simulated day's clock shared by processes: where simulated and real time meet."""
 
     sim_epoch: float = Field(gt=0, description="simulated UTC epoch seconds at real_epoch")
-    real_epoch: float = Field(gt=0, description="real UTC epoch seconds (time.time()) of the anchor")
+    real_epoch: float = Field(gt=0, description="real epoch seconds (time.time()) of the anchor")
 
 
 class TlsConfig(Strict):

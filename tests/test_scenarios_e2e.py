@@ -2,7 +2,7 @@
 
 Each shipped scenario runs once (module cache) through :class:`ScenarioRunner`:
 mosquitto, gpsd, the CAN/GPS/lift simulators on ptys, the office archiving
-into SQLite, and the daemon as a subprocess, on one clock at ×600 (a
+into SQLite, and the daemon as a subprocess, on one clock at x600 (a
 10-hour day in a minute; ``BUSD_SCENARIO_SPEED`` overrides). The runner
 waits on conditions (the office's live state, the day's report in the
 archive, an empty outbox), never on sleeps.

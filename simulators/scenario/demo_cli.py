@@ -72,7 +72,8 @@ async def _run(args: argparse.Namespace, loaded: LoadedScenario, workdir: Path) 
     interactive = _interactive(args)
     state: dict[str, Any] = {"last_plain": 0.0}
     if interactive:
-        from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
 
         bar = Bar(TextColumn("[bold]{task.fields[clock]}"), BarColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn())
@@ -130,7 +131,7 @@ def demo_main(args: argparse.Namespace) -> int:
     hours = (loaded.end_ts - loaded.start_ts) / 3600.0
     print(f"busd demo: {loaded.scenario.name} — {loaded.scenario.description}")
     print(f"  {loaded.plan.date}, {len(loaded.plan.stops)} stops, up to {hours:.1f} h of the day "
-          f"at ×{speed:.0f} (about {hours * 3600 / speed / 60:.1f} minutes); work dir {workdir}",
+          f"at x{speed:.0f} (about {hours * 3600 / speed / 60:.1f} minutes); work dir {workdir}",
           flush=True)
     try:
         result = asyncio.run(_run(args, loaded, workdir))
@@ -158,8 +159,9 @@ def _finish(loaded: LoadedScenario, result: DayResult) -> int:
     code = cmd_report(ns)
     truth = result.truth
     changes = result.events("plan_changed") + result.events("plan_accepted")
+    final = truth.final_soc if truth.final_soc is not None else float("nan")
     print(f"Ground truth (simulator): {truth.km:.1f} km, {truth.out_kwh - truth.regen_kwh:.1f} kWh "
-          f"net, SOC at the end {truth.final_soc if truth.final_soc is not None else float('nan'):.1f} %"
+          f"net, SOC at the end {final:.1f} %"
           f"; the office archived {len(result.records)} records, {len(result.gaps)} gaps, "
           f"{result.duplicates} duplicates dropped; {len(changes)} plan events.")
     print(f"Report CSV: {out}/*_{day}.csv")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from busd.clock import Clock
 from simulators.can.model import Inputs, VehicleModel, VehicleParams
@@ -292,7 +293,7 @@ class DayDriver:
         since = now - self._visit.arrived_ts
         doors = since < DOORS_S or now > end - DOORS_S
         if self.target.kind == "charger":
-            plugged = 60.0 <= since and now < end - 60.0
+            plugged = since >= 60.0 and now < end - 60.0
             if plugged:
                 power = (self.loaded.scenario.chargers.power_kw
                          or self.loaded.plan.chargers[0].power_kw)
@@ -325,11 +326,11 @@ class DayDriver:
     def _update_position(self, driven_m: float) -> None:
         assert self._leg is not None
         line = self._leg_line
-        lengths = [distance_m(a, b) for a, b in zip(line, line[1:], strict=False)]
+        lengths = [distance_m(a, b) for a, b in pairwise(line)]
         total = sum(lengths)
         frac = min(1.0, max(0.0, driven_m / (self._leg.road_km * 1000.0)))
         along = frac * total
-        for (a, b), seg in zip(zip(line, line[1:], strict=False), lengths, strict=False):
+        for (a, b), seg in zip(pairwise(line), lengths, strict=False):
             if along <= seg or seg == lengths[-1]:
                 f = along / seg if seg > 0 else 1.0
                 f = min(1.0, f)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from datetime import datetime, time
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -80,7 +81,7 @@ class Weather(_Strict):
         pts = [(_seconds(p.at), p.temp_c) for p in self.points]
         if x <= pts[0][0]:
             return pts[0][1]
-        for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+        for (x0, y0), (x1, y1) in pairwise(pts):
             if x <= x1:
                 return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
         return pts[-1][1]
@@ -175,7 +176,7 @@ class LoadedScenario:
             if road.a != a:
                 via.reverse()
         line = [(pa.lat, pa.lon), *via, (pb.lat, pb.lon)]
-        straight = sum(haversine_m(*p, *q) for p, q in zip(line, line[1:], strict=False)) / 1000
+        straight = sum(haversine_m(*p, *q) for p, q in pairwise(line)) / 1000
         roads = self.scenario.roads
         km = road.km if road is not None and road.km is not None else straight * roads.factor
         gravel = road is not None and road.surface == "gravel"

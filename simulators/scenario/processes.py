@@ -26,10 +26,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_port(port: int, proc: asyncio.subprocess.Process, *, timeout: float,
+async def wait_port(port: int, proc: asyncio.subprocess.Process, *, limit_s: float,
                     what: str) -> None:
     """Wait until ``port`` accepts a connection; fail at once if ``proc`` died."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit_s):
         while True:
             if proc.returncode is not None:
                 raise DeviceError(f"{what} exited with {proc.returncode}")
@@ -41,14 +41,14 @@ async def wait_port(port: int, proc: asyncio.subprocess.Process, *, timeout: flo
             await asyncio.sleep(0.05)
 
 
-async def stop_process(proc: asyncio.subprocess.Process | None, *, timeout: float = 5.0,
+async def stop_process(proc: asyncio.subprocess.Process | None, *, limit_s: float = 5.0,
                        kill: bool = False) -> None:
     if proc is None or proc.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_s):
             await proc.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
@@ -69,7 +69,7 @@ class Broker:
         self.proc = await asyncio.create_subprocess_exec(
             mosquitto_binary(), "-c", str(config), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
-        await wait_port(self.port, self.proc, timeout=10, what="mosquitto")
+        await wait_port(self.port, self.proc, limit_s=10, what="mosquitto")
 
     async def stop(self) -> None:
         await stop_process(self.proc)
@@ -105,7 +105,7 @@ class Gpsd:
                 start_new_session=True)
         finally:
             log.close()
-        await wait_port(self.port, self.proc, timeout=10, what="gpsd")
+        await wait_port(self.port, self.proc, limit_s=10, what="gpsd")
 
     async def stop(self) -> None:
         await stop_process(self.proc)
@@ -126,7 +126,7 @@ class DaemonProcess:
         log = (self.workdir / "busd.log").open("ab")
         env = dict(os.environ)
         env.pop("BUSD_CONFIG", None)
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[2])  # noqa: ASYNC240 - no I/O
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                     else "")
         try:
@@ -148,5 +148,5 @@ class DaemonProcess:
         self.kills += 1
 
     async def stop(self) -> int | None:
-        await stop_process(self.proc, timeout=10.0)
+        await stop_process(self.proc, limit_s=10.0)
         return None if self.proc is None else self.proc.returncode

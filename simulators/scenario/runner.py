@@ -399,7 +399,8 @@ class ScenarioRunner:
             await self.office.wait_until(lambda: self._live("battery.soc", "vehicle.odometer"),
                                          timeout=limit)
             self.driver.ignition_on()
-            log.info("scenario_ignition_on", at=self.loaded.local_time(self.clock.now()).isoformat())
+            at = self.loaded.local_time(self.clock.now()).isoformat()
+            log.info("scenario_ignition_on", at=at)
             day = self.loaded.plan.date.isoformat()
 
             async def report() -> dict[str, Any] | None:
@@ -431,7 +432,7 @@ class ScenarioRunner:
         outbox = self.workdir / "bus" / "outbox.sqlite"
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
-                while await asyncio.to_thread(_count_rows, outbox, "outbox") != 0:
+                while await asyncio.to_thread(_count_rows, outbox, "outbox") != 0:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
 
     # --- faults ---------------------------------------------------------------------
@@ -490,7 +491,7 @@ class ScenarioRunner:
                 await self.daemon.start()
                 # Blind until the new daemon's CAN reader opens the adapter again.
                 async with asyncio.timeout(30):
-                    while self.can.counters().get("commands", 0) == opened:
+                    while self.can.counters().get("commands", 0) == opened:  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
                 self.blind.append((self._blind_since.pop(kind), self.clock.now()))
 
@@ -526,7 +527,7 @@ def monitoring_rows(db: Path, table: str) -> list[dict[str, Any]]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]  # noqa: S608
+        return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]
     finally:
         con.close()
 
@@ -538,7 +539,7 @@ def _count_rows(db: Path, table: str) -> int | None:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
         try:
-            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         finally:
             con.close()
     except sqlite3.Error:
