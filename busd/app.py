@@ -67,6 +67,9 @@ def prepare(config: BusdConfig) -> Prepared:
 def make_clock(config: BusdConfig) -> Clock:
     """Real time, unless a simulation config asks to run faster."""
     speed = config.simulators.speed
+    anchor = config.simulators.clock_anchor
+    if anchor is not None:  # a scenario runner's day, shared with its simulators
+        return ScaledClock(speed=speed, start=anchor.sim_epoch, anchor_real=anchor.real_epoch)
     return SystemClock() if speed == 1.0 else ScaledClock(speed=speed)
 
 

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     from busd.planner.cli import add_plan_parser
 
     add_plan_parser(sub)
+
+    from simulators.scenario.demo_cli import add_demo_parser
+
+    add_demo_parser(sub)
     return parser
 
 

@@ -60,17 +60,28 @@ class ScaledClock:
 
     Used by accelerated simulations: the simulators and the daemon share one
     instance, so a 10-hour day at speed 300 takes two minutes.
+
+    With ``anchor_real`` (a :func:`time.time` value) the clock is anchored:
+    simulated time = ``start + (time.time() - anchor_real) * speed``. Two
+    processes given the same anchor, start and speed agree on the time, so a
+    scenario runner and a daemon it starts (and restarts) share one day.
     """
 
-    def __init__(self, *, speed: float, start: float | None = None) -> None:
+    def __init__(
+        self, *, speed: float, start: float | None = None, anchor_real: float | None = None
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if anchor_real is not None and start is None:
+            raise ValueError("an anchored clock needs its start")
         self.speed = speed
         self._wall_start = time.time() if start is None else start
-        self._real_start = time.monotonic()
+        self._anchored = anchor_real is not None
+        self._real_start = anchor_real if anchor_real is not None else time.monotonic()
 
     def _elapsed(self) -> float:
-        return (time.monotonic() - self._real_start) * self.speed
+        real = time.time() if self._anchored else time.monotonic()
+        return (real - self._real_start) * self.speed
 
     def now(self) -> float:
         return self._wall_start + self._elapsed()

@@ -381,6 +381,18 @@ class SimulatorsConfig(Strict):
     gps: GpsSimulatorConfig | None = None
     lift: LiftSimulatorConfig | None = None
     speed: float = Field(default=1.0, gt=0, description="simulated seconds per real second")
+    clock_anchor: ClockAnchor | None = Field(
+        default=None,
+        description="share one simulated clock with other processes (a scenario runner): "
+        "simulated time = sim_epoch + (real time - real_epoch) x speed",
+    )
+
+
+class ClockAnchor(Strict):
+    """A simulated day's clock shared by processes: where simulated and real time meet."""
+
+    sim_epoch: float = Field(gt=0, description="simulated UTC epoch seconds at real_epoch")
+    real_epoch: float = Field(gt=0, description="real epoch seconds (time.time()) of the anchor")
 
 
 class TlsConfig(Strict):

@@ -9,13 +9,15 @@ truth for tests. In replay mode it plays a recorded log instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import can
 
 from busd.clock import Clock
 from busd.config import CanSimulatorConfig
 from busd.supervisor import ComponentContext
 from simulators.can.duty import DutyCycle, InputSource
-from simulators.can.frames import FrameScheduler, load_dbc
+from simulators.can.frames import RATES_HZ, FrameScheduler, load_dbc
 from simulators.can.model import Truth, VehicleModel
 from simulators.can.outputs import BusOutput, FrameOutput, SlcanOutput
 from simulators.can.replay import Replayer
@@ -31,6 +33,8 @@ class CanSimulator:
     ``inputs``: elapsed simulated seconds → :class:`Inputs`; defaults to the
     config's :class:`DutyCycle`. ``time_scale``: simulated seconds per real
     second; defaults to the clock's ``speed`` (a ScaledClock has one), else 1.
+    ``rates_hz``: frames per second of each DBC message (default ``RATES_HZ``);
+    a scenario runner thins the slow signals to keep an accelerated day light.
     """
 
     name = "sim.can"
@@ -46,6 +50,7 @@ class CanSimulator:
         time_scale: float | None = None,
         tick_s: float = 0.01,
         seed: int = 1,
+        rates_hz: Mapping[str, float] | None = None,
     ) -> None:
         if tick_s <= 0:
             raise ValueError("tick_s must be positive")
@@ -57,6 +62,7 @@ class CanSimulator:
             raise ValueError("time_scale must be positive")
         self.tick_s = tick_s * max(1.0, self.time_scale)
         self.seed = seed
+        self.rates_hz = rates_hz if rates_hz is not None else RATES_HZ
         self._bus = bus
         self.model = VehicleModel(
             capacity_kwh=config.capacity_kwh,
@@ -119,6 +125,7 @@ class CanSimulator:
             time_scale=self.time_scale,
             total_fps=self.config.fps,
             seed=self.seed,
+            rates_hz=self.rates_hz,
             epoch=self.clock.now() - self.elapsed_s,
         )
         self.scheduler = scheduler

@@ -51,8 +51,12 @@ class GpsSimulator:
         outages: Sequence[Window] = (),
         no_fix: Sequence[Window] = (),
         rng: random.Random | None = None,
+        epoch_s: float = 1.0,
     ) -> None:
+        if epoch_s <= 0:
+            raise ValueError("epoch_s must be positive")
         self.name = name
+        self._epoch_s = epoch_s
         self._clock = clock
         self._link_path = link
         self._positions = positions
@@ -109,9 +113,11 @@ class GpsSimulator:
         start_mono = self._clock.monotonic()
         last_mono = start_mono
         while True:
-            # Epochs on whole seconds of GPS time, as receivers do.
+            # Epochs on whole seconds of GPS time, as receivers do (an accelerated
+            # scenario asks for one every epoch_s simulated seconds instead).
             now = self._clock.now()
-            await self._clock.sleep(math.floor(now) + 1 - now)
+            step = self._epoch_s
+            await self._clock.sleep(math.floor(now / step) * step + step - now)
             link.discard_input()
             mono = self._clock.monotonic()
             elapsed = mono - start_mono

@@ -1,0 +1,546 @@
+"""Runs a scenario: the whole system on one accelerated clock, ground truth beside it.
+
+:class:`ScenarioRunner` starts, in a fresh work directory: a private
+mosquitto, the office (:class:`telemetry.office.Office`, archiving every
+record into ``office.sqlite``), the CAN simulator as an slcan adapter on a
+pty, the GPS simulator on a pty read by a real gpsd, the lift's Modbus unit
+on a pty, and the daemon as a subprocess (``python -m busd.cli run``) on a
+generated config. All share one simulated clock: an anchored
+:class:`~busd.clock.ScaledClock` whose anchor and speed are in that config.
+
+The simulated bus (:class:`~simulators.scenario.driver.DayDriver`) switches
+its ignition on once the office sees the daemon's live state, drives the day
+and parks; faults are applied at their local times. The run ends when the
+office has the day's report (or at the scenario's end), and returns a
+:class:`DayResult`: the model's ground truth next to what the office got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from busd.clock import ScaledClock
+from busd.config import BusdConfig, CanSimulatorConfig
+from busd.signals import SIGNALS
+from busd.supervisor import ComponentContext, ComponentHealth
+from simulators.can.model import Truth
+from simulators.can.outputs import FrameOutput
+from simulators.can.simulator import CanSimulator
+from simulators.gps import GpsSimulator
+from simulators.gps.route import CallbackPosition
+from simulators.lift import LiftSimulator
+from simulators.lift.model import LiftModel
+from simulators.scenario.driver import DayDriver, DayTruth, Itinerary
+from simulators.scenario.model import Fault, LoadedScenario
+from simulators.scenario.processes import Broker, DaemonProcess, Gpsd, free_port
+from telemetry import mqtt
+from telemetry.archive import Archive
+from telemetry.office import Office
+
+log = structlog.get_logger("simulators.scenario")
+
+ROOT = Path(__file__).resolve().parents[2]
+DBC = ROOT / "config" / "busd.dbc"
+SIM_CONFIG = ROOT / "config" / "sim.toml"
+
+# Frames per *simulated* second: the battery and the wheels often enough to
+# integrate energy and distance well, everything slower sparsely.
+SIM_RATES_HZ = {
+    "BMS_Pack": 0.5, "CCVS1": 0.5, "VDHR": 0.25, "BMS_Status": 0.2, "BMS_Cells": 0.05,
+    "OBC_Status": 0.1, "VCU_Status": 0.1, "AMB": 0.05, "DC1": 0.1, "VEP4": 0.02,
+}
+LIFT_DWELL_S = 120.0
+
+
+@dataclass
+class Progress:
+    """What the terminal shows; handed to the ``progress`` callback about twice a second."""
+
+    now: float
+    start: float
+    end: float
+    phase: str
+    place: str
+    target: str | None
+    soc: float
+    speed_kmh: float
+    plan_version: int | None
+    plan_changes: int
+    backlog: int | None
+    records: int
+    daemon_running: bool
+    faults_active: list[str]
+
+
+@dataclass
+class DayResult:
+    scenario: str
+    workdir: Path
+    truth: DayTruth
+    archive: Path
+    monitoring_db: Path
+    plan_path: Path
+    report: dict[str, Any] | None
+    records: list[dict[str, Any]]
+    duplicates: int
+    gaps: list[tuple[int, int]]
+    daemon_starts: int
+    display_url: str | None
+    blind: list[tuple[float, float]] = field(default_factory=list)
+    finished: bool = False
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["schema"].startswith("busd.event")
+                and (kind is None or r["kind"] == kind)]
+
+
+class _Switchable(FrameOutput):  # type: ignore[misc]
+    """A frame output that a CAN-silence fault can mute."""
+
+    def __init__(self, inner: FrameOutput) -> None:
+        self.inner = inner
+        self.silent = False
+        self.counters = getattr(inner, "counters", {})
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def send(self, frame: Any) -> bool:
+        return False if self.silent else self.inner.send(frame)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class ScenarioCan(CanSimulator):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.switch: _Switchable | None = None
+
+    def counters(self) -> dict[str, int]:
+        out = self.output
+        return dict(getattr(out, "counters", {})) if out is not None else {}
+
+    def _make_output(self) -> FrameOutput:
+        self.switch = _Switchable(super()._make_output())
+        # Silent until the runner lets it talk: the daemon's tracker should first
+        # hear of the bus when GPS is up too (see ScenarioRunner._day).
+        self.switch.silent = True
+        return self.switch
+
+
+def _toml(data: dict[str, Any]) -> str:
+    """A small TOML writer for the generated config (tables, arrays of tables, scalars)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str | Path):
+            return json.dumps(str(v), ensure_ascii=False)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
+        raise TypeError(type(v))
+
+    lines: list[str] = []
+
+    def table(prefix: str, d: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in d.items()
+                   if not isinstance(v, dict) and not (isinstance(v, list) and v
+                                                       and isinstance(v[0], dict))}
+        if prefix:
+            lines.append(f"\n[{prefix}]")
+        lines.extend(f"{json.dumps(k)} = {value(v)}" for k, v in scalars.items())
+        for k, v in d.items():
+            key = f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k)
+            if isinstance(v, dict) and k not in ("freshness_s",):
+                table(key, v)
+            elif isinstance(v, dict):
+                lines.append(f"\n[{key}]")
+                lines.extend(f"{json.dumps(n)} = {value(x)}" for n, x in v.items())
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                for item in v:
+                    lines.append(f"\n[[{key}]]")
+                    lines.extend(f"{json.dumps(n)} = {value(x)}" for n, x in item.items())
+
+    table("", data)
+    return "\n".join(lines) + "\n"
+
+
+class ScenarioRunner:
+    """One simulated day. ``async with``-free: :meth:`run` starts and stops everything.
+
+    ``speed`` overrides the scenario's; ``display`` serves the driver's page
+    (on a free port unless ``display_port``); ``progress`` is called about twice a
+    second of real time; ``itinerary`` replaces the static plan (the planner's).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        *,
+        workdir: Path,
+        speed: float | None = None,
+        display: bool = False,
+        display_port: int | None = None,
+        progress: Callable[[Progress], None] | None = None,
+        itinerary: Itinerary | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.scenario = loaded.scenario
+        self.workdir = workdir
+        self.speed = speed or self.scenario.speed
+        self.display = display
+        self.display_port = display_port
+        self.progress = progress
+        self._itinerary = itinerary
+        self.bus_id = loaded.plan.bus or self.scenario.bus_id
+        self.display_url: str | None = None
+        self.faults_active: list[str] = []
+        self.blind: list[tuple[float, float]] = []
+        self._blind_since: dict[str, float] = {}
+        self._backlog: int | None = None
+
+    # --- configuration -----------------------------------------------------------------
+
+    def _plan_file(self) -> Path:
+        """The plan the daemon gets: the scenario's, without chargers that do not work today."""
+        data = tomllib.loads(self.scenario.plan.read_text(encoding="utf-8"))
+        if not self.scenario.chargers.reachable:
+            data["chargers"] = []
+        path = self.workdir / "plan.json"
+        path.write_text(json.dumps(data, default=str, ensure_ascii=False, indent=1),
+                        encoding="utf-8")
+        return path
+
+    def _summary_at(self) -> str:
+        plan = self.loaded.plan
+        at = datetime.combine(plan.date, plan.depot.return_by) + timedelta(minutes=30)
+        return at.time().isoformat()
+
+    def daemon_config(self, *, mqtt_port: int, gpsd_port: int, can_link: Path,
+                      lift_link: Path, plan: Path, anchor_real: float) -> dict[str, Any]:
+        speed = self.speed
+        sim_mapping = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))["can"]["mapping"]
+        # The rate plausibility rules compare values by arrival time; at hundreds of
+        # simulated seconds per real second, frames that arrive in one read look
+        # simultaneous, so the rules would drop real steps. Ranges still apply.
+        for entry in sim_mapping:
+            entry.pop("max_rate", None)
+        # Periods in simulated seconds, sized so an accelerated day stays light in real time.
+        slow = max(1.0, speed / 10.0)  # ~10 real Hz
+        gps_epoch = self.gps_epoch_s
+        fresh = {name: max(spec.freshness_s, 60.0)
+                 for name, spec in SIGNALS.items()}
+        for name in fresh:
+            if name.startswith("gps."):
+                fresh[name] = max(fresh[name], 3 * gps_epoch + 2 * slow)
+            elif name.startswith("lift."):
+                fresh[name] = max(fresh[name], 4 * self.lift_poll_s + 2 * slow)
+        data: dict[str, Any] = {
+            "bus_id": self.bus_id,
+            "data_dir": str(self.workdir / "bus"),
+            "log": {"level": "info", "format": "json"},
+            "freshness_s": fresh,
+            "can": {"interface": "slcan_stream", "channel": str(can_link), "bitrate": 500000,
+                    "dbc": str(DBC), "dbc_strict": True, "silence_timeout_s": 120.0,
+                    "mapping": sim_mapping},
+            "gps": {"source": "gpsd", "host": "127.0.0.1", "port": gpsd_port,
+                    "stale_after_s": 4 * gps_epoch + 2 * slow,
+                    "time_offset_alarm_s": max(5.0, 2 * slow)},
+            "lift": {"port": str(lift_link), "unit_id": 1, "poll_interval_s": self.lift_poll_s,
+                     "timeout_s": 0.5},
+            "monitoring": {"plan": str(plan), "summary_at": self._summary_at(),
+                           "energy_gap_s": 60.0, "soc_sample_s": 60.0, "checkpoint_s": 60.0},
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "reconnect_initial_s": 0.5 * speed,
+                     "reconnect_max_s": 2.0 * speed},
+            "outbox": {"commit_interval_s": min(30.0, 5.0 * max(1.0, speed / 60)),
+                       "synchronous": "NORMAL", "delete_interval_s": max(30.0, slow)},
+            "uplink": {"state_interval_moving_s": max(1.0, slow),
+                       "state_interval_parked_s": max(30.0, slow),
+                       "telemetry_interval_moving_s": max(1.0, speed / 20.0),
+                       "telemetry_interval_parked_s": max(10.0, speed / 5.0),
+                       "telemetry_keyframe_s": max(60.0, 600.0)},
+            "display": {"enabled": self.display, "port": self.display_port or 0,
+                        "push_interval_s": 0.5},
+            "simulators": {"speed": speed, "clock_anchor": {
+                "sim_epoch": self.loaded.start_ts, "real_epoch": anchor_real}},
+        }
+        BusdConfig(**data)  # fail here, naming the key, not in the child
+        return data
+
+    @property
+    def gps_epoch_s(self) -> float:
+        return float(max(1, round(self.speed / 25.0)))
+
+    @property
+    def lift_poll_s(self) -> float:
+        return min(5.0, max(0.25, self.speed / 60.0))
+
+    # --- the day ----------------------------------------------------------------------
+
+    async def run(self, *, timeout_s: float | None = None) -> DayResult:
+        wd = self.workdir
+        wd.mkdir(parents=True, exist_ok=True)
+        (wd / "bus").mkdir(exist_ok=True)
+        broker = Broker(wd / "broker")
+        await broker.start()
+        self.broker = broker
+        archive = await Archive(wd / "office.sqlite").open()
+        office = Office(settings=mqtt.BrokerSettings(host="127.0.0.1", port=broker.port),
+                        archive=archive, client_id=f"office-{self.scenario.name}")
+        self.office = office
+        can_link, gps_link, lift_link = wd / "can.pty", wd / "gps.pty", wd / "lift.pty"
+        # The clock starts a moment from now, so everything is set up at the day's start.
+        anchor_real = time.time() + 0.5
+        clock = ScaledClock(speed=self.speed, start=self.loaded.start_ts, anchor_real=anchor_real)
+        self.clock = clock
+        lift = LiftSimulator(clock=clock, link=lift_link,
+                             model=LiftModel(deploy_s=8.0, stow_s=8.0), dwell_s=LIFT_DWELL_S)
+        self.lift = lift
+        can_config = CanSimulatorConfig(slcan_link=can_link, dbc=DBC,
+                                        initial_soc=self.scenario.initial_soc,
+                                        capacity_kwh=self.scenario.capacity_kwh,
+                                        outside_temp_c=self.loaded.temp_at(self.loaded.start_ts))
+        # One model step per ~2 simulated seconds; frames at SIM_RATES_HZ simulated.
+        can = ScenarioCan(can_config, clock, time_scale=1.0, tick_s=2.0,
+                          rates_hz=SIM_RATES_HZ, seed=self.scenario.seed)
+        self.can = can
+        self._charger_fault = 0
+        driver = DayDriver(
+            self.loaded, clock, can.model, itinerary=self._itinerary, lift_cycle=lift.cycle,
+            lift_stowed=lambda: lift.model.inputs()["stowed"],
+            charger_fault=lambda: self._charger_fault)
+        can.inputs = driver
+        self.driver = driver
+        gps = GpsSimulator(clock=clock, link=gps_link, positions=CallbackPosition(driver.position),
+                           noise_m=2.0, rng=__import__("random").Random(self.scenario.seed),
+                           epoch_s=self.gps_epoch_s)
+        self.gps = gps
+        plan_path = self._plan_file()
+        gpsd = Gpsd(gps_link, wd)
+        if self.display:
+            self.display_port = self.display_port or free_port()
+        config = self.daemon_config(mqtt_port=broker.port, gpsd_port=gpsd.port,
+                                    can_link=can_link, lift_link=lift_link, plan=plan_path,
+                                    anchor_real=anchor_real)
+        config_path = wd / "busd.toml"
+        config_path.write_text(_toml(config), encoding="utf-8")
+        daemon = DaemonProcess(config_path, wd)
+        self.daemon = daemon
+        if self.display:
+            self.display_url = f"http://127.0.0.1:{self.display_port}/"
+        report: dict[str, Any] | None = None
+        finished = False
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(office.run(), name="office")]
+                for name, comp in (("sim.can", can), ("sim.gps", gps), ("sim.lift", lift)):
+                    ctx = ComponentContext(ComponentHealth(name, False), clock)
+                    tasks.append(tg.create_task(comp.run(ctx), name=name))
+                await asyncio.wait_for(gps.started.wait(), 10)
+                await asyncio.wait_for(lift.started.wait(), 10)
+                await gpsd.start()
+                await daemon.start()
+                tasks.append(tg.create_task(self._faults(), name="faults"))
+                tasks.append(tg.create_task(self._progress_loop(), name="progress"))
+                try:
+                    report, finished = await self._day(timeout_s)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+        finally:
+            driver.record_totals()
+            await daemon.stop()
+            await gpsd.stop()
+            await broker.stop()
+            gaps = await archive.gaps(self.bus_id)
+            records = await archive.records(self.bus_id)
+            duplicates = sum(v.duplicates for v in office.fleet.values())
+            await archive.close()
+        return DayResult(
+            scenario=self.scenario.name, workdir=wd, truth=driver.truth,
+            archive=wd / "office.sqlite", monitoring_db=wd / "bus" / "monitoring.sqlite",
+            plan_path=plan_path, report=report, records=records, duplicates=duplicates,
+            gaps=gaps, daemon_starts=daemon.starts, display_url=self.display_url,
+            blind=list(self.blind), finished=finished)
+
+    def _live(self, *signals: str) -> bool:
+        view = self.office.fleet.get(self.bus_id)
+        return (view is not None and bool(view.online)
+                and all(s in view.state.get("values", {}) for s in signals))
+
+    async def _day(self, timeout_s: float | None) -> tuple[dict[str, Any] | None, bool]:
+        """Ignition on once the office sees live data; the day; until the report arrives."""
+        limit = timeout_s or (self.loaded.end_ts - self.loaded.start_ts) / self.speed + 60.0
+        async with asyncio.timeout(limit):
+            # The daemon is up and has a GPS position: now the CAN bus may talk.
+            await self.office.wait_until(lambda: self._live("gps.lat"), timeout=limit)
+            assert self.can.switch is not None
+            self.can.switch.silent = False
+            await self.office.wait_until(lambda: self._live("battery.soc", "vehicle.odometer"),
+                                         timeout=limit)
+            self.driver.ignition_on()
+            at = self.loaded.local_time(self.clock.now()).isoformat()
+            log.info("scenario_ignition_on", at=at)
+            day = self.loaded.plan.date.isoformat()
+
+            async def report() -> dict[str, Any] | None:
+                if not self.driver.finished:
+                    return None
+                for r in reversed(await self.office.archive.records(self.bus_id, "daily")):
+                    if r["data"].get("day") == day:
+                        return dict(r["data"])
+                return None
+
+            found: dict[str, Any] | None = None
+
+            async def have_report() -> bool:
+                nonlocal found
+                found = await report()
+                return found is not None
+
+            end_real = (self.loaded.end_ts - self.clock.now()) / self.speed
+            try:
+                await self.office.wait_until(have_report, timeout=max(1.0, end_real))
+            except TimeoutError:
+                return await report(), False
+            # Everything the daemon still holds should reach the office before we stop.
+            await self._settle()
+            return await report(), True
+
+    async def _settle(self) -> None:
+        """Wait (at most 10 real seconds) until the daemon's outbox is empty: all delivered."""
+        outbox = self.workdir / "bus" / "outbox.sqlite"
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while await asyncio.to_thread(_count_rows, outbox, "outbox") != 0:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+
+    # --- faults ---------------------------------------------------------------------
+
+    async def _faults(self) -> None:
+        events: list[tuple[float, str, Fault]] = []
+        for fault in self.scenario.faults:
+            start = self.loaded.at(fault.at)
+            events.append((start, "start", fault))
+            if fault.kind == "daemon_kill":
+                events.append((start + fault.restart_after_min * 60.0, "end", fault))
+            else:
+                events.append((start + fault.duration_min * 60.0, "end", fault))
+        events.sort(key=lambda e: (e[0], e[1] == "start"))
+        for at, what, fault in events:
+            await self.clock.sleep(at - self.clock.now())
+            await self._apply(fault, what == "start")
+
+    async def _apply(self, fault: Fault, on: bool) -> None:
+        kind = fault.kind
+        log.info("scenario_fault", kind=kind, on=on,
+                 at=self.loaded.local_time(self.clock.now()).isoformat())
+        if on:
+            self.faults_active.append(kind)
+        elif kind in self.faults_active:
+            self.faults_active.remove(kind)
+        now = self.clock.now()
+        if kind == "can_silence":
+            if on:
+                self._blind_since[kind] = now
+            else:
+                self.blind.append((self._blind_since.pop(kind, now), now))
+        elif kind == "daemon_kill" and on:
+            self._blind_since[kind] = now
+        if kind == "can_silence":
+            assert self.can.switch is not None
+            self.can.switch.silent = on
+        elif kind == "gps_outage":
+            self.gps.silent = on
+        elif kind == "gps_no_fix":
+            self.gps.fixless = on
+        elif kind == "lift_fault":
+            self.lift.inject_fault(on)
+        elif kind == "charger_fault":
+            self._charger_fault = 0x21 if on else 0
+        elif kind == "broker_down":
+            if on:
+                await self.broker.stop()
+            else:
+                await self.broker.start()
+        elif kind == "daemon_kill":
+            if on:
+                await self.daemon.kill()
+            else:
+                opened = self.can.counters().get("commands", 0)
+                await self.daemon.start()
+                # Blind until the new daemon's CAN reader opens the adapter again.
+                async with asyncio.timeout(30):
+                    while self.can.counters().get("commands", 0) == opened:  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                self.blind.append((self._blind_since.pop(kind), self.clock.now()))
+
+    # --- progress -----------------------------------------------------------------------
+
+    def snapshot(self) -> Progress:
+        view = self.office.fleet.get(self.bus_id)
+        t: Truth = self.can.model.state
+        plan = view.plan if view else {}
+        return Progress(
+            now=self.clock.now(), start=self.loaded.start_ts, end=self.loaded.end_ts,
+            phase=self.driver.phase, place=self.driver.place_id,
+            target=self.driver.target.place_id if self.driver.target else None,
+            soc=t.soc, speed_kmh=t.speed_kmh,
+            plan_version=plan.get("version") if isinstance(plan, dict) else None,
+            plan_changes=max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
+            if isinstance(plan, dict) else 0,
+            backlog=self._backlog, records=view.records if view else 0,
+            daemon_running=self.daemon.running, faults_active=list(self.faults_active))
+
+    async def _progress_loop(self) -> None:
+        if self.progress is None:
+            return
+        outbox = self.workdir / "bus" / "outbox.sqlite"
+        while True:
+            self._backlog = await asyncio.to_thread(_count_rows, outbox, "outbox")
+            self.progress(self.snapshot())
+            await asyncio.sleep(0.5)
+
+
+def monitoring_rows(db: Path, table: str) -> list[dict[str, Any]]:
+    """Rows of the daemon's monitoring store (read-only), for reports and tests."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]
+    finally:
+        con.close()
+
+
+def _count_rows(db: Path, table: str) -> int | None:
+    """Rows of a table in another process's SQLite (read-only); None while it does not exist."""
+    if not db.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
+        try:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
