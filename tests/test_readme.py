@@ -24,5 +24,5 @@ def test_every_config_key_is_documented() -> None:
 
 
 def test_the_two_commands_are_there() -> None:
-    assert "scripts/sim " in README and "scripts/test " in README
+    assert "scripts/demo " in README and "scripts/test " in README
     assert "exec scripts/test" in (REPO / ".ci" / "run").read_text()
