@@ -14,6 +14,7 @@ route) until the GPS simulator and driver exist.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from busd.monitoring.daily import DailySummaryJob
 from busd.monitoring.tracker import Tracker
 from busd.plan import parse_plan
 from busd.state import VehicleState
+from busd.supervisor import Phase, Supervisor
 from simulators.can import simulator as sim_module
 from simulators.can.frames import FrameScheduler
 from simulators.can.model import Inputs, VehicleModel, VehicleParams
@@ -148,9 +150,16 @@ async def test_simulated_day_matches_the_models_ground_truth(monkeypatch, tmp_pa
                             alert_count=lambda _d: 2)
     for component in (daily, tracker):
         ls.supervisor.add(component)
-    ls.supervisor.add(sim)  # added last: the source stops first
     await store.save_plan(plan)
     async with ls:
+        # The simulator starts only once the reader's bus is open (a frame sent
+        # before that is never received, and lock-step would wait for it), and
+        # stops first.
+        sim_supervisor = Supervisor([sim], clock=clock)
+        sim_task = asyncio.create_task(sim_supervisor.run())
+        async with asyncio.timeout(10):
+            while sim_supervisor.health[sim.name].phase is not Phase.RUNNING:
+                await asyncio.sleep(0.001)
         t = 0.0
         while day.index < len(day.segments) and t < 3 * 3600:
             # Fine steps while the bus moves, coarse ones while it stands.
@@ -159,6 +168,8 @@ async def test_simulated_day_matches_the_models_ground_truth(monkeypatch, tmp_pa
             await ls.advance_to(t)
             await ls.settle(sent=sim.output.counters["frames_sent"] if sim.output else 0)
         truth = sim.truth
+        sim_supervisor.request_stop()
+        await asyncio.wait_for(sim_task, 10)
     store_rows = store.day_records_sync("2025-12-14")
     summary = store.summary("2025-12-14")
     store.close()
