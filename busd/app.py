@@ -25,7 +25,8 @@ from busd.monitoring.tracker import Tracker
 from busd.plan import Plan, load_plan
 from busd.planner.component import Planner
 from busd.planner.display_view import PlannerDisplayView
-from busd.ports import CommandOutcome, JsonObject
+from busd.planner.learning import LearningEmitter
+from busd.ports import CommandOutcome, EventEmitter, JsonObject
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Component, Supervisor
@@ -174,10 +175,12 @@ def _monitoring(
     """
     file_plan = load_plan(config.monitoring.plan) if config.monitoring.plan else None
     plan: Plan | Callable[[], Plan | None] | None = file_plan
+    sink: EventEmitter = events
     if planner is not None:
         plan = lambda: planner.core.plan or file_plan  # noqa: E731
+        sink = LearningEmitter(planner=planner, downstream=events)  # completed legs teach it
     return (
-        Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
+        Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
                 config=config.monitoring, bus_id=config.bus_id),
         DailySummaryJob(clock=clock, store=store, sink=events, at=config.monitoring.summary_at,
                         timezone=config.monitoring.timezone, alert_count=alerts.count_for_day,
