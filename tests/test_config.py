@@ -35,7 +35,13 @@ def problems(path: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name", ["sim.toml", "busd.example.toml"])
-def test_shipped_configs_are_valid(name: str) -> None:
+def test_shipped_configs_are_valid(name: str, tmp_path: Path, monkeypatch, test_pki) -> None:
+    # The example's secrets live on the bus; stand-ins with the right permissions here.
+    secret = tmp_path / "mqtt.password"
+    secret.write_text("stand-in\n")
+    secret.chmod(0o600)
+    monkeypatch.setenv("BUSD_MQTT__PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("BUSD_MQTT__TLS__CA_FILE", str(test_pki.ca))
     config = load_config(REPO / "config" / name)
     prepared = prepare(config)
     assert prepared.can_decoder is not None
@@ -118,8 +124,15 @@ def busd(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedP
 
 
 def test_check_config_prints_ok() -> None:
+    result = busd("check-config", "config/sim.toml")
+    assert result.returncode == 0 and result.stdout.strip() == "config/sim.toml: OK"
+
+
+def test_example_config_is_tls_and_refuses_missing_secrets() -> None:
+    config = load_config(REPO / "config" / "busd.example.toml")
+    assert config.mqtt.tls.enabled and config.mqtt.port == 8883
     result = busd("check-config", "config/busd.example.toml")
-    assert result.returncode == 0 and result.stdout.strip() == "config/busd.example.toml: OK"
+    assert result.returncode == 2 and "mqtt.password_file" in result.stderr
 
 
 def test_check_config_lists_every_problem(tmp_path: Path) -> None:
