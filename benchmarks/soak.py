@@ -1,0 +1,155 @@
+"""Soak and fault test (run by hand; figures go in the issue notes).
+
+Runs the scenario runner (simulators, a private mosquitto, gpsd, the office
+archiving everything, and ``busd run`` as its own process) for ``--minutes``
+of wall time on an accelerated day full of faults: the daemon SIGKILLed at
+random moments (at least 20 times), the broker down every few minutes, GPS
+outages and lost fixes, CAN silences. Then it compares what the daemon
+produced (its last seq) with what the office received (distinct seqs, after
+dropping duplicates) and what still waits in the outbox.
+
+Not included: a disk-full episode. It needs a file system that can fill up,
+which this machine's sandbox does not let a process mount; the disk-full path
+is tested in tests/test_disk_full.py instead.
+
+Usage: python benchmarks/soak.py [--minutes 30] [--seed 1]
+The last output line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from simulators.scenario.model import parse_scenario  # noqa: E402
+from simulators.scenario.runner import ScenarioRunner  # noqa: E402
+
+BASE = REPO / "scenarios" / "summer-livani.toml"  # a full 10-hour day, nothing to re-plan
+
+
+DAY_S = 9.5 * 3600  # 07:15 to 16:45, the part of the day the faults fall in
+
+
+def soak_scenario(minutes: float, rng: random.Random) -> tuple[dict, float]:
+    """A whole summer day at the speed that makes it last ``minutes``, full of faults."""
+    data = tomllib.loads(BASE.read_text())
+    speed = round((DAY_S + 2 * 3600) / (minutes * 60), 2)  # the day, and the way home
+    data["name"] = "soak"
+    data["speed"] = speed
+    data.pop("expect_plan_change", None)
+    data.pop("expect_charging", None)
+    start = datetime.combine(datetime(2026, 1, 1),
+                             datetime.strptime(data["start"], "%H:%M:%S").time())
+    day_s = DAY_S
+    faults = []
+
+    def at(offset_s: float) -> str:
+        return (start + timedelta(seconds=offset_s)).time().strftime("%H:%M:%S")
+
+    kills = max(20, int(minutes * 0.8))
+    for _ in range(kills):
+        faults.append({"kind": "daemon_kill", "at": at(rng.uniform(0.05, 0.9) * day_s),
+                       "restart_after_min": round(rng.uniform(1, 4), 1)})
+    outages = max(3, int(minutes / 3))  # the broker down every few wall minutes
+    for k in range(outages):
+        faults.append({"kind": "broker_down", "at": at((k + 0.5) / outages * day_s),
+                       "duration_min": round(rng.uniform(5, 20), 1)})
+    for kind in ("gps_outage", "gps_no_fix", "can_silence"):
+        for _ in range(max(2, int(minutes / 10))):
+            faults.append({"kind": kind, "at": at(rng.uniform(0.05, 0.9) * day_s),
+                           "duration_min": round(rng.uniform(2, 8), 1)})
+    data["faults"] = sorted(faults, key=lambda f: f["at"])
+    return data, speed
+
+
+class Sampler(threading.Thread):
+    """Peak RSS and CPU time of every ``busd run`` process the soak starts."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.peak_rss = 0
+        self.cpu: dict[int, float] = {}
+        self.alive_s = 0.0
+
+    def run(self) -> None:
+        me = psutil.Process()
+        last = time.monotonic()
+        while not self.stop.wait(0.5):
+            now = time.monotonic()
+            daemons = [p for p in me.children(recursive=True)
+                       if "busd.cli" in " ".join(p.cmdline() or []) and "run" in p.cmdline()]
+            if daemons:
+                self.alive_s += now - last
+            last = now
+            for proc in daemons:
+                try:
+                    self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
+                    times = proc.cpu_times()
+                    self.cpu[proc.pid] = times.user + times.system
+                except psutil.Error:
+                    pass
+
+
+def outbox_state(path: Path) -> tuple[int, set[int]]:
+    con = sqlite3.connect(path)
+    try:
+        meta = con.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+        pending = {int(r[0]) for r in con.execute("SELECT seq FROM outbox")}
+    finally:
+        con.close()
+    return max(int(meta[0]) if meta else 0, max(pending, default=0)), pending
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    data, speed = soak_scenario(args.minutes, rng)
+    kills = sum(1 for f in data["faults"] if f["kind"] == "daemon_kill")
+    broker_restarts = sum(1 for f in data["faults"] if f["kind"] == "broker_down")
+    loaded = parse_scenario(data, base=BASE.parent)
+    sampler = Sampler()
+    sampler.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = ScenarioRunner(loaded, workdir=Path(tmp), speed=speed)
+        started = time.monotonic()
+        result = await runner.run()
+        wall = time.monotonic() - started
+        sampler.stop.set()
+        sampler.join()
+        produced, pending = outbox_state(result.workdir / "data" / "outbox.sqlite")
+        received = {r["seq"] for r in result.records}
+        lost = sorted(set(range(1, produced + 1)) - received - pending)
+    cpu_share = sum(sampler.cpu.values()) / max(sampler.alive_s, 1e-9)
+    print(f"soak: {wall / 60:.1f} min wall, {result.daemon_starts} daemon starts, "
+          f"{kills} kills, {broker_restarts} broker outages; produced {produced}, "
+          f"received {len(received)}, still in the outbox {len(pending)}, lost {len(lost)}, "
+          f"duplicates dropped by the office {result.duplicates}", flush=True)
+    print(json.dumps({
+        "minutes": round(wall / 60, 1), "kills": kills, "broker_restarts": broker_restarts,
+        "produced": produced, "received": len(received), "lost": len(lost),
+        "duplicates_after_dedup": len(result.records) - len(received),
+        "peak_rss_mb": round(sampler.peak_rss / 2**20, 1), "cpu_share": round(cpu_share, 4),
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
