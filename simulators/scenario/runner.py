@@ -43,6 +43,7 @@ from simulators.gps.route import CallbackPosition
 from simulators.lift import LiftSimulator
 from simulators.lift.model import LiftModel
 from simulators.scenario.driver import DayDriver, DayTruth, Itinerary
+from simulators.scenario.follow import PlanFollower
 from simulators.scenario.model import Fault, LoadedScenario
 from simulators.scenario.processes import Broker, DaemonProcess, Gpsd, free_port
 from telemetry import mqtt
@@ -268,6 +269,9 @@ class ScenarioRunner:
                     "time_offset_alarm_s": max(5.0, 2 * slow)},
             "lift": {"port": str(lift_link), "unit_id": 1, "poll_interval_s": self.lift_poll_s,
                      "timeout_s": 0.5},
+            # The SOC-aware planner on the same plan (without today's unusable chargers).
+            "planner": {"plan_file": str(plan), "reserve_pct": self.scenario.reserve_pct,
+                        "capacity_kwh": self.scenario.capacity_kwh},
             "monitoring": {"plan": str(plan), "summary_at": self._summary_at(),
                            "energy_gap_s": 60.0, "soc_sample_s": 60.0, "checkpoint_s": 60.0},
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "reconnect_initial_s": 0.5 * speed,
@@ -325,8 +329,13 @@ class ScenarioRunner:
                           rates_hz=SIM_RATES_HZ, seed=self.scenario.seed)
         self.can = can
         self._charger_fault = 0
+        # Without an itinerary of the caller's, the bus follows the daemon's planner.
+        follower = (PlanFollower(self.loaded, clock, wd / "bus" / "planner")
+                    if self._itinerary is None else None)
+        self.follower = follower
         driver = DayDriver(
-            self.loaded, clock, can.model, itinerary=self._itinerary, lift_cycle=lift.cycle,
+            self.loaded, clock, can.model, itinerary=self._itinerary or follower,
+            lift_cycle=lift.cycle,
             lift_stowed=lambda: lift.model.inputs()["stowed"],
             charger_fault=lambda: self._charger_fault)
         can.inputs = driver
@@ -362,6 +371,8 @@ class ScenarioRunner:
                 await daemon.start()
                 tasks.append(tg.create_task(self._faults(), name="faults"))
                 tasks.append(tg.create_task(self._progress_loop(), name="progress"))
+                if follower is not None:
+                    tasks.append(tg.create_task(follower.run(), name="follow-plan"))
                 try:
                     report, finished = await self._day(timeout_s)
                 finally:
