@@ -9,13 +9,17 @@ the same request files ``busd plan ack`` drops (the daemon answers in
 DayDriver`'s itinerary: the next place is the first item of the *active*
 itinerary (not the pending one) the bus has not served yet, so an accepted
 shortened visit ends earlier, a skipped stop is not driven to and an added
-charging stop is driven to.
+charging stop is driven to. Items are matched to the places the bus has left,
+in order and by count, not by id alone: a second charging stop at a charger
+already used today is a new item, driven to like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +44,11 @@ class Acked:
 class PlanFollower:
     """Itinerary source for the simulated bus, driven by the daemon's planner."""
 
-    def __init__(self, loaded: LoadedScenario, clock: Clock, planner_dir: Path) -> None:
+    def __init__(self, loaded: LoadedScenario, clock: Clock, planner_dir: Path,
+                 served: Callable[[], list[str]] | None = None) -> None:
         self.loaded = loaded
+        # Places the bus has left today, in order (stops and chargers); default: none.
+        self.served = served or (lambda: [])
         self.clock = clock
         self.folder = planner_dir
         self._static = static_itinerary(loaded)
@@ -57,8 +64,10 @@ class PlanFollower:
             return self._static(done, now)
         plan = self.loaded.plan
         stops = {s.id: s for s in plan.stops}
+        left = Counter(self.served())
         for item in self.itinerary:
-            if item["id"] in done:
+            if left[item["id"]] > 0:
+                left[item["id"]] -= 1
                 continue
             if item["kind"] == "charge":
                 return Target(item["id"], "charger", float(item["minutes"]))

@@ -340,6 +340,9 @@ class ScenarioRunner:
             charger_fault=lambda: self._charger_fault)
         can.inputs = driver
         self.driver = driver
+        if follower is not None:
+            follower.served = lambda: [v.place_id for v in driver.truth.visits
+                                       if v.kind != "depot" and v.departed_ts is not None]
         gps = GpsSimulator(clock=clock, link=gps_link, positions=CallbackPosition(driver.position),
                            noise_m=2.0, rng=__import__("random").Random(self.scenario.seed),
                            epoch_s=self.gps_epoch_s)
