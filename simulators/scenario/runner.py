@@ -521,10 +521,19 @@ class ScenarioRunner:
             target=self.driver.target.place_id if self.driver.target else None,
             soc=t.soc, speed_kmh=t.speed_kmh,
             plan_version=plan.get("version") if isinstance(plan, dict) else None,
-            plan_changes=max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
-            if isinstance(plan, dict) else 0,
+            plan_changes=self._plan_changes(plan),
             backlog=self._backlog, records=view.records if view else 0,
             daemon_running=self.daemon.running, faults_active=list(self.faults_active))
+
+    def _plan_changes(self, plan: Any) -> int:
+        """Proposals the driver accepted (the follower's answers), else office plan versions."""
+        follower = getattr(self, "follower", None)
+        if follower is not None:
+            return sum(1 for a in follower.acked.values()
+                       if a.result is not None and a.result.get("accepted"))
+        if not isinstance(plan, dict):
+            return 0
+        return max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
 
     async def _progress_loop(self) -> None:
         if self.progress is None:
