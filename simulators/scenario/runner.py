@@ -378,6 +378,11 @@ class ScenarioRunner:
                     tasks.append(tg.create_task(follower.run(), name="follow-plan"))
                 try:
                     report, finished = await self._day(timeout_s)
+                    # The daemon goes on numbering records (samples, the planner) after the
+                    # report: stop it while the office still listens, and let everything
+                    # the broker took reach the office, before the office stops.
+                    await daemon.stop()
+                    await self._drain()
                 finally:
                     for task in tasks:
                         task.cancel()
@@ -447,6 +452,21 @@ class ScenarioRunner:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 while await asyncio.to_thread(_count_rows, outbox, "outbox") != 0:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+
+    async def _drain(self) -> None:
+        """Wait (at most 5 real seconds) until the office has every record the stopped
+        daemon no longer holds in its outbox."""
+        outbox = self.workdir / "bus" / "outbox.sqlite"
+        want = await asyncio.to_thread(_delivered_seqs, outbox)
+        if not want:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while True:
+                    have = {r["seq"] for r in await self.office.archive.records(self.bus_id)}
+                    if want <= have:
+                        return
                     await asyncio.sleep(0.1)
 
     # --- faults ---------------------------------------------------------------------
@@ -567,3 +587,20 @@ def _count_rows(db: Path, table: str) -> int | None:
             con.close()
     except sqlite3.Error:
         return None
+
+
+def _delivered_seqs(db: Path) -> set[int]:
+    """Seqs the daemon numbered and no longer holds (handed to the broker); empty if unknown."""
+    if not db.exists():
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+            pending = {int(r[0]) for r in con.execute("SELECT seq FROM outbox")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return set()
+    last = max(int(row[0]) if row else 0, max(pending, default=0))
+    return set(range(1, last + 1)) - pending
