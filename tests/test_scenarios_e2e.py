@@ -55,6 +55,10 @@ def _outbox(result: DayResult) -> tuple[int, set[int]]:
     return max(int(meta[0]) if meta else 0, max(pending, default=0)), pending
 
 
+# Scenarios that cannot pass yet, and exactly why (strict: a pass is news).
+XFAIL: dict[str, str] = {}
+
+
 def _param(path: Path):
     marks = []
     if path.stem.startswith("winter") and not HAS_PLANNER:
@@ -62,6 +66,8 @@ def _param(path: Path):
         # before it is home, which is exactly what these scenarios are about.
         marks.append(pytest.mark.xfail(reason="needs the planner: the plan is unsafe",
                                        strict=True))
+    elif path.stem in XFAIL:
+        marks.append(pytest.mark.xfail(reason=XFAIL[path.stem], strict=True))
     return pytest.param(path, id=path.stem, marks=marks)
 
 
@@ -122,9 +128,16 @@ def test_scenario_day(path: Path, day_of) -> None:
         assert result.daemon_starts == 1 + sum(f.kind == "daemon_kill"
                                                for f in loaded.scenario.faults)
     if HAS_PLANNER:
+        # The planner's own changes: proposals (and the driver's acceptances), not the
+        # plan file loaded at every daemon start (cause "file").
+        proposals = [e["data"].get("proposal") or {} for e in result.events("plan_changed")
+                     if e["data"].get("cause") == "proposed"]
         assert truth.final_soc is not None
-        assert truth.final_soc >= loaded.scenario.reserve_pct
-        changed = bool(result.events("plan_changed") or result.events("plan_accepted"))
+        if truth.final_soc < loaded.scenario.reserve_pct:
+            # Only when the day made it impossible, and then the driver was told so.
+            assert any(p.get("emergency") for p in proposals), (
+                f"ended at {truth.final_soc:.1f} % SOC, below the reserve, without an emergency")
+        changed = bool(proposals or result.events("plan_accepted"))
         if loaded.scenario.expect_plan_change is not None:
             assert changed == loaded.scenario.expect_plan_change
         if loaded.scenario.expect_charging is not None:

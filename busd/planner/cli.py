@@ -98,6 +98,24 @@ def render_state(doc: dict[str, Any], lang: str) -> str:
     return "\n".join(lines)
 
 
+def request_ack(folder: Path, pid: str) -> Path:
+    """Drop an acknowledgement request for proposal ``pid`` in ``<folder>/ack/``.
+
+    ``folder`` is ``<data_dir>/planner``. Returns where the running daemon will
+    write its answer (an :class:`~busd.planner.core.AckResult` as JSON).
+    """
+    if not pid.isalnum():
+        raise ValueError(f"not a proposal id: {pid!r}")
+    inbox = folder / "ack"
+    inbox.mkdir(parents=True, exist_ok=True)
+    result_path = inbox / f"{pid}.result"
+    result_path.unlink(missing_ok=True)
+    tmp = inbox / f"{pid}.tmp"
+    tmp.write_text("", encoding="utf-8")
+    tmp.replace(inbox / pid)
+    return result_path
+
+
 def cmd_plan_ack(args: argparse.Namespace) -> int:
     try:
         folder, _ = _dir(args)
@@ -115,13 +133,8 @@ def cmd_plan_ack(args: argparse.Namespace) -> int:
     if not pid.isalnum():
         print(f"not a proposal id: {pid!r}", file=sys.stderr)
         return EXIT_FAILED
-    inbox = folder / "ack"
-    inbox.mkdir(parents=True, exist_ok=True)
-    result_path = inbox / f"{pid}.result"
-    result_path.unlink(missing_ok=True)
-    tmp = inbox / f"{pid}.tmp"
-    tmp.write_text("", encoding="utf-8")
-    tmp.replace(inbox / pid)
+    result_path = request_ack(folder, pid)
+    inbox = result_path.parent
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
         if result_path.exists():

@@ -128,7 +128,10 @@ def build(
                 in_progress=in_progress,
             )
         )
-    charger_list: list[Charger] = list(plan.chargers)
+    # A charger the bus has already charged at and left is not offered again: the
+    # itinerary knows places by id, so a second charge there would be taken as done
+    # and never counted (the planner would propose it again and again).
+    charger_list: list[Charger] = [c for c in plan.chargers if c.id not in progress.done]
     charger_nodes = [
         ChargerNode(
             id=c.id, power_kw=min(c.power_kw, cfg.max_charge_kw),

@@ -43,6 +43,7 @@ from simulators.gps.route import CallbackPosition
 from simulators.lift import LiftSimulator
 from simulators.lift.model import LiftModel
 from simulators.scenario.driver import DayDriver, DayTruth, Itinerary
+from simulators.scenario.follow import PlanFollower
 from simulators.scenario.model import Fault, LoadedScenario
 from simulators.scenario.processes import Broker, DaemonProcess, Gpsd, free_port
 from telemetry import mqtt
@@ -268,6 +269,9 @@ class ScenarioRunner:
                     "time_offset_alarm_s": max(5.0, 2 * slow)},
             "lift": {"port": str(lift_link), "unit_id": 1, "poll_interval_s": self.lift_poll_s,
                      "timeout_s": 0.5},
+            # The SOC-aware planner on the same plan (without today's unusable chargers).
+            "planner": {"plan_file": str(plan), "reserve_pct": self.scenario.reserve_pct,
+                        "capacity_kwh": self.scenario.capacity_kwh},
             "monitoring": {"plan": str(plan), "summary_at": self._summary_at(),
                            "energy_gap_s": 60.0, "soc_sample_s": 60.0, "checkpoint_s": 60.0},
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "reconnect_initial_s": 0.5 * speed,
@@ -325,12 +329,20 @@ class ScenarioRunner:
                           rates_hz=SIM_RATES_HZ, seed=self.scenario.seed)
         self.can = can
         self._charger_fault = 0
+        # Without an itinerary of the caller's, the bus follows the daemon's planner.
+        follower = (PlanFollower(self.loaded, clock, wd / "bus" / "planner")
+                    if self._itinerary is None else None)
+        self.follower = follower
         driver = DayDriver(
-            self.loaded, clock, can.model, itinerary=self._itinerary, lift_cycle=lift.cycle,
+            self.loaded, clock, can.model, itinerary=self._itinerary or follower,
+            lift_cycle=lift.cycle,
             lift_stowed=lambda: lift.model.inputs()["stowed"],
             charger_fault=lambda: self._charger_fault)
         can.inputs = driver
         self.driver = driver
+        if follower is not None:
+            follower.served = lambda: [v.place_id for v in driver.truth.visits
+                                       if v.kind != "depot" and v.departed_ts is not None]
         gps = GpsSimulator(clock=clock, link=gps_link, positions=CallbackPosition(driver.position),
                            noise_m=2.0, rng=__import__("random").Random(self.scenario.seed),
                            epoch_s=self.gps_epoch_s)
@@ -362,8 +374,15 @@ class ScenarioRunner:
                 await daemon.start()
                 tasks.append(tg.create_task(self._faults(), name="faults"))
                 tasks.append(tg.create_task(self._progress_loop(), name="progress"))
+                if follower is not None:
+                    tasks.append(tg.create_task(follower.run(), name="follow-plan"))
                 try:
                     report, finished = await self._day(timeout_s)
+                    # The daemon goes on numbering records (samples, the planner) after the
+                    # report: stop it while the office still listens, and let everything
+                    # the broker took reach the office, before the office stops.
+                    await daemon.stop()
+                    await self._drain()
                 finally:
                     for task in tasks:
                         task.cancel()
@@ -433,6 +452,21 @@ class ScenarioRunner:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 while await asyncio.to_thread(_count_rows, outbox, "outbox") != 0:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+
+    async def _drain(self) -> None:
+        """Wait (at most 5 real seconds) until the office has every record the stopped
+        daemon no longer holds in its outbox."""
+        outbox = self.workdir / "bus" / "outbox.sqlite"
+        want = await asyncio.to_thread(_delivered_seqs, outbox)
+        if not want:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while True:
+                    have = {r["seq"] for r in await self.office.archive.records(self.bus_id)}
+                    if want <= have:
+                        return
                     await asyncio.sleep(0.1)
 
     # --- faults ---------------------------------------------------------------------
@@ -507,10 +541,19 @@ class ScenarioRunner:
             target=self.driver.target.place_id if self.driver.target else None,
             soc=t.soc, speed_kmh=t.speed_kmh,
             plan_version=plan.get("version") if isinstance(plan, dict) else None,
-            plan_changes=max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
-            if isinstance(plan, dict) else 0,
+            plan_changes=self._plan_changes(plan),
             backlog=self._backlog, records=view.records if view else 0,
             daemon_running=self.daemon.running, faults_active=list(self.faults_active))
+
+    def _plan_changes(self, plan: Any) -> int:
+        """Proposals the driver accepted (the follower's answers), else office plan versions."""
+        follower = getattr(self, "follower", None)
+        if follower is not None:
+            return sum(1 for a in follower.acked.values()
+                       if a.result is not None and a.result.get("accepted"))
+        if not isinstance(plan, dict):
+            return 0
+        return max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
 
     async def _progress_loop(self) -> None:
         if self.progress is None:
@@ -544,3 +587,20 @@ def _count_rows(db: Path, table: str) -> int | None:
             con.close()
     except sqlite3.Error:
         return None
+
+
+def _delivered_seqs(db: Path) -> set[int]:
+    """Seqs the daemon numbered and no longer holds (handed to the broker); empty if unknown."""
+    if not db.exists():
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+            pending = {int(r[0]) for r in con.execute("SELECT seq FROM outbox")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return set()
+    last = max(int(row[0]) if row else 0, max(pending, default=0))
+    return set(range(1, last + 1)) - pending
