@@ -61,18 +61,20 @@ def soak_scenario(minutes: float, rng: random.Random) -> tuple[dict, float]:
     def at(offset_s: float) -> str:
         return (start + timedelta(seconds=offset_s)).time().strftime("%H:%M:%S")
 
-    kills = max(20, int(minutes * 0.8))
-    for _ in range(kills):
-        faults.append({"kind": "daemon_kill", "at": at(rng.uniform(0.05, 0.9) * day_s),
-                       "restart_after_min": round(rng.uniform(1, 4), 1)})
-    outages = max(3, int(minutes / 3))  # the broker down every few wall minutes
-    for k in range(outages):
-        faults.append({"kind": "broker_down", "at": at((k + 0.5) / outages * day_s),
-                       "duration_min": round(rng.uniform(5, 20), 1)})
+    def spread(kind: str, count: int, lasting: tuple[float, float], key: str) -> None:
+        """``count`` faults of one kind, evenly spread with jitter, never overlapping
+        (the runner handles one fault of a kind at a time)."""
+        slot = 0.9 * day_s / count
+        for k in range(count):
+            minutes_on = round(rng.uniform(*lasting), 1)
+            jitter = rng.uniform(0.0, max(0.0, slot - minutes_on * 60 - 60))
+            faults.append({"kind": kind, "at": at(0.05 * day_s + k * slot + jitter),
+                           key: minutes_on})
+
+    spread("daemon_kill", max(20, int(minutes * 0.8)), (1.0, 4.0), "restart_after_min")
+    spread("broker_down", max(3, int(minutes / 3)), (5.0, 20.0), "duration_min")
     for kind in ("gps_outage", "gps_no_fix", "can_silence"):
-        for _ in range(max(2, int(minutes / 10))):
-            faults.append({"kind": kind, "at": at(rng.uniform(0.05, 0.9) * day_s),
-                           "duration_min": round(rng.uniform(2, 8), 1)})
+        spread(kind, max(2, int(minutes / 10)), (2.0, 8.0), "duration_min")
     data["faults"] = sorted(faults, key=lambda f: f["at"])
     return data, speed
 

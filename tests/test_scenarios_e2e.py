@@ -57,6 +57,12 @@ def _outbox(result: DayResult) -> tuple[int, set[int]]:
 
 # Scenarios that cannot pass yet, and exactly why (strict: a pass is news).
 XFAIL: dict[str, str] = {}
+# Known to fail sometimes, with the cause seen: not strict, so a pass is a pass and
+# a failure does not turn CI red; the issue stays open until it is fixed.
+FLAKY: dict[str, str] = {
+    "faults-livani": "2 of 5 runs: a 3-minute 'unplanned stop' is recorded just outside "
+                     "Rudzāti before the real visit, so the visit comes out ~3 min short",
+}
 
 
 def _param(path: Path):
@@ -68,6 +74,8 @@ def _param(path: Path):
                                        strict=True))
     elif path.stem in XFAIL:
         marks.append(pytest.mark.xfail(reason=XFAIL[path.stem], strict=True))
+    elif path.stem in FLAKY:
+        marks.append(pytest.mark.xfail(reason=FLAKY[path.stem], strict=False))
     return pytest.param(path, id=path.stem, marks=marks)
 
 
