@@ -60,6 +60,9 @@ XFAIL: dict[str, str] = {}
 # Known to fail sometimes, with the cause seen: not strict, so a pass is a pass and
 # a failure does not turn CI red; the issue stays open until it is fixed.
 FLAKY: dict[str, str] = {
+    "winter-livani-charger": "1 of 3 runs: the simulated bus stays at the Preiļi charger "
+                             "until the day ends, so Sutri and Jersika are not driven and the "
+                             "report's km fall short of the simulator's",
     "faults-livani": "2 of 5 runs: a 3-minute 'unplanned stop' is recorded just outside "
                      "Rudzāti before the real visit, so the visit comes out ~3 min short",
 }
