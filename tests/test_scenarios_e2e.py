@@ -60,11 +60,17 @@ XFAIL: dict[str, str] = {}
 # Known to fail sometimes, with the cause seen: not strict, so a pass is a pass and
 # a failure does not turn CI red; the issue stays open until it is fixed.
 FLAKY: dict[str, str] = {
+    # Seen on this 2-core machine at ×600 (issue 7 stays open until fixed). A
+    # visit comes out ~3 minutes short after a 3-minute "unplanned stop" recorded
+    # just before the stop: suspected GPS lag through gpsd (tens of simulated
+    # seconds at ×600) while CAN already says the bus stands.
+    "winter-livani": "1 of 3 runs: a visit (Sutri) ~3 min short after an 'unplanned stop' "
+                     "just before it",
+    "faults-livani": "2 of 6 runs: the Rudzāti visit ~3 min short after an 'unplanned stop' "
+                     "just outside it",
     "winter-livani-charger": "1 of 3 runs: the simulated bus stays at the Preiļi charger "
                              "until the day ends, so Sutri and Jersika are not driven and the "
                              "report's km fall short of the simulator's",
-    "faults-livani": "2 of 5 runs: a 3-minute 'unplanned stop' is recorded just outside "
-                     "Rudzāti before the real visit, so the visit comes out ~3 min short",
 }
 
 
