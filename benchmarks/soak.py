@@ -137,7 +137,7 @@ async def main() -> None:
         wall = time.monotonic() - started
         sampler.stop.set()
         sampler.join()
-        produced, pending = outbox_state(result.workdir / "data" / "outbox.sqlite")
+        produced, pending = outbox_state(result.workdir / "bus" / "outbox.sqlite")
         received = {r["seq"] for r in result.records}
         lost = sorted(set(range(1, produced + 1)) - received - pending)
     cpu_share = sum(sampler.cpu.values()) / max(sampler.alive_s, 1e-9)
