@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-EARTH_RADIUS_M = 6_371_008.8
+from busd.plan import EARTH_RADIUS_M, haversine_m
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +30,8 @@ class PositionSource(Protocol):
 
 
 def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance (haversine) between (lat, lon) pairs."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (math.sin((lat2 - lat1) / 2) ** 2
-         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
+    """Great-circle distance between (lat, lon) pairs: the same formula busd uses."""
+    return haversine_m(a[0], a[1], b[0], b[1])
 
 
 def bearing_deg(a: tuple[float, float], b: tuple[float, float]) -> float:
