@@ -29,6 +29,7 @@ from busd.planner.learning import LearningEmitter
 from busd.ports import CommandOutcome, EventEmitter, JsonObject
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
+from busd.storage import StorageStatus
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
 from drivers.can.decoder import FrameDecoder, load_dbc
@@ -96,7 +97,9 @@ def build_daemon(
     events = EventForwarder(sink=uplink.outbox, clock=clock)
     alerts = AlertBoard(clock=clock, forward=events.forward,
                         timezone=config.monitoring.timezone)
-    events.on_storage = _storage_alert(alerts)
+    storage = StorageStatus(on_change=_storage_alert(alerts))
+    events.on_storage = storage.reporter("events")
+    uplink.outbox.on_storage = storage.reporter("outbox")
     store = MonitoringStore(config.monitoring_db)
     # Order matters: sinks first, sources last, so that sources stop first and
     # sinks flush last on shutdown (the outbox is the very last to stop).
@@ -107,10 +110,12 @@ def build_daemon(
     components.append(FreshnessMonitor(state=state, clock=clock))
     planner = _planner(config, state, clock, uplink)
     components += [planner] if planner is not None else []
-    tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner)
+    tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner,
+                                 storage)
     retention = RetentionJob(clock=clock, purge_before=store.purge_before,
                              days=config.monitoring.retention_days,
-                             timezone=config.monitoring.timezone)
+                             timezone=config.monitoring.timezone,
+                             on_storage=storage.reporter("monitoring retention"))
     components += [tracker, daily, retention]
     components.extend(extra_components or [])
     components.append(LiftMovingAlert(
@@ -167,6 +172,7 @@ def _planner(
 def _monitoring(
     config: BusdConfig, state: VehicleState, clock: Clock, store: MonitoringStore,
     events: EventForwarder, alerts: AlertBoard, planner: Planner | None,
+    storage: StorageStatus,
 ) -> tuple[Tracker, DailySummaryJob]:
     """The tracker (legs, visits, charging) and the daily summary.
 
@@ -181,10 +187,11 @@ def _monitoring(
         sink = LearningEmitter(planner=planner, downstream=events)  # completed legs teach it
     return (
         Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
-                config=config.monitoring, bus_id=config.bus_id),
+                config=config.monitoring, bus_id=config.bus_id,
+                on_storage=storage.reporter("monitoring")),
         DailySummaryJob(clock=clock, store=store, sink=events, at=config.monitoring.summary_at,
                         timezone=config.monitoring.timezone, alert_count=alerts.count_for_day,
-                        bus_id=config.bus_id),
+                        bus_id=config.bus_id, on_storage=storage.reporter("daily summary")),
     )
 
 

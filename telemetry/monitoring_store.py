@@ -14,16 +14,18 @@ energies and the bus's own positions are stored: nothing about passengers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 import structlog
 
-from busd.errors import BusdError
+from busd.errors import StorageError
 from busd.plan import Plan
 
 Row = dict[str, Any]
@@ -66,8 +68,8 @@ _PKS: dict[str, str | tuple[str, ...]] = {
 log = structlog.get_logger("telemetry.monitoring_store")
 
 
-class StoreError(BusdError):
-    """The monitoring store could not be read or written."""
+class StoreError(StorageError):
+    """The monitoring store could not be opened or written (disk full, read-only)."""
 
 
 class MonitoringStore:
@@ -137,20 +139,15 @@ class MonitoringStore:
         """One transaction: all of it or none of it."""
         # Plain SQL here: sqlite-utils' upsert commits on its own, which would
         # split the batch into several transactions.
-        with self._lock:
-            try:
-                with self.db.conn as conn:
-                    for kind, row in rows:
-                        table = KINDS[kind]
-                        _upsert(conn, table, "id", row)
-                    for sample in samples:
-                        _upsert(conn, "soc_samples", "ts", sample)
-            except sqlite3.Error as err:
-                raise StoreError(f"monitoring store write failed: {err}") from err
+        with self._writing("records") as conn:
+            for kind, row in rows:
+                _upsert(conn, KINDS[kind], "id", row)
+            for sample in samples:
+                _upsert(conn, "soc_samples", "ts", sample)
 
     def save_plan_sync(self, plan: Plan) -> None:
         day = plan.date.isoformat()
-        with self._lock, self.db.conn:
+        with self._writing("plan"):
             self.db.table("plan_stops").delete_where("day = ?", [day])
             self.db.table("plan_stops").insert_all(
                 [{"day": day, "seq": i, "stop_id": s.id, "name": s.name, "cycle": s.cycle,
@@ -162,16 +159,27 @@ class MonitoringStore:
 
     def note_stop(self, day: str, stop_id: str, status: str, reason: str, ts: float) -> None:
         """Why a stop was shortened or skipped (the planner's or the driver's reason)."""
-        with self._lock, self.db.conn:
+        with self._writing("stop notes"):
             self.db.table("stop_notes").upsert(
                 {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts},
                 pk=("day", "stop_id"))
 
     def set_clients_served(self, *, visit_id: str, day: str, count: int, ts: float) -> None:
         """The crew's count of clients served at a visit (a number, never who)."""
-        with self._lock, self.db.conn:
+        with self._writing("clients served"):
             _upsert(self.db.conn, "clients_served", "visit_id",
                     {"visit_id": visit_id, "day": day, "count": count, "updated_ts": ts})
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock; a disk that refuses it becomes StoreError."""
+        with self._lock:
+            try:
+                with self.db.conn as conn:
+                    yield conn
+            except sqlite3.Error as err:
+                raise StoreError(
+                    f"cannot write the monitoring store {self.path} ({what}): {err}") from err
 
     def clients_served(self, visit_id: str) -> int:
         with self._lock:
@@ -179,7 +187,7 @@ class MonitoringStore:
         return int(rows[0]["count"]) if rows else 0
 
     def save_summary_sync(self, day: str, summary: Row, alerts: int, created_ts: float) -> None:
-        with self._lock, self.db.conn:
+        with self._writing("daily summary"):
             self.db.table("daily_summaries").upsert(
                 {"day": day, "created_ts": created_ts, "alerts": alerts,
                  "json": json.dumps(summary, ensure_ascii=False)}, pk="day")
@@ -218,7 +226,7 @@ class MonitoringStore:
     def purge_before(self, day: str) -> int:
         """Delete every record of days before ``day`` (YYYY-MM-DD); returns rows deleted."""
         deleted = 0
-        with self._lock, self.db.conn:
+        with self._writing("retention"):
             for table in SCHEMA:
                 if "day" in SCHEMA[table]:
                     deleted += self.db.conn.execute(

@@ -31,10 +31,11 @@ event loop never blocks on disk and there is no write contention.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,8 @@ class Outbox:
         # the oldest sample goes (counted); it had no seq yet, so no gap appears.
         self._pending: deque[tuple[float, int, str]] = deque(maxlen=self._cfg.telemetry_buffer)
         self.storage_error: str | None = None  # set while the disk refuses writes
+        # Told when the disk refuses writes (the reason) and when it takes them again (None).
+        self.on_storage: Callable[[str | None], None] = lambda _reason: None
         self._new_records = asyncio.Event()
         self._acked: set[int] = set()  # PUBACKed, waiting for the next group delete
         self._last_seq = 0
@@ -167,6 +170,11 @@ class Outbox:
         try:
             await self.flush()
             await self.purge()
+        except StorageError as err:
+            # Stopping on a full disk: acknowledged records are sent again after the
+            # restart (the office drops the duplicates); unwritten samples are lost.
+            self._log.error("outbox_close_unwritten", error=str(err),
+                            telemetry_lost=len(self._pending))
         finally:
             self._closed = True
             self._opened.clear()
@@ -199,22 +207,25 @@ class Outbox:
                 await self._clock.sleep(self._cfg.commit_interval_s)
                 try:
                     await self.flush()
+                    if self._clock.monotonic() >= next_purge:
+                        await self.purge()
+                        next_purge = self._clock.monotonic() + self._cfg.delete_interval_s
+                    if self._clock.monotonic() >= next_check:
+                        await self.enforce_bounds()
+                        next_check = self._clock.monotonic() + self._cfg.retention_check_s
                 except StorageError as err:
-                    # Keep running on what we can: live state still flows, the
-                    # buffered telemetry waits in memory for the disk.
-                    self.storage_error = str(err)
+                    # Keep running on what we can: live state still flows, buffered
+                    # telemetry and acknowledgements wait in memory for the disk.
                     self.counters["storage_errors"] += 1
-                    ctx.degraded(f"storage: {err}")
+                    if self.storage_error is None:
+                        ctx.degraded(f"storage: {err}")
+                        self.on_storage(str(err))
+                    self.storage_error = str(err)
                     continue
-                if self.storage_error is not None:
+                if self.storage_error is not None and not self._pending:
                     self.storage_error = None
+                    self.on_storage(None)
                     ctx.ready()
-                if self._clock.monotonic() >= next_purge:
-                    next_purge = self._clock.monotonic() + self._cfg.delete_interval_s
-                    await self.purge()
-                if self._clock.monotonic() >= next_check:
-                    next_check = self._clock.monotonic() + self._cfg.retention_check_s
-                    await self.enforce_bounds()
                 ctx.counters.update(self.counters, rows=self._rows, bytes=self._bytes,
                                     last_seq=self._last_seq)
                 ctx.beat()
@@ -303,17 +314,8 @@ class Outbox:
         for stream, kind, ts, prio, body in items:
             seq += 1
             rows.append((seq, stream, kind, ts, prio, len(body.encode()), body))
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("INSERT INTO outbox VALUES (?,?,?,?,?,?,?)", rows)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as err:  # disk full, read-only, I/O error
-            raise StorageError(f"cannot write the outbox {self._path}: {err}") from err
+        with self._transaction(db):
+            db.executemany("INSERT INTO outbox VALUES (?,?,?,?,?,?,?)", rows)
         # Only after the commit do the numbers exist.
         self._last_seq = seq
         self._rows += len(rows)
@@ -321,6 +323,25 @@ class Outbox:
         self.counters["appended"] += len(rows)
         self.counters["commits"] += 1
         return [r[0] for r in rows]
+
+    @contextlib.contextmanager
+    def _transaction(self, db: sqlite3.Connection) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; a disk that refuses the write becomes StorageError.
+
+        When COMMIT itself fails (SQLITE_FULL), SQLite may already have rolled the
+        transaction back; a second ROLLBACK would raise and hide the real cause.
+        """
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as err:  # disk full, read-only, I/O error
+            raise StorageError(f"cannot write the outbox {self._path}: {err}") from err
 
     def _require_db(self) -> sqlite3.Connection:
         if self._db is None:
@@ -364,7 +385,9 @@ class Outbox:
         """The broker acknowledged these records: they go with the next group delete."""
         self._acked.update(seqs)
         if len(self._acked) >= 2000:
-            await self.purge()
+            # A full disk is the run loop's to report; the uplink just goes on.
+            with contextlib.suppress(StorageError):
+                await self.purge()
 
     async def purge(self) -> None:
         """Delete acknowledged records now."""
@@ -376,8 +399,7 @@ class Outbox:
 
     def _delete_sync(self, seqs: list[int]) -> None:
         db = self._require_db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(db):
             if seqs[-1] - seqs[0] + 1 == len(seqs):  # the usual case: one contiguous run
                 where, args = "seq BETWEEN ? AND ?", (seqs[0], seqs[-1])
                 freed = db.execute(
@@ -395,10 +417,6 @@ class Outbox:
             # The table may now be empty: keep the numbering in the same transaction.
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
                        (str(self._last_seq),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         self._rows -= freed[0]
         self._bytes -= freed[1]
         self.counters["acked"] += freed[0]
@@ -420,7 +438,9 @@ class Outbox:
         await self._call(self._set_meta_sync, key, value)
 
     def _set_meta_sync(self, key: str, value: str) -> None:
-        self._require_db().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        db = self._require_db()
+        with self._transaction(db):
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # --- the bound --------------------------------------------------------------------
 
@@ -444,8 +464,7 @@ class Outbox:
     def _enforce_sync(self, cutoff: float) -> list[dict[str, Any]]:
         db = self._require_db()
         results: list[dict[str, Any]] = []
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction(db):
             aged = db.execute(
                 "SELECT seq, stream, ts, size FROM outbox WHERE ts < ? ORDER BY seq", (cutoff,)
             ).fetchall()
@@ -471,10 +490,6 @@ class Outbox:
                 results.append(self._summary("max_mb", victims))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
                        (str(self._last_seq),))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         for group in results:
             self._rows -= group["records"]
             self._bytes -= group.pop("_bytes")

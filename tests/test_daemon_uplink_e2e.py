@@ -48,8 +48,11 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
         )
         try:
             def soc_on_state():
+                # SOC and the pack's voltage and current come in different frames: the
+                # first state may hold SOC before power can be derived.
                 view = office.fleet.get("lv-03")
-                return view is not None and view.state.get("values", {}).get("battery.soc")
+                values = view.state.get("values", {}) if view is not None else {}
+                return values.get("battery.soc") and "battery.power" in values
 
             await office.wait_until(soc_on_state, timeout=30)
             view = office.fleet["lv-03"]

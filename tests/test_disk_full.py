@@ -75,3 +75,43 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
     finally:
         sup.request_stop()
         await asyncio.wait_for(runner, 10)
+
+
+async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox(
+    tmp_path: Path,
+) -> None:
+    """Acknowledged records cannot be deleted on a full disk either (WAL needs room for
+    the delete): the outbox stays up, degraded, reports it, and deletes them later."""
+    clock = SystemClock()
+    outbox = Outbox(path=tmp_path / "outbox.sqlite", clock=clock,
+                    config=OutboxConfig(commit_interval_s=0.02, delete_interval_s=0.02,
+                                        retention_check_s=0.02))
+    reports: list[str | None] = []
+    outbox.on_storage = reports.append
+    sup = Supervisor([outbox], clock=clock)
+    runner = asyncio.create_task(sup.run())
+    try:
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING)
+        seqs = [await outbox.emit_event("before", {"n": n, "pad": "x" * 2000})
+                for n in range(50)]
+        await outbox._call(lambda: outbox._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        pages = await outbox._call(
+            lambda: outbox._db.execute("PRAGMA page_count").fetchone()[0])
+        await outbox._call(lambda: outbox._db.execute(f"PRAGMA max_page_count = {pages}"))
+        await outbox.ack(seqs)
+        for n in range(100):  # and telemetry that cannot be committed
+            outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
+        await wait_until(lambda: reports and sup.health["outbox"].phase is Phase.DEGRADED)
+        assert "full" in reports[0]
+        await asyncio.sleep(0.2)  # many purge and bound checks meet the full disk
+        assert sup.health["outbox"].restarts == 0 and sup.health["outbox"].last_error == ""
+
+        await outbox._call(lambda: outbox._db.execute("PRAGMA max_page_count = 1073741823"))
+        await wait_until(lambda: reports[-1] is None
+                         and sup.health["outbox"].phase is Phase.RUNNING)
+        rows = await outbox.peek(after_seq=0, limit=1000)
+        assert [r.stream for r in rows] == ["telemetry"] * 100  # the events went, acked
+        assert reports.count(None) == 1
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(runner, 10)

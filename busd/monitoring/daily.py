@@ -6,7 +6,9 @@ APScheduler scheduler, so that a simulated day at 300x fires its summary at
 *simulated* 21:00 and a test can step through midnight with a ManualClock.
 A run that comes late (the loop was stalled past the next fire time) skips the
 missed one and counts it. At shutdown the summary of the current day is made
-if that day has records and has not been summarised yet.
+if that day has records and has not been summarised yet. The report goes to
+the office even when the disk refuses to store the summary; storing it is
+retried every ``SAVE_RETRY_S`` until the disk takes it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from busd.clock import Clock, utc_iso
+from busd.errors import StorageError
 from busd.monitoring.summary import daily_summary
 from busd.ports import EventEmitter
 from busd.supervisor import ComponentContext
 
 AlertCount = Callable[[date], int]
 LATE_AFTER_S = 300.0
+SAVE_RETRY_S = 60.0
 
 
 class SummaryStore(Protocol):
@@ -51,8 +55,12 @@ class DailySummaryJob:
         alert_count: AlertCount | None = None,
         bus_id: str = "",
         name: str = "monitoring.daily",
+        on_storage: Callable[[str | None], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_storage = on_storage or (lambda _reason: None)
+        # Summaries made and published but not yet stored: day -> (summary, alerts, ts).
+        self.unsaved: dict[str, tuple[dict[str, Any], int, float]] = {}
         self._clock = clock
         self._store = store
         self._sink = sink
@@ -79,7 +87,13 @@ class DailySummaryJob:
         try:
             while True:
                 fire = self.next_fire(self._clock.now())
-                await self._clock.sleep(fire - self._clock.now())
+                if self.unsaved:
+                    await self._clock.sleep(min(fire - self._clock.now(), SAVE_RETRY_S))
+                    await self._save_unsaved()
+                    if self._clock.now() < fire:
+                        continue
+                else:
+                    await self._clock.sleep(fire - self._clock.now())
                 late = self._clock.now() - fire
                 if late > LATE_AFTER_S:
                     self.skipped += 1
@@ -105,10 +119,23 @@ class DailySummaryJob:
         summary = daily_summary(day, records, alerts=alerts)
         now = self._clock.now()
         summary["created"] = utc_iso(now)
-        await self._store.save_summary(day, summary, alerts, now)
+        self.unsaved[day] = (summary, alerts, now)
+        await self._save_unsaved()  # stored before it is published, when the disk allows
         payload = dict(summary)
         if self._bus_id:
             payload["bus"] = self._bus_id
         self._sink.report("daily", payload)
         self.done.add(day)
         return summary
+
+    async def _save_unsaved(self) -> bool:
+        """Store the summaries the disk refused before; False while it still refuses."""
+        for day, (summary, alerts, ts) in sorted(self.unsaved.items()):
+            try:
+                await self._store.save_summary(day, summary, alerts, ts)
+            except StorageError as err:
+                self._on_storage(str(err))
+                return False
+            del self.unsaved[day]
+        self._on_storage(None)
+        return True

@@ -1,7 +1,8 @@
 """Component: deletes monitoring records past their retention, once a day.
 
 The store holds vehicle data and counts only; keeping it for a bounded time
-is still the rule (data protection section of the README).
+is still the rule (data protection section of the README). A disk that refuses
+the delete (read-only) is reported and the purge retried in an hour.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from busd.clock import Clock
+from busd.errors import StorageError
 from busd.supervisor import ComponentContext
 
 DAY_S = 86_400.0
+RETRY_S = 3_600.0
 
 
 class RetentionJob:
@@ -24,7 +27,9 @@ class RetentionJob:
     def __init__(
         self, *, clock: Clock, purge_before: Callable[[str], int], days: int, timezone: str,
         interval_s: float = DAY_S,
+        on_storage: Callable[[str | None], None] | None = None,
     ) -> None:
+        self._on_storage = on_storage or (lambda _reason: None)
         self._clock = clock
         self._purge_before = purge_before
         self._days = days
@@ -39,7 +44,14 @@ class RetentionJob:
         ctx.ready()
         while True:
             cutoff = self.cutoff()
-            deleted = await asyncio.to_thread(self._purge_before, cutoff)
+            try:
+                deleted = await asyncio.to_thread(self._purge_before, cutoff)
+            except StorageError as err:
+                ctx.log.warning("monitoring_retention_failed", before=cutoff, error=str(err))
+                self._on_storage(str(err))
+                await self._clock.sleep(min(RETRY_S, self._interval_s))
+                continue
+            self._on_storage(None)
             if deleted:
                 ctx.log.info("monitoring_retention", before=cutoff, deleted=deleted)
             ctx.counters["deleted"] = ctx.counters.get("deleted", 0) + deleted

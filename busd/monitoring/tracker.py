@@ -7,6 +7,9 @@ and hands the resulting records to a writer task. The writer coalesces rows by
 record (the latest row of a record supersedes the earlier ones, which bounds
 the backlog by the number of open records) and writes each batch in one
 transaction, so "leg closed" and "visit opened" land together or not at all.
+A disk that refuses the write (full, read-only) leaves the batch in memory,
+reported to ``on_storage``; the writer retries with back-off and the tracker
+goes on tracking.
 Events go to the :class:`~busd.ports.EventEmitter` as they happen; they are never
 coalesced or dropped.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import random
 from collections.abc import Callable
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -22,6 +26,7 @@ from zoneinfo import ZoneInfo
 from busd import signals as sig
 from busd.clock import Clock, utc_iso
 from busd.config import MonitoringConfig
+from busd.errors import StorageError
 from busd.monitoring.segment import (
     Change,
     DayTracker,
@@ -34,7 +39,7 @@ from busd.monitoring.segment import (
 from busd.plan import Plan
 from busd.ports import EventEmitter
 from busd.state import VehicleState
-from busd.supervisor import ComponentContext
+from busd.supervisor import Backoff, ComponentContext
 
 WATCHED = (
     sig.BATTERY_VOLTAGE, sig.BATTERY_CURRENT, sig.VEHICLE_SPEED, sig.VEHICLE_ODOMETER,
@@ -123,8 +128,16 @@ class Tracker:
         bus_id: str = "",
         tick_s: float = 1.0,
         name: str = "monitoring.tracker",
+        on_storage: Callable[[str | None], None] | None = None,
     ) -> None:
+        """``on_storage(reason)`` is told when the store refuses writes (None: it takes
+        them again)."""
         self.name = name
+        self._on_storage = on_storage or (lambda _reason: None)
+        self._retry = Backoff(initial_s=5.0, max_s=60.0)
+        self._rng = random.Random()
+        self.storage_error: str | None = None
+        self._plan_to_save: Plan | None = None
         self._state = state
         self._clock = clock
         self._plan_source: Callable[[], Plan | None] = (
@@ -152,8 +165,8 @@ class Tracker:
 
     async def run(self, ctx: ComponentContext) -> None:
         self._refresh_plan()
-        if self._plan is not None:
-            await self._store.save_plan(self._plan)
+        self._plan_to_save = self._plan  # the writer saves it (and retries on a full disk)
+        self._dirty.set()
         self.day.resume(await self._store.open_records())
         now = self._clock.monotonic()
         self._next_sample = now
@@ -182,26 +195,49 @@ class Tracker:
                                 soc_samples_dropped=self.samples_dropped)
 
     async def _writer(self, ctx: ComponentContext) -> None:
+        failures = 0
         while True:
-            await self._dirty.wait()
+            if failures:
+                await self._clock.sleep(self._retry.delay(failures, self._rng))
+            else:
+                await self._dirty.wait()
             self._dirty.clear()
-            await self._flush(ctx)
+            failures = 0 if await self._flush(ctx) else failures + 1
 
-    async def _flush(self, ctx: ComponentContext) -> None:
-        if not self._pending and not self._samples:
-            return
+    async def _flush(self, ctx: ComponentContext) -> bool:
+        """Write what is queued; False when the disk refused it (kept for the next try)."""
+        try:
+            if self._plan_to_save is not None:
+                await self._store.save_plan(self._plan_to_save)
+                self._plan_to_save = None
+            if self._pending or self._samples:
+                await self._write_queued()
+        except StorageError as err:
+            if self.storage_error is None:
+                ctx.log.warning("monitoring_store_unwritable", error=str(err),
+                                records=len(self._pending), samples=len(self._samples))
+                ctx.degraded(f"storage: {err}")
+                self._on_storage(str(err))
+            self.storage_error = str(err)
+            return False
+        if self.storage_error is not None:
+            self.storage_error = None
+            ctx.ready()
+            self._on_storage(None)
+        return True
+
+    async def _write_queued(self) -> None:
         rows = list(self._pending.values())
         samples = list(self._samples)
         self._pending.clear()
         self._samples.clear()
         try:
             await self._store.write(rows, samples)
-        except Exception:
+        except BaseException:
             # Keep them for the next attempt (newer rows of the same record win).
             for kind, row in rows:
                 self._pending.setdefault((kind, row["id"]), (kind, row))
             self._samples.extendleft(reversed(samples))
-            ctx.log.exception("monitoring_store_write_failed")
             raise
 
     # --- processing -----------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""A disk that refuses writes: every writer reports it, keeps its data, and catches up.
+
+The monitoring store is made unwritable the way a file system remounted
+read-only does it to SQLite (``PRAGMA query_only``: "attempt to write a readonly
+database"); the outbox's full disk is in tests/test_disk_full.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from busd.clock import ManualClock
+from busd.monitoring.daily import SAVE_RETRY_S, DailySummaryJob
+from busd.monitoring.retention import RETRY_S, RetentionJob
+from busd.storage import StorageStatus
+from busd.supervisor import ComponentContext, ComponentHealth, Phase, Supervisor
+from telemetry.monitoring_store import MonitoringStore
+from tests.monitoring_helpers import ROZUPE, CaptureSink
+from tests.test_monitoring_store import T0, Bus, make_tracker, start, wait_rows
+
+RIGA = ZoneInfo("Europe/Riga")
+
+
+def read_only(store: MonitoringStore, on: bool) -> None:
+    with store._lock:
+        store.db.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
+
+
+async def until(predicate, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None:
+    changes: list[str | None] = []
+    status = StorageStatus(on_change=changes.append)
+    outbox, monitoring = status.reporter("outbox"), status.reporter("monitoring")
+    outbox("database or disk is full")
+    monitoring("attempt to write a readonly database")
+    outbox("database or disk is full")  # the same failure again: no news
+    assert changes == ["cannot write outbox: database or disk is full"]
+    outbox(None)
+    assert changes[1:] == [] and set(status.failing) == {"monitoring"}
+    monitoring(None)
+    monitoring(None)  # writing again, again: no news
+    assert changes[1:] == [None] and status.failing == {}
+
+
+async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tmp_path) -> None:
+    clock = ManualClock(start=T0)
+    store = MonitoringStore(tmp_path / "monitoring.sqlite")
+    sink = CaptureSink()
+    reports: list[str | None] = []
+    from busd.state import VehicleState
+
+    state = VehicleState(clock)
+    tracker = make_tracker(state, clock, store, sink)
+    tracker._on_storage = reports.append
+    bus = Bus(state, clock)
+    read_only(store, True)
+    health = ComponentHealth(tracker.name, False)
+    task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
+    try:
+        await bus.park(60)
+        await until(lambda: reports)
+        assert "readonly" in reports[0]
+        assert health.phase is Phase.DEGRADED and not task.done()
+        await bus.drive(ROZUPE)
+        await bus.park(300)
+        # Events still flow to the office while nothing can be stored.
+        assert "visit_started" in sink.kinds()
+        assert store.day_records_sync("2026-01-01")["visit"] == []
+        assert store.day_records_sync("2026-01-01")["plan_stops"] == []
+
+        read_only(store, False)
+        await bus.park(120)  # the writer retries within its back-off (at most 60 s)
+        rows = await wait_rows(store, lambda r: any(v["place_id"] == "rozupe"
+                                                    for v in r["visit"]))
+        assert [leg["to_place"] for leg in rows["leg"] if leg["status"] == "closed"] == ["rozupe"]
+        assert rows["plan_stops"] and rows["samples"]
+        await until(lambda: reports[-1] is None and health.phase is Phase.RUNNING)
+        assert reports.count(None) == 1 and not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+
+
+async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_path) -> None:
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    store.write_sync([("visit", {"id": "visit-1", "day": "2026-01-01", "status": "closed",
+                                 "start_ts": T0, "end_ts": T0 + 600, "duration_min": 10.0,
+                                 "place_id": "rozupe", "place_kind": "stop"})], [])
+    read_only(store, True)
+    clock = ManualClock(start=datetime(2026, 1, 1, 20, 59, tzinfo=RIGA).timestamp())
+    sink = CaptureSink()
+    reports: list[str | None] = []
+    job = DailySummaryJob(clock=clock, store=store, sink=sink, at=time(21, 0),
+                          timezone="Europe/Riga", on_storage=reports.append)
+    task = asyncio.create_task(job.run(ComponentContext(ComponentHealth(job.name, False), clock)))
+    try:
+        await asyncio.sleep(0)
+        await clock.advance(61.0)
+        await until(lambda: sink.of("report.daily") and reports)
+        assert sink.of("report.daily")[0]["on_site_min"] == 10.0
+        assert store.summary("2026-01-01") is None and "2026-01-01" in job.unsaved
+
+        read_only(store, False)
+        await clock.advance(SAVE_RETRY_S + 1)
+        await until(lambda: store.summary("2026-01-01") is not None)
+        assert store.summary("2026-01-01")["on_site_min"] == 10.0
+        assert job.unsaved == {} and reports[-1] is None
+        assert len(sink.of("report.daily")) == 1  # published once, not again on the retry
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+
+
+async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) -> None:
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    store.set_clients_served(visit_id="v-old", day="2025-01-01", count=3, ts=0.0)
+    read_only(store, True)
+    clock = ManualClock(start=T0)
+    reports: list[str | None] = []
+    job = RetentionJob(clock=clock, purge_before=store.purge_before, days=30,
+                       timezone="Europe/Riga", on_storage=reports.append)
+    sup = Supervisor([job], clock=clock)
+    runner = asyncio.create_task(sup.run())
+    try:
+        await until(lambda: reports)
+        assert "readonly" in reports[0]
+        read_only(store, False)
+        await clock.advance(RETRY_S + 1)
+        await until(lambda: sup.health[job.name].counters.get("deleted") == 1)
+        assert reports[-1] is None and sup.health[job.name].restarts == 0
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(runner, 5)
+        store.close()
