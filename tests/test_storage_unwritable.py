@@ -14,25 +14,23 @@ from zoneinfo import ZoneInfo
 from busd.clock import ManualClock
 from busd.monitoring.daily import SAVE_RETRY_S, DailySummaryJob
 from busd.monitoring.retention import RETRY_S, RetentionJob
+from busd.state import VehicleState
 from busd.storage import StorageStatus
 from busd.supervisor import ComponentContext, ComponentHealth, Phase, Supervisor
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import ROZUPE, CaptureSink
-from tests.test_monitoring_store import T0, Bus, make_tracker, start, wait_rows
+from tests.test_monitoring_store import T0, Bus, make_tracker, wait_rows
 
 RIGA = ZoneInfo("Europe/Riga")
-
 
 def read_only(store: MonitoringStore, on: bool) -> None:
     with store._lock:
         store.db.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
 
-
 async def until(predicate, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
-
 
 def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None:
     changes: list[str | None] = []
@@ -48,13 +46,11 @@ def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None
     monitoring(None)  # writing again, again: no news
     assert changes[1:] == [None] and status.failing == {}
 
-
 async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tmp_path) -> None:
     clock = ManualClock(start=T0)
     store = MonitoringStore(tmp_path / "monitoring.sqlite")
     sink = CaptureSink()
     reports: list[str | None] = []
-    from busd.state import VehicleState
 
     state = VehicleState(clock)
     tracker = make_tracker(state, clock, store, sink)
@@ -88,7 +84,6 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
         await asyncio.gather(task, return_exceptions=True)
         store.close()
 
-
 async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.write_sync([("visit", {"id": "visit-1", "day": "2026-01-01", "status": "closed",
@@ -118,7 +113,6 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         store.close()
-
 
 async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
