@@ -23,14 +23,17 @@ from tests.test_monitoring_store import T0, Bus, make_tracker, wait_rows
 
 RIGA = ZoneInfo("Europe/Riga")
 
+
 def read_only(store: MonitoringStore, on: bool) -> None:
     with store._lock:
         store.db.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
+
 
 async def until(predicate, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
+
 
 def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None:
     changes: list[str | None] = []
@@ -45,6 +48,7 @@ def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None
     monitoring(None)
     monitoring(None)  # writing again, again: no news
     assert changes[1:] == [None] and status.failing == {}
+
 
 async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tmp_path) -> None:
     clock = ManualClock(start=T0)
@@ -73,8 +77,7 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
 
         read_only(store, False)
         await bus.park(120)  # the writer retries within its back-off (at most 60 s)
-        rows = await wait_rows(store, lambda r: any(v["place_id"] == "rozupe"
-                                                    for v in r["visit"]))
+        rows = await wait_rows(store, lambda r: any(v["place_id"] == "rozupe" for v in r["visit"]))
         assert [leg["to_place"] for leg in rows["leg"] if leg["status"] == "closed"] == ["rozupe"]
         assert rows["plan_stops"] and rows["samples"]
         await until(lambda: reports[-1] is None and health.phase is Phase.RUNNING)
@@ -84,17 +87,39 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
         await asyncio.gather(task, return_exceptions=True)
         store.close()
 
+
 async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
-    store.write_sync([("visit", {"id": "visit-1", "day": "2026-01-01", "status": "closed",
-                                 "start_ts": T0, "end_ts": T0 + 600, "duration_min": 10.0,
-                                 "place_id": "rozupe", "place_kind": "stop"})], [])
+    store.write_sync(
+        [
+            (
+                "visit",
+                {
+                    "id": "visit-1",
+                    "day": "2026-01-01",
+                    "status": "closed",
+                    "start_ts": T0,
+                    "end_ts": T0 + 600,
+                    "duration_min": 10.0,
+                    "place_id": "rozupe",
+                    "place_kind": "stop",
+                },
+            )
+        ],
+        [],
+    )
     read_only(store, True)
     clock = ManualClock(start=datetime(2026, 1, 1, 20, 59, tzinfo=RIGA).timestamp())
     sink = CaptureSink()
     reports: list[str | None] = []
-    job = DailySummaryJob(clock=clock, store=store, sink=sink, at=time(21, 0),
-                          timezone="Europe/Riga", on_storage=reports.append)
+    job = DailySummaryJob(
+        clock=clock,
+        store=store,
+        sink=sink,
+        at=time(21, 0),
+        timezone="Europe/Riga",
+        on_storage=reports.append,
+    )
     task = asyncio.create_task(job.run(ComponentContext(ComponentHealth(job.name, False), clock)))
     try:
         await asyncio.sleep(0)
@@ -114,14 +139,20 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
         await asyncio.gather(task, return_exceptions=True)
         store.close()
 
+
 async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.set_clients_served(visit_id="v-old", day="2025-01-01", count=3, ts=0.0)
     read_only(store, True)
     clock = ManualClock(start=T0)
     reports: list[str | None] = []
-    job = RetentionJob(clock=clock, purge_before=store.purge_before, days=30,
-                       timezone="Europe/Riga", on_storage=reports.append)
+    job = RetentionJob(
+        clock=clock,
+        purge_before=store.purge_before,
+        days=30,
+        timezone="Europe/Riga",
+        on_storage=reports.append,
+    )
     sup = Supervisor([job], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
