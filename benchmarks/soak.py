@@ -8,16 +8,17 @@ outages and lost fixes, CAN silences. Then it compares what the daemon
 produced (its last seq) with what the office received (distinct seqs, after
 dropping duplicates) and what still waits in the outbox.
 
-A disk-full episode: the daemon's data folder is a small tmpfs of its own
+Storage faults: the daemon's data folder is a small tmpfs of its own
 (``--disk-mb``), mounted in a private mount namespace (the script re-runs itself
-under ``unshare``; as a normal user, in a user namespace as well), and filled
-to the last byte for ``--disk-full-min`` minutes of wall time in the middle of
-the run, then emptied again. The daemon must raise ``storage_unwritable``, keep
-running, clear the alert when space returns, and lose nothing it had stored.
-Where no namespace can be made, the soak runs without that episode and says so.
+under ``unshare``; as a normal user, in a user namespace as well). It is filled
+to the last byte at 35 % of the run, and remounted read-only at 60 %, each for
+``--storage-fault-min`` minutes of wall time. The daemon must raise
+``storage_unwritable``, keep running, clear the alert when it can write again,
+and lose nothing it had stored. Where no namespace can be made, the soak runs
+without these episodes and says so.
 
 Usage: python benchmarks/soak.py [--minutes 30] [--seed 1] [--disk-mb 64]
-       [--disk-full-min 2] [--no-disk-full]
+       [--storage-fault-min 3] [--no-storage-faults] [--keep DIR]
 The last output line is one JSON object.
 """
 
@@ -34,15 +35,16 @@ import tempfile
 import threading
 import time
 import tomllib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
-from diskfill import (  # benchmarks/ is on sys.path: the script's own folder
-    DiskFiller,
+from storage_faults import (  # benchmarks/ is on sys.path: the script's own folder
+    Episode,
+    disk_full,
     in_mount_namespace,
     mount_small_fs,
+    read_only,
     reexec_in_mount_namespace,
     unmount,
 )
@@ -132,35 +134,6 @@ def outbox_state(path: Path) -> tuple[int, set[int]]:
     return max(int(meta[0]) if meta else 0, max(pending, default=0)), pending
 
 
-@dataclass
-class DiskFullEpisode:
-    """The daemon's data folder full to the last byte for a while, mid-run."""
-
-    filler: DiskFiller
-    start_after_s: float
-    lasting_s: float
-    filled_at: float | None = None
-    freed_at: float | None = None
-    top_ups: int = 0
-
-    async def run(self) -> None:
-        await asyncio.sleep(self.start_after_s)
-        self.filled_at = time.monotonic()
-        ends = self.filled_at + self.lasting_s
-        filled = await asyncio.to_thread(self.filler.fill)
-        print(f"disk full: {filled / 2**20:.1f} MB of filler, for {self.lasting_s:.0f} s",
-              flush=True)
-        # The daemon frees pages now and then (a WAL checkpoint, a drained outbox):
-        # keep the disk full until the episode ends.
-        while time.monotonic() < ends:
-            await asyncio.sleep(min(2.0, max(0.0, ends - time.monotonic())))
-            if await asyncio.to_thread(self.filler.fill):
-                self.top_ups += 1
-        self.filler.free()
-        self.freed_at = time.monotonic()
-        print("disk full: space again", flush=True)
-
-
 def storage_alerts(records: list[dict]) -> tuple[int, int]:
     """How many storage_unwritable alerts the office saw raised and cleared."""
     def named(r: dict) -> bool:
@@ -177,9 +150,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--disk-mb", type=int, default=64,
                         help="size of the daemon's own small file system")
-    parser.add_argument("--disk-full-min", type=float, default=None,
-                        help="wall minutes the disk stays full (default: a tenth of the run)")
-    parser.add_argument("--no-disk-full", action="store_true")
+    parser.add_argument("--storage-fault-min", type=float, default=None,
+                        help="wall minutes the disk stays full, and then read-only "
+                             "(default: a tenth of the run each)")
+    parser.add_argument("--no-storage-faults", action="store_true")
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this (new) folder and keep it: logs, databases, archive")
     return parser.parse_args()
@@ -194,46 +168,49 @@ async def main() -> None:
     loaded = parse_scenario(data, base=BASE.parent)
     sampler = Sampler()
     sampler.start()
-    episode: DiskFullEpisode | None = None
+    episodes: list[Episode] = []
     with (contextlib.nullcontext(str(args.keep)) if args.keep
           else tempfile.TemporaryDirectory()) as tmp:
         data_dir = Path(tmp) / "bus"
-        if not args.no_disk_full and in_mount_namespace():
+        if not args.no_storage_faults and in_mount_namespace():
             mount_small_fs(data_dir, args.disk_mb)
-            lasting = (args.disk_full_min if args.disk_full_min is not None
+            lasting = (args.storage_fault_min if args.storage_fault_min is not None
                        else args.minutes / 10) * 60
-            episode = DiskFullEpisode(DiskFiller(data_dir), start_after_s=0.45 * args.minutes * 60,
-                                      lasting_s=lasting)
+            run_s = args.minutes * 60
+            episodes = [disk_full(data_dir, start_after_s=0.35 * run_s, lasting_s=lasting),
+                        read_only(data_dir, start_after_s=0.6 * run_s, lasting_s=lasting)]
         runner = ScenarioRunner(loaded, workdir=Path(tmp), speed=speed)
         started = time.monotonic()
-        filling = asyncio.create_task(episode.run()) if episode else None
+        faults = [asyncio.create_task(e.run()) for e in episodes]
         try:
             result = await runner.run()
         finally:
-            if filling:
-                filling.cancel()
-                await asyncio.gather(filling, return_exceptions=True)
-                episode.filler.free()
+            for task in faults:
+                task.cancel()
+            await asyncio.gather(*faults, return_exceptions=True)
         wall = time.monotonic() - started
         sampler.stop.set()
         sampler.join()
         produced, pending = outbox_state(result.workdir / "bus" / "outbox.sqlite")
         received = {r["seq"] for r in result.records}
         lost = sorted(set(range(1, produced + 1)) - received - pending)
-        if episode:
+        if episodes:
             unmount(data_dir)
     cpu_share = sum(sampler.cpu.values()) / max(sampler.alive_s, 1e-9)
     print(f"soak: {wall / 60:.1f} min wall, {result.daemon_starts} daemon starts, "
           f"{kills} kills, {broker_restarts} broker outages; produced {produced}, "
           f"received {len(received)}, still in the outbox {len(pending)}, lost {len(lost)}, "
           f"duplicates dropped by the office {result.duplicates}", flush=True)
-    if episode is None:
-        print("disk full: no episode (" + (disk_skip or "--no-disk-full") + ")", flush=True)
-    else:
+    if not episodes:
+        print("storage faults: none (" + (disk_skip or "--no-storage-faults") + ")", flush=True)
+    for e in episodes:
+        done = "" if e.ended_at else " (the day ended first)"
+        print(f"{e.name}: {e.lasting_s / 60:.1f} min from {(e.began_at or started) - started:.0f}"
+              f" s, topped up {e.top_ups} times{done}", flush=True)
+    if episodes:
         raised, cleared = storage_alerts(result.records)
-        print(f"disk full: {episode.lasting_s / 60:.1f} min from "
-              f"{(episode.filled_at or started) - started:.0f} s, topped up {episode.top_ups} "
-              f"times; storage_unwritable raised {raised}, cleared {cleared}", flush=True)
+        print(f"storage_unwritable alerts at the office: raised {raised}, cleared {cleared}",
+              flush=True)
     print(json.dumps({
         "minutes": round(wall / 60, 1), "kills": kills, "broker_restarts": broker_restarts,
         "produced": produced, "received": len(received), "lost": len(lost),
@@ -245,6 +222,6 @@ async def main() -> None:
 disk_skip: str | None = None
 
 if __name__ == "__main__":
-    if "--no-disk-full" not in sys.argv:
+    if "--no-storage-faults" not in sys.argv:
         disk_skip = reexec_in_mount_namespace()  # returns only where it cannot
     asyncio.run(main())

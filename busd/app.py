@@ -100,6 +100,7 @@ def build_daemon(
     storage = StorageStatus(on_change=_storage_alert(alerts))
     events.on_storage = storage.reporter("events")
     uplink.outbox.on_storage = storage.reporter("outbox")
+    uplink.uplink.active_alerts = lambda: {k: a.message for k, a in alerts.active.items()}
     store = MonitoringStore(config.monitoring_db)
     # Order matters: sinks first, sources last, so that sources stop first and
     # sinks flush last on shutdown (the outbox is the very last to stop).

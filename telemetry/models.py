@@ -72,6 +72,10 @@ class State(_Model):
                                     "absent when none is")
     age_s: dict[str, float] | None = Field(
         None, description="how old each stale signal's last value is; absent when none is")
+    alerts: dict[str, str] | None = Field(
+        None, description="active alerts, kind: message; absent when none is. Live, not "
+        "durable: the alert events are the record, but while the disk refuses writes "
+        "(storage_unwritable) this is how the office learns of it at once")
 
 
 class TelemetryData(_Model):

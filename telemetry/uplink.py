@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +130,8 @@ class Uplink:
         self._protocol = mqtt.first_protocol(self._settings)
         self._plan: dict[str, Any] | None = None
         self._plan_changed = asyncio.Event()
+        # The alert board's active alerts (kind: message), shown on every state message.
+        self.active_alerts: Callable[[], dict[str, str]] = dict
         self.connected = False
         self.counters: dict[str, int] = {
             "connects": 0, "connect_failures": 0, "messages": 0, "records_sent": 0,
@@ -271,7 +273,8 @@ class Uplink:
                 values[name] = compact(view.value, name)
         state = State(bus=self._bus, ts=utc_iso(self._clock.now()),
                       moving=is_moving(self._state, self._cfg.moving_kmh),
-                      values=values, stale=stale or None, age_s=ages or None)
+                      values=values, stale=stale or None, age_s=ages or None,
+                      alerts=self.active_alerts() or None)
         return json.dumps(state.dump(), separators=(",", ":")).encode()
 
     async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:

@@ -130,7 +130,7 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
 
         read_only(store, False)
         await clock.advance(SAVE_RETRY_S + 1)
-        await until(lambda: store.summary("2026-01-01") is not None)
+        await until(lambda: not job.unsaved)
         assert store.summary("2026-01-01")["on_site_min"] == 10.0
         assert job.unsaved == {} and reports[-1] is None
         assert len(sink.of("report.daily")) == 1  # published once, not again on the retry
@@ -166,3 +166,26 @@ async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) 
         sup.request_stop()
         await asyncio.wait_for(runner, 5)
         store.close()
+
+
+def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_state(tmp_path) -> None:
+    """build_daemon: a failing writer raises storage_unwritable on the alert board, and
+    the retained state message carries it while the events cannot be stored."""
+    import json
+
+    from busd.app import build_daemon, prepare
+    from tests.support.uplink_env import bus_config
+
+    clock = ManualClock(start=T0)
+    daemon = build_daemon(prepare(bus_config(tmp_path, 1883)), clock)
+    tracker = next(c for c in daemon.components if c.name == "monitoring.tracker")
+    tracker._on_storage("cannot write the monitoring store: readonly")
+    assert "storage_unwritable" in daemon.alerts.active
+    state = json.loads(daemon.uplink.uplink.state_payload())
+    assert "readonly" in state["alerts"]["storage_unwritable"]
+    daemon.uplink.outbox.on_storage("cannot write the outbox: full")
+    tracker._on_storage(None)
+    assert "storage_unwritable" in daemon.alerts.active  # the outbox still cannot write
+    daemon.uplink.outbox.on_storage(None)
+    assert "storage_unwritable" not in daemon.alerts.active
+    daemon.store.close()

@@ -136,3 +136,20 @@ def test_compact_rounds_to_the_signal_resolution():
     assert compact(3.14159, "battery.cell_v_min") == 3.142
     assert compact(1.23456789, "unknown") == 1.234568
     assert compact(True, "vehicle.ready") is True
+
+
+def test_the_state_message_shows_the_active_alerts(tmp_path):
+    """Live, not durable: while the disk refuses writes the alert events wait in memory,
+    and the retained state is how the office learns of it at once."""
+    from telemetry.models import State
+    from telemetry.wiring import build_uplink
+    from tests.support.uplink_env import bus_config
+
+    clock = ManualClock()
+    state = VehicleState(clock)
+    parts = build_uplink(bus_config(tmp_path, 1883), state=state, clock=clock)
+    quiet = json.loads(parts.uplink.state_payload())
+    assert "alerts" not in quiet
+    parts.uplink.active_alerts = lambda: {"storage_unwritable": "cannot write outbox: full"}
+    loud = State.model_validate(json.loads(parts.uplink.state_payload()))
+    assert loud.alerts == {"storage_unwritable": "cannot write outbox: full"}
