@@ -39,7 +39,6 @@ first, and stop when even the bound cannot tie the best.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 from busd.planner.fastkey import Judge
 from busd.planner.model import Instance, charge_hours
@@ -67,11 +66,13 @@ def shortest_paths(dist: tuple[tuple[float, ...], ...]) -> list[list[float]]:
     return sp
 
 
-def _bits(mask: int) -> Iterator[int]:
-    while mask:
+def _bit_lists(n: int) -> list[list[int]]:
+    """The stops (bits) of every set, precomputed: the searches walk them millions of times."""
+    lists: list[list[int]] = [[]]
+    for mask in range(1, 1 << n):
         low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
+        lists.append([*lists[mask ^ low], low.bit_length() - 1])
+    return lists
 
 
 class Exact:
@@ -93,23 +94,30 @@ class Exact:
         self.e_full = (inst.charge.max_pct - inst.threshold_pct) * kwh_pct
         self.in_progress = judge.in_progress
         s = inst.stops
-        self.mn = [st.min_min for st in s]
-        self.pl = [st.planned_min for st in s]
         self.latest = [st.latest for st in s]
         idx = [st.index for st in s]
         # stops announced after / before each one, for the inversions an order forces
         self.later = [sum(1 << j for j in range(n) if idx[j] > idx[i]) for i in range(n)]
         self.earlier = [sum(1 << j for j in range(n) if idx[j] < idx[i]) for i in range(n)]
         self.announced = sorted(range(n), key=lambda i: idx[i])
+        self.bits = bits = _bit_lists(n)
         size = 1 << n
-        minsum = [0.0] * size
-        value = [0] * size
+        # per set: minimum and planned minutes, must/priority value, minutes on site when
+        # every visit gets its planned length
+        self.minsum = minsum = [0.0] * size
+        self.plsum = plsum = [0.0] * size
+        self.value = value = [0] * size
+        self.full4 = full4 = [0.0] * size
+        self.full5 = full5 = [0.0] * size
         for mask in range(1, size):
-            low = mask & -mask
-            i = low.bit_length() - 1
-            minsum[mask] = minsum[mask ^ low] + self.mn[i]
-            value[mask] = value[mask ^ low] + s[i].must * _BIG + s[i].priority
-        self.minsum, self.value = minsum, value
+            i = bits[mask][-1]
+            rest = mask ^ (1 << i)
+            st = s[i]
+            minsum[mask] = minsum[rest] + st.min_min
+            plsum[mask] = plsum[rest] + st.planned_min
+            value[mask] = value[rest] + st.must * _BIG + st.priority
+            full4[mask] = full4[rest] + st.priority * st.planned_min
+            full5[mask] = full5[rest] + (n - st.index) * st.planned_min
 
     def _tick(self, k: int = 1) -> None:
         self.stats.nodes += k
@@ -131,12 +139,18 @@ class Exact:
                    for i in range(n)]
         budget = self.e_start + _TOL
         drive, site = self.drive, self.site_min
-        minsum = self.minsum
+        minsum, bits, full = self.minsum, self.bits, self.full
+        targets = [depot, *self.chargers]
+        # exits[k][mask]: shortest km from here through mask to targets[k] (home, chargers)
+        exits = [[_INF] * size for _ in targets]
+        if not self.in_progress:
+            for k, target in enumerate(targets):
+                exits[k][0] = d[0][target]
         for mask in range(1, size):
             row = F[mask]
             base = site * minsum[mask]
-            free = [j for j in range(n) if not mask >> j & 1]
-            for i in range(n):
+            free = bits[full ^ mask]
+            for i in bits[mask]:
                 f = row[i]
                 if f == _INF:
                     continue
@@ -144,12 +158,17 @@ class Exact:
                     row[i] = _INF
                     continue
                 di = d[i + 1]
+                for k, target in enumerate(targets):
+                    v = f + di[target]
+                    if v < exits[k][mask]:
+                        exits[k][mask] = v
                 for j in free:
                     v = f + di[j + 1]
                     nxt = F[mask | 1 << j]
                     if v < nxt[j]:
                         nxt[j] = v
         self._tick(size)
+        self.exits = exits
         return F
 
     def _backward(self) -> list[list[float]]:
@@ -164,31 +183,44 @@ class Exact:
                 B[1 << i][i] = d[i + 1][depot]
         budget = max(self.e_full, self.e_start) + _TOL
         drive, site, minsum = self.drive, self.site_min, self.minsum
+        bits, full = self.bits, self.full
+        # entries[k][mask]: shortest km from charger k through mask home
+        entries = [[_INF] * size for _ in self.chargers]
+        for k, c in enumerate(self.chargers):
+            entries[k][0] = d[c][depot]
+        from_chargers = [d[c] for c in self.chargers]
         for mask in range(1, size):
             if mask & banned:
                 continue
             row = B[mask]
             base = site * minsum[mask]
-            free = [j for j in range(n) if not (mask | banned) >> j & 1]
-            for i in range(n):
+            free = bits[full ^ (mask | banned)]
+            for i in bits[mask]:
                 b = row[i]
                 if b == _INF:
                     continue
                 if drive * b + base > budget:
                     row[i] = _INF
                     continue
+                for k, dc in enumerate(from_chargers):
+                    v = dc[i + 1] + b
+                    if v < entries[k][mask]:
+                        entries[k][mask] = v
                 for j in free:
                     v = d[j + 1][i + 1] + b
                     nxt = B[mask | 1 << j]
                     if v < nxt[j]:
                         nxt[j] = v
         self._tick(size)
+        self.entries = entries
         return B
 
     def _segment_value(self, mask: int, budget: float) -> tuple[float, float] | None:
         """Minutes on site of a part (priority-weighted, announced-weighted), or None."""
+        if budget >= self.plsum[mask] + 1e-6:  # every visit at its planned length
+            return self.full4[mask], self.full5[mask]
         judge = self.judge
-        minutes = judge.allocate([i + 1 for i in _bits(mask)], budget)
+        minutes = judge.allocate([i + 1 for i in self.bits[mask]], budget)
         if minutes is None:
             return None
         n = self.n
@@ -197,57 +229,40 @@ class Exact:
                 sum((n - index[v]) * m for v, m in minutes.items()))
 
     def run(self, better) -> None:  # type: ignore[no-untyped-def]
-        """Calls ``better(seq)`` with every itinerary that may be the best, best last."""
-        inst, judge, n, d = self.inst, self.judge, self.n, self.d
-        size = 1 << n
+        """Calls ``better(seq, key)`` with itineraries that may be the best; it says whether
+        the one given is the best so far."""
+        inst, judge = self.inst, self.judge
+        size = 1 << self.n
         F = self._forward()
         B = self._backward()
-        depot = self.depot
-        ip = self.in_progress
         budget = judge.budget
         soc, full_pct = inst.soc_pct, inst.charge.max_pct
         minsum, value = self.minsum, self.value
 
-        def out_of(mask: int, target: int) -> float:  # shortest km ending at node target
-            if not mask:
-                return _INF if ip else d[0][target]
-            row = F[mask]
-            return min(row[i] + d[i + 1][target] for i in _bits(mask))
-
-        def into(source: int, mask: int) -> float:  # shortest km from node source home
-            if not mask:
-                return d[source][depot]
-            row, ds = B[mask], d[source]
-            return min(ds[i + 1] + row[i] for i in _bits(mask))
-
-        # Splits: (part 1, charger or 0, part 2, km1, km2, budget1, budget2)
-        km_n = [out_of(mask, depot) for mask in range(size)]
+        km_n = self.exits[0]
         feas_n = [m for m in range(size)
                   if km_n[m] < _INF and budget(soc, km_n[m]) - minsum[m] >= -1e-6]
         best_p = max((value[m] for m in feas_n), default=-1)
         per_charger = []
-        for c in self.chargers:
+        for k, c in enumerate(self.chargers):
             ch = inst.charger(c)
             room = (ch.closes - inst.now) / 60
-            km1 = [out_of(mask, c) for mask in range(size)]
+            km1 = self.exits[k + 1]
             b1 = [min(budget(soc, k), room - k / self.speed) if k < _INF else -_INF for k in km1]
             feas1 = [m for m in range(size) if b1[m] - minsum[m] >= -1e-6]
-            km2 = [into(c, mask) if not (ip and mask & 1) else _INF for mask in range(size)]
+            km2 = self.entries[k]
             b2 = [budget(full_pct, k) if k < _INF else -_INF for k in km2]
-            best2 = [-1] * size
-            for m in range(size):
-                if b2[m] - minsum[m] >= -1e-6:
-                    best2[m] = value[m]
+            best2 = [value[m] if b2[m] - minsum[m] >= -1e-6 else -1 for m in range(size)]
             by_value: dict[int, list[int]] = {}
             for m in range(size):
                 if best2[m] >= 0:
                     by_value.setdefault(best2[m], []).append(m)
-            # best feasible part 2 inside every set (a subset-maximum transform)
+            # the best feasible part 2 inside every set (a subset-maximum transform)
             bit = 1
             while bit < size:
-                for m in range(size):
-                    if m & bit and best2[m ^ bit] > best2[m]:
-                        best2[m] = best2[m ^ bit]
+                for lo in range(0, size, 2 * bit):
+                    hi = lo + bit
+                    best2[hi : hi + bit] = map(max, best2[lo:hi], best2[hi : hi + bit])
                 bit <<= 1
             self._tick(size)
             for m in feas1:
@@ -257,11 +272,16 @@ class Exact:
             per_charger.append((c, km1, b1, feas1, km2, b2, best2, by_value))
         if best_p < 0:
             return  # no safe itinerary at all
-        splits: list[tuple[int, int, int, float, float, float, float, tuple[float, float]]] = []
+        # Splits reaching the best must-serve and priority, with their minutes on site:
+        # (part 1, charger or 0, part 2, km1, km2, budget1, budget2, minutes value)
+        splits = []
+        full4 = self.full4
+        floor = -_INF  # best minutes on site (priority-weighted) found so far, less noise
         for m in feas_n:
             if value[m] == best_p:
                 v = self._segment_value(m, budget(soc, km_n[m]))
-                if v is not None:
+                if v is not None and v[0] >= floor:
+                    floor = max(floor, v[0] - _TOL)
                     splits.append((m, 0, 0, km_n[m], 0.0, budget(soc, km_n[m]), 0.0, v))
         for c, km1, b1, feas1, km2, b2, best2, by_value in per_charger:
             cache2: dict[int, tuple[float, float] | None] = {}
@@ -273,12 +293,13 @@ class Exact:
                 if v1 is None:
                     continue
                 for m2 in by_value.get(best_p - value[m1], ()):
-                    if m2 & m1:
-                        continue
+                    if m2 & m1 or v1[0] + full4[m2] < floor:
+                        continue  # overlaps, or cannot reach the best even at planned length
                     if m2 not in cache2:
                         cache2[m2] = self._segment_value(m2, b2[m2])
                     v2 = cache2[m2]
-                    if v2 is not None:
+                    if v2 is not None and v1[0] + v2[0] >= floor:
+                        floor = max(floor, v1[0] + v2[0] - _TOL)
                         splits.append((m1, c, m2, km1[m1], km2[m2], b1[m1], b2[m2],
                                        (v1[0] + v2[0], v1[1] + v2[1])))
             self._tick(len(feas1))
@@ -303,47 +324,106 @@ class Exact:
             limit = min(limit, ((closes - inst.now) / 60 - need) * self.speed + 1e-6)
         return limit
 
+    def _window_late(self) -> list[list[float]]:
+        """Per set, the least lateness at arrival windows its stops can have: [0] as part 1
+        (straight from here), [k + 1] as part 2 after charger k (straight from it, left
+        no earlier than reachable and open)."""
+        inst, n, sp, speed = self.inst, self.n, self.sp, self.speed
+        size = 1 << n
+        tables = []
+        starts = [(0, inst.now)] + [
+            (c, max(inst.now + sp[0][c] / speed * 60, inst.charger(c).opens))
+            for c in self.chargers
+        ]
+        for node, t0 in starts:
+            per_stop = [
+                max(0.0, (t0 + sp[node][i + 1] / speed * 60 - lat) / 60) if lat is not None
+                else 0.0
+                for i, lat in enumerate(self.latest)
+            ]
+            table = [0.0] * size
+            for mask in range(1, size):
+                i = self.bits[mask][-1]
+                table[mask] = table[mask ^ (1 << i)] + per_stop[i]
+            tables.append(table)
+        return tables
+
     def _orders(self, splits, F, B, better, top) -> None:  # type: ignore[no-untyped-def]
-        inst, judge, n = self.inst, self.judge, self.n
+        """The splits cheapest bound first; each searched unless its bound cannot tie."""
+        inst = self.inst
         pen = inst.reorder_penalty_min
-        later, earlier = self.later, self.earlier
-        speed = self.speed
-        plans = []
-        for m1, c, m2, km1, km2, b1, b2, _v in splits:
-            a1 = judge.allocate([i + 1 for i in _bits(m1)], b1) or {}
-            a2 = judge.allocate([i + 1 for i in _bits(m2)], b2) if c else {}
-            minutes = [0.0] * n
-            for v, mins in (*a1.items(), *(a2 or {}).items()):
-                minutes[v - 1] = mins
-            if c:
-                ch = inst.charger(c)
-                k1 = self._limit_km(inst.soc_pct, sum(a1.values()), ch.closes)
-                k2 = self._limit_km(inst.charge.max_pct, sum((a2 or {}).values()), None)
-            else:
-                k1, k2 = self._limit_km(inst.soc_pct, sum(a1.values()), None), _INF
+        earlier, bits, speed, minsum = self.earlier, self.bits, self.speed, self.minsum
+        late = self._window_late()
+        charger_row = {c: k + 1 for k, c in enumerate(self.chargers)}
+        ranked = []
+        for split in splits:
+            m1, c, m2, km1, km2 = split[:5]
             # inversions the split forces: a stop after the charger announced before one
             # before it
-            forced = sum((m2 & earlier[i]).bit_count() for i in _bits(m1))
-            on_site = sum(minutes)
-            t_home = inst.now + ((km1 + km2) / speed + on_site) * 60
-            if c:
-                t_home += self._charge_lb(c, m1, m2, km1, km2, minutes) * 60
-            lb = pen * forced + max(0.0, (t_home - inst.return_by) / 60)
-            plans.append((lb, km1 + km2, m1, c, m2, km1, k1, k2, minutes))
-        plans.sort(key=lambda p: (p[0], p[1]))
+            forced = sum([(m2 & earlier[i]).bit_count() for i in bits[m1]])
+            t_home = inst.now + ((km1 + km2) / speed + minsum[m1 | m2]) * 60
+            lb = (pen * forced + late[0][m1] + (late[charger_row[c]][m2] if c else 0.0)
+                  + max(0.0, (t_home - inst.return_by) / 60))
+            ranked.append((lb, km1 + km2, split))
+        ranked.sort(key=lambda r: (r[0], r[1]))
         self.best: tuple[float, float] | None = None  # (rounded disruption, rounded km)
-        for lb, km_lb, m1, c, m2, km1, k1, k2, minutes in plans:
+        for lb, km_lb, split in ranked:
             if self._cut(lb, km_lb):
-                continue
-            self._search(m1, c, m2, km1, k1, k2, minutes, F, B, better, later, top)
+                break  # sorted: no later split can do better
+            self._tick()
+            prepared = self._prepare(split, lb)
+            if prepared is not None and not self._cut(prepared[0], km_lb):
+                self._search(*prepared[1:], F, B, better, self.later, top)
+
+    def _prepare(self, split, lb):  # type: ignore[no-untyped-def]
+        """Visit lengths, km limits and a sharper bound (with the charging time) of a split."""
+        inst, judge, n, speed = self.inst, self.judge, self.n, self.speed
+        m1, c, m2, km1, km2, b1, b2, _v = split
+        a1 = judge.allocate([i + 1 for i in self.bits[m1]], b1)
+        a2 = judge.allocate([i + 1 for i in self.bits[m2]], b2) if c else {}
+        if a1 is None or a2 is None:
+            return None
+        minutes = [0.0] * n
+        for v, mins in (*a1.items(), *a2.items()):
+            minutes[v - 1] = mins
+        on1, on2 = sum(a1.values()), sum(a2.values())
+        if not c:
+            k1 = self._limit_km(inst.soc_pct, on1, None)
+            t_home = inst.now + (km1 / speed + on1) * 60
+            sharp = self._window_late_one(m1) + max(0.0, (t_home - inst.return_by) / 60)
+            return (max(lb, sharp), m1, c, m2, km1, k1, _INF, minutes)
+        ch = inst.charger(c)
+        k1 = self._limit_km(inst.soc_pct, on1, ch.closes)
+        k2 = self._limit_km(inst.charge.max_pct, on2, None)
+        ch_min = self._charge_lb(c, m1, m2, km1, km2, minutes)
+        leave = max(inst.now + (km1 / speed + on1) * 60, ch.opens) + ch_min * 60
+        t_home = leave + (km2 / speed + on2) * 60
+        late2 = 0.0
+        for i in self.bits[m2]:
+            lat = self.latest[i]
+            if lat is not None:
+                late2 += max(0.0, (leave + self.sp[c][i + 1] / speed * 60 - lat) / 60)
+        forced = sum([(m2 & self.earlier[i]).bit_count() for i in self.bits[m1]])
+        sharp = (inst.reorder_penalty_min * forced + self._window_late_one(m1) + late2
+                 + max(0.0, (t_home - inst.return_by) / 60))
+        return (max(lb, sharp), m1, c, m2, km1, k1, k2, minutes)
+
+    def _window_late_one(self, m1: int) -> float:
+        inst, sp, speed = self.inst, self.sp, self.speed
+        total = 0.0
+        for i in self.bits[m1]:
+            lat = self.latest[i]
+            if lat is not None:
+                total += max(0.0, (inst.now + sp[0][i + 1] / speed * 60 - lat) / 60)
+        return total
 
     def _charge_lb(self, c, m1, m2, km1, km2, minutes) -> float:  # type: ignore[no-untyped-def]
         """Fewest minutes at the charger: the shortest parts charge least."""
         inst = self.inst
         cap = inst.capacity_kwh
-        used1 = self.drive * km1 + self.site_min * sum(minutes[i] for i in _bits(m1))
+        used1 = self.drive * km1 + self.site_min * sum([minutes[i] for i in self.bits[m1]])
         soc_at = inst.soc_pct - used1 / cap * 100
-        need2 = self.drive * km2 + self.site_min * sum(minutes[i] for i in _bits(m2))
+        need2 = self.drive * km2 + self.site_min * sum([minutes[i] for i in self.bits[m2]])
         cp = inst.charge
         target = min(cp.max_pct, inst.threshold_pct + need2 / cap * 100 + cp.buffer_pct)
         hours = charge_hours(inst, inst.charger(c).power_kw, soc_at, target)
@@ -356,35 +436,40 @@ class Exact:
         return r > self.best[0] or (r == self.best[0] and round(km_lb, 4) > self.best[1])
 
     def _search(self, m1, c, m2, km1_min, k1, k2, minutes, F, B, better, later, top) -> None:  # type: ignore[no-untyped-def]
+        """Orders of one split, announced order first (t and lateness are exact before the
+        charger, lower bounds after it; the judge scores every complete one)."""
         inst, judge = self.inst, self.judge
-        d, depot, speed, sp = self.d, self.depot, self.speed, self.sp
+        d, depot, speed, sp, bits = self.d, self.depot, self.speed, self.sp, self.bits
         pen = inst.reorder_penalty_min
+        return_by = inst.return_by
         latest, announced, earlier = self.latest, self.announced, self.earlier
+        timed = [i for i in range(self.n) if latest[i] is not None]
 
         def home_km(last: int, rem: int) -> float:
             """Shortest km from node ``last`` through ``rem`` home (exact, from B)."""
             if not rem:
                 return d[last][depot]
             row, dl = B[rem], d[last]
-            return min(dl[i + 1] + row[i] for i in _bits(rem))
+            return min([dl[i + 1] + row[i] for i in bits[rem]])
 
         km2_min = home_km(c, m2) if c else 0.0
         ch_min = self._charge_lb(c, m1, m2, km1_min, km2_min, minutes) if c else 0.0
         opens = inst.charger(c).opens if c else 0.0
-        on_site2 = sum(minutes[i] for i in _bits(m2))
+        on_site2 = sum([minutes[i] for i in bits[m2]])
 
-        def visit(seq, last, vis, rem1, km, t, late, inv, phase2, km1=0.0) -> None:  # type: ignore[no-untyped-def]
-            # (t and late are exact before the charger, lower bounds after it)
+        def visit(seq, last, vis, rem1, km, t, late, inv, on1, phase2, km1=0.0) -> None:  # type: ignore[no-untyped-def]
+            # on1: minutes on site still to come in this part; km1: where part 2 began
             self._tick()
-            rem = rem1 | (0 if phase2 else m2)
-            future_inv = sum((vis & later[i]).bit_count() for i in _bits(rem))
+            rem = rem1 if phase2 else rem1 | m2
+            future_inv = 0
+            for i in bits[rem]:
+                future_inv += (vis & later[i]).bit_count()
             if phase2 or not c:
                 left = home_km(last, rem)
                 km_lb = km + left
-                if km_lb - km1 > (k2 if phase2 else k1):  # km1: where part 2 began
+                if km_lb - km1 > (k2 if phase2 else k1):
                     return
-                on_site = sum(minutes[i] for i in _bits(rem))
-                t_home = t + (left / speed + on_site) * 60
+                t_home = t + (left / speed + on1) * 60
             else:
                 left1 = sp[last][c]
                 if last:
@@ -398,18 +483,19 @@ class Exact:
                 if km + left1 > k1:
                     return
                 km_lb = km + left1 + km2_min
-                on_site1 = sum(minutes[i] for i in _bits(rem1))
-                arrive_c = t + (left1 / speed + on_site1) * 60
+                arrive_c = t + (left1 / speed + on1) * 60
                 t_home = max(arrive_c, opens) + (ch_min + km2_min / speed + on_site2) * 60
-                future_inv += sum((m2 & earlier[i]).bit_count() for i in _bits(rem1))
-            lb = late + pen * (inv + future_inv) + max(0.0, (t_home - inst.return_by) / 60)
+                for i in bits[rem1]:
+                    future_inv += (m2 & earlier[i]).bit_count()
+            lb = late + pen * (inv + future_inv)
+            if t_home > return_by:
+                lb += (t_home - return_by) / 60
             spl = sp[last]
-            for i in _bits(rem):
-                lat = latest[i]
-                if lat is not None:
+            for i in timed:
+                if rem >> i & 1:
                     arrive = t + spl[i + 1] / speed * 60
-                    if arrive > lat:
-                        lb += (arrive - lat) / 60
+                    if arrive > latest[i]:
+                        lb += (arrive - latest[i]) / 60
             if self._cut(lb, km_lb):
                 return
             if not rem and (phase2 or not c):
@@ -423,7 +509,8 @@ class Exact:
             if not phase2 and c and not rem1:
                 leg = d[last][c]
                 t_c = max(t + leg / speed * 60, opens) + ch_min * 60
-                visit((*seq, c), c, vis, m2, km + leg, t_c, late, inv, True, km + leg)
+                visit((*seq, c), c, vis, m2, km + leg, t_c, late, inv, on_site2, True,
+                      km + leg)
                 return
             dl = d[last]
             for i in announced:
@@ -435,14 +522,16 @@ class Exact:
                 step_late = max(0.0, (ta - lat) / 60) if lat is not None else 0.0
                 visit((*seq, i + 1), i + 1, vis | 1 << i, rem1 ^ 1 << i, km + leg,
                       ta + minutes[i] * 60, late + step_late,
-                      inv + (vis & later[i]).bit_count(), phase2, km1)
+                      inv + (vis & later[i]).bit_count(), on1 - minutes[i], phase2, km1)
 
+        on_site1 = sum([minutes[i] for i in bits[m1]])
         if self.in_progress:
             # the visit under way comes first
             leg = d[0][1]
             ta = inst.now + leg / speed * 60
             lat = latest[0]
             step_late = max(0.0, (ta - lat) / 60) if lat is not None else 0.0
-            visit((1,), 1, 1, m1 ^ 1, leg, ta + minutes[0] * 60, step_late, 0, False)
+            visit((1,), 1, 1, m1 ^ 1, leg, ta + minutes[0] * 60, step_late, 0,
+                  on_site1 - minutes[0], False)
         else:
-            visit((), 0, 0, m1, 0.0, inst.now, 0.0, 0, False)
+            visit((), 0, 0, m1, 0.0, inst.now, 0.0, 0, on_site1, False)
