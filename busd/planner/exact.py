@@ -109,6 +109,13 @@ class Exact:
         self.value = value = [0] * size
         self.full4 = full4 = [0.0] * size
         self.full5 = full5 = [0.0] * size
+        self.min4 = min4 = [0.0] * size
+        self.min5 = min5 = [0.0] * size
+        # the allocation's order (most important first, then announced earlier) with
+        # each stop's room above its minimum
+        self.rooms = [(i, s[i].planned_min - s[i].min_min, s[i].priority, n - s[i].index)
+                      for i in sorted(range(n), key=lambda i: (-s[i].priority, s[i].index))
+                      if s[i].planned_min - s[i].min_min > 0]
         for mask in range(1, size):
             i = bits[mask][-1]
             rest = mask ^ (1 << i)
@@ -118,6 +125,8 @@ class Exact:
             value[mask] = value[rest] + st.must * _BIG + st.priority
             full4[mask] = full4[rest] + st.priority * st.planned_min
             full5[mask] = full5[rest] + (n - st.index) * st.planned_min
+            min4[mask] = min4[rest] + st.priority * st.min_min
+            min5[mask] = min5[rest] + (n - st.index) * st.min_min
 
     def _tick(self, k: int = 1) -> None:
         self.stats.nodes += k
@@ -216,17 +225,24 @@ class Exact:
         return B
 
     def _segment_value(self, mask: int, budget: float) -> tuple[float, float] | None:
-        """Minutes on site of a part (priority-weighted, announced-weighted), or None."""
-        if budget >= self.plsum[mask] + 1e-6:  # every visit at its planned length
-            return self.full4[mask], self.full5[mask]
-        judge = self.judge
-        minutes = judge.allocate([i + 1 for i in self.bits[mask]], budget)
-        if minutes is None:
+        """Minutes on site of a part (priority-weighted, announced-weighted), or None: the
+        allocation of :func:`~busd.planner.model.allocate`, summed as it goes."""
+        spare = budget - self.minsum[mask]
+        if spare < -1e-6:
             return None
-        n = self.n
-        prio, index = judge.prio, judge.index
-        return (sum(prio[v] * m for v, m in minutes.items()),
-                sum((n - index[v]) * m for v, m in minutes.items()))
+        if spare >= self.plsum[mask] - self.minsum[mask] + 1e-6:  # all at planned length
+            return self.full4[mask], self.full5[mask]
+        t4, t5 = self.min4[mask], self.min5[mask]
+        step = self.inst.step_min
+        for i, room, p, w in self.rooms:
+            if not mask >> i & 1:
+                continue
+            extra = room if spare >= room - 1e-9 else math.floor(spare / step + 1e-9) * step
+            if extra > 0:
+                t4 += p * extra
+                t5 += w * extra
+                spare -= extra
+        return t4, t5
 
     def run(self, better) -> None:  # type: ignore[no-untyped-def]
         """Calls ``better(seq, key)`` with itineraries that may be the best; it says whether

@@ -40,7 +40,10 @@ class Judge:
         self.latest = [None] + [st.latest for st in s]
         self.in_progress = bool(s) and s[0].in_progress
         # the allocation's order: most important first, then announced earlier
-        self.alloc_order = sorted(range(1, n + 1), key=lambda v: (-self.prio[v], self.index[v]))
+        order = sorted(range(1, n + 1), key=lambda v: (-self.prio[v], self.index[v]))
+        self.rank = [0] * (n + 1)
+        for r, v in enumerate(order):
+            self.rank[v] = r
 
     def budget(self, start_pct: float, km: float) -> float:
         """Minutes on site the energy allows (``model._budget_min``)."""
@@ -59,7 +62,7 @@ class Judge:
             return None
         step = self.inst.step_min
         planned = self.planned
-        for v in sorted(nodes, key=lambda v: (-self.prio[v], self.index[v])):
+        for v in sorted(nodes, key=self.rank.__getitem__):
             room = planned[v] - min_min[v]
             if room <= 0:
                 continue
