@@ -47,7 +47,10 @@ from busd.supervisor import ComponentContext
 
 log = structlog.get_logger("busd.planner")
 
-_WATCHED = (sig.BATTERY_SOC, sig.VEHICLE_OUTSIDE_TEMP, sig.GPS_LAT, sig.GPS_LON)
+# Charging starting or stopping changes the projection at once (the power is read at
+# each projection; it moves every second and needs no wake-up of its own).
+_WATCHED = (sig.BATTERY_SOC, sig.VEHICLE_OUTSIDE_TEMP, sig.GPS_LAT, sig.GPS_LON,
+            sig.CHARGER_STATE)
 _INBOX_POLL_S = 1.0
 _SOC_STEP = 0.5  # % that counts as a change worth re-projecting
 _MOVE_STEP_M = 200.0
@@ -329,7 +332,16 @@ class Planner:
                 lat, lon = self.core.plan.depot.lat, self.core.plan.depot.lon
             else:
                 return None
-        return Situation(self._clock.now(), float(soc), self._last_temp, float(lat), float(lon))
+        return Situation(self._clock.now(), float(soc), self._last_temp, float(lat), float(lon),
+                         charging_kw=self._charging_kw())
+
+    def _charging_kw(self) -> float | None:
+        """Power into the pack while the charger reports charging (fresh readings only: a
+        stale state or power is not a charge the planner may count on)."""
+        if self._state.value(sig.CHARGER_STATE) != "charging":
+            return None
+        power = self._state.value(sig.CHARGER_POWER)
+        return float(power) if isinstance(power, int | float) and power > 0 else None
 
     def _today(self) -> date:
         zone = self.core.plan.zone if self.core.plan is not None else None

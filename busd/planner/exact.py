@@ -442,8 +442,10 @@ class Exact:
         need2 = self.drive * km2 + self.site_min * sum([minutes[i] for i in self.bits[m2]])
         cp = inst.charge
         target = min(cp.max_pct, inst.threshold_pct + need2 / cap * 100 + cp.buffer_pct)
-        hours = charge_hours(inst, inst.charger(c).power_kw, soc_at, target)
-        return hours * 60 + cp.overhead_min if hours > 1e-9 else 0.0
+        ch = inst.charger(c)
+        hours = charge_hours(inst, ch.power_kw, soc_at, target)
+        overhead = cp.overhead_min if ch.overhead_min is None else ch.overhead_min
+        return hours * 60 + overhead if hours > 1e-9 else 0.0
 
     def _cut(self, disruption_lb: float, km_lb: float) -> bool:
         if self.best is None:

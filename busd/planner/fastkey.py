@@ -140,7 +140,8 @@ class Judge:
                 target = min(cp.max_pct, target)
                 wait = max(0.0, ch.opens - t)
                 hours = charge_hours(inst, ch.power_kw, soc, target)
-                charging_min = wait / 60 + (hours * 60 + cp.overhead_min if hours else 0.0)
+                overhead = cp.overhead_min if ch.overhead_min is None else ch.overhead_min
+                charging_min = wait / 60 + (hours * 60 + overhead if hours else 0.0)
                 t += charging_min * 60
                 soc = max(soc, target)
                 continue
