@@ -187,7 +187,9 @@ class Exact(OrderSearch):
 
     def _backward(self) -> list[list[float]]:
         """B[mask][i]: shortest km from stop ``i`` through ``mask`` (with ``i``) to the depot,
-        INF where minimum visits exceed the larger of the two battery loads."""
+        INF where it cannot end any safe itinerary: neither straight from here on the
+        battery as it is, nor from the nearest charger on a full charge, is there energy
+        for the way and the minimum visits (a state cut so has only supersets cut too)."""
         n, d, depot = self.n, self.d, self.depot
         size = 1 << n
         B = [[_INF] * n for _ in range(size)]
@@ -195,7 +197,11 @@ class Exact(OrderSearch):
         for i in range(n):
             if not banned >> i & 1:
                 B[1 << i][i] = d[i + 1][depot]
-        budget = max(self.e_full, self.e_start) + _TOL
+        sp = self.sp
+        e_start, e_full = self.e_start + _TOL, self.e_full + _TOL
+        from_here = [sp[0][i + 1] for i in range(n)]
+        from_charger = [min((sp[c][i + 1] for c in self.chargers), default=_INF)
+                        for i in range(n)]
         drive, site, minsum = self.drive, self.site_min, self.minsum
         bits, full = self.bits, self.full
         # entries[k][mask]: shortest km from charger k through mask home
@@ -213,7 +219,8 @@ class Exact(OrderSearch):
                 b = row[i]
                 if b == _INF:
                     continue
-                if drive * b + base > budget:
+                if (drive * (from_here[i] + b) + base > e_start
+                        and drive * (from_charger[i] + b) + base > e_full):
                     row[i] = _INF
                     continue
                 for k, dc in enumerate(from_chargers):

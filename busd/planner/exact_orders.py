@@ -174,9 +174,29 @@ class OrderSearch:
         opens = inst.charger(c).opens if c else 0.0
         on_site2 = sum([minutes[i] for i in bits[m2]])
 
+        labels: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
+
+        def dominated(state: tuple[int, int], t: float, km: float, cost: float) -> bool:
+            """Same stops served, standing at the same place: a beginning that left no later,
+            drove no further and disrupted no more does at least as well with every
+            continuation, so this one can go. Only before the charger, where all three are
+            exact (after it, times wait for the charging time, known at the end)."""
+            seen = labels.get(state)
+            if seen is None:
+                labels[state] = [(t, km, cost)]
+                return False
+            for lt, lk, lc in seen:
+                if lt <= t and lk <= km and lc <= cost:
+                    self.stats.dominated += 1
+                    return True
+            seen.append((t, km, cost))
+            return False
+
         def visit(seq, last, vis, rem1, km, t, late, inv, on1, phase2, km1=0.0) -> None:  # type: ignore[no-untyped-def]
             # on1: minutes on site still to come in this part; km1: where part 2 began
             self._tick()
+            if not phase2 and dominated((vis, last), t, km, late + pen * inv):
+                return
             rem = rem1 if phase2 else rem1 | m2
             future_inv = 0
             for i in bits[rem]:
@@ -225,6 +245,9 @@ class OrderSearch:
                 return
             if not phase2 and c and not rem1:
                 leg = d[last][c]
+                # at the charger: the arrival and part 1's km set the charging
+                if dominated((vis, c), t + leg / speed * 60, km + leg, late + pen * inv):
+                    return
                 t_c = max(t + leg / speed * 60, opens) + ch_min * 60
                 visit((*seq, c), c, vis, m2, km + leg, t_c, late, inv, on_site2, True,
                       km + leg)
