@@ -7,6 +7,8 @@ import json
 import os
 import threading
 
+import pytest
+
 from busd.planner import component
 from busd.planner.learning import LearningEmitter
 from tests.monitoring_helpers import CaptureSink
@@ -160,3 +162,29 @@ def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path) -> None:
     planner._write_energy(1, json.dumps({"v": 1}))  # a slow, cancelled write finishing late
     assert json.loads((tmp_path / "planner" / "energy.json").read_text()) == {"v": 2}
 
+
+
+async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_path) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+
+    class Broken:
+        def plan_for(self, day):
+            raise RuntimeError("plan store unreadable")
+
+    planner._source = Broken()
+    with pytest.raises(RuntimeError, match="unreadable"):  # not an ExceptionGroup around it
+        await planner.run(ctx())
+    assert planner._saver is not None and planner._saver.done()
+
+
+async def test_a_dead_saver_fails_the_component(tmp_path, monkeypatch) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+
+    async def broken_flush() -> None:
+        raise ValueError("snapshot not serialisable")
+
+    monkeypatch.setattr(planner, "flush_energy", broken_flush)
+    planner.save_energy()
+    with pytest.raises(ValueError, match="serialisable"):
+        async with asyncio.timeout(10):
+            await planner.run(ctx())

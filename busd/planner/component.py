@@ -136,6 +136,7 @@ class Planner:
         self._energy_written = 0
         self._energy_file_lock = threading.Lock()
         self._energy_wanted = asyncio.Event()
+        self._saver: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
@@ -234,11 +235,15 @@ class Planner:
     # --- the loop -------------------------------------------------------------------
 
     async def run(self, ctx: ComponentContext) -> None:
+        # A task of our own rather than a TaskGroup: the supervisor should see the loop's
+        # own exception, not an ExceptionGroup around it; the loop checks on the saver.
+        self._saver = asyncio.create_task(self._energy_saver(), name="planner-energy-saver")
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._energy_saver(), name="planner-energy-saver")
-                await self._run(ctx)
+            await self._run(ctx)
         finally:
+            self._saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saver
             # Stopping with a lesson not yet written (the saver was cancelled first).
             if self._energy_text is not None:
                 await self.flush_energy()
@@ -259,6 +264,8 @@ class Planner:
             ctx.ready()
         watcher = self._state.watch(_WATCHED)
         while True:
+            if self._saver is not None and self._saver.done():
+                self._saver.result()  # the saver failed: fail with its reason, to be restarted
             await self._take_acks()
             await self.tick(ctx)
             ctx.beat()
