@@ -3,12 +3,16 @@
 Instances come from busd.planner.synth (villages within ~35 km of Līvāni,
 random SOC 30-100 %, -20..10 °C, half the stops with arrival windows, a fifth
 must-serve, chargers of 22/50 kW with opening hours). The time measured is
-one full ``best_plan`` call: heuristic, then exact branch and bound up to
-``exact_max_stops`` (10) remaining stops, cut at ``node_limit`` nodes (the
-count of searches that finished is printed); the heuristic alone beyond.
+one full ``best_plan`` call: the exact search up to ``exact_max_stops`` (10)
+remaining stops (Held-Karp over sets of stops and the split around a charger,
+then the order within the best splits; cut at ``node_limit`` nodes, and the
+count of searches that finished is printed), the heuristic alone beyond.
+Nodes are subset states of the Held-Karp passes plus orders tried, so they
+compare across machines where milliseconds do not (a loaded machine is slow).
 
 Usage: python benchmarks/planner.py [--instances 200] [--seed 1]
-The last output line is one JSON object with the median and worst per size.
+The last output line is one JSON object: median and worst ms, nodes, and exact
+searches finished, per size.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ def main() -> None:
         )
         result[f"p50_ms_{n}"] = round(p50, 2)
         result[f"max_ms_{n}"] = round(worst, 2)
+        result[f"nodes_p50_{n}"] = statistics.median(nodes)
+        result[f"nodes_max_{n}"] = max(nodes)
+        result[f"exact_{n}"] = exact
     print(json.dumps(result))
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import threading
 
+import pytest
+
+from busd.planner import component
 from busd.planner.learning import LearningEmitter
 from tests.monitoring_helpers import CaptureSink
-from tests.test_planner_component import make
+from tests.test_planner_component import ctx, make
 
 
 def leg(km: float, out: float, temp: float, **extra) -> dict:
@@ -23,6 +29,7 @@ async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path)
     after = planner.energy_model.drive_kwh_per_km(-12.0)
     assert after > before
     assert downstream.kinds() == ["leg_completed"]  # forwarded unchanged
+    await planner.flush_energy()
     saved = json.loads((tmp_path / "planner" / "energy.json").read_text())
     assert saved == planner.energy_model.to_dict()
 
@@ -42,3 +49,142 @@ async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path) -> No
                                  "temp_c": -12.0, "gap_s": 0.0})
     assert emitter.learned == 1
     assert planner.energy_model.site_kw(-12.0) > site_before
+
+
+# --- saving the learned model --------------------------------------------------------
+
+
+async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(tmp_path, monkeypatch):
+    planner, _state, _clock, _sink = make(tmp_path)
+    threads: list[threading.Thread] = []
+    real = component.write_atomic
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(component, "write_atomic", recording)
+    emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
+    emitter.emit("leg_completed", leg(20.0, 12.0, -12.0))
+    assert threads == []  # emit only took a snapshot: no file I/O on the loop
+    await planner.flush_energy()
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    assert (tmp_path / "planner" / "energy.json").exists()
+
+
+async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(tmp_path):
+    planner, _state, _clock, _sink = make(tmp_path)
+    written = threading.Event()
+    real = planner._write_energy
+
+    def signalling(seq: int, text: str) -> None:
+        real(seq, text)
+        written.set()
+
+    planner._write_energy = signalling  # type: ignore[method-assign]
+    task = asyncio.create_task(planner.run(ctx()))
+    emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
+    emitter.emit("leg_completed", leg(20.0, 12.0, -12.0))
+    assert await asyncio.to_thread(written.wait, 10)  # the saver task wrote it
+    path = tmp_path / "planner" / "energy.json"
+    assert json.loads(path.read_text()) == planner.energy_model.to_dict()
+    # A lesson just before the stop is still saved.
+    planner.energy_model.learn_leg(20.0, 14.0, -12.0)
+    planner.save_energy()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert json.loads(path.read_text()) == planner.energy_model.to_dict()
+
+
+async def test_a_reader_never_sees_half_a_file(tmp_path) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+    path = tmp_path / "planner" / "energy.json"
+    model = planner.energy_model
+    planner.save_energy()
+    await planner.flush_energy()
+    snapshots = {path.read_text()}
+    stop = threading.Event()
+    bad: list[str] = []
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        while not stop.is_set():
+            text = path.read_text()
+            reads += 1
+            try:
+                json.loads(text)
+            except ValueError:
+                bad.append(text)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for k in range(60):
+            model.learn_leg(20.0, 8.0 + k * 0.1, -12.0)
+            planner.save_energy()
+            await planner.flush_energy()
+            snapshots.add(path.read_text())
+    finally:
+        stop.set()
+        thread.join()
+    assert reads > 0 and bad == []
+    assert json.loads(path.read_text()) == model.to_dict()
+    assert [p.name for p in path.parent.iterdir()] == ["energy.json"]  # no temporaries left
+
+
+async def test_a_failed_write_leaves_the_old_file_whole_and_keeps_the_lesson(
+    tmp_path, monkeypatch
+) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+    path = tmp_path / "planner" / "energy.json"
+    planner.save_energy()
+    await planner.flush_energy()
+    old = path.read_text()
+
+    def power_cut(fd: int) -> None:  # the data never reaches the disk
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", power_cut)
+    planner.energy_model.learn_leg(20.0, 14.0, -12.0)
+    planner.save_energy()
+    await planner.flush_energy()
+    assert path.read_text() == old
+    assert [p.name for p in path.parent.iterdir()] == ["energy.json"]
+    monkeypatch.undo()
+    await planner.flush_energy()  # the kept snapshot goes out with the next write
+    assert json.loads(path.read_text()) == planner.energy_model.to_dict()
+
+
+def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+    planner._write_energy(2, json.dumps({"v": 2}))
+    planner._write_energy(1, json.dumps({"v": 1}))  # a slow, cancelled write finishing late
+    assert json.loads((tmp_path / "planner" / "energy.json").read_text()) == {"v": 2}
+
+
+
+async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_path) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+
+    class Broken:
+        def plan_for(self, day):
+            raise RuntimeError("plan store unreadable")
+
+    planner._source = Broken()
+    with pytest.raises(RuntimeError, match="unreadable"):  # not an ExceptionGroup around it
+        await planner.run(ctx())
+    assert planner._saver is not None and planner._saver.done()
+
+
+async def test_a_dead_saver_fails_the_component(tmp_path, monkeypatch) -> None:
+    planner, _state, _clock, _sink = make(tmp_path)
+
+    async def broken_flush() -> None:
+        raise ValueError("snapshot not serialisable")
+
+    monkeypatch.setattr(planner, "flush_energy", broken_flush)
+    planner.save_energy()
+    with pytest.raises(ValueError, match="serialisable"):
+        async with asyncio.timeout(10):
+            await planner.run(ctx())

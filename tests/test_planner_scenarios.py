@@ -181,8 +181,8 @@ def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(
     assert proposal is not None and proposal.emergency and proposal.kind == "emergency"
     go = [c for c in proposal.changes if c.kind == "go_to"]
     assert go and go[0].charger in (None, "preili")
-    assert proposal.reasons[0].code == "emergency"
-    assert "BRĪDINĀJUMS" in proposal.reasons[0].text["lv"]
+    assert proposal.reasons[0].code.startswith("emergency_")
+    assert "ĀRKĀRTAS SITUĀCIJA" in proposal.reasons[0].text["lv"]
 
 
 # --- plans from the office (cmd/plan) ---------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from busd.planner.fastkey import Judge
 from busd.planner.model import Instance, allocate, charge_hours, evaluate
 from busd.planner.search import SearchStats, best_plan, heuristic
 from busd.planner.synth import random_instance
@@ -102,9 +104,11 @@ def test_less_soc_never_yields_a_safer_plan(inst, less) -> None:
         assert hi.safe
     # the service the best plan achieves is monotone in SOC
     assert lo.key[:5] <= hi.key[:5]
-    # and so is the projection of any fixed itinerary
+    # and so is the projection of any fixed itinerary with fixed visit lengths (left to the
+    # allocation, less SOC means shorter visits, and the depot SOC can come out higher)
     seq = tuple(range(1, inst.n + 1))
-    a, b = evaluate(lower, seq), evaluate(inst, seq)
+    minutes = {v: inst.stop(v).min_min for v in seq}
+    a, b = evaluate(lower, seq, minutes), evaluate(inst, seq, minutes)
     if a.safe:
         assert b.safe
     assert a.depot_soc <= b.depot_soc + 1e-9
@@ -168,3 +172,27 @@ def test_six_stops_two_chargers_equal_brute_force_on_fixed_seeds() -> None:
         assert chosen.safe == brute.safe
         if brute.safe:
             assert chosen.key == brute.key
+
+
+@FAST
+@given(instances(max_stops=8, max_chargers=3), st.randoms(use_true_random=False))
+def test_the_judge_scores_every_itinerary_exactly_as_evaluate(inst, rnd) -> None:
+    if inst.chargers and rnd.random() < 0.5:  # a charge under way: no plugging-in overhead
+        first = dataclasses.replace(inst.chargers[0], overhead_min=0.0)
+        inst = dataclasses.replace(inst, chargers=(first, *inst.chargers[1:]))
+    judge = Judge(inst)
+    for _ in range(20):
+        seq = rnd.sample(range(1, inst.n + 1), rnd.randint(0, inst.n))
+        if inst.chargers and rnd.random() < 0.6:
+            seq.insert(rnd.randint(0, len(seq)), rnd.randint(inst.n + 1, inst.depot - 1))
+        assert judge.key(tuple(seq)) == evaluate(inst, tuple(seq)).key
+
+
+def test_ten_stops_finish_exactly_within_the_default_node_budget() -> None:
+    # The promise: an exact answer for the usual day (the benchmark runs 200).
+    rng = random.Random(10)
+    for _ in range(12):
+        inst = random_instance(rng, 10, 3, in_progress=rng.random() < 0.3)
+        stats = SearchStats()
+        best_plan(inst, stats=stats)
+        assert stats.exact, stats

@@ -11,14 +11,21 @@ Files in ``<data_dir>/planner/`` (until the CLI talks to the daemon directly):
 - ``ack/<proposal id>``: an acknowledgement request dropped by ``busd plan ack``;
   the component takes it within a second, acknowledges, writes the result to
   ``ack/<proposal id>.result`` and removes the request.
-- ``energy.json``: the learned energy model, saved on every change.
+- ``energy.json``: the learned energy model, saved after every lesson. The
+  snapshot is taken on the loop (where the model changes) and written by the
+  component's saver task in a worker thread, durably: a temporary file,
+  fsync, rename over the old one, fsync of the folder. A crash or power cut
+  leaves the previous model or the new one, never half a file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import tempfile
+import threading
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -40,7 +47,10 @@ from busd.supervisor import ComponentContext
 
 log = structlog.get_logger("busd.planner")
 
-_WATCHED = (sig.BATTERY_SOC, sig.VEHICLE_OUTSIDE_TEMP, sig.GPS_LAT, sig.GPS_LON)
+# Charging starting or stopping changes the projection at once (the power is read at
+# each projection; it moves every second and needs no wake-up of its own).
+_WATCHED = (sig.BATTERY_SOC, sig.VEHICLE_OUTSIDE_TEMP, sig.GPS_LAT, sig.GPS_LON,
+            sig.CHARGER_STATE)
 _INBOX_POLL_S = 1.0
 _SOC_STEP = 0.5  # % that counts as a change worth re-projecting
 _MOVE_STEP_M = 200.0
@@ -57,11 +67,33 @@ class FilePlanSource:
         return plan if plan.date == day else None
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
+    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one.
+
+    ``durable`` also survives a power cut (fsync of the data before the rename, and of
+    the folder after it); the retained plan document skips that, as it is rewritten on
+    every publish and rebuilt at start, and an fsync per reading would wear the flash.
+    A unique temporary name keeps two writers from mixing their halves.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 class Planner:
@@ -98,6 +130,13 @@ class Planner:
         self._last_pos: tuple[float, float] | None = None
         self._last_temp: float = 0.0
         self._lock = asyncio.Lock()
+        # The learned model's latest snapshot not yet on disk (numbered), and the saver's.
+        self._energy_text: tuple[int, str] | None = None
+        self._energy_seq = 0
+        self._energy_written = 0
+        self._energy_file_lock = threading.Lock()
+        self._energy_wanted = asyncio.Event()
+        self._saver: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
@@ -148,12 +187,68 @@ class Planner:
             self.core.set_progress(progress)
 
     def save_energy(self) -> None:
-        if self._dir is not None:
-            write_atomic(self._dir / "energy.json", json.dumps(self.core.energy.to_dict()))
+        """Ask for the learned model to be saved. Called on the loop (by the tracker's
+        emitter), so it only takes the snapshot; the saver task in :meth:`run` writes it in
+        a thread. Lessons in quick succession coalesce into one write of the latest."""
+        if self._dir is None:
+            return
+        self._energy_seq += 1
+        self._energy_text = (self._energy_seq, json.dumps(self.core.energy.to_dict()))
+        self._energy_wanted.set()
+
+    async def flush_energy(self) -> None:
+        """Write the latest snapshot now, if there is one (off the loop)."""
+        pending, self._energy_text = self._energy_text, None
+        self._energy_wanted.clear()
+        if pending is None or self._dir is None:
+            return
+        try:
+            await asyncio.to_thread(self._write_energy, *pending)
+        except asyncio.CancelledError:
+            # The thread goes on writing. Taking the snapshot back makes the final flush
+            # in run() wait for it (same number: written once, then skipped).
+            if self._energy_text is None:
+                self._energy_text = pending
+            raise
+        except OSError as err:
+            # Disk full or read-only: keep the lessons in memory and try with the next.
+            log.warning("energy_model_not_saved", error=str(err))
+            if self._energy_text is None:
+                self._energy_text = pending
+
+    def _write_energy(self, seq: int, text: str) -> None:
+        # In a worker thread. A write cancelled on the loop still finishes in its thread,
+        # so two can overlap at shutdown: the lock and the number keep an older snapshot
+        # from landing over a newer one.
+        assert self._dir is not None
+        with self._energy_file_lock:
+            if seq <= self._energy_written:
+                return
+            write_atomic(self._dir / "energy.json", text, durable=True)
+            self._energy_written = seq
+
+    async def _energy_saver(self) -> None:
+        while True:
+            await self._energy_wanted.wait()
+            await self.flush_energy()
 
     # --- the loop -------------------------------------------------------------------
 
     async def run(self, ctx: ComponentContext) -> None:
+        # A task of our own rather than a TaskGroup: the supervisor should see the loop's
+        # own exception, not an ExceptionGroup around it; the loop checks on the saver.
+        self._saver = asyncio.create_task(self._energy_saver(), name="planner-energy-saver")
+        try:
+            await self._run(ctx)
+        finally:
+            self._saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saver
+            # Stopping with a lesson not yet written (the saver was cancelled first).
+            if self._energy_text is not None:
+                await self.flush_energy()
+
+    async def _run(self, ctx: ComponentContext) -> None:
         today = self._today()
         current = self.core.plan
         if current is None or current.date != today:
@@ -169,6 +264,8 @@ class Planner:
             ctx.ready()
         watcher = self._state.watch(_WATCHED)
         while True:
+            if self._saver is not None and self._saver.done():
+                self._saver.result()  # the saver failed: fail with its reason, to be restarted
             await self._take_acks()
             await self.tick(ctx)
             ctx.beat()
@@ -242,7 +339,16 @@ class Planner:
                 lat, lon = self.core.plan.depot.lat, self.core.plan.depot.lon
             else:
                 return None
-        return Situation(self._clock.now(), float(soc), self._last_temp, float(lat), float(lon))
+        return Situation(self._clock.now(), float(soc), self._last_temp, float(lat), float(lon),
+                         charging_kw=self._charging_kw())
+
+    def _charging_kw(self) -> float | None:
+        """Power into the pack while the charger reports charging (fresh readings only: a
+        stale state or power is not a charge the planner may count on)."""
+        if self._state.value(sig.CHARGER_STATE) != "charging":
+            return None
+        power = self._state.value(sig.CHARGER_POWER)
+        return float(power) if isinstance(power, int | float) and power > 0 else None
 
     def _today(self) -> date:
         zone = self.core.plan.zone if self.core.plan is not None else None

@@ -74,13 +74,42 @@ TEMPLATES: dict[str, dict[Language, str]] = {
         "lt": "Su šiais pakeitimais į depą atvyksime apie {eta} su {soc:.0f} % įkrovos.",
         "en": "With these changes we reach the depot at about {eta} with {soc:.0f} % charge.",
     },
-    "emergency": {
-        "lv": "BRĪDINĀJUMS: ar šo uzlādi depo ar rezervi nesasniegsim. Brauciet tūlīt uz "
-        "{name} ({km:.0f} km).",
-        "lt": "ĮSPĖJIMAS: su šia įkrova į depą su rezervu nepasieksime. Nedelsiant važiuokite į "
-        "{name} ({km:.0f} km).",
-        "en": "WARNING: with this charge we cannot reach the depot with the reserve. Drive now "
-        "to {name} ({km:.0f} km).",
+    # No safe plan: the first reason says which of the three it is, plainly; then what to do.
+    "emergency_reserve": {
+        "lv": "ĀRKĀRTAS SITUĀCIJA: neviens plāns nesaglabā rezervi. Pat braucot tūlīt uz depo, "
+        "tur būsim ar {soc:.0f} % uzlādes (vajag {need:.0f} %).",
+        "lt": "AVARINĖ SITUACIJA: nė vienas planas neišlaiko rezervo. Net važiuodami tiesiai į "
+        "depą, ten būsime su {soc:.0f} % įkrovos (reikia {need:.0f} %).",
+        "en": "EMERGENCY: no plan keeps the reserve. Even driving straight to the depot we "
+        "arrive with {soc:.0f} % charge (need {need:.0f} %).",
+    },
+    "emergency_unreachable": {
+        "lv": "ĀRKĀRTAS SITUĀCIJA: ar pašreizējo uzlādi ({soc:.0f} %) līdz depo netiksim "
+        "({km:.0f} km).",
+        "lt": "AVARINĖ SITUACIJA: su dabartine įkrova ({soc:.0f} %) iki depo nenuvažiuosime "
+        "({km:.0f} km).",
+        "en": "EMERGENCY: with the charge we have ({soc:.0f} %) we cannot reach the depot "
+        "({km:.0f} km).",
+    },
+    "emergency_visits": {
+        "lv": "ĀRKĀRTAS SITUĀCIJA: pat īsākos apmeklējumus nevar droši paturēt.",
+        "lt": "AVARINĖ SITUACIJA: net trumpiausių apsilankymų saugiai išlaikyti negalime.",
+        "en": "EMERGENCY: not even the shortest visits can be kept safely.",
+    },
+    "end_visit": {
+        "lv": "Beidziet apmeklējumu {name} tūlīt.",
+        "lt": "Nedelsdami baikite apsilankymą {name}.",
+        "en": "End the visit to {name} now.",
+    },
+    "go_charger": {
+        "lv": "Brauciet tūlīt uz uzlādes staciju {name} ({km:.0f} km) un uzlādējiet.",
+        "lt": "Nedelsdami važiuokite į įkrovimo stotį {name} ({km:.0f} km) ir įkraukite.",
+        "en": "Drive now to the charger at {name} ({km:.0f} km) and charge.",
+    },
+    "go_depot": {
+        "lv": "Brauciet tūlīt tieši uz depo ({km:.0f} km).",
+        "lt": "Nedelsdami važiuokite tiesiai į depą ({km:.0f} km).",
+        "en": "Drive now straight to the depot ({km:.0f} km).",
     },
     "improved": {
         "lv": "Prognoze uzlabojusies: depo sasniegsim ar {soc:.0f} % (vajag {need:.0f} %).",
@@ -88,9 +117,6 @@ TEMPLATES: dict[str, dict[Language, str]] = {
         "en": "The forecast has improved: we reach the depot with {soc:.0f} % (need {need:.0f} %).",
     },
 }
-
-DEPOT_NAME: dict[Language, str] = {"lv": "depo", "lt": "depas", "en": "the depot"}
-START_NAME: dict[Language, str] = {"lv": "tūlīt", "lt": "dabar", "en": "now"}
 
 
 def render(code: str, params: Mapping[str, object], lang: Language) -> str:

@@ -56,6 +56,7 @@ class ChargerNode:
     power_kw: float  # effective: min(charger, bus)
     opens: float  # epoch s
     closes: float
+    overhead_min: float | None = None  # None: the usual (plugging in); 0 for a charge under way
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +256,8 @@ def evaluate(
             target = min(inst.charge.max_pct, target)
             wait = max(0.0, ch.opens - t)
             hours = charge_hours(inst, ch.power_kw, soc, target)
-            charging_min = wait / 60 + (hours * 60 + inst.charge.overhead_min if hours else 0.0)
+            overhead = inst.charge.overhead_min if ch.overhead_min is None else ch.overhead_min
+            charging_min = wait / 60 + (hours * 60 + overhead if hours else 0.0)
             new_soc = max(soc, target)
             points.append(
                 Point(v, t, t + charging_min * 60, soc, new_soc, charging_min, 0.0,

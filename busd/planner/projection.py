@@ -60,6 +60,7 @@ class Situation:
     outside_temp: float
     lat: float
     lon: float
+    charging_kw: float | None = None  # power into the pack while the charger says charging
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,32 @@ def _here(plan: Plan, progress: Progress, sit: Situation) -> str | None:
     return None
 
 
+def _charging_at(
+    here: str | None, chargers: dict[str, Charger], progress: Progress, sit: Situation
+) -> str | None:
+    """The plan's charger the bus is charging at now, if any.
+
+    Charging anywhere else (a socket at a stop or at the depot) has no place in the
+    model: it shows as the SOC rising, reading by reading.
+    """
+    if not sit.charging_kw or sit.charging_kw <= 0 or here not in chargers:
+        return None
+    return here if here not in progress.done else None
+
+
+def _under_way(charger: Charger, sit: Situation, cfg: PlannerConfig) -> ChargerNode:
+    """A charging session in progress: the power measured now, already plugged in (no
+    overhead), and no opening hours to wait for or to miss."""
+    assert sit.charging_kw is not None
+    power = sit.charging_kw
+    if sit.soc > cfg.charge_taper_pct:
+        # The model tapers above taper_pct by itself: undo the taper already in the reading.
+        k = (1 - cfg.charge_taper_floor) / max(1e-9, 100.0 - cfg.charge_taper_pct)
+        power /= max(cfg.charge_taper_floor, 1 - k * (sit.soc - cfg.charge_taper_pct))
+    return ChargerNode(id=charger.id, power_kw=power, opens=sit.now, closes=sit.now + 86400.0,
+                       overhead_min=0.0)
+
+
 def build(
     plan: Plan,
     itinerary: Sequence[Item],
@@ -104,6 +131,14 @@ def build(
     stops_by_id = {s.id: s for s in plan.stops}
     chargers_by_id = {c.id: c for c in plan.chargers}
     active = [i for i in itinerary if i.id not in progress.done]
+    here = _here(plan, progress, sit)
+    charging_at = _charging_at(here, chargers_by_id, progress, sit)
+    if charging_at is not None:
+        # Charging now: that stop is under way, first, whether the itinerary had it (perhaps
+        # after a stop not yet served) or the driver plugged in on their own.
+        under_way = next((i for i in active if i.id == charging_at),
+                         Item(kind="charge", id=charging_at, minutes=0.0))
+        active = [under_way, *(i for i in active if i.id != charging_at)]
     order: list[str] = [i.id for i in active if i.kind == "stop"]
     skipped = [s.id for s in plan.stops if s.id not in order and s.id not in progress.done]
     if progress.at in order:  # a visit in progress is always first
@@ -133,13 +168,12 @@ def build(
     # and never counted (the planner would propose it again and again).
     charger_list: list[Charger] = [c for c in plan.chargers if c.id not in progress.done]
     charger_nodes = [
-        ChargerNode(
+        _under_way(c, sit, cfg) if c.id == charging_at else ChargerNode(
             id=c.id, power_kw=min(c.power_kw, cfg.max_charge_kw),
             opens=plan.at(c.opens), closes=plan.at(c.closes),
         )
         for c in charger_list
     ]
-    here = _here(plan, progress, sit)
     node_ids = ("", *stop_ids, *(c.id for c in charger_list), plan.depot.id)
     places = {plan.depot.id: plan.depot, **stops_by_id, **chargers_by_id}
     previous = {
@@ -183,8 +217,8 @@ def build(
         active_seq.append(v)
         minutes[v] = max(0.0, active_minutes_by_id.get(progress.at, 0.0) - elapsed)
     for item in active:
-        if item.id == progress.at:
-            continue
+        if item.id == progress.at and progress.at in order:
+            continue  # the visit in progress, already first
         v = ids.index(item.id)
         active_seq.append(v)
         if item.kind == "stop":

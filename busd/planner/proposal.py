@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from busd.clock import utc_iso
 from busd.plan import Plan
 from busd.planner import i18n
-from busd.planner.model import Evaluation
+from busd.planner.model import Evaluation, evaluate
 from busd.planner.projection import Built, Item, Situation
 
 
@@ -128,6 +128,37 @@ def _local_hhmm(plan: Plan, ts: float) -> str:
     return datetime.fromtimestamp(ts, plan.zone).strftime("%H:%M")
 
 
+def _emergency_reasons(inst, built, best, reason, changes) -> None:  # type: ignore[no-untyped-def]
+    """No safe plan: say which case it is, in words the driver cannot misread, then where
+    to go (``best`` is already the way to the nearest open charger, or the depot)."""
+    ids, name = built.node_ids, built.names.get
+    in_progress = bool(inst.stops) and inst.stops[0].in_progress
+    first: tuple[int, ...] = (1,) if in_progress else ()
+    # Straight home from here (a visit in progress ended now): the best the bus can do.
+    home = evaluate(inst, first, {1: 0.0} if first else {})
+    here = 1 if first else 0
+    if home.safe:
+        reason("emergency_visits")  # only the visit under way cannot keep its minimum
+    elif home.depot_soc <= 0:
+        reason("emergency_unreachable", soc=round(inst.soc_pct, 1),
+               km=round(inst.dist[here][inst.depot], 1))
+    else:
+        reason("emergency_reserve", soc=round(home.depot_soc, 1),
+               need=round(inst.threshold_pct, 1))
+    goal = next((v for v in best.seq if inst.is_charger(v)), inst.depot)
+    km = round(inst.dist[here][goal], 1)
+    changes.append(
+        Change(kind="go_to", charger=ids[goal] if goal != inst.depot else None,
+               stop=ids[1] if first else None, after_min=0.0 if first else None)
+    )
+    if first:
+        reason("end_visit", name=name(ids[1], ids[1]))
+    if goal != inst.depot:
+        reason("go_charger", name=name(ids[goal], ids[goal]), km=km)
+    else:
+        reason("go_depot", km=km)
+
+
 def make_proposal(
     plan: Plan,
     built: Built,
@@ -158,16 +189,7 @@ def make_proposal(
 
     need = inst.threshold_pct
     if emergency:
-        goal = next((v for v in best.seq if inst.is_charger(v)), inst.depot)
-        target = ids[goal]
-        km = inst.dist[best.seq[0] if best.seq and best.seq[0] != goal else 0][goal]
-        changes.append(
-            Change(kind="go_to", charger=target if goal != inst.depot else None,
-                   stop=ids[best.seq[0]] if best.seq and best.seq[0] != goal else None,
-                   after_min=0.0 if best.seq and best.seq[0] != goal else None)
-        )
-        reason("emergency", name=name(target, target) if goal != inst.depot
-               else i18n.DEPOT_NAME["en"], km=round(km, 1))
+        _emergency_reasons(inst, built, best, reason, changes)
     elif not active.safe:
         reason(
             "unsafe", soc=round(active.depot_soc, 1), need=round(need, 1),

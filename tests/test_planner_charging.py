@@ -1,0 +1,107 @@
+"""Charging under way: the projection counts the energy coming in, and the charging stop
+is treated as the one in progress (first, at the power measured, already plugged in)."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from datetime import time
+
+import pytest
+
+from busd import signals as sig
+from busd.config import PlannerConfig
+from busd.plan import parse_plan
+from busd.planner.core import PlannerCore
+from busd.planner.model import charge_hours
+from busd.planner.projection import Progress, Situation
+from tests.test_planner_component import feed, make
+from tests.test_planner_scenarios import PLAN_FILE
+
+
+@pytest.fixture
+def raw() -> dict:
+    return tomllib.loads(PLAN_FILE.read_text())
+
+
+def at_preili(plan, soc: float, charging_kw: float | None) -> Situation:
+    preili = next(c for c in plan.chargers if c.id == "preili")
+    return Situation(plan.at(time(12, 10)), soc, -12.0, preili.lat, preili.lon,
+                     charging_kw=charging_kw)
+
+
+def day(plan, done=("rozupe", "rudzati")) -> PlannerCore:
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    core.set_progress(Progress(frozenset(done)))
+    return core
+
+
+def test_plugging_in_on_the_drivers_own_counts_the_charge_and_proposes_nothing(raw) -> None:
+    plan = parse_plan(raw)
+    # Without the charger's word, standing at Preiļi with 35 % looks like a day to cut short.
+    idle = day(plan)
+    idle.observe(at_preili(plan, 35, None), speed_kmh=0)
+    assert idle.projection is not None and not idle.projection.safe
+    assert idle.pending is not None
+    # Charging at 40 kW: the charge is the stop under way, and the day is safe with it.
+    core = day(plan)
+    core.observe(at_preili(plan, 35, 40.0), speed_kmh=0)
+    assert core.projection is not None and core.projection.safe
+    first = core.projection.points[0]
+    assert (first.id, first.kind) == ("preili", "charge")
+    assert first.soc_arrive == 35 and first.soc_depart > 50
+    assert core.pending is None
+
+
+def test_a_planned_charge_taken_early_comes_first_in_the_projection(raw) -> None:
+    data = copy.deepcopy(raw)
+    data["charging"] = [{"charger": "preili", "after": "turki", "minutes": 40}]
+    plan = parse_plan(data)
+    core = day(plan)
+    core.observe(at_preili(plan, 35, 40.0), speed_kmh=0)
+    assert core.projection is not None
+    assert [p.id for p in core.projection.points][:2] == ["preili", "turki"]
+
+
+def test_arriving_at_a_planned_charger_keeps_the_charge_in_the_projection(raw) -> None:
+    # Reached (progress says "at preili") but not plugged in yet: the charge still counts.
+    data = copy.deepcopy(raw)
+    data["charging"] = [{"charger": "preili", "after": "rudzati", "minutes": 40}]
+    plan = parse_plan(data)
+    core = day(plan)
+    core.set_progress(Progress(frozenset({"rozupe", "rudzati"}), "preili", plan.at(time(12, 9))))
+    core.observe(at_preili(plan, 35, None), speed_kmh=0)
+    assert core.projection is not None
+    first = core.projection.points[0]
+    assert (first.id, first.kind) == ("preili", "charge")
+    assert first.soc_depart > first.soc_arrive
+
+
+def test_the_measured_power_sets_the_time_and_there_is_no_plugging_in_overhead(raw) -> None:
+    plan = parse_plan(raw)
+    slow, fast = day(plan), day(plan)
+    slow.observe(at_preili(plan, 35, 11.0), speed_kmh=0)
+    fast.observe(at_preili(plan, 35, 40.0), speed_kmh=0)
+    assert slow.projection is not None and fast.projection is not None
+    p_slow, p_fast = slow.projection.points[0], fast.projection.points[0]
+    assert p_slow.minutes > 3 * p_fast.minutes
+    # the session is under way: its minutes are the charging alone
+    inst = fast._build(at_preili(plan, 35, 40.0)).instance
+    hours = charge_hours(inst, 40.0, 35, p_fast.soc_depart)
+    assert p_fast.minutes == pytest.approx(hours * 60, abs=0.1)
+
+
+async def test_the_component_reads_the_chargers_state_and_power(tmp_path) -> None:
+    planner, state, clock, _sink = make(tmp_path)
+    feed(state, 40.0, 56.2944, 26.7246)
+    assert planner._situation().charging_kw is None  # nothing from the charger
+    state.update(sig.CHARGER_STATE, "charging", source="test")
+    state.update(sig.CHARGER_POWER, 38.5, source="test")
+    assert planner._situation().charging_kw == 38.5
+    state.update(sig.CHARGER_STATE, "complete", source="test")
+    assert planner._situation().charging_kw is None
+    state.update(sig.CHARGER_STATE, "charging", source="test")
+    await clock.advance(state.freshness(sig.CHARGER_POWER) + 1)  # the charger went silent
+    feed(state, 41.0, 56.2944, 26.7246)
+    assert planner._situation().charging_kw is None
