@@ -109,7 +109,9 @@ def build_daemon(
     components: list[Component] = _broker_simulator(config)
     components += [*uplink.components, events]
     components.append(FreshnessMonitor(state=state, clock=clock))
-    planner = _planner(config, state, clock, uplink)
+    planner = _planner(config, state, clock, uplink, events)
+    if planner is not None:
+        planner.on_storage = storage.reporter("planner")
     components += [planner] if planner is not None else []
     tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner,
                                  storage)
@@ -149,13 +151,14 @@ def build_daemon(
 
 
 def _planner(
-    config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts
+    config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts,
+    events: EventForwarder,
 ) -> Planner | None:
     """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
     if not config.planner.enabled or config.planner.plan_file is None:
         return None
     planner = Planner.from_config(config, state=state, clock=clock,
-                                  plan_sink=uplink.uplink, events=uplink.outbox)
+                                  plan_sink=uplink.uplink, events=events)
 
     async def on_plan_command(body: JsonObject) -> CommandOutcome:
         result = await planner.replace_plan(body)

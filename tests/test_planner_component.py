@@ -28,7 +28,7 @@ PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
 
 
 class Capture:
-    """Implements PlanPublisher and EventSink, keeping what was published."""
+    """Implements PlanPublisher and EventEmitter, keeping what was published."""
 
     def __init__(self) -> None:
         self.plans: list[dict[str, Any]] = []
@@ -37,11 +37,10 @@ class Capture:
     async def publish_plan(self, document) -> None:
         self.plans.append(json.loads(json.dumps(document)))
 
-    async def emit_event(self, kind, payload) -> int:
+    def emit(self, kind, payload) -> None:
         self.events.append((kind, json.loads(json.dumps(payload))))
-        return len(self.events)
 
-    async def emit_report(self, kind, payload) -> int:
+    def report(self, kind, payload) -> None:
         raise AssertionError("the planner sends no reports")
 
 
@@ -223,3 +222,51 @@ def test_margin_grows_with_uncertainty() -> None:
     for _ in range(10):
         steady.learn_visit(60, steady.seed_site_kw(-5), -5)
     assert noisy.margin_pct(50) > steady.margin_pct(50)
+
+
+async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
+    tmp_path, monkeypatch
+) -> None:
+    """Full or read-only: the plan is still published and proposals still made; the
+    state file and the driver's ack answer wait, and are written when the disk allows."""
+    import errno
+
+    from busd.planner import component
+
+    real_write = component.write_atomic
+    full = True
+
+    def write(path, text, **kw):
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, text, **kw)
+
+    monkeypatch.setattr(component, "write_atomic", write)
+    planner, state, _clock, sink = make(tmp_path)
+    reports: list[str | None] = []
+    planner.on_storage = reports.append
+    turki = load_plan(PLAN_FILE).stop("turki")
+    feed(state, 50, turki.lat, turki.lon)
+    task = asyncio.create_task(planner.run(ctx()))
+    try:
+        async with asyncio.timeout(5):
+            while not (reports and sink.plans):
+                await asyncio.sleep(0.005)
+        assert "state.json" in reports[0] and "No space left" in reports[0]
+        assert sink.events[0][0] == "plan_changed"  # the office hears of the plan anyway
+        assert not (tmp_path / "planner" / "state.json").exists()
+        await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+        assert await planner.tick(force=True)
+        pending = sink.plans[-1]["pending"]
+        assert pending is not None and not task.done()
+
+        full = False
+        async with asyncio.timeout(5):  # the loop retries every second at most
+            while reports[-1] is not None:
+                await asyncio.sleep(0.01)
+        doc = json.loads((tmp_path / "planner" / "state.json").read_text())
+        assert doc["pending"]["id"] == pending["id"]  # the latest document, not the first
+        assert reports.count(None) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

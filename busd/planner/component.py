@@ -26,7 +26,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from busd.plan import Plan, load_plan
 from busd.planner.core import AckResult, CommandResult, Outgoing, PlannerCore
 from busd.planner.energy import EnergyModel
 from busd.planner.projection import Progress, Situation
-from busd.ports import EventSink, PlanPublisher, PlanSource
+from busd.ports import EventEmitter, PlanPublisher, PlanSource
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext
 
@@ -111,7 +111,7 @@ class Planner:
         clock: Clock,
         plan_source: PlanSource,
         plan_sink: PlanPublisher,
-        events: EventSink,
+        events: EventEmitter,
         data_dir: Path | None = None,
         energy: EnergyModel | None = None,
     ) -> None:
@@ -130,6 +130,11 @@ class Planner:
         self._last_pos: tuple[float, float] | None = None
         self._last_temp: float = 0.0
         self._lock = asyncio.Lock()
+        # A disk that refuses the planner's files (full, read-only): which file and why.
+        # The plan goes on; what was not written waits in memory and is retried.
+        self.on_storage: Callable[[str | None], None] = lambda _reason: None
+        self._file_errors: dict[str, str] = {}
+        self._state_text: str | None = None  # state.json not yet written
         # The learned model's latest snapshot not yet on disk (numbered), and the saver's.
         self._energy_text: tuple[int, str] | None = None
         self._energy_seq = 0
@@ -141,7 +146,7 @@ class Planner:
     @classmethod
     def from_config(
         cls, config: Any, *, state: VehicleState, clock: Clock, plan_sink: PlanPublisher,
-        events: EventSink, plan_source: PlanSource | None = None,
+        events: EventEmitter, plan_source: PlanSource | None = None,
     ) -> Planner:
         """From a :class:`busd.config.BusdConfig` (the plan file: ``planner.plan_file``)."""
         pcfg: PlannerConfig = config.planner
@@ -204,6 +209,7 @@ class Planner:
             return
         try:
             await asyncio.to_thread(self._write_energy, *pending)
+            self._file_written("energy.json")
         except asyncio.CancelledError:
             # The thread goes on writing. Taking the snapshot back makes the final flush
             # in run() wait for it (same number: written once, then skipped).
@@ -211,10 +217,35 @@ class Planner:
                 self._energy_text = pending
             raise
         except OSError as err:
-            # Disk full or read-only: keep the lessons in memory and try with the next.
-            log.warning("energy_model_not_saved", error=str(err))
+            # Disk full or read-only: keep the lessons in memory; the loop tries again.
+            self._file_refused("energy.json", err)
             if self._energy_text is None:
                 self._energy_text = pending
+
+    def _file_refused(self, name: str, err: OSError) -> None:
+        if name not in self._file_errors:
+            log.warning("planner_file_not_written", file=name, error=str(err))
+        self._file_errors[name] = f"{name}: {err.strerror or err}"
+        self.on_storage("cannot write the planner's " + ", ".join(
+            sorted(self._file_errors.values())))
+
+    def _file_written(self, name: str) -> None:
+        if self._file_errors.pop(name, None) is not None and not self._file_errors:
+            self.on_storage(None)
+
+    async def _write_state(self) -> None:
+        """state.json: the retained plan document for ``busd plan`` and the simulators."""
+        text = self._state_text
+        if text is None or self._dir is None:
+            return
+        try:
+            await asyncio.to_thread(write_atomic, self._dir / "state.json", text)
+        except OSError as err:
+            self._file_refused("state.json", err)
+            return
+        if self._state_text is text:
+            self._state_text = None
+        self._file_written("state.json")
 
     def _write_energy(self, seq: int, text: str) -> None:
         # In a worker thread. A write cancelled on the loop still finishes in its thread,
@@ -266,6 +297,10 @@ class Planner:
         while True:
             if self._saver is not None and self._saver.done():
                 self._saver.result()  # the saver failed: fail with its reason, to be restarted
+            if self._file_errors:  # the disk refused a file: try again
+                await self._write_state()
+                if self._energy_text is not None:
+                    self._energy_wanted.set()
             await self._take_acks()
             await self.tick(ctx)
             ctx.beat()
@@ -361,14 +396,14 @@ class Planner:
     async def _send(self, out: list[Outgoing]) -> None:
         for message in out:
             if message.kind == "event":
-                await self._events.emit_event(message.name, message.payload)
+                # Queued to the event forwarder, which stores it in order and waits
+                # out a disk that refuses writes: the planner never blocks on it.
+                self._events.emit(message.name, message.payload)
             else:
                 await self._plan_sink.publish_plan(message.payload)
                 if self._dir is not None:
-                    await asyncio.to_thread(
-                        write_atomic, self._dir / "state.json",
-                        json.dumps(message.payload, ensure_ascii=False, indent=1),
-                    )
+                    self._state_text = json.dumps(message.payload, ensure_ascii=False, indent=1)
+                    await self._write_state()
 
     async def _take_acks(self) -> None:
         if self._dir is None:
@@ -379,10 +414,17 @@ class Planner:
         )
         for request in requests:
             result = await self.acknowledge(request.name)
-            await asyncio.to_thread(
-                write_atomic, request.with_suffix(".result"), result.model_dump_json()
-            )
-            request.unlink(missing_ok=True)
+            try:
+                await asyncio.to_thread(
+                    write_atomic, request.with_suffix(".result"), result.model_dump_json()
+                )
+                request.unlink(missing_ok=True)
+            except OSError as err:
+                # The request stays and is answered again ("accepted before") when the
+                # disk takes the answer; the acknowledgement itself has been made.
+                self._file_refused("ack", err)
+                return
+            self._file_written("ack")
 
     def _load_energy(self) -> EnergyModel:
         if self._dir is not None:
