@@ -34,6 +34,7 @@ import structlog
 
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MqttConfig, UplinkConfig
+from busd.errors import StorageError
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext
 from telemetry import mqtt
@@ -159,8 +160,14 @@ class Uplink:
     async def publish_plan(self, plan: Mapping[str, Any]) -> None:
         """Keep ``plan`` as the retained ``.../plan`` (now if connected, else on reconnect)."""
         self._plan = dict(plan)
-        await self._outbox.set_meta(PLAN_META_KEY, json.dumps(self._plan))
         self._plan_changed.set()
+        try:
+            # Kept for a restart's first connection, before the planner publishes again.
+            await self._outbox.set_meta(PLAN_META_KEY, json.dumps(self._plan))
+        except StorageError as err:
+            # The disk refuses it (the outbox reports that itself): the plan still goes
+            # out now, and the next plan document is kept when the disk allows.
+            self._log.warning("plan_not_kept_for_restart", error=str(err))
 
     # --- the component ----------------------------------------------------------------
 

@@ -115,3 +115,26 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
     finally:
         sup.request_stop()
         await asyncio.wait_for(runner, 10)
+
+
+async def test_a_plan_published_on_a_full_disk_still_goes_out(tmp_path: Path) -> None:
+    """The retained plan is kept in the outbox for a restart; a full disk must not stop
+    the planner from publishing it now."""
+    from busd.clock import ManualClock
+    from busd.state import VehicleState
+    from telemetry.wiring import build_uplink
+    from tests.support.uplink_env import bus_config
+
+    clock = ManualClock()
+    parts = build_uplink(bus_config(tmp_path, 1883), state=VehicleState(clock), clock=clock)
+    await parts.outbox.open()
+    try:
+        await parts.outbox.set_meta("filler", "x" * 100_000)  # a page or more to fill
+        await parts.outbox._call(lambda: parts.outbox._db.execute(
+            "PRAGMA max_page_count = " + str(parts.outbox._db.execute(
+                "PRAGMA page_count").fetchone()[0])))
+        big = {"schema": "busd.plan/1", "itinerary": ["x" * 50_000]}
+        await parts.uplink.publish_plan(big)
+        assert parts.uplink._plan == big and parts.uplink._plan_changed.is_set()
+    finally:
+        await parts.outbox.close()
