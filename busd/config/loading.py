@@ -1,0 +1,144 @@
+"""The whole configuration (``BusdConfig``) and loading it from a TOML file and the environment."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from busd.config.base import LogConfig, SupervisorConfig
+from busd.config.day import MonitoringConfig, PlannerConfig
+from busd.config.devices import CanConfig, GpsConfig, LiftAlertConfig, LiftConfig
+from busd.config.display import DisplayConfig
+from busd.config.simulators import SimulatorsConfig
+from busd.config.uplink import MqttConfig, OutboxConfig, UplinkConfig
+from busd.errors import ConfigError
+from busd.signals import SIGNALS
+
+CONFIG_ENV = "BUSD_CONFIG"
+
+
+BusId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
+
+
+class BusdConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BUSD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    bus_id: BusId
+    data_dir: Path = Field(default=Path("/var/lib/busd"), description="databases live here")
+    log: LogConfig = LogConfig()
+    freshness_s: dict[str, float] = Field(
+        default_factory=dict, description="per-signal freshness limits overriding the defaults"
+    )
+    supervisor: SupervisorConfig = SupervisorConfig()
+    can: CanConfig | None = None
+    gps: GpsConfig | None = Field(default=None, description="GPS source; none: no GPS")
+    lift: LiftConfig | None = Field(default=None, description="lift Modbus unit; none: no lift")
+    lift_alert: LiftAlertConfig = LiftAlertConfig()
+    simulators: SimulatorsConfig = SimulatorsConfig()
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    uplink: UplinkConfig = UplinkConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    display: DisplayConfig = Field(
+        default=DisplayConfig(), description="the driver's display (web page)"
+    )
+    planner: PlannerConfig = PlannerConfig()
+
+    @property
+    def monitoring_db(self) -> Path:
+        """The monitoring store's file."""
+        return self.monitoring.db or self.data_dir / "monitoring.sqlite"
+
+    @model_validator(mode="after")
+    def _check_signals(self) -> BusdConfig:
+        unknown = set(self.freshness_s) - set(SIGNALS)
+        if unknown:
+            raise ValueError(f"freshness_s names unknown signals: {sorted(unknown)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init arguments; the environment beats them.
+        return (env_settings, init_settings)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _problems(err: ValidationError) -> list[tuple[str, str]]:
+    return [(_key_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in err.errors()]
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the file's relative paths relative to the file, not the working directory."""
+
+    def fix(section: dict[str, Any] | None, *keys: str) -> None:
+        if not isinstance(section, dict):
+            return
+        for key in keys:
+            value = section.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                section[key] = os.path.normpath(base / value)
+
+    fix(data, "data_dir")
+    fix(data.get("planner"), "plan_file")
+    fix(data.get("can"), "dbc")
+    fix(data.get("gps"), "device")
+    fix(data.get("lift"), "port")
+    fix(data.get("monitoring"), "db", "plan")
+    sims = data.get("simulators")
+    if isinstance(sims, dict):
+        fix(sims.get("can"), "dbc", "replay", "slcan_link")
+        fix(sims.get("gps"), "link")
+        fix(sims.get("lift"), "link")
+    mqtt = data.get("mqtt")
+    fix(mqtt, "password_file")
+    if isinstance(mqtt, dict):
+        fix(mqtt.get("tls"), "ca_file", "cert_file", "key_file")
+    # outbox.path is relative to data_dir, not to the file: see outbox_path().
+
+
+def load_config(path: str | Path | None = None) -> BusdConfig:
+    """Load and validate; raises ConfigError listing every problem with its key path."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV)
+    if path is None:
+        raise ConfigError([("--config", f"no config file given (use --config or {CONFIG_ENV})")])
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([(str(path), "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([(str(path), f"cannot read: {err}")]) from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([(str(path), f"not valid TOML: {err}")]) from err
+    _resolve_paths(data, path.resolve().parent)
+    try:
+        return BusdConfig(**data)
+    except ValidationError as err:
+        raise ConfigError(_problems(err)) from err
+
+
+def outbox_path(config: BusdConfig) -> Path:
+    """Where the outbox database lives: ``outbox.path``, relative to ``data_dir``."""
+    path = config.outbox.path
+    return path if path.is_absolute() else config.data_dir / path
