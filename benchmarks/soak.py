@@ -58,13 +58,16 @@ from simulators.scenario.runner import ScenarioRunner  # noqa: E402
 BASE = REPO / "scenarios" / "summer-livani.toml"  # a full 10-hour day, nothing to re-plan
 
 
-DAY_S = 9.5 * 3600  # 07:15 to 16:45, the part of the day the faults fall in
+DAY_S = 9.5 * 3600  # 07:15 to 16:45: the faults fall in 5-95 % of it
+SIM_DAY_S = 9.2 * 3600
 
 
 def soak_scenario(minutes: float, rng: random.Random) -> tuple[dict, float]:
     """A whole summer day at the speed that makes it last ``minutes``, full of faults."""
     data = tomllib.loads(BASE.read_text())
-    speed = round((DAY_S + 2 * 3600) / (minutes * 60), 2)  # the day, and the way home
+    # The summer day's report comes about 9.3 simulated hours after 07:15 (measured);
+    # at this speed the run lasts at least ``minutes`` of wall time.
+    speed = round(SIM_DAY_S / (minutes * 60), 2)
     data["name"] = "soak"
     data["speed"] = speed
     data.pop("expect_plan_change", None)
