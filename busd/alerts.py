@@ -4,6 +4,11 @@ Rules (the lift moving while not stowed, later low SOC, charger faults…)
 raise and clear alerts here; the board logs every change, keeps the active
 ones for the display and the status topic, counts them for the monitoring
 indicators ("problem situations"), and forwards each change as an event.
+
+Active alerts outlive a restart (busd/alerts_memory.py keeps them on disk): a
+restarted daemon *inherits* them. A rule that raises an inherited alert again
+confirms it (no second ``alert_raised``); one still unconfirmed after a grace
+period is cleared, so the office never keeps an alert whose cause is gone.
 """
 
 from __future__ import annotations
@@ -42,8 +47,30 @@ class AlertBoard:
         self._forward = forward
         self._zone = ZoneInfo(timezone)
         self.active: dict[str, Alert] = {}
+        self.inherited: set[str] = set()  # from before a restart, not confirmed yet
         self.raised_count = 0
         self._per_day: Counter[date] = Counter()
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """``listener()`` is called after every raise and clear."""
+        self._listeners.append(listener)
+
+    def inherit(self, alerts: Mapping[str, Alert]) -> None:
+        """Alerts that were active when the previous run stopped (no events: the office
+        has them already)."""
+        for kind, alert in alerts.items():
+            if kind not in self.active:
+                self.active[kind] = alert
+                self.inherited.add(kind)
+        if alerts:
+            log.info("alerts_inherited", kinds=sorted(alerts))
+            self._changed()
+
+    def expire_inherited(self) -> None:
+        """Clear the inherited alerts no rule has raised again since the restart."""
+        for kind in sorted(self.inherited):
+            self.clear_alert(kind, details={"reason": "not raised again after a restart"})
 
     def count_for_day(self, day: date) -> int:
         """Alerts raised on a local day: the "problem situations" indicator."""
@@ -54,7 +81,10 @@ class AlertBoard:
 
     def raise_alert(self, kind: str, *, message: str, details: Mapping[str, object]) -> None:
         if kind in self.active:
-            return  # already raised: one alert per situation, not one per update
+            # Already raised: one alert per situation, not one per update. An alert
+            # inherited from before a restart is the same situation, now confirmed.
+            self.inherited.discard(kind)
+            return
         alert = Alert(kind, message, self._clock.now(), dict(details))
         self.active[kind] = alert
         self.raised_count += 1
@@ -63,15 +93,22 @@ class AlertBoard:
         self._emit("alert_raised", {"kind": kind, "message": message,
                                     "raised_at": utc_iso(alert.raised_at),
                                     "details": dict(details)})
+        self._changed()
 
     def clear_alert(self, kind: str, *, details: Mapping[str, object]) -> None:
         alert = self.active.pop(kind, None)
+        self.inherited.discard(kind)
         if alert is None:
             return
         duration = self._clock.now() - alert.raised_at
         log.info("alert_cleared", kind=kind, after_s=round(duration, 1))
         self._emit("alert_cleared", {"kind": kind, "raised_at": utc_iso(alert.raised_at),
                                      "duration_s": round(duration, 1), "details": dict(details)})
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def _emit(self, kind: str, payload: dict[str, object]) -> None:
         if self._forward is not None:

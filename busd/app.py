@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from busd.alerts import AlertBoard
 from busd.alerts_lift import LiftMovingAlert
+from busd.alerts_memory import AlertMemory
 from busd.clock import Clock, ScaledClock, SystemClock
 from busd.config import BusdConfig
 from busd.display import DisplayServer
@@ -108,6 +109,10 @@ def build_daemon(
     # uplink has said goodbye.
     components: list[Component] = _broker_simulator(config)
     components += [*uplink.components, events]
+    # Before any rule: the previous run's active alerts are inherited, then confirmed
+    # by the rules or cleared after a grace period.
+    components.append(AlertMemory(board=alerts, path=config.data_dir / "alerts.json",
+                                  clock=clock, on_storage=storage.reporter("alerts")))
     components.append(FreshnessMonitor(state=state, clock=clock))
     planner = _planner(config, state, clock, uplink, events)
     if planner is not None:

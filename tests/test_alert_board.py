@@ -17,3 +17,66 @@ async def test_raise_once_clear_once_and_forward() -> None:
     assert board.active == {}
     assert [kind for kind, _ in events] == ["alert_raised", "alert_cleared"]
     assert events[1][1]["duration_s"] == 42
+
+
+async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp_path) -> None:
+    """Killed with two alerts active: the next run inherits both without raising them
+    again; the one whose cause persists is confirmed, the other cleared with the reason."""
+    import asyncio
+    import json
+
+    from busd.alerts_memory import AlertMemory
+    from busd.supervisor import ComponentContext, ComponentHealth
+
+    path = tmp_path / "alerts.json"
+    clock = ManualClock()
+
+    async def start(board: AlertBoard) -> asyncio.Task:
+        memory = AlertMemory(board=board, path=path, clock=clock, grace_s=300)
+        task = asyncio.create_task(memory.run(ComponentContext(ComponentHealth("m", False),
+                                                               clock)))
+        await asyncio.sleep(0.05)
+        return task
+
+    before: list[tuple[str, dict]] = []
+    board = AlertBoard(clock=clock, forward=lambda k, p: before.append((k, p)))
+    task = await start(board)
+    board.raise_alert("lift_not_stowed", message="Lift not stowed", details={})
+    board.raise_alert("storage_unwritable", message="disk full", details={})
+    async with asyncio.timeout(5):
+        while len(json.loads(path.read_text() if path.exists() else "{}")) < 2:
+            await asyncio.sleep(0.01)
+    task.cancel()  # kill -9: nothing more happens in this run
+    await asyncio.gather(task, return_exceptions=True)
+
+    await clock.advance(60)
+    after: list[tuple[str, dict]] = []
+    board = AlertBoard(clock=clock, forward=lambda k, p: after.append((k, p)))
+    task = await start(board)
+    try:
+        assert set(board.active) == {"lift_not_stowed", "storage_unwritable"}
+        assert after == []  # inherited, not raised again
+        board.raise_alert("storage_unwritable", message="disk full", details={})  # confirmed
+        await clock.advance(300)
+        async with asyncio.timeout(5):
+            while not after:
+                await asyncio.sleep(0.01)
+        assert [(k, p["kind"]) for k, p in after] == [("alert_cleared", "lift_not_stowed")]
+        assert after[0][1]["details"]["reason"] == "not raised again after a restart"
+        assert after[0][1]["duration_s"] == 360  # from the first run's raise
+        assert list(board.active) == ["storage_unwritable"]
+        async with asyncio.timeout(5):
+            while set(json.loads(path.read_text())) != {"storage_unwritable"}:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_an_unreadable_alerts_file_is_no_alerts(tmp_path) -> None:
+    from busd.alerts_memory import AlertMemory
+
+    path = tmp_path / "alerts.json"
+    path.write_text("{half a fi")
+    board = AlertBoard(clock=ManualClock())
+    assert AlertMemory(board=board, path=path, clock=ManualClock())._load() == {}

@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -37,6 +35,7 @@ from busd import signals as sig
 from busd.clock import Clock
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
+from busd.files import write_atomic
 from busd.plan import Plan, load_plan
 from busd.planner.core import AckResult, CommandResult, Outgoing, PlannerCore
 from busd.planner.energy import EnergyModel
@@ -65,35 +64,6 @@ class FilePlanSource:
     def plan_for(self, day: date) -> Plan | None:
         plan = load_plan(self._path)
         return plan if plan.date == day else None
-
-
-def write_atomic(path: Path, text: str, *, durable: bool = False) -> None:
-    """Replace ``path`` with ``text`` in one step: readers see the old file or the new one.
-
-    ``durable`` also survives a power cut (fsync of the data before the rename, and of
-    the folder after it); the retained plan document skips that, as it is rewritten on
-    every publish and rebuilt at start, and an fsync per reading would wear the flash.
-    A unique temporary name keeps two writers from mixing their halves.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
 
 
 class Planner:

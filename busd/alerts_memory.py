@@ -1,0 +1,104 @@
+"""Component: the active alerts, kept on disk so that a restart can close them.
+
+The daemon may be killed (power cut, watchdog) while an alert is active. The
+office then holds an ``alert_raised`` that no ``alert_cleared`` will ever
+follow, unless the next run knows of it. This component writes the active
+alerts to ``<data_dir>/alerts.json`` after every change (off the loop,
+atomically), and at start hands the previous run's alerts to the board as
+inherited. Rules confirm the ones whose cause persists by raising them again;
+after ``grace_s`` of the injected clock the rest are cleared, with the reason.
+A disk that refuses the file is reported to the storage alert and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from busd.alerts import Alert, AlertBoard
+from busd.clock import Clock, utc_iso
+from busd.files import write_atomic
+from busd.supervisor import ComponentContext
+
+log = structlog.get_logger("busd.alerts_memory")
+
+
+def _encode(active: dict[str, Alert]) -> str:
+    return json.dumps({kind: {"message": a.message, "raised_at": utc_iso(a.raised_at),
+                              "details": dict(a.details)} for kind, a in active.items()},
+                      ensure_ascii=False, default=str)
+
+
+def _decode(text: str) -> dict[str, Alert]:
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return {kind: Alert(kind, str(a["message"]),
+                        datetime.fromisoformat(a["raised_at"].replace("Z", "+00:00")).timestamp(),
+                        dict(a.get("details") or {}))
+            for kind, a in data.items()}
+
+
+class AlertMemory:
+    name = "alerts.memory"
+    critical = False
+
+    def __init__(
+        self, *, board: AlertBoard, path: Path, clock: Clock, grace_s: float = 300.0,
+        on_storage: Callable[[str | None], None] | None = None,
+    ) -> None:
+        self._board = board
+        self._path = path
+        self._clock = clock
+        self._grace_s = grace_s
+        self._on_storage = on_storage or (lambda _reason: None)
+        self._changed = asyncio.Event()
+        self._loaded = False
+        board.on_change(self._changed.set)
+
+    def _load(self) -> dict[str, Alert]:
+        try:
+            return _decode(self._path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("alerts_memory_unreadable", path=str(self._path), error=str(err))
+            return {}
+
+    async def run(self, ctx: ComponentContext) -> None:
+        if not self._loaded:  # once per process: a component restart keeps the board
+            self._board.inherit(await asyncio.to_thread(self._load))
+            self._loaded = True
+            self._changed.set()
+        ctx.ready()
+        expire = asyncio.create_task(self._expire_after_grace(), name="alerts-memory-expire")
+        try:
+            while True:
+                await self._changed.wait()
+                self._changed.clear()
+                await self._save(ctx)
+        finally:
+            expire.cancel()
+
+    async def _expire_after_grace(self) -> None:
+        if self._board.inherited:
+            await self._clock.sleep(self._grace_s)
+            self._board.expire_inherited()
+
+    async def _save(self, ctx: ComponentContext) -> None:
+        text = _encode(self._board.active)
+        try:
+            await asyncio.to_thread(write_atomic, self._path, text, durable=True)
+        except OSError as err:
+            self._on_storage(f"{self._path.name}: {err.strerror or err}")
+            ctx.degraded(f"cannot keep the active alerts: {err}")
+            await self._clock.sleep(5.0)
+            self._changed.set()  # try again
+            return
+        self._on_storage(None)
+        ctx.ready()
