@@ -179,12 +179,14 @@ def _monitoring(
     if planner is not None:
         plan = lambda: planner.core.plan or file_plan  # noqa: E731
         sink = LearningEmitter(planner=planner, downstream=events)  # completed legs teach it
+    tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
+                      config=config.monitoring, bus_id=config.bus_id)
     return (
-        Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
-                config=config.monitoring, bus_id=config.bus_id),
+        tracker,
+        # A bus that comes home late gets its summary when it is back, not mid-leg.
         DailySummaryJob(clock=clock, store=store, sink=events, at=config.monitoring.summary_at,
                         timezone=config.monitoring.timezone, alert_count=alerts.count_for_day,
-                        bus_id=config.bus_id),
+                        bus_out=lambda: tracker.day.away, bus_id=config.bus_id),
     )
 
 

@@ -146,6 +146,14 @@ class DayTracker:
         self._last = s
         return out
 
+    @property
+    def away(self) -> bool:
+        """The bus is out on its day: on a leg, or on a visit anywhere but the depot."""
+        if self.leg is not None:
+            return True
+        return self.visit is not None and (self.visit.place is None
+                                           or self.visit.place.kind != "depot")
+
     def checkpoint(self) -> list[Change]:
         """Rows of every open record, with the figures so far (the store keeps them)."""
         if self._last is None:
