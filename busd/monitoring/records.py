@@ -86,3 +86,4 @@ class Snap:
     odo: float | None
     soc: float | None
     counters: Counters
+    lift_counter: int | None = None  # the lift unit's own counter then (survives a restart)

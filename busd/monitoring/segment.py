@@ -124,13 +124,19 @@ class DayTracker:
     def resume(self, open_rows: Mapping[str, Row]) -> None:
         """Continue records a previous run left open; decided on the next sample."""
         self._pending_resume = {k: dict(v) for k, v in open_rows.items() if v}
+        counters = [int(r["lift_counter"]) for r in self._pending_resume.values()
+                    if r.get("lift_counter") is not None]
+        if counters:
+            self.lift.resume(max(counters))
 
     def step(self, s: Sample) -> list[Change]:
         out: list[Change] = []
+        if self._pending_resume:
+            # Before this sample counts: what it adds (lift cycles made while busd was
+            # down) belongs to the resumed records.
+            self._do_resume(s, self._snap(s), out)
         self._accumulate(s)
         snap = self._snap(s)
-        if self._pending_resume:
-            self._do_resume(s, snap, out)
         stopped = self._stopped(s)
         pos = (s.lat, s.lon) if s.lat is not None and s.lon is not None else None
         self._charging(s, snap, out)
@@ -200,7 +206,7 @@ class DayTracker:
             self._temp_s += dt
 
     def _snap(self, s: Sample) -> Snap:
-        return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters())
+        return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters(), self.lift.last_counter)
 
     def _stopped(self, s: Sample) -> bool | None:
         speed = s.speed_kmh if s.speed_kmh is not None else s.gps_speed_kmh
@@ -427,7 +433,7 @@ class DayTracker:
             "out_kwh": fig.out_kwh, "regen_kwh": fig.regen_kwh, "charged_kwh": fig.charged_kwh,
             "net_kwh": fig.out_kwh - fig.regen_kwh - fig.charged_kwh,
             "gap_s": fig.gap_s, "gaps": fig.gaps, "gps_km": fig.gps_m / 1000.0,
-            "lift_cycles": fig.lift_cycles,
+            "lift_cycles": fig.lift_cycles, "lift_counter": end.lift_counter,
             "temp_c": None if temp is None else round(temp, 2), "temp_s": fig.temp_s,
             "odo_start": rec.odo_start, "odo_end": end.odo,
             "soc_start": rec.soc_start, "soc_end": end.soc,
