@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from busd.alerts import AlertBoard
+from busd.alerts_charger import ChargerFaultAlert
 from busd.alerts_lift import LiftMovingAlert
 from busd.clock import Clock, ScaledClock, SystemClock
 from busd.config import BusdConfig
@@ -116,6 +117,7 @@ def build_daemon(
     components.append(LiftMovingAlert(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
     ))
+    components.append(ChargerFaultAlert(state=state, sink=alerts))
     # Simulators stand for the outside world: they start before the drivers
     # (their ptys exist when a driver opens them) and stop after them.
     components.extend(_simulators(config, clock))
