@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from simulators.scenario.model import load_scenario
-from simulators.scenario.runner import DayResult, ScenarioRunner, monitoring_rows
+from simulators.scenario.runner import DayResult, ScenarioRunner
+from simulators.scenario.stores import monitoring_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
