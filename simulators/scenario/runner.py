@@ -49,6 +49,7 @@ from simulators.scenario.driver import DayDriver, DayTruth, Itinerary
 from simulators.scenario.follow import PlanFollower
 from simulators.scenario.model import Fault, LoadedScenario
 from simulators.scenario.processes import Broker, DaemonProcess, Gpsd, free_port
+from simulators.scenario.progress import Progress, plan_version
 from simulators.scenario.stores import count_rows, delivered_seqs
 from telemetry import mqtt
 from telemetry.archive import Archive
@@ -64,26 +65,6 @@ SIM_RATES_HZ = {
     "OBC_Status": 0.1, "VCU_Status": 0.1, "AMB": 0.05, "DC1": 0.1, "VEP4": 0.02,
 }
 LIFT_DWELL_S = 120.0
-
-
-@dataclass
-class Progress:
-    """What the terminal shows; handed to the ``progress`` callback about twice a second."""
-
-    now: float
-    start: float
-    end: float
-    phase: str
-    place: str
-    target: str | None
-    soc: float
-    speed_kmh: float
-    plan_version: int | None
-    plan_changes: int
-    backlog: int | None
-    records: int
-    daemon_running: bool
-    faults_active: list[str]
 
 
 @dataclass
@@ -446,20 +427,18 @@ class ScenarioRunner:
             phase=self.driver.phase, place=self.driver.place_id,
             target=self.driver.target.place_id if self.driver.target else None,
             soc=t.soc, speed_kmh=t.speed_kmh,
-            plan_version=plan.get("version") if isinstance(plan, dict) else None,
+            plan_version=plan_version(plan),
             plan_changes=self._plan_changes(plan),
             backlog=self._backlog, records=view.records if view else 0,
             daemon_running=self.daemon.running, faults_active=list(self.faults_active))
 
     def _plan_changes(self, plan: Any) -> int:
-        """Proposals the driver accepted (the follower's answers), else office plan versions."""
+        """Proposals the driver accepted (the follower's answers), else plan versions."""
         follower = getattr(self, "follower", None)
         if follower is not None:
             return sum(1 for a in follower.acked.values()
                        if a.result is not None and a.result.get("accepted"))
-        if not isinstance(plan, dict):
-            return 0
-        return max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
+        return max(0, (plan_version(plan) or 0) - self.loaded.plan.version)
 
     async def _progress_loop(self) -> None:
         if self.progress is None:
