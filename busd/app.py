@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from busd.alerts import AlertBoard
+from busd.alerts_charger import ChargerFaultAlert
 from busd.alerts_lift import LiftMovingAlert
 from busd.alerts_memory import AlertMemory
 from busd.clock import Clock, ScaledClock, SystemClock
@@ -129,6 +130,7 @@ def build_daemon(
     components.append(LiftMovingAlert(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
     ))
+    components.append(ChargerFaultAlert(state=state, sink=alerts))
     # Simulators stand for the outside world: they start before the drivers
     # (their ptys exist when a driver opens them) and stop after them.
     components.extend(_simulators(config, clock))
@@ -194,13 +196,16 @@ def _monitoring(
     if planner is not None:
         plan = lambda: planner.core.plan or file_plan  # noqa: E731
         sink = LearningEmitter(planner=planner, downstream=events)  # completed legs teach it
+    tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
+                      config=config.monitoring, bus_id=config.bus_id,
+                      on_storage=storage.reporter("monitoring"))
     return (
-        Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
-                config=config.monitoring, bus_id=config.bus_id,
-                on_storage=storage.reporter("monitoring")),
+        tracker,
+        # A bus that comes home late gets its summary when it is back, not mid-leg.
         DailySummaryJob(clock=clock, store=store, sink=events, at=config.monitoring.summary_at,
                         timezone=config.monitoring.timezone, alert_count=alerts.count_for_day,
-                        bus_id=config.bus_id, on_storage=storage.reporter("daily summary")),
+                        bus_out=lambda: tracker.day.away, bus_id=config.bus_id,
+                        on_storage=storage.reporter("daily summary")),
     )
 
 

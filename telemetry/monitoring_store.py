@@ -36,7 +36,7 @@ _COMMON = {
     "updated_ts": float, "duration_min": float, "out_kwh": float, "regen_kwh": float,
     "charged_kwh": float, "net_kwh": float, "gap_s": float, "gaps": int, "gps_km": float,
     "lift_cycles": int, "temp_c": float, "temp_s": float, "odo_start": float, "odo_end": float,
-    "soc_start": float, "soc_end": float,
+    "soc_start": float, "soc_end": float, "lift_counter": int,
 }
 _PLACE = {
     "place_id": str, "place_name": str, "place_kind": str, "lat": float, "lon": float,
@@ -96,6 +96,12 @@ class MonitoringStore:
         for table, columns in SCHEMA.items():
             if not self.db[table].exists():
                 self.db.table(table).create(columns, pk=_PKS[table], not_null={"day"})
+                continue
+            # A store from an older version: add the columns it lacks (all nullable).
+            have = self.db[table].columns_dict
+            for name, kind in columns.items():
+                if name not in have:
+                    self.db[table].add_column(name, kind)
         for table in ("legs", "visits", "charges", "soc_samples"):
             self.db.table(table).create_index(["day"], if_not_exists=True)
         for table in ("legs", "visits", "charges"):

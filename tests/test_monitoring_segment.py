@@ -180,6 +180,25 @@ def test_restart_inside_the_stop_continues_the_same_visit() -> None:
     assert visits[0]["out_kwh"] == pytest.approx(5.0 * 1500 / 3600, rel=0.01)  # no downtime energy
 
 
+def test_lift_cycles_made_while_busd_was_down_are_counted_after_the_restart() -> None:
+    first = Script().park(300).drive(ROZUPE).park(900, lifts=2)
+    day, _ = run(first)
+    open_rows = {c.kind: c.row for c in day.checkpoint()}
+    assert open_rows["visit"]["lift_cycles"] == 2
+    # busd is down for 5 minutes; the lift goes up and down once meanwhile (its unit
+    # counts it), and busd's first sample after the restart already sees the new count.
+    second = Script(place=ROZUPE)
+    second.t, second.odo, second.soc = first.t + 300, first.odo, first.soc
+    second.lift = first.lift + 1
+    second.park(600).drive(TURKI)
+    day2 = tracker()
+    day2.resume(open_rows)
+    _, changes = run(second, day2)
+    (visit,) = closed(changes, "visit")
+    assert visit["id"] == open_rows["visit"]["id"]
+    assert visit["lift_cycles"] == 3
+
+
 def test_restart_after_the_bus_left_closes_the_visit_at_its_checkpoint() -> None:
     first = Script().park(300).drive(ROZUPE).park(900)
     day, _ = run(first)

@@ -192,6 +192,23 @@ def test_a_batch_is_written_whole_or_not_at_all(tmp_path) -> None:
     store.close()
 
 
+def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path) -> None:
+    path = tmp_path / "m.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE visits (id TEXT PRIMARY KEY, day TEXT NOT NULL, status TEXT, "
+                "start_ts REAL, lift_cycles INTEGER)")
+    con.execute("INSERT INTO visits VALUES ('visit-1', '2026-01-01', 'open', 1.0, 2)")
+    con.commit()
+    con.close()
+    store = MonitoringStore(path)
+    store.write_sync([("visit", {"id": "visit-2", "day": "2026-01-01", "status": "open",
+                                 "start_ts": 2.0, "lift_cycles": 1, "lift_counter": 41})], [])
+    rows = {r["id"]: r for r in store.day_records_sync("2026-01-01")["visit"]}
+    assert rows["visit-1"]["lift_cycles"] == 2 and rows["visit-1"]["lift_counter"] is None
+    assert rows["visit-2"]["lift_counter"] == 41
+    store.close()
+
+
 def test_an_unusable_database_is_a_clear_error(tmp_path) -> None:
     bad = tmp_path / "m.sqlite"
     bad.write_bytes(b"this is not a database" * 100)

@@ -11,7 +11,7 @@ from busd.errors import ConfigError
 from simulators.can.model import VehicleModel
 from simulators.scenario.driver import DayDriver
 from simulators.scenario.model import LoadedScenario, load_scenario, parse_scenario
-from simulators.scenario.runner import _toml
+from simulators.scenario.daemon_config import to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -98,4 +98,4 @@ def test_generated_toml_round_trips() -> None:
                                                  "when": {"signal": "D", "op": "==",
                                                           "value": 1}}]},
             "simulators": {"speed": 300.0, "clock_anchor": {"sim_epoch": 1.0, "real_epoch": 2.0}}}
-    assert tomllib.loads(_toml(data)) == data
+    assert tomllib.loads(to_toml(data)) == data

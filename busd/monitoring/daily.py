@@ -9,12 +9,18 @@ missed one and counts it. At shutdown the summary of the current day is made
 if that day has records and has not been summarised yet. The report goes to
 the office even when the disk refuses to store the summary; storing it is
 retried every ``SAVE_RETRY_S`` until the disk takes it.
+
+A day is summarised once it is over: if the bus is still out at the set time
+(a winter day with a charging stop comes home late), the summary waits until
+it is back at the depot, checking every ``recheck_s``, at the latest until the
+day's local midnight. A summary made while the last legs were still being
+driven would tell the office a day shorter than the one the bus had.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -53,6 +59,8 @@ class DailySummaryJob:
         at: time,
         timezone: str,
         alert_count: AlertCount | None = None,
+        bus_out: Callable[[], bool] | None = None,
+        recheck_s: float = 60.0,
         bus_id: str = "",
         name: str = "monitoring.daily",
         on_storage: Callable[[str | None], None] | None = None,
@@ -69,6 +77,8 @@ class DailySummaryJob:
             hour=at.hour, minute=at.minute, second=at.second, timezone=self._zone
         )
         self._alert_count = alert_count or (lambda _day: 0)
+        self._bus_out = bus_out or (lambda: False)  # True while the day is not over
+        self._recheck_s = recheck_s
         self._bus_id = bus_id
         self.done: set[str] = set()
         self.skipped = 0
@@ -99,6 +109,7 @@ class DailySummaryJob:
                     self.skipped += 1
                     ctx.counters["skipped"] = self.skipped
                     ctx.log.warning("daily_summary_late", late_s=round(late))
+                await self._day_over(fire, ctx)
                 await self.produce(self.local_day(fire))
                 ctx.counters["summaries"] = len(self.done)
                 ctx.beat()
@@ -108,6 +119,17 @@ class DailySummaryJob:
                 records = await self._store.day_records(today)
                 if any(records.get(k) for k in ("leg", "visit", "charge")):
                     await self.produce(today, records=records)
+
+    async def _day_over(self, fire: float, ctx: ComponentContext) -> None:
+        """Wait while the bus is out, at most until the local midnight after ``fire``."""
+        if not self._bus_out():
+            return
+        day = datetime.fromtimestamp(fire, self._zone).date()
+        midnight = datetime.combine(day + timedelta(days=1), time(0), self._zone).timestamp()
+        ctx.log.info("daily_summary_waits", reason="the bus is still out", until=utc_iso(midnight))
+        while self._bus_out() and self._clock.now() < midnight:
+            await self._clock.sleep(min(self._recheck_s, midnight - self._clock.now()))
+            ctx.beat()
 
     async def produce(
         self, day: str, *, records: dict[str, list[dict[str, Any]]] | None = None

@@ -149,8 +149,9 @@ class LiftCycles:
     """Lift cycles from the unit's counter (``lift.cycles``) or, without one, from its state.
 
     A counter that goes backwards (unit replaced or reset) restarts from its
-    new value. Without a counter, a cycle is a return to ``stowed`` after the
-    lift was ``deployed``.
+    new value. After a restart, :meth:`resume` continues from the last counter
+    stored, so cycles made while busd was down are not lost. Without a counter,
+    a cycle is a return to ``stowed`` after the lift was ``deployed``.
     """
 
     def __init__(self) -> None:
@@ -158,6 +159,17 @@ class LiftCycles:
         self._last_counter: int | None = None
         self._have_counter = False
         self._was_out = False
+
+    @property
+    def last_counter(self) -> int | None:
+        return self._last_counter
+
+    def resume(self, counter: int) -> None:
+        """Continue from the counter a previous run last saw: cycles made while busd was
+        down (the unit counts them) are counted on its first reading."""
+        if self._last_counter is None:
+            self._last_counter = counter
+            self._have_counter = True
 
     def step(self, counter: int | None, lift_state: str | None) -> None:
         if counter is not None:

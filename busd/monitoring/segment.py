@@ -12,6 +12,14 @@ Rules (config: :class:`~busd.config.MonitoringConfig`):
   ``min_visit_s`` (a shorter halt is a traffic stop and stays part of the leg).
   Inside a place's geofence it is a visit of that place (depot, stop or
   charger); elsewhere an *unplanned* visit with its own small geofence.
+  *Where* the bus stands is judged only by a fix measured while it stood
+  (``Sample.pos_ts``): GPS reaches busd later than the wheel speed (gpsd
+  reports a fix when the next one begins; a receiver in a forest has none),
+  and the last fix from before the halt is up to a braking distance, or a
+  whole outage, away. Without such a fix the visit waits for one, up to
+  ``locate_wait_s`` beyond the minimum, when the GPS worked shortly before the
+  halt; after that, or when the bus drives on, it is an unplanned visit at an
+  unknown position.
 * It ends when the bus is ``exit_margin_m`` outside that geofence (odometer
   distance when there is no GPS), at the moment it started to move away.
 * A **leg** is everything between two visits; the time partitions exactly.
@@ -30,83 +38,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from busd.monitoring.figures import Counters, EnergyIntegrator, GpsDistance, LiftCycles
-from busd.plan import Plan, haversine_m
+from busd.monitoring.records import (
+    CHARGE,
+    CLOSED,
+    INTERRUPTED,
+    LEG,
+    OPEN,
+    VISIT,
+    Change,
+    PlaceRef,
+    Row,
+    Sample,
+    Settings,
+    Snap,
+    places_of,
+)
+from busd.plan import haversine_m
 
-Row = dict[str, Any]
-
-LEG, VISIT, CHARGE = "leg", "visit", "charge"
-OPEN, CLOSED, INTERRUPTED = "open", "closed", "interrupted"
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    min_visit_s: float = 180.0
-    stopped_kmh: float = 3.0
-    exit_margin_m: float = 30.0
-    unplanned_radius_m: float = 100.0
-    gps_min_step_m: float = 15.0
-    energy_gap_s: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class PlaceRef:
-    id: str
-    name: str
-    kind: str  # depot | stop | charger | unplanned
-    lat: float | None
-    lon: float | None
-    radius_m: float
-
-
-def places_of(plan: Plan) -> list[PlaceRef]:
-    refs = [PlaceRef(plan.depot.id, plan.depot.name, "depot", plan.depot.lat, plan.depot.lon,
-                     plan.depot.geofence_m)]
-    refs += [PlaceRef(s.id, s.name, "stop", s.lat, s.lon, s.geofence_m) for s in plan.stops]
-    refs += [PlaceRef(c.id, c.name, "charger", c.lat, c.lon, c.geofence_m) for c in plan.chargers]
-    return refs
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """The vehicle state at one moment; None = unknown or stale."""
-
-    mono: float
-    ts: float
-    speed_kmh: float | None = None
-    gps_speed_kmh: float | None = None
-    odometer_km: float | None = None
-    lat: float | None = None
-    lon: float | None = None
-    power_kw: float | None = None
-    power_age_s: float = 0.0
-    soc: float | None = None
-    outside_temp_c: float | None = None
-    plugged: bool | None = None
-    charger_state: str | None = None
-    charger_power_kw: float | None = None
-    charger_session_kwh: float | None = None
-    lift_counter: int | None = None
-    lift_state: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    kind: str  # leg | visit | charge
-    row: Row
-    event: str | None  # the event to publish, None for a store-only update
-
-
-@dataclass(frozen=True, slots=True)
-class Snap:
-    mono: float
-    ts: float
-    odo: float | None
-    soc: float | None
-    counters: Counters
+__all__ = ["Change", "DayTracker", "PlaceRef", "Row", "Sample", "Settings", "Snap", "places_of"]
 
 
 @dataclass
@@ -129,8 +81,22 @@ class _Open:
         return self.base + (now.counters - self.start.counters)
 
 
+@dataclass
+class _Standstill:
+    """A halt on the road that may become a visit."""
+
+    since: Snap
+    last_still: Snap
+    pos: tuple[float, float] | None = None  # from a fix measured while standing
+    gps_before: bool = False  # the GPS gave a position shortly before the halt
+
+
 def _id(kind: str, ts: float) -> str:
     return f"{kind}-{round(ts * 1000)}"
+
+
+def _measured(s: Sample) -> float:
+    return s.pos_ts if s.pos_ts is not None else s.ts
 
 
 class DayTracker:
@@ -147,7 +113,8 @@ class DayTracker:
         self.leg: _Open | None = None
         self.visit: _Open | None = None
         self.charge: _Open | None = None
-        self._stop_cand: tuple[Snap, PlaceRef | None, tuple[float, float] | None] | None = None
+        self._stop_cand: _Standstill | None = None
+        self._fix_ts: float | None = None  # when the latest position was measured
         self._moving_since: Snap | None = None
         self._last_still: Snap | None = None
         self._pending_resume: dict[str, Row] = {}
@@ -157,13 +124,19 @@ class DayTracker:
     def resume(self, open_rows: Mapping[str, Row]) -> None:
         """Continue records a previous run left open; decided on the next sample."""
         self._pending_resume = {k: dict(v) for k, v in open_rows.items() if v}
+        counters = [int(r["lift_counter"]) for r in self._pending_resume.values()
+                    if r.get("lift_counter") is not None]
+        if counters:
+            self.lift.resume(max(counters))
 
     def step(self, s: Sample) -> list[Change]:
         out: list[Change] = []
+        if self._pending_resume:
+            # Before this sample counts: what it adds (lift cycles made while busd was
+            # down) belongs to the resumed records.
+            self._do_resume(s, self._snap(s), out)
         self._accumulate(s)
         snap = self._snap(s)
-        if self._pending_resume:
-            self._do_resume(s, snap, out)
         stopped = self._stopped(s)
         pos = (s.lat, s.lon) if s.lat is not None and s.lon is not None else None
         self._charging(s, snap, out)
@@ -174,8 +147,18 @@ class DayTracker:
             self._in_visit(s, snap, stopped, pos, out)
         else:
             self._on_road(s, snap, stopped, pos, out)
+        if pos is not None:
+            self._fix_ts = _measured(s)
         self._last = s
         return out
+
+    @property
+    def away(self) -> bool:
+        """The bus is out on its day: on a leg, or on a visit anywhere but the depot."""
+        if self.leg is not None:
+            return True
+        return self.visit is not None and (self.visit.place is None
+                                           or self.visit.place.kind != "depot")
 
     def checkpoint(self) -> list[Change]:
         """Rows of every open record, with the figures so far (the store keeps them)."""
@@ -223,7 +206,7 @@ class DayTracker:
             self._temp_s += dt
 
     def _snap(self, s: Sample) -> Snap:
-        return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters())
+        return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters(), self.lift.last_counter)
 
     def _stopped(self, s: Sample) -> bool | None:
         speed = s.speed_kmh if s.speed_kmh is not None else s.gps_speed_kmh
@@ -242,20 +225,42 @@ class DayTracker:
             return
         if self.leg is None:
             self._open_leg(snap, None, out)
-        if stopped:
-            if self._stop_cand is None:
-                self._stop_cand = (snap, place, pos)
-            elif s.mono - self._stop_cand[0].mono >= self.settings.min_visit_s:
-                cand_snap, cand_place, cand_pos = self._stop_cand
-                if cand_place is None:
-                    cand_place = PlaceRef(
-                        "unplanned", "unplanned stop", "unplanned",
-                        cand_pos[0] if cand_pos else None, cand_pos[1] if cand_pos else None,
-                        self.settings.unplanned_radius_m,
-                    )
-                self._open_visit(cand_snap, cand_place, out)
-        elif stopped is False:
+        cand = self._stop_cand
+        if stopped is False:
             self._stop_cand = None
+            if cand is not None and self._matured(cand, cand.last_still):
+                # It stood long enough but no fix said where: a visit all the same.
+                self._open_standstill(cand, out)
+                self._in_visit(s, snap, stopped, pos, out)
+            return
+        if not stopped:
+            return  # speed unknown: neither a halt nor its end
+        if cand is None:
+            fix_age = None if self._fix_ts is None else snap.ts - self._fix_ts
+            recent = fix_age is not None and fix_age <= self.settings.locate_wait_s
+            cand = self._stop_cand = _Standstill(snap, snap, gps_before=recent)
+        cand.last_still = snap
+        if pos is not None and _measured(s) >= cand.since.ts:
+            cand.pos = pos  # measured while standing: this is where the bus is
+        if not self._matured(cand, snap):
+            return
+        waited = s.mono - cand.since.mono - self.settings.min_visit_s
+        if cand.pos is None and cand.gps_before and waited < self.settings.locate_wait_s:
+            return  # a fix from the halt is late (gpsd, an outage): wait for it
+        self._open_standstill(cand, out)
+
+    def _matured(self, cand: _Standstill, now: Snap) -> bool:
+        return now.mono - cand.since.mono >= self.settings.min_visit_s
+
+    def _open_standstill(self, cand: _Standstill, out: list[Change]) -> None:
+        pos = cand.pos
+        place = self.place_at(*pos) if pos is not None else None
+        if place is None:
+            place = PlaceRef("unplanned", "unplanned stop", "unplanned",
+                             pos[0] if pos else None, pos[1] if pos else None,
+                             self.settings.unplanned_radius_m)
+        self._open_visit(cand.since, place, out)
+        self._last_still = cand.last_still
 
     def _open_visit(self, snap: Snap, place: PlaceRef, out: list[Change]) -> None:
         if self.leg is not None:
@@ -289,6 +294,8 @@ class DayTracker:
         elif stopped is False and self._moving_since is None:
             # The visit ends at the last moment the bus stood still.
             self._moving_since = self._last_still or snap
+        if pos is not None and _measured(s) < visit.start.ts:
+            pos = None  # a fix from before the visit says nothing about leaving it
         left = False
         if pos is not None and visit.place.lat is not None and visit.place.lon is not None:
             left = haversine_m(visit.place.lat, visit.place.lon, *pos) > limit
@@ -426,7 +433,7 @@ class DayTracker:
             "out_kwh": fig.out_kwh, "regen_kwh": fig.regen_kwh, "charged_kwh": fig.charged_kwh,
             "net_kwh": fig.out_kwh - fig.regen_kwh - fig.charged_kwh,
             "gap_s": fig.gap_s, "gaps": fig.gaps, "gps_km": fig.gps_m / 1000.0,
-            "lift_cycles": fig.lift_cycles,
+            "lift_cycles": fig.lift_cycles, "lift_counter": end.lift_counter,
             "temp_c": None if temp is None else round(temp, 2), "temp_s": fig.temp_s,
             "odo_start": rec.odo_start, "odo_end": end.odo,
             "soc_start": rec.soc_start, "soc_end": end.soc,

@@ -90,12 +90,14 @@ def sample_of(state: VehicleState, clock: Clock, *, max_hold_s: float) -> Sample
     fix = state.value(sig.GPS_FIX)
     has_fix = fix in ("2d", "3d") or fix is None  # a source without a fix signal: trust lat/lon
     lat, lon = (num(sig.GPS_LAT), num(sig.GPS_LON)) if has_fix else (None, None)
+    # The fix's own time (the GPS source stamps it), not when it reached busd.
+    pos_ts = state.view(sig.GPS_LAT).ts if lat is not None and lon is not None else None
     plugged = state.value(sig.CHARGER_PLUGGED)
     lift_counter = state.value(sig.LIFT_CYCLES)
     return Sample(
         mono=clock.monotonic(), ts=clock.now(),
         speed_kmh=num(sig.VEHICLE_SPEED), gps_speed_kmh=num(sig.GPS_SPEED),
-        odometer_km=num(sig.VEHICLE_ODOMETER), lat=lat, lon=lon,
+        odometer_km=num(sig.VEHICLE_ODOMETER), lat=lat, lon=lon, pos_ts=pos_ts,
         power_kw=power, power_age_s=age, soc=num(sig.BATTERY_SOC),
         outside_temp_c=num(sig.VEHICLE_OUTSIDE_TEMP),
         plugged=plugged if isinstance(plugged, bool) else None,

@@ -101,9 +101,9 @@ class GpsPublisher:
         self.last_position_mono: float | None = None
         self.last_mode = 0
 
-    def _put(self, name: str, value: object) -> None:
+    def _put(self, name: str, value: object, ts: float | None = None) -> None:
         try:
-            self._state.update(name, value, source=self._source)
+            self._state.update(name, value, source=self._source, ts=ts)
         except ValueError as err:
             # A receiver can send nonsense that parses (speed -1, heading 400).
             self._counters["rejected_values"] = self._counters.get("rejected_values", 0) + 1
@@ -123,15 +123,28 @@ class GpsPublisher:
             return
         self.last_position_mono = now_mono
         self._counters["positions"] = self._counters.get("positions", 0) + 1
-        self._put(sig.GPS_LAT, fix.lat)
-        self._put(sig.GPS_LON, fix.lon)
+        measured = self._measured_at(fix.time)
+        self._put(sig.GPS_LAT, fix.lat, measured)
+        self._put(sig.GPS_LON, fix.lon, measured)
         if fix.speed_kmh is not None:
-            self._put(sig.GPS_SPEED, fix.speed_kmh)
+            self._put(sig.GPS_SPEED, fix.speed_kmh, measured)
         if fix.heading is not None:
-            self._put(sig.GPS_HEADING, fix.heading)
+            self._put(sig.GPS_HEADING, fix.heading, measured)
         if fix.time is not None:
-            self._put(sig.GPS_TIME, fix.time)
+            self._put(sig.GPS_TIME, fix.time, measured)
             self._check_time(fix.time)
+
+    def _measured_at(self, gps_time: float | None) -> float | None:
+        """When the position was measured: the fix's own time, if the system clock agrees.
+
+        A fix reaches busd late (gpsd reports one when the receiver's next cycle
+        begins; a busy loop adds more), so its arrival is not when the bus was
+        there. A GPS time beyond the offset alarm is the system clock's fault or
+        the receiver's; then arrival time (None) is the better guess.
+        """
+        if gps_time is None or abs(self._clock.now() - gps_time) > self.time_check.threshold_s:
+            return None
+        return gps_time
 
     def publish_quality(self, quality: FixQuality) -> None:
         if quality.hdop is not None:

@@ -21,7 +21,8 @@ from typing import Any
 
 from busd.errors import BusdError, ConfigError
 from simulators.scenario.model import LoadedScenario, load_scenario
-from simulators.scenario.runner import DayResult, Progress, ScenarioRunner
+from simulators.scenario.progress import Progress
+from simulators.scenario.runner import DayResult, ScenarioRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = ROOT / "scenarios" / "winter-livani.toml"

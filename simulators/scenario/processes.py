@@ -111,31 +111,66 @@ class Gpsd:
         await stop_process(self.proc)
 
 
+# A daemon process held before its start: the interpreter and busd's imports (a
+# second or two of real time, which at x600 is 10-20 simulated minutes) are done
+# while it waits for "go" on stdin; then it runs ``busd.cli run`` at once.
+_HELD = (
+    "import sys\n"
+    "import busd.app, busd.cli\n"
+    "if sys.stdin.readline().strip() != 'go':\n"
+    "    sys.exit(0)\n"
+    "sys.exit(busd.cli.main(sys.argv[1:]))\n"
+)
+
+
 class DaemonProcess:
-    """``python -m busd.cli run`` on a generated config; killable and restartable."""
+    """``busd.cli run`` on a generated config; killable and restartable.
+
+    :meth:`prepare` spawns the next daemon ahead of time, held before its start,
+    so that :meth:`start` (the day's first start, or a restart after a kill)
+    brings it up when the scenario says, not a Python start-up later.
+    """
 
     def __init__(self, config: Path, workdir: Path, *, python: str = sys.executable) -> None:
         self.config = config
         self.workdir = workdir
         self.python = python
         self.proc: asyncio.subprocess.Process | None = None
+        self._spare: asyncio.subprocess.Process | None = None
         self.starts = 0
         self.kills = 0
 
-    async def start(self) -> None:
+    async def _spawn(self, *, held: bool) -> asyncio.subprocess.Process:
         log = (self.workdir / "busd.log").open("ab")
         env = dict(os.environ)
         env.pop("BUSD_CONFIG", None)
         root = str(Path(__file__).resolve().parents[2])  # noqa: ASYNC240 - no I/O
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                     else "")
+        args = ["run", "--config", str(self.config), "--view", "off"]
+        head = ["-c", _HELD] if held else ["-m", "busd.cli"]
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "busd.cli", "run", "--config", str(self.config),
-                "--view", "off", stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            return await asyncio.create_subprocess_exec(
+                self.python, *head, *args, stdout=log, stderr=log,
+                stdin=subprocess.PIPE if held else subprocess.DEVNULL,
                 start_new_session=True, cwd=root, env=env)
         finally:
             log.close()
+
+    async def prepare(self) -> None:
+        """Spawn the next daemon now, held before its start (no-op if one is waiting)."""
+        if self._spare is None or self._spare.returncode is not None:
+            self._spare = await self._spawn(held=True)
+
+    async def start(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.returncode is None and spare.stdin is not None:
+            spare.stdin.write(b"go\n")
+            await spare.stdin.drain()
+            spare.stdin.close()
+            self.proc = spare
+        else:
+            self.proc = await self._spawn(held=False)
         self.starts += 1
 
     @property
@@ -148,5 +183,7 @@ class DaemonProcess:
         self.kills += 1
 
     async def stop(self) -> int | None:
+        spare, self._spare = self._spare, None
+        await stop_process(spare)
         await stop_process(self.proc, limit_s=10.0)
         return None if self.proc is None else self.proc.returncode

@@ -19,21 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import sqlite3
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from busd.clock import ScaledClock
-from busd.config import BusdConfig, CanSimulatorConfig
-from busd.signals import SIGNALS
+from busd.config import CanSimulatorConfig
 from busd.supervisor import ComponentContext, ComponentHealth
 from simulators.can.model import Truth
 from simulators.can.outputs import FrameOutput
@@ -42,19 +37,26 @@ from simulators.gps import GpsSimulator
 from simulators.gps.route import CallbackPosition
 from simulators.lift import LiftSimulator
 from simulators.lift.model import LiftModel
+from simulators.scenario.daemon_config import (
+    DBC,
+    daemon_config,
+    gps_epoch_s,
+    lift_poll_s,
+    plan_file,
+    to_toml,
+)
 from simulators.scenario.driver import DayDriver, DayTruth, Itinerary
 from simulators.scenario.follow import PlanFollower
 from simulators.scenario.model import Fault, LoadedScenario
 from simulators.scenario.processes import Broker, DaemonProcess, Gpsd, free_port
+from simulators.scenario.progress import Progress, plan_version
+from simulators.scenario.stores import count_rows, delivered_seqs
 from telemetry import mqtt
 from telemetry.archive import Archive
 from telemetry.office import Office
 
 log = structlog.get_logger("simulators.scenario")
 
-ROOT = Path(__file__).resolve().parents[2]
-DBC = ROOT / "config" / "busd.dbc"
-SIM_CONFIG = ROOT / "config" / "sim.toml"
 
 # Frames per *simulated* second: the battery and the wheels often enough to
 # integrate energy and distance well, everything slower sparsely.
@@ -63,26 +65,6 @@ SIM_RATES_HZ = {
     "OBC_Status": 0.1, "VCU_Status": 0.1, "AMB": 0.05, "DC1": 0.1, "VEP4": 0.02,
 }
 LIFT_DWELL_S = 120.0
-
-
-@dataclass
-class Progress:
-    """What the terminal shows; handed to the ``progress`` callback about twice a second."""
-
-    now: float
-    start: float
-    end: float
-    phase: str
-    place: str
-    target: str | None
-    soc: float
-    speed_kmh: float
-    plan_version: int | None
-    plan_changes: int
-    backlog: int | None
-    records: int
-    daemon_running: bool
-    faults_active: list[str]
 
 
 @dataclass
@@ -145,47 +127,6 @@ class ScenarioCan(CanSimulator):
         return self.switch
 
 
-def _toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for the generated config (tables, arrays of tables, scalars)."""
-
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        if isinstance(v, str | Path):
-            return json.dumps(str(v), ensure_ascii=False)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
-        raise TypeError(type(v))
-
-    lines: list[str] = []
-
-    def table(prefix: str, d: dict[str, Any]) -> None:
-        scalars = {k: v for k, v in d.items()
-                   if not isinstance(v, dict) and not (isinstance(v, list) and v
-                                                       and isinstance(v[0], dict))}
-        if prefix:
-            lines.append(f"\n[{prefix}]")
-        lines.extend(f"{json.dumps(k)} = {value(v)}" for k, v in scalars.items())
-        for k, v in d.items():
-            key = f"{prefix}.{json.dumps(k)}" if prefix else json.dumps(k)
-            if isinstance(v, dict) and k not in ("freshness_s",):
-                table(key, v)
-            elif isinstance(v, dict):
-                lines.append(f"\n[{key}]")
-                lines.extend(f"{json.dumps(n)} = {value(x)}" for n, x in v.items())
-            elif isinstance(v, list) and v and isinstance(v[0], dict):
-                for item in v:
-                    lines.append(f"\n[[{key}]]")
-                    lines.extend(f"{json.dumps(n)} = {value(x)}" for n, x in item.items())
-
-    table("", data)
-    return "\n".join(lines) + "\n"
-
-
 class ScenarioRunner:
     """One simulated day. ``async with``-free: :meth:`run` starts and stops everything.
 
@@ -222,82 +163,13 @@ class ScenarioRunner:
 
     # --- configuration -----------------------------------------------------------------
 
-    def _plan_file(self) -> Path:
-        """The plan the daemon gets: the scenario's, without chargers that do not work today."""
-        data = tomllib.loads(self.scenario.plan.read_text(encoding="utf-8"))
-        if not self.scenario.chargers.reachable:
-            data["chargers"] = []
-        path = self.workdir / "plan.json"
-        path.write_text(json.dumps(data, default=str, ensure_ascii=False, indent=1),
-                        encoding="utf-8")
-        return path
-
-    def _summary_at(self) -> str:
-        plan = self.loaded.plan
-        at = datetime.combine(plan.date, plan.depot.return_by) + timedelta(minutes=30)
-        return at.time().isoformat()
-
-    def daemon_config(self, *, mqtt_port: int, gpsd_port: int, can_link: Path,
-                      lift_link: Path, plan: Path, anchor_real: float) -> dict[str, Any]:
-        speed = self.speed
-        sim_mapping = tomllib.loads(SIM_CONFIG.read_text(encoding="utf-8"))["can"]["mapping"]
-        # The rate plausibility rules compare values by arrival time; at hundreds of
-        # simulated seconds per real second, frames that arrive in one read look
-        # simultaneous, so the rules would drop real steps. Ranges still apply.
-        for entry in sim_mapping:
-            entry.pop("max_rate", None)
-        # Periods in simulated seconds, sized so an accelerated day stays light in real time.
-        slow = max(1.0, speed / 10.0)  # ~10 real Hz
-        gps_epoch = self.gps_epoch_s
-        fresh = {name: max(spec.freshness_s, 60.0)
-                 for name, spec in SIGNALS.items()}
-        for name in fresh:
-            if name.startswith("gps."):
-                fresh[name] = max(fresh[name], 3 * gps_epoch + 2 * slow)
-            elif name.startswith("lift."):
-                fresh[name] = max(fresh[name], 4 * self.lift_poll_s + 2 * slow)
-        data: dict[str, Any] = {
-            "bus_id": self.bus_id,
-            "data_dir": str(self.workdir / "bus"),
-            "log": {"level": "info", "format": "json"},
-            "freshness_s": fresh,
-            "can": {"interface": "slcan_stream", "channel": str(can_link), "bitrate": 500000,
-                    "dbc": str(DBC), "dbc_strict": True, "silence_timeout_s": 120.0,
-                    "mapping": sim_mapping},
-            "gps": {"source": "gpsd", "host": "127.0.0.1", "port": gpsd_port,
-                    "stale_after_s": 4 * gps_epoch + 2 * slow,
-                    "time_offset_alarm_s": max(5.0, 2 * slow)},
-            "lift": {"port": str(lift_link), "unit_id": 1, "poll_interval_s": self.lift_poll_s,
-                     "timeout_s": 0.5},
-            # The SOC-aware planner on the same plan (without today's unusable chargers).
-            "planner": {"plan_file": str(plan), "reserve_pct": self.scenario.reserve_pct,
-                        "capacity_kwh": self.scenario.capacity_kwh},
-            "monitoring": {"plan": str(plan), "summary_at": self._summary_at(),
-                           "energy_gap_s": 60.0, "soc_sample_s": 60.0, "checkpoint_s": 60.0},
-            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "reconnect_initial_s": 0.5 * speed,
-                     "reconnect_max_s": 2.0 * speed},
-            "outbox": {"commit_interval_s": min(30.0, 5.0 * max(1.0, speed / 60)),
-                       "synchronous": "NORMAL", "delete_interval_s": max(30.0, slow)},
-            "uplink": {"state_interval_moving_s": max(1.0, slow),
-                       "state_interval_parked_s": max(30.0, slow),
-                       "telemetry_interval_moving_s": max(1.0, speed / 20.0),
-                       "telemetry_interval_parked_s": max(10.0, speed / 5.0),
-                       "telemetry_keyframe_s": max(60.0, 600.0)},
-            "display": {"enabled": self.display, "port": self.display_port or 0,
-                        "push_interval_s": 0.5},
-            "simulators": {"speed": speed, "clock_anchor": {
-                "sim_epoch": self.loaded.start_ts, "real_epoch": anchor_real}},
-        }
-        BusdConfig(**data)  # fail here, naming the key, not in the child
-        return data
-
     @property
     def gps_epoch_s(self) -> float:
-        return float(max(1, round(self.speed / 25.0)))
+        return gps_epoch_s(self.speed)
 
     @property
     def lift_poll_s(self) -> float:
-        return min(5.0, max(0.25, self.speed / 60.0))
+        return lift_poll_s(self.speed)
 
     # --- the day ----------------------------------------------------------------------
 
@@ -305,6 +177,12 @@ class ScenarioRunner:
         wd = self.workdir
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "bus").mkdir(exist_ok=True)
+        config_path = wd / "busd.toml"
+        daemon = DaemonProcess(config_path, wd)
+        self.daemon = daemon
+        # Its imports run while everything else is set up (it reads the config only once
+        # started), so the day's first start takes a moment, not simulated minutes.
+        await daemon.prepare()
         broker = Broker(wd / "broker")
         await broker.start()
         self.broker = broker
@@ -347,17 +225,16 @@ class ScenarioRunner:
                            noise_m=2.0, rng=__import__("random").Random(self.scenario.seed),
                            epoch_s=self.gps_epoch_s)
         self.gps = gps
-        plan_path = self._plan_file()
+        plan_path = plan_file(self.loaded, wd)
         gpsd = Gpsd(gps_link, wd)
         if self.display:
             self.display_port = self.display_port or free_port()
-        config = self.daemon_config(mqtt_port=broker.port, gpsd_port=gpsd.port,
+        config = daemon_config(self.loaded, speed=self.speed, workdir=wd, bus_id=self.bus_id,
+                               display=self.display, display_port=self.display_port,
+                               mqtt_port=broker.port, gpsd_port=gpsd.port,
                                     can_link=can_link, lift_link=lift_link, plan=plan_path,
                                     anchor_real=anchor_real)
-        config_path = wd / "busd.toml"
-        config_path.write_text(_toml(config), encoding="utf-8")
-        daemon = DaemonProcess(config_path, wd)
-        self.daemon = daemon
+        config_path.write_text(to_toml(config), encoding="utf-8")
         if self.display:
             self.display_url = f"http://127.0.0.1:{self.display_port}/"
         report: dict[str, Any] | None = None
@@ -372,6 +249,7 @@ class ScenarioRunner:
                 await asyncio.wait_for(lift.started.wait(), 10)
                 await gpsd.start()
                 await daemon.start()
+                await self._spare_for_restart()
                 tasks.append(tg.create_task(self._faults(), name="faults"))
                 tasks.append(tg.create_task(self._progress_loop(), name="progress"))
                 if follower is not None:
@@ -451,14 +329,14 @@ class ScenarioRunner:
         outbox = self.workdir / "bus" / "outbox.sqlite"
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
-                while await asyncio.to_thread(_count_rows, outbox, "outbox") != 0:  # noqa: ASYNC110
+                while await asyncio.to_thread(count_rows, outbox, "outbox") != 0:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
 
     async def _drain(self) -> None:
         """Wait (at most 5 real seconds) until the office has every record the stopped
         daemon no longer holds in its outbox."""
         outbox = self.workdir / "bus" / "outbox.sqlite"
-        want = await asyncio.to_thread(_delivered_seqs, outbox)
+        want = await asyncio.to_thread(delivered_seqs, outbox)
         if not want:
             return
         with contextlib.suppress(TimeoutError):
@@ -523,11 +401,20 @@ class ScenarioRunner:
             else:
                 opened = self.can.counters().get("commands", 0)
                 await self.daemon.start()
+                await self._spare_for_restart()
                 # Blind until the new daemon's CAN reader opens the adapter again.
                 async with asyncio.timeout(30):
                     while self.can.counters().get("commands", 0) == opened:  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
                 self.blind.append((self._blind_since.pop(kind), self.clock.now()))
+
+    async def _spare_for_restart(self) -> None:
+        """A held daemon ready for the next kill's restart: "restarted 5 minutes later"
+        means 5 simulated minutes, not 5 plus a Python start-up (10-20 at x600)."""
+        now = self.clock.now()
+        if any(f.kind == "daemon_kill" and self.loaded.at(f.at) > now
+               for f in self.scenario.faults):
+            await self.daemon.prepare()
 
     # --- progress -----------------------------------------------------------------------
 
@@ -540,67 +427,24 @@ class ScenarioRunner:
             phase=self.driver.phase, place=self.driver.place_id,
             target=self.driver.target.place_id if self.driver.target else None,
             soc=t.soc, speed_kmh=t.speed_kmh,
-            plan_version=plan.get("version") if isinstance(plan, dict) else None,
+            plan_version=plan_version(plan),
             plan_changes=self._plan_changes(plan),
             backlog=self._backlog, records=view.records if view else 0,
             daemon_running=self.daemon.running, faults_active=list(self.faults_active))
 
     def _plan_changes(self, plan: Any) -> int:
-        """Proposals the driver accepted (the follower's answers), else office plan versions."""
+        """Proposals the driver accepted (the follower's answers), else plan versions."""
         follower = getattr(self, "follower", None)
         if follower is not None:
             return sum(1 for a in follower.acked.values()
                        if a.result is not None and a.result.get("accepted"))
-        if not isinstance(plan, dict):
-            return 0
-        return max(0, int(plan.get("version") or 0) - self.loaded.plan.version)
+        return max(0, (plan_version(plan) or 0) - self.loaded.plan.version)
 
     async def _progress_loop(self) -> None:
         if self.progress is None:
             return
         outbox = self.workdir / "bus" / "outbox.sqlite"
         while True:
-            self._backlog = await asyncio.to_thread(_count_rows, outbox, "outbox")
+            self._backlog = await asyncio.to_thread(count_rows, outbox, "outbox")
             self.progress(self.snapshot())
             await asyncio.sleep(0.5)
-
-
-def monitoring_rows(db: Path, table: str) -> list[dict[str, Any]]:
-    """Rows of the daemon's monitoring store (read-only), for reports and tests."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]
-    finally:
-        con.close()
-
-
-def _count_rows(db: Path, table: str) -> int | None:
-    """Rows of a table in another process's SQLite (read-only); None while it does not exist."""
-    if not db.exists():
-        return None
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
-        try:
-            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return None
-
-
-def _delivered_seqs(db: Path) -> set[int]:
-    """Seqs the daemon numbered and no longer holds (handed to the broker); empty if unknown."""
-    if not db.exists():
-        return set()
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
-        try:
-            row = con.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
-            pending = {int(r[0]) for r in con.execute("SELECT seq FROM outbox")}
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return set()
-    last = max(int(row[0]) if row else 0, max(pending, default=0))
-    return set(range(1, last + 1)) - pending
