@@ -13,6 +13,12 @@ from busd.supervisor import Phase, Supervisor
 from telemetry.outbox import Outbox
 
 
+async def pragma(outbox: Outbox, sql: str) -> list:
+    """A PRAGMA in the outbox's own thread, its rows read: a cursor left open keeps a
+    statement in progress, and the outbox's next COMMIT fails on that, not on the disk."""
+    return await outbox._call(lambda: outbox._db.execute(sql).fetchall())
+
+
 async def wait_until(predicate, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -57,7 +63,7 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
         assert sup.health["events"].restarts == 0 and sup.health["outbox"].restarts == 0
 
         # Space again (the crew deleted something): everything goes through, in order.
-        await outbox._call(lambda: outbox._db.execute("PRAGMA max_page_count = 1073741823"))
+        await pragma(outbox, "PRAGMA max_page_count = 1073741823")
         # 199 events, plus the alert's own raised and cleared events
         await wait_until(lambda: not alerts.active and events.pending == 0
                          and events.forwarded == 1 + 199 + 2, timeout=60)
@@ -94,10 +100,9 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
         await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING)
         seqs = [await outbox.emit_event("before", {"n": n, "pad": "x" * 2000})
                 for n in range(50)]
-        await outbox._call(lambda: outbox._db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
-        pages = await outbox._call(
-            lambda: outbox._db.execute("PRAGMA page_count").fetchone()[0])
-        await outbox._call(lambda: outbox._db.execute(f"PRAGMA max_page_count = {pages}"))
+        await pragma(outbox, "PRAGMA wal_checkpoint(TRUNCATE)")
+        [(pages,)] = await pragma(outbox, "PRAGMA page_count")
+        await pragma(outbox, f"PRAGMA max_page_count = {pages}")
         await outbox.ack(seqs)
         for n in range(100):  # and telemetry that cannot be committed
             outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
@@ -106,7 +111,7 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
         await asyncio.sleep(0.2)  # many purge and bound checks meet the full disk
         assert sup.health["outbox"].restarts == 0 and sup.health["outbox"].last_error == ""
 
-        await outbox._call(lambda: outbox._db.execute("PRAGMA max_page_count = 1073741823"))
+        await pragma(outbox, "PRAGMA max_page_count = 1073741823")
         await wait_until(lambda: reports[-1] is None
                          and sup.health["outbox"].phase is Phase.RUNNING)
         rows = await outbox.peek(after_seq=0, limit=1000)
@@ -130,9 +135,8 @@ async def test_a_plan_published_on_a_full_disk_still_goes_out(tmp_path: Path) ->
     await parts.outbox.open()
     try:
         await parts.outbox.set_meta("filler", "x" * 100_000)  # a page or more to fill
-        await parts.outbox._call(lambda: parts.outbox._db.execute(
-            "PRAGMA max_page_count = " + str(parts.outbox._db.execute(
-                "PRAGMA page_count").fetchone()[0])))
+        [(pages,)] = await pragma(parts.outbox, "PRAGMA page_count")
+        await pragma(parts.outbox, f"PRAGMA max_page_count = {pages}")
         big = {"schema": "busd.plan/1", "itinerary": ["x" * 50_000]}
         await parts.uplink.publish_plan(big)
         assert parts.uplink._plan == big and parts.uplink._plan_changed.is_set()
