@@ -9,9 +9,9 @@ import pytest
 
 from busd.errors import ConfigError
 from simulators.can.model import VehicleModel
+from simulators.scenario.daemon_config import to_toml
 from simulators.scenario.driver import DayDriver
 from simulators.scenario.model import LoadedScenario, load_scenario, parse_scenario
-from simulators.scenario.daemon_config import to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
