@@ -202,7 +202,7 @@ class Office:
             ages = v.state.get("age_s", {})
             soc = values.get("battery.soc")
             pos_age = ages.get("gps.lat")
-            stops = f"{v.plan.get('current_stop', '-')} / {v.plan.get('next_stop', '-')}"
+            stops = " / ".join(current_and_next(v.plan))
             last = (f"#{v.last_seq}, {now - v.last_record_at:.0f} s ago"
                     if v.last_record_at else "-")
             gaps = await self.archive.gaps(bus)
@@ -211,6 +211,25 @@ class Office:
                           "-" if pos_age is None else f"{pos_age:.0f} s", stops, last,
                           str(sum(b - a + 1 for a, b in gaps)), str(v.duplicates))
         return table
+
+
+def current_and_next(document: Any) -> tuple[str, str]:
+    """Where the bus is and where it goes next, by name, from the retained ``plan``
+    document (the planner's: the plan, its itinerary, what is done and where it is)."""
+    if not isinstance(document, dict) or not isinstance(document.get("plan"), dict):
+        return "-", "-"
+    plan = document["plan"]
+    names = {p.get("id"): p.get("name") or p.get("id")
+             for key in ("stops", "chargers") for p in plan.get(key) or []
+             if isinstance(p, dict)}
+    depot = plan.get("depot") if isinstance(plan.get("depot"), dict) else {}
+    at = document.get("at")
+    done = set(document.get("done") or [])
+    ahead = [i.get("id") for i in document.get("itinerary") or []
+             if isinstance(i, dict) and i.get("id") not in done and i.get("id") != at]
+    current = names.get(at, at) if at else "-"
+    upcoming = names.get(ahead[0], ahead[0]) if ahead else depot.get("name") or "depot"
+    return str(current), str(upcoming)
 
 
 async def run_office(

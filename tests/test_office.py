@@ -83,3 +83,25 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
     ticks = [r for r in rows if r["kind"] == "tick"]
     assert [r["seq"] for r in ticks][:5] == [str(i) for i in range(1, 6)]
     assert ticks[0]["topic"] == "event/tick" and ticks[0]["bus"] == "bus-01"
+
+
+def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document():
+    from datetime import time
+
+    from busd.config import PlannerConfig
+    from busd.plan import load_plan
+    from busd.planner.core import PlannerCore
+    from busd.planner.energy import EnergyModel
+    from busd.planner.projection import Progress
+    from telemetry.office import current_and_next
+
+    plan = load_plan(REPO / "config" / "plans" / "livani-winter.toml")
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01", energy=EnergyModel(PlannerConfig()))
+    now = plan.at(time(9, 0))
+    core.load(plan, now)
+    core.set_progress(Progress(frozenset({plan.stops[0].id}), at=plan.stops[1].id))
+    document = json.loads(json.dumps(core.document(now)))  # as the office receives it
+    assert current_and_next(document) == (plan.stops[1].name, plan.stops[2].name)
+    core.set_progress(Progress(frozenset(s.id for s in plan.stops)))
+    assert current_and_next(json.loads(json.dumps(core.document(now)))) == ("-", plan.depot.name)
+    assert current_and_next({"version": 3}) == ("-", "-")
