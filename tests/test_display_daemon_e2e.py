@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import zoneinfo
 from pathlib import Path
 
@@ -23,9 +24,11 @@ from tests.support.uplink_env import running_office
 
 
 def write_daemon(tmp_path: Path, broker_port: int, display_port: int) -> Path:
-    today = datetime.datetime.now(zoneinfo.ZoneInfo("Europe/Riga")).date().isoformat()
+    # The daemon's clock is anchored at 18:00 on the plan's own day: a run started just
+    # before midnight must not find the plan dated yesterday when the daemon starts.
+    evening = datetime.datetime(2026, 12, 14, 18, 0, tzinfo=zoneinfo.ZoneInfo("Europe/Riga"))
     plan = (REPO / "config" / "plans" / "livani-winter.toml").read_text()
-    plan = plan.replace('date = "2026-12-14"', f'date = "{today}"')
+    assert 'date = "2026-12-14"' in plan
     plan = plan.replace('bus = "sim-01"', 'bus = "lv-05"')
     plan = re.sub(r"window = \{[^}]*\}\n", "", plan)  # windows would lie in the past
     plan = plan.replace('leave_at = "07:30:00"', 'leave_at = "00:01:00"')
@@ -59,6 +62,9 @@ outside_temp_c = -15.0
 [simulators.gps]
 link = "{tmp_path / 'gps.pty'}"
 start = {{ lat = 56.4555, lon = 26.2740 }}
+[simulators.clock_anchor]
+sim_epoch = {evening.timestamp()}
+real_epoch = {time.time()}
 # --- Mapping{mapping}""")
 
 
