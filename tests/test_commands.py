@@ -111,7 +111,8 @@ async def test_handler_crash_is_a_rejection(dispatcher):
 
 async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
     config = bus_config(tmp_path, mosquitto.port)
-    today = dt.datetime.now(ZoneInfo("Europe/Riga")).date().isoformat()
+    # Tomorrow's plan: never in the past, even when the test runs across midnight.
+    today = (dt.datetime.now(ZoneInfo("Europe/Riga")).date() + dt.timedelta(days=1)).isoformat()
     async with running_office(mosquitto.port) as office, running_bus(config) as (parts, _):
         async def accept(body):
             return CommandOutcome.accept(stops=len(body["plan"]["stops"]))
