@@ -137,14 +137,18 @@ def outbox_state(path: Path) -> tuple[int, set[int]]:
     return max(int(meta[0]) if meta else 0, max(pending, default=0)), pending
 
 
-def storage_alerts(records: list[dict]) -> tuple[int, int]:
-    """How many storage_unwritable alerts the office saw raised and cleared."""
-    def named(r: dict) -> bool:
-        data = r.get("data") or {}
-        return (data.get("alert") or data.get("id")) == "storage_unwritable"
-    events = [r for r in records if r["schema"].startswith("busd.event") and named(r)]
+def storage_alerts(records: list[dict]) -> tuple[int, int, bool]:
+    """storage_unwritable as the office saw it: raised, cleared, and whether it is left
+    raised at the end (by kind, as an office keeps alerts: a raise of an active kind is
+    the same situation)."""
+    events = [r for r in records if r["schema"].startswith("busd.event")
+              and r["kind"] in ("alert_raised", "alert_cleared")
+              and (r.get("data") or {}).get("kind") == "storage_unwritable"]
+    active = False
+    for r in sorted(events, key=lambda r: r["seq"]):
+        active = r["kind"] == "alert_raised"
     return (sum(r["kind"] == "alert_raised" for r in events),
-            sum(r["kind"] == "alert_cleared" for r in events))
+            sum(r["kind"] == "alert_cleared" for r in events), active)
 
 
 def parse_args() -> argparse.Namespace:
@@ -211,9 +215,9 @@ async def main() -> None:
         print(f"{e.name}: {e.lasting_s / 60:.1f} min from {(e.began_at or started) - started:.0f}"
               f" s, topped up {e.top_ups} times{done}", flush=True)
     if episodes:
-        raised, cleared = storage_alerts(result.records)
-        print(f"storage_unwritable alerts at the office: raised {raised}, cleared {cleared}",
-              flush=True)
+        raised, cleared, left = storage_alerts(result.records)
+        print(f"storage_unwritable alerts at the office: raised {raised}, cleared {cleared}, "
+              f"{'LEFT RAISED' if left else 'none left raised'}", flush=True)
     print(json.dumps({
         "minutes": round(wall / 60, 1), "kills": kills, "broker_restarts": broker_restarts,
         "produced": produced, "received": len(received), "lost": len(lost),
