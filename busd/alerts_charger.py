@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from busd import signals as sig
-from busd.alerts_lift import AlertSink
+from busd.alerts_rule import AlertSink, StateAlertRule
 from busd.state import SignalView, VehicleState
-from busd.supervisor import ComponentContext
 
 ALERT_KIND = "charger_fault"
 WATCHED = (sig.CHARGER_STATE, sig.CHARGER_FAULT_CODE, sig.CHARGER_PLUGGED)
@@ -44,35 +43,19 @@ def evaluate_charger_alert(views: Mapping[str, SignalView], *, active: bool) -> 
     return ChargerAlertVerdict(still, state, code, {"charger_state": state, "fault_code": code})
 
 
-class ChargerFaultAlert:
+class ChargerFaultAlert(StateAlertRule[ChargerAlertVerdict]):
     """Watches the charger's state and fault code; raises and clears through the sink."""
 
-    critical = False
+    kind = ALERT_KIND
+    watched = WATCHED
 
     def __init__(self, *, state: VehicleState, sink: AlertSink,
                  name: str = "charger-alert") -> None:
-        self.name = name
-        self._state = state
-        self._sink = sink
-        self.active = False
+        super().__init__(state=state, sink=sink, name=name)
 
-    def evaluate(self) -> ChargerAlertVerdict:
-        """Apply the rule to the current state and notify the sink on a change."""
-        verdict = evaluate_charger_alert(self._state.snapshot(WATCHED), active=self.active)
-        if verdict.active and not self.active:
-            code = "" if not verdict.code else f" (code 0x{verdict.code:02X})"
-            self._sink.raise_alert(ALERT_KIND, message=f"the charger reports a fault{code}",
-                                   details=verdict.details)
-        elif self.active and not verdict.active:
-            self._sink.clear_alert(ALERT_KIND, details=verdict.details)
-        self.active = verdict.active
-        return verdict
+    def judge(self, views: Mapping[str, SignalView]) -> ChargerAlertVerdict:
+        return evaluate_charger_alert(views, active=self.active)
 
-    async def run(self, ctx: ComponentContext) -> None:
-        watcher = self._state.watch(WATCHED)
-        ctx.ready()
-        while True:
-            verdict = self.evaluate()
-            ctx.counters["active"] = int(verdict.active)
-            await watcher.changed()
-            ctx.beat()
+    def message(self, verdict: ChargerAlertVerdict) -> str:
+        code = "" if not verdict.code else f" (code 0x{verdict.code:02X})"
+        return f"the charger reports a fault{code}"

@@ -13,22 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from busd import signals as sig
+from busd.alerts_rule import AlertSink, StateAlertRule
 from busd.state import SignalView, VehicleState
-from busd.supervisor import ComponentContext
 
 ALERT_KIND = "lift_not_stowed_moving"
 WATCHED = (sig.VEHICLE_SPEED, sig.GPS_SPEED, sig.LIFT_STATE)
-
-
-class AlertSink(Protocol):
-    """Where alerts go (the alert manager, the uplink outbox). Must not block."""
-
-    def raise_alert(self, kind: str, *, message: str, details: Mapping[str, object]) -> None: ...
-
-    def clear_alert(self, kind: str, *, details: Mapping[str, object]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +58,11 @@ def evaluate_lift_alert(
     return LiftAlertVerdict(still, speed, speed_source, lift_state, details)
 
 
-class LiftMovingAlert:
+class LiftMovingAlert(StateAlertRule[LiftAlertVerdict]):
     """Watches speed and lift state; raises and clears through the sink."""
 
-    critical = False
+    kind = ALERT_KIND
+    watched = WATCHED
 
     def __init__(
         self, *, state: VehicleState, sink: AlertSink, speed_threshold_kmh: float = 3.0,
@@ -78,35 +70,13 @@ class LiftMovingAlert:
     ) -> None:
         if speed_threshold_kmh <= 0:
             raise ValueError("speed_threshold_kmh must be positive")
-        self.name = name
-        self._state = state
-        self._sink = sink
+        super().__init__(state=state, sink=sink, name=name)
         self._threshold = speed_threshold_kmh
-        self.active = False
 
-    def evaluate(self) -> LiftAlertVerdict:
-        """Apply the rule to the current state and notify the sink on a change."""
-        verdict = evaluate_lift_alert(
-            self._state.snapshot(WATCHED), active=self.active,
-            speed_threshold_kmh=self._threshold,
-        )
-        if verdict.active and not self.active:
-            self._sink.raise_alert(
-                ALERT_KIND,
-                message=f"bus moving at {verdict.speed_kmh:.0f} km/h with the lift "
-                        f"{verdict.lift_state}",
-                details=verdict.details,
-            )
-        elif self.active and not verdict.active:
-            self._sink.clear_alert(ALERT_KIND, details=verdict.details)
-        self.active = verdict.active
-        return verdict
+    def judge(self, views: Mapping[str, SignalView]) -> LiftAlertVerdict:
+        return evaluate_lift_alert(views, active=self.active,
+                                   speed_threshold_kmh=self._threshold)
 
-    async def run(self, ctx: ComponentContext) -> None:
-        watcher = self._state.watch(WATCHED)
-        ctx.ready()
-        while True:
-            verdict = self.evaluate()
-            ctx.counters["active"] = int(verdict.active)
-            await watcher.changed()
-            ctx.beat()
+    def message(self, verdict: LiftAlertVerdict) -> str:
+        return (f"bus moving at {verdict.speed_kmh:.0f} km/h with the lift "
+                f"{verdict.lift_state}")
