@@ -23,6 +23,7 @@ from busd.events import EventForwarder
 from busd.freshness import FreshnessMonitor
 from busd.monitoring.daily import DailySummaryJob
 from busd.monitoring.retention import RetentionJob
+from busd.monitoring.stop_notes import StopNotes
 from busd.monitoring.tracker import Tracker
 from busd.plan import Plan, load_plan
 from busd.planner.component import Planner
@@ -115,7 +116,13 @@ def build_daemon(
     components.append(AlertMemory(board=alerts, path=config.data_dir / "alerts.json",
                                   clock=clock, on_storage=storage.reporter("alerts")))
     components.append(FreshnessMonitor(state=state, clock=clock))
-    planner = _planner(config, state, clock, uplink, events)
+    # The planner's events pass through the stop notes: an accepted proposal's
+    # shortened and skipped stops get their reason in the monitoring store.
+    stop_notes = StopNotes(downstream=events, store=store, clock=clock,
+                           timezone=config.monitoring.timezone,
+                           on_storage=storage.reporter("stop notes"))
+    planner = _planner(config, state, clock, uplink, stop_notes)
+    components.append(stop_notes)
     if planner is not None:
         planner.on_storage = storage.reporter("planner")
     components += [planner] if planner is not None else []
@@ -159,7 +166,7 @@ def build_daemon(
 
 def _planner(
     config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts,
-    events: EventForwarder,
+    events: EventEmitter,
 ) -> Planner | None:
     """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
     if not config.planner.enabled or config.planner.plan_file is None:

@@ -154,6 +154,7 @@ class PlannerCore:
                     changes=[c.model_dump(mode="json", exclude_none=True)
                              for c in proposal.changes],
                     itinerary=[i.model_dump(mode="json") for i in proposal.itinerary],
+                    reasons=[r.model_dump(mode="json") for r in proposal.reasons],
                 ),
                 self._plan_message(now),
             ]
