@@ -30,8 +30,8 @@ ACCEPTED = {
 def test_an_acceptance_notes_its_shortened_and_skipped_stops_with_the_reason() -> None:
     notes = notes_of(ACCEPTED, ts=NOON, zone=RIGA)
     assert notes == [
-        ("2026-12-14", "sutri", "shortened", "Depot SOC 9 % < 18 %; Heating at -12 °C", NOON),
-        ("2026-12-14", "jersika", "skipped", "Depot SOC 9 % < 18 %; Heating at -12 °C", NOON),
+        ("2026-12-14", "sutri", "shortened", "Depot SOC 9 % < 18 % Heating at -12 °C", NOON),
+        ("2026-12-14", "jersika", "skipped", "Depot SOC 9 % < 18 % Heating at -12 °C", NOON),
     ]
     assert notes_of({"changes": [{"kind": "reorder"}]}, ts=NOON, zone=RIGA) == []
 

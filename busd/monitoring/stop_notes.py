@@ -39,7 +39,7 @@ def notes_of(payload: dict[str, Any], *, ts: float, zone: ZoneInfo) -> list[Note
     """The stop notes of one ``plan_accepted`` payload (English reason: the report's)."""
     reasons = payload.get("reasons") or []
     texts = [r.get("text", {}).get("en") for r in reasons if isinstance(r, dict)]
-    reason = "; ".join(t for t in texts[:2] if t) or f"planner: {payload.get('kind', 'change')}"
+    reason = " ".join(t for t in texts[:2] if t) or f"planner: {payload.get('kind', 'change')}"
     day = datetime.fromtimestamp(ts, zone).date().isoformat()
     return [(day, c["stop"], STATUS_OF_CHANGE[c["kind"]], reason, ts)
             for c in payload.get("changes") or []
