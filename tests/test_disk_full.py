@@ -11,18 +11,13 @@ from busd.config import OutboxConfig
 from busd.events import EventForwarder
 from busd.supervisor import Phase, Supervisor
 from telemetry.outbox import Outbox
+from tests.support.wait import wait_until
 
 
 async def pragma(outbox: Outbox, sql: str) -> list:
     """A PRAGMA in the outbox's own thread, its rows read: a cursor left open keeps a
     statement in progress, and the outbox's next COMMIT fails on that, not on the disk."""
     return await outbox._call(lambda: outbox._db.execute(sql).fetchall())
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -42,9 +37,9 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
     sup = Supervisor([outbox, events], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
-        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING)
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING, timeout=10)
         events.emit("before", {"n": 0})
-        await wait_until(lambda: events.forwarded == 1)
+        await wait_until(lambda: events.forwarded == 1, timeout=10)
 
         # The disk fills up: SQLite may not grow the file by one more page.
         def fill_disk() -> None:
@@ -56,9 +51,9 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
         for n in range(1, 200):
             events.emit("during", {"n": n, "padding": "x" * 500})
             outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
-        await wait_until(lambda: "storage_unwritable" in alerts.active)
+        await wait_until(lambda: "storage_unwritable" in alerts.active, timeout=10)
         assert "full" in alerts.active["storage_unwritable"].message
-        await wait_until(lambda: sup.health["outbox"].phase is Phase.DEGRADED)
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.DEGRADED, timeout=10)
         assert sup.health["events"].phase is Phase.DEGRADED  # waiting, not failed
         assert sup.health["events"].restarts == 0 and sup.health["outbox"].restarts == 0
 
@@ -67,7 +62,7 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
         # 199 events, plus the alert's own raised and cleared events
         await wait_until(lambda: not alerts.active and events.pending == 0
                          and events.forwarded == 1 + 199 + 2, timeout=60)
-        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING)
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING, timeout=10)
         rows = await outbox.peek(after_seq=0, limit=10_000)
         kinds = [r.kind for r in rows if r.stream == "event"]
         assert kinds[0] == "before" and kinds.count("during") == 199
@@ -97,7 +92,7 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
     sup = Supervisor([outbox], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
-        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING)
+        await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING, timeout=10)
         seqs = [await outbox.emit_event("before", {"n": n, "pad": "x" * 2000})
                 for n in range(50)]
         await pragma(outbox, "PRAGMA wal_checkpoint(TRUNCATE)")
@@ -106,14 +101,15 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
         await outbox.ack(seqs)
         for n in range(100):  # and telemetry that cannot be committed
             outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
-        await wait_until(lambda: reports and sup.health["outbox"].phase is Phase.DEGRADED)
+        await wait_until(lambda: reports and sup.health["outbox"].phase is Phase.DEGRADED,
+                         timeout=10)
         assert "full" in reports[0]
         await asyncio.sleep(0.2)  # many purge and bound checks meet the full disk
         assert sup.health["outbox"].restarts == 0 and sup.health["outbox"].last_error == ""
 
         await pragma(outbox, "PRAGMA max_page_count = 1073741823")
         await wait_until(lambda: reports[-1] is None
-                         and sup.health["outbox"].phase is Phase.RUNNING)
+                         and sup.health["outbox"].phase is Phase.RUNNING, timeout=10)
         rows = await outbox.peek(after_seq=0, limit=1000)
         assert [r.stream for r in rows] == ["telemetry"] * 100  # the events went, acked
         assert reports.count(None) == 1

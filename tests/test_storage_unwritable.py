@@ -19,6 +19,7 @@ from busd.storage import StorageStatus
 from busd.supervisor import ComponentContext, ComponentHealth, Phase, Supervisor
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import ROZUPE, CaptureSink
+from tests.support.wait import wait_until
 from tests.test_monitoring_store import T0, Bus, make_tracker, wait_rows
 
 RIGA = ZoneInfo("Europe/Riga")
@@ -27,12 +28,6 @@ RIGA = ZoneInfo("Europe/Riga")
 def read_only(store: MonitoringStore, on: bool) -> None:
     with store._lock:
         store.db.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None:
@@ -65,7 +60,7 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
     task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
     try:
         await bus.park(60)
-        await until(lambda: reports)
+        await wait_until(lambda: reports, timeout=5)
         assert "readonly" in reports[0]
         assert health.phase is Phase.DEGRADED and not task.done()
         await bus.drive(ROZUPE)
@@ -80,7 +75,8 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
         rows = await wait_rows(store, lambda r: any(v["place_id"] == "rozupe" for v in r["visit"]))
         assert [leg["to_place"] for leg in rows["leg"] if leg["status"] == "closed"] == ["rozupe"]
         assert rows["plan_stops"] and rows["samples"]
-        await until(lambda: reports[-1] is None and health.phase is Phase.RUNNING)
+        await wait_until(lambda: reports[-1] is None and health.phase is Phase.RUNNING,
+                         timeout=5)
         assert reports.count(None) == 1 and not task.done()
     finally:
         task.cancel()
@@ -124,13 +120,13 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
     try:
         await asyncio.sleep(0)
         await clock.advance(61.0)
-        await until(lambda: sink.of("report.daily") and reports)
+        await wait_until(lambda: sink.of("report.daily") and reports, timeout=5)
         assert sink.of("report.daily")[0]["on_site_min"] == 10.0
         assert store.summary("2026-01-01") is None and "2026-01-01" in job.unsaved
 
         read_only(store, False)
         await clock.advance(SAVE_RETRY_S + 1)
-        await until(lambda: not job.unsaved)
+        await wait_until(lambda: not job.unsaved, timeout=5)
         assert store.summary("2026-01-01")["on_site_min"] == 10.0
         assert job.unsaved == {} and reports[-1] is None
         assert len(sink.of("report.daily")) == 1  # published once, not again on the retry
@@ -156,11 +152,11 @@ async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) 
     sup = Supervisor([job], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
-        await until(lambda: reports)
+        await wait_until(lambda: reports, timeout=5)
         assert "readonly" in reports[0]
         read_only(store, False)
         await clock.advance(RETRY_S + 1)
-        await until(lambda: sup.health[job.name].counters.get("deleted") == 1)
+        await wait_until(lambda: sup.health[job.name].counters.get("deleted") == 1, timeout=5)
         assert reports[-1] is None and sup.health[job.name].restarts == 0
     finally:
         sup.request_stop()
