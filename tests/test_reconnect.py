@@ -28,12 +28,14 @@ def refuse(link: Link, clock: ManualClock) -> Awaitable[None]:
 
 
 def up_for(seconds: float, *, working: bool = True) -> Step:
-    """Connects, does its job (or not), stays up ``seconds`` of clock time, then drops."""
+    """Connects, does its job every second (or not), stays up ``seconds``, then drops."""
     async def step(link: Link, clock: ManualClock) -> None:
         link.connected()
-        if working:
-            link.working()
-        await clock.sleep(seconds)
+        until = clock.monotonic() + seconds
+        while (left := until - clock.monotonic()) > 0:
+            if working:
+                link.working()
+            await clock.sleep(min(1.0, left))
         raise ConnectionResetError(104, "Connection reset by peer")
     return step
 
