@@ -91,6 +91,11 @@ class ComponentContext:
     def beat(self) -> None:
         self._health.last_beat = self._clock.monotonic()
 
+    def record_error(self, error: str) -> None:
+        """A failure the component handles itself (a lost link it reconnects), for health."""
+        self._health.last_error = error
+        self._health.last_error_at = self._clock.now()
+
 
 class Component(Protocol):
     name: str

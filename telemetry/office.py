@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ import aiomqtt
 import structlog
 
 from busd.clock import Clock, SystemClock
+from busd.reconnect import Link, Reconnector
+from busd.supervisor import Backoff, ComponentContext, ComponentHealth
 from telemetry import mqtt
 from telemetry.archive import Archive
 from telemetry.models import SCHEMA_BATCH
@@ -78,7 +79,11 @@ class Office:
         self.connected = asyncio.Event()
         self._changed = asyncio.Event()
         self._client: aiomqtt.Client | None = None
+        self._protocol = mqtt.first_protocol(settings)
         self._log = log.bind(component="office")
+        # Not a supervised part, but its connection reports like one (``busd office``).
+        self.health = ComponentHealth("office", critical=False)
+        self._ctx = ComponentContext(self.health, self._clock)
 
     # --- receiving -------------------------------------------------------------------
 
@@ -148,37 +153,44 @@ class Office:
     # --- connection --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Receive until cancelled, reconnecting with back-off."""
-        failures = 0
-        rng = random.Random()
-        protocol = mqtt.first_protocol(self._settings)
-        while True:
-            try:
-                client = mqtt.make_client(self._settings, identifier=self._client_id,
-                                          protocol=protocol, persistent_session=True,
-                                          max_queued_incoming=10_000)
-                async with client:
-                    self._client = client
-                    await client.subscribe(self.subscription, qos=1)
-                    self._log.info("office_connected", subscription=self.subscription)
-                    self.connected.set()
-                    failures = 0
-                    async for message in client.messages:
-                        payload = message.payload
-                        if not isinstance(payload, bytes):
-                            payload = str(payload or "").encode()
-                        await self.handle(str(message.topic), payload)
-            except aiomqtt.MqttError as err:
-                if mqtt.refused_protocol(err) and protocol == aiomqtt.ProtocolVersion.V5 \
-                        and self._settings.protocol == "auto":
-                    protocol = aiomqtt.ProtocolVersion.V311
-                    continue
-                failures += 1
-                self._log.warning("office_disconnected", error=str(err))
-            finally:
-                self._client = None
-                self.connected.clear()
-            await asyncio.sleep(min(30.0, 0.2 * 2 ** min(failures, 8)) * rng.uniform(0.5, 1.0))
+        """Receive until cancelled, reconnecting with back-off (health in :attr:`health`)."""
+        settings = self._settings
+        runner = Reconnector(
+            ctx=self._ctx, clock=self._clock, target=f"broker {settings.host}:{settings.port}",
+            backoff=Backoff(initial_s=0.4, max_s=30.0), retry_on=(aiomqtt.MqttError, OSError),
+        )
+        await runner.run(self._session)
+
+    async def _session(self, link: Link) -> None:
+        try:
+            await self._receive(link)
+        except aiomqtt.MqttError as err:
+            if not (mqtt.refused_protocol(err) and self._settings.protocol == "auto"
+                    and self._protocol == aiomqtt.ProtocolVersion.V5):
+                raise
+            self._protocol = aiomqtt.ProtocolVersion.V311
+            await self._receive(link)
+
+    async def _receive(self, link: Link) -> None:
+        client = mqtt.make_client(self._settings, identifier=self._client_id,
+                                  protocol=self._protocol, persistent_session=True,
+                                  max_queued_incoming=10_000)
+        try:
+            async with client:
+                self._client = client
+                await client.subscribe(self.subscription, qos=1)
+                self._log.info("office_connected", subscription=self.subscription)
+                link.connected()
+                link.working()  # connected and subscribed: the office hears the fleet
+                self.connected.set()
+                async for message in client.messages:
+                    payload = message.payload
+                    if not isinstance(payload, bytes):
+                        payload = str(payload or "").encode()
+                    await self.handle(str(message.topic), payload)
+        finally:
+            self._client = None
+            self.connected.clear()
 
     async def send_command(self, bus: str, name: str, payload: bytes | dict[str, Any]) -> None:
         """Publish a command to a bus (QoS 1); needs a live connection."""

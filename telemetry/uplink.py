@@ -3,8 +3,8 @@
 One supervisor component, ``uplink``. While the broker is unreachable it is
 *degraded*, never failed: the bus works offline for days and the outbox keeps
 everything. Each connection runs four tasks in one TaskGroup; if any of them
-fails (the link dropped) all are cancelled and the connection is retried with
-capped, jittered exponential back-off.
+fails (the link dropped) all are cancelled and :class:`busd.reconnect.Reconnector`
+connects again with capped, jittered exponential back-off.
 
 - ``status`` (retained, QoS 1): online on every connect; the broker's last
   will publishes offline (reason ``connection_lost``) if the bus vanishes, and a
@@ -35,8 +35,9 @@ import structlog
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MqttConfig, UplinkConfig
 from busd.errors import StorageError
+from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
-from busd.supervisor import ComponentContext
+from busd.supervisor import Backoff, ComponentContext
 from telemetry import mqtt
 from telemetry.commands import CommandDispatcher
 from telemetry.models import SCHEMA_BATCH, STREAM_SCHEMAS, PlanMessage, State, Status
@@ -135,7 +136,7 @@ class Uplink:
         self.active_alerts: Callable[[], dict[str, str]] = dict
         self.connected = False
         self.counters: dict[str, int] = {
-            "connects": 0, "connect_failures": 0, "messages": 0, "records_sent": 0,
+            "messages": 0, "records_sent": 0,
             "state_published": 0, "commands": 0,
         }
         self._log = log.bind(component="uplink", bus=bus_id)
@@ -172,30 +173,33 @@ class Uplink:
     # --- the component ----------------------------------------------------------------
 
     async def run(self, ctx: ComponentContext) -> None:
-        failures = 0
         if self._plan is None:
             stored = await self._outbox.get_meta(PLAN_META_KEY)
             self._plan = json.loads(stored) if stored else None
-        while True:
-            try:
-                await self._session(ctx)
-                failures = 0  # a session only returns after a clean broker disconnect
-            except (aiomqtt.MqttError, OSError, TimeoutError) as err:
-                if mqtt.refused_protocol(err) and self._protocol == aiomqtt.ProtocolVersion.V5 \
-                        and self._settings.protocol == "auto":
-                    self._log.warning("mqtt5_refused_falling_back_to_311")
-                    self._protocol = aiomqtt.ProtocolVersion.V311
-                    continue
-                failures += 1
-                self.counters["connect_failures"] += 1
-                ctx.counters.update(self.counters)
-                ctx.degraded(f"broker {self._settings.host}:{self._settings.port}: {err}")
-            self.connected = False
-            delay = min(self._mqtt_cfg.reconnect_max_s,
-                        self._mqtt_cfg.reconnect_initial_s * 2 ** max(0, failures - 1))
-            await self._clock.sleep(delay * self._rng.uniform(0.5, 1.0))
+        broker = f"{self._settings.host}:{self._settings.port}"
+        runner = Reconnector(
+            ctx=ctx, clock=self._clock, target=f"broker {broker}",
+            backoff=Backoff(initial_s=self._mqtt_cfg.reconnect_initial_s,
+                            max_s=self._mqtt_cfg.reconnect_max_s),
+            retry_on=(aiomqtt.MqttError, OSError), rng=self._rng,
+        )
+        await runner.run(lambda link: self._connection(ctx, link))
 
-    async def _session(self, ctx: ComponentContext) -> None:
+    async def _connection(self, ctx: ComponentContext, link: Link) -> None:
+        try:
+            try:
+                await self._session(ctx, link)
+            except aiomqtt.MqttError as err:
+                if not (mqtt.refused_protocol(err) and self._settings.protocol == "auto"
+                        and self._protocol == aiomqtt.ProtocolVersion.V5):
+                    raise
+                self._log.warning("mqtt5_refused_falling_back_to_311")
+                self._protocol = aiomqtt.ProtocolVersion.V311
+                await self._session(ctx, link)
+        finally:
+            self.connected = False
+
+    async def _session(self, ctx: ComponentContext, link: Link) -> None:
         will = aiomqtt.Will(self.topic("status"), self._status(False, "connection_lost"),
                             qos=1, retain=True)
         client = mqtt.make_client(
@@ -204,7 +208,6 @@ class Uplink:
         )
         async with client:
             self.connected = True
-            self.counters["connects"] += 1
             # Each command topic by name, not cmd/+, which would echo our own cmd/result back.
             # Subscribed before "online": the office may send as soon as it sees us online.
             for name in self._commands.names:
@@ -213,17 +216,15 @@ class Uplink:
             self._log.info("uplink_connected",
                            broker=f"{self._settings.host}:{self._settings.port}",
                            protocol=str(self._protocol), backlog=self._outbox.rows)
-            ctx.ready()
+            link.connected()
+            link.working()  # connected, subscribed and online: the uplink's job
             try:
-                try:
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._drain(client, ctx), name="uplink:drain")
-                        tg.create_task(self._publish_state(client, ctx), name="uplink:state")
-                        tg.create_task(self._receive(client), name="uplink:commands")
-                        tg.create_task(self._publish_plan(client), name="uplink:plan")
-                except BaseExceptionGroup as group:
-                    # Surface the first link error so run() backs off and reconnects.
-                    raise group.exceptions[0] from None
+                # A failed task fails the group; the runner reads the group's reasons.
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._drain(client, ctx), name="uplink:drain")
+                    tg.create_task(self._publish_state(client, ctx), name="uplink:state")
+                    tg.create_task(self._receive(client), name="uplink:commands")
+                    tg.create_task(self._publish_plan(client), name="uplink:plan")
             except asyncio.CancelledError:
                 # Shutting down: say so ourselves; a clean DISCONNECT suppresses the will.
                 with contextlib.suppress(Exception):

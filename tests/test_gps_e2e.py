@@ -198,7 +198,7 @@ async def test_nmea_serial_garbage_and_eof_mid_line(tmp_path: Path) -> None:
             link.close()
             await wait_until(lambda: run.ctx.counters.get("truncated", 0) == 1, timeout=5,
                              what="EOF mid-line noticed")
-            await wait_until(lambda: run.ctx.counters.get("port_failures", 0) >= 1, timeout=5,
+            await wait_until(lambda: run.ctx.counters.get("disconnects", 0) >= 1, timeout=5,
                              what="the port failure reported")
             assert run.health.phase is Phase.DEGRADED
             assert state.value(sig.GPS_LAT) == pytest.approx(56.3543, abs=1e-6)  # no half line

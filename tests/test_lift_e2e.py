@@ -127,7 +127,7 @@ async def test_line_gone_and_back(tmp_path: Path) -> None:
                               timeout_s=0.2, failures_before_degraded=2,
                               backoff_initial_s=0.05, backoff_max_s=0.2)
     async with running(driver, clock) as run:
-        await wait_until(lambda: run.ctx.counters.get("open_failures", 0) >= 1, timeout=5,
+        await wait_until(lambda: run.ctx.counters.get("connect_failures", 0) >= 1, timeout=5,
                          what="open failure while no device exists")
         assert run.health.phase is Phase.DEGRADED
         sim = LiftSimulator(clock=clock, link=link)

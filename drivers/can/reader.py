@@ -7,16 +7,17 @@ newest frames are dropped and counted: at 10 Hz per signal a fresher frame
 follows within 100 ms, while blocking would stall the reader and the bus
 driver's own queue.
 
-A bus error ends the reader thread and the component raises
-:class:`DeviceError`, so the supervisor reopens the bus with back-off. A bus
-that stays open but goes silent is reported as degraded; its signals go stale
-by themselves.
+A bus error ends the reader thread and the session raises
+:class:`DeviceError`; :class:`busd.reconnect.Reconnector` reopens the bus with
+back-off, reporting degraded while it waits. A bus that stays open but goes
+silent is reported as degraded too; its signals go stale by themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +28,9 @@ from busd.clock import Clock
 from busd.config import CanConfig
 from busd.errors import DeviceError
 from busd.logs import RateLimitedLog
+from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
-from busd.supervisor import ComponentContext
+from busd.supervisor import Backoff, ComponentContext
 from drivers.can.decoder import FrameDecoder
 
 BusFactory = Callable[..., can.BusABC]
@@ -102,8 +104,12 @@ class CanReader:
         clock: Clock,
         bus_factory: BusFactory = can.Bus,
         name: str = "can",
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.name = name
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()
         self._config = config
         self._decoder = decoder
         self._state = state
@@ -114,6 +120,12 @@ class CanReader:
         self.bad_values = 0
 
     async def run(self, ctx: ComponentContext) -> None:
+        config = self._config
+        runner = Reconnector(ctx=ctx, clock=self._clock, backoff=self._backoff, rng=self._rng,
+                             target=f"CAN {config.interface}:{config.channel}")
+        await runner.run(lambda link: self._session(ctx, link))
+
+    async def _session(self, ctx: ComponentContext, link: Link) -> None:
         bus = await self._open()
         loop = asyncio.get_running_loop()
         buffer = FrameBuffer(loop, self._config.queue_size)
@@ -125,7 +137,7 @@ class CanReader:
         self._last_frame = self._clock.monotonic()
         thread.start()
         ctx.log.info("can_open", interface=self._config.interface, channel=self._config.channel)
-        ctx.ready()  # the bus is open; the silence watchdog reports if nothing arrives
+        link.connected()  # the bus is open; the silence watchdog reports if nothing arrives
         watchdog = asyncio.create_task(
             self._watch_silence(ctx, buffer), name=f"busd:{self.name}:silence"
         )
@@ -141,6 +153,7 @@ class CanReader:
                 if batch:
                     self._ingest(batch, problems)
                     ctx.ready()
+                    link.working()
                 now = self._clock.monotonic()
                 if now >= next_counters:
                     next_counters = now + _COUNTERS_EVERY_S

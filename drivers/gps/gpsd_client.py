@@ -3,9 +3,10 @@
 It sends ``?WATCH={"enable":true,"json":true}`` and reads one JSON report per
 line. TPV reports become fixes, SKY reports fix quality; other classes are
 ignored; malformed lines are counted and logged at a limited rate, never
-fatal. A lost or refused connection is retried here with capped, jittered
-back-off while health shows degraded, so the supervisor never has to restart
-the component for an ordinary gpsd restart.
+fatal. A lost or refused connection is retried by :class:`busd.reconnect.Reconnector`
+(capped, jittered back-off that starts over only after a period of good fixes)
+while health shows degraded, so the supervisor never has to restart the
+component for an ordinary gpsd restart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from busd.clock import Clock
 from busd.errors import DecodeError
 from busd.logs import RateLimitedLog
+from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
 from drivers.gps.fix import GpsFix, GpsPublisher
@@ -76,37 +78,26 @@ class GpsdSource:
             time_offset_alarm_s=self._time_offset_alarm_s, counters=ctx.counters, log=ctx.log,
         )
         bad_lines = RateLimitedLog(ctx.log, 30.0)
-        failures = 0
-        ctx.degraded(f"connecting to gpsd at {self._host}:{self._port}")
-        while True:
-            try:
-                async with asyncio.timeout(self._connect_timeout_s):
-                    reader, writer = await asyncio.open_connection(
-                        self._host, self._port, limit=self._max_line_bytes
-                    )
-            except (OSError, TimeoutError) as err:
-                failures += 1
-                _bump(ctx.counters, "connect_failures")
-                ctx.degraded(f"gpsd {self._host}:{self._port} unreachable: {err or 'timeout'}")
-                await self._clock.sleep(self._backoff.delay(failures, self._rng))
-                continue
-            ctx.log.info("gpsd_connected", host=self._host, port=self._port)
+
+        async def session(link: Link) -> None:
+            async with asyncio.timeout(self._connect_timeout_s):
+                reader, writer = await asyncio.open_connection(
+                    self._host, self._port, limit=self._max_line_bytes
+                )
+            link.connected(ready=False)  # ready once a fix arrives
             self.connected.set()
             try:
-                await self._session(reader, writer, ctx, publisher, bad_lines)
-            except (ConnectionError, OSError, TimeoutError) as err:
-                _bump(ctx.counters, "disconnects")
-                ctx.degraded(f"gpsd connection lost: {err}")
-                ctx.log.warning("gpsd_disconnected", error=str(err))
+                await self._session(reader, writer, ctx, publisher, bad_lines, link)
             finally:
                 self.connected.clear()
                 writer.close()
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(1.0):
                         await writer.wait_closed()
-            # A session that delivered reports resets the back-off.
-            failures = 1 if publisher.last_fix_mono is not None else failures + 1
-            await self._clock.sleep(self._backoff.delay(failures, self._rng))
+
+        runner = Reconnector(ctx=ctx, clock=self._clock, target=f"gpsd {self._host}:{self._port}",
+                             backoff=self._backoff, rng=self._rng)
+        await runner.run(session)
 
     async def _session(
         self,
@@ -115,6 +106,7 @@ class GpsdSource:
         ctx: ComponentContext,
         publisher: GpsPublisher,
         bad_lines: RateLimitedLog,
+        link: Link,
     ) -> None:
         writer.write(WATCH)
         async with asyncio.timeout(self._connect_timeout_s):
@@ -126,7 +118,7 @@ class GpsdSource:
                 async with asyncio.timeout(tick):
                     line = await reader.readline()
             except TimeoutError:
-                self._report_health(ctx, publisher)
+                self._report_health(ctx, publisher, link)
                 continue
             except ValueError as err:
                 # Longer than the stream limit: asyncio has already discarded it.
@@ -139,7 +131,7 @@ class GpsdSource:
             if not line.endswith(b"\n"):
                 raise ConnectionError("gpsd closed the connection mid-line")
             self._handle(line, ctx, publisher, bad_lines)
-            self._report_health(ctx, publisher)
+            self._report_health(ctx, publisher, link)
 
     def _handle(
         self, line: bytes, ctx: ComponentContext, publisher: GpsPublisher, bad: RateLimitedLog
@@ -162,9 +154,10 @@ class GpsdSource:
         else:
             _bump(ctx.counters, "ignored")
 
-    def _report_health(self, ctx: ComponentContext, publisher: GpsPublisher) -> None:
+    def _report_health(self, ctx: ComponentContext, publisher: GpsPublisher, link: Link) -> None:
         problem = publisher.health_problem(stale_after_s=self._stale_after_s)
         if problem is None:
             ctx.ready()
+            link.working()  # fresh fixes: the healthy period that resets the back-off
         else:
             ctx.degraded(problem)

@@ -4,7 +4,8 @@ pyserial blocks, so a reader thread owns the port: it splits bytes into
 lines and hands complete lines to the event loop through a bounded queue
 (overflow: the newest line is dropped and counted; at 1 Hz that only happens
 when the loop is stuck). A partial line cut off by EOF or an error is counted
-as truncated and never parsed. A port that fails is reopened with back-off.
+as truncated and never parsed. A port that fails is reopened by
+:class:`busd.reconnect.Reconnector`, with the back-off every device loop uses.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 import serial
 
 from busd.clock import Clock
-from busd.errors import DecodeError
+from busd.errors import DecodeError, DeviceError
 from busd.logs import RateLimitedLog
+from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
 from drivers.gps.fix import GpsFix, GpsPublisher
@@ -134,28 +136,26 @@ class NmeaSerialSource:
             time_offset_alarm_s=self._time_offset_alarm_s, counters=ctx.counters, log=ctx.log,
         )
         garbage_log = RateLimitedLog(ctx.log, 30.0)
-        failures = 0
-        while True:
+
+        async def session(link: Link) -> None:
             try:
                 port = await asyncio.to_thread(
                     self._serial_factory, self._device, self._baudrate, timeout=0.2
                 )
-            except (serial.SerialException, OSError, ValueError) as err:
-                failures += 1
-                _bump(ctx.counters, "open_failures")
-                ctx.degraded(f"cannot open {self._device}: {err}")
-                await self._clock.sleep(self._backoff.delay(failures, self._rng))
-                continue
+            except ValueError as err:  # pyserial's word for bad settings or a bad path
+                raise DeviceError(f"cannot open {self._device}: {err}") from err
+            link.connected(ready=False)  # ready once a fix arrives
             ctx.log.info("nmea_port_opened", device=self._device, baudrate=self._baudrate)
-            reason = await self._session(port, ctx, publisher, garbage_log)
-            _bump(ctx.counters, "port_failures")
-            ctx.degraded(reason)
-            failures = 1 if publisher.last_fix_mono is not None else failures + 1
-            await self._clock.sleep(self._backoff.delay(failures, self._rng))
+            reason = await self._session(port, ctx, publisher, garbage_log, link)
+            raise DeviceError(reason)
+
+        runner = Reconnector(ctx=ctx, clock=self._clock, target=f"NMEA port {self._device}",
+                             backoff=self._backoff, rng=self._rng)
+        await runner.run(session)
 
     async def _session(
         self, port: serial.Serial, ctx: ComponentContext, publisher: GpsPublisher,
-        garbage_log: RateLimitedLog,
+        garbage_log: RateLimitedLog, link: Link,
     ) -> str:
         queue: asyncio.Queue[bytes | _PortClosed] = asyncio.Queue(maxsize=self._queue_size)
         thread = _ReaderThread(
@@ -170,12 +170,12 @@ class NmeaSerialSource:
                     async with asyncio.timeout(tick):
                         item = await queue.get()
                 except TimeoutError:
-                    self._report_health(ctx, publisher)
+                    self._report_health(ctx, publisher, link)
                     continue
                 if isinstance(item, _PortClosed):
                     return item.reason
                 self._handle(item, ctx, publisher, interpreter, garbage_log)
-                self._report_health(ctx, publisher)
+                self._report_health(ctx, publisher, link)
         finally:
             thread.stop.set()
             # The thread wakes within its 0.2 s read timeout and closes the port itself.
@@ -209,10 +209,11 @@ class NmeaSerialSource:
             if self._on_fix is not None:
                 self._on_fix(fix)
 
-    def _report_health(self, ctx: ComponentContext, publisher: GpsPublisher) -> None:
+    def _report_health(self, ctx: ComponentContext, publisher: GpsPublisher, link: Link) -> None:
         problem = publisher.health_problem(stale_after_s=self._stale_after_s)
         if problem is None:
             ctx.ready()
+            link.working()  # fresh fixes: the healthy period that resets the back-off
         else:
             ctx.degraded(problem)
 

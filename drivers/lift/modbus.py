@@ -4,7 +4,8 @@ Polls the discrete inputs (one request covering all of them) and the cycle
 counter a few times a second and writes lift.* signals. A unit that stops
 answering is not an exception: polls fail, the signals go stale on their
 own (nothing refreshes them), health turns degraded after a few failures,
-and the line is reopened with back-off until the unit answers again.
+and the line is reopened by :class:`busd.reconnect.Reconnector` with back-off
+until the unit answers again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from busd import signals as sig
 from busd.clock import Clock
 from busd.config import LiftConfig, LiftRegisterMap
 from busd.errors import DeviceError
+from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
 from drivers.lift.mapping import LiftInputs, cycles_from_registers, input_span, lift_state
@@ -89,12 +91,10 @@ class LiftModbusSource:
         )
 
     async def run(self, ctx: ComponentContext) -> None:
-        opens = 0
-        ctx.degraded(f"opening {self._port}")
-        while True:
+        async def session(link: Link) -> None:
             client = self._client_factory(
                 self._port, timeout=self._timeout_s, retries=0,
-                reconnect_delay=0,  # we reopen ourselves, with our own back-off and health
+                reconnect_delay=0,  # the runner reopens, with its back-off and health
                 **self._serial,
             )
             try:
@@ -102,23 +102,21 @@ class LiftModbusSource:
                     opened = await client.connect()
                 if not opened:
                     raise DeviceError(f"cannot open {self._port}")
+                link.connected(ready=False)  # ready once the unit answers
                 ctx.log.info("lift_port_opened", port=self._port, unit=self._unit)
-                answered = await self._poll_until_lost(client, ctx)
-            except (DeviceError, TimeoutError, OSError) as err:
-                answered = False
-                _bump(ctx.counters, "open_failures")
-                ctx.degraded(str(err) or f"cannot open {self._port}")
+                await self._poll_until_lost(client, ctx, link)
             finally:
                 client.close()
-            opens = 1 if answered else opens + 1
-            await self._clock.sleep(self._backoff.delay(opens, self._rng))
+
+        runner = Reconnector(ctx=ctx, clock=self._clock, target=f"lift line {self._port}",
+                             backoff=self._backoff, rng=self._rng)
+        await runner.run(session)
 
     async def _poll_until_lost(
-        self, client: AsyncModbusSerialClient, ctx: ComponentContext
-    ) -> bool:
-        """Poll until the line looks dead; True if the unit answered at least once."""
+        self, client: AsyncModbusSerialClient, ctx: ComponentContext, link: Link
+    ) -> None:
+        """Poll until the line looks dead, then raise :class:`DeviceError`."""
         failures = 0
-        answered = False
         next_poll = self._clock.monotonic()
         while True:
             try:
@@ -132,14 +130,14 @@ class LiftModbusSource:
                 if failures >= 2 * self._degrade_after or not client.connected:
                     # Reopening clears a wedged adapter or a replugged USB-RS485 stick.
                     _bump(ctx.counters, "reopens")
-                    return answered
+                    raise DeviceError(f"lift unit {self._unit} not answering: {err}") from err
             else:
                 if failures >= self._degrade_after:
                     ctx.log.info("lift_unit_answering", after_failures=failures)
                 failures = 0
-                answered = True
                 _bump(ctx.counters, "polls")
                 ctx.ready()
+                link.working()
             next_poll += self._poll_s
             now = self._clock.monotonic()
             if next_poll < now:
