@@ -319,9 +319,13 @@ class Uplink:
 
     async def _publish_plan(self, client: aiomqtt.Client) -> None:
         while True:
-            if self._plan is not None:
-                msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()), plan=self._plan)
+            # Cleared before the plan is read, never after the send: a plan that arrives
+            # while the previous one awaits its PUBACK sets the event again, and goes out
+            # next (latest wins; clearing after the send lost it for good).
+            self._plan_changed.clear()
+            plan = self._plan
+            if plan is not None:
+                msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()), plan=plan)
                 await client.publish(self.topic("plan"), json.dumps(msg.dump()).encode(),
                                      qos=1, retain=True)
-            self._plan_changed.clear()
             await self._plan_changed.wait()
