@@ -32,6 +32,7 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from busd import __version__
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MqttConfig, UplinkConfig
 from busd.errors import StorageError
@@ -45,7 +46,6 @@ from telemetry.sampler import compact, is_moving
 
 log = structlog.get_logger("telemetry.uplink")
 
-VERSION = "0.1.0"
 PLAN_META_KEY = "uplink.plan"
 
 
@@ -153,7 +153,7 @@ class Uplink:
 
     def _status(self, online: bool, reason: str | None = None) -> bytes:
         return json.dumps(Status(bus=self._bus, ts=utc_iso(self._clock.now()), online=online,
-                                 version=VERSION, boot=self._boot, reason=reason).dump()).encode()
+                                 version=__version__, boot=self._boot, reason=reason).dump()).encode()
 
     # --- PlanPublisher -------------------------------------------------------------
 
