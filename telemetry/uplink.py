@@ -153,7 +153,8 @@ class Uplink:
 
     def _status(self, online: bool, reason: str | None = None) -> bytes:
         return json.dumps(Status(bus=self._bus, ts=utc_iso(self._clock.now()), online=online,
-                                 version=__version__, boot=self._boot, reason=reason).dump()).encode()
+                                 version=__version__, boot=self._boot,
+                                 reason=reason).dump()).encode()
 
     # --- PlanPublisher -------------------------------------------------------------
 
