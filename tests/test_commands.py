@@ -192,3 +192,32 @@ async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
         assert results[5]["id"] == "ping-1" and results[5]["detail"]["bus_ts"].endswith("Z")
         # Still alive and publishing after all that.
         assert parts.uplink.connected
+
+
+@pytest.mark.parametrize(("date", "zone"), [
+    ("2025-12-31", "Europe/Riga"), ("2026-01-01", "Europe/Riga"), ("2026-01-02", "Europe/Riga"),
+    ("2025-12-31", "America/New_York"), ("2026-01-01", "America/New_York"),
+    ("2026-01-01", "Asia/Tokyo"), ("2026-01-01", "Pacific/Kiritimati"),
+])
+async def test_the_dispatcher_and_the_planner_accept_the_same_days(date, zone):
+    """At 2026-01-01T00:00Z: 02:00 in Riga, 19:00 the day before in New York, 14:00 on
+    1 January in Kiritimati (UTC+14). Both ends take "today" in the plan's time zone."""
+    from busd.config import PlannerConfig
+    from busd.planner.core import PlannerCore
+
+    clock = ManualClock()
+    doc = plan_doc(1, date, timezone=zone)
+    d = CommandDispatcher(bus_id="bus-01", clock=clock, store=Store())
+    core = PlannerCore(PlannerConfig(), bus_id="bus-01")
+
+    async def planner(body):
+        result, _ = core.replace_plan(body, now=clock.now())
+        return CommandOutcome(result.accepted, "; ".join(r for _, r in result.problems))
+
+    d.register("plan", planner)
+    by_dispatcher = await d.handle("plan", json.dumps(plan(1, date=date, doc=doc)).encode())
+    by_planner, _ = PlannerCore(PlannerConfig(), bus_id="bus-01").replace_plan(
+        doc, now=clock.now())
+    assert by_dispatcher.accepted == by_planner.accepted
+    local = dt.datetime.fromtimestamp(clock.now(), ZoneInfo(zone)).date().isoformat()
+    assert by_planner.accepted == (date == local)

@@ -75,6 +75,17 @@ def stop_names(snap: dict[str, Any] | None) -> list[str]:
     return [s["name"] for s in plan.get("stops") or []]
 
 
+async def eventually(fetch: Any, ok: Any, *, timeout: float, what: str) -> Any:  # noqa: ASYNC109
+    """Fetch until ``ok(value)``; fail after ``timeout`` s (the value comes over HTTP/MQTT)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not ok(value := await fetch()):  # noqa: ASYNC110 - polled over the network
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+    return value
+
+
 async def retained_plan(port: int) -> str:
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"reader-{time.time()}") as client:
         await client.subscribe(f"multimobile/v1/{BUS}/plan", qos=1)
@@ -97,9 +108,9 @@ async def test_a_plan_from_the_office_is_accepted_shown_and_retained(mosquitto, 
         try:
             await office.wait_until(lambda: office.fleet.get(BUS) and office.fleet[BUS].online,
                                     timeout=30)
-            async with asyncio.timeout(30):
-                while "Turki" not in stop_names(await snapshot(display_port)):
-                    await asyncio.sleep(0.2)
+            await eventually(lambda: snapshot(display_port),
+                             lambda snap: "Turki" in stop_names(snap), timeout=30,
+                             what="the file's plan on the display")
 
             plan = plan_document()
             plan["version"] = 2
@@ -115,13 +126,12 @@ async def test_a_plan_from_the_office_is_accepted_shown_and_retained(mosquitto, 
             assert result["accepted"], result["reason"]
             assert result["detail"]["version"] == 2
 
-            async with asyncio.timeout(20):  # the page's snapshot shows the office's plan
-                while OFFICE_NAME not in stop_names(await snapshot(display_port)):
-                    await asyncio.sleep(0.2)
-
-            async with asyncio.timeout(20):  # and the retained plan carries it
-                while OFFICE_NAME not in (text := await retained_plan(mosquitto.port)):
-                    await asyncio.sleep(0.2)
+            await eventually(lambda: snapshot(display_port),
+                             lambda snap: OFFICE_NAME in stop_names(snap), timeout=20,
+                             what="the office's plan on the display")
+            text = await eventually(lambda: retained_plan(mosquitto.port),
+                                    lambda text: OFFICE_NAME in text, timeout=20,
+                                    what="the office's plan retained on .../plan")
             assert '"version": 2' in text or '"version":2' in text
         finally:
             proc.send_signal(signal.SIGTERM)
