@@ -134,6 +134,9 @@ class Uplink:
         # The alert board's active alerts (kind: message), shown on every state message.
         self.active_alerts: Callable[[], dict[str, str]] = dict
         self.connected = False
+        # For `busd status` (clock.now() seconds): the office's last contact.
+        self.connected_since: float | None = None
+        self.last_ack: float | None = None  # the last PUBACK of outbox records
         self.counters: dict[str, int] = {
             "connects": 0, "connect_failures": 0, "messages": 0, "records_sent": 0,
             "state_published": 0, "commands": 0,
@@ -192,6 +195,7 @@ class Uplink:
                 ctx.counters.update(self.counters)
                 ctx.degraded(f"broker {self._settings.host}:{self._settings.port}: {err}")
             self.connected = False
+            self.connected_since = None
             delay = min(self._mqtt_cfg.reconnect_max_s,
                         self._mqtt_cfg.reconnect_initial_s * 2 ** max(0, failures - 1))
             await self._clock.sleep(delay * self._rng.uniform(0.5, 1.0))
@@ -205,6 +209,7 @@ class Uplink:
         )
         async with client:
             self.connected = True
+            self.connected_since = self._clock.now()
             self.counters["connects"] += 1
             # Each command topic by name, not cmd/+, which would echo our own cmd/result back.
             # Subscribed before "online": the office may send as soon as it sees us online.
@@ -261,6 +266,7 @@ class Uplink:
             # aiomqtt's QoS 1 publish returns once the broker's PUBACK arrived.
             await client.publish(message.topic, message.payload, qos=1,
                                  timeout=self._settings.timeout_s)
+            self.last_ack = self._clock.now()
             await self._outbox.ack(message.seqs)
         finally:
             window.release()
