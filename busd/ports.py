@@ -80,7 +80,7 @@ class CommandRouter(Protocol):
     ``register("plan", handler)`` is how the planner takes ``cmd/plan``: the
     uplink has already checked JSON, size, schema, bus id, the plan's date
     (:func:`busd.plan.day_problem`) and that the version increases; the handler
-    gets the plan inside the command and decides the rest and its outcome is sent on
+    gets the plan inside the command and decides the rest; its outcome is sent on
     ``cmd/result``. The version is remembered only when the handler accepts.
     """
 
