@@ -19,9 +19,12 @@ class UplinkContact:
         self._outbox = outbox
 
     def contact(self) -> OfficeContact:
-        since, ack = self._uplink.connected_since, self._uplink.last_ack
+        connected = self._uplink.connected
+        # connected_since is when the last connection began; it counts only while it lasts.
+        since = self._uplink.connected_since if connected else None
+        ack = self._uplink.last_ack
         return OfficeContact(
-            connected=self._uplink.connected,
+            connected=connected,
             connected_since=utc_iso(since) if since is not None else None,
             last_ack=utc_iso(ack) if ack is not None else None,
             backlog=self._outbox.rows,

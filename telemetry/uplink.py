@@ -135,7 +135,7 @@ class Uplink:
         self.active_alerts: Callable[[], dict[str, str]] = dict
         self.connected = False
         # For `busd status` (clock.now() seconds): the office's last contact.
-        self.connected_since: float | None = None
+        self.connected_since: float | None = None  # of the last connection; see `connected`
         self.last_ack: float | None = None  # the last PUBACK of outbox records
         self.counters: dict[str, int] = {
             "connects": 0, "connect_failures": 0, "messages": 0, "records_sent": 0,
@@ -195,7 +195,6 @@ class Uplink:
                 ctx.counters.update(self.counters)
                 ctx.degraded(f"broker {self._settings.host}:{self._settings.port}: {err}")
             self.connected = False
-            self.connected_since = None
             delay = min(self._mqtt_cfg.reconnect_max_s,
                         self._mqtt_cfg.reconnect_initial_s * 2 ** max(0, failures - 1))
             await self._clock.sleep(delay * self._rng.uniform(0.5, 1.0))

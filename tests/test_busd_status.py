@@ -175,3 +175,19 @@ def test_render_flags_a_down_critical_part(phase):
     text = render(status)
     assert "up since 2026-01-01T00:00:00.000Z (60 min ago)" in text
     assert "! can" in text and "last error: OSError: gone" in text
+
+
+def test_connected_since_counts_only_while_connected(tmp_path):
+    from busd.clock import ManualClock
+    from busd.state import VehicleState
+    from telemetry.status_adapter import UplinkContact
+    from telemetry.wiring import build_uplink
+
+    clock = ManualClock()
+    parts = build_uplink(load_config(config_file(tmp_path, free_port())),
+                         state=VehicleState(clock), clock=clock)
+    contact = UplinkContact(uplink=parts.uplink, outbox=parts.outbox)
+    parts.uplink.connected, parts.uplink.connected_since = True, clock.now()
+    assert contact.contact().connected_since == "2026-01-01T00:00:00.000Z"
+    parts.uplink.connected = False  # the link dropped
+    assert contact.contact().connected_since is None
