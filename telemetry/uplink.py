@@ -208,13 +208,13 @@ class Uplink:
         )
         async with client:
             self.connected = True
-            self.connected_since = self._clock.now()
             self.counters["connects"] += 1
             # Each command topic by name, not cmd/+, which would echo our own cmd/result back.
             # Subscribed before "online": the office may send as soon as it sees us online.
             for name in self._commands.names:
                 await client.subscribe(self.topic(f"cmd/{name}"), qos=1)
             await client.publish(self.topic("status"), self._status(True), qos=1, retain=True)
+            self.connected_since = self._clock.now()  # subscribed and online
             self._log.info("uplink_connected",
                            broker=f"{self._settings.host}:{self._settings.port}",
                            protocol=str(self._protocol), backlog=self._outbox.rows)
