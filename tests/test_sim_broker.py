@@ -94,22 +94,23 @@ async def test_a_stale_broker_of_this_workdir_is_stopped_before_starting(tmp_pat
     """Where the kernel guard is missing, the pid file finds what an earlier busd left."""
     port = free_port()
     sim = BrokerSimulator(port=port, workdir=tmp_path / "broker")
-    stale = subprocess.Popen([mosquitto_binary(), "-c", str(sim._write_config())],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stale = await asyncio.create_subprocess_exec(
+        mosquitto_binary(), "-c", str(sim._write_config()),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await wait_until(lambda: listening(port), timeout=10, what="the stale broker")
         sim.pid_file.write_text(f"{stale.pid}\n")
         async with running(sim, SystemClock()) as run:
-            await wait_until(lambda: stale.poll() is not None, timeout=10,
-                             what="the stale broker stopped")
+            async with asyncio.timeout(10):  # the stale broker is stopped
+                await stale.wait()
             await wait_until(lambda: sim.pid_file.exists()
                              and int(sim.pid_file.read_text()) != stale.pid
                              and listening(port), timeout=10, what="the new broker")
             assert run.health.restarts == 0 and not run.task.done()
     finally:
-        if stale.poll() is None:
+        if stale.returncode is None:
             stale.kill()
-        stale.wait(5)
+            await asyncio.wait_for(stale.wait(), 5)
 
 
 def test_a_pid_file_of_another_program_is_left_alone(tmp_path):
