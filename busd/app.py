@@ -32,6 +32,7 @@ from busd.planner.learning import LearningEmitter
 from busd.ports import CommandOutcome, EventEmitter, JsonObject
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
+from busd.status import StatusServer, socket_path
 from busd.storage import StorageStatus
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
@@ -39,6 +40,7 @@ from drivers.can.decoder import FrameDecoder, load_dbc
 from telemetry.display_adapters import ClientsServed, UplinkStatusAdapter
 from telemetry.monitoring_store import MonitoringStore
 from telemetry.mqtt import BrokerSettings
+from telemetry.status_adapter import UplinkContact
 from telemetry.wiring import UplinkParts, build_uplink
 
 
@@ -159,6 +161,12 @@ def build_daemon(
             plan=PlannerDisplayView(planner) if planner is not None else None,
             lift_speed_threshold_kmh=config.lift_alert.speed_threshold_kmh,
         ))
+    # `busd status` asks here (data_dir/status.sock).
+    supervisor.add(StatusServer(
+        path=socket_path(config.data_dir), bus_id=config.bus_id, clock=clock,
+        health=lambda: supervisor.health,
+        office=UplinkContact(uplink=uplink.uplink, outbox=uplink.outbox),
+    ))
     # Last: stopped first, so systemd hears STOPPING=1 as soon as shutdown begins.
     supervisor.add(SystemdWatchdog(health=lambda: supervisor.health, clock=clock))
     return Daemon(config, clock, state, supervisor, alerts, uplink, events, store, components)

@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(sub)
 
+    from busd.status_cli import add_status_parser
+
+    add_status_parser(sub)
+
     from busd.planner.cli import add_plan_parser
 
     add_plan_parser(sub)

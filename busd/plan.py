@@ -205,22 +205,36 @@ def day_bounds(plan: Plan) -> tuple[float, float]:
     return start.timestamp(), (start + timedelta(days=1)).timestamp()
 
 
+def day_problem(plan: Plan, today: date) -> str | None:
+    """The one rule for the day a plan from the office may be for (None: acceptable).
+
+    Today only, in the plan's own time zone (``today = plan.local_date(now)``).
+    Both the command dispatcher (``cmd/plan``) and the planner apply this one
+    function, so they cannot disagree. Not a later day: the planner follows the
+    plan it accepts at once, so tomorrow's plan would replace today's; the
+    office sends a day's plan on its day (a bus that is offline then gets it when
+    it reconnects, if that is still the same day).
+    """
+    if plan.date != today:
+        return f"plan is for {plan.date.isoformat()}, today is {today.isoformat()}"
+    return None
+
+
 def validate_for_bus(
     plan: Plan, bus_id: str, today: date, current_version: int | None
 ) -> list[tuple[str, str]]:
     """Problems with a valid plan that only the receiving bus can see (empty: acceptable).
 
-    A plan from the office must be for this bus (or any bus), for today (the
-    plan's own time zone decides what "today" is: pass the local date), and
-    newer than the plan the bus follows.
+    A plan from the office must be for this bus (or any bus), for today (see
+    :func:`day_problem`: the plan's own time zone decides what "today" is, pass
+    the local date), and newer than the plan the bus follows.
     """
     problems: list[tuple[str, str]] = []
     if plan.bus is not None and plan.bus != bus_id:
         problems.append(("bus", f"plan is for bus {plan.bus!r}, this is {bus_id!r}"))
-    if plan.date != today:
-        problems.append(
-            ("date", f"plan is for {plan.date.isoformat()}, today is {today.isoformat()}")
-        )
+    wrong_day = day_problem(plan, today)
+    if wrong_day is not None:
+        problems.append(("date", wrong_day))
     if current_version is not None and plan.version <= current_version:
         problems.append(
             ("version", f"version {plan.version} is not newer than the current {current_version}")

@@ -69,7 +69,8 @@ class CommandOutcome:
         return cls(False, reason, detail)
 
 
-# A command handler gets the already validated body of the command.
+# A command handler gets the already validated content of the command (for cmd/plan: the
+# plan inside the envelope, whose id, version and date the dispatcher has checked).
 CommandHandler = Callable[[JsonObject], Awaitable[CommandOutcome]]
 
 
@@ -77,8 +78,9 @@ class CommandRouter(Protocol):
     """Where logic registers its handlers for commands from the office (``.../cmd/{name}``).
 
     ``register("plan", handler)`` is how the planner takes ``cmd/plan``: the
-    uplink has already checked JSON, size, schema, bus id, date and that the
-    version increases; the handler decides the rest and its outcome is sent on
+    uplink has already checked JSON, size, schema, bus id, the plan's date
+    (:func:`busd.plan.day_problem`) and that the version increases; the handler
+    gets the plan inside the command and decides the rest; its outcome is sent on
     ``cmd/result``. The version is remembered only when the handler accepts.
     """
 

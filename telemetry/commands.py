@@ -1,25 +1,33 @@
-"""Commands from the office: validation, the handler registry, and answers for cmd/result.
+r"""Commands from the office: validation, the handler registry, and answers for cmd/result.
 
 Every command is checked in this order, and the first failure is the answer:
-size, UTF-8 JSON object, schema name, fields (pydantic, extra fields refused),
-bus id, then per command (plan: date not in the past, version above the last
-accepted one). Nothing a command contains can raise out of :meth:`handle`, and
-a handler gets ``handler_timeout_s`` before the command is rejected, so a bad
-or slow command never blocks the receive loop for long.
+size, UTF-8 JSON object (with no lone surrogate escape such as ``"\ud800"``: it
+decodes to text that is not Unicode and cannot be stored or sent), schema name,
+fields (pydantic, extra fields refused), bus id, then per command (plan: the
+plan inside is a valid plan whose date and version are the command's, for
+today in the plan's time zone, :func:`busd.plan.day_problem`, as the planner
+checks it, and its version is above the last accepted one). The planner's
+handler gets the plan inside the command, not the envelope.
+
+Nothing a command contains can raise out of :meth:`handle`: the answer's
+``id`` is always valid UTF-8 (a lone surrogate in it is written as its
+``\uXXXX`` escape, so the office can still match it), and a handler gets
+``handler_timeout_s`` before the command is rejected, so a bad or slow command
+never blocks the receive loop for long.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
 from busd.clock import Clock, utc_iso
+from busd.errors import ConfigError
+from busd.plan import day_problem, parse_plan
 from busd.ports import CommandHandler, CommandOutcome
 from telemetry.models import SCHEMA_CMD_PING, SCHEMA_CMD_PLAN, CmdPing, CmdPlan, CmdResultData
 
@@ -47,6 +55,11 @@ _MODELS: dict[str, tuple[str, type[BaseModel]]] = {
 }
 
 
+def _printable_id(value: str) -> str:
+    """The command's id for the answer: at most 64 characters, always valid UTF-8."""
+    return value[:64].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _pydantic_reason(err: ValidationError) -> str:
     parts = []
     for e in err.errors()[:3]:
@@ -65,7 +78,6 @@ class CommandDispatcher:
         clock: Clock,
         store: MetaStore,
         max_bytes: int = 256 * 1024,
-        timezone: str = "Europe/Riga",
         handler_timeout_s: float = 5.0,
     ) -> None:
         if max_bytes < 256:
@@ -74,7 +86,6 @@ class CommandDispatcher:
         self._clock = clock
         self._store = store
         self._max_bytes = max_bytes
-        self._tz = ZoneInfo(timezone)
         self._timeout = handler_timeout_s
         self._handlers: dict[str, CommandHandler] = {}
         self.counters = {"accepted": 0, "rejected": 0}
@@ -104,7 +115,8 @@ class CommandDispatcher:
                     f"payload is {len(payload)} bytes, the limit is {self._max_bytes}")
             raw = self._parse(payload)
             if isinstance(raw.get("id"), str):
-                command_id = raw["id"][:64]
+                command_id = _printable_id(raw["id"])
+            self._check_unicode(raw)
             schema, model = _MODELS[name]
             if raw.get("schema") != schema:
                 raise CommandRejected(f"schema must be {schema!r}, got {raw.get('schema')!r}")
@@ -145,13 +157,35 @@ class CommandDispatcher:
             raise CommandRejected(f"not a JSON object but a {type(raw).__name__}")
         return raw
 
+    @staticmethod
+    def _check_unicode(raw: dict[str, Any]) -> None:
+        # JSON may escape a lone surrogate ("\ud800"): it decodes, but to text that no
+        # UTF-8 encoder takes, so storing or publishing it later would raise.
+        try:
+            json.dumps(raw, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise CommandRejected(
+                f"not valid Unicode: a lone surrogate {err.object[err.start]!r} "
+                "(escape \\ud800-\\udfff without its pair)") from None
+        except (RecursionError, ValueError) as err:
+            raise CommandRejected(f"not acceptable JSON: {type(err).__name__}") from None
+
     async def _ping(self) -> CommandOutcome:
         return CommandOutcome.accept(bus_ts=utc_iso(self._clock.now()))
 
     async def _plan(self, command: CmdPlan) -> CommandOutcome:
-        today = dt.datetime.fromtimestamp(self._clock.now(), self._tz).date()
-        if command.date < today:
-            raise CommandRejected(f"plan date {command.date} is in the past (today is {today})")
+        try:
+            plan = parse_plan(command.plan)
+        except ConfigError as err:
+            raise CommandRejected("invalid plan: " + "; ".join(
+                f"plan.{key}: {reason}" for key, reason in err.problems[:3])) from None
+        if plan.date != command.date or plan.version != command.version:
+            raise CommandRejected(
+                f"the command is for {command.date} version {command.version}, "
+                f"its plan for {plan.date} version {plan.version}")
+        wrong_day = day_problem(plan, plan.local_date(self._clock.now()))
+        if wrong_day is not None:
+            raise CommandRejected(f"date: {wrong_day}")
         stored = await self._store.get_meta(PLAN_VERSION_KEY)
         last = int(stored) if stored is not None else 0
         if command.version <= last:
@@ -160,11 +194,10 @@ class CommandDispatcher:
         handler = self._handlers.get("plan")
         if handler is None:
             raise CommandRejected("no plan handler is registered on this bus")
-        body = {"id": command.id, "version": command.version,
-                "date": command.date.isoformat(), "plan": command.plan}
         try:
             async with asyncio.timeout(self._timeout):
-                outcome = await handler(body)
+                # The plan itself: the envelope (id, version, date) was checked above.
+                outcome = await handler(command.plan)
         except TimeoutError:
             raise CommandRejected(
                 f"the plan handler did not answer within {self._timeout:g} s") from None

@@ -174,8 +174,10 @@ class CmdPlan(_Model):
     schema_: Literal["busd.cmd.plan/1"] = Field(default=SCHEMA_CMD_PLAN, alias="schema")
     id: str = Field(min_length=1, max_length=64)
     version: int = Field(ge=1)
-    date: dt.date = Field(description="the operating day, local time; not in the past")
-    plan: dict[str, Any] = Field(description="the plan itself; the planner validates it")
+    date: dt.date = Field(description="the operating day: the plan's own date, and today in "
+                          "the plan's time zone")
+    plan: dict[str, Any] = Field(description="the plan itself (busd.plan.Plan), with the same "
+                                 "date and version; the planner gets only this")
 
 
 # Name of each schema file in docs/schema/, and the model that generates it.

@@ -88,7 +88,11 @@ class Row:
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # Text that is not Unicode (a lone surrogate) raises UnicodeEncodeError here, in the
+    # caller, not in the insert after the buffered samples were taken (they were lost).
+    text.encode("utf-8")
+    return text
 
 
 class Outbox:

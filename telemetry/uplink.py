@@ -32,6 +32,7 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from busd import __version__
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MqttConfig, UplinkConfig
 from busd.errors import StorageError
@@ -46,7 +47,6 @@ from telemetry.sampler import compact, is_moving
 
 log = structlog.get_logger("telemetry.uplink")
 
-VERSION = "0.1.0"
 PLAN_META_KEY = "uplink.plan"
 
 
@@ -135,6 +135,9 @@ class Uplink:
         # The alert board's active alerts (kind: message), shown on every state message.
         self.active_alerts: Callable[[], dict[str, str]] = dict
         self.connected = False
+        # For `busd status` (clock.now() seconds): the office's last contact.
+        self.connected_since: float | None = None  # of the last connection; see `connected`
+        self.last_ack: float | None = None  # the last PUBACK of outbox records
         self.counters: dict[str, int] = {
             "messages": 0, "records_sent": 0,
             "state_published": 0, "commands": 0,
@@ -154,7 +157,8 @@ class Uplink:
 
     def _status(self, online: bool, reason: str | None = None) -> bytes:
         return json.dumps(Status(bus=self._bus, ts=utc_iso(self._clock.now()), online=online,
-                                 version=VERSION, boot=self._boot, reason=reason).dump()).encode()
+                                 version=__version__, boot=self._boot,
+                                 reason=reason).dump()).encode()
 
     # --- PlanPublisher -------------------------------------------------------------
 
@@ -213,6 +217,7 @@ class Uplink:
             for name in self._commands.names:
                 await client.subscribe(self.topic(f"cmd/{name}"), qos=1)
             await client.publish(self.topic("status"), self._status(True), qos=1, retain=True)
+            self.connected_since = self._clock.now()  # subscribed and online
             self._log.info("uplink_connected",
                            broker=f"{self._settings.host}:{self._settings.port}",
                            protocol=str(self._protocol), backlog=self._outbox.rows)
@@ -261,6 +266,7 @@ class Uplink:
             # aiomqtt's QoS 1 publish returns once the broker's PUBACK arrived.
             await client.publish(message.topic, message.payload, qos=1,
                                  timeout=self._settings.timeout_s)
+            self.last_ack = self._clock.now()
             await self._outbox.ack(message.seqs)
         finally:
             window.release()
@@ -320,9 +326,13 @@ class Uplink:
 
     async def _publish_plan(self, client: aiomqtt.Client) -> None:
         while True:
-            if self._plan is not None:
-                msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()), plan=self._plan)
+            # Cleared before the plan is read, never after the send: a plan that arrives
+            # while the previous one awaits its PUBACK sets the event again, and goes out
+            # next (latest wins; clearing after the send lost it for good).
+            self._plan_changed.clear()
+            plan = self._plan
+            if plan is not None:
+                msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()), plan=plan)
                 await client.publish(self.topic("plan"), json.dumps(msg.dump()).encode(),
                                      qos=1, retain=True)
-            self._plan_changed.clear()
             await self._plan_changed.wait()

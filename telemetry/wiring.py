@@ -36,7 +36,7 @@ def build_uplink(config: BusdConfig, *, state: VehicleState, clock: Clock) -> Up
     outbox = Outbox.from_config(config, clock=clock)
     commands = CommandDispatcher(
         bus_id=config.bus_id, clock=clock, store=outbox,
-        max_bytes=config.uplink.command_max_bytes, timezone=config.uplink.timezone,
+        max_bytes=config.uplink.command_max_bytes,
     )
     uplink = Uplink.from_config(config, state=state, outbox=outbox, commands=commands,
                                 clock=clock)

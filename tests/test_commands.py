@@ -28,10 +28,17 @@ class Store:
         self.meta[key] = value
 
 
-def plan(version, *, bus="bus-01", date=TODAY, **extra):
-    return {"schema": "busd.cmd.plan/1", "bus": bus, "ts": "2026-01-01T00:00:00.000Z",
-            "id": f"p{version}", "version": version, "date": date, "plan": {"stops": []},
+def plan_doc(version, date=TODAY, **extra):
+    """A valid plan (the planner's model) with no stops."""
+    return {"date": date, "version": version, "stops": [],
+            "depot": {"id": "livani", "name": "Līvāni", "lat": 56.3543, "lon": 26.1758},
             **extra}
+
+
+def plan(version, *, bus="bus-01", date=TODAY, doc=None, **extra):
+    return {"schema": "busd.cmd.plan/1", "bus": bus, "ts": "2026-01-01T00:00:00.000Z",
+            "id": f"p{version}", "version": version, "date": date,
+            "plan": plan_doc(version, date) if doc is None else doc, **extra}
 
 
 @pytest.fixture
@@ -41,7 +48,7 @@ def dispatcher():
 
     async def handler(body):
         received.append(body)
-        if body["plan"].get("refuse"):
+        if body["stops"]:
             return CommandOutcome.reject("stop 'x' is not in the catalogue")
         return CommandOutcome.accept()
 
@@ -57,7 +64,15 @@ def dispatcher():
     ("plan", b"[" * 100_0 + b"]" * 100_0, "not acceptable JSON"),
     ("plan", json.dumps({"schema": "busd.cmd.ping/1"}).encode(), "schema must be"),
     ("plan", json.dumps(plan(1, bus="bus-02")).encode(), "addressed to bus 'bus-02'"),
-    ("plan", json.dumps(plan(1, date="2025-12-30")).encode(), "is in the past"),
+    ("plan", json.dumps(plan(1, date="2025-12-31")).encode(),
+     "date: plan is for 2025-12-31, today is 2026-01-01"),
+    ("plan", json.dumps(plan(1, date="2026-01-02")).encode(),
+     "date: plan is for 2026-01-02, today is 2026-01-01"),
+    ("plan", json.dumps(plan(2, doc=plan_doc(1))).encode(),
+     "the command is for 2026-01-01 version 2, its plan for 2026-01-01 version 1"),
+    ("plan", json.dumps(plan(1, doc={"stops": []})).encode(), "invalid plan: plan.date: Field"),
+    ("plan", json.dumps(plan(1, doc=plan_doc(1, timezone="America/New_York"))).encode(),
+     "date: plan is for 2026-01-01, today is 2025-12-31"),  # 19:00 the day before there
     ("plan", json.dumps(plan(0)).encode(), "version: Input should be greater than or equal"),
     ("plan", json.dumps(plan(1, evil=True)).encode(), "evil: Extra inputs are not permitted"),
     ("plan", b" " * 5000, "payload is 5000 bytes, the limit is 4096"),
@@ -75,7 +90,9 @@ async def test_plan_version_must_increase_and_is_kept_only_when_accepted(dispatc
     old = await dispatcher.handle("plan", json.dumps(plan(2)).encode())
     assert old.reason == "version 2 is not above the accepted version 3"
     assert old.id == "p2"
-    refused = await dispatcher.handle("plan", json.dumps(plan(4, plan={"refuse": 1})).encode())
+    with_stop = plan_doc(4, stops=[{"id": "x", "name": "X", "lat": 56.0, "lon": 26.0,
+                                    "planned_min": 60, "min_min": 30, "priority": 5}])
+    refused = await dispatcher.handle("plan", json.dumps(plan(4, doc=with_stop)).encode())
     assert refused.reason == "stop 'x' is not in the catalogue"
     # The refused version 4 was not remembered, so 4 can come again.
     assert (await dispatcher.handle("plan", json.dumps(plan(4)).encode())).accepted
@@ -109,13 +126,45 @@ async def test_handler_crash_is_a_rejection(dispatcher):
     assert result.reason == "internal error: KeyError"
 
 
+async def test_a_lone_surrogate_id_is_answered_and_no_sample_is_lost(dispatcher, tmp_path):
+    """Bug 6(g): the answer to a command whose id holds "\\ud800" is stored, and so are the
+    telemetry samples committed with it."""
+    from busd.config import OutboxConfig
+    from telemetry.outbox import Outbox
+
+    async with Outbox(path=tmp_path / "outbox.sqlite", clock=ManualClock(),
+                      config=OutboxConfig()) as box:
+        box.add_telemetry({"values": {"battery.soc": 90.0}}, full=True)
+        payload = json.dumps(plan(1) | {"id": "\ud800"}).encode()
+        result = await dispatcher.handle("plan", payload)
+        assert not result.accepted and "lone surrogate" in result.reason
+        await box.append("cmd_result", "cmd_result", result.dump())
+        rows = await box.peek(after_seq=0, limit=10)
+        assert [(r.seq, r.stream) for r in rows] == [(1, "telemetry"), (2, "cmd_result")]
+        assert json.loads(rows[1].body.encode("utf-8"))["id"] == "\\ud800"
+
+
+async def test_the_outbox_refuses_text_that_is_not_unicode_and_keeps_its_samples(tmp_path):
+    from busd.config import OutboxConfig
+    from telemetry.outbox import Outbox
+
+    async with Outbox(path=tmp_path / "outbox.sqlite", clock=ManualClock(),
+                      config=OutboxConfig()) as box:
+        box.add_telemetry({"values": {"battery.soc": 90.0}}, full=True)
+        with pytest.raises(UnicodeEncodeError):
+            await box.append("event", "x", {"id": "\ud800"})
+        assert await box.emit_event("y", {}) == 2  # the sample went with the next record
+        rows = await box.peek(after_seq=0, limit=10)
+        assert [(r.seq, r.stream) for r in rows] == [(1, "telemetry"), (2, "event")]
+
+
 async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
     config = bus_config(tmp_path, mosquitto.port)
-    # Tomorrow's plan: never in the past, even when the test runs across midnight.
-    today = (dt.datetime.now(ZoneInfo("Europe/Riga")).date() + dt.timedelta(days=1)).isoformat()
+    # Today's plan, as the plan's time zone (Riga) reckons it.
+    today = dt.datetime.now(ZoneInfo("Europe/Riga")).date().isoformat()
     async with running_office(mosquitto.port) as office, running_bus(config) as (parts, _):
         async def accept(body):
-            return CommandOutcome.accept(stops=len(body["plan"]["stops"]))
+            return CommandOutcome.accept(stops=len(body["stops"]))
 
         parts.commands.register("plan", accept)
         await office.wait_until(lambda: office.fleet.get("bus-01") and
@@ -143,3 +192,32 @@ async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
         assert results[5]["id"] == "ping-1" and results[5]["detail"]["bus_ts"].endswith("Z")
         # Still alive and publishing after all that.
         assert parts.uplink.connected
+
+
+@pytest.mark.parametrize(("date", "zone"), [
+    ("2025-12-31", "Europe/Riga"), ("2026-01-01", "Europe/Riga"), ("2026-01-02", "Europe/Riga"),
+    ("2025-12-31", "America/New_York"), ("2026-01-01", "America/New_York"),
+    ("2026-01-01", "Asia/Tokyo"), ("2026-01-01", "Pacific/Kiritimati"),
+])
+async def test_the_dispatcher_and_the_planner_accept_the_same_days(date, zone):
+    """At 2026-01-01T00:00Z: 02:00 in Riga, 19:00 the day before in New York, 14:00 on
+    1 January in Kiritimati (UTC+14). Both ends take "today" in the plan's time zone."""
+    from busd.config import PlannerConfig
+    from busd.planner.core import PlannerCore
+
+    clock = ManualClock()
+    doc = plan_doc(1, date, timezone=zone)
+    d = CommandDispatcher(bus_id="bus-01", clock=clock, store=Store())
+    core = PlannerCore(PlannerConfig(), bus_id="bus-01")
+
+    async def planner(body):
+        result, _ = core.replace_plan(body, now=clock.now())
+        return CommandOutcome(result.accepted, "; ".join(r for _, r in result.problems))
+
+    d.register("plan", planner)
+    by_dispatcher = await d.handle("plan", json.dumps(plan(1, date=date, doc=doc)).encode())
+    by_planner, _ = PlannerCore(PlannerConfig(), bus_id="bus-01").replace_plan(
+        doc, now=clock.now())
+    assert by_dispatcher.accepted == by_planner.accepted
+    local = dt.datetime.fromtimestamp(clock.now(), ZoneInfo(zone)).date().isoformat()
+    assert by_planner.accepted == (date == local)

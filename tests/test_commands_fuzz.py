@@ -22,7 +22,6 @@ from busd.errors import ConfigError
 from busd.plan import Plan, parse_plan
 from busd.ports import CommandOutcome
 from telemetry.commands import CommandDispatcher
-from telemetry.models import CmdPlan
 
 TODAY = dt.date(2026, 1, 1)  # ManualClock starts at 2026-01-01T00:00Z, 02:00 in Riga
 MAX_BYTES = 4096
@@ -62,22 +61,25 @@ def answer(name: str, payload: bytes) -> tuple[Any, list[dict[str, Any]]]:
 
 def check_answer(result: Any, payload: bytes, seen: list[dict[str, Any]]) -> None:
     assert result.accepted == bool(seen), "accepted exactly when the handler ran"
+    # The answer can always be stored and published: strict JSON, valid UTF-8.
+    json.dumps(result.dump(), ensure_ascii=False, allow_nan=False).encode("utf-8")
     if not result.accepted:
         assert result.reason, "a rejection always says why"
         assert len(result.reason) < 2000, "and says it briefly"
     if len(payload) > MAX_BYTES:
         assert not result.accepted and "limit" in result.reason
     assert result.id is None or len(result.id) <= 64
-    for body in seen:  # what a handler gets has passed every check
-        CmdPlan.model_validate({"schema": "busd.cmd.plan/1", "bus": "bus-01", "ts": "x",
-                                "id": body["id"], "version": body["version"],
-                                "date": body["date"], "plan": body["plan"]})
-        assert dt.date.fromisoformat(body["date"]) >= TODAY
+    for body in seen:  # what a handler gets is the plan inside, which passed every check
+        assert parse_plan(body).date == TODAY
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
 
+
+# Any text, lone surrogates included: JSON can escape them ("\ud800") though no UTF-8 can.
+any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=40)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.text(max_size=40),
+    | st.text(max_size=40) | any_text,
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner,
                                                                  max_size=5),
     max_leaves=30,
@@ -101,8 +103,10 @@ def test_any_json_document_is_answered_never_raised(doc: Any) -> None:
 
 
 def valid_plan_command(version: int = 1) -> dict[str, Any]:
+    plan = {"date": TODAY.isoformat(), "version": version, "stops": [],
+            "depot": {"id": "livani", "name": "Līvāni", "lat": 56.3543, "lon": 26.1758}}
     return {"schema": "busd.cmd.plan/1", "bus": "bus-01", "ts": "2026-01-01T00:00:00.000Z",
-            "id": "p1", "version": version, "date": TODAY.isoformat(), "plan": {"stops": []}}
+            "id": "p1", "version": version, "date": TODAY.isoformat(), "plan": plan}
 
 
 @FUZZ
@@ -128,6 +132,42 @@ def test_the_unbroken_command_is_accepted() -> None:
     """The baseline the broken ones are measured against."""
     result, seen = answer("plan", json.dumps(valid_plan_command()).encode())
     assert result.accepted and len(seen) == 1
+
+
+@FUZZ
+@given(name=st.sampled_from(["plan", "ping"]), command_id=any_text,
+       where=st.sampled_from(["id", "ts", "plan.depot.name", "extra key"]))
+def test_any_text_in_any_field_is_answered_with_a_valid_id(name: str, command_id: str,
+                                                           where: str) -> None:
+    """Bug 6(g): a lone surrogate ("\\ud800") in the id crashed the uplink's answer."""
+    doc = valid_plan_command()
+    if name == "ping":
+        doc = {k: doc[k] for k in ("bus", "ts", "id")} | {"schema": "busd.cmd.ping/1"}
+    if where == "plan.depot.name" and name == "plan":
+        doc["plan"]["depot"]["name"] = command_id or "x"
+    elif where == "extra key":
+        doc[command_id] = 1
+    else:
+        doc[where if where in doc else "id"] = command_id
+    payload = json.dumps(doc).encode()  # ASCII: a surrogate travels as its \\u escape
+    result, seen = answer(name, payload)
+    if name == "plan":
+        check_answer(result, payload, seen)
+    else:  # the uplink answers a ping itself, no handler runs
+        json.dumps(result.dump(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in command_id):
+        assert not result.accepted and "lone surrogate" in result.reason
+        if where == "id":
+            assert result.id == command_id[:64].encode("utf-8", "backslashreplace").decode()
+
+
+def test_a_lone_surrogate_id_is_answered_with_its_escape() -> None:
+    payload = json.dumps(valid_plan_command() | {"id": "\ud800x"}).encode()
+    assert b"\\ud800" in payload
+    result, seen = answer("plan", payload)
+    assert not result.accepted and not seen
+    assert result.id == "\\ud800x"  # six characters of escape, then x: valid UTF-8
+    assert "lone surrogate" in result.reason
 
 
 plan_like = st.fixed_dictionaries(

@@ -126,7 +126,6 @@ class UplinkConfig(Strict):
     batch_max_kb: int = Field(default=256, ge=1, le=100_000)
     inflight: int = Field(default=16, ge=1, le=1000, description="QoS 1 messages awaiting PUBACK")
     command_max_bytes: int = Field(default=256 * 1024, ge=256)
-    timezone: str = Field(default="Europe/Riga", description="for a plan's date")
 
     @model_validator(mode="after")
     def _check(self) -> UplinkConfig:

@@ -150,8 +150,8 @@ class Planner:
     async def replace_plan(self, data: object) -> CommandResult:
         """``cmd/plan`` from the office: the result goes back on ``cmd/result``."""
         async with self._lock:
-            today = self._today()
-            result, out = self.core.replace_plan(data, today=today, now=self._clock.now())
+            # "Today" in the new plan's time zone, as the command dispatcher checked it.
+            result, out = self.core.replace_plan(data, now=self._clock.now())
             await self._send(out)
         if not result.accepted:
             log.warning("plan_rejected", problems=result.problems)

@@ -123,14 +123,19 @@ class PlannerCore:
         return out
 
     def replace_plan(
-        self, data: object, *, today: date, now: float
+        self, data: object, *, now: float, today: date | None = None
     ) -> tuple[CommandResult, list[Outgoing]]:
-        """A plan from the office (``cmd/plan``): validated, then it replaces the day's."""
+        """A plan from the office (``cmd/plan``): validated, then it replaces the day's.
+
+        ``today`` defaults to the date at ``now`` in the new plan's own time zone, as
+        the command dispatcher reckons it (:func:`busd.plan.day_problem`).
+        """
         try:
             plan = data if isinstance(data, Plan) else parse_plan(data)
         except ConfigError as err:
             return CommandResult(accepted=False, problems=err.problems), []
         current = self.plan.version if self.plan is not None else None
+        today = plan.local_date(now) if today is None else today
         problems = validate_for_bus(plan, self.bus_id, today, current)
         if problems:
             return CommandResult(accepted=False, problems=problems), []
