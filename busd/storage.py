@@ -214,9 +214,9 @@ class StoragePolicy:
     def failing(self) -> bool:
         return self.reason is not None
 
-    def refused(self, err: BaseException, ctx: ComponentContext | None = None) -> None:
-        """A write was refused: degrade, report, count."""
-        reason = reason_of(err)
+    def refused(self, err: BaseException | str, ctx: ComponentContext | None = None) -> None:
+        """A write was refused (the error, or the reason in words): degrade, report, count."""
+        reason = err if isinstance(err, str) else reason_of(err)
         self.failures += 1
         self.refusals += 1
         if self.reason is None:

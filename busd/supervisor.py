@@ -126,7 +126,7 @@ class Backoff:
 
     def delay(self, failures: int, rng: random.Random) -> float:
         """Exponential in the number of consecutive failures, capped, with 50-100 % jitter."""
-        base = min(self.max_s, self.initial_s * 2 ** max(0, failures - 1))
+        base = min(self.max_s, self.initial_s * 2.0 ** max(0, failures - 1))
         return base * rng.uniform(0.5, 1.0)
 
 

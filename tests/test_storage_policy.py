@@ -9,6 +9,7 @@ tests/test_disk_full.py.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from pathlib import Path
 
@@ -129,7 +130,7 @@ async def test_until_written_retries_until_the_disk_takes_it() -> None:
         await asyncio.sleep(0)
     assert task.result() == 7 and len(tries) == 4
     assert reports == ["read-only", None] and health.phase is Phase.RUNNING
-    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
     assert gaps[-1] > gaps[0]  # the back-off grew
 
 
