@@ -180,6 +180,9 @@ class Uplink:
         if self._plan is None:
             stored = await self._outbox.get_meta(PLAN_META_KEY)
             self._plan = json.loads(stored) if stored else None
+        # Started: what starts after us needs no broker, and a broker that does not answer
+        # (no network in the forest) must not hold the drivers back for the connect timeout.
+        ctx.degraded(f"connecting to the broker {self._settings.host}:{self._settings.port}")
         while True:
             try:
                 await self._session(ctx)

@@ -82,3 +82,41 @@ async def test_the_first_frames_of_a_replay_reach_the_driver(tmp_path: Path, mon
         sup.request_stop()
         await asyncio.wait_for(runner, 15)
         daemon.store.close()
+
+
+async def test_a_broker_that_does_not_answer_does_not_hold_back_the_parts_after_the_uplink(
+    tmp_path: Path,
+) -> None:
+    """No network in the forest: the uplink's connection hangs until its timeout (5 s here),
+    but it counts as started (degraded, connecting), so the drivers open at once."""
+    import socket
+
+    from busd.clock import SystemClock
+    from busd.state import VehicleState
+    from busd.supervisor import Supervisor
+    from telemetry.wiring import build_uplink
+    from tests.test_supervisor import Gated
+
+    silent = socket.socket()  # accepts TCP (the kernel's backlog) and never says CONNACK
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    clock = SystemClock()
+    parts = build_uplink(bus_config(tmp_path, silent.getsockname()[1], timeout_s=2.0),
+                         state=VehicleState(clock), clock=clock)
+    log: list[str] = []
+    sup = Supervisor([parts.outbox, parts.uplink, Gated("driver", log)], clock=clock,
+                     ready_timeout_s=30)
+    runner = asyncio.create_task(sup.run())
+    try:
+        await wait_until(lambda: "ready driver" in log, timeout=1.5,
+                         what="the driver to start while the uplink still connects")
+        assert sup.health["uplink"].phase is Phase.DEGRADED
+        assert "connecting to the broker" in sup.health["uplink"].reason
+        # Refused from now on: the uplink is between attempts, not inside aiomqtt's connect
+        # (whose cancellation leaves a task of aiomqtt's own behind), when it is stopped.
+        silent.close()
+        await wait_until(lambda: parts.uplink.counters["connect_failures"] >= 2, timeout=10)
+    finally:
+        silent.close()
+        sup.request_stop()
+        await asyncio.wait_for(runner, 10)
