@@ -76,9 +76,6 @@ class AlertBoard:
         """Alerts raised on a local day: the "problem situations" indicator."""
         return self._per_day[day]
 
-    def set_forward(self, forward: EventForward) -> None:
-        self._forward = forward
-
     def raise_alert(self, kind: str, *, message: str, details: Mapping[str, object]) -> None:
         if kind in self.active:
             # Already raised: one alert per situation, not one per update. An alert

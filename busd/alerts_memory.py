@@ -7,14 +7,15 @@ alerts to ``<data_dir>/alerts.json`` after every change (off the loop,
 atomically), and at start hands the previous run's alerts to the board as
 inherited. Rules confirm the ones whose cause persists by raising them again;
 after ``grace_s`` of the injected clock the rest are cleared, with the reason.
-A disk that refuses the file is reported to the storage alert and retried.
+A disk that refuses the file is the one storage policy's (busd/storage.py): the
+component degrades, reports to the storage alert and retries with back-off; the
+board itself is what it keeps (the latest alerts, so the memory is bounded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import structlog
 from busd.alerts import Alert, AlertBoard
 from busd.clock import Clock, utc_iso
 from busd.files import write_atomic
-from busd.supervisor import ComponentContext
+from busd.storage import Report, StoragePolicy
+from busd.supervisor import Backoff, ComponentContext
 
 log = structlog.get_logger("busd.alerts_memory")
 
@@ -50,13 +52,14 @@ class AlertMemory:
 
     def __init__(
         self, *, board: AlertBoard, path: Path, clock: Clock, grace_s: float = 300.0,
-        on_storage: Callable[[str | None], None] | None = None,
+        on_storage: Report | None = None,
     ) -> None:
         self._board = board
         self._path = path
         self._clock = clock
         self._grace_s = grace_s
-        self._on_storage = on_storage or (lambda _reason: None)
+        self._storage = StoragePolicy("alerts", clock=clock, report=on_storage,
+                                      backoff=Backoff(initial_s=5.0, max_s=60.0))
         self._changed = asyncio.Event()
         self._loaded = False
         board.on_change(self._changed.set)
@@ -92,13 +95,8 @@ class AlertMemory:
 
     async def _save(self, ctx: ComponentContext) -> None:
         text = _encode(self._board.active)
-        try:
-            await asyncio.to_thread(write_atomic, self._path, text, durable=True)
-        except OSError as err:
-            self._on_storage(f"{self._path.name}: {err.strerror or err}")
-            ctx.degraded(f"cannot keep the active alerts: {err}")
-            await self._clock.sleep(5.0)
-            self._changed.set()  # try again
-            return
-        self._on_storage(None)
-        ctx.ready()
+        if not await self._storage.attempt(
+            lambda: asyncio.to_thread(write_atomic, self._path, text, durable=True), ctx
+        ):
+            await self._storage.wait(ctx)
+            self._changed.set()  # try again, with the alerts as they are then

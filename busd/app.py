@@ -5,6 +5,28 @@ together; the logic in busd/ depends only on its own ports. Everything that
 can be checked without opening a device (the config, the DBC, the mapping)
 is checked in :func:`prepare`, so ``busd check-config`` and ``busd run``
 refuse a bad config with the same messages before anything starts.
+
+The supervisor starts the parts in this order, each awaited ready before the
+next (README, "How it is built"), and stops them in reverse:
+
+1. the simulated office broker, if any (it stops last, after the uplink's goodbye);
+2. the outbox: open before anything records, closed last;
+3. the uplink (reads the outbox) and the telemetry sampler;
+4. the event forwarder;
+5. the alert memory: the previous run's alerts are inherited before any rule runs;
+6. the storage alert and the freshness monitor;
+7. stop notes, planner, tracker, daily summary, retention (and any extra parts);
+8. the alert rules on the vehicle's state (lift moving, charger fault);
+9. simulators that own the device a driver opens (a pty): it must exist first,
+   and nothing they send is lost (NMEA waits in the pty, a Modbus unit only
+   answers, an slcan adapter sends once the driver opened the channel);
+10. the drivers;
+11. simulators that send on a bus (CAN on ``virtual``/vcan): only once the
+    drivers listen, or the first frames are lost;
+12. the display, then the systemd watchdog (stopped first: STOPPING=1 at once).
+
+Every callback a part needs is a constructor argument; nothing is patched in
+after construction. Every writer reports to one :class:`StorageStatus`.
 """
 
 from __future__ import annotations
@@ -33,13 +55,14 @@ from busd.ports import CommandOutcome, EventEmitter, JsonObject
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
 from busd.status import StatusServer, socket_path
-from busd.storage import StorageStatus
+from busd.storage import StorageAlert, StorageStatus
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
 from drivers.can.decoder import FrameDecoder, load_dbc
 from telemetry.display_adapters import ClientsServed, UplinkStatusAdapter
 from telemetry.monitoring_store import MonitoringStore
 from telemetry.mqtt import BrokerSettings
+from telemetry.outbox import Outbox
 from telemetry.status_adapter import UplinkContact
 from telemetry.wiring import UplinkParts, build_uplink
 
@@ -98,35 +121,29 @@ def build_daemon(
 ) -> Daemon:
     config = prepared.config
     state = VehicleState(clock, freshness_overrides=config.freshness_s)
-    uplink = build_uplink(config, state=state, clock=clock)
-    events = EventForwarder(sink=uplink.outbox, clock=clock)
+    storage = StorageStatus()  # every writer reports here; StorageAlert raises the alert
+    outbox = Outbox.from_config(config, clock=clock, on_storage=storage.reporter("outbox"))
+    events = EventForwarder(sink=outbox, clock=clock, on_storage=storage.reporter("events"))
     alerts = AlertBoard(clock=clock, forward=events.forward,
                         timezone=config.monitoring.timezone)
-    storage = StorageStatus(on_change=_storage_alert(alerts))
-    events.on_storage = storage.reporter("events")
-    uplink.outbox.on_storage = storage.reporter("outbox")
-    uplink.uplink.active_alerts = lambda: {k: a.message for k, a in alerts.active.items()}
+    uplink = build_uplink(config, state=state, clock=clock, outbox=outbox,
+                          active_alerts=lambda: {k: a.message for k, a in alerts.active.items()})
     store = MonitoringStore(config.monitoring_db)
-    # Order matters: sinks first, sources last, so that sources stop first and
-    # sinks flush last on shutdown (the outbox is the very last to stop).
-    # The simulated office broker, if any, goes first: it stops last, after the
-    # uplink has said goodbye.
+    # The start order (module docstring): sinks first, sources last, so that sources
+    # stop first and sinks flush last on shutdown (the outbox is the very last to stop).
     components: list[Component] = _broker_simulator(config)
     components += [*uplink.components, events]
-    # Before any rule: the previous run's active alerts are inherited, then confirmed
-    # by the rules or cleared after a grace period.
     components.append(AlertMemory(board=alerts, path=config.data_dir / "alerts.json",
                                   clock=clock, on_storage=storage.reporter("alerts")))
+    components.append(StorageAlert(status=storage, alerts=alerts))
     components.append(FreshnessMonitor(state=state, clock=clock))
     # The planner's events pass through the stop notes: an accepted proposal's
     # shortened and skipped stops get their reason in the monitoring store.
     stop_notes = StopNotes(downstream=events, store=store, clock=clock,
                            timezone=config.monitoring.timezone,
                            on_storage=storage.reporter("stop notes"))
-    planner = _planner(config, state, clock, uplink, stop_notes)
+    planner = _planner(config, state, clock, uplink, stop_notes, storage)
     components.append(stop_notes)
-    if planner is not None:
-        planner.on_storage = storage.reporter("planner")
     components += [planner] if planner is not None else []
     tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner,
                                  storage)
@@ -140,10 +157,8 @@ def build_daemon(
         state=state, sink=alerts, speed_threshold_kmh=config.lift_alert.speed_threshold_kmh
     ))
     components.append(ChargerFaultAlert(state=state, sink=alerts))
-    # Simulators stand for the outside world: they start before the drivers
-    # (their ptys exist when a driver opens them) and stop after them.
-    components.extend(_simulators(config, clock))
-    components.extend(_drivers(prepared, state, clock))
+    wires, senders = _simulators(config, clock)
+    components += [*wires, *_drivers(prepared, state, clock), *senders]
     supervisor = Supervisor(
         components,
         clock=clock,
@@ -174,13 +189,14 @@ def build_daemon(
 
 def _planner(
     config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts,
-    events: EventEmitter,
+    events: EventEmitter, storage: StorageStatus,
 ) -> Planner | None:
     """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
     if not config.planner.enabled or config.planner.plan_file is None:
         return None
     planner = Planner.from_config(config, state=state, clock=clock,
-                                  plan_sink=uplink.uplink, events=events)
+                                  plan_sink=uplink.uplink, events=events,
+                                  on_storage=storage.reporter("planner"))
 
     async def on_plan_command(body: JsonObject) -> CommandOutcome:
         result = await planner.replace_plan(body)
@@ -245,18 +261,6 @@ def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Comp
     return drivers
 
 
-def _storage_alert(alerts: AlertBoard) -> Callable[[str | None], None]:
-    """Disk full or read-only: the crew and the office must know, and busd keeps going."""
-
-    def on_storage(reason: str | None) -> None:
-        if reason is None:
-            alerts.clear_alert("storage_unwritable", details={})
-        else:
-            alerts.raise_alert("storage_unwritable", message=reason, details={})
-
-    return on_storage
-
-
 def _broker_simulator(config: BusdConfig) -> list[Component]:
     if config.simulators.broker is None:
         return []
@@ -266,22 +270,25 @@ def _broker_simulator(config: BusdConfig) -> list[Component]:
                             workdir=config.data_dir / "broker")]
 
 
-def _simulators(config: BusdConfig, clock: Clock) -> list[Component]:
-    """Simulators named by the config; imported only when asked for.
+def _simulators(
+    config: BusdConfig, clock: Clock
+) -> tuple[list[Component], list[Component]]:
+    """Simulators named by the config (imported only when asked for), as two lists:
+    those that own the device a driver opens (a pty, started before the drivers) and
+    those that send on a bus (started after the drivers, which must listen first).
 
-    They start after the drivers' components are created but the drivers
-    reopen their ports with back-off, so the order of opening does not matter.
     The GPS and lift simulators follow the CAN simulator's vehicle model when
     there is one: the position moves as the simulated bus drives, and the
     lift cycles when it stands.
     """
-    sims: list[Component] = []
+    sims: list[Component] = []  # each owns a pty
+    senders: list[Component] = []
     can_sim = None
     if config.simulators.can is not None:
         from simulators.can.simulator import CanSimulator
 
         can_sim = CanSimulator(config.simulators.can, clock)
-        sims.append(can_sim)
+        (sims if config.simulators.can.slcan_link is not None else senders).append(can_sim)
     if config.simulators.gps is not None:
         from simulators.gps import GpsSimulator
         from simulators.gps.route import OdometerRoute, Route
@@ -305,4 +312,4 @@ def _simulators(config: BusdConfig, clock: Clock) -> list[Component]:
             sim = can_sim
             stopped = lambda: sim.truth.speed_kmh < 0.5  # noqa: E731
         sims.append(LiftSimulator.from_config(config.simulators.lift, clock=clock, stopped=stopped))
-    return sims
+    return sims, senders

@@ -6,20 +6,23 @@ queue sits between them. It is bounded, but far beyond what a day produces
 (events are a few hundred a day): if it ever fills, the event is counted and
 logged as an error, never dropped silently. On shutdown what is queued is
 flushed before the outbox closes (this part stops before the outbox).
+
+A disk that refuses the records is the one storage policy's (busd/storage.py):
+the event in hand and the queue behind it wait, in order, and are retried with
+back-off; nothing is lost, and a restart of this part keeps both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Callable
+import functools
 from typing import Any
 
 import structlog
 
 from busd.clock import Clock
-from busd.errors import StorageError
 from busd.ports import EventSink
+from busd.storage import STORAGE_ERRORS, Report, StoragePolicy
 from busd.supervisor import Backoff, ComponentContext
 
 log = structlog.get_logger("busd.events")
@@ -34,16 +37,17 @@ class EventForwarder:
 
     def __init__(
         self, *, sink: EventSink, clock: Clock, capacity: int = 10_000,
-        on_storage: Callable[[str | None], None] | None = None,
+        on_storage: Report | None = None,
     ) -> None:
         """``on_storage(reason)`` is told when the sink cannot store (None: it can again)."""
         self._sink = sink
         self._clock = clock
-        self.on_storage: Callable[[str | None], None] = on_storage or (lambda _reason: None)
-        self._backoff = Backoff(initial_s=1.0, max_s=30.0)
-        self._rng = random.Random()
+        self._storage = StoragePolicy("events", clock=clock, report=on_storage,
+                                      backoff=Backoff(initial_s=1.0, max_s=30.0))
         # (is_report, kind, data)
         self._queue: asyncio.Queue[tuple[bool, str, dict[str, Any]]] = asyncio.Queue(capacity)
+        # Taken from the queue, not yet stored: kept across a cancelled retry or a restart.
+        self._in_hand: tuple[bool, str, dict[str, Any]] | None = None
         self.dropped = 0
         self.forwarded = 0
 
@@ -72,37 +76,34 @@ class EventForwarder:
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
-
-    async def _send_until_stored(self, item: tuple[bool, str, dict[str, Any]],
-                                 ctx: ComponentContext) -> None:
-        """The disk may be full for a while: keep the event and try again, in order."""
-        failures = 0
-        while True:
-            try:
-                await self._send(*item)
-            except StorageError as err:
-                failures += 1
-                if failures == 1:
-                    self.on_storage(str(err))
-                    ctx.degraded(f"events wait for storage: {err}")
-                await self._clock.sleep(self._backoff.delay(failures, self._rng))
-                continue
-            if failures:
-                self.on_storage(None)
-                ctx.ready()
-            return
+        return self._queue.qsize() + (self._in_hand is not None)
 
     async def run(self, ctx: ComponentContext) -> None:
         ctx.ready()
         try:
             while True:
-                item = await self._queue.get()
-                await self._send_until_stored(item, ctx)
+                if self._in_hand is None:
+                    self._in_hand = await self._queue.get()
+                item = self._in_hand
+                # The disk may be full for a while: keep the event and try again, in order.
+                await self._storage.until_written(functools.partial(self._send, *item), ctx)
+                self._in_hand = None
                 self.forwarded += 1
                 ctx.counters.update(forwarded=self.forwarded, dropped=self.dropped)
                 ctx.beat()
         finally:
             # Stopping: flush what is queued (the outbox is still open; it stops after us).
-            while not self._queue.empty():
-                await asyncio.shield(self._send(*self._queue.get_nowait()))
+            await asyncio.shield(self._flush_at_stop())
+
+    async def _flush_at_stop(self) -> None:
+        while self._in_hand is not None or not self._queue.empty():
+            item = self._in_hand if self._in_hand is not None else self._queue.get_nowait()
+            self._in_hand = item
+            try:
+                await self._send(*item)
+            except STORAGE_ERRORS as err:
+                # No time left to wait for the disk: say exactly what is lost.
+                log.error("events_unwritten_at_stop", error=str(err), lost=self.pending)
+                return
+            self._in_hand = None
+            self.forwarded += 1

@@ -4,8 +4,17 @@ A part is a :class:`Component`: something with a name and an ``async run(ctx)``
 that works until it is cancelled. If ``run`` raises, the supervisor logs why,
 waits a capped, jittered exponential back-off on the injected clock, and runs
 it again; a part that stayed up for ``reset_after_s`` starts its back-off from
-the beginning. Parts start in the order given (sinks before sources) and stop
-in reverse (sources first, sinks flush last), all within the stop timeout.
+the beginning.
+
+Parts start one by one in the order given, each awaited *ready* before the
+next starts, because later parts depend on earlier ones (the outbox is open
+before the uplink reads it, drivers listen before simulators send). A part is
+ready once it called ``ready()`` or ``degraded()`` (it runs; a device that is
+not there yet is its own business), or once it failed or finished. A part that
+is not ready within ``ready_timeout_s`` (real time: opening a device takes wall
+time whatever the simulated speed) is logged and marked, and the start goes on:
+one stuck part must not keep the whole daemon down. Parts stop in reverse
+(sources first, sinks flush last), all within the stop timeout.
 
 Each part reports through its :class:`ComponentContext`: ``ready()`` once it
 works, ``degraded(reason)`` while it runs but is not doing its job (a silent
@@ -64,16 +73,25 @@ class ComponentHealth:
 class ComponentContext:
     """What a running component uses to report on itself."""
 
-    def __init__(self, health: ComponentHealth, clock: Clock) -> None:
+    def __init__(
+        self, health: ComponentHealth, clock: Clock, started: asyncio.Event | None = None
+    ) -> None:
         self._health = health
         self._clock = clock
+        self._started = started or asyncio.Event()
         self.log = log.bind(component=health.name)
 
     @property
     def counters(self) -> dict[str, int | float]:
         return self._health.counters
 
+    @property
+    def reason(self) -> str:
+        """Why the part is degraded ("" while it runs normally)."""
+        return self._health.reason
+
     def ready(self) -> None:
+        self._started.set()
         self.beat()
         if self._health.phase is not Phase.RUNNING:
             if self._health.phase is Phase.DEGRADED:
@@ -82,6 +100,7 @@ class ComponentContext:
             self._health.reason = ""
 
     def degraded(self, reason: str) -> None:
+        self._started.set()
         self.beat()
         if self._health.phase is not Phase.DEGRADED or self._health.reason != reason:
             self.log.warning("component_degraded", reason=reason)
@@ -112,7 +131,7 @@ class Backoff:
 
     def delay(self, failures: int, rng: random.Random) -> float:
         """Exponential in the number of consecutive failures, capped, with 50-100 % jitter."""
-        base = min(self.max_s, self.initial_s * 2 ** max(0, failures - 1))
+        base = min(self.max_s, self.initial_s * 2.0 ** max(0, failures - 1))
         return base * rng.uniform(0.5, 1.0)
 
 
@@ -124,6 +143,7 @@ class Supervisor:
         clock: Clock,
         backoff: Backoff | None = None,
         stop_timeout_s: float = 4.0,
+        ready_timeout_s: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
         names = [c.name for c in components]
@@ -133,10 +153,12 @@ class Supervisor:
         self._clock = clock
         self._backoff = backoff or Backoff()
         self._stop_timeout_s = stop_timeout_s
+        self._ready_timeout_s = ready_timeout_s
         self._rng = rng or random.Random()
         self.health = {c.name: ComponentHealth(c.name, c.critical) for c in components}
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started: dict[str, asyncio.Event] = {}
 
     def add(self, component: Component) -> None:
         """Add a component before :meth:`run`; it starts last and stops first."""
@@ -161,21 +183,43 @@ class Supervisor:
         )
 
     async def run(self) -> None:
-        """Run every component until :meth:`request_stop`, then stop them in reverse order."""
-        for component in self._components:
-            self._tasks[component.name] = asyncio.create_task(
-                self._keep_running(component), name=f"busd:{component.name}"
-            )
-        log.info("supervisor_started", components=[c.name for c in self._components])
+        """Start every component in order, each awaited ready; run until
+        :meth:`request_stop`, then stop them in reverse order."""
         try:
+            for component in self._components:
+                if self._stop.is_set():
+                    break
+                started = self._started[component.name] = asyncio.Event()
+                self._tasks[component.name] = asyncio.create_task(
+                    self._keep_running(component, started), name=f"busd:{component.name}"
+                )
+                await self._await_ready(component.name, started)
+            log.info("supervisor_started", components=list(self._tasks))
             await self._stop.wait()
         finally:
             await self._shutdown()
 
+    async def _await_ready(self, name: str, started: asyncio.Event) -> None:
+        stop = asyncio.create_task(self._stop.wait())
+        ready = asyncio.create_task(started.wait())
+        try:
+            await asyncio.wait({stop, ready}, timeout=self._ready_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            ready.cancel()
+        if not started.is_set() and not self._stop.is_set():
+            health = self.health[name]
+            health.reason = f"not ready within {self._ready_timeout_s:g} s of its start"
+            log.warning("component_not_ready", component=name,
+                        timeout_s=self._ready_timeout_s)
+
     async def _shutdown(self) -> None:
         deadline = self._clock.monotonic() + self._stop_timeout_s
         for component in reversed(self._components):
-            task = self._tasks[component.name]
+            task = self._tasks.get(component.name)
+            if task is None:  # stopped while starting: never started
+                continue
             task.cancel()
             remaining = max(0.05, deadline - self._clock.monotonic())
             try:
@@ -186,9 +230,9 @@ class Supervisor:
             self.health[component.name].phase = Phase.STOPPED
         log.info("supervisor_stopped")
 
-    async def _keep_running(self, component: Component) -> None:
+    async def _keep_running(self, component: Component, ready: asyncio.Event) -> None:
         health = self.health[component.name]
-        ctx = ComponentContext(health, self._clock)
+        ctx = ComponentContext(health, self._clock, ready)
         failures = 0
         while True:
             started = self._clock.monotonic()
@@ -205,6 +249,7 @@ class Supervisor:
                 health.last_error = f"{type(err).__name__}: {err}"
                 health.last_error_at = self._clock.now()
                 health.phase = Phase.BACKOFF
+                ready.set()  # failed: its dependents start anyway (and cope, as they must)
                 delay = self._backoff.delay(failures, self._rng)
                 ctx.log.error(
                     "component_failed", error=health.last_error, restart_in_s=round(delay, 3),
@@ -213,5 +258,6 @@ class Supervisor:
                 await self._clock.sleep(delay)
                 continue
             health.phase = Phase.FINISHED
+            ready.set()
             ctx.log.info("component_finished")
             return

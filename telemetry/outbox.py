@@ -26,6 +26,11 @@ event loop never blocks on disk and there is no write contention.
   drops, in this order: telemetry change samples (thinning the history to its
   keyframes), then keyframes, then events/reports, each oldest first, and
   commits a ``data_dropped`` event saying what went.
+- A disk that refuses writes (full, read-only) is handled by the one storage
+  policy (busd/storage.py): the outbox turns degraded, keeps telemetry and the
+  records given to :meth:`Outbox.keep` (command answers) in bounded memory,
+  retries with back-off while its loop goes on beating, and reports to the
+  storage alert.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import structlog
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, OutboxConfig, outbox_path
 from busd.errors import BusdError, StorageError
+from busd.storage import Backlog, Report, StoragePolicy
 from busd.supervisor import ComponentContext
 
 log = structlog.get_logger("telemetry.outbox")
@@ -59,6 +65,9 @@ PRIO_TELEMETRY_FULL = 1
 PRIO_DURABLE = 2
 
 T = TypeVar("T")
+# Durable records the disk refused (given to keep(): command answers), waiting in memory.
+UNWRITTEN_CAPACITY = 1000
+Item = tuple[Stream, str, float, int, str]  # stream, kind, ts, prio, body
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -102,8 +111,11 @@ class Outbox:
     critical = True
 
     def __init__(
-        self, *, path: Path, clock: Clock, config: OutboxConfig | None = None
+        self, *, path: Path, clock: Clock, config: OutboxConfig | None = None,
+        on_storage: Report | None = None,
     ) -> None:
+        """``on_storage(reason)`` is told when the disk refuses writes (None: it takes
+        them again)."""
         self._path = Path(path)
         self._clock = clock
         self._cfg = config or OutboxConfig()
@@ -115,9 +127,8 @@ class Outbox:
         # Telemetry waiting for the next group commit. Bounded: if the disk stalls
         # the oldest sample goes (counted); it had no seq yet, so no gap appears.
         self._pending: deque[tuple[float, int, str]] = deque(maxlen=self._cfg.telemetry_buffer)
-        self.storage_error: str | None = None  # set while the disk refuses writes
-        # Told when the disk refuses writes (the reason) and when it takes them again (None).
-        self.on_storage: Callable[[str | None], None] = lambda _reason: None
+        self._storage = StoragePolicy("outbox", clock=clock, report=on_storage)
+        self._unwritten: Backlog[Item] = Backlog("outbox", UNWRITTEN_CAPACITY)
         self._new_records = asyncio.Event()
         self._acked: set[int] = set()  # PUBACKed, waiting for the next group delete
         self._last_seq = 0
@@ -125,13 +136,16 @@ class Outbox:
         self._bytes = 0
         self.counters: dict[str, int] = {
             "appended": 0, "acked": 0, "dropped_records": 0, "telemetry_overflow": 0,
-            "commits": 0, "storage_errors": 0,
+            "commits": 0, "storage_errors": 0, "unwritten_dropped": 0,
         }
         self._log = log.bind(component="outbox", path=str(self._path))
 
     @classmethod
-    def from_config(cls, config: BusdConfig, *, clock: Clock) -> Outbox:
-        return cls(path=outbox_path(config), clock=clock, config=config.outbox)
+    def from_config(
+        cls, config: BusdConfig, *, clock: Clock, on_storage: Report | None = None
+    ) -> Outbox:
+        return cls(path=outbox_path(config), clock=clock, config=config.outbox,
+                   on_storage=on_storage)
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -178,7 +192,8 @@ class Outbox:
             # Stopping on a full disk: acknowledged records are sent again after the
             # restart (the office drops the duplicates); unwritten samples are lost.
             self._log.error("outbox_close_unwritten", error=str(err),
-                            telemetry_lost=len(self._pending))
+                            telemetry_lost=len(self._pending),
+                            records_lost=len(self._unwritten))
         finally:
             self._closed = True
             self._opened.clear()
@@ -206,32 +221,28 @@ class Outbox:
         ctx.ready()
         next_check = self._clock.monotonic()
         next_purge = next_check + self._cfg.delete_interval_s
+
+        async def housekeeping() -> None:
+            nonlocal next_check, next_purge
+            await self.flush()
+            if self._clock.monotonic() >= next_purge:
+                await self.purge()
+                next_purge = self._clock.monotonic() + self._cfg.delete_interval_s
+            if self._clock.monotonic() >= next_check:
+                await self.enforce_bounds()
+                next_check = self._clock.monotonic() + self._cfg.retention_check_s
+
         try:
             while True:
                 await self._clock.sleep(self._cfg.commit_interval_s)
-                try:
-                    await self.flush()
-                    if self._clock.monotonic() >= next_purge:
-                        await self.purge()
-                        next_purge = self._clock.monotonic() + self._cfg.delete_interval_s
-                    if self._clock.monotonic() >= next_check:
-                        await self.enforce_bounds()
-                        next_check = self._clock.monotonic() + self._cfg.retention_check_s
-                except StorageError as err:
-                    # Keep running on what we can: live state still flows, buffered
-                    # telemetry and acknowledgements wait in memory for the disk.
+                # Live state still flows on a full disk; telemetry, kept records and
+                # acknowledgements wait in memory, and the loop beats while it waits.
+                if not await self._storage.attempt(housekeeping, ctx):
                     self.counters["storage_errors"] += 1
-                    if self.storage_error is None:
-                        ctx.degraded(f"storage: {err}")
-                        self.on_storage(str(err))
-                    self.storage_error = str(err)
-                    continue
-                if self.storage_error is not None and not self._pending:
-                    self.storage_error = None
-                    self.on_storage(None)
-                    ctx.ready()
+                    await self._storage.wait(ctx)
+                self.counters["unwritten_dropped"] = self._unwritten.dropped
                 ctx.counters.update(self.counters, rows=self._rows, bytes=self._bytes,
-                                    last_seq=self._last_seq)
+                                    last_seq=self._last_seq, unwritten=len(self._unwritten))
                 ctx.beat()
         finally:
             await asyncio.shield(self.close())
@@ -278,6 +289,24 @@ class Outbox:
         self._new_records.set()
         return seqs[-1]
 
+    async def keep(self, stream: Stream, kind: str, data: Mapping[str, Any]) -> None:
+        """Commit one record, or keep it in memory while the disk refuses it (bounded:
+        past ``UNWRITTEN_CAPACITY`` the oldest kept record goes, counted and logged).
+        Never raises StorageError: for a writer that must go on (the uplink's answers
+        to commands); the run loop commits what was kept once the disk takes it."""
+        try:
+            await self.append(stream, kind, data)
+        except StorageError as err:
+            self._unwritten.append((stream, kind, self._clock.now(), PRIO_DURABLE, _dumps(data)))
+            self._storage.refused(err)
+            self._log.warning("outbox_record_kept_in_memory", kind=kind,
+                              unwritten=len(self._unwritten))
+
+    @property
+    def unwritten(self) -> int:
+        """Records kept in memory because the disk refused them."""
+        return len(self._unwritten)
+
     async def emit_event(self, kind: str, data: Mapping[str, Any]) -> int:
         return await self.append("event", kind, data)
 
@@ -285,8 +314,8 @@ class Outbox:
         return await self.append("report", kind, data)
 
     async def flush(self) -> None:
-        """Commit buffered telemetry now."""
-        if not self._pending or self._db is None:
+        """Commit buffered telemetry (and records kept while the disk refused them) now."""
+        if not (self._pending or self._unwritten) or self._db is None:
             return
         items = self._take_pending()
         try:
@@ -296,22 +325,26 @@ class Outbox:
             raise
         self._new_records.set()
 
-    def _restore_pending(self, items: list[tuple[Stream, str, float, int, str]]) -> None:
-        """Put telemetry that could not be written back in front of what came since."""
+    def _restore_pending(self, items: list[Item]) -> None:
+        """Put what could not be written back in front of what came since."""
         newer = list(self._pending)
         self._pending.clear()
-        for _, _, ts, prio, body in items:
-            self._pending.append((ts, prio, body))
+        kept = [item for item in items if item[0] != "telemetry"]
+        if kept:
+            self._unwritten.extend([*kept, *self._unwritten.take()])
+        for stream, _, ts, prio, body in items:
+            if stream == "telemetry":
+                self._pending.append((ts, prio, body))
         self._pending.extend(newer)  # the bounded buffer drops the oldest beyond its size
 
-    def _take_pending(self) -> list[tuple[Stream, str, float, int, str]]:
-        items: list[tuple[Stream, str, float, int, str]] = [
-            ("telemetry", "sample", ts, prio, body) for ts, prio, body in self._pending
-        ]
+    def _take_pending(self) -> list[Item]:
+        """Records kept from a full disk first (they are older), then buffered telemetry."""
+        items: list[Item] = self._unwritten.take()
+        items += [("telemetry", "sample", ts, prio, body) for ts, prio, body in self._pending]
         self._pending.clear()
         return items
 
-    def _insert_sync(self, items: list[tuple[Stream, str, float, int, str]]) -> list[int]:
+    def _insert_sync(self, items: list[Item]) -> list[int]:
         db = self._require_db()
         seq = self._last_seq
         rows = []

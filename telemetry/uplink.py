@@ -114,8 +114,11 @@ class Uplink:
         outbox: Outbox,
         commands: CommandDispatcher,
         clock: Clock,
+        active_alerts: Callable[[], dict[str, str]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """``active_alerts()``: the alert board's active alerts (kind: message), shown on
+        every state message."""
         self._bus = bus_id
         self._mqtt_cfg = mqtt_config
         self._settings = mqtt.BrokerSettings.from_config(mqtt_config)  # fails fast on bad files
@@ -132,8 +135,7 @@ class Uplink:
         self._protocol = mqtt.first_protocol(self._settings)
         self._plan: dict[str, Any] | None = None
         self._plan_changed = asyncio.Event()
-        # The alert board's active alerts (kind: message), shown on every state message.
-        self.active_alerts: Callable[[], dict[str, str]] = dict
+        self._active_alerts: Callable[[], dict[str, str]] = active_alerts or dict
         self.connected = False
         # For `busd status` (clock.now() seconds): the office's last contact.
         self.connected_since: float | None = None  # of the last connection; see `connected`
@@ -148,9 +150,11 @@ class Uplink:
     def from_config(
         cls, config: BusdConfig, *, state: VehicleState, outbox: Outbox,
         commands: CommandDispatcher, clock: Clock,
+        active_alerts: Callable[[], dict[str, str]] | None = None,
     ) -> Uplink:
         return cls(bus_id=config.bus_id, mqtt_config=config.mqtt, config=config.uplink,
-                   state=state, outbox=outbox, commands=commands, clock=clock)
+                   state=state, outbox=outbox, commands=commands, clock=clock,
+                   active_alerts=active_alerts)
 
     def topic(self, suffix: str) -> str:
         return f"{self.prefix}/{suffix}"
@@ -180,6 +184,8 @@ class Uplink:
         if self._plan is None:
             stored = await self._outbox.get_meta(PLAN_META_KEY)
             self._plan = json.loads(stored) if stored else None
+        # The runner reports "connecting" (degraded) at once: what starts after us needs no
+        # broker, and one that does not answer must not hold the drivers back.
         broker = f"{self._settings.host}:{self._settings.port}"
         runner = Reconnector(
             ctx=ctx, clock=self._clock, target=f"broker {broker}",
@@ -288,7 +294,7 @@ class Uplink:
         state = State(bus=self._bus, ts=utc_iso(self._clock.now()),
                       moving=is_moving(self._state, self._cfg.moving_kmh),
                       values=values, stale=stale or None, age_s=ages or None,
-                      alerts=self.active_alerts() or None)
+                      alerts=self._active_alerts() or None)
         return json.dumps(state.dump(), separators=(",", ":")).encode()
 
     async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
@@ -322,7 +328,9 @@ class Uplink:
                 str(message.payload or "").encode()
             self.counters["commands"] += 1
             result = await self._commands.handle(name, payload)
-            await self._outbox.append("cmd_result", "cmd_result", result.dump())
+            # On a full disk the answer waits in the outbox's memory and goes out when the
+            # disk takes it again: the link stays up, the command is not lost.
+            await self._outbox.keep("cmd_result", "cmd_result", result.dump())
 
     async def _publish_plan(self, client: aiomqtt.Client) -> None:
         while True:

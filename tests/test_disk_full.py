@@ -24,8 +24,6 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
     clock = SystemClock()
     outbox = Outbox(path=tmp_path / "outbox.sqlite", clock=clock,
                     config=OutboxConfig(commit_interval_s=0.05))
-    events = EventForwarder(sink=outbox, clock=clock)
-    alerts = AlertBoard(clock=clock, forward=events.forward)
 
     def on_storage(reason: str | None) -> None:
         if reason is None:
@@ -33,7 +31,8 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
         else:
             alerts.raise_alert("storage_unwritable", message=reason, details={})
 
-    events.on_storage = on_storage
+    events = EventForwarder(sink=outbox, clock=clock, on_storage=on_storage)
+    alerts = AlertBoard(clock=clock, forward=events.forward)
     sup = Supervisor([outbox, events], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
@@ -84,11 +83,10 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
     """Acknowledged records cannot be deleted on a full disk either (WAL needs room for
     the delete): the outbox stays up, degraded, reports it, and deletes them later."""
     clock = SystemClock()
+    reports: list[str | None] = []
     outbox = Outbox(path=tmp_path / "outbox.sqlite", clock=clock,
                     config=OutboxConfig(commit_interval_s=0.02, delete_interval_s=0.02,
-                                        retention_check_s=0.02))
-    reports: list[str | None] = []
-    outbox.on_storage = reports.append
+                                        retention_check_s=0.02), on_storage=reports.append)
     sup = Supervisor([outbox], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:

@@ -106,9 +106,10 @@ async def wait_rows(store: MonitoringStore, predicate, timeout: float = 5.0):
             await asyncio.sleep(0.01)
 
 
-def make_tracker(state, clock, store, sink=None) -> Tracker:
+def make_tracker(state, clock, store, sink=None, on_storage=None) -> Tracker:
     return Tracker(state=state, clock=clock, plan=make_plan(), store=store,
-                   sink=sink or CaptureSink(), config=MonitoringConfig(min_visit_min=3.0))
+                   sink=sink or CaptureSink(), config=MonitoringConfig(min_visit_min=3.0),
+                   on_storage=on_storage)
 
 
 @pytest.mark.parametrize("still_there", [True, False])

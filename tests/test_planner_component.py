@@ -45,7 +45,7 @@ class Capture:
 
 
 def make(
-    tmp_path: Path, *, start: time = time(12, 10)
+    tmp_path: Path, *, start: time = time(12, 10), on_storage=None
 ) -> tuple[Planner, VehicleState, ManualClock, Capture]:
     plan = load_plan(PLAN_FILE)
     clock = ManualClock(start=plan.at(start))
@@ -54,6 +54,7 @@ def make(
     planner = Planner(
         config=PlannerConfig(), bus_id="sim-01", state=state, clock=clock,
         plan_source=FilePlanSource(PLAN_FILE), plan_sink=sink, events=sink, data_dir=tmp_path,
+        on_storage=on_storage,
     )
     return planner, state, clock, sink
 
@@ -242,9 +243,8 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
         real_write(path, text, **kw)
 
     monkeypatch.setattr(component, "write_atomic", write)
-    planner, state, _clock, sink = make(tmp_path)
     reports: list[str | None] = []
-    planner.on_storage = reports.append
+    planner, state, clock, sink = make(tmp_path, on_storage=reports.append)
     turki = load_plan(PLAN_FILE).stop("turki")
     feed(state, 50, turki.lat, turki.lon)
     task = asyncio.create_task(planner.run(ctx()))
@@ -261,7 +261,8 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
         assert pending is not None and not task.done()
 
         full = False
-        async with asyncio.timeout(5):  # the loop retries every second at most
+        await clock.advance(61.0)  # the storage back-off is at most a minute
+        async with asyncio.timeout(5):  # and the loop turns every second at most
             while reports[-1] is not None:
                 await asyncio.sleep(0.01)
         doc = json.loads((tmp_path / "planner" / "state.json").read_text())

@@ -52,8 +52,7 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
     reports: list[str | None] = []
 
     state = VehicleState(clock)
-    tracker = make_tracker(state, clock, store, sink)
-    tracker._on_storage = reports.append
+    tracker = make_tracker(state, clock, store, sink, on_storage=reports.append)
     bus = Bus(state, clock)
     read_only(store, True)
     health = ComponentHealth(tracker.name, False)
@@ -164,24 +163,45 @@ async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) 
         store.close()
 
 
-def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_state(tmp_path) -> None:
-    """build_daemon: a failing writer raises storage_unwritable on the alert board, and
-    the retained state message carries it while the events cannot be stored."""
+async def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_state(
+    tmp_path,
+) -> None:
+    """build_daemon: a failing writer raises storage_unwritable on the alert board (through
+    the storage alert, an alert rule of its own), and the retained state message carries it
+    while the events cannot be stored."""
     import json
 
     from busd.app import build_daemon, prepare
+    from busd.storage import StorageAlert
     from tests.support.uplink_env import bus_config
 
     clock = ManualClock(start=T0)
     daemon = build_daemon(prepare(bus_config(tmp_path, 1883)), clock)
+    names = [c.name for c in daemon.components]
+    # The alert rule runs after the previous run's alerts are inherited.
+    assert names.index("alerts.memory") < names.index("alerts.storage")
+    rule = next(c for c in daemon.components if isinstance(c, StorageAlert))
+    status = rule._status
     tracker = next(c for c in daemon.components if c.name == "monitoring.tracker")
-    tracker._on_storage("cannot write the monitoring store: readonly")
+    tracker._storage.refused("cannot write the monitoring store: readonly")
+    assert set(status.failing) == {"monitoring"}
+    rule.sync()
     assert "storage_unwritable" in daemon.alerts.active
     state = json.loads(daemon.uplink.uplink.state_payload())
     assert "readonly" in state["alerts"]["storage_unwritable"]
-    daemon.uplink.outbox.on_storage("cannot write the outbox: full")
-    tracker._on_storage(None)
+    daemon.uplink.outbox._storage.refused("cannot write the outbox: full")
+    tracker._storage.wrote()
+    rule.sync()
     assert "storage_unwritable" in daemon.alerts.active  # the outbox still cannot write
-    daemon.uplink.outbox.on_storage(None)
+    daemon.uplink.outbox._storage.wrote()
+    rule.sync()
     assert "storage_unwritable" not in daemon.alerts.active
+    # Every writer of the daemon reports under its name.
+    for writer in (daemon.events, *daemon.components):
+        policy = getattr(writer, "_storage", None)
+        if policy is not None:
+            policy.refused("full")
+    expected = {"outbox", "events", "alerts", "stop notes", "monitoring", "daily summary",
+                "monitoring retention"} | ({"planner"} if "planner" in names else set())
+    assert set(status.failing) == expected
     daemon.store.close()

@@ -131,3 +131,69 @@ async def test_degraded_and_counters_are_reported() -> None:
 def test_component_names_must_be_unique() -> None:
     with pytest.raises(ValueError):
         Supervisor([Flaky("a", 0, []), Flaky("a", 0, [])], clock=ManualClock())
+
+
+class Gated:
+    """Ready only when the test opens its gate (a device that takes a while to open)."""
+
+    critical = False
+
+    def __init__(self, name: str, log: list[str], gate: asyncio.Event | None = None) -> None:
+        self.name = name
+        self.log = log
+        self.gate = gate
+
+    async def run(self, ctx: ComponentContext) -> None:
+        self.log.append(f"start {self.name}")
+        if self.gate is not None:
+            await self.gate.wait()
+        ctx.ready()
+        self.log.append(f"ready {self.name}")
+        await asyncio.Event().wait()
+
+
+async def test_each_part_starts_only_once_the_one_before_it_is_ready() -> None:
+    log: list[str] = []
+    gate = asyncio.Event()
+    sup = Supervisor([Gated("outbox", log, gate), Gated("uplink", log)], clock=ManualClock())
+    runner = asyncio.create_task(sup.run())
+    try:
+        await wait_until(lambda: log == ["start outbox"])
+        assert sup.health["uplink"].phase is Phase.STARTING and "start uplink" not in log
+        gate.set()
+        await wait_until(lambda: sup.health["uplink"].phase is Phase.RUNNING)
+        assert log == ["start outbox", "ready outbox", "start uplink", "ready uplink"]
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(runner, 2)
+
+
+async def test_a_part_that_fails_or_never_gets_ready_does_not_hold_the_daemon() -> None:
+    log: list[str] = []
+    never = Gated("stuck", log, asyncio.Event())
+    broken = Flaky("broken", failures=100, log=log)
+    sup = Supervisor([broken, never, Gated("after", log)], clock=ManualClock(),
+                     ready_timeout_s=0.2)
+    runner = asyncio.create_task(sup.run())
+    try:
+        # A failing part is in back-off (its dependents start and cope); a stuck one is
+        # given ready_timeout_s, marked, and the start goes on.
+        await wait_until(lambda: sup.health["after"].phase is Phase.RUNNING)
+        assert sup.health["broken"].phase is Phase.BACKOFF
+        assert sup.health["stuck"].phase is Phase.STARTING
+        assert sup.health["stuck"].reason == "not ready within 0.2 s of its start"
+    finally:
+        sup.request_stop()
+        await asyncio.wait_for(runner, 2)
+
+
+async def test_a_stop_while_starting_stops_what_started() -> None:
+    log: list[str] = []
+    sup = Supervisor([Gated("first", log), Gated("stuck", log, asyncio.Event()),
+                      Gated("never", log)], clock=ManualClock(), ready_timeout_s=30)
+    runner = asyncio.create_task(sup.run())
+    await wait_until(lambda: "start stuck" in log)
+    sup.request_stop()
+    await asyncio.wait_for(runner, 2)
+    assert "start never" not in log
+    assert sup.health["first"].phase is Phase.STOPPED

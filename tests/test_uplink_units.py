@@ -147,9 +147,11 @@ def test_the_state_message_shows_the_active_alerts(tmp_path):
 
     clock = ManualClock()
     state = VehicleState(clock)
-    parts = build_uplink(bus_config(tmp_path, 1883), state=state, clock=clock)
+    active: dict[str, str] = {}
+    parts = build_uplink(bus_config(tmp_path, 1883), state=state, clock=clock,
+                         active_alerts=lambda: active)
     quiet = json.loads(parts.uplink.state_payload())
     assert "alerts" not in quiet
-    parts.uplink.active_alerts = lambda: {"storage_unwritable": "cannot write outbox: full"}
+    active["storage_unwritable"] = "cannot write outbox: full"
     loud = State.model_validate(json.loads(parts.uplink.state_payload()))
     assert loud.alerts == {"storage_unwritable": "cannot write outbox: full"}

@@ -8,7 +8,9 @@ A run that comes late (the loop was stalled past the next fire time) skips the
 missed one and counts it. At shutdown the summary of the current day is made
 if that day has records and has not been summarised yet. The report goes to
 the office even when the disk refuses to store the summary; storing it is
-retried every ``SAVE_RETRY_S`` until the disk takes it.
+retried every ``SAVE_RETRY_S`` until the disk takes it (the one storage policy
+of busd/storage.py: degraded and reported meanwhile; at most ``UNSAVED_MAX``
+days are kept, the oldest dropped beyond, counted and logged).
 
 A day is summarised once it is over: if the bus is still out at the set time
 (a winter day with a charging stop comes home late), the summary waits until
@@ -24,17 +26,21 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+import structlog
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from busd.clock import Clock, utc_iso
-from busd.errors import StorageError
 from busd.monitoring.summary import daily_summary
 from busd.ports import EventEmitter
+from busd.storage import Report, StoragePolicy
 from busd.supervisor import ComponentContext
 
 AlertCount = Callable[[date], int]
 LATE_AFTER_S = 300.0
 SAVE_RETRY_S = 60.0
+UNSAVED_MAX = 31  # a month of summaries waiting for the disk; each is already published
+
+log = structlog.get_logger("busd.monitoring.daily")
 
 
 class SummaryStore(Protocol):
@@ -63,10 +69,12 @@ class DailySummaryJob:
         recheck_s: float = 60.0,
         bus_id: str = "",
         name: str = "monitoring.daily",
-        on_storage: Callable[[str | None], None] | None = None,
+        on_storage: Report | None = None,
     ) -> None:
         self.name = name
-        self._on_storage = on_storage or (lambda _reason: None)
+        self._storage = StoragePolicy("daily summary", clock=clock, report=on_storage)
+        self._ctx: ComponentContext | None = None
+        self.unsaved_dropped = 0
         # Summaries made and published but not yet stored: day -> (summary, alerts, ts).
         self.unsaved: dict[str, tuple[dict[str, Any], int, float]] = {}
         self._clock = clock
@@ -93,6 +101,7 @@ class DailySummaryJob:
         return datetime.fromtimestamp(ts, self._zone).date().isoformat()
 
     async def run(self, ctx: ComponentContext) -> None:
+        self._ctx = ctx
         ctx.ready()
         try:
             while True:
@@ -142,6 +151,11 @@ class DailySummaryJob:
         now = self._clock.now()
         summary["created"] = utc_iso(now)
         self.unsaved[day] = (summary, alerts, now)
+        while len(self.unsaved) > UNSAVED_MAX:
+            oldest = min(self.unsaved)
+            del self.unsaved[oldest]
+            self.unsaved_dropped += 1
+            log.error("daily_summary_not_stored", day=oldest, dropped=self.unsaved_dropped)
         await self._save_unsaved()  # stored before it is published, when the disk allows
         payload = dict(summary)
         if self._bus_id:
@@ -153,11 +167,10 @@ class DailySummaryJob:
     async def _save_unsaved(self) -> bool:
         """Store the summaries the disk refused before; False while it still refuses."""
         for day, (summary, alerts, ts) in sorted(self.unsaved.items()):
-            try:
-                await self._store.save_summary(day, summary, alerts, ts)
-            except StorageError as err:
-                self._on_storage(str(err))
+            if not await self._storage.attempt(
+                lambda: self._store.save_summary(day, summary, alerts, ts),  # noqa: B023
+                self._ctx,
+            ):
                 return False
             del self.unsaved[day]
-        self._on_storage(None)
         return True

@@ -2,7 +2,9 @@
 
 The store holds vehicle data and counts only; keeping it for a bounded time
 is still the rule (data protection section of the README). A disk that refuses
-the delete (read-only) is reported and the purge retried in an hour.
+the delete (read-only) is the one storage policy's (busd/storage.py): degraded,
+reported, and the purge retried in an hour (nothing to keep in memory: the
+cutoff is computed again).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from busd.clock import Clock
-from busd.errors import StorageError
+from busd.storage import Report, StoragePolicy
 from busd.supervisor import ComponentContext
 
 DAY_S = 86_400.0
@@ -27,9 +29,9 @@ class RetentionJob:
     def __init__(
         self, *, clock: Clock, purge_before: Callable[[str], int], days: int, timezone: str,
         interval_s: float = DAY_S,
-        on_storage: Callable[[str | None], None] | None = None,
+        on_storage: Report | None = None,
     ) -> None:
-        self._on_storage = on_storage or (lambda _reason: None)
+        self._storage = StoragePolicy("monitoring retention", clock=clock, report=on_storage)
         self._clock = clock
         self._purge_before = purge_before
         self._days = days
@@ -44,14 +46,17 @@ class RetentionJob:
         ctx.ready()
         while True:
             cutoff = self.cutoff()
-            try:
+            deleted = 0
+
+            async def purge(cutoff: str = cutoff) -> None:
+                nonlocal deleted
                 deleted = await asyncio.to_thread(self._purge_before, cutoff)
-            except StorageError as err:
-                ctx.log.warning("monitoring_retention_failed", before=cutoff, error=str(err))
-                self._on_storage(str(err))
-                await self._clock.sleep(min(RETRY_S, self._interval_s))
+
+            if not await self._storage.attempt(purge, ctx):
+                ctx.log.warning("monitoring_retention_failed", before=cutoff,
+                                error=self._storage.reason)
+                await self._storage.wait(ctx, min(RETRY_S, self._interval_s))
                 continue
-            self._on_storage(None)
             if deleted:
                 ctx.log.info("monitoring_retention", before=cutoff, deleted=deleted)
             ctx.counters["deleted"] = ctx.counters.get("deleted", 0) + deleted

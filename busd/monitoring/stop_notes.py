@@ -5,15 +5,15 @@ The daily summary lists each planned stop as served, shortened or skipped,
 proposal, its ``plan_accepted`` event carries the changes and the reasons.
 :class:`StopNotes` sits between the planner and the event forwarder: every
 event passes through untouched, and an acceptance's shortened and skipped
-stops are written to the monitoring store (off the loop, retried while the
-disk refuses writes).
+stops are written to the monitoring store (off the loop; while the disk refuses
+writes, the one storage policy of busd/storage.py keeps them queued, degrades,
+reports and retries with back-off).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Callable
+import functools
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from busd.clock import Clock
-from busd.errors import StorageError
 from busd.ports import EventEmitter
+from busd.storage import Report, StoragePolicy
 from busd.supervisor import Backoff, ComponentContext
 
 log = structlog.get_logger("busd.monitoring.stop_notes")
@@ -54,16 +54,17 @@ class StopNotes:
 
     def __init__(
         self, *, downstream: EventEmitter, store: NoteStore, clock: Clock, timezone: str,
-        on_storage: Callable[[str | None], None] | None = None, capacity: int = 1000,
+        on_storage: Report | None = None, capacity: int = 1000,
     ) -> None:
         self._downstream = downstream
         self._store = store
         self._clock = clock
         self._zone = ZoneInfo(timezone)
-        self._on_storage = on_storage or (lambda _reason: None)
+        # Bounded; past it the newest acceptance's notes are dropped, counted and logged.
         self._queue: asyncio.Queue[list[Note]] = asyncio.Queue(capacity)
-        self._backoff = Backoff(initial_s=5.0, max_s=60.0)
-        self._rng = random.Random()
+        self._storage = StoragePolicy("stop notes", clock=clock, report=on_storage,
+                                      backoff=Backoff(initial_s=5.0, max_s=60.0))
+        self._in_hand: list[Note] | None = None  # taken from the queue, not yet written
         self.dropped = 0
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
@@ -83,18 +84,14 @@ class StopNotes:
     async def run(self, ctx: ComponentContext) -> None:
         ctx.ready()
         while True:
-            notes = await self._queue.get()
-            failures = 0
-            while True:
-                try:
-                    await asyncio.to_thread(self._write, notes)
-                except StorageError as err:
-                    failures += 1
-                    self._on_storage(str(err))
-                    await self._clock.sleep(self._backoff.delay(failures, self._rng))
-                    continue
-                self._on_storage(None)
-                break
+            if self._in_hand is None:
+                self._in_hand = await self._queue.get()
+            notes = self._in_hand
+            await self._storage.until_written(
+                functools.partial(asyncio.to_thread, self._write, notes), ctx)
+            self._in_hand = None
+            ctx.counters.update(written=ctx.counters.get("written", 0) + 1,
+                                dropped=self.dropped)
             ctx.beat()
 
     def _write(self, notes: list[Note]) -> None:

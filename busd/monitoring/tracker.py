@@ -7,9 +7,10 @@ and hands the resulting records to a writer task. The writer coalesces rows by
 record (the latest row of a record supersedes the earlier ones, which bounds
 the backlog by the number of open records) and writes each batch in one
 transaction, so "leg closed" and "visit opened" land together or not at all.
-A disk that refuses the write (full, read-only) leaves the batch in memory,
-reported to ``on_storage``; the writer retries with back-off and the tracker
-goes on tracking.
+A disk that refuses the write (full, read-only) is the one storage policy's
+(busd/storage.py): the batch stays in memory (bounded as above), the writer
+retries with back-off and reports to ``on_storage``, and the tracker goes on
+tracking.
 Events go to the :class:`~busd.ports.EventEmitter` as they happen; they are never
 coalesced or dropped.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import random
 from collections.abc import Callable
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 from busd import signals as sig
 from busd.clock import Clock, utc_iso
 from busd.config import MonitoringConfig
-from busd.errors import StorageError
 from busd.monitoring.segment import (
     Change,
     DayTracker,
@@ -39,6 +38,7 @@ from busd.monitoring.segment import (
 from busd.plan import Plan
 from busd.ports import EventEmitter
 from busd.state import VehicleState
+from busd.storage import Report, StoragePolicy
 from busd.supervisor import Backoff, ComponentContext
 
 WATCHED = (
@@ -130,15 +130,13 @@ class Tracker:
         bus_id: str = "",
         tick_s: float = 1.0,
         name: str = "monitoring.tracker",
-        on_storage: Callable[[str | None], None] | None = None,
+        on_storage: Report | None = None,
     ) -> None:
         """``on_storage(reason)`` is told when the store refuses writes (None: it takes
         them again)."""
         self.name = name
-        self._on_storage = on_storage or (lambda _reason: None)
-        self._retry = Backoff(initial_s=5.0, max_s=60.0)
-        self._rng = random.Random()
-        self.storage_error: str | None = None
+        self._storage = StoragePolicy("monitoring", clock=clock, report=on_storage,
+                                      backoff=Backoff(initial_s=5.0, max_s=60.0))
         self._plan_to_save: Plan | None = None
         self._state = state
         self._clock = clock
@@ -197,36 +195,24 @@ class Tracker:
                                 soc_samples_dropped=self.samples_dropped)
 
     async def _writer(self, ctx: ComponentContext) -> None:
-        failures = 0
         while True:
-            if failures:
-                await self._clock.sleep(self._retry.delay(failures, self._rng))
+            if self._storage.failing:
+                await self._storage.wait(ctx)
             else:
                 await self._dirty.wait()
             self._dirty.clear()
-            failures = 0 if await self._flush(ctx) else failures + 1
+            await self._flush(ctx)
 
     async def _flush(self, ctx: ComponentContext) -> bool:
         """Write what is queued; False when the disk refused it (kept for the next try)."""
-        try:
-            if self._plan_to_save is not None:
-                await self._store.save_plan(self._plan_to_save)
-                self._plan_to_save = None
-            if self._pending or self._samples:
-                await self._write_queued()
-        except StorageError as err:
-            if self.storage_error is None:
-                ctx.log.warning("monitoring_store_unwritable", error=str(err),
-                                records=len(self._pending), samples=len(self._samples))
-                ctx.degraded(f"storage: {err}")
-                self._on_storage(str(err))
-            self.storage_error = str(err)
-            return False
-        if self.storage_error is not None:
-            self.storage_error = None
-            ctx.ready()
-            self._on_storage(None)
-        return True
+        return await self._storage.attempt(self._write_all, ctx)
+
+    async def _write_all(self) -> None:
+        if self._plan_to_save is not None:
+            await self._store.save_plan(self._plan_to_save)
+            self._plan_to_save = None
+        if self._pending or self._samples:
+            await self._write_queued()
 
     async def _write_queued(self) -> None:
         rows = list(self._pending.values())

@@ -16,6 +16,11 @@ Files in ``<data_dir>/planner/`` (until the CLI talks to the daemon directly):
   component's saver task in a worker thread, durably: a temporary file,
   fsync, rename over the old one, fsync of the folder. A crash or power cut
   leaves the previous model or the new one, never half a file.
+
+A disk that refuses these files is the one storage policy's (busd/storage.py):
+the plan goes on, the planner turns degraded and reports, and what was not
+written (the latest of each file: bounded) waits in memory and is retried with
+back-off.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,7 @@ from busd.planner.energy import EnergyModel
 from busd.planner.projection import Progress, Situation
 from busd.ports import EventEmitter, PlanPublisher, PlanSource
 from busd.state import VehicleState
+from busd.storage import Report, StoragePolicy
 from busd.supervisor import ComponentContext
 
 log = structlog.get_logger("busd.planner")
@@ -84,7 +90,10 @@ class Planner:
         events: EventEmitter,
         data_dir: Path | None = None,
         energy: EnergyModel | None = None,
+        on_storage: Report | None = None,
     ) -> None:
+        """``on_storage(reason)`` is told when the disk refuses the planner's files (None:
+        it takes them again)."""
         self._cfg = config
         self._state = state
         self._clock = clock
@@ -101,9 +110,10 @@ class Planner:
         self._last_temp: float = 0.0
         self._lock = asyncio.Lock()
         # A disk that refuses the planner's files (full, read-only): which file and why.
-        # The plan goes on; what was not written waits in memory and is retried.
-        self.on_storage: Callable[[str | None], None] = lambda _reason: None
+        self._storage = StoragePolicy("planner", clock=clock, report=on_storage)
+        self._ctx: ComponentContext | None = None
         self._file_errors: dict[str, str] = {}
+        self._retry_at = 0.0
         self._state_text: str | None = None  # state.json not yet written
         # The learned model's latest snapshot not yet on disk (numbered), and the saver's.
         self._energy_text: tuple[int, str] | None = None
@@ -117,6 +127,7 @@ class Planner:
     def from_config(
         cls, config: Any, *, state: VehicleState, clock: Clock, plan_sink: PlanPublisher,
         events: EventEmitter, plan_source: PlanSource | None = None,
+        on_storage: Report | None = None,
     ) -> Planner:
         """From a :class:`busd.config.BusdConfig` (the plan file: ``planner.plan_file``)."""
         pcfg: PlannerConfig = config.planner
@@ -127,7 +138,7 @@ class Planner:
         return cls(
             config=pcfg, bus_id=config.bus_id, state=state, clock=clock,
             plan_source=plan_source, plan_sink=plan_sink, events=events,
-            data_dir=config.data_dir,
+            data_dir=config.data_dir, on_storage=on_storage,
         )
 
     @property
@@ -196,12 +207,15 @@ class Planner:
         if name not in self._file_errors:
             log.warning("planner_file_not_written", file=name, error=str(err))
         self._file_errors[name] = f"{name}: {err.strerror or err}"
-        self.on_storage("cannot write the planner's " + ", ".join(
-            sorted(self._file_errors.values())))
+        self._storage.refused("cannot write the planner's " + ", ".join(
+            sorted(self._file_errors.values())), self._ctx)
+        now = self._clock.monotonic()
+        if now >= self._retry_at:  # the files share one back-off: the ack inbox, polled
+            self._retry_at = now + self._storage.delay()  # every second, must not reset it
 
     def _file_written(self, name: str) -> None:
         if self._file_errors.pop(name, None) is not None and not self._file_errors:
-            self.on_storage(None)
+            self._storage.wrote(self._ctx)
 
     async def _write_state(self) -> None:
         """state.json: the retained plan document for ``busd plan`` and the simulators."""
@@ -250,6 +264,7 @@ class Planner:
                 await self.flush_energy()
 
     async def _run(self, ctx: ComponentContext) -> None:
+        self._ctx = ctx
         today = self._today()
         current = self.core.plan
         if current is None or current.date != today:
@@ -267,7 +282,8 @@ class Planner:
         while True:
             if self._saver is not None and self._saver.done():
                 self._saver.result()  # the saver failed: fail with its reason, to be restarted
-            if self._file_errors:  # the disk refused a file: try again
+            if self._file_errors and self._clock.monotonic() >= self._retry_at:
+                # The disk refused a file: try again, after the back-off.
                 await self._write_state()
                 if self._energy_text is not None:
                     self._energy_wanted.set()
@@ -311,7 +327,7 @@ class Planner:
             ctx.counters["projections"] = ctx.counters.get("projections", 0) + 1
             if self.core.last_search is not None:
                 ctx.counters["last_search_nodes"] = self.core.last_search.nodes
-            if self.core.plan is not None:
+            if self.core.plan is not None and not self._storage.failing:
                 ctx.ready()
         return True
 
