@@ -88,6 +88,10 @@ def _months(rows: list[tuple[Any, ...]]) -> list[date]:
     return sorted(months)
 
 
+class _NoPartition(ArchiveError):
+    """A row's month has no partition (it was dropped after we made sure of it)."""
+
+
 def partition_name(month: date) -> str:
     return f"records_y{month.year:04d}m{month.month:02d}"
 
@@ -206,7 +210,7 @@ class PostgresArchive:
         await self._ensure_partitions(months)
         try:
             inserted = await self._insert(columns)
-        except psycopg.errors.CheckViolation:
+        except _NoPartition:
             # A partition went (retention in another process) after we made sure of it.
             self._months -= months
             await self._ensure_partitions(months)
@@ -218,8 +222,12 @@ class PostgresArchive:
             async with self._pool.connection() as conn, conn.transaction():
                 cur = await conn.execute(_INSERT, columns)
                 return cur.rowcount
-        except psycopg.errors.CheckViolation:
-            raise
+        except psycopg.errors.CheckViolation as err:
+            # "no partition of relation … found for row" is a check violation with no
+            # constraint; a named one (seq >= 0) is a bad record.
+            if err.diag.constraint_name is None:
+                raise _NoPartition(str(err)) from err
+            raise ArchiveError(f"archive insert failed: {err}") from err
         except psycopg.Error as err:
             raise ArchiveError(f"archive insert failed: {err}") from err
 

@@ -66,6 +66,10 @@ class SqliteArchive:
         self._db: sqlite3.Connection | None = None
         self._log = log.bind(component="archive", backend="sqlite")
 
+    @property
+    def path(self) -> str:
+        return self._path
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -161,9 +165,14 @@ class SqliteArchive:
         before = db.total_changes
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(f"INSERT OR IGNORE INTO records ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                           rows)
+            # Not INSERT OR IGNORE: that also swallows CHECK and NOT NULL failures, so a
+            # broken record would pass as a "duplicate". Only the (bus, seq) conflict is one.
+            db.executemany(f"INSERT INTO records ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                           "ON CONFLICT (bus, seq) DO NOTHING", rows)
             db.execute("COMMIT")
+        except sqlite3.Error as err:
+            db.execute("ROLLBACK")
+            raise ArchiveError(f"archive insert failed: {err}") from err
         except BaseException:
             db.execute("ROLLBACK")
             raise
