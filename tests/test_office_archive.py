@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -172,21 +173,31 @@ async def test_migrations_are_applied_once(archive_url: str) -> None:
 
 
 async def test_two_writers_inserting_the_same_records_store_each_once(archive_url: str) -> None:
-    clock = ManualClock(NOW.timestamp())
+    """Two ingest workers got the same records (a redelivery after one of them died) and insert
+    them at the same moment, in opposite orders: each record is stored once, and neither fails.
+
+    Each writer runs on its own thread and event loop, as a worker process would: on one loop
+    the first batch's Python side finished before the second began, and the inserts never
+    overlapped in the server. Large batches, so they do."""
     batch = [rec(f"lv-{b:02d}", seq, NOW - timedelta(seconds=seq))
-             for b in range(1, 5) for seq in range(1, 101)]
-    async with open_archive(archive_url, clock=clock) as one, \
-            open_archive(archive_url, clock=clock) as two:
-        results: list[InsertResult] = []
-        for chunk in range(0, len(batch), 100):
-            part = batch[chunk:chunk + 100]
-            # Opposite orders: unsorted inserts would lock rows in opposite orders and deadlock.
-            results += await asyncio.gather(one.insert_batch(part),
-                                            two.insert_batch(part[::-1]))
-        assert sum(r.inserted for r in results) == len(batch)
-        assert sum(r.duplicates for r in results) == len(batch)
-        assert await one.count() == len(batch)
-        assert await one.gaps() == []
+             for b in range(1, 5) for seq in range(1, 5001)]
+    start = threading.Barrier(2, timeout=30)
+
+    def writer(records: list[ArchivedRecord]) -> InsertResult:
+        async def write() -> InsertResult:
+            async with open_archive(archive_url, clock=ManualClock(NOW.timestamp())) as mine:
+                start.wait()
+                return await mine.insert_batch(records)
+
+        return asyncio.run(write())
+
+    results = await asyncio.gather(asyncio.to_thread(writer, batch),
+                                   asyncio.to_thread(writer, batch[::-1]))
+    assert sum(r.inserted for r in results) == len(batch)
+    assert sum(r.duplicates for r in results) == len(batch)
+    async with open_archive(archive_url, clock=ManualClock(NOW.timestamp())) as archive:
+        assert await archive.count() == len(batch)
+        assert await archive.gaps() == []
 
 
 async def test_a_record_that_skipped_validation_is_refused_by_the_database(
