@@ -20,7 +20,6 @@ from office.archive.postgres import PostgresArchive
 from office.archive.sqlite import SqliteArchive
 from telemetry.outbox import Outbox
 from telemetry.uplink import _record_json
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 # The office's clock: 10 March 2026, so the archive makes March and April ahead.
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -65,19 +65,24 @@ class Archive(Protocol):
         ...
 
 
-def open_archive(url: str, *, tz: str = DEFAULT_TZ, clock: Clock | None = None) -> Archive:
+def sqlite_path(url: str) -> str:
+    """The file of a SQLite URL, as SQLAlchemy spells them: ``sqlite:///relative.db``,
+    ``sqlite:////absolute.db``; ``sqlite://`` alone is in memory."""
+    return url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+
+
+def open_archive(url: str, *, tz: str = DEFAULT_TZ, clock: Clock | None = None,
+                 connect_timeout_s: float = 10.0) -> Archive:
     """The back end named by ``url``: ``sqlite:///path/to/file.db`` (``sqlite://`` alone is in
     memory) or ``postgresql://user@host:port/db``. Not opened yet: use ``async with``."""
     clock = clock or SystemClock()
     if url.startswith("sqlite://"):
         from office.archive.sqlite import SqliteArchive
 
-        # As SQLAlchemy spells it: sqlite:///relative.db, sqlite:////absolute.db.
-        path = url.removeprefix("sqlite://").removeprefix("/")
-        return SqliteArchive(path or ":memory:", tz=tz, clock=clock)
+        return SqliteArchive(sqlite_path(url), tz=tz, clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
         # Imported here: psycopg is only needed by an office that runs PostgreSQL.
         from office.archive.postgres import PostgresArchive
 
-        return PostgresArchive(url, tz=tz, clock=clock)
+        return PostgresArchive(url, tz=tz, clock=clock, connect_timeout_s=connect_timeout_s)
     raise ArchiveError(f"unknown archive URL {url!r}: expected sqlite:///… or postgresql://…")

@@ -1,5 +1,7 @@
 """A private PostgreSQL for the tests: initdb in a temporary directory, pg_ctl on a free port.
 
+Registered as a pytest plugin in tests/conftest.py (fixtures `postgres_server`, `postgres_url`).
+
 Never touches a server the machine may already run: the cluster is the tests' own, listens on
 127.0.0.1 only, on a port the kernel picked, with no unix socket. One server per test session
 (initdb takes a few seconds); each test gets a fresh database made from ``template0``.
