@@ -117,23 +117,34 @@ async def test_gaps_per_bus_and_local_day(archive: Archive) -> None:
         rec("lv-01", 8, day + timedelta(minutes=2)),  # 5..7 lost on 9 March
         rec("lv-01", 9, after_midnight_riga),
         rec("lv-01", 12, after_midnight_riga + timedelta(minutes=5)),  # 10..11 lost on 10 March
+        # 13..14 lost on 10 March; the next record came two days later.
+        rec("lv-01", 15, after_midnight_riga + timedelta(days=2)),
         rec("lv-02", 1, day),
         rec("lv-02", 3, day + timedelta(hours=1)),  # 2 lost on 9 March
+        # The bus's clock was put back (GPS time after a boot without RTC): seq 2 carries the
+        # day before. Within 9 March alone 1 → 3 looks like a gap; it is not one.
+        rec("lv-03", 1, day),
+        rec("lv-03", 2, day - timedelta(days=1)),
+        rec("lv-03", 3, day + timedelta(minutes=1)),
     ])
     all_gaps = await archive.gaps()
     assert [(g.bus, g.first, g.last, g.day) for g in all_gaps] == [
         ("lv-01", 5, 7, date(2026, 3, 9)),
         ("lv-01", 10, 11, date(2026, 3, 10)),
+        ("lv-01", 13, 14, date(2026, 3, 10)),
         ("lv-02", 2, 2, date(2026, 3, 9)),
     ]
     assert all_gaps[0] == Gap(bus="lv-01", first=5, last=7, after=day + timedelta(minutes=1),
                               before=day + timedelta(minutes=2), day=date(2026, 3, 9))
     assert all_gaps[0].missing == 3
-    assert [(g.first, g.last) for g in await archive.gaps(bus="lv-01")] == [(5, 7), (10, 11)]
+    assert [(g.first, g.last) for g in await archive.gaps(bus="lv-01")] == [
+        (5, 7), (10, 11), (13, 14)]
     assert [(g.bus, g.first) for g in await archive.gaps(day=date(2026, 3, 9))] == [
         ("lv-01", 5), ("lv-02", 2)]
-    assert [(g.bus, g.first) for g in await archive.gaps(day=date(2026, 3, 10))] == [
-        ("lv-01", 10)]
+    tenth = await archive.gaps(day=date(2026, 3, 10))
+    assert [(g.bus, g.first, g.last) for g in tenth] == [("lv-01", 10, 11), ("lv-01", 13, 14)]
+    assert tenth[1].before == after_midnight_riga + timedelta(days=2)
+    assert await archive.gaps(bus="lv-03", day=date(2026, 3, 9)) == []
     assert await archive.gaps(bus="lv-02", day=date(2026, 3, 10)) == []
     # The resent records fill the gap, and it is gone.
     await archive.insert_batch([rec("lv-02", 2, day + timedelta(minutes=30))])

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Self
+from zoneinfo import ZoneInfo
 
 import psycopg
 import structlog
@@ -39,6 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.gaps_sql import day_bounds, gaps_query
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 from office.archive.months import month_of, month_start, next_month, retention_boundary
 
@@ -57,19 +59,6 @@ FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::text[], %s::text[],
      AS r(bus, seq, ts, schema, kind, topic, received, data)
 ORDER BY bus, seq
 ON CONFLICT DO NOTHING
-"""
-
-_GAPS = """
-SELECT bus, seq, next_seq, ts, next_ts, (ts AT TIME ZONE %(tz)s)::date FROM (
-    SELECT bus, seq, ts,
-           lead(seq) OVER w AS next_seq,
-           lead(ts)  OVER w AS next_ts
-    FROM records WHERE (%(bus)s::text IS NULL OR bus = %(bus)s::text)
-    WINDOW w AS (PARTITION BY bus ORDER BY seq)
-) g
-WHERE next_seq > seq + 1
-  AND (%(day)s::date IS NULL OR (ts AT TIME ZONE %(tz)s)::date = %(day)s::date)
-ORDER BY bus, seq
 """
 
 _COLUMNS = "bus, seq, ts, schema, kind, topic, received, data"
@@ -100,7 +89,7 @@ class PostgresArchive:
     def __init__(self, url: str, *, tz: str = DEFAULT_TZ, clock: Clock | None = None,
                  min_connections: int = 1, max_connections: int = 4,
                  connect_timeout_s: float = 10.0) -> None:
-        self._tz = tz
+        self._tz = ZoneInfo(tz)
         self._clock = clock or SystemClock()
         self._connect_timeout_s = connect_timeout_s
         # autocommit: every transaction is an explicit ``conn.transaction()`` block.
@@ -258,10 +247,15 @@ class PostgresArchive:
     # --- reading ---------------------------------------------------------------------------
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
-        rows = await self._fetch(_GAPS, {"bus": bus, "day": day, "tz": self._tz})
+        query = gaps_query(by_bus=bus is not None, by_day=day is not None,
+                           param=lambda name: f"%({name})s")
+        args: dict[str, Any] = {"bus": bus}
+        if day is not None:
+            args["start"], args["end"] = day_bounds(day, self._tz)
+        rows = await self._fetch(query, args)
         return [Gap(bus=b, first=int(seq) + 1, last=int(nxt) - 1, after=ts.astimezone(UTC),
-                    before=nts.astimezone(UTC), day=d)
-                for b, seq, nxt, ts, nts, d in rows]
+                    before=nts.astimezone(UTC), day=ts.astimezone(self._tz).date())
+                for b, seq, nxt, ts, nts in rows]
 
     async def records(self, bus: str, *, kind: str | None = None) -> list[ArchivedRecord]:
         rows = await self._fetch(

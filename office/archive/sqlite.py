@@ -25,6 +25,7 @@ import structlog
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.gaps_sql import day_bounds, gaps_query
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 from office.archive.months import retention_boundary
 
@@ -32,20 +33,6 @@ T = TypeVar("T")
 log = structlog.get_logger("office.archive")
 
 _COLUMNS = "bus, seq, ts, schema, kind, topic, received, data"
-
-# One row per gap: the record before it and the next one archived (lead over seq, per bus).
-_GAPS = """
-SELECT bus, seq, next_seq, ts, next_ts FROM (
-    SELECT bus, seq, ts,
-           lead(seq) OVER w AS next_seq,
-           lead(ts)  OVER w AS next_ts
-    FROM records WHERE (:bus IS NULL OR bus = :bus)
-    WINDOW w AS (PARTITION BY bus ORDER BY seq)
-)
-WHERE next_seq > seq + 1 AND (:day IS NULL OR local_day(ts) = :day)
-ORDER BY bus, seq
-"""
-
 
 def _text_ts(ts: datetime) -> str:
     # Fixed width and UTC, so text order is time order and retention compares as text.
@@ -96,11 +83,7 @@ class SqliteArchive:
         # not power-loss-safe) is enough.
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=30000")
-        db.create_function("local_day", 1, self._local_day, deterministic=True)
         self._db = db
-
-    def _local_day(self, ts: str | None) -> str | None:
-        return None if ts is None else _parse_ts(ts).astimezone(self._tz).date().isoformat()
 
     async def close(self) -> None:
         if self._db is not None:
@@ -204,8 +187,13 @@ class SqliteArchive:
         return list(self._conn().execute(sql, args))
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
-        rows = await self._call(self._query, _GAPS,
-                                {"bus": bus, "day": day.isoformat() if day else None})
+        query = gaps_query(by_bus=bus is not None, by_day=day is not None,
+                           param=lambda name: f":{name}")
+        args: dict[str, Any] = {"bus": bus}
+        if day is not None:
+            start, end = day_bounds(day, self._tz)
+            args |= {"start": _text_ts(start), "end": _text_ts(end)}
+        rows = await self._call(self._query, query, args)
         return [Gap(bus=b, first=int(seq) + 1, last=int(nxt) - 1, after=_parse_ts(ts),
                     before=_parse_ts(nts), day=_parse_ts(ts).astimezone(self._tz).date())
                 for b, seq, nxt, ts, nts in rows]
