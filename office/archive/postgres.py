@@ -17,10 +17,11 @@ transaction and not through a DEFAULT partition:
 If a partition vanished between the two (retention ran in another process), the insert fails
 with a check violation; the months are made again and the batch is retried once.
 
-Deduplication is ``ON CONFLICT DO NOTHING`` on the primary key ``(bus, seq, ts)``; see
-office/archive/models.py for why ``ts`` in the key does not weaken it. A batch is inserted in
-``(bus, seq)`` order: two workers inserting overlapping batches then take their row locks in the
-same order and never deadlock.
+A batch is written with ``COPY`` into a staging table of the connection's own, then moved in
+one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` on the primary key ``(bus, seq, ts)`` (see
+office/archive/models.py for why ``ts`` in the key does not weaken deduplication). The rows are
+moved in ``(bus, seq)`` order: two workers inserting overlapping batches then take their row
+locks in the same order and never deadlock (in opposite orders they did, in the tests).
 """
 
 from __future__ import annotations
