@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import ValidationError
 
 from busd.clock import ManualClock
-from office.archive import ArchivedRecord, ArchiveError, Gap, InsertResult, open_archive
-from office.archive.base import Archive
+from office.archive import (
+    ArchivedRecord,
+    ArchiveError,
+    Gap,
+    InsertResult,
+    migrations,
+    open_archive,
+)
+from office.archive.base import Archive, sqlite_path
 from office.archive.postgres import PostgresArchive
 from office.archive.sqlite import SqliteArchive
 from telemetry.outbox import Outbox
@@ -273,3 +282,49 @@ async def test_a_month_dropped_by_another_worker_is_made_again(archive_url: str)
         assert await two.retention(datetime(2026, 2, 1, tzinfo=UTC)) == [date(2026, 1, 1)]
         assert await one.insert_batch([rec("lv-01", 2, january)]) == InsertResult(1, 0)
         assert [r.seq for r in await two.records("lv-01")] == [2]
+
+
+async def test_workers_migrating_together_apply_each_migration_once(archive_url: str) -> None:
+    clock = ManualClock(NOW.timestamp())
+    archives = [open_archive(archive_url, clock=clock) for _ in range(3)]
+    try:
+        for archive in archives:
+            await archive.open()
+        # Back to an empty database, with three workers connected and ready to migrate at once
+        # (opening them together left them connecting one after the other, never overlapping).
+        await _drop_schema(archive_url)
+        applied = await asyncio.gather(*(a.migrate() for a in archives), return_exceptions=True)
+        assert applied.count([]) == 2 and applied.count([1]) == 1, applied
+        assert [await a.applied_migrations() for a in archives] == [[1], [1], [1]]
+        assert await archives[0].insert_batch([rec("lv-01", 1, NOW)]) == InsertResult(1, 0)
+    finally:
+        for archive in archives:
+            await archive.close()
+
+
+async def _drop_schema(url: str) -> None:
+    if url.startswith("sqlite:"):
+        db = sqlite3.connect(sqlite_path(url))
+        db.executescript("DROP TABLE records; DROP TABLE schema_migrations;")
+        db.close()
+        return
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("DROP TABLE records; DROP TABLE schema_migrations; "
+                           "DROP SEQUENCE records_arrival_seq")
+
+
+def test_both_back_ends_have_the_same_migrations() -> None:
+    """A derived table is added to both (002_visits.sql next to 002_visits.sql), or the two
+    back ends drift apart."""
+    assert [(m.version, m.name) for m in migrations.load("postgresql")] == \
+        [(m.version, m.name) for m in migrations.load("sqlite")]
+
+
+def test_migrations_must_be_numbered_without_holes(tmp_path: Path) -> None:
+    (tmp_path / "001_records.sql").write_text("SELECT 1;")
+    (tmp_path / "003_visits.sql").write_text("SELECT 1;")
+    with pytest.raises(ArchiveError, match="without holes"):
+        migrations.load("sqlite", tmp_path)
+    (tmp_path / "003_visits.sql").rename(tmp_path / "2_visits.sql")
+    with pytest.raises(ArchiveError, match=r"NNN_name\.sql"):
+        migrations.load("sqlite", tmp_path)

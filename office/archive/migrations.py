@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from office.archive.models import ArchiveError
 
@@ -26,9 +27,10 @@ class Migration:
     sql: str
 
 
-def load(dialect: str) -> list[Migration]:
+def load(dialect: str, folder: Traversable | None = None) -> list[Migration]:
     """The migrations of ``dialect`` ("postgresql" or "sqlite") in version order."""
-    folder = resources.files("office.archive").joinpath("migrations", dialect)
+    if folder is None:
+        folder = resources.files("office.archive").joinpath("migrations", dialect)
     found: list[Migration] = []
     for entry in folder.iterdir():
         if not entry.name.endswith(".sql"):
