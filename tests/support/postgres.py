@@ -78,11 +78,11 @@ class PostgresServer:
         return self.url(name)
 
 
-def _run(cmd: list[str], owner: pwd.struct_passwd | None, **kwargs: object) -> None:
+def _run(cmd: list[str], owner: pwd.struct_passwd | None) -> None:
     if owner is not None:
         cmd = ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}",
                "--clear-groups", *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+    subprocess.run(cmd, check=True, capture_output=True)
 
 
 def start_postgres(folder: Path) -> PostgresServer:
