@@ -328,3 +328,13 @@ def test_migrations_must_be_numbered_without_holes(tmp_path: Path) -> None:
     (tmp_path / "003_visits.sql").rename(tmp_path / "2_visits.sql")
     with pytest.raises(ArchiveError, match=r"NNN_name\.sql"):
         migrations.load("sqlite", tmp_path)
+
+
+async def test_the_next_month_is_made_ahead_as_the_clock_moves_on(postgres_url: str) -> None:
+    clock = ManualClock(NOW.timestamp())
+    async with PostgresArchive(postgres_url, clock=clock) as archive:
+        assert await archive.partitions() == [date(2026, 3, 1), date(2026, 4, 1)]
+        await clock.advance(timedelta(days=25).total_seconds())  # 4 April
+        await archive.insert_batch([rec("lv-01", 1, NOW + timedelta(days=25))])
+        assert await archive.partitions() == [date(2026, 3, 1), date(2026, 4, 1),
+                                              date(2026, 5, 1)]

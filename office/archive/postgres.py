@@ -3,8 +3,9 @@
 Records are range-partitioned by the UTC month of ``ts`` (one table ``records_yYYYYmMM`` a
 month), so retention drops a month at a time and a day's query touches one partition.
 
-Partitions are made ahead: the current and the next month when the archive opens, and any
-other month the moment a batch carries a record for it (a late backlog, a bus whose clock was
+Partitions are made ahead: the current and the next month when the archive opens and again
+as the office's clock moves into a new month, and any other month the moment a batch carries a
+record for it (a late backlog, a bus whose clock was
 wrong). That happens in its own short transaction just before the insert, not inside the insert's
 transaction and not through a DEFAULT partition:
 
@@ -201,7 +202,10 @@ class PostgresArchive:
     async def insert_batch(self, records: Sequence[ArchivedRecord]) -> InsertResult:
         if not records:
             return InsertResult(0, 0)
-        months = {month_of(r.ts) for r in records}
+        # The next month by the office's clock too, so a worker running across a month's end
+        # has the new partition before the first record needs it (no DDL on the hot path).
+        this_month = month_of(datetime.fromtimestamp(self._clock.now(), UTC))
+        months = {month_of(r.ts) for r in records} | {this_month, next_month(this_month)}
         rows = [(r.bus, r.seq, r.ts, r.schema_, r.kind, r.topic, r.received, r.data_json())
                 for r in records]
         await self._ensure_partitions(months)
