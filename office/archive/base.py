@@ -1,0 +1,88 @@
+"""The one interface both archive back ends implement, and the factory that picks one by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from busd.clock import Clock, SystemClock
+from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
+
+# Days are the municipality's local days (Līvāni, Mažeikiai: both UTC+2/+3).
+DEFAULT_TZ = "Europe/Riga"
+
+
+class Archive(Protocol):
+    """Every durable record of every bus, once; gaps and deduplication are the database's job.
+
+    An implementation is an async context manager: ``async with open_archive(url) as archive``
+    opens it and applies any migration not yet applied, and closes it on exit.
+    """
+
+    async def open(self) -> Self:
+        """Connect and migrate (idempotent: a migration already recorded is not applied again)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None: ...
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet, in order; returns the versions applied now."""
+        ...
+
+    async def applied_migrations(self) -> list[int]: ...
+
+    async def insert_batch(self, records: Sequence[ArchivedRecord]) -> InsertResult:
+        """Store a batch in one transaction; a record already archived is a duplicate."""
+        ...
+
+    async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
+        """Missing seq ranges between archived records, per bus, ordered by bus and seq.
+
+        ``day`` keeps the gaps whose loss began on that local day. No gap is reported before a
+        bus's first archived record: retention removes old records, so it would be a false one.
+        """
+        ...
+
+    async def records(self, bus: str, *, kind: str | None = None) -> list[ArchivedRecord]:
+        """A bus's records in seq order (all of them: for tests and small exports)."""
+        ...
+
+    async def count(self, bus: str | None = None) -> int: ...
+
+    async def retention(self, older_than: datetime) -> list[date]:
+        """Remove every month (UTC) that ends at or before ``older_than``.
+
+        Returns the first day of each month removed that held records. PostgreSQL drops the
+        month's partition; SQLite deletes its rows.
+        """
+        ...
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a SQLite URL, as SQLAlchemy spells them: ``sqlite:///relative.db``,
+    ``sqlite:////absolute.db``; ``sqlite://`` alone is in memory."""
+    return url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+
+
+def open_archive(url: str, *, tz: str = DEFAULT_TZ, clock: Clock | None = None,
+                 connect_timeout_s: float = 10.0) -> Archive:
+    """The back end named by ``url``: ``sqlite:///path/to/file.db`` (``sqlite://`` alone is in
+    memory) or ``postgresql://user@host:port/db``. Not opened yet: use ``async with``."""
+    clock = clock or SystemClock()
+    if url.startswith("sqlite://"):
+        from office.archive.sqlite import SqliteArchive
+
+        return SqliteArchive(sqlite_path(url), tz=tz, clock=clock)
+    if url.startswith(("postgresql://", "postgres://")):
+        # Imported here: psycopg is only needed by an office that runs PostgreSQL.
+        from office.archive.postgres import PostgresArchive
+
+        return PostgresArchive(url, tz=tz, clock=clock, connect_timeout_s=connect_timeout_s)
+    raise ArchiveError(f"unknown archive URL {url!r}: expected sqlite:///… or postgresql://…")

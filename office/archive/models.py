@@ -1,0 +1,125 @@
+"""The archive's typed contracts: a record in and out, an insert's outcome, a gap.
+
+A record is one durable message of one bus, as the outbox numbered it: ``(bus, seq)`` names it,
+and ``ts`` is the time the bus stamped when it made the record. The bus stamps ``ts`` once and
+stores the record whole in its outbox, so every resend of ``(bus, seq)`` carries the same ``ts``
+(tests/test_office_archive.py checks that on the real outbox). The PostgreSQL back end relies on
+it: its primary key must contain the partition key, so it is ``(bus, seq, ts)``, and a resend is
+recognised as a duplicate only because its ``ts`` is the original's.
+
+``data`` stays JSON (TEXT in SQLite, JSONB in PostgreSQL) until the event catalogue lands and the
+derived tables (visits, legs, charging, daily reports, plan changes, alerts) are filled from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from busd.errors import BusdError
+
+# A bus id is one MQTT topic level: no separators or wildcards, printable, bounded.
+BusId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# PostgreSQL stores seq as bigint.
+MAX_SEQ = 2**63 - 1
+
+
+class ArchiveError(BusdError):
+    """The archive could not do what was asked (the database refused, the schema is unknown)."""
+
+
+def _check_strings(value: Any, where: str) -> None:
+    """Refuse what PostgreSQL cannot store (NUL, lone surrogates), so both back ends agree."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}: NUL character in a string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"{where}: string is not valid Unicode ({err.reason})") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key, where)
+            _check_strings(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_strings(item, f"{where}[{i}]")
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON; NaN and Infinity are not JSON and are refused."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+class ArchivedRecord(BaseModel):
+    """One durable record of one bus, as archived."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bus: BusId
+    seq: int = Field(ge=0, le=MAX_SEQ)
+    ts: AwareDatetime
+    schema_: str = Field(alias="schema", min_length=1, max_length=200)
+    kind: str = Field(min_length=1, max_length=200)
+    topic: str = Field(min_length=1, max_length=500)
+    received: AwareDatetime
+    data: Any = None
+
+    @field_validator("ts", "received")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("schema_", "kind", "topic")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        _check_strings(value, "text")
+        return value
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        try:
+            text = dump_json(value)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"payload is not JSON: {err}") from None
+        # The stored form is what comes back out: tuples become lists, and so on.
+        loaded = json.loads(text)
+        _check_strings(loaded, "data")
+        return loaded
+
+    def data_json(self) -> str:
+        return dump_json(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    """What one batch did: records stored for the first time, and records already there."""
+
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Records of ``bus`` numbered ``first``..``last`` are missing from the archive.
+
+    ``after`` is the ``ts`` of the last record archived before the gap and ``before`` that of the
+    first after it: the lost records were made between the two. ``day`` is ``after``'s local day,
+    the day the loss began; a gap is listed under that one day.
+    """
+
+    bus: str
+    first: int
+    last: int
+    after: datetime
+    before: datetime
+    day: date
+
+    @property
+    def missing(self) -> int:
+        return self.last - self.first + 1
