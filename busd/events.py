@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
 from busd.clock import Clock
 from busd.errors import StorageError
+from busd.event_catalog import DailyReport, Event
 from busd.ports import EventSink
 from busd.supervisor import Backoff, ComponentContext
 
@@ -42,45 +42,44 @@ class EventForwarder:
         self.on_storage: Callable[[str | None], None] = on_storage or (lambda _reason: None)
         self._backoff = Backoff(initial_s=1.0, max_s=30.0)
         self._rng = random.Random()
-        # (is_report, kind, data)
-        self._queue: asyncio.Queue[tuple[bool, str, dict[str, Any]]] = asyncio.Queue(capacity)
+        self._queue: asyncio.Queue[Event | DailyReport] = asyncio.Queue(capacity)
         self.dropped = 0
         self.forwarded = 0
 
-    def emit(self, kind: str, data: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         """Queue an event; safe to call from any code on the event loop."""
-        self._put(False, kind, data)
+        self._put(event)
 
     forward = emit
 
-    def report(self, kind: str, data: dict[str, Any]) -> None:
+    def report(self, report: DailyReport) -> None:
         """Queue a report (``report/{kind}``)."""
-        self._put(True, kind, data)
+        self._put(report)
 
-    def _put(self, is_report: bool, kind: str, data: dict[str, Any]) -> None:
+    def _put(self, item: Event | DailyReport) -> None:
         try:
-            self._queue.put_nowait((is_report, kind, data))
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.error("event_dropped", kind=kind, dropped=self.dropped)
+            log.error("event_dropped", kind=item.kind, dropped=self.dropped)
 
-    async def _send(self, is_report: bool, kind: str, data: dict[str, Any]) -> None:
-        if is_report:
-            await self._sink.emit_report(kind, data)
+    async def _send(self, item: Event | DailyReport) -> None:
+        if isinstance(item, DailyReport):
+            await self._sink.emit_report(item)
         else:
-            await self._sink.emit_event(kind, data)
+            await self._sink.emit_event(item)
 
     @property
     def pending(self) -> int:
         return self._queue.qsize()
 
-    async def _send_until_stored(self, item: tuple[bool, str, dict[str, Any]],
+    async def _send_until_stored(self, item: Event | DailyReport,
                                  ctx: ComponentContext) -> None:
         """The disk may be full for a while: keep the event and try again, in order."""
         failures = 0
         while True:
             try:
-                await self._send(*item)
+                await self._send(item)
             except StorageError as err:
                 failures += 1
                 if failures == 1:
@@ -105,4 +104,4 @@ class EventForwarder:
         finally:
             # Stopping: flush what is queued (the outbox is still open; it stops after us).
             while not self._queue.empty():
-                await asyncio.shield(self._send(*self._queue.get_nowait()))
+                await asyncio.shield(self._send(self._queue.get_nowait()))

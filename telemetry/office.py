@@ -118,7 +118,7 @@ class Office:
         elif suffix == "state":
             view.state = msg
         elif suffix == "plan":
-            view.plan = msg.get("plan") or {}
+            view.plan = msg  # one envelope: the plan, itinerary, progress, projection
         elif schema == SCHEMA_BATCH or "seq" in msg:
             records = msg.get("records", []) if schema == SCHEMA_BATCH else [msg]
             good = [r for r in records if isinstance(r, dict) and isinstance(r.get("seq"), int)]

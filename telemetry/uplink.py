@@ -25,16 +25,18 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import structlog
+from pydantic import ValidationError
 
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MqttConfig, UplinkConfig
 from busd.errors import StorageError
+from busd.event_catalog import PlanDocument
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext
 from telemetry import mqtt
@@ -54,6 +56,17 @@ class Message:
     topic: str
     payload: bytes
     seqs: tuple[int, ...]
+
+
+def _stored_plan(text: str | None) -> PlanDocument | None:
+    """The plan document kept for a restart; one from an older version is not sent."""
+    if not text:
+        return None
+    try:
+        return PlanDocument.model_validate_json(text)
+    except ValidationError as err:
+        log.warning("stored_plan_unreadable", error=str(err).splitlines()[0])
+        return None
 
 
 def row_topic(row: Row) -> str:
@@ -129,7 +142,7 @@ class Uplink:
         self._client_id = mqtt_config.client_id or f"busd-{bus_id}"
         self._boot = utc_iso(clock.now())
         self._protocol = mqtt.first_protocol(self._settings)
-        self._plan: dict[str, Any] | None = None
+        self._plan: PlanDocument | None = None
         self._plan_changed = asyncio.Event()
         # The alert board's active alerts (kind: message), shown on every state message.
         self.active_alerts: Callable[[], dict[str, str]] = dict
@@ -157,25 +170,31 @@ class Uplink:
 
     # --- PlanPublisher -------------------------------------------------------------
 
-    async def publish_plan(self, plan: Mapping[str, Any]) -> None:
-        """Keep ``plan`` as the retained ``.../plan`` (now if connected, else on reconnect)."""
-        self._plan = dict(plan)
+    async def publish_plan(self, document: PlanDocument) -> None:
+        """Keep ``document`` as the retained ``.../plan`` (now if connected, else on
+        reconnect)."""
+        self._plan = document
         self._plan_changed.set()
         try:
             # Kept for a restart's first connection, before the planner publishes again.
-            await self._outbox.set_meta(PLAN_META_KEY, json.dumps(self._plan))
+            await self._outbox.set_meta(PLAN_META_KEY, document.model_dump_json())
         except StorageError as err:
             # The disk refuses it (the outbox reports that itself): the plan still goes
             # out now, and the next plan document is kept when the disk allows.
             self._log.warning("plan_not_kept_for_restart", error=str(err))
+
+    def plan_payload(self, document: PlanDocument) -> bytes:
+        """The retained ``plan`` message: the document's fields in one envelope."""
+        msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()),
+                          **dict(document))
+        return msg.model_dump_json(by_alias=True).encode()
 
     # --- the component ----------------------------------------------------------------
 
     async def run(self, ctx: ComponentContext) -> None:
         failures = 0
         if self._plan is None:
-            stored = await self._outbox.get_meta(PLAN_META_KEY)
-            self._plan = json.loads(stored) if stored else None
+            self._plan = _stored_plan(await self._outbox.get_meta(PLAN_META_KEY))
         while True:
             try:
                 await self._session(ctx)
@@ -315,13 +334,12 @@ class Uplink:
                 str(message.payload or "").encode()
             self.counters["commands"] += 1
             result = await self._commands.handle(name, payload)
-            await self._outbox.append("cmd_result", "cmd_result", result.dump())
+            await self._outbox.emit_result(result)
 
     async def _publish_plan(self, client: aiomqtt.Client) -> None:
         while True:
             if self._plan is not None:
-                msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()), plan=self._plan)
-                await client.publish(self.topic("plan"), json.dumps(msg.dump()).encode(),
+                await client.publish(self.topic("plan"), self.plan_payload(self._plan),
                                      qos=1, retain=True)
             self._plan_changed.clear()
             await self._plan_changed.wait()

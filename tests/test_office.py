@@ -58,7 +58,7 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
         config = bus_config(tmp_path, mosquitto.port)
         async with running_office(mosquitto.port) as watcher, running_bus(config) as (parts, _):
             for i in range(5):
-                await parts.outbox.emit_event("tick", {"i": i})
+                await parts.outbox.append("event", "tick", {"i": i})
 
             async def both_have_five():
                 if len(await watcher.archive.seqs("bus-01")) < 5 or not archive.exists():

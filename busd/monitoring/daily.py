@@ -28,6 +28,7 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 
 from busd.clock import Clock, utc_iso
 from busd.errors import StorageError
+from busd.event_catalog import DailyReport
 from busd.monitoring.summary import daily_summary
 from busd.ports import EventEmitter
 from busd.supervisor import ComponentContext
@@ -143,10 +144,8 @@ class DailySummaryJob:
         summary["created"] = utc_iso(now)
         self.unsaved[day] = (summary, alerts, now)
         await self._save_unsaved()  # stored before it is published, when the disk allows
-        payload = dict(summary)
-        if self._bus_id:
-            payload["bus"] = self._bus_id
-        self._sink.report("daily", payload)
+        # The report's data is the summary itself (the envelope names the bus).
+        self._sink.report(DailyReport.model_validate(summary))
         self.done.add(day)
         return summary
 

@@ -35,6 +35,7 @@ from busd import signals as sig
 from busd.clock import Clock
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
+from busd.event_catalog import PlanDocument
 from busd.files import write_atomic
 from busd.plan import Plan, load_plan
 from busd.planner.core import AckResult, CommandResult, Outgoing, PlannerCore
@@ -365,14 +366,16 @@ class Planner:
 
     async def _send(self, out: list[Outgoing]) -> None:
         for message in out:
-            if message.kind == "event":
+            payload = message.payload
+            if not isinstance(payload, PlanDocument):
                 # Queued to the event forwarder, which stores it in order and waits
                 # out a disk that refuses writes: the planner never blocks on it.
-                self._events.emit(message.name, message.payload)
+                self._events.emit(payload)
             else:
-                await self._plan_sink.publish_plan(message.payload)
+                await self._plan_sink.publish_plan(payload)
                 if self._dir is not None:
-                    self._state_text = json.dumps(message.payload, ensure_ascii=False, indent=1)
+                    # pydantic's JSON: never NaN or Infinity (the models refuse them).
+                    self._state_text = payload.model_dump_json(indent=1)
                     await self._write_state()
 
     async def _take_acks(self) -> None:
