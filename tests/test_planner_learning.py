@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
+from busd.event_catalog import LegCompleted
 from busd.planner import component
 from busd.planner.learning import LearningEmitter
-from busd.event_catalog import LegCompleted
 from tests.monitoring_helpers import CaptureSink, leg_event, visit_ended
 from tests.test_planner_component import ctx, make
 

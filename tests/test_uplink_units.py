@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from busd.clock import ManualClock
 from busd.config import BusdConfig, UplinkConfig, load_config, outbox_path
 from busd.errors import ConfigError
+from busd.event_catalog import LiftCycle
 from busd.state import VehicleState
 from telemetry import schema
-from busd.event_catalog import LiftCycle
 from telemetry.models import Batch, EventRecord, TelemetryRecord
 from telemetry.mqtt import BrokerSettings
 from telemetry.outbox import Row
