@@ -195,10 +195,14 @@ class _Charge(_AtPlace):
 
 
 class ChargingStarted(_Charge):
+    """The charger reports charging (a charging session began)."""
+
     kind: Literal["charging_started"] = "charging_started"
 
 
 class ChargingEnded(_Charge):
+    """The charger was unplugged, or went idle or faulty: the session's energy and SOC."""
+
     kind: Literal["charging_ended"] = "charging_ended"
 
 
@@ -263,6 +267,8 @@ AlertDetails = dict[str, Scalar | None]
 
 
 class AlertRaised(EventModel):
+    """A problem situation began (one alert per situation, not one per update)."""
+
     kind: Literal["alert_raised"] = "alert_raised"
     alert: str = Field(description="which alert: lift_moving, charger_fault, "
                        "storage_unwritable, ...")
@@ -272,6 +278,8 @@ class AlertRaised(EventModel):
 
 
 class AlertCleared(EventModel):
+    """The problem situation ended (or, after a restart, was not raised again)."""
+
     kind: Literal["alert_cleared"] = "alert_cleared"
     alert: str
     raised_at: UtcTs
@@ -301,10 +309,10 @@ class DataDropped(EventModel):
 class CommandDetail(EventModel):
     """What an answer adds: the bus's time (ping), the accepted version, the problems."""
 
-    bus_ts: UtcTs | None = Field(None, description="ping: the bus's clock")
-    version: int | None = Field(None, description="plan: the version now accepted")
+    bus_ts: UtcTs | None = Field(default=None, description="ping: the bus's clock")
+    version: int | None = Field(default=None, description="plan: the version now accepted")
     problems: list[tuple[str, str]] | None = Field(
-        None, description="plan: each problem as [key, reason]")
+        default=None, description="plan: each problem as [key, reason]")
 
 
 class CommandResult(EventModel):
@@ -312,10 +320,10 @@ class CommandResult(EventModel):
 
     kind: Literal["cmd_result"] = "cmd_result"
     command: str = Field(description="ping, plan, ... or '?' when unreadable")
-    id: str | None = Field(None, description="the command's id, when it could be read")
+    id: str | None = Field(default=None, description="the command's id, when it could be read")
     accepted: bool
-    reason: str = Field("", description="exactly why not, when rejected")
-    detail: CommandDetail = Field(default_factory=CommandDetail)
+    reason: str = Field(default="", description="exactly why not, when rejected")
+    detail: CommandDetail = Field(default_factory=lambda: CommandDetail())
 
 
 # --- the daily report ------------------------------------------------------------------

@@ -214,13 +214,14 @@ def _record_model(model: type[EventModel], schema: str, base_doc: str) -> type[_
     """The record of one catalogue kind: its envelope with ``kind`` and ``data`` narrowed."""
     kind = kind_of(model)
     name = "".join(part.title() for part in kind.split("_")) + "Record"
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        name,
-        __base__=_Record,
-        __doc__=f"{base_doc.format(kind=kind)} {model.__doc__ or ''}".strip(),
-        schema_=(Literal[schema], Field(default=schema, alias="schema")),  # type: ignore[valid-type]
-        kind=(Literal[kind], kind),  # type: ignore[valid-type]
-        data=(model, ...),
+    fields: dict[str, Any] = {
+        "schema_": (Literal[schema], Field(default=schema, alias="schema")),
+        "kind": (Literal[kind], kind),
+        "data": (model, ...),
+    }
+    return create_model(
+        name, __base__=_Record,
+        __doc__=f"{base_doc.format(kind=kind)} {model.__doc__ or ''}".strip(), **fields,
     )
 
 
