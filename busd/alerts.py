@@ -93,7 +93,7 @@ class AlertBoard:
         self._per_day[datetime.fromtimestamp(alert.raised_at, self._zone).date()] += 1
         log.warning("alert_raised", kind=kind, message=message, **dict(details))
         self._emit(AlertRaised(alert=kind, message=message, raised_at=utc_iso(alert.raised_at),
-                               details=_details(details)))
+                               details=alert_details(details)))
         self._changed()
 
     def clear_alert(self, kind: str, *, details: Mapping[str, object]) -> None:
@@ -104,7 +104,7 @@ class AlertBoard:
         duration = self._clock.now() - alert.raised_at
         log.info("alert_cleared", kind=kind, after_s=round(duration, 1))
         self._emit(AlertCleared(alert=kind, raised_at=utc_iso(alert.raised_at),
-                                duration_s=round(duration, 1), details=_details(details)))
+                                duration_s=round(duration, 1), details=alert_details(details)))
         self._changed()
 
     def _changed(self) -> None:
@@ -116,7 +116,7 @@ class AlertBoard:
             self._forward(event)
 
 
-def _details(details: Mapping[str, object]) -> AlertDetails:
+def alert_details(details: Mapping[str, object]) -> AlertDetails:
     """A rule's details as the event carries them: scalars; anything else as text, and a
     number that is not finite (not JSON) as None."""
     out: AlertDetails = {}

@@ -104,7 +104,7 @@ class Office:
         if not payload:
             return  # a cleared retained message
         try:
-            msg = json.loads(payload)
+            msg = json.loads(payload, parse_constant=_not_json)
             if not isinstance(msg, dict):
                 raise ValueError("not an object")
         except (ValueError, RecursionError):
@@ -184,7 +184,8 @@ class Office:
         """Publish a command to a bus (QoS 1); needs a live connection."""
         if self._client is None:
             raise RuntimeError("office is not connected")
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = payload if isinstance(payload, bytes) else \
+            json.dumps(payload, allow_nan=False).encode()
         await self._client.publish(f"{self._prefix.format(bus_id=bus)}/cmd/{name}", body, qos=1)
 
     # --- the terminal table ----------------------------------------------------------------
@@ -211,6 +212,11 @@ class Office:
                           "-" if pos_age is None else f"{pos_age:.0f} s", stops, last,
                           str(sum(b - a + 1 for a, b in gaps)), str(v.duplicates))
         return table
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN and Infinity, which JSON does not have: a malformed message."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def current_and_next(document: Any) -> tuple[str, str]:

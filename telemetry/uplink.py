@@ -166,7 +166,8 @@ class Uplink:
 
     def _status(self, online: bool, reason: str | None = None) -> bytes:
         return json.dumps(Status(bus=self._bus, ts=utc_iso(self._clock.now()), online=online,
-                                 version=VERSION, boot=self._boot, reason=reason).dump()).encode()
+                                 version=VERSION, boot=self._boot, reason=reason).dump(),
+                          allow_nan=False).encode()
 
     # --- PlanPublisher -------------------------------------------------------------
 
@@ -301,7 +302,7 @@ class Uplink:
                       moving=is_moving(self._state, self._cfg.moving_kmh),
                       values=values, stale=stale or None, age_s=ages or None,
                       alerts=self.active_alerts() or None)
-        return json.dumps(state.dump(), separators=(",", ":")).encode()
+        return json.dumps(state.dump(), separators=(",", ":"), allow_nan=False).encode()
 
     async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
         props = None

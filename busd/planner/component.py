@@ -169,7 +169,8 @@ class Planner:
         if self._dir is None:
             return
         self._energy_seq += 1
-        self._energy_text = (self._energy_seq, json.dumps(self.core.energy.to_dict()))
+        self._energy_text = (
+            self._energy_seq, json.dumps(self.core.energy.to_dict(), allow_nan=False))
         self._energy_wanted.set()
 
     async def flush_energy(self) -> None:
