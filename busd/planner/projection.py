@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from busd.config import PlannerConfig
-from busd.event_catalog import Item  # the itinerary entry, as the plan events carry it
+from busd.event_catalog import Item as Item  # re-exported: the itinerary entry of the events
 from busd.plan import Charger, Plan, Stop, haversine_m
 from busd.planner.energy import EnergyModel
 from busd.planner.model import ChargeParams, ChargerNode, Evaluation, Instance, StopNode, evaluate
