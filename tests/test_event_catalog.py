@@ -139,3 +139,27 @@ async def test_the_tracker_emits_one_lift_cycle_per_cycle_at_the_place_it_is() -
     cycles = [m for m in sink.models if isinstance(m, cat.LiftCycle)]
     assert [(c.cycles, c.day_cycles, c.counter, c.place_id) for c in cycles] == [
         (1, 1, 41, stop.id), (2, 3, 43, stop.id)]
+
+
+async def test_an_event_reaches_the_wire_as_its_model_serialised(tmp_path) -> None:
+    """Forwarder → outbox (pydantic's JSON at its edge) → the MQTT message → the same model."""
+    from busd.config import OutboxConfig
+    from busd.events import EventForwarder
+    from telemetry.outbox import Outbox
+    from telemetry.uplink import build_messages
+
+    clock = ManualClock(start=1_767_225_600.0)
+    outbox = Outbox(path=tmp_path / "outbox.sqlite", clock=clock, config=OutboxConfig())
+    await outbox.open()
+    try:
+        leg = leg_event(km=12.5, out_kwh=4.0, temp_c=-12.0)
+        forwarder = EventForwarder(sink=outbox, clock=clock)
+        await forwarder._send(leg)
+        (row,) = await outbox.peek(after_seq=0, limit=10)
+        (message,) = build_messages([row], prefix="multimobile/v1/bus-01", bus="bus-01",
+                                    now=clock.now(), max_records=10, max_bytes=100_000)
+        assert message.topic == "multimobile/v1/bus-01/event/leg_completed"
+        record = EventRecord.model_validate_json(message.payload)
+        assert record.data == leg and record.bus == "bus-01" and record.seq == 1
+    finally:
+        await outbox.close()
