@@ -25,8 +25,10 @@ from typing import Any
 
 import aiomqtt
 import structlog
+from pydantic import ValidationError
 
 from busd.clock import Clock, SystemClock
+from busd.event_catalog import parse_event
 from telemetry import mqtt
 from telemetry.archive import Archive
 from telemetry.models import SCHEMA_BATCH
@@ -75,6 +77,7 @@ class Office:
         self.subscription = prefix.format(bus_id="+") + "/#"
         self.fleet: dict[str, BusView] = {}
         self.malformed = 0
+        self.invalid = 0  # archived records whose data the event catalogue does not know
         self.connected = asyncio.Event()
         self._changed = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -131,7 +134,26 @@ class Office:
                 view.last_record_at = self._clock.now()
             view.cmd_results.extend(
                 r.get("data", {}) for r in good if r.get("kind") == "cmd_result")
+            self._check_events(bus, suffix, good)
         self._changed.set()
+
+    def _check_events(self, bus: str, topic: str, records: list[dict[str, Any]]) -> None:
+        """Events, reports and answers are read with the bus's own catalogue models: one that
+        does not fit (a bus on another version) is archived all the same, and counted."""
+        if not topic.startswith(("event/", "report/", "cmd/result")):
+            return
+        for record in records:
+            try:
+                event = parse_event(record.get("data"))
+            except ValidationError as err:
+                event = None
+                reason = str(err).splitlines()[0]
+            else:
+                reason = f"kind {event.kind!r} in a record of kind {record.get('kind')!r}"
+            if event is None or event.kind != record.get("kind"):
+                self.invalid += 1
+                self._log.warning("record_not_in_catalogue", bus=bus, topic=topic,
+                                  seq=record.get("seq"), reason=reason)
 
     async def wait_until(self, predicate: Callable[[], Any], *, timeout: float) -> None:
         """Wait for a condition on what has been received; TimeoutError otherwise."""

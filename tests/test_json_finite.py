@@ -50,7 +50,12 @@ async def test_the_office_takes_a_record_with_infinity_as_malformed() -> None:
         await office.handle("multimobile/v1/bus-01/event/lift_cycle", (record % (1, "1")).encode())
         await office.handle("multimobile/v1/bus-01/event/lift_cycle",
                             (record % (2, "Infinity")).encode())
-        assert office.malformed == 1
+        assert office.malformed == 1 and office.invalid == 0
         assert [r["seq"] for r in await archive.records("bus-01")] == [1]
+        # Valid JSON that the catalogue does not know: archived all the same, and counted.
+        await office.handle("multimobile/v1/bus-01/event/lift_cycle",
+                            (record % (3, '"many"')).encode())
+        assert office.invalid == 1
+        assert [r["seq"] for r in await archive.records("bus-01")] == [1, 3]
     finally:
         await archive.close()
