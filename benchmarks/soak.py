@@ -143,7 +143,7 @@ def storage_alerts(records: list[dict]) -> tuple[int, int, bool]:
     the same situation)."""
     events = [r for r in records if r["schema"].startswith("busd.event")
               and r["kind"] in ("alert_raised", "alert_cleared")
-              and (r.get("data") or {}).get("kind") == "storage_unwritable"]
+              and (r.get("data") or {}).get("alert") == "storage_unwritable"]
     active = False
     for r in sorted(events, key=lambda r: r["seq"]):
         active = r["kind"] == "alert_raised"

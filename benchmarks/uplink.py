@@ -123,7 +123,7 @@ async def bench_drain(broker: Mosquitto, work: Path, records: int) -> dict:
         data = sampler.sample() or {"full": False, "values": {}}
         parts.outbox.add_telemetry(data, full=data["full"], ts=START + i)
         if i % 100 == 99:  # about 860 events in the day
-            await parts.outbox.emit_event("visit_started", event_payload(i))
+            await parts.outbox.append("event", "visit_started", event_payload(i))
             events += 1
         elif i % 500 == 499:
             await parts.outbox.flush()
@@ -265,7 +265,7 @@ async def bench_disk(work: Path) -> dict:
         if data is not None:
             box.add_telemetry(data, full=data["full"])
         if t % 1800 == 0:
-            await box.emit_event("leg_completed", event_payload(t))
+            await box.append("event", "leg_completed", event_payload(t))
         if t % int(cfg.commit_interval_s) == 0:
             await box.flush()
             rows = await box.peek(after_seq=sent, limit=1000)

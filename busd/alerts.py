@@ -13,6 +13,7 @@ period is cleared, so the office never keeps an alert whose cause is gone.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,10 +23,11 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from busd.clock import Clock, utc_iso
+from busd.event_catalog import AlertCleared, AlertDetails, AlertRaised
 
 log = structlog.get_logger("busd.alerts")
 
-EventForward = Callable[[str, dict[str, object]], None]
+EventForward = Callable[[AlertRaised | AlertCleared], None]
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,8 @@ class AlertBoard:
         self.raised_count += 1
         self._per_day[datetime.fromtimestamp(alert.raised_at, self._zone).date()] += 1
         log.warning("alert_raised", kind=kind, message=message, **dict(details))
-        self._emit("alert_raised", {"kind": kind, "message": message,
-                                    "raised_at": utc_iso(alert.raised_at),
-                                    "details": dict(details)})
+        self._emit(AlertRaised(alert=kind, message=message, raised_at=utc_iso(alert.raised_at),
+                               details=alert_details(details)))
         self._changed()
 
     def clear_alert(self, kind: str, *, details: Mapping[str, object]) -> None:
@@ -99,14 +100,28 @@ class AlertBoard:
             return
         duration = self._clock.now() - alert.raised_at
         log.info("alert_cleared", kind=kind, after_s=round(duration, 1))
-        self._emit("alert_cleared", {"kind": kind, "raised_at": utc_iso(alert.raised_at),
-                                     "duration_s": round(duration, 1), "details": dict(details)})
+        self._emit(AlertCleared(alert=kind, raised_at=utc_iso(alert.raised_at),
+                                duration_s=round(duration, 1), details=alert_details(details)))
         self._changed()
 
     def _changed(self) -> None:
         for listener in self._listeners:
             listener()
 
-    def _emit(self, kind: str, payload: dict[str, object]) -> None:
+    def _emit(self, event: AlertRaised | AlertCleared) -> None:
         if self._forward is not None:
-            self._forward(kind, payload)
+            self._forward(event)
+
+
+def alert_details(details: Mapping[str, object]) -> AlertDetails:
+    """A rule's details as the event carries them: scalars; anything else as text, and a
+    number that is not finite (not JSON) as None."""
+    out: AlertDetails = {}
+    for key, value in details.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            out[key] = None
+        elif value is None or isinstance(value, bool | int | float | str):
+            out[key] = value
+        else:
+            out[key] = str(value)
+    return out

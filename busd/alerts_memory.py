@@ -21,7 +21,7 @@ from pathlib import Path
 
 import structlog
 
-from busd.alerts import Alert, AlertBoard
+from busd.alerts import Alert, AlertBoard, alert_details
 from busd.clock import Clock, utc_iso
 from busd.files import write_atomic
 from busd.storage import Report, StoragePolicy
@@ -31,9 +31,11 @@ log = structlog.get_logger("busd.alerts_memory")
 
 
 def _encode(active: dict[str, Alert]) -> str:
+    # The details as the alert events carry them (scalars, finite): never NaN in the file.
     return json.dumps({kind: {"message": a.message, "raised_at": utc_iso(a.raised_at),
-                              "details": dict(a.details)} for kind, a in active.items()},
-                      ensure_ascii=False, default=str)
+                              "details": alert_details(a.details)}
+                       for kind, a in active.items()},
+                      ensure_ascii=False, allow_nan=False)
 
 
 def _decode(text: str) -> dict[str, Alert]:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
 
 import structlog
 
 from busd.clock import Clock
+from busd.event_catalog import DailyReport, Event
 from busd.ports import EventSink
 from busd.storage import STORAGE_ERRORS, Report, StoragePolicy
 from busd.supervisor import Backoff, ComponentContext
@@ -44,35 +44,34 @@ class EventForwarder:
         self._clock = clock
         self._storage = StoragePolicy("events", clock=clock, report=on_storage,
                                       backoff=Backoff(initial_s=1.0, max_s=30.0))
-        # (is_report, kind, data)
-        self._queue: asyncio.Queue[tuple[bool, str, dict[str, Any]]] = asyncio.Queue(capacity)
+        self._queue: asyncio.Queue[Event | DailyReport] = asyncio.Queue(capacity)
         # Taken from the queue, not yet stored: kept across a cancelled retry or a restart.
-        self._in_hand: tuple[bool, str, dict[str, Any]] | None = None
+        self._in_hand: Event | DailyReport | None = None
         self.dropped = 0
         self.forwarded = 0
 
-    def emit(self, kind: str, data: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         """Queue an event; safe to call from any code on the event loop."""
-        self._put(False, kind, data)
+        self._put(event)
 
     forward = emit
 
-    def report(self, kind: str, data: dict[str, Any]) -> None:
+    def report(self, report: DailyReport) -> None:
         """Queue a report (``report/{kind}``)."""
-        self._put(True, kind, data)
+        self._put(report)
 
-    def _put(self, is_report: bool, kind: str, data: dict[str, Any]) -> None:
+    def _put(self, item: Event | DailyReport) -> None:
         try:
-            self._queue.put_nowait((is_report, kind, data))
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped += 1
-            log.error("event_dropped", kind=kind, dropped=self.dropped)
+            log.error("event_dropped", kind=item.kind, dropped=self.dropped)
 
-    async def _send(self, is_report: bool, kind: str, data: dict[str, Any]) -> None:
-        if is_report:
-            await self._sink.emit_report(kind, data)
+    async def _send(self, item: Event | DailyReport) -> None:
+        if isinstance(item, DailyReport):
+            await self._sink.emit_report(item)
         else:
-            await self._sink.emit_event(kind, data)
+            await self._sink.emit_event(item)
 
     @property
     def pending(self) -> int:
@@ -86,7 +85,7 @@ class EventForwarder:
                     self._in_hand = await self._queue.get()
                 item = self._in_hand
                 # The disk may be full for a while: keep the event and try again, in order.
-                await self._storage.until_written(functools.partial(self._send, *item), ctx)
+                await self._storage.until_written(functools.partial(self._send, item), ctx)
                 self._in_hand = None
                 self.forwarded += 1
                 ctx.counters.update(forwarded=self.forwarded, dropped=self.dropped)
@@ -100,7 +99,7 @@ class EventForwarder:
             item = self._in_hand if self._in_hand is not None else self._queue.get_nowait()
             self._in_hand = item
             try:
-                await self._send(*item)
+                await self._send(item)
             except STORAGE_ERRORS as err:
                 # No time left to wait for the disk: say exactly what is lost.
                 log.error("events_unwritten_at_stop", error=str(err), lost=self.pending)

@@ -31,7 +31,9 @@ EARTH_RADIUS_M = 6_371_008.8
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: ``leg_km: 1e400`` parses as infinity, which is not JSON and
+    # would reach the retained plan and the display.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Place(_Strict):

@@ -1,8 +1,9 @@
 """Ports the logic in busd/ depends on; telemetry/ (and test fakes) implement them.
 
 The logic never imports aiomqtt or telemetry/: a tracker that finishes a leg
-calls ``await sink.emit_event("leg_completed", {...})`` and does not care
-whether the record goes to MQTT, a test list, or nowhere.
+calls ``emitter.emit(LegCompleted(...))`` and does not care whether the record
+goes to MQTT, a test list, or nowhere. Events are the typed models of
+:mod:`busd.event_catalog`, never dicts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from busd.event_catalog import CommandDetail, DailyReport, Event, PlanDocument
 from busd.plan import Plan
 
 JsonObject = Mapping[str, Any]
@@ -25,12 +27,12 @@ class EventSink(Protocol):
     de-duplication, or its loss is reported (``data_dropped``).
     """
 
-    async def emit_event(self, kind: str, data: JsonObject) -> int:
-        """An event for ``.../event/{kind}`` (visit_started, alert_raised, ...)."""
+    async def emit_event(self, event: Event) -> int:
+        """An event for ``.../event/{event.kind}`` (visit_started, alert_raised, ...)."""
         ...
 
-    async def emit_report(self, kind: str, data: JsonObject) -> int:
-        """A report for ``.../report/{kind}`` (``daily``)."""
+    async def emit_report(self, report: DailyReport) -> int:
+        """A report for ``.../report/{report.kind}`` (``daily``)."""
         ...
 
 
@@ -41,15 +43,15 @@ class EventEmitter(Protocol):
     to the :class:`EventSink` in order and never drops one silently.
     """
 
-    def emit(self, kind: str, payload: dict[str, Any]) -> None: ...
+    def emit(self, event: Event) -> None: ...
 
-    def report(self, kind: str, payload: dict[str, Any]) -> None: ...
+    def report(self, report: DailyReport) -> None: ...
 
 
 class PlanPublisher(Protocol):
     """The active plan, published retained on ``.../plan`` (latest wins, kept across restarts)."""
 
-    async def publish_plan(self, plan: JsonObject) -> None: ...
+    async def publish_plan(self, document: PlanDocument) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +60,16 @@ class CommandOutcome:
 
     accepted: bool
     reason: str = ""
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: CommandDetail = field(default_factory=CommandDetail)
 
     @classmethod
     def accept(cls, **detail: Any) -> CommandOutcome:
-        return cls(True, "", detail)
+        """``detail``: the fields of :class:`~busd.event_catalog.CommandDetail`."""
+        return cls(True, "", CommandDetail.model_validate(detail))
 
     @classmethod
     def reject(cls, reason: str, **detail: Any) -> CommandOutcome:
-        return cls(False, reason, detail)
+        return cls(False, reason, CommandDetail.model_validate(detail))
 
 
 # A command handler gets the already validated content of the command (for cmd/plan: the

@@ -87,7 +87,7 @@ class Archive:
                     "INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?,?,?,?)",
                     (bus, int(rec["seq"]), str(rec.get("ts", "")), str(rec.get("schema", "")),
                      str(rec.get("kind", "")), topic, received, self._arrival,
-                     json.dumps(rec.get("data"), separators=(",", ":"))),
+                     json.dumps(rec.get("data"), separators=(",", ":"), allow_nan=False)),
                 )
                 new += cur.rowcount
         return new, len(records) - new

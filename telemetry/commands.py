@@ -27,9 +27,10 @@ from pydantic import BaseModel, ValidationError
 
 from busd.clock import Clock, utc_iso
 from busd.errors import ConfigError
+from busd.event_catalog import CommandResult
 from busd.plan import day_problem, parse_plan
 from busd.ports import CommandHandler, CommandOutcome
-from telemetry.models import SCHEMA_CMD_PING, SCHEMA_CMD_PLAN, CmdPing, CmdPlan, CmdResultData
+from telemetry.models import SCHEMA_CMD_PING, SCHEMA_CMD_PLAN, CmdPing, CmdPlan
 
 log = structlog.get_logger("telemetry.commands")
 
@@ -104,7 +105,7 @@ class CommandDispatcher:
     def names(self) -> list[str]:
         return sorted(_MODELS)
 
-    async def handle(self, name: str, payload: bytes) -> CmdResultData:
+    async def handle(self, name: str, payload: bytes) -> CommandResult:
         """Validate and run one command; always returns the answer for cmd/result."""
         command_id: str | None = None
         try:
@@ -136,7 +137,7 @@ class CommandDispatcher:
         self.counters["accepted" if outcome.accepted else "rejected"] += 1
         self._log.info("command_" + ("accepted" if outcome.accepted else "rejected"),
                        command=name, id=command_id, reason=outcome.reason)
-        return CmdResultData(command=name if name in _MODELS else "?", id=command_id,
+        return CommandResult(command=name if name in _MODELS else "?", id=command_id,
                              accepted=outcome.accepted, reason=outcome.reason,
                              detail=outcome.detail)
 
@@ -203,5 +204,6 @@ class CommandDispatcher:
                 f"the plan handler did not answer within {self._timeout:g} s") from None
         if outcome.accepted:
             await self._store.set_meta(PLAN_VERSION_KEY, str(command.version))
-            outcome = CommandOutcome(True, "", {"version": command.version, **outcome.detail})
+            outcome = CommandOutcome(
+                True, "", outcome.detail.model_copy(update={"version": command.version}))
         return outcome

@@ -7,6 +7,10 @@ restarts, so the office drops duplicates and sees any loss as a gap.
 
 A batch (``busd.batch/1``) carries several durable records of one topic in one
 message; its ``records`` are the same records without the repeated ``bus``.
+
+The ``data`` of events, reports and command answers is a model of the event
+catalogue (busd/event_catalog.py); each kind has its own record model here
+(:data:`EVENT_RECORDS`), and so its own schema file. Numbers must be finite.
 """
 
 from __future__ import annotations
@@ -14,7 +18,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from busd.event_catalog import (
+    EVENT_MODELS,
+    REPORT_MODELS,
+    BusEvent,
+    CommandResult,
+    DailyReport,
+    Event,
+    EventModel,
+    Item,
+    ProjectionDoc,
+    Proposal,
+    kind_of,
+)
+from busd.plan import Plan
 
 Scalar = float | int | bool | str
 
@@ -41,7 +60,7 @@ STREAM_SCHEMAS = {
 class _Model(BaseModel):
     # "schema" shadows a BaseModel attribute, hence the alias; extra="forbid"
     # so a typo in an office-side producer is an error, not a silent field.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -102,25 +121,28 @@ class TelemetryRecord(_Record):
 
 
 class EventRecord(_Record):
-    """``.../event/{kind}``, QoS 1. ``data_dropped`` reports what the full outbox lost."""
+    """``.../event/{kind}``, QoS 1: any event of the catalogue (``kind`` = ``data.kind``).
+    ``data_dropped`` reports what the full outbox lost."""
 
     schema_: Literal["busd.event/1"] = Field(default=SCHEMA_EVENT, alias="schema")
-    data: dict[str, Any]
+    data: Event
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EventRecord:
+        if self.kind != self.data.kind:
+            raise ValueError(f"record kind {self.kind!r} but data of kind {self.data.kind!r}")
+        return self
 
 
 class ReportRecord(_Record):
     """``.../report/{kind}`` (``daily``), QoS 1."""
 
     schema_: Literal["busd.report/1"] = Field(default=SCHEMA_REPORT, alias="schema")
-    data: dict[str, Any]
+    kind: Literal["daily"] = "daily"
+    data: DailyReport
 
 
-class CmdResultData(_Model):
-    command: str = Field(description="ping, plan, ... or '?' when unreadable")
-    id: str | None = Field(None, description="the command's id, when it could be read")
-    accepted: bool
-    reason: str = Field("", description="exactly why not, when rejected")
-    detail: dict[str, Any] = Field(default_factory=dict)
+CmdResultData = CommandResult  # the answer's data is the catalogue's model
 
 
 class CmdResultRecord(_Record):
@@ -136,7 +158,7 @@ class BatchItem(_Model):
     ts: str
     schema_: str = Field(alias="schema", description="the record's own schema")
     kind: str
-    data: dict[str, Any]
+    data: TelemetryData | BusEvent
 
 
 class Batch(_Model):
@@ -149,12 +171,22 @@ class Batch(_Model):
 
 
 class PlanMessage(_Model):
-    """``.../plan``, retained: the active plan with its projections (body from the planner)."""
+    """``.../plan``, retained: the active plan with its projections, in one envelope (the
+    planner's :class:`~busd.event_catalog.PlanDocument` with ``bus``, ``ts``, ``schema``)."""
 
     bus: str
     ts: str
     schema_: Literal["busd.plan/1"] = Field(default=SCHEMA_PLAN, alias="schema")
-    plan: dict[str, Any]
+    plan: Plan | None = Field(description="the day's plan; None before one is loaded")
+    itinerary: list[Item]
+    done: list[str] = Field(description="ids of the itinerary entries already served")
+    at: str | None = Field(description="id of the place the bus is at, if any")
+    projection: ProjectionDoc | None
+    pending: Proposal | None = Field(description="the proposal awaiting the driver, if any")
+
+    def dump(self) -> dict[str, Any]:
+        # Nulls kept: "no pending proposal" is a fact the office reads, not a missing field.
+        return self.model_dump(mode="json", by_alias=True)
 
 
 class CmdPing(_Model):
@@ -180,6 +212,31 @@ class CmdPlan(_Model):
                                  "date and version; the planner gets only this")
 
 
+def _record_model(model: type[EventModel], schema: str, base_doc: str) -> type[_Record]:
+    """The record of one catalogue kind: its envelope with ``kind`` and ``data`` narrowed."""
+    kind = kind_of(model)
+    name = "".join(part.title() for part in kind.split("_")) + "Record"
+    fields: dict[str, Any] = {
+        "schema_": (Literal[schema], Field(default=schema, alias="schema")),
+        "kind": (Literal[kind], kind),
+        "data": (model, ...),
+    }
+    return create_model(
+        name, __base__=_Record,
+        __doc__=f"{base_doc.format(kind=kind)} {model.__doc__ or ''}".strip(), **fields,
+    )
+
+
+# One record model per kind: ``event-{kind}`` / ``report-{kind}`` in docs/schema/.
+EVENT_RECORDS: dict[str, type[_Record]] = {
+    kind_of(m): _record_model(m, SCHEMA_EVENT, "``.../event/{kind}``, QoS 1.")
+    for m in EVENT_MODELS
+}
+REPORT_RECORDS: dict[str, type[_Record]] = {
+    kind_of(m): _record_model(m, SCHEMA_REPORT, "``.../report/{kind}``, QoS 1.")
+    for m in REPORT_MODELS
+}
+
 # Name of each schema file in docs/schema/, and the model that generates it.
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "status": Status,
@@ -192,4 +249,6 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "plan": PlanMessage,
     "cmd_ping": CmdPing,
     "cmd_plan": CmdPlan,
+    **{f"event-{kind}": model for kind, model in EVENT_RECORDS.items()},
+    **{f"report-{kind}": model for kind, model in REPORT_RECORDS.items()},
 }

@@ -196,7 +196,7 @@ class MonitoringStore:
         with self._writing("daily summary"):
             self.db.table("daily_summaries").upsert(
                 {"day": day, "created_ts": created_ts, "alerts": alerts,
-                 "json": json.dumps(summary, ensure_ascii=False)}, pk="day")
+                 "json": json.dumps(summary, ensure_ascii=False, allow_nan=False)}, pk="day")
 
     def summary(self, day: str) -> Row | None:
         with self._lock:

@@ -24,8 +24,10 @@ from typing import Any
 
 import aiomqtt
 import structlog
+from pydantic import ValidationError
 
 from busd.clock import Clock, SystemClock
+from busd.event_catalog import parse_event
 from busd.reconnect import Link, Reconnector
 from busd.supervisor import Backoff, ComponentContext, ComponentHealth
 from telemetry import mqtt
@@ -76,6 +78,7 @@ class Office:
         self.subscription = prefix.format(bus_id="+") + "/#"
         self.fleet: dict[str, BusView] = {}
         self.malformed = 0
+        self.invalid = 0  # archived records whose data the event catalogue does not know
         self.connected = asyncio.Event()
         self._changed = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -109,7 +112,7 @@ class Office:
         if not payload:
             return  # a cleared retained message
         try:
-            msg = json.loads(payload)
+            msg = json.loads(payload, parse_constant=_not_json)
             if not isinstance(msg, dict):
                 raise ValueError("not an object")
         except (ValueError, RecursionError):
@@ -123,7 +126,7 @@ class Office:
         elif suffix == "state":
             view.state = msg
         elif suffix == "plan":
-            view.plan = msg.get("plan") or {}
+            view.plan = msg  # one envelope: the plan, itinerary, progress, projection
         elif schema == SCHEMA_BATCH or "seq" in msg:
             records = msg.get("records", []) if schema == SCHEMA_BATCH else [msg]
             good = [r for r in records if isinstance(r, dict) and isinstance(r.get("seq"), int)]
@@ -136,7 +139,26 @@ class Office:
                 view.last_record_at = self._clock.now()
             view.cmd_results.extend(
                 r.get("data", {}) for r in good if r.get("kind") == "cmd_result")
+            self._check_events(bus, suffix, good)
         self._changed.set()
+
+    def _check_events(self, bus: str, topic: str, records: list[dict[str, Any]]) -> None:
+        """Events, reports and answers are read with the bus's own catalogue models: one that
+        does not fit (a bus on another version) is archived all the same, and counted."""
+        if not topic.startswith(("event/", "report/", "cmd/result")):
+            return
+        for record in records:
+            try:
+                event = parse_event(record.get("data"))
+            except ValidationError as err:
+                event = None
+                reason = str(err).splitlines()[0]
+            else:
+                reason = f"kind {event.kind!r} in a record of kind {record.get('kind')!r}"
+            if event is None or event.kind != record.get("kind"):
+                self.invalid += 1
+                self._log.warning("record_not_in_catalogue", bus=bus, topic=topic,
+                                  seq=record.get("seq"), reason=reason)
 
     async def wait_until(self, predicate: Callable[[], Any], *, timeout: float) -> None:
         """Wait for a condition on what has been received; TimeoutError otherwise."""
@@ -196,7 +218,8 @@ class Office:
         """Publish a command to a bus (QoS 1); needs a live connection."""
         if self._client is None:
             raise RuntimeError("office is not connected")
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = payload if isinstance(payload, bytes) else \
+            json.dumps(payload, allow_nan=False).encode()
         await self._client.publish(f"{self._prefix.format(bus_id=bus)}/cmd/{name}", body, qos=1)
 
     # --- the terminal table ----------------------------------------------------------------
@@ -223,6 +246,11 @@ class Office:
                           "-" if pos_age is None else f"{pos_age:.0f} s", stops, last,
                           str(sum(b - a + 1 for a, b in gaps)), str(v.duplicates))
         return table
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json reads NaN and Infinity, which JSON does not have: a malformed message."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def current_and_next(document: Any) -> tuple[str, str]:

@@ -51,6 +51,7 @@ import structlog
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, OutboxConfig, outbox_path
 from busd.errors import BusdError, StorageError
+from busd.event_catalog import CommandResult, DailyReport, DataDropped, Event, EventModel
 from busd.storage import Backlog, Report, StoragePolicy
 from busd.supervisor import ComponentContext
 
@@ -271,13 +272,19 @@ class Outbox:
         prio = PRIO_TELEMETRY_FULL if full else PRIO_TELEMETRY_DELTA
         self._pending.append((self._clock.now() if ts is None else ts, prio, _dumps(data)))
 
-    async def append(self, stream: Stream, kind: str, data: Mapping[str, Any]) -> int:
-        """Commit one record (after any buffered telemetry, to keep seq in time order)."""
+    async def append(
+        self, stream: Stream, kind: str, data: EventModel | Mapping[str, Any]
+    ) -> int:
+        """Commit one record (after any buffered telemetry, to keep seq in time order).
+
+        ``data`` is a catalogue model (busd/event_catalog.py), serialised here at the
+        edge; a plain mapping is stored as it is (tests, tools). Neither may hold NaN
+        or infinity: they are not JSON."""
         if stream not in STREAMS or stream == "telemetry":
             raise ValueError(f"append() takes event, report or cmd_result, not {stream!r}")
         if not kind or "/" in kind or "+" in kind or "#" in kind:
             raise ValueError(f"bad record kind {kind!r}")
-        body = _dumps(data)
+        body = data.to_json() if isinstance(data, EventModel) else _dumps(data)
         await self._ready()
         items = self._take_pending()
         items.append((stream, kind, self._clock.now(), PRIO_DURABLE, body))
@@ -289,7 +296,9 @@ class Outbox:
         self._new_records.set()
         return seqs[-1]
 
-    async def keep(self, stream: Stream, kind: str, data: Mapping[str, Any]) -> None:
+    async def keep(
+        self, stream: Stream, kind: str, data: EventModel | Mapping[str, Any]
+    ) -> None:
         """Commit one record, or keep it in memory while the disk refuses it (bounded:
         past ``UNWRITTEN_CAPACITY`` the oldest kept record goes, counted and logged).
         Never raises StorageError: for a writer that must go on (the uplink's answers
@@ -297,7 +306,8 @@ class Outbox:
         try:
             await self.append(stream, kind, data)
         except StorageError as err:
-            self._unwritten.append((stream, kind, self._clock.now(), PRIO_DURABLE, _dumps(data)))
+            body = data.to_json() if isinstance(data, EventModel) else _dumps(data)
+            self._unwritten.append((stream, kind, self._clock.now(), PRIO_DURABLE, body))
             self._storage.refused(err)
             self._log.warning("outbox_record_kept_in_memory", kind=kind,
                               unwritten=len(self._unwritten))
@@ -307,11 +317,15 @@ class Outbox:
         """Records kept in memory because the disk refused them."""
         return len(self._unwritten)
 
-    async def emit_event(self, kind: str, data: Mapping[str, Any]) -> int:
-        return await self.append("event", kind, data)
+    async def emit_event(self, event: Event) -> int:
+        return await self.append("event", event.kind, event)
 
-    async def emit_report(self, kind: str, data: Mapping[str, Any]) -> int:
-        return await self.append("report", kind, data)
+    async def emit_report(self, report: DailyReport) -> int:
+        return await self.append("report", report.kind, report)
+
+    async def emit_result(self, result: CommandResult) -> int:
+        """The answer to a command, for ``cmd/result``."""
+        return await self.append("cmd_result", result.kind, result)
 
     async def flush(self) -> None:
         """Commit buffered telemetry (and records kept while the disk refused them) now."""
@@ -491,16 +505,16 @@ class Outbox:
         dropped = await self._call(self._enforce_sync, cutoff)
         if not dropped:
             return 0
-        total = sum(d["records"] for d in dropped)
+        total = sum(d.records for d in dropped)
         self.counters["dropped_records"] += total
         for summary in dropped:
-            self._log.warning("outbox_dropped", **summary)
-            await self.emit_event("data_dropped", summary)
+            self._log.warning("outbox_dropped", **summary.to_dict())
+            await self.emit_event(summary)
         return total
 
-    def _enforce_sync(self, cutoff: float) -> list[dict[str, Any]]:
+    def _enforce_sync(self, cutoff: float) -> list[DataDropped]:
         db = self._require_db()
-        results: list[dict[str, Any]] = []
+        results: list[tuple[DataDropped, int]] = []
         with self._transaction(db):
             aged = db.execute(
                 "SELECT seq, stream, ts, size FROM outbox WHERE ts < ? ORDER BY seq", (cutoff,)
@@ -527,17 +541,20 @@ class Outbox:
                 results.append(self._summary("max_mb", victims))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
                        (str(self._last_seq),))
-        for group in results:
-            self._rows -= group["records"]
-            self._bytes -= group.pop("_bytes")
-        return results
+        for group, size in results:
+            self._rows -= group.records
+            self._bytes -= size
+        return [group for group, _ in results]
 
     @staticmethod
-    def _summary(reason: str, rows: list[tuple[int, str, float, int]]) -> dict[str, Any]:
+    def _summary(
+        reason: Literal["max_age_days", "max_mb"], rows: list[tuple[int, str, float, int]]
+    ) -> tuple[DataDropped, int]:
+        """The ``data_dropped`` event for ``rows``, and the bytes they held."""
         by_stream: dict[str, int] = {}
         for _, stream, _, _ in rows:
             by_stream[stream] = by_stream.get(stream, 0) + 1
-        return {
+        event = DataDropped.model_validate({
             "reason": reason,
             "records": len(rows),
             "by_stream": by_stream,
@@ -545,6 +562,6 @@ class Outbox:
             "last_seq": max(r[0] for r in rows),
             "from": utc_iso(min(r[2] for r in rows)),
             "to": utc_iso(max(r[2] for r in rows)),
-            "_bytes": sum(r[3] for r in rows),
-        }
+        })
+        return event, sum(r[3] for r in rows)
 

@@ -1,6 +1,6 @@
-"""Writes (or checks) docs/schema/*.json from the payload models.
+"""Writes (or checks) docs/schema/*.json and docs/asyncapi.yaml from the payload models.
 
-    python -m telemetry.schema          # rewrite docs/schema/
+    python -m telemetry.schema          # rewrite docs/schema/ and docs/asyncapi.yaml
     python -m telemetry.schema --check  # exit 1 when a committed file is out of date
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from telemetry.models import SCHEMA_MODELS
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
+ASYNCAPI = DEFAULT_DIR.parent / "asyncapi.yaml"
 
 
 def render() -> dict[str, str]:
@@ -42,15 +43,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--asyncapi", type=Path, default=ASYNCAPI)
     args = parser.parse_args(argv)
+    from telemetry import asyncapi
+
     if args.check:
-        problems = stale_files(args.dir)
+        problems = [str(args.dir / name) for name in stale_files(args.dir)]
+        if not args.asyncapi.exists() or \
+                args.asyncapi.read_text(encoding="utf-8") != asyncapi.render():
+            problems.append(str(args.asyncapi))
         for name in problems:
-            print(f"out of date: {args.dir / name}", file=sys.stderr)
+            print(f"out of date: {name}", file=sys.stderr)
         return 1 if problems else 0
     args.dir.mkdir(parents=True, exist_ok=True)
     for name, text in render().items():
         (args.dir / name).write_text(text, encoding="utf-8")
+    args.asyncapi.write_text(asyncapi.render(), encoding="utf-8")
     return 0
 
 

@@ -25,17 +25,19 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 import structlog
+from pydantic import ValidationError
 
 from busd import __version__
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MqttConfig, UplinkConfig
 from busd.errors import StorageError
+from busd.event_catalog import PlanDocument
 from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
@@ -55,6 +57,17 @@ class Message:
     topic: str
     payload: bytes
     seqs: tuple[int, ...]
+
+
+def _stored_plan(text: str | None) -> PlanDocument | None:
+    """The plan document kept for a restart; one from an older version is not sent."""
+    if not text:
+        return None
+    try:
+        return PlanDocument.model_validate_json(text)
+    except ValidationError as err:
+        log.warning("stored_plan_unreadable", error=str(err).splitlines()[0])
+        return None
 
 
 def row_topic(row: Row) -> str:
@@ -133,7 +146,7 @@ class Uplink:
         self._client_id = mqtt_config.client_id or f"busd-{bus_id}"
         self._boot = utc_iso(clock.now())
         self._protocol = mqtt.first_protocol(self._settings)
-        self._plan: dict[str, Any] | None = None
+        self._plan: PlanDocument | None = None
         self._plan_changed = asyncio.Event()
         self._active_alerts: Callable[[], dict[str, str]] = active_alerts or dict
         self.connected = False
@@ -162,28 +175,34 @@ class Uplink:
     def _status(self, online: bool, reason: str | None = None) -> bytes:
         return json.dumps(Status(bus=self._bus, ts=utc_iso(self._clock.now()), online=online,
                                  version=__version__, boot=self._boot,
-                                 reason=reason).dump()).encode()
+                                 reason=reason).dump(), allow_nan=False).encode()
 
     # --- PlanPublisher -------------------------------------------------------------
 
-    async def publish_plan(self, plan: Mapping[str, Any]) -> None:
-        """Keep ``plan`` as the retained ``.../plan`` (now if connected, else on reconnect)."""
-        self._plan = dict(plan)
+    async def publish_plan(self, document: PlanDocument) -> None:
+        """Keep ``document`` as the retained ``.../plan`` (now if connected, else on
+        reconnect)."""
+        self._plan = document
         self._plan_changed.set()
         try:
             # Kept for a restart's first connection, before the planner publishes again.
-            await self._outbox.set_meta(PLAN_META_KEY, json.dumps(self._plan))
+            await self._outbox.set_meta(PLAN_META_KEY, document.model_dump_json())
         except StorageError as err:
             # The disk refuses it (the outbox reports that itself): the plan still goes
             # out now, and the next plan document is kept when the disk allows.
             self._log.warning("plan_not_kept_for_restart", error=str(err))
 
+    def plan_payload(self, document: PlanDocument) -> bytes:
+        """The retained ``plan`` message: the document's fields in one envelope."""
+        msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()),
+                          **dict(document))
+        return msg.model_dump_json(by_alias=True).encode()
+
     # --- the component ----------------------------------------------------------------
 
     async def run(self, ctx: ComponentContext) -> None:
         if self._plan is None:
-            stored = await self._outbox.get_meta(PLAN_META_KEY)
-            self._plan = json.loads(stored) if stored else None
+            self._plan = _stored_plan(await self._outbox.get_meta(PLAN_META_KEY))
         # The runner reports "connecting" (degraded) at once: what starts after us needs no
         # broker, and one that does not answer must not hold the drivers back.
         broker = f"{self._settings.host}:{self._settings.port}"
@@ -295,7 +314,7 @@ class Uplink:
                       moving=is_moving(self._state, self._cfg.moving_kmh),
                       values=values, stale=stale or None, age_s=ages or None,
                       alerts=self._active_alerts() or None)
-        return json.dumps(state.dump(), separators=(",", ":")).encode()
+        return json.dumps(state.dump(), separators=(",", ":"), allow_nan=False).encode()
 
     async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
         props = None
@@ -330,7 +349,7 @@ class Uplink:
             result = await self._commands.handle(name, payload)
             # On a full disk the answer waits in the outbox's memory and goes out when the
             # disk takes it again: the link stays up, the command is not lost.
-            await self._outbox.keep("cmd_result", "cmd_result", result.dump())
+            await self._outbox.keep("cmd_result", result.kind, result)
 
     async def _publish_plan(self, client: aiomqtt.Client) -> None:
         while True:
@@ -340,7 +359,6 @@ class Uplink:
             self._plan_changed.clear()
             plan = self._plan
             if plan is not None:
-                msg = PlanMessage(bus=self._bus, ts=utc_iso(self._clock.now()), plan=plan)
-                await client.publish(self.topic("plan"), json.dumps(msg.dump()).encode(),
+                await client.publish(self.topic("plan"), self.plan_payload(plan),
                                      qos=1, retain=True)
             await self._plan_changed.wait()

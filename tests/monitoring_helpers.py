@@ -13,6 +13,7 @@ from datetime import date, time
 
 from busd import signals as sig
 from busd.clock import Clock
+from busd.event_catalog import EventModel, LegCompleted, VisitEnded
 from busd.plan import Plan, haversine_m, parse_plan
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext
@@ -92,19 +93,57 @@ class RouteGps:
 
 
 class CaptureSink:
-    """An EventEmitter that records what was emitted (reports as ``report.{kind}``)."""
+    """An EventEmitter that records what was emitted (reports as ``report.{kind}``): the
+    models in ``models``, and each as its JSON data in ``events``."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict]] = []
+        self.models: list[EventModel] = []
 
-    def emit(self, kind: str, payload: dict) -> None:
-        self.events.append((kind, payload))
+    def emit(self, event: EventModel) -> None:
+        self.models.append(event)
+        self.events.append((event.kind, event.to_dict()))  # type: ignore[attr-defined]
 
-    def report(self, kind: str, payload: dict) -> None:
-        self.events.append((f"report.{kind}", payload))
+    def report(self, report: EventModel) -> None:
+        self.models.append(report)
+        self.events.append((f"report.{report.kind}", report.to_dict()))  # type: ignore[attr-defined]
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.events]
 
     def of(self, kind: str) -> list[dict]:
         return [p for k, p in self.events if k == kind]
+
+
+def span(**fields: object) -> dict[str, object]:
+    """The figures of a closed leg/visit/charge event (busd/event_catalog.py), zero by
+    default; ``fields`` override them."""
+    base: dict[str, object] = {
+        "id": "rec-1", "day": "2026-12-14", "status": "closed",
+        "start": "2026-12-14T08:00:00.000Z", "end": "2026-12-14T09:00:00.000Z",
+        "duration_min": 60.0, "out_kwh": 0.0, "regen_kwh": 0.0, "charged_kwh": 0.0,
+        "net_kwh": 0.0, "gap_s": 0.0, "gaps": 0, "gps_km": 0.0, "lift_cycles": 0,
+        "lift_counter": None, "temp_c": None, "odo_start": None, "odo_end": None,
+        "soc_start": None, "soc_end": None,
+    }
+    return {**base, **fields}
+
+
+def leg_event(**fields: object) -> LegCompleted:
+    return LegCompleted.model_validate(span(**{
+        "from_place": None, "from_name": None, "to_place": None, "to_name": None, "km": 0.0,
+        "km_source": "odometer", "kwh_per_km": None, "avg_kmh": None, "soc_used": None,
+        **fields}))
+
+
+def visit_ended(**fields: object) -> VisitEnded:
+    return VisitEnded.model_validate(span(**{
+        "place_id": None, "place_name": None, "place_kind": None, "lat": None, "lon": None,
+        "radius_m": None, "soc_min": None, **fields}))
+
+
+def epoch(iso: str) -> float:
+    """An event's UTC ISO time (``start``, ``end``) as seconds since the epoch."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from busd.alerts import AlertBoard
 from busd.clock import ManualClock
+from busd.event_catalog import AlertCleared, AlertRaised
 
 
 async def test_raise_once_clear_once_and_forward() -> None:
     clock = ManualClock()
-    events: list[tuple[str, dict]] = []
-    board = AlertBoard(clock=clock, forward=lambda kind, payload: events.append((kind, payload)))
+    events: list[AlertRaised | AlertCleared] = []
+    board = AlertBoard(clock=clock, forward=events.append)
     board.raise_alert("lift_not_stowed", message="Lift not stowed", details={"speed_kmh": 12})
     board.raise_alert("lift_not_stowed", message="Lift not stowed", details={"speed_kmh": 14})
     assert list(board.active) == ["lift_not_stowed"] and board.raised_count == 1
@@ -15,8 +16,9 @@ async def test_raise_once_clear_once_and_forward() -> None:
     board.clear_alert("lift_not_stowed", details={})
     board.clear_alert("lift_not_stowed", details={})
     assert board.active == {}
-    assert [kind for kind, _ in events] == ["alert_raised", "alert_cleared"]
-    assert events[1][1]["duration_s"] == 42
+    assert [e.kind for e in events] == ["alert_raised", "alert_cleared"]
+    assert events[0].alert == "lift_not_stowed" and events[0].details == {"speed_kmh": 12}
+    assert isinstance(events[1], AlertCleared) and events[1].duration_s == 42
 
 
 async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp_path) -> None:
@@ -38,8 +40,8 @@ async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp
         await asyncio.sleep(0.05)
         return task
 
-    before: list[tuple[str, dict]] = []
-    board = AlertBoard(clock=clock, forward=lambda k, p: before.append((k, p)))
+    before: list[AlertRaised | AlertCleared] = []
+    board = AlertBoard(clock=clock, forward=before.append)
     task = await start(board)
     board.raise_alert("lift_not_stowed", message="Lift not stowed", details={})
     board.raise_alert("storage_unwritable", message="disk full", details={})
@@ -50,8 +52,8 @@ async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp
     await asyncio.gather(task, return_exceptions=True)
 
     await clock.advance(60)
-    after: list[tuple[str, dict]] = []
-    board = AlertBoard(clock=clock, forward=lambda k, p: after.append((k, p)))
+    after: list[AlertRaised | AlertCleared] = []
+    board = AlertBoard(clock=clock, forward=after.append)
     task = await start(board)
     try:
         assert set(board.active) == {"lift_not_stowed", "storage_unwritable"}
@@ -61,9 +63,10 @@ async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp
         async with asyncio.timeout(5):
             while not after:
                 await asyncio.sleep(0.01)
-        assert [(k, p["kind"]) for k, p in after] == [("alert_cleared", "lift_not_stowed")]
-        assert after[0][1]["details"]["reason"] == "not raised again after a restart"
-        assert after[0][1]["duration_s"] == 360  # from the first run's raise
+        assert [(e.kind, e.alert) for e in after] == [("alert_cleared", "lift_not_stowed")]
+        assert after[0].details["reason"] == "not raised again after a restart"
+        assert isinstance(after[0], AlertCleared)
+        assert after[0].duration_s == 360  # from the first run's raise
         assert list(board.active) == ["storage_unwritable"]
         async with asyncio.timeout(5):
             while set(json.loads(path.read_text())) != {"storage_unwritable"}:

@@ -51,7 +51,7 @@ async def test_the_board_gets_one_alert_per_fault_and_its_clearing() -> None:
     clock = ManualClock()
     state = VehicleState(clock)
     events: list[tuple[str, dict]] = []
-    board = AlertBoard(clock=clock, forward=lambda kind, data: events.append((kind, data)))
+    board = AlertBoard(clock=clock, forward=lambda e: events.append((e.kind, e.to_dict())))
     alert = ChargerFaultAlert(state=state, sink=board)
     async with running(alert, clock):
         state.update(sig.CHARGER_STATE, "charging", source="t")
@@ -65,8 +65,8 @@ async def test_the_board_gets_one_alert_per_fault_and_its_clearing() -> None:
         state.update(sig.CHARGER_STATE, "charging", source="t")
         state.update(sig.CHARGER_FAULT_CODE, 0, source="t")
         await wait_until(lambda: len(events) == 2, timeout=2, what="clear")
-    assert [(k, d["kind"]) for k, d in events] == [("alert_raised", ALERT_KIND),
-                                                    ("alert_cleared", ALERT_KIND)]
+    assert [(k, d["alert"]) for k, d in events] == [("alert_raised", ALERT_KIND),
+                                                     ("alert_cleared", ALERT_KIND)]
     assert events[0][1]["details"]["fault_code"] == 0x21
     assert "0x21" in events[0][1]["message"]
     assert board.active == {}

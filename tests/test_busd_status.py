@@ -82,7 +82,7 @@ async def test_status_of_a_running_daemon_connected_to_the_office(mosquitto, tmp
         await wait_until(sock.exists, timeout=20, what="the status socket")
         assert stat.S_IMODE(sock.stat().st_mode) == 0o600
         await wait_until(lambda: d.uplink.uplink.connected, timeout=20, what="the uplink")
-        await d.uplink.outbox.emit_event("tick", {"n": 1})
+        await d.uplink.outbox.append("event", "tick", {"n": 1})
         await wait_until(lambda: d.uplink.uplink.last_ack is not None, timeout=20,
                          what="a PUBACK")
 
@@ -109,7 +109,7 @@ async def test_a_critical_part_down_exits_1_and_says_which(tmp_path):
     path = config_file(tmp_path, free_port())  # no broker there: the uplink degrades only
     sock = socket_path(tmp_path / "data")
     async with daemon(path, Broken()) as d:
-        await d.uplink.outbox.emit_event("tick", {"n": 1})  # waits: no broker to take it
+        await d.uplink.outbox.append("event", "tick", {"n": 1})  # waits: no broker to take it
         await wait_until(lambda: sock.exists() and d.supervisor.health["broken"].restarts > 0,
                          timeout=20, what="the status socket and a failed part")
         code, out, _ = await busd_status("--config", str(path), "--json")

@@ -62,7 +62,7 @@ def answer(name: str, payload: bytes) -> tuple[Any, list[dict[str, Any]]]:
 def check_answer(result: Any, payload: bytes, seen: list[dict[str, Any]]) -> None:
     assert result.accepted == bool(seen), "accepted exactly when the handler ran"
     # The answer can always be stored and published: strict JSON, valid UTF-8.
-    json.dumps(result.dump(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    json.dumps(result.to_dict(), ensure_ascii=False, allow_nan=False).encode("utf-8")
     if not result.accepted:
         assert result.reason, "a rejection always says why"
         assert len(result.reason) < 2000, "and says it briefly"
@@ -154,7 +154,7 @@ def test_any_text_in_any_field_is_answered_with_a_valid_id(name: str, command_id
     if name == "plan":
         check_answer(result, payload, seen)
     else:  # the uplink answers a ping itself, no handler runs
-        json.dumps(result.dump(), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        json.dumps(result.to_dict(), ensure_ascii=False, allow_nan=False).encode("utf-8")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in command_id):
         assert not result.accepted and "lone surrogate" in result.reason
         if where == "id":

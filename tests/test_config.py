@@ -94,6 +94,11 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
         (lambda b: b.replace(str(OWN_DBC), "/nonexistent.dbc"), "can.dbc", "file not found"),
         (lambda b: b.replace(str(OWN_DBC), str(TESLA_DBC)), "can.dbc", "does not load strictly"),
         (lambda b: b + "[can.nope\n", "busd.toml", "not valid TOML"),
+        # TOML has inf and nan; a threshold that is not a finite number is refused.
+        (lambda b: b + "[monitoring]\nstopped_kmh = inf\n", "monitoring.stopped_kmh",
+         "finite number"),
+        (lambda b: b + "[freshness_s]\n\"battery.soc\" = nan\n", "freshness_s.battery.soc",
+         "finite number"),
     ],
 )
 def test_each_problem_names_its_key(tmp_path: Path, edit, key: str, reason: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from busd.alerts import AlertBoard
 from busd.clock import SystemClock
 from busd.config import OutboxConfig
+from busd.event_catalog import Item, LiftCycle, PlanDocument
 from busd.events import EventForwarder
 from busd.supervisor import Phase, Supervisor
 from telemetry.outbox import Outbox
@@ -37,7 +38,7 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
     runner = asyncio.create_task(sup.run())
     try:
         await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING, timeout=10)
-        events.emit("before", {"n": 0})
+        events.emit(_cycle(0))
         await wait_until(lambda: events.forwarded == 1, timeout=10)
 
         # The disk fills up: SQLite may not grow the file by one more page.
@@ -48,7 +49,7 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
 
         await outbox._call(fill_disk)
         for n in range(1, 200):
-            events.emit("during", {"n": n, "padding": "x" * 500})
+            events.emit(_cycle(n, padding="x" * 500))
             outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
         await wait_until(lambda: "storage_unwritable" in alerts.active, timeout=10)
         assert "full" in alerts.active["storage_unwritable"].message
@@ -64,11 +65,11 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
         await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING, timeout=10)
         rows = await outbox.peek(after_seq=0, limit=10_000)
         kinds = [r.kind for r in rows if r.stream == "event"]
-        assert kinds[0] == "before" and kinds.count("during") == 199
+        assert kinds[0] == "lift_cycle" and kinds.count("lift_cycle") == 1 + 199
         assert kinds.count("alert_raised") == 1 and kinds.count("alert_cleared") == 1
-        durings = [r for r in rows if r.kind == "during"]
+        cycles = [r for r in rows if r.kind == "lift_cycle"]
         import json
-        assert [json.loads(r.body)["n"] for r in durings] == list(range(1, 200))  # in order
+        assert [json.loads(r.body)["day_cycles"] for r in cycles] == list(range(200))  # in order
         seqs = [r.seq for r in rows]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # contiguous, no loss
         assert sum(1 for r in rows if r.stream == "telemetry") == 199
@@ -91,7 +92,7 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
     runner = asyncio.create_task(sup.run())
     try:
         await wait_until(lambda: sup.health["outbox"].phase is Phase.RUNNING, timeout=10)
-        seqs = [await outbox.emit_event("before", {"n": n, "pad": "x" * 2000})
+        seqs = [await outbox.append("event", "before", {"n": n, "pad": "x" * 2000})
                 for n in range(50)]
         await pragma(outbox, "PRAGMA wal_checkpoint(TRUNCATE)")
         [(pages,)] = await pragma(outbox, "PRAGMA page_count")
@@ -131,8 +132,14 @@ async def test_a_plan_published_on_a_full_disk_still_goes_out(tmp_path: Path) ->
         await parts.outbox.set_meta("filler", "x" * 100_000)  # a page or more to fill
         [(pages,)] = await pragma(parts.outbox, "PRAGMA page_count")
         await pragma(parts.outbox, f"PRAGMA max_page_count = {pages}")
-        big = {"schema": "busd.plan/1", "itinerary": ["x" * 50_000]}
+        big = PlanDocument(plan=None, itinerary=[Item(kind="stop", id="x" * 50_000, minutes=1)],
+                           done=[], at=None, projection=None, pending=None)
         await parts.uplink.publish_plan(big)
         assert parts.uplink._plan == big and parts.uplink._plan_changed.is_set()
     finally:
         await parts.outbox.close()
+
+
+def _cycle(n: int, padding: str | None = None) -> LiftCycle:
+    """The n-th event of a test (any catalogue event would do)."""
+    return LiftCycle(cycles=1, day_cycles=n, counter=None, place_id=None, place_name=padding)

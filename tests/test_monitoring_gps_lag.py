@@ -24,7 +24,7 @@ from busd.monitoring.tracker import Tracker
 from busd.plan import haversine_m
 from busd.state import VehicleState
 from drivers.gps.fix import GpsFix, GpsPublisher
-from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, make_plan
+from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, epoch, make_plan
 from tests.test_monitoring_segment import T0, Script, closed, run, tracker
 from tests.test_monitoring_store import start
 
@@ -228,5 +228,5 @@ async def test_the_tracker_judges_a_halt_by_the_fixs_own_time_not_its_arrival() 
     started = sink.of("visit_started")
     assert [v["place_id"] for v in started] == ["livani", "rozupe"]
     (rozupe,) = [v for v in sink.of("visit_ended") if v["place_id"] == "rozupe"]
-    assert rozupe["start_ts"] == pytest.approx(arrival, abs=1.0)
+    assert epoch(rozupe["start"]) == pytest.approx(arrival, abs=1.0)
     assert rozupe["duration_min"] == pytest.approx(20.0, abs=2 / 60)

@@ -39,7 +39,7 @@ from simulators.pty import PtyLink
 from telemetry.monitoring_store import MonitoringStore
 from tests.can_helpers import frame, own_db
 from tests.lockstep import Lockstep
-from tests.monitoring_helpers import CaptureSink
+from tests.monitoring_helpers import CaptureSink, epoch
 
 DRIVES = Path(__file__).parent / "fixtures" / "drives"
 T0 = 1_767_250_800.0  # 2026-01-01 09:00 Riga: the replay's wall-clock start
@@ -165,7 +165,7 @@ async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
     assert len(legs) == 1, sink.kinds()
     leg = legs[0]
     assert (leg["from_place"], leg["to_place"]) == ("start", "end")
-    start, stop = leg["start_ts"] - T0, leg["end_ts"] - T0
+    start, stop = epoch(leg["start"]) - T0, epoch(leg["end"]) - T0
     km, disc, char = window(rows, start, stop)
     whole_km, whole_disc, whole_char = window(rows, 0, rows[-1].t)
     detail = (f"{name}: leg {start:.1f}-{stop:.1f} s: {leg['km']:.3f} km (gps {leg['gps_km']:.3f}),"

@@ -18,7 +18,7 @@ from busd.plan import haversine_m
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth, Phase
 from telemetry.monitoring_store import MonitoringStore, StoreError
-from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, make_plan
+from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, epoch, make_plan
 
 RIGA = ZoneInfo("Europe/Riga")
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=RIGA).timestamp()
@@ -280,5 +280,5 @@ async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(tm
     # The last value is held for energy_gap_s, the rest of the silence is a gap.
     assert leg["gap_s"] == pytest.approx(silent_s - energy_config.energy_gap_s, abs=2)
     assert leg["gaps"] == 1
-    driven_with_current_s = (leg["end_ts"] - leg["start_ts"]) - leg["gap_s"]
+    driven_with_current_s = (epoch(leg["end"]) - epoch(leg["start"])) - leg["gap_s"]
     assert leg["out_kwh"] == pytest.approx(30.0 * driven_with_current_s / 3600, rel=0.01)

@@ -10,7 +10,12 @@ import sys
 
 import aiomqtt
 
+from busd.event_catalog import PlanDocument
+from busd.plan import load_plan
+from busd.planner.projection import initial_itinerary
+from simulators.scenario.progress import plan_version
 from telemetry.archive import Archive
+from telemetry.models import PlanMessage
 from telemetry.mqtt import BrokerSettings, make_client
 from tests.support.mosquitto import REPO
 from tests.support.uplink_env import bus_config, running_bus, running_office
@@ -20,9 +25,13 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_pat
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office, running_bus(config) as (parts, state):
         state.update("battery.soc", 50.0, source="test")
-        await parts.uplink.publish_plan({"version": 3, "next_stop": "Rožupe"})
+        plan = load_plan(REPO / "config" / "plans" / "livani-winter.toml")
+        document = PlanDocument(plan=plan, itinerary=list(initial_itinerary(plan)), done=[],
+                                at=None, projection=None, pending=None)
+        await parts.uplink.publish_plan(document)
         await office.wait_until(lambda: office.fleet.get("bus-01") and
-                                office.fleet["bus-01"].plan.get("version") == 3, timeout=10)
+                                plan_version(office.fleet["bus-01"].plan) == plan.version,
+                                timeout=10)
         # A late subscriber gets the retained plan and state, the state with its expiry.
         late = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
         async with make_client(late, identifier="late", protocol=aiomqtt.ProtocolVersion.V5) as c:
@@ -34,7 +43,12 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_pat
                     if {"plan", "state", "status"} <= seen.keys():
                         break
         assert seen["plan"].retain
-        assert json.loads(seen["plan"].payload)["plan"]["next_stop"] == "Rožupe"
+        retained = json.loads(seen["plan"].payload)
+        # One envelope: bus, ts, schema beside the document's fields; the plan is the plan.
+        assert retained["bus"] == "bus-01" and retained["schema"] == "busd.plan/1"
+        assert retained["plan"]["stops"][0]["id"] == plan.stops[0].id
+        assert "plan" not in retained["plan"] and retained["itinerary"][0]["id"] == plan.stops[0].id
+        assert PlanMessage.model_validate(retained).plan == plan
         expiry = seen["state"].properties.MessageExpiryInterval
         assert 0 < expiry <= config.uplink.state_expiry_s
 
@@ -58,7 +72,7 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
         config = bus_config(tmp_path, mosquitto.port)
         async with running_office(mosquitto.port) as watcher, running_bus(config) as (parts, _):
             for i in range(5):
-                await parts.outbox.emit_event("tick", {"i": i})
+                await parts.outbox.append("event", "tick", {"i": i})
 
             async def both_have_five():
                 if len(await watcher.archive.seqs("bus-01")) < 5 or not archive.exists():
@@ -100,8 +114,9 @@ def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document(
     now = plan.at(time(9, 0))
     core.load(plan, now)
     core.set_progress(Progress(frozenset({plan.stops[0].id}), at=plan.stops[1].id))
-    document = json.loads(json.dumps(core.document(now)))  # as the office receives it
+    document = json.loads(core.document(now).model_dump_json())  # as the office receives it
     assert current_and_next(document) == (plan.stops[1].name, plan.stops[2].name)
     core.set_progress(Progress(frozenset(s.id for s in plan.stops)))
-    assert current_and_next(json.loads(json.dumps(core.document(now)))) == ("-", plan.depot.name)
+    assert current_and_next(json.loads(core.document(now).model_dump_json())) == (
+        "-", plan.depot.name)
     assert current_and_next({"version": 3}) == ("-", "-")

@@ -18,13 +18,13 @@ def make(tmp_path, **cfg) -> Outbox:
 
 async def test_seq_is_contiguous_across_reopen_even_when_empty(tmp_path):
     async with make(tmp_path) as box:
-        assert await box.emit_event("a", {"n": 1}) == 1
-        assert await box.emit_event("b", {"n": 2}) == 2
+        assert await box.append("event", "a", {"n": 1}) == 1
+        assert await box.append("event", "b", {"n": 2}) == 2
         await box.ack([1, 2])
         assert box.rows == 0
     async with make(tmp_path) as box:
         # The table is empty, yet numbering continues: max(seq) alone would restart at 1.
-        assert await box.emit_event("c", {}) == 3
+        assert await box.append("event", "c", {}) == 3
         rows = await box.peek(after_seq=0, limit=10)
         assert [r.seq for r in rows] == [3]
 
@@ -34,7 +34,7 @@ async def test_telemetry_is_group_committed_before_the_next_event(tmp_path):
         box.add_telemetry({"values": {"battery.soc": 90.0}}, full=True)
         box.add_telemetry({"values": {"battery.soc": 89.9}}, full=False)
         assert box.last_seq == 0  # not committed yet: no number, so no gap if lost
-        seq = await box.emit_event("visit_started", {"stop": "jersika"})
+        seq = await box.append("event", "visit_started", {"stop": "jersika"})
         assert seq == 3
         rows = await box.peek(after_seq=0, limit=10)
         assert [(r.seq, r.stream) for r in rows] == [
@@ -51,13 +51,13 @@ async def test_close_commits_buffered_telemetry(tmp_path):
         assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(OutboxClosed):
-        await box.emit_event("x", {})
+        await box.append("event", "x", {})
 
 
 async def test_peek_is_oldest_first_and_ack_deletes(tmp_path):
     async with make(tmp_path) as box:
         for i in range(10):
-            await box.emit_event("e", {"i": i})
+            await box.append("event", "e", {"i": i})
         first = await box.peek(after_seq=0, limit=4)
         assert [r.seq for r in first] == [1, 2, 3, 4]
         assert [r.seq for r in await box.peek(after_seq=4, limit=3)] == [5, 6, 7]
@@ -74,22 +74,22 @@ async def test_wait_new_wakes_on_commit(tmp_path):
         waiter = asyncio.create_task(box.wait_new(0))
         await asyncio.sleep(0)
         assert not waiter.done()
-        await box.emit_event("e", {})
+        await box.append("event", "e", {})
         async with asyncio.timeout(2):
             await waiter
 
 
 async def test_over_size_drops_telemetry_deltas_first_then_keyframes_then_events(tmp_path):
     async with make(tmp_path, max_mb=0.01) as box:  # about 10 kB
-        await box.emit_event("first", {"pad": "x" * 100})
+        await box.append("event", "first", {"pad": "x" * 100})
         for i in range(200):
             box.add_telemetry({"pad": "y" * 40, "i": i}, full=i % 10 == 0)
         await box.flush()
-        await box.emit_event("last", {"pad": "x" * 100})
+        await box.append("event", "last", {"pad": "x" * 100})
         assert box.bytes > 10 * 1024
         dropped = await box.enforce_bounds()
         assert dropped > 0
-        assert box.bytes <= 10 * 1024 + 400  # plus the data_dropped event itself
+        assert box.bytes <= 10 * 1024 + 450  # plus the data_dropped event itself
         rows = await box.peek(after_seq=0, limit=1000)
         kinds = [r.kind for r in rows]
         assert kinds[0] == "first" and "last" in kinds  # events survive
@@ -109,9 +109,9 @@ async def test_over_age_drops_and_reports(tmp_path):
     box = make(tmp_path, max_age_days=1)
     clock = box._clock
     async with box:
-        await box.emit_event("old", {})
+        await box.append("event", "old", {})
         await clock.advance(2 * 86400)
-        await box.emit_event("new", {})
+        await box.append("event", "new", {})
         assert await box.enforce_bounds() == 1
         rows = await box.peek(after_seq=0, limit=10)
         assert [r.kind for r in rows] == ["new", "data_dropped"]
@@ -122,6 +122,6 @@ async def test_bad_kind_is_refused(tmp_path):
     async with make(tmp_path) as box:
         for bad in ("", "a/b", "#", "x+"):
             with pytest.raises(ValueError):
-                await box.emit_event(bad, {})
+                await box.append("event", bad, {})
         with pytest.raises(ValueError):
-            await box.emit_event("nan", {"v": float("nan")})
+            await box.append("event", "nan", {"v": float("nan")})

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import copy
+import json
 import tomllib
+from datetime import time
 
 import pytest
 
+from busd.config import PlannerConfig
 from busd.errors import ConfigError
 from busd.plan import haversine_m, load_plan, parse_plan
+from busd.planner.core import PlannerCore
 from tests.conftest import REPO
 
 PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
@@ -49,6 +53,29 @@ def test_bad_plans_are_rejected_with_the_field(raw: dict, edit, key: str, reason
     with pytest.raises(ConfigError) as caught:
         parse_plan(mutate(raw, edit))
     assert any(k == key and reason in r for k, r in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity"])
+def test_a_number_that_is_not_finite_is_refused(raw: dict, number: str) -> None:
+    """``leg_km: 1e400`` parses as infinity (json.loads reads NaN and Infinity too); the
+    plan would then be published as ``Infinity``, which is not JSON."""
+    text = json.dumps(mutate(raw, lambda d: d["stops"][1].update(leg_km=12.5)), default=str)
+    text = text.replace('"leg_km": 12.5', f'"leg_km": {number}')
+    with pytest.raises(ConfigError) as caught:
+        parse_plan(json.loads(text))
+    assert any(k == "stops.1.leg_km" and "finite number" in r
+               for k, r in caught.value.problems), caught.value.problems
+
+
+def test_a_plan_from_the_office_with_an_infinite_leg_is_rejected(raw: dict) -> None:
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    plan = load_plan(PLAN_FILE)
+    text = json.dumps(mutate(raw, lambda d: d.update(version=plan.version + 1)), default=str)
+    text = text.replace('"planned_min": 60', '"leg_km": 1e400, "planned_min": 60', 1)
+    assert "1e400" in text
+    result, out = core.replace_plan(json.loads(text), today=plan.date, now=plan.at(time(7)))
+    assert not result.accepted and out == []
+    assert any(key.endswith("leg_km") for key, _ in result.problems), result.problems
 
 
 def test_haversine_livani_to_preili() -> None:

@@ -9,15 +9,15 @@ import threading
 
 import pytest
 
+from busd.event_catalog import LegCompleted
 from busd.planner import component
 from busd.planner.learning import LearningEmitter
-from tests.monitoring_helpers import CaptureSink
+from tests.monitoring_helpers import CaptureSink, leg_event, visit_ended
 from tests.test_planner_component import ctx, make
 
 
-def leg(km: float, out: float, temp: float, **extra) -> dict:
-    return {"id": "leg-1", "status": "closed", "km": km, "out_kwh": out, "regen_kwh": 0.0,
-            "temp_c": temp, "gap_s": 0.0, **extra}
+def leg(km: float, out: float, temp: float, **extra) -> LegCompleted:
+    return leg_event(id="leg-1", km=km, out_kwh=out, temp_c=temp, **extra)
 
 
 async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path) -> None:
@@ -25,7 +25,7 @@ async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path)
     downstream = CaptureSink()
     emitter = LearningEmitter(planner=planner, downstream=downstream)
     before = planner.energy_model.drive_kwh_per_km(-12.0)
-    emitter.emit("leg_completed", leg(20.0, 20.0 * before * 1.4, -12.0))
+    emitter.emit(leg(20.0, 20.0 * before * 1.4, -12.0))
     after = planner.energy_model.drive_kwh_per_km(-12.0)
     assert after > before
     assert downstream.kinds() == ["leg_completed"]  # forwarded unchanged
@@ -39,14 +39,12 @@ async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path) -> No
     emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
     site_before = planner.energy_model.site_kw(-12.0)
     drive_before = planner.energy_model.drive_kwh_per_km(-12.0)
-    emitter.emit("leg_completed", leg(20.0, 40.0, -12.0, gap_s=30.0))  # data gap: ignored
-    emitter.emit("visit_ended", {"status": "closed", "place_kind": "depot",
-                                 "duration_min": 60, "out_kwh": 20, "temp_c": -12.0})
+    emitter.emit(leg(20.0, 40.0, -12.0, gap_s=30.0))  # data gap: ignored
+    emitter.emit(visit_ended(place_kind="depot", duration_min=60, out_kwh=20, temp_c=-12.0))
     assert emitter.learned == 0
     assert planner.energy_model.drive_kwh_per_km(-12.0) == drive_before
-    emitter.emit("visit_ended", {"status": "closed", "place_kind": "stop", "duration_min": 90,
-                                 "out_kwh": 1.5 * site_before * 1.5, "regen_kwh": 0.0,
-                                 "temp_c": -12.0, "gap_s": 0.0})
+    emitter.emit(visit_ended(place_kind="stop", duration_min=90,
+                             out_kwh=1.5 * site_before * 1.5, temp_c=-12.0))
     assert emitter.learned == 1
     assert planner.energy_model.site_kw(-12.0) > site_before
 
@@ -65,7 +63,7 @@ async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(tmp_path,
 
     monkeypatch.setattr(component, "write_atomic", recording)
     emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
-    emitter.emit("leg_completed", leg(20.0, 12.0, -12.0))
+    emitter.emit(leg(20.0, 12.0, -12.0))
     assert threads == []  # emit only took a snapshot: no file I/O on the loop
     await planner.flush_energy()
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
@@ -84,7 +82,7 @@ async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(
     planner._write_energy = signalling  # type: ignore[method-assign]
     task = asyncio.create_task(planner.run(ctx()))
     emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
-    emitter.emit("leg_completed", leg(20.0, 12.0, -12.0))
+    emitter.emit(leg(20.0, 12.0, -12.0))
     assert await asyncio.to_thread(written.wait, 10)  # the saver task wrote it
     path = tmp_path / "planner" / "energy.json"
     assert json.loads(path.read_text()) == planner.energy_model.to_dict()

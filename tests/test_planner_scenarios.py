@@ -10,6 +10,7 @@ from datetime import time, timedelta
 import pytest
 
 from busd.config import PlannerConfig
+from busd.event_catalog import PlanChanged
 from busd.plan import load_plan, parse_plan
 from busd.planner.core import PlannerCore
 from busd.planner.projection import Progress, Situation
@@ -74,7 +75,7 @@ def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ac
         assert "sutri" in skipped
     assert proposal.after.safe
     assert names(out) == ["plan_changed", "plan"]
-    assert out[0].payload["cause"] == "proposed"
+    assert out[0].payload.cause == "proposed"
     # reasons in three languages, Latvian for the driver by default
     assert {"lv", "lt", "en"} <= set(proposal.reasons[0].text)
     assert "depo" in proposal.reasons[0].text["lv"]
@@ -82,7 +83,7 @@ def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ac
     assert [i.id for i in core.itinerary] == ["rozupe", "rudzati", "turki", "jersika", "sutri"]
     result, out = core.acknowledge(proposal.id, plan.at(time(12, 12)))
     assert result.accepted and names(out) == ["plan_accepted", "plan"]
-    assert out[0].payload["proposal_id"] == proposal.id
+    assert out[0].payload.proposal_id == proposal.id
     assert [i.model_dump() for i in core.itinerary] == [
         i.model_dump() for i in proposal.itinerary
     ]
@@ -157,7 +158,7 @@ def test_a_warmer_afternoon_withdraws_the_pending_proposal(raw) -> None:
     assert core.pending is not None
     out = core.observe(at_turki(plan, 75, temp=5, minutes_in=1), speed_kmh=0)
     assert core.pending is None
-    assert [o.payload.get("cause") for o in out if o.kind == "event"] == ["withdrawn"]
+    assert [o.payload.cause for o in out if isinstance(o.payload, PlanChanged)] == ["withdrawn"]
 
 
 def test_restoring_a_skipped_stop_needs_a_clear_margin(raw) -> None:
@@ -229,7 +230,7 @@ def test_a_good_plan_from_the_office_replaces_the_day(raw) -> None:
     assert result.accepted and result.problems == []
     assert core.plan is not None and core.plan.version == 2
     assert [i.id for i in core.itinerary][3] == "preili"
-    assert out[0].name == "plan_changed" and out[0].payload["cause"] == "office"
+    assert out[0].name == "plan_changed" and out[0].payload.cause == "office"
 
 
 def test_garbage_from_the_office_is_rejected(raw) -> None:

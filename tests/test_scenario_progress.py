@@ -25,7 +25,7 @@ async def test_the_progress_line_shows_the_version_of_the_plan_the_office_has(tm
     feed(state, 90, depot.lat, depot.lon)
     await run_briefly(planner)
     document = sink.plans[-1]
-    payload = PlanMessage(bus="sim-01", ts="2026-12-14T05:30:00.000Z", plan=document).dump()
+    payload = PlanMessage(bus="sim-01", ts="2026-12-14T05:30:00.000Z", **document).dump()
     office = Office(settings=mqtt.BrokerSettings(host="127.0.0.1", port=1), archive=None)
     await office.handle("multimobile/v1/sim-01/plan", json.dumps(payload).encode())
     seen = office.fleet["sim-01"].plan

@@ -135,9 +135,9 @@ def test_scenario_day(path: Path, day_of) -> None:
     raised = {}
     for event in result.events():
         if event["kind"] == "alert_raised":
-            raised[event["data"]["kind"]] = event
+            raised[event["data"]["alert"]] = event
         elif event["kind"] == "alert_cleared":
-            raised.pop(event["data"]["kind"], None)
+            raised.pop(event["data"]["alert"], None)
     assert raised == {}
     # Each fault the daemon can see was raised while it lasted and cleared once it ended.
     for fault in loaded.scenario.faults:
@@ -146,7 +146,7 @@ def test_scenario_day(path: Path, day_of) -> None:
             continue
         start = loaded.at(fault.at)
         end = start + fault.duration_min * 60.0
-        cleared = [e["data"] for e in result.events("alert_cleared") if e["data"]["kind"] == alert]
+        cleared = [e["data"] for e in result.events("alert_cleared") if e["data"]["alert"] == alert]
         spans = [(_ts(c["raised_at"]), _ts(c["raised_at"]) + c["duration_s"]) for c in cleared]
         assert any(start <= up <= end <= down <= end + CLEARED_WITHIN_S for up, down in spans), (
             f"{fault.kind} at {fault.at}: {alert} alerts {spans}")

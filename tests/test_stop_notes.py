@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from busd.clock import ManualClock
+from busd.event_catalog import Change, PlanAccepted, PlanChanged
 from busd.monitoring.stop_notes import StopNotes, notes_of
 from busd.monitoring.summary import daily_summary
 from busd.supervisor import ComponentContext, ComponentHealth
@@ -16,15 +17,16 @@ from tests.monitoring_helpers import CaptureSink
 
 RIGA = ZoneInfo("Europe/Riga")
 NOON = datetime(2026, 12, 14, 12, 0, tzinfo=RIGA).timestamp()
-ACCEPTED = {
-    "proposal_id": "abc", "kind": "reduce",
+ACCEPTED = PlanAccepted.model_validate({
+    "proposal_id": "abc", "proposal_kind": "reduce",
     "changes": [{"kind": "shorten", "stop": "sutri", "before_min": 60, "after_min": 30},
                 {"kind": "skip", "stop": "jersika"},
                 {"kind": "charge", "charger": "preili"}],
+    "itinerary": [{"kind": "stop", "id": "sutri", "minutes": 30}],
     "reasons": [{"code": "unsafe", "params": {}, "text": {"en": "Depot SOC 9 % < 18 %",
                                                           "lv": "…"}},
                 {"code": "cold", "params": {}, "text": {"en": "Heating at -12 °C"}}],
-}
+})
 
 
 def test_an_acceptance_notes_its_shortened_and_skipped_stops_with_the_reason() -> None:
@@ -33,7 +35,8 @@ def test_an_acceptance_notes_its_shortened_and_skipped_stops_with_the_reason() -
         ("2026-12-14", "sutri", "shortened", "Depot SOC 9 % < 18 % Heating at -12 °C", NOON),
         ("2026-12-14", "jersika", "skipped", "Depot SOC 9 % < 18 % Heating at -12 °C", NOON),
     ]
-    assert notes_of({"changes": [{"kind": "reorder"}]}, ts=NOON, zone=RIGA) == []
+    reorder = ACCEPTED.model_copy(update={"changes": [Change(kind="reorder")]})
+    assert notes_of(reorder, ts=NOON, zone=RIGA) == []
 
 
 async def test_the_reason_reaches_the_daily_summary(tmp_path) -> None:
@@ -43,8 +46,8 @@ async def test_the_reason_reaches_the_daily_summary(tmp_path) -> None:
     notes = StopNotes(downstream=sink, store=store, clock=clock, timezone="Europe/Riga")
     task = asyncio.create_task(notes.run(ComponentContext(ComponentHealth("n", False), clock)))
     try:
-        notes.emit("plan_changed", {"cause": "proposed"})
-        notes.emit("plan_accepted", ACCEPTED)
+        notes.emit(PlanChanged(cause="withdrawn", proposal_id="abc"))
+        notes.emit(ACCEPTED)
         assert sink.kinds() == ["plan_changed", "plan_accepted"]  # passed through, untouched
         async with asyncio.timeout(5):
             while len(store.day_records_sync("2026-12-14")["notes"]) < 2:

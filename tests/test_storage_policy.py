@@ -40,7 +40,7 @@ async def fill_disk(outbox: Outbox) -> None:
     # The last page may still have room for a small record: fill it.
     for _ in range(100):
         try:
-            await outbox.emit_event("filler", {"pad": "x" * 500})
+            await outbox.append("event", "filler", {"pad": "x" * 500})
         except StorageError:
             return
     raise AssertionError("the disk would not fill")

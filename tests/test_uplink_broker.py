@@ -24,7 +24,7 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, 
         async with running_office(mosquitto.port) as office, running_bus(config) as (parts, _):
             await office.wait_until(lambda: online(office), timeout=10)
             for i in range(20):
-                await parts.outbox.emit_event("tick", {"i": i})
+                await parts.outbox.append("event", "tick", {"i": i})
 
             async def count(n):
                 return len(await office.archive.seqs(BUS)) >= n
@@ -34,7 +34,7 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, 
             await asyncio.to_thread(mosquitto.stop)
             await asyncio.wait_for(_until(lambda: not parts.uplink.connected), 10)
             for i in range(20, 600):
-                await parts.outbox.emit_event("tick", {"i": i})
+                await parts.outbox.append("event", "tick", {"i": i})
             assert parts.outbox.rows >= 580  # all waiting on disk
             await asyncio.to_thread(mosquitto.start)
             await asyncio.wait_for(office.connected.wait(), 10)

@@ -7,6 +7,7 @@ import contextlib
 import json
 from typing import Any
 
+from busd.event_catalog import Item, PlanDocument
 from tests.support.mosquitto import free_port
 from tests.support.uplink_env import bus_config, running_bus
 from tests.support.wait import wait_until
@@ -27,9 +28,14 @@ class HeldPublisher:
         self.sent.append(json.loads(payload))
 
 
+def document(version: int) -> PlanDocument:
+    """A plan document told apart by its one itinerary entry."""
+    return PlanDocument(plan=None, itinerary=[Item(kind="stop", id=f"v{version}", minutes=1)],
+                        done=[], at=None, projection=None, pending=None)
+
+
 def plan_version(message: dict[str, Any]) -> int:
-    body = message.get("plan", message)  # with or without the envelope's inner "plan"
-    return int(body["version"])
+    return int(message["itinerary"][0]["id"].removeprefix("v"))
 
 
 async def test_a_plan_published_mid_send_is_sent_next(tmp_path):
@@ -37,13 +43,13 @@ async def test_a_plan_published_mid_send_is_sent_next(tmp_path):
     async with running_bus(bus_config(tmp_path, free_port())) as (parts, _):
         uplink = parts.uplink
         client = HeldPublisher()
-        await uplink.publish_plan({"version": 1})
+        await uplink.publish_plan(document(1))
         task = asyncio.create_task(uplink._publish_plan(client))  # type: ignore[arg-type]
         try:
             async with asyncio.timeout(5):
                 await client.first_in_flight.wait()
-            await uplink.publish_plan({"version": 2})  # while version 1 awaits its PUBACK
-            await uplink.publish_plan({"version": 3})  # latest wins: 2 may be skipped
+            await uplink.publish_plan(document(2))  # while version 1 awaits its PUBACK
+            await uplink.publish_plan(document(3))  # latest wins: 2 may be skipped
             client.release.set()
             await wait_until(lambda: bool(client.sent) and plan_version(client.sent[-1]) == 3,
                              timeout=5, what="the latest plan sent after the held one")

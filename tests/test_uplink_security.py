@@ -29,7 +29,7 @@ async def test_tls_with_client_certificate_works(tmp_path, test_pki):
         async with running_office(broker.port) as office, running_bus(config) as (parts, _):
             await office.wait_until(lambda: office.fleet.get("bus-01") and
                                     office.fleet["bus-01"].online, timeout=10)
-            seq = await parts.outbox.emit_event("over_tls", {})
+            seq = await parts.outbox.append("event", "over_tls", {})
 
             async def arrived():
                 return seq in await office.archive.seqs("bus-01")

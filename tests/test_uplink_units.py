@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from busd.clock import ManualClock
 from busd.config import BusdConfig, UplinkConfig, load_config, outbox_path
 from busd.errors import ConfigError
+from busd.event_catalog import LiftCycle
 from busd.state import VehicleState
 from telemetry import schema
 from telemetry.models import Batch, EventRecord, TelemetryRecord
@@ -22,7 +23,8 @@ from telemetry.uplink import build_messages
 def rows():
     out = [Row(i, "telemetry", "sample", 1_767_225_600.0 + i,
                json.dumps({"full": False, "values": {"battery.soc": 90.0 - i}})) for i in (1, 2, 3)]
-    out.append(Row(4, "event", "visit_started", 1_767_225_604.0, '{"stop":"jersika"}'))
+    cycle = LiftCycle(cycles=1, day_cycles=3, counter=41, place_id="jersika", place_name="Jersika")
+    out.append(Row(4, "event", "lift_cycle", 1_767_225_604.0, cycle.to_json()))
     out.append(Row(5, "telemetry", "sample", 1_767_225_605.0, '{"full":true,"values":{}}'))
     return out
 
@@ -32,14 +34,14 @@ def test_consecutive_records_of_a_topic_are_batched_and_validate():
                           max_records=100, max_bytes=100_000)
     assert [(m.topic.rsplit("/", 2)[-2:], m.seqs) for m in msgs] == [
         (["bus-01", "telemetry"], (1, 2, 3)),
-        (["event", "visit_started"], (4,)),
+        (["event", "lift_cycle"], (4,)),
         (["bus-01", "telemetry"], (5,)),
     ]
     batch = Batch.model_validate(json.loads(msgs[0].payload))
     assert [r.seq for r in batch.records] == [1, 2, 3]
     assert batch.records[0].ts == "2026-01-01T00:00:01.000Z"
     assert batch.records[0].schema_ == "busd.telemetry/1"
-    EventRecord.model_validate(json.loads(msgs[1].payload))
+    assert isinstance(EventRecord.model_validate(json.loads(msgs[1].payload)).data, LiftCycle)
     TelemetryRecord.model_validate(json.loads(msgs[2].payload))
 
 

@@ -31,6 +31,7 @@ class BusdConfig(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,  # TOML's inf and nan are no setting
     )
 
     bus_id: BusId

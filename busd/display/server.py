@@ -55,8 +55,13 @@ def _asset(name: str) -> bytes:
     return resources.files("busd.display").joinpath("static").joinpath(name).read_bytes()
 
 
+def _strict_dumps(data: Any) -> str:
+    return json.dumps(data, allow_nan=False)
+
+
 def _sse(event: str, data: Mapping[str, Any]) -> bytes:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # NaN and Infinity are not JSON: refused (ValueError) rather than sent to the page.
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
@@ -282,7 +287,7 @@ class DisplayServer:
         return web.Response(body=self._assets[name], content_type=_STATIC[name], charset="utf-8")
 
     async def _snapshot_json(self, request: web.Request) -> web.Response:
-        return web.json_response(self.snapshot())
+        return web.json_response(self.snapshot(), dumps=_strict_dumps)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if len(self._streams) >= self._config.max_clients:

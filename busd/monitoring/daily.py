@@ -30,6 +30,7 @@ import structlog
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from busd.clock import Clock, utc_iso
+from busd.event_catalog import DailyReport
 from busd.monitoring.summary import daily_summary
 from busd.ports import EventEmitter
 from busd.storage import Report, StoragePolicy
@@ -157,10 +158,8 @@ class DailySummaryJob:
             self.unsaved_dropped += 1
             log.error("daily_summary_not_stored", day=oldest, dropped=self.unsaved_dropped)
         await self._save_unsaved()  # stored before it is published, when the disk allows
-        payload = dict(summary)
-        if self._bus_id:
-            payload["bus"] = self._bus_id
-        self._sink.report("daily", payload)
+        # The report's data is the summary itself (the envelope names the bus).
+        self._sink.report(DailyReport.model_validate(summary))
         self.done.add(day)
         return summary
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from busd.clock import Clock
+from busd.event_catalog import DailyReport, Event, PlanAccepted
 from busd.ports import EventEmitter
 from busd.storage import Report, StoragePolicy
 from busd.supervisor import Backoff, ComponentContext
@@ -35,15 +36,13 @@ class NoteStore(Protocol):
     def note_stop(self, day: str, stop_id: str, status: str, reason: str, ts: float) -> None: ...
 
 
-def notes_of(payload: dict[str, Any], *, ts: float, zone: ZoneInfo) -> list[Note]:
-    """The stop notes of one ``plan_accepted`` payload (English reason: the report's)."""
-    reasons = payload.get("reasons") or []
-    texts = [r.get("text", {}).get("en") for r in reasons if isinstance(r, dict)]
-    reason = " ".join(t for t in texts[:2] if t) or f"planner: {payload.get('kind', 'change')}"
+def notes_of(event: PlanAccepted, *, ts: float, zone: ZoneInfo) -> list[Note]:
+    """The stop notes of one ``plan_accepted`` event (English reason: the report's)."""
+    texts = [r.text.get("en") for r in event.reasons]
+    reason = " ".join(t for t in texts[:2] if t) or f"planner: {event.proposal_kind}"
     day = datetime.fromtimestamp(ts, zone).date().isoformat()
-    return [(day, c["stop"], STATUS_OF_CHANGE[c["kind"]], reason, ts)
-            for c in payload.get("changes") or []
-            if isinstance(c, dict) and c.get("kind") in STATUS_OF_CHANGE and c.get("stop")]
+    return [(day, c.stop, STATUS_OF_CHANGE[c.kind], reason, ts)
+            for c in event.changes if c.kind in STATUS_OF_CHANGE and c.stop]
 
 
 class StopNotes:
@@ -67,10 +66,10 @@ class StopNotes:
         self._in_hand: list[Note] | None = None  # taken from the queue, not yet written
         self.dropped = 0
 
-    def emit(self, kind: str, data: dict[str, Any]) -> None:
-        self._downstream.emit(kind, data)
-        if kind == "plan_accepted":
-            notes = notes_of(data, ts=self._clock.now(), zone=self._zone)
+    def emit(self, event: Event) -> None:
+        self._downstream.emit(event)
+        if isinstance(event, PlanAccepted):
+            notes = notes_of(event, ts=self._clock.now(), zone=self._zone)
             if notes:
                 try:
                     self._queue.put_nowait(notes)
@@ -78,8 +77,8 @@ class StopNotes:
                     self.dropped += 1
                     log.error("stop_notes_dropped", dropped=self.dropped)
 
-    def report(self, kind: str, data: dict[str, Any]) -> None:
-        self._downstream.report(kind, data)
+    def report(self, report: DailyReport) -> None:
+        self._downstream.report(report)
 
     async def run(self, ctx: ComponentContext) -> None:
         ctx.ready()

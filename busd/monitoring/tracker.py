@@ -11,8 +11,9 @@ A disk that refuses the write (full, read-only) is the one storage policy's
 (busd/storage.py): the batch stays in memory (bounded as above), the writer
 retries with back-off and reports to ``on_storage``, and the tracker goes on
 tracking.
-Events go to the :class:`~busd.ports.EventEmitter` as they happen; they are never
-coalesced or dropped.
+Events (busd/event_catalog.py: visits, legs, charging, and one ``lift_cycle``
+per cycle counted) go to the :class:`~busd.ports.EventEmitter` as they happen;
+they are never coalesced or dropped.
 """
 
 from __future__ import annotations
@@ -20,12 +21,21 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from busd import signals as sig
 from busd.clock import Clock, utc_iso
 from busd.config import MonitoringConfig
+from busd.event_catalog import (
+    ChargingEnded,
+    ChargingStarted,
+    LegCompleted,
+    LiftCycle,
+    TrackerEvent,
+    VisitEnded,
+    VisitStarted,
+)
 from busd.monitoring.segment import (
     Change,
     DayTracker,
@@ -240,13 +250,17 @@ class Tracker:
         """Take one sample of the state now (called on changes and on every tick)."""
         self._refresh_plan()
         sample = sample_of(self._state, self._clock, max_hold_s=self._config.energy_gap_s)
+        lift_before = self.day.lift.cycles
         changes = self.day.step(sample)
         self.steps += 1
         self._queue(changes)
         for change in changes:
             if change.event is not None:
                 self.events += 1
-                self._sink.emit(change.event, self._payload(change))
+                self._sink.emit(event_of(change))
+        if self.day.lift.cycles > lift_before:
+            self.events += 1
+            self._sink.emit(self._lift_cycle(self.day.lift.cycles - lift_before))
         if sample.mono >= self._next_sample:
             self._next_sample = sample.mono + self._config.soc_sample_s
             self._soc_sample(sample)
@@ -274,14 +288,26 @@ class Tracker:
         })
         self._dirty.set()
 
-    def _payload(self, change: Change) -> dict[str, Any]:
-        row = change.row
-        payload: dict[str, Any] = {
-            k: v for k, v in row.items() if k not in ("updated_ts", "temp_s")
-        }
-        payload["start"] = utc_iso(row["start_ts"])
-        if row.get("end_ts") is not None:
-            payload["end"] = utc_iso(row["end_ts"])
-        if self._bus_id:
-            payload["bus"] = self._bus_id
-        return payload
+    def _lift_cycle(self, cycles: int) -> LiftCycle:
+        place: PlaceRef | None = self.day.visit.place if self.day.visit else None
+        return LiftCycle(cycles=cycles, day_cycles=self.day.lift.cycles,
+                         counter=self.day.lift.last_counter,
+                         place_id=place.id if place else None,
+                         place_name=place.name if place else None)
+
+
+_EVENTS: dict[str, type[TrackerEvent]] = {
+    m.model_fields["kind"].default: m
+    for m in (VisitStarted, VisitEnded, LegCompleted, ChargingStarted, ChargingEnded)
+}
+_ROW_ONLY = ("updated_ts", "temp_s", "start_ts", "end_ts")  # store bookkeeping, not the event's
+
+
+def event_of(change: Change) -> TrackerEvent:
+    """The catalogue event of a record that opened or closed (``change.event`` is set)."""
+    assert change.event is not None
+    row = change.row
+    data = {k: v for k, v in row.items() if k not in _ROW_ONLY}
+    data["start"] = utc_iso(row["start_ts"])
+    data["end"] = utc_iso(row["end_ts"]) if row.get("end_ts") is not None else None
+    return _EVENTS[change.event].model_validate(data)

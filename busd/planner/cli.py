@@ -77,7 +77,7 @@ def cmd_plan_show(args: argparse.Namespace) -> int:
 def render_state(doc: dict[str, Any], lang: str) -> str:
     lines = []
     plan = doc.get("plan") or {}
-    lines.append(f"plan {plan.get('date')} v{plan.get('version')}  bus {doc.get('bus')}")
+    lines.append(f"plan {plan.get('date')} v{plan.get('version')}  bus {plan.get('bus') or '-'}")
     done = set(doc.get("done") or [])
     for item in doc.get("itinerary") or []:
         mark = "✓" if item["id"] in done else ("▶" if item["id"] == doc.get("at") else " ")

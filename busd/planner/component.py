@@ -40,6 +40,7 @@ from busd import signals as sig
 from busd.clock import Clock
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
+from busd.event_catalog import PlanDocument
 from busd.files import write_atomic
 from busd.plan import Plan, load_plan
 from busd.planner.core import AckResult, CommandResult, Outgoing, PlannerCore
@@ -179,7 +180,8 @@ class Planner:
         if self._dir is None:
             return
         self._energy_seq += 1
-        self._energy_text = (self._energy_seq, json.dumps(self.core.energy.to_dict()))
+        self._energy_text = (
+            self._energy_seq, json.dumps(self.core.energy.to_dict(), allow_nan=False))
         self._energy_wanted.set()
 
     async def flush_energy(self) -> None:
@@ -381,14 +383,16 @@ class Planner:
 
     async def _send(self, out: list[Outgoing]) -> None:
         for message in out:
-            if message.kind == "event":
+            payload = message.payload
+            if not isinstance(payload, PlanDocument):
                 # Queued to the event forwarder, which stores it in order and waits
                 # out a disk that refuses writes: the planner never blocks on it.
-                self._events.emit(message.name, message.payload)
+                self._events.emit(payload)
             else:
-                await self._plan_sink.publish_plan(message.payload)
+                await self._plan_sink.publish_plan(payload)
                 if self._dir is not None:
-                    self._state_text = json.dumps(message.payload, ensure_ascii=False, indent=1)
+                    # pydantic's JSON: never NaN or Infinity (the models refuse them).
+                    self._state_text = payload.model_dump_json(indent=1)
                     await self._write_state()
 
     async def _take_acks(self) -> None:

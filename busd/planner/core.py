@@ -28,14 +28,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from busd.clock import utc_iso
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
+from busd.event_catalog import PlanAccepted, PlanChanged, PlanDocument
 from busd.plan import Plan, parse_plan, validate_for_bus
 from busd.planner.energy import EnergyModel
 from busd.planner.model import Evaluation, evaluate
@@ -60,19 +60,17 @@ from busd.planner.search import SearchStats, best_plan
 
 log = structlog.get_logger("busd.planner")
 
-SCHEMA_PLAN = "busd.plan/1"
-SCHEMA_EVENT = "busd.event.plan/1"
 _HISTORY = 32
 _PUBLISH_STEP_PCT = 1.0  # republish the retained plan when the depot SOC moves this much
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A message for the sinks: the retained plan, or an event."""
+    """A message for the sinks: the retained plan document, or an event."""
 
     kind: Literal["plan", "event"]
     name: str  # "plan", or the event kind
-    payload: dict[str, Any]
+    payload: PlanChanged | PlanAccepted | PlanDocument
 
 
 class AckResult(BaseModel):
@@ -107,7 +105,9 @@ class PlannerCore:
 
     # --- commands ------------------------------------------------------------------
 
-    def load(self, plan: Plan, now: float, *, cause: str = "file") -> list[Outgoing]:
+    def load(
+        self, plan: Plan, now: float, *, cause: Literal["file", "office"] = "file"
+    ) -> list[Outgoing]:
         """Start (or restart) the day with ``plan``."""
         out: list[Outgoing] = []
         if self.pending is not None:
@@ -118,7 +118,7 @@ class PlannerCore:
         self.projection = None
         self._published_depot_soc = None
         log.info("plan_loaded", version=plan.version, stops=len(plan.stops), cause=cause)
-        out.append(self._event("plan_changed", now, cause=cause, version=plan.version))
+        out.append(self._event(PlanChanged(cause=cause, version=plan.version)))
         out.append(self._plan_message(now))
         return out
 
@@ -154,13 +154,10 @@ class PlannerCore:
             self._remember(pid, "accepted_before")
             log.info("plan_accepted", proposal=pid, kind=proposal.kind)
             out = [
-                self._event(
-                    "plan_accepted", now, proposal_id=pid, kind=proposal.kind,
-                    changes=[c.model_dump(mode="json", exclude_none=True)
-                             for c in proposal.changes],
-                    itinerary=[i.model_dump(mode="json") for i in proposal.itinerary],
-                    reasons=[r.model_dump(mode="json") for r in proposal.reasons],
-                ),
+                self._event(PlanAccepted(
+                    proposal_id=pid, proposal_kind=proposal.kind, changes=proposal.changes,
+                    itinerary=proposal.itinerary, reasons=proposal.reasons,
+                )),
                 self._plan_message(now),
             ]
             return AckResult(accepted=True, proposal_id=pid, status="accepted"), out
@@ -357,20 +354,19 @@ class PlannerCore:
             changes=[c.kind for c in proposal.changes], emergency=proposal.emergency,
         )
         return [
-            self._event(
-                "plan_changed", now, cause="proposed",
-                proposal=proposal.model_dump(mode="json", exclude_none=True),
-            ),
+            self._event(PlanChanged(cause="proposed", proposal=proposal)),
             self._plan_message(now),
         ]
 
-    def _drop_pending(self, status: str, now: float) -> list[Outgoing]:
+    def _drop_pending(
+        self, status: Literal["superseded", "withdrawn"], now: float
+    ) -> list[Outgoing]:
         assert self.pending is not None
         pid = self.pending.id
         self.pending = None
         self._remember(pid, status)
         log.info("proposal_" + status, proposal=pid)
-        return [self._event("plan_changed", now, cause=status, proposal_id=pid),
+        return [self._event(PlanChanged(cause=status, proposal_id=pid)),
                 self._plan_message(now)]
 
     def _remember(self, pid: str, status: str) -> None:
@@ -379,25 +375,18 @@ class PlannerCore:
         while len(self._history) > _HISTORY:
             self._history.popitem(last=False)
 
-    def _event(self, event_kind: str, now: float, **payload: Any) -> Outgoing:
-        body = {"bus": self.bus_id, "ts": utc_iso(now), "schema": SCHEMA_EVENT, **payload}
-        return Outgoing("event", event_kind, body)
+    @staticmethod
+    def _event(event: PlanChanged | PlanAccepted) -> Outgoing:
+        # No bus, ts or schema here: the record's envelope carries them.
+        return Outgoing("event", event.kind, event)
 
-    def document(self, now: float) -> dict[str, Any]:
-        """The retained ``plan`` payload: the plan, the itinerary, the projection, any proposal."""
-        plan = self.plan
-        return {
-            "bus": self.bus_id,
-            "ts": utc_iso(now),
-            "schema": SCHEMA_PLAN,
-            "plan": plan.model_dump(mode="json") if plan is not None else None,
-            "itinerary": [i.model_dump(mode="json") for i in self.itinerary],
-            "done": sorted(self.progress.done),
-            "at": self.progress.at,
-            "projection": self.projection.model_dump(mode="json") if self.projection else None,
-            "pending": self.pending.model_dump(mode="json", exclude_none=True)
-            if self.pending is not None else None,
-        }
+    def document(self, now: float) -> PlanDocument:
+        """The retained ``plan``: the plan, the itinerary, the projection, any proposal
+        (the uplink puts it in its envelope with ``bus``, ``ts`` and ``schema``)."""
+        return PlanDocument(
+            plan=self.plan, itinerary=list(self.itinerary), done=sorted(self.progress.done),
+            at=self.progress.at, projection=self.projection, pending=self.pending,
+        )
 
     def _plan_message(self, now: float) -> Outgoing:
         if self.projection is not None:

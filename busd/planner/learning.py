@@ -8,10 +8,9 @@ is then saved so that learning survives restarts.
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 
+from busd.event_catalog import DailyReport, Event, LegCompleted, VisitEnded
 from busd.planner.component import Planner
 from busd.ports import EventEmitter
 
@@ -26,23 +25,25 @@ class LearningEmitter:
         self._downstream = downstream
         self.learned = 0
 
-    def emit(self, kind: str, payload: dict[str, Any]) -> None:
-        self._downstream.emit(kind, payload)
-        if self._learn(kind, payload):
+    def emit(self, event: Event) -> None:
+        self._downstream.emit(event)
+        if self._learn(event):
             self.learned += 1
             self._planner.save_energy()
 
-    def report(self, kind: str, payload: dict[str, Any]) -> None:
-        self._downstream.report(kind, payload)
+    def report(self, report: DailyReport) -> None:
+        self._downstream.report(report)
 
-    def _learn(self, kind: str, row: dict[str, Any]) -> bool:
-        temp = row.get("temp_c")
-        if temp is None or row.get("gap_s", 0) or row.get("status") not in ("closed", None):
+    def _learn(self, event: Event) -> bool:
+        if not isinstance(event, LegCompleted | VisitEnded):
+            return False
+        temp = event.temp_c
+        if temp is None or event.gap_s or event.status != "closed":
             return False  # no temperature, or figures with a data gap: not a lesson
         model = self._planner.energy_model
-        net = (row.get("out_kwh") or 0.0) - (row.get("regen_kwh") or 0.0)
-        if kind == "leg_completed" and row.get("km"):
-            return model.learn_leg(float(row["km"]), net, float(temp))
-        if kind == "visit_ended" and row.get("place_kind") in ("stop", "unplanned"):
-            return model.learn_visit(float(row.get("duration_min") or 0.0), net, float(temp))
+        net = event.out_kwh - event.regen_kwh
+        if isinstance(event, LegCompleted):
+            return bool(event.km) and model.learn_leg(event.km, net, temp)
+        if event.place_kind in ("stop", "unplanned"):
+            return model.learn_visit(event.duration_min, net, temp)
         return False

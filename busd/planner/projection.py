@@ -17,23 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from busd.config import PlannerConfig
+from busd.event_catalog import Item as Item  # re-exported: the itinerary entry of the events
 from busd.plan import Charger, Plan, Stop, haversine_m
 from busd.planner.energy import EnergyModel
 from busd.planner.model import ChargeParams, ChargerNode, Evaluation, Instance, StopNode, evaluate
-
-
-class Item(BaseModel):
-    """One entry of an itinerary: a visit or a charging stop."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["stop", "charge"]
-    id: str
-    minutes: float = Field(ge=0, description="on site; for a charge, the estimate")
 
 
 def initial_itinerary(plan: Plan) -> tuple[Item, ...]:

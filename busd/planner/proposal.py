@@ -3,7 +3,8 @@
 A proposal is data: an id (a hash of what it proposes and what it replaces,
 so the same situation gives the same id), machine-readable changes, the new
 itinerary, projections before and after, and reasons as codes with
-parameters plus their Latvian, Lithuanian and English renderings.
+parameters plus their Latvian, Lithuanian and English renderings. The models
+are the event catalogue's (busd/event_catalog.py): the plan events carry them.
 """
 
 from __future__ import annotations
@@ -13,75 +14,15 @@ import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from busd.clock import utc_iso
+from busd.event_catalog import Change, PointDoc, ProjectionDoc, Proposal, Reason
 from busd.plan import Plan
 from busd.planner import i18n
 from busd.planner.model import Evaluation, evaluate
 from busd.planner.projection import Built, Item, Situation
 
-
-class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Change(_Doc):
-    kind: Literal[
-        "shorten", "lengthen", "skip", "restore", "reorder", "charge", "drop_charge", "go_to"
-    ]
-    stop: str | None = None
-    before_min: float | None = None
-    after_min: float | None = None
-    order_before: list[str] | None = None
-    order_after: list[str] | None = None
-    charger: str | None = None
-    after: str | None = Field(default=None, description="charge after this stop (None: now)")
-    kwh: float | None = None
-    soc_to: float | None = None
-
-
-class Reason(_Doc):
-    code: str
-    params: dict[str, str | float | int]
-    text: dict[str, str]
-
-
-class PointDoc(_Doc):
-    id: str
-    kind: Literal["stop", "charge", "depot"]
-    eta: str
-    etd: str
-    soc_arrive: float
-    soc_depart: float
-    minutes: float
-    late_min: float
-
-
-class ProjectionDoc(_Doc):
-    ts: str
-    soc: float
-    safe: bool
-    reserve_pct: float
-    margin_pct: float
-    threshold_pct: float
-    depot_soc: float
-    depot_margin_pct: float = Field(description="depot SOC minus reserve and margin")
-    depot_eta: str
-    points: list[PointDoc]
-
-
-class Proposal(_Doc):
-    id: str
-    plan_version: int
-    created: str
-    kind: Literal["reduce", "charge", "restore", "reorder", "emergency"]
-    emergency: bool
-    changes: list[Change]
-    itinerary: list[Item]
-    before: ProjectionDoc
-    after: ProjectionDoc
-    reasons: list[Reason]
+__all__ = ["Change", "PointDoc", "ProjectionDoc", "Proposal", "Reason", "make_proposal",
+           "projection_doc", "proposal_id", "shape"]
 
 
 def shape(itinerary: tuple[Item, ...] | list[Item]) -> tuple[tuple[str, str, float | None], ...]:

@@ -31,7 +31,7 @@ DURATION_FAULTS = {"can_silence", "gps_outage", "gps_no_fix", "broker_down", "li
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # finite
 
 
 class Waypoint(_Strict):

@@ -30,7 +30,7 @@ async def feed(state: VehicleState, outbox, event_every: float) -> None:
         state.update(sig.VEHICLE_SPEED, 40.0 + (i % 10), source="sim")
         state.update(sig.GPS_LAT, 56.3543 + i * 1e-5, source="sim")
         state.update(sig.GPS_LON, 26.1758, source="sim")
-        await outbox.emit_event("tick", {"i": i})
+        await outbox.append("event", "tick", {"i": i})
         await asyncio.sleep(event_every)
 
 
