@@ -75,11 +75,14 @@ class Outgoing:
     payload: dict[str, Any]
 
 
+AckStatus = Literal["accepted", "unknown", "superseded", "withdrawn", "accepted_before"]
+
+
 class AckResult(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     accepted: bool
     proposal_id: str
-    status: Literal["accepted", "unknown", "superseded", "withdrawn", "accepted_before"]
+    status: AckStatus
     detail: str = ""
 
 
@@ -102,7 +105,8 @@ class PlannerCore:
         self.pending: Proposal | None = None
         self.projection: ProjectionDoc | None = None
         self.last_search: SearchStats | None = None
-        self._history: OrderedDict[str, str] = OrderedDict()  # proposal id -> final status
+        # proposal id -> final status
+        self._history: OrderedDict[str, AckStatus] = OrderedDict()
         self._published_depot_soc: float | None = None
 
     # --- commands ------------------------------------------------------------------
@@ -171,7 +175,7 @@ class PlannerCore:
                 detail="no such proposal (it may be from before a restart)",
             ), []
         return AckResult(
-            accepted=False, proposal_id=pid, status=status,  # type: ignore[arg-type]
+            accepted=False, proposal_id=pid, status=status,
             detail=f"proposal is {status.replace('_', ' ')}",
         ), []
 
@@ -364,7 +368,7 @@ class PlannerCore:
             self._plan_message(now),
         ]
 
-    def _drop_pending(self, status: str, now: float) -> list[Outgoing]:
+    def _drop_pending(self, status: AckStatus, now: float) -> list[Outgoing]:
         assert self.pending is not None
         pid = self.pending.id
         self.pending = None
@@ -373,7 +377,7 @@ class PlannerCore:
         return [self._event("plan_changed", now, cause=status, proposal_id=pid),
                 self._plan_message(now)]
 
-    def _remember(self, pid: str, status: str) -> None:
+    def _remember(self, pid: str, status: AckStatus) -> None:
         self._history[pid] = status
         self._history.move_to_end(pid)
         while len(self._history) > _HISTORY:
