@@ -37,6 +37,7 @@ import time
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 from storage_faults import (  # benchmarks/ is on sys.path: the script's own folder
@@ -62,7 +63,7 @@ DAY_S = 9.5 * 3600  # 07:15 to 16:45: the faults fall in 5-95 % of it
 SIM_DAY_S = 9.2 * 3600
 
 
-def soak_scenario(minutes: float, rng: random.Random) -> tuple[dict, float]:
+def soak_scenario(minutes: float, rng: random.Random) -> tuple[dict[str, Any], float]:
     """A whole summer day at the speed that makes it last ``minutes``, full of faults."""
     data = tomllib.loads(BASE.read_text())
     # The summer day's report comes about 9.3 simulated hours after 07:15 (measured);
@@ -137,7 +138,7 @@ def outbox_state(path: Path) -> tuple[int, set[int]]:
     return max(int(meta[0]) if meta else 0, max(pending, default=0)), pending
 
 
-def storage_alerts(records: list[dict]) -> tuple[int, int, bool]:
+def storage_alerts(records: list[dict[str, Any]]) -> tuple[int, int, bool]:
     """storage_unwritable as the office saw it: raised, cleared, and whether it is left
     raised at the end (by kind, as an office keeps alerts: a raise of an active kind is
     the same situation)."""

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -38,7 +39,7 @@ sys.path.insert(0, str(REPO))
 import aiomqtt  # noqa: E402
 
 from busd.clock import ManualClock, SystemClock  # noqa: E402
-from busd.config import BusdConfig, OutboxConfig, UplinkConfig  # noqa: E402
+from busd.config import BusdConfig, MqttConfig, OutboxConfig, UplinkConfig  # noqa: E402
 from busd.logs import configure_logging  # noqa: E402
 from busd.state import VehicleState  # noqa: E402
 from busd.supervisor import ComponentContext, ComponentHealth  # noqa: E402
@@ -99,15 +100,15 @@ def mqtt_bytes(topic: str, payload: bytes, qos: int) -> int:
     return header + body + ack
 
 
-def event_payload(i: int) -> dict:
+def event_payload(i: int) -> dict[str, str | float]:
     return {"stop": f"stop-{i % 5}", "soc": 80.5, "note": "benchmark event"}
 
 
 # --- (a) ----------------------------------------------------------------------------
 
-async def bench_drain(broker: Mosquitto, work: Path, records: int) -> dict:
+async def bench_drain(broker: Mosquitto, work: Path, records: int) -> dict[str, Any]:
     config = BusdConfig(bus_id="bus-01", data_dir=work / "drain",
-                        mqtt={"host": "127.0.0.1", "port": broker.port})
+                        mqtt=MqttConfig(host="127.0.0.1", port=broker.port))
     clock = SystemClock()
     state = VehicleState(clock)
     parts = build_uplink(config, state=state, clock=clock)
@@ -173,22 +174,26 @@ async def bench_drain(broker: Mosquitto, work: Path, records: int) -> dict:
 
 # --- (b) ----------------------------------------------------------------------------
 
-async def bench_day_bytes(hours: float = 10.0, driving_h: float = 3.5) -> dict:
+async def bench_day_bytes(
+    work: Path, hours: float = 10.0, driving_h: float = 3.5
+) -> dict[str, Any]:
     cfg = UplinkConfig()
     clock = ManualClock(START)
     state = VehicleState(clock)
     model = BusModel(state)
-    sampler = TelemetrySampler(state=state, outbox=None, clock=clock, config=cfg)  # type: ignore[arg-type]
+    # Never opened: only the sampler's and the uplink's payload builders run here.
+    idle = Outbox(path=work / "day" / "outbox.sqlite", clock=clock)
+    sampler = TelemetrySampler(state=state, outbox=idle, clock=clock, config=cfg)
     from telemetry.outbox import Row
     from telemetry.uplink import Uplink  # for its state payload builder
 
     class _NoStore:
-        async def get_meta(self, key): return None
-        async def set_meta(self, key, value): return None
+        async def get_meta(self, key: str) -> str | None: return None
+        async def set_meta(self, key: str, value: str) -> None: return None
 
     from telemetry.commands import CommandDispatcher
     uplink = Uplink(bus_id="bus-01", mqtt_config=BusdConfig(bus_id="bus-01").mqtt, config=cfg,
-                    state=state, outbox=None,  # type: ignore[arg-type]
+                    state=state, outbox=idle,
                     commands=CommandDispatcher(bus_id="bus-01", clock=clock, store=_NoStore()),
                     clock=clock)
     prefix = "multimobile/v1/bus-01"
@@ -248,14 +253,14 @@ def write_bytes() -> int:
     raise RuntimeError("no write_bytes in /proc/self/io")
 
 
-async def bench_disk(work: Path) -> dict:
+async def bench_disk(work: Path) -> dict[str, Any]:
     cfg = OutboxConfig()
     clock = ManualClock(START)
     state = VehicleState(clock)
     model = BusModel(state)
-    sampler = TelemetrySampler(state=state, outbox=None, clock=clock,  # type: ignore[arg-type]
-                               config=UplinkConfig())
     box = Outbox(path=work / "disk" / "outbox.sqlite", clock=clock, config=cfg)
+    # only its sample() runs: the loop below adds to the outbox itself
+    sampler = TelemetrySampler(state=state, outbox=box, clock=clock, config=UplinkConfig())
     await box.open()
     before = write_bytes()
     sent = 0
@@ -294,7 +299,7 @@ async def main() -> None:
         finally:
             broker.stop()
         print("drain:", json.dumps(drain))
-        day = await bench_day_bytes()
+        day = await bench_day_bytes(work)
         print("day:", json.dumps(day))
         disk = await bench_disk(work)
         print("disk:", json.dumps(disk))

@@ -14,7 +14,9 @@ LogFormat = Literal["auto", "json", "console"]
 SECRET_KEYS = frozenset({"password", "passwd", "secret", "token", "key_password", "private_key"})
 
 
-def _redact_secrets(_: object, __: str, event_dict: dict[str, object]) -> dict[str, object]:
+def _redact_secrets(
+    _: structlog.typing.WrappedLogger, __: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
     for key in event_dict.keys() & SECRET_KEYS:
         event_dict[key] = "***"
     return event_dict

@@ -12,6 +12,7 @@ and published timestamps are UTC.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import tomllib
@@ -153,7 +154,7 @@ class Plan(_Strict):
         """UTC epoch seconds of a local time of day on the plan's date."""
         return datetime.combine(self.date, clock_time, tzinfo=self.zone).timestamp()
 
-    def local_date(self, ts: float) -> date:
+    def local_date(self, ts: float) -> dt.date:  # dt.: the field ``date`` shadows the type
         return datetime.fromtimestamp(ts, self.zone).date()
 
     def stop(self, stop_id: str) -> Stop:

@@ -101,7 +101,7 @@ class MonitoringStore:
             have = self.db[table].columns_dict
             for name, kind in columns.items():
                 if name not in have:
-                    self.db[table].add_column(name, kind)
+                    self.db.table(table).add_column(name, kind)
         for table in ("legs", "visits", "charges", "soc_samples"):
             self.db.table(table).create_index(["day"], if_not_exists=True)
         for table in ("legs", "visits", "charges"):

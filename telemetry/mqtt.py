@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY, CleanStartOption
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -93,15 +94,18 @@ def make_client(
     max_queued_incoming: int = 1000,
 ) -> aiomqtt.Client:
     v5 = protocol == aiomqtt.ProtocolVersion.V5
-    session: dict[str, object] = {}
+    # aiomqtt's defaults, unless the session is asked for: MQTT 5 names it clean_start
+    # (and keeps it by a session property), 3.1.1 clean_session
+    clean_session: bool | None = None
+    clean_start: CleanStartOption = MQTT_CLEAN_START_FIRST_ONLY
+    properties: Properties | None = None
     if v5:
-        session["clean_start"] = not persistent_session
+        clean_start = not persistent_session
         if persistent_session:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 7 * 86400  # the office may be off over a weekend
-            session["properties"] = props
+            properties = _properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 7 * 86400  # the office may be off over a weekend
     else:
-        session["clean_session"] = not persistent_session
+        clean_session = not persistent_session
     return aiomqtt.Client(
         settings.host,
         settings.port,
@@ -117,11 +121,18 @@ def make_client(
         max_inflight_messages=max_inflight,
         # Bounded: past this paho/aiomqtt discard incoming messages (logged by aiomqtt).
         max_queued_incoming_messages=max_queued_incoming,
-        **session,  # type: ignore[arg-type]
+        clean_session=clean_session,
+        clean_start=clean_start,
+        properties=properties,
     )
 
 
+def _properties(packet_type: int) -> Properties:
+    # paho ships py.typed but leaves Properties.__init__ unannotated
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
 def expiry_properties(seconds: int) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
+    props = _properties(PacketTypes.PUBLISH)
     props.MessageExpiryInterval = seconds
     return props

@@ -312,7 +312,9 @@ async def run_office(
         await archive.close()
 
 
-def add_office_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_office_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add ``office`` to the ``busd`` CLI; the parser's ``func(args)`` returns an exit code."""
     p = subparsers.add_parser("office", help="the office's side: live fleet table and archive",
                               description=__doc__.split("\n\n")[0])

@@ -35,7 +35,9 @@ EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 Row = dict[str, Any]
 
 
-def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_report_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add ``report`` to the ``busd`` sub-commands (``parser.add_subparsers()``)."""
     report = subparsers.add_parser("report", help="the monitoring log: a day, or a month")
     report.add_argument("date", nargs="?", help="the day, YYYY-MM-DD (default: today)")
@@ -254,7 +256,8 @@ def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo
     samples = records["samples"]
     fig, ax = plt.subplots(figsize=(11, 4.5))
     def num(ts: float) -> float:
-        return float(mdates.date2num(datetime.fromtimestamp(ts, zone)))
+        # matplotlib.dates has no annotations (no stub beside it), unlike most of matplotlib
+        return float(mdates.date2num(datetime.fromtimestamp(ts, zone)))  # type: ignore[no-untyped-call]
 
     times = [num(s["ts"]) for s in samples]
     ax.plot(times, [s["soc"] for s in samples], color="tab:blue", label="SOC")
@@ -271,7 +274,8 @@ def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo
     ax.set_ylabel("SOC %")
     ax.set_ylim(0, 100)
     ax.set_title(f"SOC {day} (shaded: on site; green: charging)")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))
+    # matplotlib.dates has no annotations (no stub beside it), unlike most of matplotlib
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))  # type: ignore[no-untyped-call]
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()

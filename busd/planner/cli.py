@@ -26,7 +26,9 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
-def add_plan_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_plan_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     plan = subparsers.add_parser("plan", help="the day's plan and pending proposals")
     plan.add_argument("--config", help=f"config file (default: ${CONFIG_ENV})")
     plan.add_argument("--data-dir", type=Path, help="instead of the config's data_dir")
@@ -51,9 +53,10 @@ def _dir(args: argparse.Namespace) -> tuple[Path, str]:
 
 def _state(folder: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        doc: dict[str, Any] = json.loads((folder / "state.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    return doc
 
 
 def cmd_plan_show(args: argparse.Namespace) -> int:

@@ -73,11 +73,14 @@ class Outgoing:
     payload: PlanChanged | PlanAccepted | PlanDocument
 
 
+AckStatus = Literal["accepted", "unknown", "superseded", "withdrawn", "accepted_before"]
+
+
 class AckResult(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     accepted: bool
     proposal_id: str
-    status: Literal["accepted", "unknown", "superseded", "withdrawn", "accepted_before"]
+    status: AckStatus
     detail: str = ""
 
 
@@ -100,7 +103,8 @@ class PlannerCore:
         self.pending: Proposal | None = None
         self.projection: ProjectionDoc | None = None
         self.last_search: SearchStats | None = None
-        self._history: OrderedDict[str, str] = OrderedDict()  # proposal id -> final status
+        # proposal id -> final status
+        self._history: OrderedDict[str, AckStatus] = OrderedDict()
         self._published_depot_soc: float | None = None
 
     # --- commands ------------------------------------------------------------------
@@ -168,7 +172,7 @@ class PlannerCore:
                 detail="no such proposal (it may be from before a restart)",
             ), []
         return AckResult(
-            accepted=False, proposal_id=pid, status=status,  # type: ignore[arg-type]
+            accepted=False, proposal_id=pid, status=status,
             detail=f"proposal is {status.replace('_', ' ')}",
         ), []
 
@@ -369,7 +373,7 @@ class PlannerCore:
         return [self._event(PlanChanged(cause=status, proposal_id=pid)),
                 self._plan_message(now)]
 
-    def _remember(self, pid: str, status: str) -> None:
+    def _remember(self, pid: str, status: AckStatus) -> None:
         self._history[pid] = status
         self._history.move_to_end(pid)
         while len(self._history) > _HISTORY:

@@ -43,10 +43,14 @@ search stops when even the bound cannot tie the best.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from busd.planner.exact_orders import OrderSearch
+from busd.planner.exact_orders import Better, OrderSearch, Split
 from busd.planner.fastkey import Judge
 from busd.planner.model import Instance
+
+if TYPE_CHECKING:  # search imports this module
+    from busd.planner.search import SearchStats
 
 _INF = math.inf
 _BIG = 1 << 16  # must-serve count and priority as one int: must * _BIG + priority
@@ -83,7 +87,9 @@ def _bit_lists(n: int) -> list[list[int]]:
 class Exact(OrderSearch):
     """One exact search over an instance (stops are bits: node ``v`` is bit ``v - 1``)."""
 
-    def __init__(self, inst: Instance, judge: Judge, stats, node_limit: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, inst: Instance, judge: Judge, stats: SearchStats, node_limit: int
+    ) -> None:
         self.inst, self.judge, self.stats, self.limit = inst, judge, stats, node_limit
         n = inst.n
         self.n, self.full = n, (1 << n) - 1
@@ -256,7 +262,7 @@ class Exact(OrderSearch):
                 spare -= extra
         return t4, t5
 
-    def run(self, better) -> None:  # type: ignore[no-untyped-def]
+    def run(self, better: Better) -> None:
         """Calls ``better(seq, key)`` with itineraries that may be the best; it says whether
         the one given is the best so far."""
         inst, judge = self.inst, self.judge
@@ -302,7 +308,7 @@ class Exact(OrderSearch):
             return  # no safe itinerary at all
         # Splits reaching the best must-serve and priority, with their minutes on site:
         # (part 1, charger or 0, part 2, km1, km2, budget1, budget2, minutes value)
-        splits = []
+        splits: list[Split] = []
         full4 = self.full4
         floor = -_INF  # best minutes on site (priority-weighted) found so far, less noise
         for m in feas_n:

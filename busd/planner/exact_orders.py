@@ -16,15 +16,55 @@ so every complete order is scored by the judge, which has the last word.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from busd.planner.model import charge_hours
+from busd.planner.fastkey import Judge
+from busd.planner.model import Instance, charge_hours
+
+if TYPE_CHECKING:  # search imports exact, which imports this module
+    from busd.planner.search import SearchStats
 
 _INF = math.inf
 _TOL = 1e-6
 
+# (part 1, charger or 0, part 2, km1, km2, budget1, budget2, minutes on site value)
+Split = tuple[int, int, int, float, float, float, float, tuple[float, float]]
+# (sharper bound, part 1, charger or 0, part 2, km1, km limit 1, km limit 2, minutes per stop)
+Prepared = tuple[float, int, int, int, float, float, float, list[float]]
+# ``better(seq, key)``: whether the itinerary given is the best so far
+Better = Callable[[tuple[int, ...], tuple[float, ...]], bool]
+
 
 class OrderSearch:
-    """Mixed into :class:`~busd.planner.exact.Exact`, whose attributes it reads."""
+    """Mixed into :class:`~busd.planner.exact.Exact`, whose attributes it reads.
+
+    The attributes are declared here (annotations only: no class attributes, so
+    lookups in the search loops are unchanged) and set by ``Exact.__init__``.
+    """
+
+    inst: Instance
+    judge: Judge
+    stats: SearchStats
+    n: int
+    depot: int
+    chargers: list[int]
+    d: tuple[tuple[float, ...], ...]  # km between nodes
+    sp: list[list[float]]  # shortest km between nodes
+    speed: float  # km per minute
+    site_min: float  # kWh per minute on site
+    drive: float  # kWh per km
+    in_progress: bool
+    latest: list[float | None]  # per stop: end of its arrival window
+    later: list[int]  # per stop: the set announced after it
+    earlier: list[int]  # per stop: the set announced before it
+    announced: list[int]  # the stops in announced order
+    bits: list[list[int]]  # per set: its stops
+    minsum: list[float]  # per set: its minimum minutes on site
+    best: tuple[float, float] | None  # (rounded disruption, rounded km) of the best order
+
+    def _tick(self, k: int = 1) -> None:
+        raise NotImplementedError  # Exact counts nodes against its budget
 
     def _limit_km(self, start_pct: float, minutes: float, closes: float | None) -> float:
         """The most km a part may drive and still afford ``minutes`` on site (a little
@@ -45,7 +85,7 @@ class OrderSearch:
         no earlier than reachable and open)."""
         inst, n, sp, speed = self.inst, self.n, self.sp, self.speed
         size = 1 << n
-        tables = []
+        tables: list[list[float]] = []
         starts = [(0, inst.now)] + [
             (c, max(inst.now + sp[0][c] / speed * 60, inst.charger(c).opens))
             for c in self.chargers
@@ -63,14 +103,21 @@ class OrderSearch:
             tables.append(table)
         return tables
 
-    def _orders(self, splits, F, B, better, top) -> None:  # type: ignore[no-untyped-def]
+    def _orders(
+        self,
+        splits: list[Split],
+        F: list[list[float]],
+        B: list[list[float]],
+        better: Better,
+        top: tuple[float, float],
+    ) -> None:
         """The splits cheapest bound first; each searched unless its bound cannot tie."""
         inst = self.inst
         pen = inst.reorder_penalty_min
         earlier, bits, speed, minsum = self.earlier, self.bits, self.speed, self.minsum
         late = self._window_late()
         charger_row = {c: k + 1 for k, c in enumerate(self.chargers)}
-        ranked = []
+        ranked: list[tuple[float, float, Split]] = []
         for split in splits:
             m1, c, m2, km1, km2 = split[:5]
             # inversions the split forces: a stop after the charger announced before one
@@ -81,7 +128,7 @@ class OrderSearch:
                   + max(0.0, (t_home - inst.return_by) / 60))
             ranked.append((lb, km1 + km2, split))
         ranked.sort(key=lambda r: (r[0], r[1]))
-        self.best: tuple[float, float] | None = None  # (rounded disruption, rounded km)
+        self.best = None
         for lb, km_lb, split in ranked:
             if self._cut(lb, km_lb):
                 break  # sorted: no later split can do better
@@ -90,7 +137,7 @@ class OrderSearch:
             if prepared is not None and not self._cut(prepared[0], km_lb):
                 self._search(*prepared[1:], F, B, better, self.later, top)
 
-    def _prepare(self, split, lb):  # type: ignore[no-untyped-def]
+    def _prepare(self, split: Split, lb: float) -> Prepared | None:
         """Visit lengths, km limits and a sharper bound (with the charging time) of a split."""
         inst, judge, n, speed = self.inst, self.judge, self.n, self.speed
         m1, c, m2, km1, km2, b1, b2, _v = split
@@ -132,7 +179,9 @@ class OrderSearch:
                 total += max(0.0, (inst.now + sp[0][i + 1] / speed * 60 - lat) / 60)
         return total
 
-    def _charge_lb(self, c, m1, m2, km1, km2, minutes) -> float:  # type: ignore[no-untyped-def]
+    def _charge_lb(
+        self, c: int, m1: int, m2: int, km1: float, km2: float, minutes: list[float]
+    ) -> float:
         """Fewest minutes at the charger: the shortest parts charge least."""
         inst = self.inst
         cap = inst.capacity_kwh
@@ -152,7 +201,21 @@ class OrderSearch:
         r = round(disruption_lb, 4)
         return r > self.best[0] or (r == self.best[0] and round(km_lb, 4) > self.best[1])
 
-    def _search(self, m1, c, m2, km1_min, k1, k2, minutes, F, B, better, later, top) -> None:  # type: ignore[no-untyped-def]
+    def _search(
+        self,
+        m1: int,
+        c: int,
+        m2: int,
+        km1_min: float,
+        k1: float,
+        k2: float,
+        minutes: list[float],
+        F: list[list[float]],
+        B: list[list[float]],
+        better: Better,
+        later: list[int],
+        top: tuple[float, float],
+    ) -> None:
         """Orders of one split, announced order first (t and lateness are exact before the
         charger, lower bounds after it; the judge scores every complete one)."""
         inst, judge = self.inst, self.judge
@@ -160,7 +223,8 @@ class OrderSearch:
         pen = inst.reorder_penalty_min
         return_by = inst.return_by
         latest, announced, earlier = self.latest, self.announced, self.earlier
-        timed = [i for i in range(self.n) if latest[i] is not None]
+        # the stops with an arrival window, with its end (the loop below reads both)
+        timed = [(i, lat) for i, lat in enumerate(latest) if lat is not None]
 
         def home_km(last: int, rem: int) -> float:
             """Shortest km from node ``last`` through ``rem`` home (exact, from B)."""
@@ -192,7 +256,19 @@ class OrderSearch:
             seen.append((t, km, cost))
             return False
 
-        def visit(seq, last, vis, rem1, km, t, late, inv, on1, phase2, km1=0.0) -> None:  # type: ignore[no-untyped-def]
+        def visit(
+            seq: tuple[int, ...],
+            last: int,
+            vis: int,
+            rem1: int,
+            km: float,
+            t: float,
+            late: float,
+            inv: int,
+            on1: float,
+            phase2: bool,
+            km1: float = 0.0,
+        ) -> None:
             # on1: minutes on site still to come in this part; km1: where part 2 began
             self._tick()
             if not phase2 and dominated((vis, last), t, km, late + pen * inv):
@@ -228,11 +304,11 @@ class OrderSearch:
             if t_home > return_by:
                 lb += (t_home - return_by) / 60
             spl = sp[last]
-            for i in timed:
+            for i, lat_i in timed:
                 if rem >> i & 1:
                     arrive = t + spl[i + 1] / speed * 60
-                    if arrive > latest[i]:
-                        lb += (arrive - latest[i]) / 60
+                    if arrive > lat_i:
+                        lb += (arrive - lat_i) / 60
             if self._cut(lb, km_lb):
                 return
             if not rem and (phase2 or not c):

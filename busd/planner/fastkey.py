@@ -37,7 +37,7 @@ class Judge:
         self.prio = [0] + [st.priority for st in s]
         self.must = [0] + [int(st.must) for st in s]
         self.index = [0] + [st.index for st in s]
-        self.latest = [None] + [st.latest for st in s]
+        self.latest: list[float | None] = [None, *(st.latest for st in s)]
         self.in_progress = bool(s) and s[0].in_progress
         # the allocation's order: most important first, then announced earlier
         order = sorted(range(1, n + 1), key=lambda v: (-self.prio[v], self.index[v]))

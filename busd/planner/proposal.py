@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from busd.clock import utc_iso
 from busd.event_catalog import Change, PointDoc, ProjectionDoc, Proposal, Reason
 from busd.plan import Plan
 from busd.planner import i18n
-from busd.planner.model import Evaluation, evaluate
+from busd.planner.model import Evaluation, Instance, evaluate
 from busd.planner.projection import Built, Item, Situation
 
 __all__ = ["Change", "PointDoc", "ProjectionDoc", "Proposal", "Reason", "make_proposal",
@@ -69,7 +69,19 @@ def _local_hhmm(plan: Plan, ts: float) -> str:
     return datetime.fromtimestamp(ts, plan.zone).strftime("%H:%M")
 
 
-def _emergency_reasons(inst, built, best, reason, changes) -> None:  # type: ignore[no-untyped-def]
+class _Reason(Protocol):
+    """Adds a reason, in every language, to the proposal being made."""
+
+    def __call__(self, code: str, **params: str | float | int) -> None: ...
+
+
+def _emergency_reasons(
+    inst: Instance,
+    built: Built,
+    best: Evaluation,
+    reason: _Reason,
+    changes: list[Change],
+) -> None:
     """No safe plan: say which case it is, in words the driver cannot misread, then where
     to go (``best`` is already the way to the nearest open charger, or the depot)."""
     ids, name = built.node_ids, built.names.get

@@ -19,6 +19,7 @@ the same instance always gives the same answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from busd.planner.exact import Exact, NodeLimit
@@ -136,7 +137,12 @@ def heuristic(
     return evaluate(inst, best[0])
 
 
-def _best_charge(seq, chargers, ev, in_progress):  # type: ignore[no-untyped-def]
+def _best_charge(
+    seq: tuple[int, ...],
+    chargers: list[int],
+    ev: Callable[[tuple[int, ...]], tuple[tuple[int, ...], tuple[float, ...]]],
+    in_progress: bool,
+) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
     best = None
     start = 1 if in_progress and seq and seq[0] == 1 else 0
     for c in chargers:

@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = ROOT / "scenarios" / "winter-livani.toml"
 
 
-def add_demo_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_demo_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add ``demo`` to the ``busd`` CLI; ``func(args)`` returns an exit code."""
     p = subparsers.add_parser("demo", help="a whole simulated day, accelerated (the README's "
                               "main command)", description=__doc__.split("\n\n")[0])

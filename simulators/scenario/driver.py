@@ -177,9 +177,9 @@ class DayDriver:
         t = self.model.state
         self.truth.min_soc = min(self.truth.min_soc, t.soc)
         self.truth.energy_log.append((now, t.energy_out_kwh))
-        base = {"outside_temp_c": self.loaded.temp_at(now)}
+        temp = self.loaded.temp_at(now)
         if self.phase in ("off", "parked"):
-            return Inputs(ready=False, hvac_on=False, **base)
+            return Inputs(ready=False, hvac_on=False, outside_temp_c=temp)
         if self.phase == "depot":
             leave = max(self.loaded.plan.at(self.loaded.plan.depot.leave_at),
                         (self.truth.ignition_on_ts or now)
@@ -187,16 +187,16 @@ class DayDriver:
             if now >= leave:
                 self._depart(now)
             else:
-                return Inputs(**base)
+                return Inputs(outside_temp_c=temp)
         if self.phase == "drive":
-            return self._drive(now, base)
+            return self._drive(now, temp)
         if self.phase == "site":
-            return self._site(now, base)
+            return self._site(now, temp)
         if self.phase == "home":
             if now >= self._visit_end_ts:
                 self._park(now)
-                return Inputs(ready=False, hvac_on=False, **base)
-            return Inputs(doors_open=now < self._visit_end_ts - 60.0, **base)
+                return Inputs(ready=False, hvac_on=False, outside_temp_c=temp)
+            return Inputs(doors_open=now < self._visit_end_ts - 60.0, outside_temp_c=temp)
         raise AssertionError(self.phase)
 
     # --- phases ------------------------------------------------------------------------
@@ -222,18 +222,18 @@ class DayDriver:
         self.truth.legs.append(self._leg)
         self.phase = "drive"
 
-    def _drive(self, now: float, base: dict[str, float]) -> Inputs:
+    def _drive(self, now: float, temp: float) -> Inputs:
         assert self._leg is not None and self.target is not None
         t = self.model.state
         driven_m = (t.odometer_km - self._leg_start_odo) * 1000.0
         self._update_position(driven_m)
         remaining = self._leg.road_km * 1000.0 - driven_m
         if remaining > self._braking_m:
-            return Inputs(target_speed_kmh=self._leg_cruise, **base)
+            return Inputs(target_speed_kmh=self._leg_cruise, outside_temp_c=temp)
         if t.speed_kmh > 0.0:
-            return Inputs(target_speed_kmh=0.0, **base)
+            return Inputs(target_speed_kmh=0.0, outside_temp_c=temp)
         self._arrive(now)
-        return Inputs(**base)
+        return Inputs(outside_temp_c=temp)
 
     def _arrive(self, now: float) -> None:
         assert self._leg is not None and self.target is not None
@@ -277,7 +277,7 @@ class DayDriver:
             return current.minutes
         return self.target.minutes
 
-    def _site(self, now: float, base: dict[str, float]) -> Inputs:
+    def _site(self, now: float, temp: float) -> Inputs:
         assert self.target is not None and self._visit is not None
         minutes = self._minutes_here()
         end = self._service_start_ts + minutes * 60.0
@@ -289,7 +289,7 @@ class DayDriver:
         if now >= end and self._lift_stowed():
             self.done.add(self.target.place_id)
             self._depart(now)
-            return self._drive(now, base)
+            return self._drive(now, temp)
         since = now - self._visit.arrived_ts
         doors = since < DOORS_S or now > end - DOORS_S
         if self.target.kind == "charger":
@@ -301,8 +301,8 @@ class DayDriver:
                     if c.id == self.target.place_id:
                         power = self.loaded.scenario.chargers.power_kw or c.power_kw
                 return Inputs(doors_open=False, plugged=True, charger_power_kw=power,
-                              charger_fault_code=self._charger_fault(), **base)
-        return Inputs(doors_open=doors, **base)
+                              charger_fault_code=self._charger_fault(), outside_temp_c=temp)
+        return Inputs(doors_open=doors, outside_temp_c=temp)
 
     def _park(self, now: float) -> None:
         t = self.model.state

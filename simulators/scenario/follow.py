@@ -80,9 +80,11 @@ class PlanFollower:
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            return json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
+            text = (self.folder / "state.json").read_text(encoding="utf-8")
+            doc: dict[str, Any] = json.loads(text)
         except (FileNotFoundError, ValueError):
             return None  # not written yet, or caught mid-replace
+        return doc
 
     def poll(self) -> None:
         """One look at the planner's state: follow the itinerary, accept when it is time."""

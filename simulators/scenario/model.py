@@ -210,7 +210,7 @@ def _problems(err: ValidationError) -> list[tuple[str, str]]:
 
 def parse_scenario(data: dict[str, object], *, base: Path | None = None) -> LoadedScenario:
     try:
-        scenario = Scenario(**data)  # type: ignore[arg-type]
+        scenario = Scenario.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_problems(err)) from err
     plan_path = scenario.plan if base is None or scenario.plan.is_absolute() \

@@ -89,7 +89,7 @@ class DayResult:
                 and (kind is None or r["kind"] == kind)]
 
 
-class _Switchable(FrameOutput):  # type: ignore[misc]
+class _Switchable(FrameOutput):
     """A frame output that a CAN-silence fault can mute."""
 
     def __init__(self, inner: FrameOutput) -> None:
