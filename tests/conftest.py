@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
-pytest_plugins = ["tests.support.mosquitto"]
+pytest_plugins = ["tests.support.mosquitto", "tests.support.display_browser"]
 
 
 @pytest.fixture(autouse=True)

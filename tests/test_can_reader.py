@@ -71,7 +71,8 @@ async def test_simulator_frames_become_live_state(channel: str) -> None:
         await state.wait_for(
             lambda s: all(s.value(name) is not None for name in (
                 sig.BATTERY_SOC, sig.BATTERY_CURRENT, sig.BATTERY_POWER, sig.VEHICLE_SPEED,
-                sig.VEHICLE_OUTSIDE_TEMP, sig.CHARGER_STATE, sig.VEHICLE_DOOR_OPEN, sig.VEHICLE_ODOMETER,
+                sig.VEHICLE_OUTSIDE_TEMP, sig.CHARGER_STATE, sig.VEHICLE_DOOR_OPEN,
+                sig.VEHICLE_ODOMETER,
                 sig.BATTERY_CELL_V_MIN, sig.VEHICLE_HVAC_POWER)),
             timeout=5,
         )
@@ -113,7 +114,8 @@ async def test_silent_bus_is_reported_and_its_signals_go_stale(channel: str) -> 
             assert state.view(sig.BATTERY_SOC).stale
             tx.send(frame(own_db(), "BMS_Status", StateOfCharge=60.3))
             await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
-            await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == pytest.approx(60.3), timeout=5)
+            await state.wait_for(
+                lambda s: s.value(sig.BATTERY_SOC) == pytest.approx(60.3), timeout=5)
 
 
 async def test_missing_interface_is_a_clear_error_and_retried(channel: str) -> None:

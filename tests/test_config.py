@@ -46,7 +46,8 @@ def test_shipped_configs_are_valid(name: str, tmp_path: Path, monkeypatch, test_
     prepared = prepare(config)
     assert prepared.can_decoder is not None
     assert {"battery.soc", "battery.voltage", "battery.current", "vehicle.speed",
-            "vehicle.odometer", "charger.state", "vehicle.door_open"} <= prepared.can_decoder.targets
+            "vehicle.odometer", "charger.state", "vehicle.door_open",
+            } <= prepared.can_decoder.targets
 
 
 def test_example_and_sim_configs_map_the_same_signals() -> None:

@@ -18,7 +18,6 @@ import pytest
 
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
-from tests.support.display_browser import browser  # noqa: F401 - the fixture
 from tests.support.mosquitto import free_port
 from tests.support.uplink_env import running_office
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from busd.display.ports import StopStatus
+from busd.plan import load_plan
 from busd.planner.display_view import PlannerDisplayView
 from busd.planner.projection import Progress
-from busd.plan import load_plan
 from tests.test_planner_component import PLAN_FILE, feed, make, run_briefly
 
 

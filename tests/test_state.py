@@ -27,7 +27,9 @@ def test_value_unit_timestamp_and_source(state: VehicleState, clock: ManualClock
     assert state.value(sig.BATTERY_SOC) == 81.5
 
 
-async def test_signal_past_its_freshness_reads_stale(state: VehicleState, clock: ManualClock) -> None:
+async def test_signal_past_its_freshness_reads_stale(
+    state: VehicleState, clock: ManualClock
+) -> None:
     state.update(sig.BATTERY_SOC, 80.0, source="can")
     limit = state.freshness(sig.BATTERY_SOC)
     await clock.advance(limit - 0.01)
