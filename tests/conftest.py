@@ -11,10 +11,28 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import leaks
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 pytest_plugins = ["tests.support.mosquitto", "tests.support.display_browser"]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads_processes_or_sockets():
+    """Fail a test that leaves threads, child processes or listening sockets behind.
+
+    Defined before no_leaked_tasks so that it checks after the test's event loop
+    has closed (and joined its executor threads). What ran before the test, such
+    as a module-scoped mosquitto, is allowed.
+    """
+    before = leaks.snapshot()
+    yield
+    leaked = leaks.wait_for_no_leaks(before)
+    if leaked:
+        leaks.kill_leaked_children(before)
+        pytest.fail("test leaked:\n  " + "\n  ".join(leaked), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
