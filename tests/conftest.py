@@ -19,20 +19,31 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 pytest_plugins = ["tests.support.mosquitto", "tests.support.display_browser"]
 
 
+_BEFORE = pytest.StashKey[leaks.Snapshot]()
+
+
 @pytest.fixture(autouse=True)
-def no_leaked_threads_processes_or_sockets():
+def no_leaked_threads_processes_or_sockets(request: pytest.FixtureRequest) -> None:
     """Fail a test that leaves threads, child processes or listening sockets behind.
 
-    Defined before no_leaked_tasks so that it checks after the test's event loop
-    has closed (and joined its executor threads). What ran before the test, such
-    as a module-scoped mosquitto, is allowed.
+    The snapshot is taken here, after the module- and session-scoped fixtures (a
+    shared mosquitto) have started, so what they run is allowed. The check is in
+    pytest_runtest_teardown below, after every function-scoped fixture, the
+    test's event loop included (it joins its executor threads as it closes).
     """
-    before = leaks.snapshot()
-    yield
-    leaked = leaks.wait_for_no_leaks(before)
-    if leaked:
-        leaks.kill_leaked_children(before)
-        pytest.fail("test leaked:\n  " + "\n  ".join(leaked), pytrace=False)
+    request.node.stash[_BEFORE] = leaks.snapshot()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    result = yield
+    before = item.stash.get(_BEFORE, None)
+    if before is not None:
+        leaked = leaks.wait_for_no_leaks(before)
+        if leaked:
+            leaks.kill_leaked_children(before)
+            pytest.fail("test leaked:\n  " + "\n  ".join(leaked), pytrace=False)
+    return result
 
 
 @pytest.fixture(autouse=True)
