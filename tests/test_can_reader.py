@@ -17,6 +17,7 @@ from drivers.can.decoder import FrameDecoder
 from drivers.can.reader import CanReader
 from simulators.can.simulator import CanSimulator
 from tests.can_helpers import OWN_DBC, frame, own_db, sim_mapping
+from tests.support import wait
 
 _channels = itertools.count()
 
@@ -32,9 +33,7 @@ def can_config(channel: str, **overrides) -> CanConfig:
 
 
 async def wait_until(predicate, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    await wait.wait_until(predicate, timeout=timeout)
 
 
 class Running:

@@ -34,6 +34,7 @@ from simulators.can.record import record_log
 from simulators.can.replay import Replayer, ReplayError
 from simulators.can.simulator import CanSimulator
 from simulators.can.slcan import SlcanPty, frame_line
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DBC = REPO / "config" / "busd.dbc"
@@ -65,11 +66,7 @@ def drain(bus: can.BusABC, into: list[can.Message]) -> list[can.Message]:
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await asyncio.sleep(0.005)
+    await wait_until(cond, timeout=timeout, what=what or repr(cond), interval=0.005)
 
 
 def make_ctx(clock: object) -> ComponentContext:

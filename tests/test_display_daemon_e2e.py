@@ -106,9 +106,7 @@ async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_pat
                 rows = await office.archive.records("lv-05", kind="plan_accepted")
                 return [r["data"] for r in rows]
 
-            async with asyncio.timeout(20):
-                while not await accepted_on_mqtt():
-                    await asyncio.sleep(0.1)
+            await office.wait_until(accepted_on_mqtt, timeout=20)
             accepted = await accepted_on_mqtt()
             assert accepted and all(event["proposal_id"] for event in accepted)
         finally:
