@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -162,8 +163,8 @@ def test_run_stops_cleanly_on_sigterm_within_5_s(tmp_path: Path) -> None:
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # wait for the daemon to say it runs, not for a time
+        stderr = typing.cast("typing.IO[str]", proc.stderr)  # stderr=PIPE: never None
+        for line in stderr:  # wait for the daemon to say it runs, not for a time
             if "supervisor_started" in line:
                 break
         sent = time.monotonic()
@@ -172,7 +173,7 @@ def test_run_stops_cleanly_on_sigterm_within_5_s(tmp_path: Path) -> None:
         took = time.monotonic() - sent
     finally:
         proc.kill()
-    rest = proc.stderr.read()
+    rest = stderr.read()
     assert proc.returncode == 0
     assert "busd_stopped" in rest
     assert took < 5.0
