@@ -7,6 +7,7 @@ tests/support/ and are registered here as plugins.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.fixture(autouse=True)
-async def no_leaked_tasks():
+async def no_leaked_tasks() -> AsyncIterator[None]:
     """Fail a test that leaves asyncio tasks running behind it."""
     before = asyncio.all_tasks()
     yield

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from telemetry.office import BusView
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import running_office
 
 BUS = "lv-07"
@@ -76,21 +78,21 @@ def last_committed_seq(db_path: Path) -> int:
 
 @pytest.mark.slow
 async def test_sigkill_mid_stream_loses_nothing_and_the_will_says_offline(
-    mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     config = daemon_config(tmp_path, mosquitto.port)
     db = tmp_path / "data" / "outbox.sqlite"
     procs: list[asyncio.subprocess.Process] = []
     try:
         async with running_office(mosquitto.port) as office:
-            def view():  # type: ignore[no-untyped-def]
-                return office.fleet.get(BUS)
+            def view() -> BusView:
+                return office.fleet[BUS]
 
             async def archived_at_least(n: int) -> bool:
                 return len(await office.archive.seqs(BUS)) >= n
 
             procs.append(await start_daemon(config, 1))
-            await office.wait_until(lambda: view() is not None and view().online, timeout=30)
+            await office.wait_until(lambda: BUS in office.fleet and view().online, timeout=30)
             await office.wait_until(lambda: archived_at_least(300), timeout=30)
             procs[0].kill()  # SIGKILL, mid-stream: no shutdown code runs
             assert await asyncio.wait_for(procs[0].wait(), 10) == -signal.SIGKILL
