@@ -17,6 +17,7 @@ The last output line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -76,10 +77,8 @@ def naive_rate(messages: list[can.Message]) -> float:
     out: list[dict[str, object]] = []
     start = time.perf_counter()
     for msg in messages:
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             out.append(dict(db.decode_message(msg.arbitration_id, msg.data)))
-        except (KeyError, ValueError):
-            pass
     elapsed = time.perf_counter() - start
     assert len(out) == len(messages), f"naive loop decoded only {len(out)} frames"
     return len(messages) / elapsed

@@ -38,7 +38,11 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact_secrets,
-            structlog.processors.format_exc_info if use_json else structlog.processors.StackInfoRenderer(),
+            (
+                structlog.processors.format_exc_info
+                if use_json
+                else structlog.processors.StackInfoRenderer()
+            ),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -130,11 +130,15 @@ class Plan(_Strict):
             raise ValueError("depot.return_by is not after depot.leave_at")
         previous: Stop | None = None
         for stop in self.stops:
-            if stop.window is not None and previous is not None and previous.window is not None:
-                if stop.window.earliest < previous.window.latest:
-                    raise ValueError(
-                        f"arrival windows of {previous.id} and {stop.id} overlap or are out of order"
-                    )
+            if (
+                stop.window is not None
+                and previous is not None
+                and previous.window is not None
+                and stop.window.earliest < previous.window.latest
+            ):
+                raise ValueError(
+                    f"arrival windows of {previous.id} and {stop.id} overlap or are out of order"
+                )
             if stop.window is not None:
                 previous = stop
         charger_ids = {c.id for c in self.chargers}

@@ -53,7 +53,11 @@ def stalled_parts(
     for name, h in health.items():
         if not h.critical:
             continue
-        if h.phase not in (Phase.RUNNING, Phase.DEGRADED) or h.last_beat is None or now_mono - h.last_beat > stall_limit_s:
+        if (
+            h.phase not in (Phase.RUNNING, Phase.DEGRADED)
+            or h.last_beat is None
+            or now_mono - h.last_beat > stall_limit_s
+        ):
             stalled.append(name)
     return stalled
 

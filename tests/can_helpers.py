@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cantools
 import can
+import cantools
 
 from busd.config import SignalMapping, load_config
 from tests.conftest import FIXTURES, REPO

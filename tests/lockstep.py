@@ -21,6 +21,7 @@ from drivers.can import reader as reader_module
 from drivers.can.decoder import FrameDecoder
 from drivers.can.reader import CanReader
 from tests.can_helpers import DC1_LIFT, OWN_DBC, own_db, sim_mapping
+from tests.support.wait import wait_until
 
 _channels = itertools.count()
 
@@ -49,9 +50,9 @@ class Lockstep:
     async def __aenter__(self) -> Lockstep:
         self.tx = can.Bus(interface="virtual", channel=self.channel)
         self._task = asyncio.create_task(self.supervisor.run(), name="lockstep-supervisor")
-        async with asyncio.timeout(5):
-            while self.supervisor.health[self.reader.name].phase is not Phase.RUNNING:
-                await asyncio.sleep(0.001)
+        await wait_until(
+            lambda: self.supervisor.health[self.reader.name].phase is Phase.RUNNING,
+            timeout=5, what="the CAN reader running", interval=0.001)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -71,9 +72,8 @@ class Lockstep:
         another sender such as the CAN simulator), and its consumers ran."""
         stats = self.decoder.stats
         target = self.sent if sent is None else sent
-        async with asyncio.timeout(timeout):
-            while stats.frames < target:
-                await asyncio.sleep(0.0001)
+        await wait_until(lambda: stats.frames >= target, timeout=timeout,
+                         what=f"{target} frames decoded", interval=0.0001)
         for _ in range(3):
             await asyncio.sleep(0)
 

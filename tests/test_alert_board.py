@@ -28,49 +28,49 @@ async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp
     import json
 
     from busd.alerts_memory import AlertMemory
-    from busd.supervisor import ComponentContext, ComponentHealth
+    from busd.supervisor import ComponentContext, ComponentHealth, Phase
+    from tests.support.wait import wait_until
 
     path = tmp_path / "alerts.json"
     clock = ManualClock()
 
-    async def start(board: AlertBoard) -> asyncio.Task:
+    async def start(board: AlertBoard, *, inherits: bool) -> asyncio.Task:
         memory = AlertMemory(board=board, path=path, clock=clock, grace_s=300)
-        task = asyncio.create_task(memory.run(ComponentContext(ComponentHealth("m", False),
-                                                               clock)))
-        await asyncio.sleep(0.05)
+        health = ComponentHealth("m", False)
+        task = asyncio.create_task(memory.run(ComponentContext(health, clock)))
+        # Ready once the file is read; with alerts inherited, their grace is running.
+        await wait_until(
+            lambda: health.phase is Phase.RUNNING and clock.sleepers == int(inherits),
+            timeout=5, what="the alert memory started")
         return task
 
     before: list[AlertRaised | AlertCleared] = []
     board = AlertBoard(clock=clock, forward=before.append)
-    task = await start(board)
+    task = await start(board, inherits=False)
     board.raise_alert("lift_not_stowed", message="Lift not stowed", details={})
     board.raise_alert("storage_unwritable", message="disk full", details={})
-    async with asyncio.timeout(5):
-        while len(json.loads(path.read_text() if path.exists() else "{}")) < 2:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: len(json.loads(path.read_text() if path.exists() else "{}")) == 2,
+                     timeout=5, what="both alerts saved")
     task.cancel()  # kill -9: nothing more happens in this run
     await asyncio.gather(task, return_exceptions=True)
 
     await clock.advance(60)
     after: list[AlertRaised | AlertCleared] = []
     board = AlertBoard(clock=clock, forward=after.append)
-    task = await start(board)
+    task = await start(board, inherits=True)
     try:
         assert set(board.active) == {"lift_not_stowed", "storage_unwritable"}
         assert after == []  # inherited, not raised again
         board.raise_alert("storage_unwritable", message="disk full", details={})  # confirmed
         await clock.advance(300)
-        async with asyncio.timeout(5):
-            while not after:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: bool(after), timeout=5, what="the unconfirmed alert cleared")
         assert [(e.kind, e.alert) for e in after] == [("alert_cleared", "lift_not_stowed")]
         assert after[0].details["reason"] == "not raised again after a restart"
         assert isinstance(after[0], AlertCleared)
         assert after[0].duration_s == 360  # from the first run's raise
         assert list(board.active) == ["storage_unwritable"]
-        async with asyncio.timeout(5):
-            while set(json.loads(path.read_text())) != {"storage_unwritable"}:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: set(json.loads(path.read_text())) == {"storage_unwritable"},
+                         timeout=5, what="the cleared alert gone from the file")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -100,8 +100,9 @@ async def test_component_raises_once_and_clears() -> None:
         await wait_until(lambda: len(sink.events) == 1, timeout=2, what="raise")
         state.update(sig.VEHICLE_SPEED, 12.0, source="t")  # still moving: no second raise
         state.update(sig.LIFT_STATE, "stowing", source="t")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the rule looks at "stowing" (input pacing, nothing asserted)
         state.update(sig.LIFT_STATE, "stowed", source="t")
         await wait_until(lambda: len(sink.events) == 2, timeout=2, what="clear")
     assert [(e[0], e[1]) for e in sink.events] == [("raise", ALERT_KIND), ("clear", ALERT_KIND)]
     assert sink.events[0][2]["lift_state"] == "deployed"
+    assert sink.events[1][2]["lift_state"] == "stowed"  # cleared by "stowed", not "stowing"

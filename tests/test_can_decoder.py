@@ -7,7 +7,7 @@ import pytest
 from busd.config import SignalMapping
 from busd.errors import ConfigError
 from drivers.can.decoder import FrameDecoder, load_dbc
-from tests.can_helpers import DC1_LIFT, OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
+from tests.can_helpers import DC1_LIFT, TESLA_DBC, frame, own_db, sim_mapping
 
 
 @pytest.fixture
@@ -146,9 +146,10 @@ def test_real_dbc_does_not_load_strictly_and_the_error_says_so() -> None:
 
 
 def test_relaxed_load_warns_with_the_objection(capsys) -> None:
+    import io
+
     from busd.logs import configure_logging
 
-    import io
     stream = io.StringIO()
     configure_logging("info", "json", stream=stream)
     db = load_dbc(TESLA_DBC, strict=False)

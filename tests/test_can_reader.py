@@ -17,6 +17,7 @@ from drivers.can.decoder import FrameDecoder
 from drivers.can.reader import CanReader
 from simulators.can.simulator import CanSimulator
 from tests.can_helpers import OWN_DBC, frame, own_db, sim_mapping
+from tests.support import wait
 
 _channels = itertools.count()
 
@@ -32,9 +33,7 @@ def can_config(channel: str, **overrides) -> CanConfig:
 
 
 async def wait_until(predicate, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    await wait.wait_until(predicate, timeout=timeout)
 
 
 class Running:
@@ -71,7 +70,8 @@ async def test_simulator_frames_become_live_state(channel: str) -> None:
         await state.wait_for(
             lambda s: all(s.value(name) is not None for name in (
                 sig.BATTERY_SOC, sig.BATTERY_CURRENT, sig.BATTERY_POWER, sig.VEHICLE_SPEED,
-                sig.VEHICLE_OUTSIDE_TEMP, sig.CHARGER_STATE, sig.VEHICLE_DOOR_OPEN, sig.VEHICLE_ODOMETER,
+                sig.VEHICLE_OUTSIDE_TEMP, sig.CHARGER_STATE, sig.VEHICLE_DOOR_OPEN,
+                sig.VEHICLE_ODOMETER,
                 sig.BATTERY_CELL_V_MIN, sig.VEHICLE_HVAC_POWER)),
             timeout=5,
         )
@@ -113,7 +113,8 @@ async def test_silent_bus_is_reported_and_its_signals_go_stale(channel: str) -> 
             assert state.view(sig.BATTERY_SOC).stale
             tx.send(frame(own_db(), "BMS_Status", StateOfCharge=60.3))
             await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
-            await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == pytest.approx(60.3), timeout=5)
+            await state.wait_for(
+                lambda s: s.value(sig.BATTERY_SOC) == pytest.approx(60.3), timeout=5)
 
 
 async def test_missing_interface_is_a_clear_error_and_retried(channel: str) -> None:

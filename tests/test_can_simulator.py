@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from simulators.can.record import record_log
 from simulators.can.replay import Replayer, ReplayError
 from simulators.can.simulator import CanSimulator
 from simulators.can.slcan import SlcanPty, frame_line
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DBC = REPO / "config" / "busd.dbc"
@@ -64,11 +66,7 @@ def drain(bus: can.BusABC, into: list[can.Message]) -> list[can.Message]:
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await asyncio.sleep(0.005)
+    await wait_until(cond, timeout=timeout, what=what or repr(cond), interval=0.005)
 
 
 def make_ctx(clock: object) -> ComponentContext:
@@ -135,7 +133,8 @@ def check_against_truth(d: dict[str, dict], t: Truth) -> None:
     ids=["driving", "charging", "doors-lift", "contactor-open"],
 )
 def test_frames_decode_to_the_model_state(db, inputs: Inputs) -> None:
-    model = VehicleModel(initial_soc=72.5, odometer_km=12_345.6, outside_temp_c=inputs.outside_temp_c)
+    model = VehicleModel(
+        initial_soc=72.5, odometer_km=12_345.6, outside_temp_c=inputs.outside_temp_c)
     for _ in range(300):
         model.step(0.1, inputs)
     sched = FrameScheduler(load_dbc(DBC), model.state)
@@ -172,7 +171,8 @@ def test_background_traffic_fills_the_rate_with_ids_busd_does_not_know(db) -> No
     dbc_pgns = {_pgn(m.frame_id) for m in db.messages if m.is_extended_frame}
     background = [f for f in frames if f.arbitration_id not in dbc_ids]
     assert len(background) == pytest.approx(917 * 10, rel=0.02)
-    assert any(f.is_extended_id for f in background) and any(not f.is_extended_id for f in background)
+    assert any(f.is_extended_id for f in background)
+    assert any(not f.is_extended_id for f in background)
     for f in background:
         assert f.arbitration_id < (1 << 29 if f.is_extended_id else 1 << 11)
         if f.is_extended_id:
@@ -239,7 +239,8 @@ async def test_simulator_sends_truth_on_virtual_bus_and_reports(db, channel, rec
     decoded = decode_all(db, ours)
     assert decoded["CCVS1"]["WheelBasedVehicleSpeed"] == pytest.approx(50.0, abs=0.01)
     assert decoded["BMS_Status"]["StateOfCharge"] == pytest.approx(truth.soc, abs=0.02)
-    assert decoded["VDHR"]["HiResTotalVehicleDistance"] == pytest.approx(truth.odometer_km, abs=0.01)
+    distance = decoded["VDHR"]["HiResTotalVehicleDistance"]
+    assert distance == pytest.approx(truth.odometer_km, abs=0.01)
     assert len(frames) == pytest.approx(300 * 30, rel=0.03)
     assert ctx.counters["frames_sent"] == len(frames)
     assert ctx.counters["soc"] == pytest.approx(truth.soc, abs=0.01)
@@ -310,7 +311,8 @@ async def test_python_can_slcan_reads_frames_byte_exact(tmp_path: Path) -> None:
 
 
 def test_frame_lines() -> None:
-    assert frame_line(can.Message(arbitration_id=0x12, is_extended_id=False, data=b"\x0a")) == b"t01210A\r"
+    message = can.Message(arbitration_id=0x12, is_extended_id=False, data=b"\x0a")
+    assert frame_line(message) == b"t01210A\r"
     assert (
         frame_line(can.Message(arbitration_id=0x18FEF100, is_extended_id=True, data=b"\x00\x01"))
         == b"T18FEF10020001\r"
@@ -379,10 +381,8 @@ async def test_slcan_answers_commands_like_an_adapter(tmp_path: Path) -> None:
         os.write(slave, cmd)
 
         def have() -> bool:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 buf.extend(os.read(slave, 1024))
-            except BlockingIOError:
-                pass
             return buf.count(b"\r") + buf.count(b"\a") >= replies
 
         await wait_for(have, what=f"reply to {cmd!r}")
@@ -519,7 +519,8 @@ def test_record_is_deterministic(tmp_path: Path) -> None:
 
 async def test_cli_serves_slcan_and_stops_cleanly_on_sigterm(db, tmp_path: Path) -> None:
     link = tmp_path / "busd-can"
-    proc = subprocess.Popen(
+    proc = await asyncio.to_thread(
+        subprocess.Popen,
         [PYTHON, "-m", "simulators.can", "--slcan-link", str(link), "--fps", "500",
          "--speed", "5", "--log-level", "warning"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

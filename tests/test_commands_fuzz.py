@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from busd.clock import ManualClock
 from busd.errors import ConfigError
-from busd.plan import Plan, parse_plan
+from busd.plan import parse_plan
 from busd.ports import CommandOutcome
 from telemetry.commands import CommandDispatcher
 
@@ -191,4 +191,6 @@ def test_the_plan_inside_a_command_is_validated_into_named_problems(plan: Any) -
         # Each problem names where (a key path) and what is wrong.
         assert err.problems and all(where and what for where, what in err.problems)
         return
-    assert isinstance(parsed, Plan)
+    # Accepted: it is the plan that was sent, every stop of it (parse_plan returns a Plan
+    # or raises, so checking its type would prove nothing).
+    assert len(parsed.stops) == len(plan["stops"])

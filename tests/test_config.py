@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def test_shipped_configs_are_valid(name: str, tmp_path: Path, monkeypatch, test_
     prepared = prepare(config)
     assert prepared.can_decoder is not None
     assert {"battery.soc", "battery.voltage", "battery.current", "vehicle.speed",
-            "vehicle.odometer", "charger.state", "vehicle.door_open"} <= prepared.can_decoder.targets
+            "vehicle.odometer", "charger.state", "vehicle.door_open",
+            } <= prepared.can_decoder.targets
 
 
 def test_example_and_sim_configs_map_the_same_signals() -> None:
@@ -166,8 +168,8 @@ def test_run_stops_cleanly_on_sigterm_within_5_s(tmp_path: Path) -> None:
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # wait for the daemon to say it runs, not for a time
+        stderr = typing.cast("typing.IO[str]", proc.stderr)  # stderr=PIPE: never None
+        for line in stderr:  # wait for the daemon to say it runs, not for a time
             if "supervisor_started" in line:
                 break
         sent = time.monotonic()
@@ -176,7 +178,7 @@ def test_run_stops_cleanly_on_sigterm_within_5_s(tmp_path: Path) -> None:
         took = time.monotonic() - sent
     finally:
         proc.kill()
-    rest = proc.stderr.read()
+    rest = stderr.read()
     assert proc.returncode == 0
     assert "busd_stopped" in rest
     assert took < 5.0

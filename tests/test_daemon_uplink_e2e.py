@@ -65,9 +65,7 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
                 return any(r["schema"].startswith("busd.telemetry")
                            and "battery.soc" in r["data"].get("values", {}) for r in rows)
 
-            async with asyncio.timeout(30):
-                while not await telemetry_has_soc():
-                    await asyncio.sleep(0.1)
+            await office.wait_until(telemetry_has_soc, timeout=30)
 
             await office.send_command("lv-03", "ping", {"id": "p-0"})  # no envelope: refused
             await office.send_command("lv-03", "ping", {
@@ -78,9 +76,7 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
                 rows = await office.archive.records("lv-03", kind="cmd_result")
                 return [r for r in rows if r["data"].get("id") == "p-1"]
 
-            async with asyncio.timeout(15):
-                while not await pong():
-                    await asyncio.sleep(0.1)
+            await office.wait_until(pong, timeout=15)
             (answer,) = await pong()
             assert answer["data"]["accepted"] is True, answer["data"]
             rows = await office.archive.records("lv-03", kind="cmd_result")

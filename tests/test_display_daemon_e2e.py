@@ -18,7 +18,6 @@ import pytest
 
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
-from tests.support.display_browser import browser  # noqa: F401 - the fixture
 from tests.support.mosquitto import free_port
 from tests.support.uplink_env import running_office
 
@@ -107,9 +106,7 @@ async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_pat
                 rows = await office.archive.records("lv-05", kind="plan_accepted")
                 return [r["data"] for r in rows]
 
-            async with asyncio.timeout(20):
-                while not await accepted_on_mqtt():
-                    await asyncio.sleep(0.1)
+            await office.wait_until(accepted_on_mqtt, timeout=20)
             accepted = await accepted_on_mqtt()
             assert accepted and all(event["proposal_id"] for event in accepted)
         finally:

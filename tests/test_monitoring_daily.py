@@ -14,6 +14,7 @@ from busd.clock import ManualClock
 from busd.monitoring.daily import DailySummaryJob
 from busd.supervisor import ComponentContext, ComponentHealth
 from tests.monitoring_helpers import DEPOT, ROZUPE, CaptureSink
+from tests.support.wait import wait_until
 from tests.test_monitoring_segment import Script, run
 
 RIGA = ZoneInfo("Europe/Riga")
@@ -37,9 +38,8 @@ class Records:
 
 async def started(job: DailySummaryJob, clock: ManualClock) -> asyncio.Task:
     task = asyncio.create_task(job.run(ComponentContext(ComponentHealth(job.name, False), clock)))
-    async with asyncio.timeout(5):
-        while clock.sleepers == 0:  # noqa: ASYNC110 - the job waits on the manual clock
-            await asyncio.sleep(0)
+    await wait_until(lambda: clock.sleepers > 0, timeout=5, what="the job waiting on the clock",
+                     interval=0)
     return task
 
 
@@ -57,9 +57,7 @@ async def test_the_summary_waits_until_the_bus_is_back_at_the_depot() -> None:
                            "start_ts": 2.0, "end_ts": 3.0, "duration_min": 16.0})
         out = False  # back at the depot
         await clock.advance(60)
-        async with asyncio.timeout(5):
-            while not sink.of("report.daily"):  # noqa: ASYNC110 - produced off the clock
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: bool(sink.of("report.daily")), timeout=5, what="the summary")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -79,9 +77,7 @@ async def test_a_bus_still_out_at_midnight_gets_its_summary_then() -> None:
         await clock.advance(6 * 3600 + 59 * 60)  # 23:59
         assert sink.of("report.daily") == []
         await clock.advance(60)
-        async with asyncio.timeout(5):
-            while not sink.of("report.daily"):  # noqa: ASYNC110 - produced off the clock
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: bool(sink.of("report.daily")), timeout=5, what="the summary")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -40,6 +40,7 @@ from telemetry.monitoring_store import MonitoringStore
 from tests.can_helpers import frame, own_db
 from tests.lockstep import Lockstep
 from tests.monitoring_helpers import CaptureSink, epoch
+from tests.support.wait import wait_until
 
 DRIVES = Path(__file__).parent / "fixtures" / "drives"
 T0 = 1_767_250_800.0  # 2026-01-01 09:00 Riga: the replay's wall-clock start
@@ -131,9 +132,8 @@ async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
                                speed_kmh=r.speed)
         before = state.view(sig.GPS_LAT).ts
         link.write(b"".join(epoch_sentences(epoch, with_satellites=False)))
-        async with asyncio.timeout(5):
-            while state.view(sig.GPS_LAT).ts == before:
-                await asyncio.sleep(0.0005)
+        await wait_until(lambda: state.view(sig.GPS_LAT).ts != before, timeout=5,
+                         what="the driver took the epoch", interval=0.0005)
 
     async with link, Lockstep(monkeypatch, clock=clock, state=state,
                               extra=[tracker, receiver]) as ls:

@@ -37,6 +37,7 @@ from telemetry.monitoring_store import MonitoringStore
 from tests.can_helpers import OWN_DBC
 from tests.lockstep import Lockstep
 from tests.monitoring_helpers import CaptureSink, Route, RouteGps
+from tests.support.wait import wait_until
 
 T0 = 1_765_692_000.0  # 2025-12-14 08:00 Riga
 DEPOT = (56.3543, 26.1758)
@@ -157,9 +158,8 @@ async def test_simulated_day_matches_the_models_ground_truth(monkeypatch, tmp_pa
         # stops first.
         sim_supervisor = Supervisor([sim], clock=clock)
         sim_task = asyncio.create_task(sim_supervisor.run())
-        async with asyncio.timeout(10):
-            while sim_supervisor.health[sim.name].phase is not Phase.RUNNING:
-                await asyncio.sleep(0.001)
+        await wait_until(lambda: sim_supervisor.health[sim.name].phase is Phase.RUNNING,
+                         timeout=10, what="the simulator running", interval=0.001)
         t = 0.0
         while day.index < len(day.segments) and t < 3 * 3600:
             # Fine steps while the bus moves, coarse ones while it stands.

@@ -19,6 +19,7 @@ from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth, Phase
 from telemetry.monitoring_store import MonitoringStore, StoreError
 from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, epoch, make_plan
+from tests.support.wait import wait_until
 
 RIGA = ZoneInfo("Europe/Riga")
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=RIGA).timestamp()
@@ -91,19 +92,16 @@ class Bus:
 async def start(tracker: Tracker, clock: ManualClock):
     health = ComponentHealth(tracker.name, False)
     task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
-    async with asyncio.timeout(5):  # ready = plan saved, open records resumed, watching
-        while health.phase is not Phase.RUNNING:
-            await asyncio.sleep(0.001)
+    # Ready = plan saved, open records resumed, watching.
+    await wait_until(lambda: health.phase is Phase.RUNNING, timeout=5, what="the tracker ready",
+                     interval=0.001)
     return task
 
 
 async def wait_rows(store: MonitoringStore, predicate, timeout: float = 5.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            rows = store.day_records_sync("2026-01-01")
-            if predicate(rows):
-                return rows
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: predicate(store.day_records_sync("2026-01-01")), timeout=timeout,
+                     what="the day's records")
+    return store.day_records_sync("2026-01-01")
 
 
 def make_tracker(state, clock, store, sink=None, on_storage=None) -> Tracker:
@@ -231,13 +229,11 @@ async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(
     assert job.next_fire(clock.now()) == datetime(2026, 1, 1, 21, 0, tzinfo=RIGA).timestamp()
     ctx = ComponentContext(ComponentHealth(job.name, False), clock)
     task = asyncio.create_task(job.run(ctx))
-    await asyncio.sleep(0)
+    await wait_until(lambda: clock.sleepers == 1, timeout=5, what="the job waiting for 21:00")
     await clock.advance(3599.0)
     assert sink.of("report.daily") == []
     await clock.advance(2.0)
-    async with asyncio.timeout(5):
-        while not sink.of("report.daily"):
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(sink.of("report.daily")), timeout=5, what="the summary")
     (report,) = sink.of("report.daily")
     assert report["day"] == "2026-01-01" and report["alerts"] == 4
     assert report["lift_cycles"] == 2 and report["on_site_min"] == 10.0

@@ -71,12 +71,15 @@ async def test_wait_new_wakes_on_commit(tmp_path):
     import asyncio
 
     async with make(tmp_path) as box:
-        waiter = asyncio.create_task(box.wait_new(0))
-        await asyncio.sleep(0)
-        assert not waiter.done()
+        async def rows_when_woken() -> int:
+            await box.wait_new(0)
+            return box.rows
+
+        waiter = asyncio.create_task(rows_when_woken())
         await box.append("event", "e", {})
         async with asyncio.timeout(2):
-            await waiter
+            # It woke for the commit, not before it (the record was not there yet).
+            assert await waiter == 1
 
 
 async def test_over_size_drops_telemetry_deltas_first_then_keyframes_then_events(tmp_path):

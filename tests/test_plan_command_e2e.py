@@ -75,7 +75,7 @@ def stop_names(snap: dict[str, Any] | None) -> list[str]:
     return [s["name"] for s in plan.get("stops") or []]
 
 
-async def eventually(fetch: Any, ok: Any, *, timeout: float, what: str) -> Any:  # noqa: ASYNC109
+async def eventually(fetch: Any, ok: Any, *, timeout: float, what: str) -> Any:
     """Fetch until ``ok(value)``; fail after ``timeout`` s (the value comes over HTTP/MQTT)."""
     try:
         async with asyncio.timeout(timeout):

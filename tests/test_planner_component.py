@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from busd.planner.projection import Progress
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth
 from tests.conftest import REPO
+from tests.support.wait import wait_until
 
 PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
 
@@ -71,11 +73,24 @@ def ctx() -> ComponentContext:
     return ComponentContext(ComponentHealth("planner", False), ManualClock())
 
 
-async def run_briefly(planner: Planner, seconds: float = 0.05) -> None:
-    task = asyncio.create_task(planner.run(ctx()))
-    await asyncio.sleep(seconds)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+def plan_loaded(planner: Planner) -> Callable[[ComponentContext], bool]:
+    return lambda _ctx: planner.core.plan is not None
+
+
+async def run_until(
+    planner: Planner, until: Callable[[ComponentContext], bool], *, what: str
+) -> None:
+    """Run the planner's loop until ``until(its context)`` holds, then stop it."""
+    c = ctx()
+    task = asyncio.create_task(planner.run(c))
+    try:
+        await wait_until(lambda: until(c) or task.done(), timeout=5, what=what)
+        if task.done():
+            task.result()  # the loop ended: fail with its reason
+            raise AssertionError(f"the planner's loop ended before {what}")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_path) -> None:
@@ -84,7 +99,7 @@ async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_p
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
     await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
-    await run_briefly(planner)  # loads the plan
+    await run_until(planner, lambda _c: bool(sink.events), what="the plan loaded and announced")
     assert sink.events[0][0] == "plan_changed" and sink.events[0][1]["cause"] == "file"
     await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
     assert await planner.tick(force=True)
@@ -110,7 +125,8 @@ async def test_rate_limit_and_material_change(tmp_path) -> None:
     planner, state, clock, sink = make(tmp_path, start=time(7, 30))
     plan = load_plan(PLAN_FILE)
     feed(state, 96, plan.depot.lat, plan.depot.lon, temp=8)
-    await run_briefly(planner)  # loads the plan and projects at once
+    await run_until(planner, lambda c: c.counters.get("projections", 0) >= 1,
+                    what="the plan loaded and projected at once")
     assert sink.plans[-1]["projection"]["safe"]
     published = len(sink.plans)
     feed(state, 95.9, plan.depot.lat + 0.01, plan.depot.lon, temp=8)
@@ -125,7 +141,7 @@ async def test_rate_limit_and_material_change(tmp_path) -> None:
 
 async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
-    await run_briefly(planner)
+    await run_until(planner, plan_loaded(planner), what="the plan loaded")
     c = ctx()
     assert not await planner.tick(c)
     assert c._health.reason == "no fresh SOC"
@@ -136,7 +152,7 @@ async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
-    await run_briefly(planner)
+    await run_until(planner, plan_loaded(planner), what="the plan loaded")
     await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
     await planner.tick(force=True)
     pid = sink.plans[-1]["pending"]["id"]
@@ -151,7 +167,8 @@ async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
     args = parser.parse_args(["plan", "--data-dir", str(tmp_path), "ack", "--wait", "0"])
     assert await asyncio.to_thread(cmd_plan_ack, args) == 1
     assert (tmp_path / "planner" / "ack" / pid).exists()
-    await run_briefly(planner, 0.1)
+    await run_until(planner, lambda _c: not (tmp_path / "planner" / "ack" / pid).exists(),
+                    what="the daemon took the request from the inbox")
     assert sink.events[-1][0] == "plan_accepted"
     result = json.loads((tmp_path / "planner" / "ack" / f"{pid}.result").read_text())
     assert result["accepted"] and not (tmp_path / "planner" / "ack" / pid).exists()
@@ -250,9 +267,8 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     feed(state, 50, turki.lat, turki.lon)
     task = asyncio.create_task(planner.run(ctx()))
     try:
-        async with asyncio.timeout(5):
-            while not (reports and sink.plans):
-                await asyncio.sleep(0.005)
+        await wait_until(lambda: bool(reports and sink.plans), timeout=5,
+                         what="a plan published and the refused write reported")
         assert "state.json" in reports[0] and "No space left" in reports[0]
         assert sink.events[0][0] == "plan_changed"  # the office hears of the plan anyway
         assert not (tmp_path / "planner" / "state.json").exists()
@@ -263,9 +279,8 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
 
         full = False
         await clock.advance(61.0)  # the storage back-off is at most a minute
-        async with asyncio.timeout(5):  # and the loop turns every second at most
-            while reports[-1] is not None:
-                await asyncio.sleep(0.01)
+        # The loop retries every second at most.
+        await wait_until(lambda: reports[-1] is None, timeout=5, what="the write succeeding")
         doc = json.loads((tmp_path / "planner" / "state.json").read_text())
         assert doc["pending"]["id"] == pending["id"]  # the latest document, not the first
         assert reports.count(None) == 1

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from busd.display.ports import StopStatus
+from busd.plan import load_plan
 from busd.planner.display_view import PlannerDisplayView
 from busd.planner.projection import Progress
-from busd.plan import load_plan
-from tests.test_planner_component import PLAN_FILE, feed, make, run_briefly
+from tests.test_planner_component import PLAN_FILE, feed, make, plan_loaded, run_until
 
 
 async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path) -> None:
@@ -16,7 +16,7 @@ async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path) -> Non
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
-    await run_briefly(planner)
+    await run_until(planner, plan_loaded(planner), what="the plan loaded")
     await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
     assert await planner.tick(force=True)
 

@@ -9,6 +9,7 @@ from busd.clock import ManualClock
 from busd.monitoring.retention import RetentionJob
 from busd.supervisor import Supervisor
 from telemetry.monitoring_store import MonitoringStore
+from tests.support.wait import wait_until
 
 JAN_1_2026_NOON = 1_767_268_800.0
 
@@ -19,9 +20,8 @@ async def run_once(store: MonitoringStore, clock: ManualClock, days: int) -> int
     sup = Supervisor([job], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
-        async with asyncio.timeout(5):
-            while "deleted" not in sup.health[job.name].counters:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: "deleted" in sup.health[job.name].counters, timeout=5,
+                         what="the first purge")
         return int(sup.health[job.name].counters["deleted"])
     finally:
         sup.request_stop()
@@ -52,15 +52,12 @@ async def test_the_job_runs_again_each_day(store) -> None:
     sup = Supervisor([job], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
-        async with asyncio.timeout(5):
-            while sup.health[job.name].counters.get("deleted") != 1:  # 2025-01-01 goes
-                await asyncio.sleep(0.01)
-            while clock.sleepers == 0:  # the job waits for tomorrow
-                await asyncio.sleep(0.01)
+        # 2025-01-01 goes, and the job waits for tomorrow.
+        await wait_until(lambda: sup.health[job.name].counters.get("deleted") == 1
+                         and clock.sleepers == 1, timeout=5, what="the first purge")
         await clock.advance(86_400)  # Jan 2: cutoff 2025-12-02, so 2025-12-01 goes
-        async with asyncio.timeout(5):
-            while sup.health[job.name].counters.get("deleted") != 2:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: sup.health[job.name].counters.get("deleted") == 2, timeout=5,
+                         what="the second purge")
         assert store.clients_served("v-2026-01-01") == 3
     finally:
         sup.request_stop()

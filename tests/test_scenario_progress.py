@@ -12,7 +12,7 @@ from simulators.scenario.progress import Progress, plan_version
 from telemetry import mqtt
 from telemetry.models import PlanMessage
 from telemetry.office import Office
-from tests.test_planner_component import PLAN_FILE, feed, make, run_briefly
+from tests.test_planner_component import PLAN_FILE, feed, make, run_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ async def test_the_progress_line_shows_the_version_of_the_plan_the_office_has(tm
     planner, state, _clock, sink = make(tmp_path)
     depot = load_plan(PLAN_FILE).depot
     feed(state, 90, depot.lat, depot.lon)
-    await run_briefly(planner)
+    await run_until(planner, lambda _c: bool(sink.plans), what="the plan published")
     document = sink.plans[-1]
     payload = PlanMessage(bus="sim-01", ts="2026-12-14T05:30:00.000Z", **document).dump()
     office = Office(settings=mqtt.BrokerSettings(host="127.0.0.1", port=1), archive=None)

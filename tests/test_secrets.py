@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,8 @@ def test_the_password_never_reaches_the_log(tmp_path: Path) -> None:
     )
     lines = []
     try:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # until the uplink has tried the broker and said so
+        stderr = typing.cast("typing.IO[str]", proc.stderr)  # stderr=PIPE: never None
+        for line in stderr:  # until the uplink has tried the broker and said so
             lines.append(line)
             if '"uplink"' in line and ("degraded" in line or "connect" in line):
                 break

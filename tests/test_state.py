@@ -27,7 +27,9 @@ def test_value_unit_timestamp_and_source(state: VehicleState, clock: ManualClock
     assert state.value(sig.BATTERY_SOC) == 81.5
 
 
-async def test_signal_past_its_freshness_reads_stale(state: VehicleState, clock: ManualClock) -> None:
+async def test_signal_past_its_freshness_reads_stale(
+    state: VehicleState, clock: ManualClock
+) -> None:
     state.update(sig.BATTERY_SOC, 80.0, source="can")
     limit = state.freshness(sig.BATTERY_SOC)
     await clock.advance(limit - 0.01)
@@ -89,12 +91,17 @@ async def test_watcher_sees_changes_not_repeats(state: VehicleState) -> None:
 
 async def test_watcher_wakes_on_update_without_polling(state: VehicleState) -> None:
     watcher = state.watch([sig.VEHICLE_SPEED])
-    waiting = asyncio.create_task(watcher.changed())
-    await asyncio.sleep(0)
-    assert not waiting.done()
+
+    async def woken() -> tuple[set[str], object]:
+        changed = await watcher.changed()
+        return changed, state.value(sig.VEHICLE_SPEED)
+
+    waiting = asyncio.create_task(woken())
+    await asyncio.sleep(0)  # the watcher starts waiting
     state.update(sig.VEHICLE_SPEED, 42.0, source="can")
     async with asyncio.timeout(1):
-        assert await waiting == {sig.VEHICLE_SPEED}
+        # Woken by the update, not before it (the value was not there yet).
+        assert await waiting == ({sig.VEHICLE_SPEED}, 42.0)
 
 
 async def test_each_watcher_has_its_own_view(state: VehicleState) -> None:

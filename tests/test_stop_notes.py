@@ -14,6 +14,7 @@ from busd.monitoring.summary import daily_summary
 from busd.supervisor import ComponentContext, ComponentHealth
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import CaptureSink
+from tests.support.wait import wait_until
 
 RIGA = ZoneInfo("Europe/Riga")
 NOON = datetime(2026, 12, 14, 12, 0, tzinfo=RIGA).timestamp()
@@ -49,9 +50,8 @@ async def test_the_reason_reaches_the_daily_summary(tmp_path) -> None:
         notes.emit(PlanChanged(cause="withdrawn", proposal_id="abc"))
         notes.emit(ACCEPTED)
         assert sink.kinds() == ["plan_changed", "plan_accepted"]  # passed through, untouched
-        async with asyncio.timeout(5):
-            while len(store.day_records_sync("2026-12-14")["notes"]) < 2:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: len(store.day_records_sync("2026-12-14")["notes"]) == 2,
+                         timeout=5, what="both notes stored")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

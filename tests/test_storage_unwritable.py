@@ -117,7 +117,7 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
     )
     task = asyncio.create_task(job.run(ComponentContext(ComponentHealth(job.name, False), clock)))
     try:
-        await asyncio.sleep(0)
+        await wait_until(lambda: clock.sleepers == 1, timeout=5, what="the job waiting for 21:00")
         await clock.advance(61.0)
         await wait_until(lambda: sink.of("report.daily") and reports, timeout=5)
         assert sink.of("report.daily")[0]["on_site_min"] == 10.0

@@ -7,6 +7,7 @@ import pytest
 
 from busd.clock import ManualClock
 from busd.supervisor import Backoff, ComponentContext, Phase, Supervisor
+from tests.support import wait
 
 
 class Flaky:
@@ -33,9 +34,7 @@ class Flaky:
 
 
 async def wait_until(predicate, timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.001)
+    await wait.wait_until(predicate, timeout=timeout, interval=0.001)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:

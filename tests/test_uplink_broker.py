@@ -6,6 +6,7 @@ import asyncio
 
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.uplink_env import bus_config, running_bus, running_office
+from tests.support.wait import wait_until
 
 BUS = "bus-01"
 
@@ -55,8 +56,7 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, 
 
 async def _until(predicate, step=0.01):
     # For flags of the component that have no event to wait on; always under a timeout.
-    while not predicate():  # noqa: ASYNC110
-        await asyncio.sleep(step)
+    await wait_until(predicate, timeout=60, interval=step)  # the callers set tighter ones
 
 
 async def test_state_and_telemetry_carry_the_signals(mosquitto, tmp_path):

@@ -15,6 +15,7 @@ from telemetry.mqtt import BrokerSettings, make_client
 from telemetry.wiring import build_uplink
 from tests.support.mosquitto import REPO, Mosquitto
 from tests.support.uplink_env import bus_config, running_bus, running_office
+from tests.support.wait import wait_until
 
 V5 = aiomqtt.ProtocolVersion.V5
 
@@ -61,9 +62,8 @@ async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
         await parts.outbox.open()
         task = asyncio.create_task(parts.uplink.run(ComponentContext(health, SystemClock())))
         try:
-            async with asyncio.timeout(10):
-                while health.phase is not Phase.DEGRADED:  # noqa: ASYNC110 (no event)
-                    await asyncio.sleep(0.01)
+            await wait_until(lambda: health.phase is Phase.DEGRADED, timeout=10,
+                             what="the uplink degraded")
             assert "certificate verify failed" in health.reason
             assert not parts.uplink.connected
         finally:

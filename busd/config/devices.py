@@ -47,9 +47,12 @@ class SignalMapping(Strict):
         spec = SIGNALS.get(self.target)
         if spec is None:
             raise ValueError(f"unknown busd signal {self.target!r}")
-        if self.valid_min is not None and self.valid_max is not None:
-            if self.valid_min > self.valid_max:
-                raise ValueError("valid_min is above valid_max")
+        if (
+            self.valid_min is not None
+            and self.valid_max is not None
+            and self.valid_min > self.valid_max
+        ):
+            raise ValueError("valid_min is above valid_max")
         if self.choices is not None:
             if spec.kind is not Kind.ENUM:
                 raise ValueError(

@@ -184,7 +184,9 @@ class FrameDecoder:
         stats = self.stats
         stats.frames += 1
         key = arbitration_id | (is_extended << 31)
-        route = self._routes[key] if key in self._routes else self._route(arbitration_id, is_extended)
+        route = (
+            self._routes[key] if key in self._routes else self._route(arbitration_id, is_extended)
+        )
         if route is None:
             stats.unknown_id += 1
             return []

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import random
 import threading
 from collections.abc import Callable
@@ -72,10 +73,8 @@ class FrameBuffer:
     def _wake(self) -> None:
         if not self._wake_pending:
             self._wake_pending = True
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed during shutdown
                 self._loop.call_soon_threadsafe(self._ready.set)
-            except RuntimeError:  # loop closed during shutdown
-                pass
 
     async def take(self) -> list[can.Message]:
         """Wait for frames and return all that are buffered."""
@@ -147,9 +146,9 @@ class CanReader:
             while True:
                 batch = await buffer.take()
                 if buffer.error is not None:
-                    raise DeviceError(f"CAN bus {self._config.channel} failed: {buffer.error}") from (
-                        buffer.error
-                    )
+                    raise DeviceError(
+                        f"CAN bus {self._config.channel} failed: {buffer.error}"
+                    ) from buffer.error
                 if batch:
                     self._ingest(batch, problems)
                     ctx.ready()
@@ -238,7 +237,6 @@ def _read_frames(bus: can.BusABC, buffer: FrameBuffer, stop: threading.Event) ->
 
 def _close(bus: can.BusABC, thread: threading.Thread) -> None:
     thread.join(timeout=2 * _RECV_TIMEOUT_S)
-    try:
+    # Shutting down a failed bus may fail again; nothing to do.
+    with contextlib.suppress(Exception):
         bus.shutdown()
-    except Exception:  # shutting down a failed bus may fail again; nothing to do
-        pass

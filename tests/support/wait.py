@@ -9,7 +9,7 @@ from collections.abc import Callable
 async def wait_until(
     predicate: Callable[[], bool],
     *,
-    timeout: float,  # noqa: ASYNC109 - the deadline is the point of this helper
+    timeout: float,
     what: str = "condition",
     interval: float = 0.01,
 ) -> None:
