@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+import tracemalloc
+
 import can
 import cantools
 import pytest
@@ -205,3 +208,26 @@ def test_one_id_with_two_layouts() -> None:
     assert dec.decode(0x200, False, open_b, 0.0) == []
     assert dec.stats.dropped == {"battery.voltage:condition": 1}
     assert dec.stats.undecodable == 0
+
+
+def test_a_flood_of_random_unknown_ids_does_not_grow_memory(decoder, db) -> None:
+    # Bug 6(j): every id ever seen was cached, so a noisy bus with filtering off
+    # grew the decoder without bound (~74 MB per million ids). 200,000 random
+    # ids cached cost well over 10 MB; bounded, they cost nothing that stays.
+    rng = random.Random(12)
+    ids = [rng.getrandbits(29) for _ in range(200_000)]  # 29-bit: 11-bit ids repeat
+    soc = frame(db, "BMS_Status", StateOfCharge=50.0)
+    decode(decoder, soc)  # warm: the mapped route is resolved and cached
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for arbitration_id in ids:
+            decoder.decode(arbitration_id, True, b"\x00" * 8, 0.0)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 256 * 1024, f"the decoder kept {grown / 1e6:.1f} MB for unknown ids"
+    # The flood was counted, and mapped frames still decode.
+    # (a random id now and then carries a mapped J1939 PGN: not unknown)
+    assert decoder.stats.unknown_id > 0.99 * len(ids)
+    assert decode(decoder, soc)["battery.soc"] == pytest.approx(50.0)
