@@ -19,7 +19,7 @@ import asyncio
 import collections
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import can
 
@@ -40,6 +40,18 @@ _STATS_LOG_INTERVAL_S = 300.0  # counters in the log every 5 minutes and at stop
 # the loop a thousand times a second. 20 ms is far below any signal's freshness.
 _BATCH_GATHER_S = 0.02
 _COUNTERS_EVERY_S = 1.0
+
+
+@runtime_checkable
+class LineFaults(Protocol):
+    """A bus that reads a text protocol (slcan_stream) and counts lines that are no frame.
+
+    Such lines never reach the buffer as frames, so the reader asks the bus for
+    its count and reports it with the decoder's frame faults.
+    """
+
+    malformed_lines: int  # since the bus was opened; read from the loop, written by its thread
+    last_malformed: bytes
 
 
 class FrameBuffer:
@@ -112,9 +124,14 @@ class CanReader:
         self._last_frame = clock.monotonic()
         self.buffer_dropped = 0
         self.bad_values = 0
+        self.malformed_lines = 0  # over every bus this reader opened
+        self._line_faults: LineFaults | None = None
+        self._line_faults_seen = 0
+        self._line_log: RateLimitedLog | None = None
 
     async def run(self, ctx: ComponentContext) -> None:
         bus = await self._open()
+        self._watch_lines(bus)
         loop = asyncio.get_running_loop()
         buffer = FrameBuffer(loop, self._config.queue_size)
         stop = threading.Event()
@@ -194,10 +211,39 @@ class CanReader:
                     id=hex(problem.arbitration_id), detail=problem.detail,
                 )
 
+    def _watch_lines(self, bus: can.BusABC) -> None:
+        """Follow a text bus's malformed-line count (a new bus counts from 0)."""
+        self._line_faults = bus if isinstance(bus, LineFaults) else None
+        self._line_faults_seen = 0
+
     def _export_counters(self, ctx: ComponentContext, buffer: FrameBuffer) -> None:
         ctx.counters.update(self._decoder.stats.as_counters())
         ctx.counters["buffer_dropped"] = buffer.dropped
         ctx.counters["bad_values"] = self.bad_values
+        self._report_lines(ctx)
+
+    def _report_lines(self, ctx: ComponentContext) -> None:
+        """Malformed lines go to health and, rate-limited, to the log, like rejected frames.
+
+        Called from the frame loop and from the silence watchdog, so a line that
+        carries nothing but garbage is reported too.
+        """
+        faults = self._line_faults
+        if faults is None:
+            return
+        count = faults.malformed_lines
+        new = count - self._line_faults_seen
+        if new > 0:
+            self._line_faults_seen = count
+            self.malformed_lines += new
+            if self._line_log is None:
+                self._line_log = RateLimitedLog(ctx.log, _PROBLEM_LOG_INTERVAL_S)
+            self._line_log.warning(
+                "malformed_line", self._clock.monotonic(), "can_frame_rejected",
+                reason="malformed_line", new=new, total=self.malformed_lines,
+                detail=faults.last_malformed.decode("ascii", "backslashreplace"),
+            )
+        ctx.counters["malformed_lines"] = self.malformed_lines
 
     async def _watch_silence(self, ctx: ComponentContext, buffer: FrameBuffer) -> None:
         limit = self._config.silence_timeout_s

@@ -9,11 +9,19 @@ whatever bytes are waiting in one call and splits them on CR.
 
 Registered as the python-can interface ``slcan_stream`` (pyproject entry
 point), so the config picks it by name like any other interface.
+
+Lines are parsed strictly to the Lawicel format: anything else on the wire
+(line noise, a second device on the port, a truncated write) is not a frame,
+and a lenient parse would hand it to the decoder as if it were one. Rejected
+lines are counted in ``malformed_lines`` (the CAN reader reports that counter
+in health and logs it, rate-limited, as it does the other frame faults), and
+the last one is kept, shortened, in ``last_malformed`` for that log.
 """
 
 from __future__ import annotations
 
 import collections
+import re
 from typing import Any
 
 import can
@@ -22,8 +30,19 @@ import serial
 # slcan bitrate commands (S0..S8)
 _BITRATES = {10_000: "S0", 20_000: "S1", 50_000: "S2", 100_000: "S3", 125_000: "S4",
              250_000: "S5", 500_000: "S6", 800_000: "S7", 1_000_000: "S8"}
-_MAX_LINE = 64  # longest valid line is 27 bytes; anything longer is noise
+_MAX_LINE = 64  # longest valid line is 31 bytes (27 + timestamp); anything longer is noise
 _CHUNK = 4096
+_SHOWN = 32  # bytes of a malformed line kept for the log
+# Lawicel: t/r + 3 hex digits (000-7FF), T/R + 8 hex digits (00000000-1FFFFFFF),
+# then the DLC (0-8); what follows (data, timestamp) is checked by its length.
+_STANDARD = re.compile(rb"[tr]([0-7][0-9A-Fa-f]{2})([0-8])([0-9A-Fa-f]*)")
+_EXTENDED = re.compile(rb"[TR]([01][0-9A-Fa-f]{7})([0-8])([0-9A-Fa-f]*)")
+_MAX_TIMESTAMP = 0xEA5F  # the adapter's millisecond timer wraps at 60,000
+# Not frames, not faults: the adapter's answers to our own commands (OK is an
+# empty line, z/Z a transmit acknowledgement). Its error answer, BELL, has no
+# CR of its own, so it is stripped from the front of whatever line follows.
+_ANSWERS = frozenset({b"", b"z", b"Z"})
+_BELL = b"\x07"
 
 
 class SlcanStreamBus(can.BusABC):
@@ -33,6 +52,7 @@ class SlcanStreamBus(can.BusABC):
         bitrate: int | None = None,
         tty_baudrate: int = 115_200,
         poll_timeout: float = 0.2,
+        timestamps: bool = False,
         **kwargs: Any,
     ) -> None:
         if not channel:
@@ -43,13 +63,18 @@ class SlcanStreamBus(can.BusABC):
             raise can.CanInitializationError(f"cannot open {channel}: {err}") from err
         self._pending = bytearray()
         self._frames: collections.deque[can.Message] = collections.deque()
+        self._timestamps = timestamps
         self.malformed_lines = 0
+        self.last_malformed = b""
         self.channel_info = f"slcan_stream {channel}"
         self._write("C")
         if bitrate is not None:
             if bitrate not in _BITRATES:
                 raise can.CanInitializationError(f"slcan has no bitrate {bitrate}")
             self._write(_BITRATES[bitrate])
+        # Z1/Z0: the adapter appends a timestamp to every frame line, or not;
+        # we tell it which, so a line with one when we did not ask is malformed.
+        self._write("Z1" if timestamps else "Z0")
         self._write("O")
         super().__init__(channel=channel, **kwargs)
 
@@ -82,12 +107,15 @@ class SlcanStreamBus(can.BusABC):
         self._pending += chunk
         *lines, rest = self._pending.split(b"\r")
         self._pending = bytearray(rest[-_MAX_LINE:])
-        for line in lines:
-            msg = parse_line(bytes(line))
+        timestamps = self._timestamps
+        for raw in lines:
+            line = bytes(raw).lstrip(_BELL)
+            msg = parse_line(line, timestamps=timestamps)
             if msg is not None:
                 self._frames.append(msg)
-            elif line and line not in (b"\x07", b"z", b"Z"):  # errors and send acks
+            elif line not in _ANSWERS:
                 self.malformed_lines += 1
+                self.last_malformed = bytes(line[:_SHOWN])
 
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
         if msg.is_extended_id:
@@ -109,28 +137,31 @@ class SlcanStreamBus(can.BusABC):
         raise NotImplementedError  # read through recv(), from a thread
 
 
-def parse_line(line: bytes) -> can.Message | None:
-    """One slcan frame line (without CR) → Message, or None when it is not a valid frame."""
-    if len(line) < 5:
-        return None
+def parse_line(line: bytes, *, timestamps: bool = False) -> can.Message | None:
+    """One slcan frame line (without CR) → Message, or None when it is not exactly one.
+
+    ``timestamps``: the adapter appends 4 hex digits of milliseconds (``Z1``);
+    without it, a line that carries them is malformed, and with it one that
+    lacks them is.
+    """
     kind = line[:1]
-    try:
-        if kind in (b"t", b"r"):
-            arbitration_id, extended, pos = int(line[1:4], 16), False, 4
-        elif kind in (b"T", b"R"):
-            arbitration_id, extended, pos = int(line[1:9], 16), True, 9
-        else:
-            return None
-        dlc = int(line[pos:pos + 1], 16)
-        if dlc > 8:
-            return None
-        remote = kind in (b"r", b"R")
-        data = b"" if remote else bytes.fromhex(line[pos + 1:pos + 1 + 2 * dlc].decode("ascii"))
-    except ValueError:
+    if kind == b"t" or kind == b"r":
+        match, extended = _STANDARD.fullmatch(line), False
+    elif kind == b"T" or kind == b"R":
+        match, extended = _EXTENDED.fullmatch(line), True
+    else:
         return None
-    if not remote and len(data) != dlc:
+    if match is None:
+        return None
+    dlc = match[2][0] - 0x30  # one digit 0-8, checked by the pattern
+    tail = match[3]
+    remote = kind == b"r" or kind == b"R"
+    size = 0 if remote else 2 * dlc
+    if len(tail) != size + (4 if timestamps else 0):
+        return None
+    if timestamps and int(tail[size:], 16) > _MAX_TIMESTAMP:
         return None
     return can.Message(
-        arbitration_id=arbitration_id, is_extended_id=extended, is_remote_frame=remote,
-        dlc=dlc, data=data,
+        arbitration_id=int(match[1], 16), is_extended_id=extended, is_remote_frame=remote,
+        dlc=dlc, data=b"" if remote else bytes.fromhex(tail[:size].decode("ascii")),
     )
