@@ -209,7 +209,8 @@ dbc = "{DBC}"
     return config
 
 
-def load_test(seconds: float, workdir: Path) -> tuple[float, float, int, int]:
+def load_test(seconds: float, workdir: Path,
+              profile: Path | None = None) -> tuple[float, float, int, int]:
     can_link, gps_link, lift_link = workdir / "can.pty", workdir / "gps.pty", workdir / "lift.pty"
     mqtt_port, gps_port, display_port = _free_port(), _free_port(), _free_port()
     config = daemon_config(workdir, can_link=can_link, gps_port=gps_port, lift_link=lift_link,
@@ -246,10 +247,18 @@ def load_test(seconds: float, workdir: Path) -> tuple[float, float, int, int]:
         _wait_for("the display", lambda: _accepting(display_port))
         screen.start()
         time.sleep(10)  # warm-up: every part connected, the planner's first projection done
+        spy = None
+        if profile is not None:  # py-spy's sampling costs the daemon a little: not for figures
+            spy = spawn([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
+                         "--threads", "--format", "raw", "-r", "200", "-d", str(int(seconds)),
+                         "-o", str(profile), "-p", str(daemon.pid)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu_start = proc.cpu_times()
         wall_start = time.monotonic()
         time.sleep(seconds)
         cpu_end = proc.cpu_times()
+        if spy is not None:
+            spy.wait(30)
         wall = time.monotonic() - wall_start
         if daemon.poll() is not None:
             raise RuntimeError(f"the daemon exited early:\n{log_path.read_text()[-3000:]}")
@@ -286,19 +295,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=200_000)
     parser.add_argument("--load-seconds", type=float, default=60.0)
+    parser.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of the daemon "
+                        "during the load test go here (figures taken then are not clean)")
+    parser.add_argument("--load-only", action="store_true", help="skip the throughput part")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        messages = make_recording(workdir / "recording.log", args.frames)
-        print(f"recording: {len(messages)} frames", flush=True)
-        fast = max(production_rate(messages) for _ in range(3))
-        naive = max(naive_rate(messages) for _ in range(3))
+        fast = naive = 0.0
+        if not args.load_only:
+            messages = make_recording(workdir / "recording.log", args.frames)
+            print(f"recording: {len(messages)} frames", flush=True)
+            fast = max(production_rate(messages) for _ in range(3))
+            naive = max(naive_rate(messages) for _ in range(3))
         print(f"production decode+update: {fast:,.0f} frames/s", flush=True)
         print(f"naive decode_message loop: {naive:,.0f} frames/s", flush=True)
         os.sched_setaffinity(0, os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
-        cpu_share, rss_mb, frames, events = load_test(args.load_seconds, workdir)
+        cpu_share, rss_mb, frames, events = load_test(args.load_seconds, workdir, args.profile)
         print(f"daemon with every default part, CAN at 1,000 frames/s over slcan, for "
               f"{args.load_seconds:.0f} s: CPU {cpu_share:.1%} of one core, peak RSS "
               f"{rss_mb:.1f} MB, {frames} frames decoded, {events} display events read; "

@@ -7,6 +7,7 @@ import os
 import pty
 import tty
 from pathlib import Path
+from types import SimpleNamespace
 
 import can
 import pytest
@@ -227,3 +228,40 @@ async def test_malformed_lines_reach_health_and_the_log(tmp_path: Path) -> None:
     assert rejected[0]["detail"] in ("t1000junk", "T200000000", "t0x12AABB")
     stats = [e for e in logs if e["event"] == "can_stats"]
     assert stats and stats[-1]["malformed_lines"] == 301  # and in the stop-time counters
+
+
+async def test_the_bus_applies_acceptance_filters_before_building_frames(tmp_path: Path) -> None:
+    # The daemon's filters pass only mapped ids; the bus drops the rest on the
+    # parsed id, with python-can's rule (mask, and the extended flag if given).
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    link = tmp_path / "filtered.pty"
+    link.symlink_to(os.ttyname(slave))
+    filters = [{"can_id": 0x100, "can_mask": 0x7FF, "extended": False},
+               {"can_id": 0x00FEF100, "can_mask": 0x03FFFF00, "extended": True},
+               {"can_id": 0x200, "can_mask": 0x700}]
+    bus = can.Bus(interface="slcan_stream", channel=str(link), poll_timeout=0.05,
+                  can_filters=filters)
+    lines = [b"t1001AA", b"t1011AA", b"T000001001AA", b"T18FEF1171AA", b"T0CFEF3001AA",
+             b"T0CFEF2001AA", b"t2231AA", b"T000002551AA", b"t3001AA", b"t1000junk",
+             b"t1002BBCC"]
+    last = b"t2001AA"  # sent after the rest: when it arrives, all were read
+    try:
+        os.write(master, b"\r".join([*lines, last]) + b"\r")
+        got = []
+        while not got or got[-1] != (0x200, False):
+            msg = await asyncio.to_thread(bus.recv, 2.0)
+            assert msg is not None, f"only {got} arrived"
+            got.append((msg.arbitration_id, msg.is_extended_id))
+        assert got == [(0x100, False), (0x18FEF117, True), (0x0CFEF200, True), (0x223, False),
+                       (0x255, True), (0x100, False), (0x200, False)]
+        assert bus.malformed_lines == 1  # filtered frames are not malformed
+        # The same frames python-can's own rule accepts, and none it refuses.
+        probe = SimpleNamespace(_filters=filters)
+        expected = [(m.arbitration_id, m.is_extended_id) for m in map(parse_line, [*lines, last])
+                    if m is not None and can.BusABC._matches_filters(probe, m)]
+        assert got == expected
+    finally:
+        bus.shutdown()
+        os.close(master)
+        os.close(slave)
