@@ -36,9 +36,11 @@ _RECV_TIMEOUT_S = 0.5  # how long the reader thread blocks before checking for s
 _PROBLEM_LOG_INTERVAL_S = 30.0
 _STATS_LOG_INTERVAL_S = 300.0  # counters in the log every 5 minutes and at stop
 # After each batch the loop waits this long (real time: it is about CPU, not
-# the simulated day) so frames arrive in batches of dozens rather than waking
-# the loop a thousand times a second. 20 ms is far below any signal's freshness.
-_BATCH_GATHER_S = 0.02
+# the simulated day) so frames arrive in batches rather than waking the loop a
+# thousand times a second. 100 ms is far below any signal's freshness (the
+# shortest is a second) and the display's push interval; at 20 ms the loop woke
+# 100 times a second for the CAN part alone.
+_BATCH_GATHER_S = 0.1
 _COUNTERS_EVERY_S = 1.0
 
 
@@ -63,6 +65,7 @@ class FrameBuffer:
         self._frames: collections.deque[can.Message] = collections.deque()
         self._ready = asyncio.Event()
         self._wake_pending = False
+        self._waiting = False  # the loop is blocked in take(): only then is it woken
         self.dropped = 0
         self.error: BaseException | None = None
 
@@ -72,7 +75,10 @@ class FrameBuffer:
             self.dropped += 1
             return
         self._frames.append(msg)
-        self._wake()
+        # Appended first, then checked: take() sets _waiting first, then looks
+        # for frames, so one of the two always sees the other.
+        if self._waiting:
+            self._wake()
 
     def fail(self, error: BaseException) -> None:
         """Called from the reader thread when the bus fails."""
@@ -88,8 +94,17 @@ class FrameBuffer:
                 pass
 
     async def take(self) -> list[can.Message]:
-        """Wait for frames and return all that are buffered."""
-        await self._ready.wait()
+        """Wait for frames and return all that are buffered.
+
+        Frames put while the loop is busy or gathering do not wake it (a wake
+        is a write to the loop's self-pipe and a turn of the loop, per batch).
+        """
+        self._waiting = True
+        try:
+            if not self._frames and self.error is None:
+                await self._ready.wait()
+        finally:
+            self._waiting = False
         self._ready.clear()
         # Reset before draining: a frame put after this point wakes us again.
         self._wake_pending = False
