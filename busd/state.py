@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -28,9 +29,8 @@ log = structlog.get_logger("busd.state")
 Value = float | int | bool | str
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One value as a driver delivered it."""
+class Reading(NamedTuple):
+    """One value as a driver delivered it (a tuple: made on every update, so made cheaply)."""
 
     value: Value
     ts: float  # wall time of the measurement (clock.now() domain)
@@ -108,10 +108,17 @@ class VehicleState:
             self._derive_power(source)
 
     def _derive_power(self, source: str) -> None:
-        voltage = self.view(sig.BATTERY_VOLTAGE).fresh_value
-        current = self.view(sig.BATTERY_CURRENT).fresh_value
+        voltage = self._fresh(sig.BATTERY_VOLTAGE)
+        current = self._fresh(sig.BATTERY_CURRENT)
         if isinstance(voltage, float) and isinstance(current, float):
             self.update(sig.BATTERY_POWER, voltage * current / 1000.0, source=source)
+
+    def _fresh(self, name: str) -> Value | None:
+        """``view(name).fresh_value`` without building the view (per CAN frame)."""
+        reading = self._readings.get(name)
+        if reading is None or self._clock.monotonic() - reading.received > self._freshness[name]:
+            return None
+        return reading.value
 
     def _mark_changed(self, name: str) -> None:
         self._seq += 1

@@ -6,10 +6,12 @@ import tracemalloc
 import can
 import cantools
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from busd.config import SignalMapping
 from busd.errors import ConfigError
-from drivers.can.decoder import FrameDecoder, load_dbc
+from drivers.can.decoder import FrameDecoder, SignalExtractor, load_dbc
 from tests.can_helpers import DC1_LIFT, OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
 
 
@@ -231,3 +233,37 @@ def test_a_flood_of_random_unknown_ids_does_not_grow_memory(decoder, db) -> None
     # (a random id now and then carries a mapped J1939 PGN: not unknown)
     assert decoder.stats.unknown_id > 0.99 * len(ids)
     assert decode(decoder, soc)["battery.soc"] == pytest.approx(50.0)
+
+
+def _layouts() -> list[tuple[str, object, list[str]]]:
+    """Every fixed-layout message of our DBC and of a real car's, with its integer signals."""
+    out = []
+    for path in (OWN_DBC, TESLA_DBC):
+        db = cantools.database.load_file(str(path), strict=False)
+        for message in db.messages:
+            names = [s.name for s in message.signals if not s.conversion.is_float]
+            if names and SignalExtractor.for_message(message, names) is not None:
+                out.append((f"{path.stem}:{message.name}", message, names))
+    return out
+
+
+_LAYOUTS = _layouts()
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_the_signal_extractor_agrees_with_cantools(data) -> None:
+    # The production path unpacks only mapped signals itself; it must give
+    # exactly what cantools gives, for either byte order, signed or not.
+    _, message, names = data.draw(st.sampled_from(_LAYOUTS))
+    payload = data.draw(st.binary(min_size=message.length, max_size=message.length))
+    expected = message.decode(payload, decode_choices=False, scaling=True)
+    got = SignalExtractor.for_message(message, names)(payload)
+    assert got == {name: expected[name] for name in names}
+
+
+def test_layouts_cover_both_byte_orders_and_signs() -> None:
+    signals = [message.get_signal_by_name(n) for _, message, names in _LAYOUTS for n in names]
+    assert {s.byte_order for s in signals} == {"little_endian", "big_endian"}
+    assert {s.is_signed for s in signals} == {True, False}
+    assert len(_LAYOUTS) > 20
