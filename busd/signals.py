@@ -34,6 +34,8 @@ class SignalSpec:
     def coerce(self, value: object) -> float | int | bool | str:
         """The value in this signal's type; raises ValueError when it does not fit."""
         if self.kind is Kind.FLOAT:
+            if type(value) is float and math.isfinite(value):  # most values: decoded CAN
+                return value
             if isinstance(value, bool) or not isinstance(value, (int, float)):  # a tuple: per CAN value
                 raise ValueError(f"{self.name} expects a number, got {value!r}")
             result = float(value)

@@ -206,15 +206,17 @@ class CanReader:
 
     def _ingest(self, batch: list[can.Message], problems: RateLimitedLog) -> None:
         now = self._clock.monotonic()
+        wall = self._clock.now()  # one time for the batch: it was gathered within 100 ms
         self._last_frame = now
         decode = self._decoder.decode
         update = self._state.update
+        source = self.name
         for msg in batch:
             if msg.is_error_frame or msg.is_remote_frame:
                 continue
             for target, value in decode(msg.arbitration_id, msg.is_extended_id, msg.data, now):
                 try:
-                    update(target, value, source=self.name)
+                    update(target, value, source=source, ts=wall, received=now)
                 except ValueError as err:
                     self.bad_values += 1
                     problems.warning("bad_value", now, "can_bad_value", error=str(err))
