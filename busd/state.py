@@ -26,6 +26,7 @@ from busd.signals import SIGNALS, SignalSpec
 log = structlog.get_logger("busd.state")
 
 Value = float | int | bool | str
+_POWER_INPUTS = frozenset({sig.BATTERY_VOLTAGE, sig.BATTERY_CURRENT})  # battery.power derives
 
 
 class Reading:
@@ -129,7 +130,7 @@ class VehicleState:
             changed = True
         if changed:
             self._mark_changed(name)
-        if name == sig.BATTERY_VOLTAGE or name == sig.BATTERY_CURRENT:
+        if name in _POWER_INPUTS:
             self._derive_power(source, ts, received)
 
     def _derive_power(self, source: str, ts: float | None, received: float) -> None:

@@ -92,6 +92,7 @@ class _Rule:
 class _Route:
     message: Message
     rules: list[_Rule]
+    length: int  # the message's (a cantools property: read once, not per frame)
     # Unpacks only the signals the rules read; None: cantools decodes the frame.
     extract: Callable[[bytes | bytearray], dict[str, float | int]] | None = None
 
@@ -222,7 +223,7 @@ class FrameDecoder:
             except _MappingError as err:
                 problems.append((f"can.mapping.{index}.{err.key}", err.reason))
                 continue
-            route = self._by_id.setdefault(message.frame_id, _Route(message, []))
+            route = self._by_id.setdefault(message.frame_id, _Route(message, [], message.length))
             route.rules.append(rule)
             if message.is_extended_frame:
                 self._by_pgn.setdefault(message.frame_id & _J1939_PGN_MASK, route)
@@ -279,8 +280,8 @@ class FrameDecoder:
         if route is None:
             stats.unknown_id += 1
             return []
-        message = route.message
-        if len(data) != message.length:
+        if len(data) != route.length:
+            message = route.message
             stats.bad_length += 1
             self.last_problem = Problem(
                 "bad_length", arbitration_id,
@@ -292,11 +293,12 @@ class FrameDecoder:
             if route.extract is not None:
                 decoded = route.extract(data)
             else:  # not a container (for_message), so cantools returns a dict
-                decoded = message.decode(  # type: ignore[assignment]
+                decoded = route.message.decode(  # type: ignore[assignment]
                     bytes(data), decode_choices=False, scaling=True)
         except Exception as err:  # cantools raises several types for undecodable data
             stats.undecodable += 1
-            self.last_problem = Problem("undecodable", arbitration_id, f"{message.name}: {err}")
+            self.last_problem = Problem(
+                "undecodable", arbitration_id, f"{route.message.name}: {err}")
             return []
         out: list[tuple[str, float | int | bool | str]] = []
         for rule in route.rules:
