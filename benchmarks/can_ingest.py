@@ -250,7 +250,7 @@ def load_test(seconds: float, workdir: Path,
         spy = None
         if profile is not None:  # py-spy's sampling costs the daemon a little: not for figures
             spy = spawn([str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking",
-                         "--threads", "--format", "raw", "-r", "200", "-d", str(int(seconds)),
+                         "--threads", "--format", "raw", "-r", "500", "-d", str(int(seconds)),
                          "-o", str(profile), "-p", str(daemon.pid)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu_start = proc.cpu_times()

@@ -37,10 +37,11 @@ _PROBLEM_LOG_INTERVAL_S = 30.0
 _STATS_LOG_INTERVAL_S = 300.0  # counters in the log every 5 minutes and at stop
 # After each batch the loop waits this long (real time: it is about CPU, not
 # the simulated day) so frames arrive in batches rather than waking the loop a
-# thousand times a second. 100 ms is far below any signal's freshness (the
-# shortest is a second) and the display's push interval; at 20 ms the loop woke
-# 100 times a second for the CAN part alone.
-_BATCH_GATHER_S = 0.1
+# thousand times a second. Each batch wakes every consumer of the state (tracker,
+# planner, display, alert rules): at 20 ms that was 50 turns of all of them a
+# second. 250 ms is a quarter of the shortest freshness limit (vehicle.speed,
+# 1 s), half the display's push interval, and the lift's own poll period.
+_BATCH_GATHER_S = 0.25
 _COUNTERS_EVERY_S = 1.0
 
 

@@ -65,7 +65,7 @@ class SlcanStreamBus(can.BusABC):
         tty_baudrate: int = 115_200,
         poll_timeout: float = 0.2,
         timestamps: bool = False,
-        gather_s: float = 0.02,
+        gather_s: float = 0.05,
         **kwargs: Any,
     ) -> None:
         if not channel:
@@ -141,8 +141,9 @@ class SlcanStreamBus(can.BusABC):
                 return
             # Then let the rest of the burst arrive: an adapter (or the simulator)
             # writes a few frames at a time, and waking once per write cost the
-            # reader thread 100 wake-ups a second at 1,000 frames/s. 20 ms of
-            # lines (~2 KB at a full 500 kbit/s bus) fit the tty's buffer.
+            # reader thread 100 wake-ups a second at 1,000 frames/s. 50 ms of
+            # lines (~5 KB at a full 500 kbit/s bus) wait in the tty's buffers
+            # (64 KB of flip buffers before the line discipline's 4 KB).
             if self._gather_s > 0:
                 time.sleep(self._gather_s)
             chunk = first + port.read(min(port.in_waiting, _CHUNK))
