@@ -9,6 +9,7 @@ alarm but a silent bus is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,10 +34,12 @@ class SignalSpec:
     def coerce(self, value: object) -> float | int | bool | str:
         """The value in this signal's type; raises ValueError when it does not fit."""
         if self.kind is Kind.FLOAT:
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if type(value) is float and math.isfinite(value):  # most values: decoded CAN
+                return value
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{self.name} expects a number, got {value!r}")
             result = float(value)
-            if result != result or result in (float("inf"), float("-inf")):
+            if not math.isfinite(result):
                 raise ValueError(f"{self.name} got a non-finite number")
             return result
         if self.kind is Kind.INT:

@@ -22,11 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
 import structlog
 
+from busd._lean import without
 from busd.errors import StorageError
 from busd.plan import Plan
+
+with without("numpy"):  # sqlite-utils would import it (16 MB) to store numpy scalars: we have none
+    import sqlite_utils
 
 Row = dict[str, Any]
 KINDS = {"leg": "legs", "visit": "visits", "charge": "charges"}

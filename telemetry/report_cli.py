@@ -20,16 +20,16 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-from rich.console import Console
-from rich.table import Table
 
 from busd.config import CONFIG_ENV, load_config
 from busd.errors import ConfigError
 from busd.monitoring.summary import daily_summary, monthly_summary
 from telemetry.monitoring_store import MonitoringStore, StoreError
+
+if TYPE_CHECKING:  # rich is imported when a report is printed: `busd run` registers this
+    from rich.console import Console  # parser, and the daemon has no use for rich
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 Row = dict[str, Any]
@@ -52,6 +52,8 @@ def add_report_parser(
 
 
 def cmd_report(args: argparse.Namespace, *, console: Console | None = None) -> int:
+    from rich.console import Console
+
     console = console or Console(width=140)
     err = Console(stderr=True)
     try:
@@ -143,6 +145,8 @@ def _n(value: Any, digits: int = 1) -> str:
 
 
 def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: ZoneInfo) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]Monitoring {s['day']}[/bold]  ({zone.key})")
     legs = Table(title="Legs", title_justify="left")
     for col in ("from", "to", "start", "end", "km", "kWh out", "regen", "kWh/km", "km/h",
@@ -201,6 +205,8 @@ def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: Zon
 
 
 def print_month(console: Console, s: Row) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]Monitoring {s['month']}[/bold]: {s['days_in_service']} days in service")
     table = Table(title="Villages", title_justify="left")
     for col in ("village", "cycle", "visits", "days", "expected", "coverage", "hours on site"):

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import random
+import tracemalloc
+
 import can
 import cantools
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from busd.config import SignalMapping
 from busd.errors import ConfigError
-from drivers.can.decoder import FrameDecoder, load_dbc
-from tests.can_helpers import DC1_LIFT, TESLA_DBC, frame, own_db, sim_mapping
+from drivers.can.decoder import FrameDecoder, SignalExtractor, load_dbc
+from tests.can_helpers import DC1_LIFT, OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
 
 
 @pytest.fixture
@@ -206,3 +211,60 @@ def test_one_id_with_two_layouts() -> None:
     assert dec.decode(0x200, False, open_b, 0.0) == []
     assert dec.stats.dropped == {"battery.voltage:condition": 1}
     assert dec.stats.undecodable == 0
+
+
+def test_a_flood_of_random_unknown_ids_does_not_grow_memory(decoder, db) -> None:
+    # Bug 6(j): every id ever seen was cached, so a noisy bus with filtering off
+    # grew the decoder without bound (~74 MB per million ids). 200,000 random
+    # ids cached cost well over 10 MB; bounded, they cost nothing that stays.
+    rng = random.Random(12)
+    ids = [rng.getrandbits(29) for _ in range(200_000)]  # 29-bit: 11-bit ids repeat
+    soc = frame(db, "BMS_Status", StateOfCharge=50.0)
+    decode(decoder, soc)  # warm: the mapped route is resolved and cached
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for arbitration_id in ids:
+            decoder.decode(arbitration_id, True, b"\x00" * 8, 0.0)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 256 * 1024, f"the decoder kept {grown / 1e6:.1f} MB for unknown ids"
+    # The flood was counted, and mapped frames still decode.
+    # (a random id now and then carries a mapped J1939 PGN: not unknown)
+    assert decoder.stats.unknown_id > 0.99 * len(ids)
+    assert decode(decoder, soc)["battery.soc"] == pytest.approx(50.0)
+
+
+def _layouts() -> list[tuple[str, object, list[str]]]:
+    """Every fixed-layout message of our DBC and of a real car's, with its integer signals."""
+    out = []
+    for path in (OWN_DBC, TESLA_DBC):
+        db = cantools.database.load_file(str(path), strict=False)
+        for message in db.messages:
+            names = [s.name for s in message.signals if not s.conversion.is_float]
+            if names and SignalExtractor.for_message(message, names) is not None:
+                out.append((f"{path.stem}:{message.name}", message, names))
+    return out
+
+
+_LAYOUTS = _layouts()
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_the_signal_extractor_agrees_with_cantools(data) -> None:
+    # The production path unpacks only mapped signals itself; it must give
+    # exactly what cantools gives, for either byte order, signed or not.
+    _, message, names = data.draw(st.sampled_from(_LAYOUTS))
+    payload = data.draw(st.binary(min_size=message.length, max_size=message.length))
+    expected = message.decode(payload, decode_choices=False, scaling=True)
+    got = SignalExtractor.for_message(message, names)(payload)
+    assert got == {name: expected[name] for name in names}
+
+
+def test_layouts_cover_both_byte_orders_and_signs() -> None:
+    signals = [message.get_signal_by_name(n) for _, message, names in _LAYOUTS for n in names]
+    assert {s.byte_order for s in signals} == {"little_endian", "big_endian"}
+    assert {s.is_signed for s in signals} == {True, False}
+    assert len(_LAYOUTS) > 20

@@ -399,11 +399,12 @@ async def test_slcan_answers_commands_like_an_adapter(tmp_path: Path) -> None:
         assert await ask(b"t12321122\r") == b"z\r"
         assert await ask(b"T18FEF1001AA\r") == b"Z\r"
         assert await ask(b"t1232AA\r") == b"\a"  # dlc says 2, one byte given
+        assert await ask(b"t1231AA\n\r") == b"\a"  # junk after the data
         assert await ask(b"hello\r") == b"\a"
         assert await ask(b"x" * 100) == b"\a"  # garbage with no terminator
         assert await ask(b"C\r") == b"\r"
         assert list(pty.host_frames) == [b"t12321122", b"T18FEF1001AA"]
-        assert pty.counters["bad_commands"] == 6
+        assert pty.counters["bad_commands"] == 7
     finally:
         os.close(slave)
         pty.close()

@@ -287,3 +287,40 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path) -> None:
+    # Every SOC or position change turns the planner's loop (several a second
+    # on CAN); reading the inbox each time cost a thread hop per turn.
+    planner, state, clock, _sink = make(tmp_path)
+    plan = load_plan(PLAN_FILE)
+    turki = plan.stop("turki")
+    feed(state, 50, turki.lat, turki.lon)
+    looks = turns = 0
+    take_acks, tick = planner._take_acks, planner.tick
+
+    async def counted_look() -> None:
+        nonlocal looks
+        looks += 1
+        await take_acks()
+
+    async def counted_turn(*args: Any, **kwargs: Any) -> bool:
+        nonlocal turns
+        turns += 1
+        return await tick(*args, **kwargs)
+
+    planner._take_acks = counted_look  # type: ignore[method-assign]
+    planner.tick = counted_turn  # type: ignore[method-assign]
+    task = asyncio.create_task(planner.run(ctx()))
+    try:
+        await wait_until(lambda: turns == 1, timeout=5)
+        for i in range(1, 11):  # ten changes, no time passes: ten turns of the loop
+            feed(state, 50 - i * 0.01, turki.lat, turki.lon)
+            await wait_until(lambda i=i: turns == i + 1, timeout=5)
+        assert looks == 1
+        await clock.advance(1.0)
+        feed(state, 49, turki.lat, turki.lon)
+        await wait_until(lambda: looks == 2, timeout=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -281,6 +281,7 @@ class Planner:
         else:
             ctx.ready()
         watcher = self._state.watch(_WATCHED)
+        next_inbox = 0.0  # clock.monotonic() of the next look for acknowledgement files
         while True:
             if self._saver is not None and self._saver.done():
                 self._saver.result()  # the saver failed: fail with its reason, to be restarted
@@ -289,7 +290,12 @@ class Planner:
                 await self._write_state()
                 if self._energy_text is not None:
                     self._energy_wanted.set()
-            await self._take_acks()
+            # Every SOC or position change turns this loop (several a second on
+            # CAN): the inbox, a directory listing in a thread, is read once a second.
+            now_mono = self._clock.monotonic()
+            if now_mono >= next_inbox:
+                next_inbox = now_mono + 0.9 * _INBOX_POLL_S
+                await self._take_acks()
             await self.tick(ctx)
             ctx.beat()
             try:

@@ -21,7 +21,7 @@ import contextlib
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import can
 
@@ -39,10 +39,25 @@ _RECV_TIMEOUT_S = 0.5  # how long the reader thread blocks before checking for s
 _PROBLEM_LOG_INTERVAL_S = 30.0
 _STATS_LOG_INTERVAL_S = 300.0  # counters in the log every 5 minutes and at stop
 # After each batch the loop waits this long (real time: it is about CPU, not
-# the simulated day) so frames arrive in batches of dozens rather than waking
-# the loop a thousand times a second. 20 ms is far below any signal's freshness.
-_BATCH_GATHER_S = 0.02
+# the simulated day) so frames arrive in batches rather than waking the loop a
+# thousand times a second. Each batch wakes every consumer of the state (tracker,
+# planner, display, alert rules): at 20 ms that was 50 turns of all of them a
+# second. 250 ms is a quarter of the shortest freshness limit (vehicle.speed,
+# 1 s), half the display's push interval, and the lift's own poll period.
+_BATCH_GATHER_S = 0.25
 _COUNTERS_EVERY_S = 1.0
+
+
+@runtime_checkable
+class LineFaults(Protocol):
+    """A bus that reads a text protocol (slcan_stream) and counts lines that are no frame.
+
+    Such lines never reach the buffer as frames, so the reader asks the bus for
+    its count and reports it with the decoder's frame faults.
+    """
+
+    malformed_lines: int  # since the bus was opened; read from the loop, written by its thread
+    last_malformed: bytes
 
 
 class FrameBuffer:
@@ -54,6 +69,7 @@ class FrameBuffer:
         self._frames: collections.deque[can.Message] = collections.deque()
         self._ready = asyncio.Event()
         self._wake_pending = False
+        self._waiting = False  # the loop is blocked in take(): only then is it woken
         self.dropped = 0
         self.error: BaseException | None = None
 
@@ -63,7 +79,10 @@ class FrameBuffer:
             self.dropped += 1
             return
         self._frames.append(msg)
-        self._wake()
+        # Appended first, then checked: take() sets _waiting first, then looks
+        # for frames, so one of the two always sees the other.
+        if self._waiting:
+            self._wake()
 
     def fail(self, error: BaseException) -> None:
         """Called from the reader thread when the bus fails."""
@@ -77,8 +96,17 @@ class FrameBuffer:
                 self._loop.call_soon_threadsafe(self._ready.set)
 
     async def take(self) -> list[can.Message]:
-        """Wait for frames and return all that are buffered."""
-        await self._ready.wait()
+        """Wait for frames and return all that are buffered.
+
+        Frames put while the loop is busy or gathering do not wake it (a wake
+        is a write to the loop's self-pipe and a turn of the loop, per batch).
+        """
+        self._waiting = True
+        try:
+            if not self._frames and self.error is None:
+                await self._ready.wait()
+        finally:
+            self._waiting = False
         self._ready.clear()
         # Reset before draining: a frame put after this point wakes us again.
         self._wake_pending = False
@@ -117,6 +145,10 @@ class CanReader:
         self._last_frame = clock.monotonic()
         self.buffer_dropped = 0
         self.bad_values = 0
+        self.malformed_lines = 0  # over every bus this reader opened
+        self._line_faults: LineFaults | None = None
+        self._line_faults_seen = 0
+        self._line_log: RateLimitedLog | None = None
 
     async def run(self, ctx: ComponentContext) -> None:
         config = self._config
@@ -126,6 +158,7 @@ class CanReader:
 
     async def _session(self, ctx: ComponentContext, link: Link) -> None:
         bus = await self._open()
+        self._watch_lines(bus)
         loop = asyncio.get_running_loop()
         buffer = FrameBuffer(loop, self._config.queue_size)
         stop = threading.Event()
@@ -186,15 +219,17 @@ class CanReader:
 
     def _ingest(self, batch: list[can.Message], problems: RateLimitedLog) -> None:
         now = self._clock.monotonic()
+        wall = self._clock.now()  # one time for the batch: it was gathered within 100 ms
         self._last_frame = now
         decode = self._decoder.decode
         update = self._state.update
+        source = self.name
         for msg in batch:
             if msg.is_error_frame or msg.is_remote_frame:
                 continue
             for target, value in decode(msg.arbitration_id, msg.is_extended_id, msg.data, now):
                 try:
-                    update(target, value, source=self.name)
+                    update(target, value, source=source, ts=wall, received=now)
                 except ValueError as err:
                     self.bad_values += 1
                     problems.warning("bad_value", now, "can_bad_value", error=str(err))
@@ -206,10 +241,39 @@ class CanReader:
                     id=hex(problem.arbitration_id), detail=problem.detail,
                 )
 
+    def _watch_lines(self, bus: can.BusABC) -> None:
+        """Follow a text bus's malformed-line count (a new bus counts from 0)."""
+        self._line_faults = bus if isinstance(bus, LineFaults) else None
+        self._line_faults_seen = 0
+
     def _export_counters(self, ctx: ComponentContext, buffer: FrameBuffer) -> None:
         ctx.counters.update(self._decoder.stats.as_counters())
         ctx.counters["buffer_dropped"] = buffer.dropped
         ctx.counters["bad_values"] = self.bad_values
+        self._report_lines(ctx)
+
+    def _report_lines(self, ctx: ComponentContext) -> None:
+        """Malformed lines go to health and, rate-limited, to the log, like rejected frames.
+
+        Called from the frame loop and from the silence watchdog, so a line that
+        carries nothing but garbage is reported too.
+        """
+        faults = self._line_faults
+        if faults is None:
+            return
+        count = faults.malformed_lines
+        new = count - self._line_faults_seen
+        if new > 0:
+            self._line_faults_seen = count
+            self.malformed_lines += new
+            if self._line_log is None:
+                self._line_log = RateLimitedLog(ctx.log, _PROBLEM_LOG_INTERVAL_S)
+            self._line_log.warning(
+                "malformed_line", self._clock.monotonic(), "can_frame_rejected",
+                reason="malformed_line", new=new, total=self.malformed_lines,
+                detail=faults.last_malformed.decode("ascii", "backslashreplace"),
+            )
+        ctx.counters["malformed_lines"] = self.malformed_lines
 
     async def _watch_silence(self, ctx: ComponentContext, buffer: FrameBuffer) -> None:
         limit = self._config.silence_timeout_s

@@ -39,8 +39,9 @@ HW_VERSION = "V1013"  # answered to "V": hardware 10, software 13
 SERIAL_NUMBER = "NSIM1"
 _OK = b"\r"
 _BELL = b"\a"
-_FRAME_RE = re.compile(rb"^(?:t[0-7][0-9A-Fa-f]{2}|T[0-1][0-9A-Fa-f]{7})([0-8])([0-9A-Fa-f]*)$")
-_REMOTE_RE = re.compile(rb"^(?:r[0-7][0-9A-Fa-f]{2}|R[0-1][0-9A-Fa-f]{7})[0-8]$")
+# Matched with fullmatch: "$" would also accept a line that ends in "\n".
+_FRAME_RE = re.compile(rb"(?:t[0-7][0-9A-Fa-f]{2}|T[0-1][0-9A-Fa-f]{7})([0-8])([0-9A-Fa-f]*)")
+_REMOTE_RE = re.compile(rb"(?:r[0-7][0-9A-Fa-f]{2}|R[0-1][0-9A-Fa-f]{7})[0-8]")
 
 
 def frame_line(frame: can.Message) -> bytes:
@@ -242,11 +243,11 @@ class SlcanPty:
         """A frame the host transmits: acknowledged (``z``/``Z``) when open and well-formed."""
         if not self.channel_open:
             return self._bad()
-        match = _FRAME_RE.match(cmd)
+        match = _FRAME_RE.fullmatch(cmd)
         if match is not None:
             if len(match.group(2)) != 2 * int(match.group(1)):
                 return self._bad()
-        elif _REMOTE_RE.match(cmd) is None:
+        elif _REMOTE_RE.fullmatch(cmd) is None:
             return self._bad()
         self.host_frames.append(cmd)
         return (b"Z" if cmd[:1] in (b"T", b"R") else b"z") + _OK

@@ -17,12 +17,14 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from busd.errors import BusdError, ConfigError
-from simulators.scenario.model import LoadedScenario, load_scenario
-from simulators.scenario.progress import Progress
-from simulators.scenario.runner import DayResult, ScenarioRunner
+
+if TYPE_CHECKING:  # imported by the command: `busd run` registers this parser too
+    from simulators.scenario.model import LoadedScenario
+    from simulators.scenario.progress import Progress
+    from simulators.scenario.runner import DayResult
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = ROOT / "scenarios" / "winter-livani.toml"
@@ -72,6 +74,8 @@ def _line(loaded: LoadedScenario, p: Progress) -> str:
 
 
 async def _run(args: argparse.Namespace, loaded: LoadedScenario, workdir: Path) -> DayResult:
+    from simulators.scenario.runner import ScenarioRunner
+
     interactive = _interactive(args)
     state: dict[str, Any] = {"last_plain": 0.0}
     if interactive:
@@ -114,6 +118,8 @@ async def _run(args: argparse.Namespace, loaded: LoadedScenario, workdir: Path) 
 
 
 def demo_main(args: argparse.Namespace) -> int:
+    from simulators.scenario.model import load_scenario
+
     try:
         loaded = load_scenario(args.scenario)
     except ConfigError as err:

@@ -1,0 +1,36 @@
+"""`busd run` keeps libraries it never uses out of its memory (issue 12, point 9)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+# What `python -m busd.cli run` imports before its first await: the CLI and all
+# its sub-command parsers, the composition root, and the default drivers.
+_DAEMON_IMPORTS = """
+import sys
+import busd.cli
+busd.cli.build_parser()
+import busd.app, drivers.can.reader, drivers.can.slcan_stream, drivers.gps, drivers.lift
+import telemetry.monitoring_store
+print(sorted(name for name in ("numpy", "rich", "pygments", "simulators.scenario.runner")
+             if name in sys.modules))
+"""
+
+
+def test_the_daemon_imports_neither_numpy_nor_rich() -> None:
+    # numpy came with sqlite-utils (16 MB), rich and pygments with structlog and
+    # the report command, the scenario runner with the demo command.
+    out = subprocess.run([sys.executable, "-c", _DAEMON_IMPORTS], cwd=REPO, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "[]"
+
+
+def test_rich_and_numpy_still_import_for_those_who_use_them() -> None:
+    code = ("import busd.cli, telemetry.monitoring_store, rich.console, numpy, structlog;"
+            "print(structlog.get_logger() is not None)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "True"
