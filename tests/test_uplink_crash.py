@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.support.mosquitto import REPO
-from tests.support.uplink_env import running_office
+from tests.support.uplink_env import archived_seqs, running_office
 
 BUS = "bus-01"
 
@@ -59,7 +59,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_the_will_says_offline(mosqui
             view = lambda: office.fleet.get(BUS)  # noqa: E731
 
             async def archived_at_least(n):
-                return len(await office.archive.seqs(BUS)) >= n
+                return len(await archived_seqs(office, BUS)) >= n
 
             procs.append(start_daemon(config))
             await office.wait_until(lambda: view() and view().online, timeout=15)
@@ -89,12 +89,12 @@ async def test_sigkill_mid_stream_loses_nothing_and_the_will_says_offline(mosqui
             assert waiting == list(range(last - len(waiting) + 1, last + 1))  # only the tail
 
             async def all_accounted_for():
-                archived = await office.archive.seqs(BUS)
+                archived = await archived_seqs(office, BUS)
                 return sorted(set(archived) | set(waiting)) == list(range(1, last + 1))
 
             await office.wait_until(all_accounted_for, timeout=20)
             assert await office.archive.gaps(BUS) == []
-            ticks = [r["data"]["i"] for r in await office.archive.records(BUS, "tick")]
+            ticks = [r.data["i"] for r in await office.archive.records(BUS, kind="tick")]
             # Each run numbers its ticks from 0; within a run none is missing.
             runs = [i for i, t in enumerate(ticks) if t == 0]
             assert len(runs) == 2

@@ -14,7 +14,7 @@ from busd.supervisor import ComponentContext, ComponentHealth, Phase
 from telemetry.mqtt import BrokerSettings, make_client
 from telemetry.wiring import build_uplink
 from tests.support.mosquitto import REPO, Mosquitto
-from tests.support.uplink_env import bus_config, running_bus, running_office
+from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 
 V5 = aiomqtt.ProtocolVersion.V5
 
@@ -32,7 +32,7 @@ async def test_tls_with_client_certificate_works(tmp_path, test_pki):
             seq = await parts.outbox.emit_event("over_tls", {})
 
             async def arrived():
-                return seq in await office.archive.seqs("bus-01")
+                return seq in await archived_seqs(office, "bus-01")
 
             await office.wait_until(arrived, timeout=10)
         assert "u'bus-01'" in broker.log_text()  # the certificate's CN became the username
