@@ -104,6 +104,8 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
     ingest.add_argument("--receive-maximum", type=int, default=2000, metavar="N",
                         help="unacknowledged messages the broker may send (default 2000)")
     ingest.add_argument("--duration", type=float, help="stop after this many seconds")
+    ingest.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warning", "error"))
     ingest.set_defaults(func=ingest_main)
     gaps = sub.add_parser("gaps", help="records lost, per bus and local day, from the archive",
                           description="List the seq ranges missing from the archive, per bus "
@@ -121,8 +123,11 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
 
 
 def ingest_main(args: argparse.Namespace) -> int:
+    from busd.logs import configure_logging
     from office.ingest import IngestOptions, run_ingest
 
+    # JSON lines when not on a terminal: the journal, one event per line.
+    configure_logging(args.log_level, "auto")
     try:
         options = IngestOptions(
             client_id=args.client_id, group=args.group, batch_max_records=args.batch_max,

@@ -38,12 +38,13 @@ def batch(bus: str, seqs: range, *, named: str | None = None) -> bytes:
         for s in seqs]}).encode()
 
 
-async def eventually(predicate: Callable[[], Awaitable[bool]], *, timeout: float,
+async def eventually(predicate: Callable[[], Awaitable[bool]], *,
+                     timeout: float,  # noqa: ASYNC109 - the deadline is the point
                      what: str) -> None:
     """Poll an async condition (the archive is another process's too) until it holds."""
     try:
         async with asyncio.timeout(timeout):
-            while not await predicate():
+            while not await predicate():  # noqa: ASYNC110 - a database, not an event
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
@@ -88,14 +89,16 @@ async def publisher(port: int) -> AsyncIterator[aiomqtt.Client]:
         yield client
 
 
-def ingest_process(port: int, archive_url: str, client_id: str, *extra: str) -> subprocess.Popen[bytes]:
+def ingest_process(port: int, archive_url: str, client_id: str,
+                   *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "busd.cli", "office", "ingest", "--host", "127.0.0.1",
          "--port", str(port), "--archive", archive_url, "--client-id", client_id, *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-async def until_line(proc: subprocess.Popen[bytes], needle: bytes, *, timeout: float) -> None:
+async def until_line(proc: subprocess.Popen[bytes], needle: bytes, *,
+                     timeout: float) -> None:  # noqa: ASYNC109 - the deadline is the point
     async def read() -> None:
         assert proc.stdout is not None
         while True:
