@@ -75,7 +75,7 @@ async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
 
 
 async def test_example_acl_keeps_each_bus_under_its_own_prefix(tmp_path):
-    acl = (REPO / "config" / "mosquitto.acl.example").read_text()
+    acl = (REPO / "config" / "mosquitto" / "acl").read_text()
     broker = Mosquitto(tmp_path / "mq", acl=acl, passwords={
         "office": "office-pw", "bus-01": "pw-01", "bus-02": "pw-02"})
     broker.start()
