@@ -90,7 +90,8 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
     ingest.add_argument("--archive", required=True, metavar="URL",
                         help="sqlite:///file.db, postgresql://…, or a SQLite file's path")
     ingest.add_argument("--client-id", default=f"busd-ingest-{socket.gethostname()}",
-                        help="fixed per worker: its session (and what it had not acknowledged) "
+                        help="fixed and different for every worker (two with one id throw each "
+                             "other off): its session, and what it had not acknowledged, "
                              "survives a restart; a broker with use_username_as_clientid uses "
                              "the username instead (default busd-ingest-HOSTNAME)")
     ingest.add_argument("--group", default="office", help="the shared subscription's group")
