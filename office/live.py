@@ -30,7 +30,14 @@ from busd.clock import Clock, SystemClock
 from busd.reconnect import Link, Reconnector
 from busd.supervisor import Backoff, ComponentContext, ComponentHealth
 from office.archive import Archive, open_archive
-from office.records import DEFAULT_PREFIX, Rejected, Topics, is_record_topic, parse_records
+from office.records import (
+    DEFAULT_PREFIX,
+    Rejected,
+    Topics,
+    is_record_topic,
+    not_json,
+    parse_records,
+)
 from telemetry import mqtt
 
 log = structlog.get_logger("office.live")
@@ -107,7 +114,7 @@ class Office:
 
     def _live(self, view: BusView, topic: str, suffix: str, payload: bytes) -> None:
         try:
-            msg = json.loads(payload)
+            msg = json.loads(payload, parse_constant=not_json)
             if not isinstance(msg, dict):
                 raise ValueError("not an object")
         except (ValueError, RecursionError):
@@ -199,7 +206,8 @@ class Office:
         """Publish a command to a bus (QoS 1); needs a live connection."""
         if self._client is None:
             raise RuntimeError("office is not connected")
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        body = payload if isinstance(payload, bytes) else \
+            json.dumps(payload, allow_nan=False).encode()
         await self._client.publish(self._topics.command(bus, name), body, qos=1)
 
     # --- the terminal table ----------------------------------------------------------------

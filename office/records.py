@@ -107,6 +107,11 @@ class Topics:
         return f"{self.prefix.format(bus_id=bus)}/cmd/{name}"
 
 
+def not_json(constant: str) -> object:
+    """Python's json reads NaN and Infinity, which JSON does not have: a malformed message."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def is_record_topic(suffix: str) -> bool:
     return (suffix in ("telemetry", "cmd/result")
             or (suffix.startswith(("event/", "report/")) and suffix.count("/") == 1))
@@ -119,7 +124,7 @@ def parse_records(topics: Topics, topic: str, payload: bytes, received: datetime
         return Parsed(None, "", rejected={Rejected.FOREIGN_TOPIC: 1}, reason=f"topic {topic}")
     bus, suffix = where
     try:
-        msg = json.loads(payload)
+        msg = json.loads(payload, parse_constant=not_json)
         if not isinstance(msg, dict):
             raise ValueError("not a JSON object")
     except (ValueError, RecursionError) as err:

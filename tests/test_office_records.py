@@ -61,6 +61,7 @@ def test_a_payload_naming_another_bus_is_refused_whole() -> None:
     b"{not json", b"[1, 2]", b'"text"',
     json.dumps({"bus": "lv-01", "ts": TS, "schema": "busd.status/1", "online": True}).encode(),
     one("lv-01", 0),  # seq starts at 1
+    one("lv-01", 5).replace(b'"stop": "rozupe"', b'"soc": NaN'),  # not JSON, though Python reads it
     one("lv-01", 5, extra_field=1),  # the envelope forbids unknown fields
     json.dumps({"bus": "lv-01", "ts": "yesterday", "schema": "busd.event/1", "seq": 1,
                 "kind": "x", "data": {}}).encode(),
@@ -102,3 +103,5 @@ async def test_the_live_office_refuses_a_mismatched_record_too() -> None:
         assert [r.seq for r in await archive.records("lv-01")] == [2]
         assert await archive.buses() == ["lv-01"]
         assert office.fleet["lv-01"].records == 1
+        await office.handle("multimobile/v1/lv-01/state", b'{"values": {"battery.soc": NaN}}')
+        assert office.malformed == 1 and office.fleet["lv-01"].state == {}
