@@ -101,10 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
 
-    from office.cli import add_office_commands
-    from telemetry.office import add_office_parser
+    from office.cli import add_office_parser
 
-    add_office_commands(add_office_parser(sub))
+    add_office_parser(sub)
 
     from telemetry.report_cli import add_report_parser
 

@@ -1,5 +1,5 @@
-"""Everything that runs in the office: the archive, and (as they move here) ingest, gaps, export.
+"""Everything that runs in the office: the archive, the ingest workers, the live table, the CLI.
 
 The bus's side stays in ``busd/``, ``drivers/`` and ``telemetry/``; the office shares only the
-record and event models with it.
+payload models (``telemetry.models``) and the broker settings (``telemetry.mqtt``) with it.
 """

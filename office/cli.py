@@ -1,7 +1,7 @@
-"""``busd office`` sub-commands that live in ``office/``: ``gaps`` for now.
+"""``busd office``: the live table (no sub-command), ``ingest`` and ``gaps``.
 
-``busd office`` itself (the live subscriber and table) is still telemetry/office.py's parser;
-its sub-commands hang off that parser, so ``busd office`` with no sub-command runs as before.
+``busd office`` alone runs the live subscriber and table (:mod:`office.live`); the sub-commands
+hang off its parser.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ import structlog
 
 from office.archive import DEFAULT_TZ, ArchiveError, Gap, open_archive
 from office.archive.base import sqlite_path
+from office.records import DEFAULT_PREFIX
+from telemetry.mqtt import BrokerSettings
 
 log = structlog.get_logger("office.cli")
 
@@ -24,9 +28,86 @@ EXIT_OK = 0
 EXIT_ERROR = 2
 
 
+def add_office_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``office`` and its sub-commands to the ``busd`` CLI; ``func(args)`` returns the exit
+    status."""
+    from office.live import office_main
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "office", help="the office's side: live fleet table, ingest, gaps",
+        description="The live fleet table (and an archive), or a sub-command.")
+    add_broker_arguments(p)
+    p.add_argument("--client-id", default="busd-office",
+                   help="fixed, so the broker keeps records while the office is away")
+    p.add_argument("--archive", metavar="URL",
+                   help="archive every record: sqlite:///file.db, postgresql://…, or a path")
+    p.add_argument("--export-csv", type=Path, metavar="OUT",
+                   help="write the archive as CSV and exit")
+    p.add_argument("--no-live", action="store_true", help="no table, just archive")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=office_main)
+    add_office_commands(p)
+    return p
+
+
+def add_broker_arguments(p: argparse.ArgumentParser) -> None:
+    """The broker connection, as the bus's ``[mqtt]`` has it: host, port, username,
+    password_file, tls.*, topic prefix."""
+    p.add_argument("--host", default=os.environ.get("BUSD_OFFICE_HOST", "localhost"))
+    p.add_argument("--port", type=int, default=None, help="default 1883, or 8883 with --tls")
+    p.add_argument("--username", default=os.environ.get("BUSD_OFFICE_USERNAME"))
+    p.add_argument("--password-file", type=Path,
+                   help="file with the password (or set BUSD_OFFICE_PASSWORD)")
+    p.add_argument("--tls", action="store_true", help="connect with TLS")
+    p.add_argument("--ca-file", type=Path, help="CA that signed the broker's certificate")
+    p.add_argument("--cert-file", type=Path, help="client certificate")
+    p.add_argument("--key-file", type=Path, help="client private key")
+    p.add_argument("--no-check-hostname", action="store_true")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix with {bus_id}")
+
+
+def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
+    password = os.environ.get("BUSD_OFFICE_PASSWORD")
+    if args.password_file is not None:
+        password = args.password_file.read_text(encoding="utf-8").strip()
+    return BrokerSettings(
+        host=args.host, port=args.port or (8883 if args.tls else 1883),
+        username=args.username, password=password, tls=args.tls, ca_file=args.ca_file,
+        cert_file=args.cert_file, key_file=args.key_file,
+        check_hostname=not args.no_check_hostname,
+    )
+
+
 def add_office_commands(office: argparse.ArgumentParser) -> None:
     """Add the sub-commands to the ``busd office`` parser."""
-    sub = office.add_subparsers(dest="office_command", metavar="{gaps}")
+    sub = office.add_subparsers(dest="office_command", metavar="{ingest,gaps}")
+    ingest = sub.add_parser(
+        "ingest", help="one of several workers writing the buses' records into the archive",
+        description="Share the buses' record topics with the other workers of --group (MQTT 5 "
+                    "shared subscription) and write them into the archive in batches; a "
+                    "message is acknowledged only once its batch is committed.")
+    add_broker_arguments(ingest)
+    ingest.add_argument("--archive", required=True, metavar="URL",
+                        help="sqlite:///file.db, postgresql://…, or a SQLite file's path")
+    ingest.add_argument("--client-id", default=f"busd-ingest-{socket.gethostname()}",
+                        help="fixed and different for every worker (two with one id throw each "
+                             "other off): its session, and what it had not acknowledged, "
+                             "survives a restart; a broker with use_username_as_clientid uses "
+                             "the username instead (default busd-ingest-HOSTNAME)")
+    ingest.add_argument("--group", default="office", help="the shared subscription's group")
+    ingest.add_argument("--batch-max", type=int, default=1000, metavar="N",
+                        help="records per archive transaction at most (default 1000)")
+    ingest.add_argument("--batch-linger", type=float, default=0.2, metavar="S",
+                        help="wait at most S seconds to fill a batch (default 0.2)")
+    ingest.add_argument("--session-expiry", type=int, default=300, metavar="S",
+                        help="the broker keeps this worker's session S seconds after it "
+                             "disconnects (default 300)")
+    ingest.add_argument("--receive-maximum", type=int, default=2000, metavar="N",
+                        help="unacknowledged messages the broker may send (default 2000)")
+    ingest.add_argument("--duration", type=float, help="stop after this many seconds")
+    ingest.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warning", "error"))
+    ingest.set_defaults(func=ingest_main)
     gaps = sub.add_parser("gaps", help="records lost, per bus and local day, from the archive",
                           description="List the seq ranges missing from the archive, per bus "
                                       "and local day (the day the loss began).")
@@ -40,6 +121,30 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                       help="give up on the database after S seconds (default 10)")
     gaps.add_argument("--json", action="store_true", help="one JSON object per line")
     gaps.set_defaults(func=gaps_main)
+
+
+def ingest_main(args: argparse.Namespace) -> int:
+    from busd.logs import configure_logging
+    from office.ingest import IngestOptions, run_ingest
+
+    # JSON lines when not on a terminal: the journal, one event per line.
+    configure_logging(args.log_level, "auto")
+    try:
+        options = IngestOptions(
+            client_id=args.client_id, group=args.group, batch_max_records=args.batch_max,
+            batch_linger_s=args.batch_linger, session_expiry_s=args.session_expiry,
+            receive_maximum=max(args.receive_maximum, args.batch_max))
+    except ValueError as err:
+        print(f"busd office ingest: {err}", flush=True)
+        return EXIT_ERROR
+    try:
+        return asyncio.run(run_ingest(settings=settings_from_args(args),
+                                      archive_url=archive_url(args.archive), options=options,
+                                      prefix=args.prefix, duration_s=args.duration))
+    except ArchiveError as err:
+        log.error("office_ingest_failed", reason=str(err))
+        print(f"busd office ingest: {err}", flush=True)
+        return EXIT_ERROR
 
 
 def archive_url(value: str) -> str:

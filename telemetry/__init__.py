@@ -1,4 +1,4 @@
-"""MQTT uplink: durable outbox, publisher, commands from the office, and the office's side.
+"""The bus's uplink: durable outbox, publisher, commands from the office (in ``office/``).
 
 Implements the ports of :mod:`busd.ports`; only the composition root imports it.
 """

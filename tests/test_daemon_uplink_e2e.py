@@ -14,7 +14,7 @@ import pytest
 from busd.clock import utc_iso
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
-from tests.support.uplink_env import running_office
+from tests.support.uplink_env import archived_seqs, running_office
 
 
 def daemon_config(tmp_path: Path, port: int) -> Path:
@@ -62,8 +62,8 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
 
             async def telemetry_has_soc():
                 rows = await office.archive.records("lv-03")
-                return any(r["schema"].startswith("busd.telemetry")
-                           and "battery.soc" in r["data"].get("values", {}) for r in rows)
+                return any(r.schema_.startswith("busd.telemetry")
+                           and "battery.soc" in r.data.get("values", {}) for r in rows)
 
             await office.wait_until(telemetry_has_soc, timeout=30)
 
@@ -74,15 +74,15 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
 
             async def pong():
                 rows = await office.archive.records("lv-03", kind="cmd_result")
-                return [r for r in rows if r["data"].get("id") == "p-1"]
+                return [r for r in rows if r.data.get("id") == "p-1"]
 
             await office.wait_until(pong, timeout=15)
             (answer,) = await pong()
-            assert answer["data"]["accepted"] is True, answer["data"]
+            assert answer.data["accepted"] is True, answer.data
             rows = await office.archive.records("lv-03", kind="cmd_result")
-            (refused,) = [r["data"] for r in rows if r["data"].get("id") == "p-0"]
+            (refused,) = [r.data for r in rows if r.data.get("id") == "p-0"]
             assert not refused["accepted"] and "schema must be" in refused["reason"]
-            seqs = await office.archive.seqs("lv-03")
+            seqs = await archived_seqs(office, "lv-03")
             assert seqs == sorted(set(seqs))
         finally:
             proc.send_signal(signal.SIGTERM)

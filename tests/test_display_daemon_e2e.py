@@ -104,7 +104,7 @@ async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_pat
 
             async def accepted_on_mqtt() -> list[dict]:
                 rows = await office.archive.records("lv-05", kind="plan_accepted")
-                return [r["data"] for r in rows]
+                return [r.data for r in rows]
 
             await office.wait_until(accepted_on_mqtt, timeout=20)
             accepted = await accepted_on_mqtt()

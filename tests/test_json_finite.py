@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from telemetry.archive import Archive
+from telemetry.office import Office
 
 from busd.alerts import Alert
 from busd.alerts_memory import _encode
 from busd.display.server import _sse
 from telemetry import mqtt
-from telemetry.archive import Archive
-from telemetry.office import Office
 
 
 def strict_loads(text: str) -> object:

@@ -13,12 +13,12 @@ import aiomqtt
 from busd.event_catalog import PlanDocument
 from busd.plan import load_plan
 from busd.planner.projection import initial_itinerary
+from office.archive import open_archive
 from simulators.scenario.progress import plan_version
-from telemetry.archive import Archive
 from telemetry.models import PlanMessage
 from telemetry.mqtt import BrokerSettings, make_client
 from tests.support.mosquitto import REPO
-from tests.support.uplink_env import bus_config, running_bus, running_office
+from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 
 
 async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_path):
@@ -56,7 +56,7 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_pat
 async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
     archive = tmp_path / "fleet.sqlite"
     office = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
-        [sys.executable, "-m", "telemetry.office", "office", "--host", "127.0.0.1",
+        [sys.executable, "-m", "busd.cli", "office", "--host", "127.0.0.1",
          "--port", str(mosquitto.port), "--archive", str(archive), "--no-live",
          "--duration", "20", "--client-id", "cli-office"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -75,13 +75,10 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
                 await parts.outbox.append("event", "tick", {"i": i})
 
             async def both_have_five():
-                if len(await watcher.archive.seqs("bus-01")) < 5 or not archive.exists():
+                if len(await archived_seqs(watcher, "bus-01")) < 5 or not archive.exists():
                     return False
-                probe = await Archive(archive).open()
-                try:
-                    return len(await probe.seqs("bus-01")) >= 5
-                finally:
-                    await probe.close()
+                async with open_archive(f"sqlite:///{archive}") as probe:
+                    return await probe.count("bus-01") >= 5
 
             await watcher.wait_until(both_have_five, timeout=15)
     finally:
@@ -89,7 +86,7 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
         office.wait(timeout=10)
     out = tmp_path / "fleet.csv"
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "telemetry.office", "office",
+        subprocess.run, [sys.executable, "-m", "busd.cli", "office",
                          "--archive", str(archive), "--export-csv", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -107,7 +104,7 @@ def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document(
     from busd.planner.core import PlannerCore
     from busd.planner.energy import EnergyModel
     from busd.planner.projection import Progress
-    from telemetry.office import current_and_next
+    from office.live import current_and_next
 
     plan = load_plan(REPO / "config" / "plans" / "livani-winter.toml")
     core = PlannerCore(PlannerConfig(), bus_id="sim-01", energy=EnergyModel(PlannerConfig()))

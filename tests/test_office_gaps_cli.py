@@ -12,7 +12,7 @@ import pytest
 from busd.cli import build_parser, main
 from busd.clock import ManualClock
 from office.archive import ArchivedRecord, open_archive
-from telemetry.office import office_main
+from office.live import office_main
 
 DAY = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 from busd.plan import load_plan
+from office.live import Office
 from simulators.scenario.demo_cli import _line
 from simulators.scenario.model import load_scenario
 from simulators.scenario.progress import Progress, plan_version
 from telemetry import mqtt
 from telemetry.models import PlanMessage
-from telemetry.office import Office
 from tests.test_planner_component import PLAN_FILE, feed, make, run_until
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.uplink_env import bus_config, running_bus, running_office
+from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 from tests.support.wait import wait_until
 
 BUS = "bus-01"
@@ -28,7 +28,7 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, 
                 await parts.outbox.append("event", "tick", {"i": i})
 
             async def count(n):
-                return len(await office.archive.seqs(BUS)) >= n
+                return len(await archived_seqs(office, BUS)) >= n
 
             await office.wait_until(lambda: count(20), timeout=10)
             link.cut()
@@ -43,12 +43,12 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, 
             last = parts.outbox.last_seq
             await office.wait_until(lambda: count(last), timeout=20)
             # Nothing lost, nothing twice, oldest first.
-            arrived = await office.archive.seqs(BUS, by_arrival=True)
+            arrived = await archived_seqs(office, BUS, by_arrival=True)
             assert arrived[:last] == list(range(1, last + 1))
             assert await office.archive.gaps(BUS) == []
-            ticks = await office.archive.records(BUS, "tick")
-            assert [r["data"]["i"] for r in ticks] == list(range(600))
-            assert all(r["topic"] == "event/tick" for r in ticks)
+            ticks = await office.archive.records(BUS, kind="tick")
+            assert [r.data["i"] for r in ticks] == list(range(600))
+            assert all(r.topic == "event/tick" for r in ticks)
             # The backlog went in batches, not one message per record.
             assert parts.uplink.counters["messages"] < 300
             await asyncio.wait_for(_until(lambda: parts.outbox.rows == 0), 5)
@@ -72,8 +72,8 @@ async def test_state_and_telemetry_carry_the_signals(mosquitto, tmp_path):
         assert st["ts"].endswith("Z")
 
         async def sampled():
-            recs = await office.archive.records(BUS, "sample")
-            return any(r["data"]["values"].get("battery.soc") == 87.25 for r in recs)
+            recs = await office.archive.records(BUS, kind="sample")
+            return any(r.data["values"].get("battery.soc") == 87.25 for r in recs)
 
         await office.wait_until(sampled, timeout=10)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from telemetry.office import BusView
+from office.live import BusView
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
 from tests.support.mosquitto import Mosquitto
-from tests.support.uplink_env import running_office
+from tests.support.uplink_env import archived_seqs, running_office
 
 BUS = "lv-07"
 
@@ -89,7 +89,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_the_will_says_offline(
                 return office.fleet[BUS]
 
             async def archived_at_least(n: int) -> bool:
-                return len(await office.archive.seqs(BUS)) >= n
+                return len(await archived_seqs(office, BUS)) >= n
 
             procs.append(await start_daemon(config, 1))
             await office.wait_until(lambda: BUS in office.fleet and view().online, timeout=30)
@@ -98,7 +98,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_the_will_says_offline(
             assert await asyncio.wait_for(procs[0].wait(), 10) == -signal.SIGKILL
             await office.wait_until(lambda: view().online is False, timeout=15)
             assert view().status["reason"] == "connection_lost"  # the broker's last will
-            killed_at = max(last_committed_seq(db), max(await office.archive.seqs(BUS)))
+            killed_at = max(last_committed_seq(db), max(await archived_seqs(office, BUS)))
 
             procs.append(await start_daemon(config, 2))
             await office.wait_until(lambda: view().online, timeout=30)
@@ -118,7 +118,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_the_will_says_offline(
             assert waiting == list(range(last - len(waiting) + 1, last + 1))  # only the tail
 
             async def all_accounted_for() -> bool:
-                archived = await office.archive.seqs(BUS)
+                archived = await archived_seqs(office, BUS)
                 return sorted(set(archived) | set(waiting)) == list(range(1, last + 1))
 
             await office.wait_until(all_accounted_for, timeout=20)
@@ -126,8 +126,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_the_will_says_offline(
             # Nothing was committed twice under two seqs: each telemetry sample is taken
             # once, so their times rise strictly in seq order, across the kill too (the
             # second run samples after the first one died).
-            samples = [r["ts"] for r in await office.archive.records(BUS)
-                       if r["schema"].startswith("busd.telemetry")]
+            samples = [r.ts for r in await office.archive.records(BUS)
+                       if r.schema_.startswith("busd.telemetry")]
             assert len(samples) >= 600
             assert all(a < b for a, b in itertools.pairwise(samples))
     finally:

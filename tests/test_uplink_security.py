@@ -14,7 +14,7 @@ from busd.supervisor import ComponentContext, ComponentHealth, Phase
 from telemetry.mqtt import BrokerSettings, make_client
 from telemetry.wiring import build_uplink
 from tests.support.mosquitto import REPO, Mosquitto
-from tests.support.uplink_env import bus_config, running_bus, running_office
+from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 from tests.support.wait import wait_until
 
 V5 = aiomqtt.ProtocolVersion.V5
@@ -33,7 +33,7 @@ async def test_tls_with_client_certificate_works(tmp_path, test_pki):
             seq = await parts.outbox.append("event", "over_tls", {})
 
             async def arrived():
-                return seq in await office.archive.seqs("bus-01")
+                return seq in await archived_seqs(office, "bus-01")
 
             await office.wait_until(arrived, timeout=10)
         assert "u'bus-01'" in broker.log_text()  # the certificate's CN became the username
@@ -75,7 +75,7 @@ async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
 
 
 async def test_example_acl_keeps_each_bus_under_its_own_prefix(tmp_path):
-    acl = (REPO / "config" / "mosquitto.acl.example").read_text()
+    acl = (REPO / "config" / "mosquitto" / "acl").read_text()
     broker = Mosquitto(tmp_path / "mq", acl=acl, passwords={
         "office": "office-pw", "bus-01": "pw-01", "bus-02": "pw-02"})
     broker.start()

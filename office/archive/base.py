@@ -56,6 +56,10 @@ class Archive(Protocol):
 
     async def count(self, bus: str | None = None) -> int: ...
 
+    async def buses(self) -> list[str]:
+        """Every bus with a record in the archive, sorted."""
+        ...
+
     async def retention(self, older_than: datetime) -> list[date]:
         """Remove every month (UTC) that ends at or before ``older_than``.
 

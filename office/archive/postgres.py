@@ -289,3 +289,7 @@ class PostgresArchive:
             "SELECT count(*) FROM records WHERE (%(bus)s::text IS NULL OR bus = %(bus)s::text)",
             {"bus": bus})
         return int(rows[0][0])
+
+    async def buses(self) -> list[str]:
+        rows = await self._fetch("SELECT DISTINCT bus FROM records ORDER BY bus", {})
+        return [str(r[0]) for r in rows]

@@ -213,6 +213,10 @@ class SqliteArchive:
                                 {"bus": bus})
         return int(rows[0][0])
 
+    async def buses(self) -> list[str]:
+        rows = await self._call(self._query, "SELECT DISTINCT bus FROM records ORDER BY bus", {})
+        return [str(r[0]) for r in rows]
+
 
 def _statements(script: str) -> list[str]:
     """Split a migration into statements; SQLite's own tokenizer says where one ends."""

@@ -1,7 +1,7 @@
 """Runs a scenario: the whole system on one accelerated clock, ground truth beside it.
 
 :class:`ScenarioRunner` starts, in a fresh work directory: a private
-mosquitto, the office (:class:`telemetry.office.Office`, archiving every
+mosquitto, the office (:class:`office.live.Office`, archiving every
 record into ``office.sqlite``), the CAN simulator as an slcan adapter on a
 pty, the GPS simulator on a pty read by a real gpsd, the lift's Modbus unit
 on a pty, and the daemon as a subprocess (``python -m busd.cli run``) on a
@@ -30,6 +30,8 @@ import structlog
 from busd.clock import ScaledClock
 from busd.config import CanSimulatorConfig
 from busd.supervisor import ComponentContext, ComponentHealth
+from office.archive import open_archive
+from office.live import Office
 from simulators.can.model import Truth
 from simulators.can.outputs import FrameOutput
 from simulators.can.simulator import CanSimulator
@@ -52,8 +54,6 @@ from simulators.scenario.processes import Broker, DaemonProcess, Gpsd, free_port
 from simulators.scenario.progress import Progress, plan_version
 from simulators.scenario.stores import count_rows, delivered_seqs
 from telemetry import mqtt
-from telemetry.archive import Archive
-from telemetry.office import Office
 
 log = structlog.get_logger("simulators.scenario")
 
@@ -186,7 +186,7 @@ class ScenarioRunner:
         broker = Broker(wd / "broker")
         await broker.start()
         self.broker = broker
-        archive = await Archive(wd / "office.sqlite").open()
+        archive = await open_archive(f"sqlite:///{wd / 'office.sqlite'}").open()
         office = Office(settings=mqtt.BrokerSettings(host="127.0.0.1", port=broker.port),
                         archive=archive, client_id=f"office-{self.scenario.name}")
         self.office = office
@@ -269,8 +269,9 @@ class ScenarioRunner:
             await daemon.stop()
             await gpsd.stop()
             await broker.stop()
-            gaps = await archive.gaps(self.bus_id)
-            records = await archive.records(self.bus_id)
+            gaps = [(g.first, g.last) for g in await archive.gaps(self.bus_id)]
+            records = [r.model_dump(mode="json", by_alias=True)
+                       for r in await archive.records(self.bus_id)]
             duplicates = sum(v.duplicates for v in office.fleet.values())
             await archive.close()
         return DayResult(
@@ -303,9 +304,9 @@ class ScenarioRunner:
             async def report() -> dict[str, Any] | None:
                 if not self.driver.finished:
                     return None
-                for r in reversed(await self.office.archive.records(self.bus_id, "daily")):
-                    if r["data"].get("day") == day:
-                        return dict(r["data"])
+                for r in reversed(await self.office.archive.records(self.bus_id, kind="daily")):
+                    if isinstance(r.data, dict) and r.data.get("day") == day:
+                        return dict(r.data)
                 return None
 
             found: dict[str, Any] | None = None
@@ -342,7 +343,7 @@ class ScenarioRunner:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 while True:
-                    have = {r["seq"] for r in await self.office.archive.records(self.bus_id)}
+                    have = {r.seq for r in await self.office.archive.records(self.bus_id)}
                     if want <= have:
                         return
                     await asyncio.sleep(0.1)

@@ -93,10 +93,14 @@ class Mosquitto:
         acl: str = OPEN_ACL,
         passwords: dict[str, str] | None = None,
         tls: TlsFiles | None = None,
+        config_text: str | None = None,
+        port: int | None = None,
     ) -> None:
+        """``config_text`` replaces the generated config whole (a shipped config, rendered for
+        the test); ``port`` is then the one its listener uses."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.tls_port = free_port() if tls else None
         self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
@@ -133,7 +137,8 @@ class Mosquitto:
                 "require_certificate true", "use_identity_as_username true",
             ]
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text("\n".join(lines) + "\n")
+        self.config.write_text(config_text if config_text is not None
+                               else "\n".join(lines) + "\n")
 
     def start(self) -> None:
         assert self.proc is None, "already running"

@@ -12,9 +12,9 @@ from busd.clock import SystemClock
 from busd.config import BusdConfig
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Supervisor
-from telemetry.archive import Archive
+from office.archive import open_archive
+from office.live import Office
 from telemetry.mqtt import BrokerSettings
-from telemetry.office import Office
 from telemetry.wiring import UplinkParts, build_uplink
 
 
@@ -46,9 +46,18 @@ async def running_bus(config: BusdConfig) -> AsyncIterator[tuple[UplinkParts, Ve
             await task
 
 
+async def archived_seqs(office: Office, bus: str, *, by_arrival: bool = False) -> list[int]:
+    """The seqs the office archived for ``bus``, in seq order or in the order they arrived
+    (by the time the office received them; a batch's records in their own order)."""
+    records = await office.archive.records(bus)
+    if by_arrival:
+        records.sort(key=lambda r: (r.received, r.seq))
+    return [r.seq for r in records]
+
+
 @contextlib.asynccontextmanager
 async def running_office(port: int, **settings: Any) -> AsyncIterator[Office]:
-    archive = await Archive().open()
+    archive = await open_archive("sqlite://").open()
     settings.setdefault("protocol", "3.1.1")
     office = Office(settings=BrokerSettings(host="127.0.0.1", port=port, **settings),
                     archive=archive, client_id=f"office-{id(archive)}")

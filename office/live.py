@@ -1,13 +1,14 @@
-"""The office's side: ``busd office``. Subscribes to every bus, archives, shows the fleet.
+"""The live office: ``busd office``. Subscribes to every bus, shows the fleet, archives.
 
-Unpacks batches, drops duplicates by ``(bus, seq)``, reports gaps (lost
-records), keeps every durable record in the archive (SQLite, ``--archive``,
-exportable to CSV), and shows a live table: bus, online, SOC, position age,
-current/next stop, last record. The tests use :class:`Office` as their
-subscriber, so what the tests check is what the office staff see.
+Keeps what each bus last said (status, state, plan), archives every durable record it hears
+(``--archive``: a SQLite file or a PostgreSQL URL, see :mod:`office.archive`), and shows a live
+table: bus, online, SOC, position age, current/next stop, last record, gaps, duplicates. The
+tests and the scenario runner use :class:`Office` as their subscriber, so what they check is
+what the office staff see.
 
-The office connects with a persistent session (fixed client id, QoS 1
-subscription), so while it is away the broker keeps the buses' records for it.
+It connects with a persistent session (fixed client id, QoS 1 subscription), so while it is away
+the broker keeps the buses' records for it. A fleet's archive is fed by ``busd office ingest``
+workers instead (:mod:`office.ingest`); this one is for a laptop, one municipality, the demo.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,18 @@ from busd.clock import Clock, SystemClock
 from busd.event_catalog import parse_event
 from busd.reconnect import Link, Reconnector
 from busd.supervisor import Backoff, ComponentContext, ComponentHealth
+from office.archive import Archive, ArchivedRecord, open_archive
+from office.records import (
+    DEFAULT_PREFIX,
+    Rejected,
+    Topics,
+    is_record_topic,
+    not_json,
+    parse_records,
+)
 from telemetry import mqtt
-from telemetry.archive import Archive
-from telemetry.models import SCHEMA_BATCH
 
-log = structlog.get_logger("telemetry.office")
-
-DEFAULT_PREFIX = "multimobile/v1/{bus_id}"
+log = structlog.get_logger("office.live")
 
 
 @dataclass
@@ -61,23 +67,20 @@ class Office:
         self,
         *,
         settings: mqtt.BrokerSettings,
-        archive: Archive,
+        archive: Archive | None,
         prefix: str = DEFAULT_PREFIX,
         client_id: str = "busd-office",
         clock: Clock | None = None,
     ) -> None:
-        if "{bus_id}" not in prefix:
-            raise ValueError("prefix must contain {bus_id}")
+        self._topics = Topics(prefix)
         self._settings = settings
-        self.archive = archive
-        self._prefix = prefix
+        self._archive = archive
         self._client_id = client_id
         self._clock = clock or SystemClock()
-        head, _, tail = prefix.partition("{bus_id}")
-        self._head, self._tail = head, tail
         self.subscription = prefix.format(bus_id="+") + "/#"
         self.fleet: dict[str, BusView] = {}
         self.malformed = 0
+        self.rejected: Counter[Rejected] = Counter()
         self.invalid = 0  # archived records whose data the event catalogue does not know
         self.connected = asyncio.Event()
         self._changed = asyncio.Event()
@@ -90,19 +93,14 @@ class Office:
 
     # --- receiving -------------------------------------------------------------------
 
-    def _split(self, topic: str) -> tuple[str, str] | None:
-        """(bus, suffix) for a topic under the prefix."""
-        if not topic.startswith(self._head):
-            return None
-        rest = topic[len(self._head):]
-        bus, _, after = rest.partition("/")
-        after = "/" + after
-        if not after.startswith(self._tail + "/"):
-            return None
-        return bus, after[len(self._tail) + 1:]
+    @property
+    def archive(self) -> Archive:
+        if self._archive is None:
+            raise RuntimeError("this office archives nothing")
+        return self._archive
 
     async def handle(self, topic: str, payload: bytes) -> None:
-        where = self._split(topic)
+        where = self._topics.split(topic)
         if where is None:
             return
         bus, suffix = where
@@ -111,15 +109,21 @@ class Office:
         view = self.fleet.setdefault(bus, BusView(bus))
         if not payload:
             return  # a cleared retained message
+        if is_record_topic(suffix):
+            await self._records(view, topic, payload)
+        else:
+            self._live(view, topic, suffix, payload)
+        self._changed.set()
+
+    def _live(self, view: BusView, topic: str, suffix: str, payload: bytes) -> None:
         try:
-            msg = json.loads(payload, parse_constant=_not_json)
+            msg = json.loads(payload, parse_constant=not_json)
             if not isinstance(msg, dict):
                 raise ValueError("not an object")
         except (ValueError, RecursionError):
             self.malformed += 1
             self._log.warning("malformed_message", topic=topic, size=len(payload))
             return
-        schema = msg.get("schema")
         if suffix == "status":
             view.status = msg
             view.online = bool(msg.get("online"))
@@ -127,38 +131,44 @@ class Office:
             view.state = msg
         elif suffix == "plan":
             view.plan = msg  # one envelope: the plan, itinerary, progress, projection
-        elif schema == SCHEMA_BATCH or "seq" in msg:
-            records = msg.get("records", []) if schema == SCHEMA_BATCH else [msg]
-            good = [r for r in records if isinstance(r, dict) and isinstance(r.get("seq"), int)]
-            self.malformed += len(records) - len(good)
-            new, dups = await self.archive.add(bus, suffix, self._clock.now(), good)
-            view.records += new
-            view.duplicates += dups
-            if good:
-                view.last_seq = max(view.last_seq, max(r["seq"] for r in good))
-                view.last_record_at = self._clock.now()
-            view.cmd_results.extend(
-                r.get("data", {}) for r in good if r.get("kind") == "cmd_result")
-            self._check_events(bus, suffix, good)
-        self._changed.set()
 
-    def _check_events(self, bus: str, topic: str, records: list[dict[str, Any]]) -> None:
+    async def _records(self, view: BusView, topic: str, payload: bytes) -> None:
+        now = self._clock.now()
+        parsed = parse_records(self._topics, topic, payload, datetime.fromtimestamp(now, UTC))
+        for why, n in parsed.rejected.items():
+            self.rejected[why] += n
+            if why is Rejected.MALFORMED:
+                self.malformed += n
+            self._log.warning("record_rejected", reason=why.value, records=n, topic=topic,
+                              detail=parsed.reason)
+        if not parsed.records:
+            return
+        if self._archive is not None:
+            result = await self._archive.insert_batch(parsed.records)
+            view.records += result.inserted
+            view.duplicates += result.duplicates
+        view.last_seq = max(view.last_seq, max(r.seq for r in parsed.records))
+        view.last_record_at = now
+        view.cmd_results.extend(r.data for r in parsed.records if r.kind == "cmd_result")
+        self._check_events(bus=view.bus, topic=topic, records=parsed.records)
+
+    def _check_events(self, *, bus: str, topic: str, records: tuple[ArchivedRecord, ...]) -> None:
         """Events, reports and answers are read with the bus's own catalogue models: one that
         does not fit (a bus on another version) is archived all the same, and counted."""
-        if not topic.startswith(("event/", "report/", "cmd/result")):
-            return
         for record in records:
+            if record.kind == "sample":
+                continue
             try:
-                event = parse_event(record.get("data"))
+                kind = parse_event(record.data).kind
             except ValidationError as err:
-                event = None
                 reason = str(err).splitlines()[0]
             else:
-                reason = f"kind {event.kind!r} in a record of kind {record.get('kind')!r}"
-            if event is None or event.kind != record.get("kind"):
-                self.invalid += 1
-                self._log.warning("record_not_in_catalogue", bus=bus, topic=topic,
-                                  seq=record.get("seq"), reason=reason)
+                if kind == record.kind:
+                    continue
+                reason = f"kind {kind!r} in a record of kind {record.kind!r}"
+            self.invalid += 1
+            self._log.warning("record_not_in_catalogue", bus=bus, topic=topic,
+                              seq=record.seq, reason=reason)
 
     async def wait_until(self, predicate: Callable[[], Any], *, timeout: float) -> None:
         """Wait for a condition on what has been received; TimeoutError otherwise."""
@@ -206,10 +216,7 @@ class Office:
                 link.working()  # connected and subscribed: the office hears the fleet
                 self.connected.set()
                 async for message in client.messages:
-                    payload = message.payload
-                    if not isinstance(payload, bytes):
-                        payload = str(payload or "").encode()
-                    await self.handle(str(message.topic), payload)
+                    await self.handle(str(message.topic), message.payload)
         finally:
             self._client = None
             self.connected.clear()
@@ -220,7 +227,7 @@ class Office:
             raise RuntimeError("office is not connected")
         body = payload if isinstance(payload, bytes) else \
             json.dumps(payload, allow_nan=False).encode()
-        await self._client.publish(f"{self._prefix.format(bus_id=bus)}/cmd/{name}", body, qos=1)
+        await self._client.publish(self._topics.command(bus, name), body, qos=1)
 
     # --- the terminal table ----------------------------------------------------------------
 
@@ -240,11 +247,11 @@ class Office:
             stops = " / ".join(current_and_next(v.plan))
             last = (f"#{v.last_seq}, {now - v.last_record_at:.0f} s ago"
                     if v.last_record_at else "-")
-            gaps = await self.archive.gaps(bus)
+            gaps = await self._archive.gaps(bus) if self._archive is not None else []
             table.add_row(bus, {True: "online", False: "OFFLINE", None: "?"}[v.online],
                           "-" if soc is None else f"{soc:.1f}",
                           "-" if pos_age is None else f"{pos_age:.0f} s", stops, last,
-                          str(sum(b - a + 1 for a, b in gaps)), str(v.duplicates))
+                          str(sum(g.missing for g in gaps)), str(v.duplicates))
         return table
 
 
@@ -275,7 +282,7 @@ def current_and_next(document: Any) -> tuple[str, str]:
 async def run_office(
     *,
     settings: mqtt.BrokerSettings,
-    archive_path: Path | None,
+    archive_url: str | None,
     prefix: str = DEFAULT_PREFIX,
     client_id: str = "busd-office",
     export_csv: Path | None = None,
@@ -283,10 +290,11 @@ async def run_office(
     duration_s: float | None = None,
 ) -> int:
     """The ``busd office`` command. Returns an exit status."""
-    archive = await Archive(archive_path or ":memory:").open()
-    try:
+    async with open_archive(archive_url or "sqlite://") as archive:
         if export_csv is not None:
-            n = await archive.export_csv(export_csv)
+            from office.export import export_csv as export
+
+            n = await export(archive, export_csv)
             print(f"exported {n} records to {export_csv}")
             return 0
         office = Office(settings=settings, archive=archive, prefix=prefix, client_id=client_id)
@@ -308,68 +316,18 @@ async def run_office(
             finally:
                 runner.cancel()
         return 0
-    finally:
-        await archive.close()
-
-
-def add_office_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
-    """Add ``office`` to the ``busd`` CLI; the parser's ``func(args)`` returns an exit code."""
-    p = subparsers.add_parser("office", help="the office's side: live fleet table and archive",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--host", default=os.environ.get("BUSD_OFFICE_HOST", "localhost"))
-    p.add_argument("--port", type=int, default=None, help="default 1883, or 8883 with --tls")
-    p.add_argument("--username", default=os.environ.get("BUSD_OFFICE_USERNAME"))
-    p.add_argument("--password-file", type=Path,
-                   help="file with the password (or set BUSD_OFFICE_PASSWORD)")
-    p.add_argument("--tls", action="store_true", help="connect with TLS")
-    p.add_argument("--ca-file", type=Path, help="CA that signed the broker's certificate")
-    p.add_argument("--cert-file", type=Path, help="client certificate")
-    p.add_argument("--key-file", type=Path, help="client private key")
-    p.add_argument("--no-check-hostname", action="store_true")
-    p.add_argument("--prefix", default=DEFAULT_PREFIX, help="topic prefix with {bus_id}")
-    p.add_argument("--client-id", default="busd-office",
-                   help="fixed, so the broker keeps records while the office is away")
-    p.add_argument("--archive", type=Path, help="SQLite file archiving every record")
-    p.add_argument("--export-csv", type=Path, metavar="OUT",
-                   help="write the archive as CSV and exit")
-    p.add_argument("--no-live", action="store_true", help="no table, just archive")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.set_defaults(func=office_main)
-    return p
-
-
-def settings_from_args(args: argparse.Namespace) -> mqtt.BrokerSettings:
-    password = os.environ.get("BUSD_OFFICE_PASSWORD")
-    if args.password_file is not None:
-        password = args.password_file.read_text(encoding="utf-8").strip()
-    return mqtt.BrokerSettings(
-        host=args.host, port=args.port or (8883 if args.tls else 1883),
-        username=args.username, password=password, tls=args.tls, ca_file=args.ca_file,
-        cert_file=args.cert_file, key_file=args.key_file,
-        check_hostname=not args.no_check_hostname,
-    )
 
 
 def office_main(args: argparse.Namespace) -> int:
+    """``busd office`` without a sub-command: the live table (and archive)."""
+    from office.cli import archive_url, settings_from_args
+
     if args.export_csv is not None and args.archive is None:
         print("--export-csv needs --archive", flush=True)
         return 2
     return asyncio.run(run_office(
-        settings=settings_from_args(args), archive_path=args.archive, prefix=args.prefix,
-        client_id=args.client_id, export_csv=args.export_csv, live=not args.no_live,
-        duration_s=args.duration,
+        settings=settings_from_args(args),
+        archive_url=archive_url(args.archive) if args.archive else None,
+        prefix=args.prefix, client_id=args.client_id, export_csv=args.export_csv,
+        live=not args.no_live, duration_s=args.duration,
     ))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m telemetry.office`` until the lead wires ``busd office``."""
-    parser = argparse.ArgumentParser(prog="busd")
-    add_office_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""``busd office ingest``: one of several workers that share the buses' records.
+
+Every worker subscribes to the record topics (telemetry, events, reports, command results) as a
+member of one MQTT 5 shared subscription, ``$share/<group>/multimobile/v1/+/…``, so the broker
+hands each message to one member of the group. A worker writes what it gets into the archive in
+batches (one transaction each) and acknowledges a message only after its batch is committed:
+
+- **Nothing is lost when a worker dies.** The PUBACK is the broker's proof of delivery; a message
+  a worker received but had not committed is unacknowledged, so the broker sends it again when
+  the worker's session resumes. aiomqtt 2.x acknowledges every message as it hands it over and
+  has no public switch for that (aiomqtt#345, the draft aiomqtt#346); paho-mqtt 2.x, which it
+  wraps, has ``manual_ack``. :func:`manual_ack` turns it on through aiomqtt's paho client.
+- **Short-expiry sessions.** A worker keeps its session (fixed client id, session expiry
+  ``session_expiry_s``, default 5 minutes) so that a restarted worker, or every worker after a
+  broker restart, gets back the messages it had not acknowledged and those published meanwhile.
+  Short, because mosquitto keeps giving an offline member its share of a shared subscription
+  until its session expires: a worker that never comes back holds its share only that long,
+  and what it held is then lost to the archive and shows as a gap (``busd office gaps``) that the
+  bus's resend (``cmd/resend``) has to fill.
+- **No worker's memory decides anything.** Duplicates (a message sent again after a crash) and
+  gaps are the database's: ``ON CONFLICT DO NOTHING`` on ``(bus, seq)`` and gaps in SQL.
+- **Flow control.** MQTT 5's Receive Maximum caps the messages the broker sends before they are
+  acknowledged, so a worker holds at most ``receive_maximum`` unacknowledged messages; that is
+  the bound on every queue here.
+- **The topic names the bus.** A record whose payload names another bus is refused and counted
+  (:mod:`office.records`), and acknowledged with its batch: it can never be stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiomqtt
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from busd.clock import Clock, SystemClock
+from busd.reconnect import Link, Reconnector
+from busd.supervisor import Backoff, ComponentContext, ComponentHealth
+from office.archive import Archive, ArchivedRecord, ArchiveError
+from office.records import Rejected, Topics, parse_records
+from telemetry.mqtt import BrokerSettings
+
+log = structlog.get_logger("office.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    """How one worker batches and keeps its session."""
+
+    client_id: str
+    group: str = "office"
+    batch_max_records: int = 1000
+    batch_linger_s: float = 0.2
+    session_expiry_s: int = 300
+    receive_maximum: int = 2000
+
+    def __post_init__(self) -> None:
+        if not self.client_id:
+            raise ValueError("client_id must not be empty")
+        if not self.group or any(c in self.group for c in "/+#"):
+            raise ValueError("group must be one topic level without wildcards")
+        if self.batch_max_records < 1 or self.batch_linger_s < 0:
+            raise ValueError("batch_max_records must be positive and batch_linger_s not negative")
+        if not 1 <= self.receive_maximum <= 65535:
+            raise ValueError("receive_maximum must be 1..65535")
+        if self.session_expiry_s < 1:
+            # 0 would end the session with the connection, and with it the messages the
+            # worker had received but not yet committed.
+            raise ValueError("session_expiry_s must be at least 1")
+
+
+@dataclass
+class IngestCounters:
+    messages: int = 0  # MQTT messages received (a batch message counts once)
+    batches: int = 0  # archive transactions committed
+    inserted: int = 0  # records archived for the first time
+    duplicates: int = 0  # records the archive already had
+    rejected: Counter[Rejected] = field(default_factory=Counter)
+
+
+def manual_ack(client: aiomqtt.Client) -> None:
+    """Stop aiomqtt's paho client from acknowledging messages as it receives them.
+
+    aiomqtt 2.x has no public API for it (aiomqtt#345); its paho client does (paho-mqtt 2.x
+    ``manual_ack_set``). Call before subscribing: nothing arrives before.
+    """
+    client._client.manual_ack_set(True)
+
+
+def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """PUBACK one message (QoS 1). On a connection that is already gone this does nothing: the
+    broker sends the message again on the next connection, and the archive drops the copy."""
+    client._client.ack(message.mid, message.qos)
+
+
+class IngestWorker:
+    """One worker: shared subscription in, archive batches out, PUBACK after commit."""
+
+    def __init__(self, *, settings: BrokerSettings, archive: Archive, options: IngestOptions,
+                 topics: Topics | None = None, clock: Clock | None = None) -> None:
+        self._settings = settings
+        self._archive = archive
+        self.options = options
+        self._topics = topics or Topics()
+        self._clock = clock or SystemClock()
+        self.filters = self._topics.filters(share=options.group)
+        self.counters = IngestCounters()
+        self.connected = asyncio.Event()
+        self._log = log.bind(component="ingest", client_id=options.client_id)
+        self.health = ComponentHealth("ingest", critical=True)
+        self._ctx = ComponentContext(self.health, self._clock)
+
+    async def run(self) -> None:
+        """Ingest until cancelled, reconnecting with back-off. A batch the archive refused is
+        not acknowledged: the session ends and the broker sends its messages again."""
+        settings = self._settings
+        runner = Reconnector(
+            ctx=self._ctx, clock=self._clock, target=f"broker {settings.host}:{settings.port}",
+            backoff=Backoff(initial_s=0.2, max_s=10.0),
+            retry_on=(aiomqtt.MqttError, OSError, ArchiveError),
+        )
+        await runner.run(self._session)
+
+    def _client(self) -> aiomqtt.Client:
+        opts = self.options
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = opts.session_expiry_s
+        props.ReceiveMaximum = opts.receive_maximum
+        s = self._settings
+        return aiomqtt.Client(
+            s.host, s.port, username=s.username, password=s.password,
+            identifier=opts.client_id, protocol=aiomqtt.ProtocolVersion.V5,
+            keepalive=s.keepalive_s, timeout=s.timeout_s, tls_context=s.ssl_context(),
+            clean_start=False, properties=props,
+            # Never full: the broker sends at most receive_maximum unacknowledged messages.
+            max_queued_incoming_messages=opts.receive_maximum * 2,
+        )
+
+    async def _session(self, link: Link) -> None:
+        client = self._client()
+        manual_ack(client)
+        try:
+            async with client:
+                for topic_filter in self.filters:
+                    await client.subscribe(topic_filter, qos=1)
+                self._log.info("ingest_connected", filters=self.filters,
+                               group=self.options.group)
+                link.connected()
+                link.working()
+                self.connected.set()
+                inbox: asyncio.Queue[aiomqtt.Message | BaseException] = asyncio.Queue()
+                reader = asyncio.create_task(self._read(client, inbox), name="ingest:read")
+                try:
+                    await self._batches(client, inbox, link)
+                finally:
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+        finally:
+            self.connected.clear()
+
+    @staticmethod
+    async def _read(client: aiomqtt.Client,
+                    inbox: asyncio.Queue[aiomqtt.Message | BaseException]) -> None:
+        # Our own reader and queue: cancelling a wait on aiomqtt's iterator can drop a message
+        # it had just taken; a wait on an asyncio.Queue leaves the item in the queue.
+        try:
+            async for message in client.messages:
+                inbox.put_nowait(message)  # bounded by the broker's Receive Maximum
+        except Exception as err:  # the connection ended: the batcher raises it
+            inbox.put_nowait(err)
+
+    async def _batches(self, client: aiomqtt.Client,
+                       inbox: asyncio.Queue[aiomqtt.Message | BaseException], link: Link) -> None:
+        opts = self.options
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await inbox.get()
+            if isinstance(first, BaseException):
+                raise first
+            batch = [first]
+            deadline = loop.time() + opts.batch_linger_s
+            ended: BaseException | None = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    while len(batch) < opts.batch_max_records:
+                        item = await inbox.get()
+                        if isinstance(item, BaseException):
+                            ended = item
+                            break
+                        batch.append(item)
+            if ended is not None:
+                # The connection is gone: nothing can be acknowledged on it. The broker sends
+                # these again on the next connection; committing them now would only save that.
+                raise ended
+            await self._commit(client, batch)
+            link.working()
+
+    async def _commit(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+        received = datetime.fromtimestamp(self._clock.now(), UTC)
+        records: list[ArchivedRecord] = []
+        for message in batch:
+            payload = message.payload if isinstance(message.payload, bytes) else \
+                str(message.payload or "").encode()
+            parsed = parse_records(self._topics, str(message.topic), payload, received)
+            records.extend(parsed.records)
+            for why, n in parsed.rejected.items():
+                self.counters.rejected[why] += n
+                self._log.warning("record_rejected", reason=why.value, records=n,
+                                  topic=str(message.topic), detail=parsed.reason)
+        try:
+            result = await self._archive.insert_batch(records)
+        except ArchiveError as err:
+            self._log.error("archive_batch_failed", records=len(records), error=str(err))
+            raise
+        # Only now: the batch is committed, so the broker may forget these messages.
+        # In the order received, as MQTT asks of PUBACKs.
+        for message in batch:
+            acknowledge(client, message)
+        c = self.counters
+        c.messages += len(batch)
+        c.batches += 1
+        c.inserted += result.inserted
+        c.duplicates += result.duplicates
+        self._log.debug("batch_committed", messages=len(batch), inserted=result.inserted,
+                        duplicates=result.duplicates)
+
+
+async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: IngestOptions,
+                     prefix: str | None = None, duration_s: float | None = None) -> int:
+    """The ``busd office ingest`` command: one worker until SIGTERM (or ``duration_s``)."""
+    from office.archive import open_archive
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_archive(archive_url) as archive:
+        worker = IngestWorker(settings=settings, archive=archive, options=options,
+                              topics=Topics(prefix) if prefix else None)
+        task = asyncio.create_task(worker.run(), name="ingest")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(duration_s):
+                await asyncio.wait([task, asyncio.create_task(stop.wait())],
+                                   return_when=asyncio.FIRST_COMPLETED)
+        # Stopping drops the batch being filled, unacknowledged: the broker keeps it for the
+        # session, and sends it again when this worker (or its restart) connects.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        c = worker.counters
+        log.info("ingest_stopped", messages=c.messages, batches=c.batches, inserted=c.inserted,
+                 duplicates=c.duplicates, rejected={k.value: v for k, v in c.rejected.items()})
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    return 0

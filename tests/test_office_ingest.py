@@ -1,0 +1,259 @@
+"""``busd office ingest``: workers that share the buses' records through a real mosquitto, into
+both archive back ends; PUBACK only after the batch is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from busd.clock import SystemClock
+from office.archive import Archive, open_archive
+from office.ingest import IngestOptions, IngestWorker
+from office.records import Rejected
+from telemetry.mqtt import BrokerSettings, make_client
+from tests.support.mosquitto import REPO, Mosquitto
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.uplink_env import bus_config, running_bus
+
+V5 = aiomqtt.ProtocolVersion.V5
+TS = "2026-03-10T12:00:00.000Z"
+
+
+def record(bus: str, seq: int, *, named: str | None = None) -> bytes:
+    return json.dumps({"bus": named or bus, "ts": TS, "schema": "busd.event/1", "seq": seq,
+                       "kind": "tick", "data": {"i": seq}}).encode()
+
+
+def batch(bus: str, seqs: range, *, named: str | None = None) -> bytes:
+    return json.dumps({"bus": named or bus, "ts": TS, "schema": "busd.batch/1", "records": [
+        {"ts": TS, "schema": "busd.event/1", "seq": s, "kind": "tick", "data": {"i": s}}
+        for s in seqs]}).encode()
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], *,
+                     timeout: float,
+                     what: str) -> None:
+    """Poll an async condition (the archive is another process's too) until it holds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not await predicate():  # noqa: ASYNC110 - a database, not an event
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/archive.db"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def archive(archive_url: str) -> AsyncIterator[Archive]:
+    async with open_archive(archive_url) as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def running_worker(port: int, archive_url: str, client_id: str,
+                         **options: object) -> AsyncIterator[IngestWorker]:
+    """An in-process worker with its own archive connection, as a separate process has."""
+    async with open_archive(archive_url) as own:
+        worker = IngestWorker(settings=BrokerSettings(host="127.0.0.1", port=port), archive=own,
+                              options=IngestOptions(client_id=client_id, **options),  # type: ignore[arg-type]
+                              clock=SystemClock())
+        task = asyncio.create_task(worker.run(), name=f"test:{client_id}")
+        try:
+            async with asyncio.timeout(10):
+                await worker.connected.wait()
+            yield worker
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def publisher(port: int) -> AsyncIterator[aiomqtt.Client]:
+    settings = BrokerSettings(host="127.0.0.1", port=port)
+    async with make_client(settings, identifier="test-bus", protocol=V5) as client:
+        yield client
+
+
+def ingest_process(port: int, archive_url: str, client_id: str,
+                   *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "busd.cli", "office", "ingest", "--host", "127.0.0.1",
+         "--port", str(port), "--archive", archive_url, "--client-id", client_id, *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+async def until_line(proc: subprocess.Popen[bytes], needle: bytes, *,
+                     timeout: float) -> None:
+    async def read() -> None:
+        assert proc.stdout is not None
+        while True:
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert line, f"the worker exited before {needle!r}"
+            if needle in line:
+                return
+
+    await asyncio.wait_for(read(), timeout)
+
+
+async def test_two_workers_share_the_load_and_the_archive_has_every_record_once(
+        mosquitto: Mosquitto, archive_url: str, archive: Archive) -> None:
+    async with running_worker(mosquitto.port, archive_url, "ingest-a") as a, \
+            running_worker(mosquitto.port, archive_url, "ingest-b") as b, \
+            publisher(mosquitto.port) as bus:
+        for seq in range(1, 101):
+            for name in ("lv-01", "lv-02"):
+                await bus.publish(f"multimobile/v1/{name}/event/tick", record(name, seq), qos=1)
+        await bus.publish("multimobile/v1/lv-03/event/tick", batch("lv-03", range(1, 51)), qos=1)
+
+        async def all_there() -> bool:
+            return await archive.count() == 250
+
+        await eventually(all_there, timeout=20, what="250 records archived")
+    # Each worker got a share; together every record, once.
+    assert a.counters.messages > 0 and b.counters.messages > 0
+    assert a.counters.messages + b.counters.messages == 201
+    assert a.counters.inserted + b.counters.inserted == 250
+    assert a.counters.duplicates + b.counters.duplicates == 0
+    assert await archive.gaps() == []
+    assert [r.seq for r in await archive.records("lv-03")] == list(range(1, 51))
+    assert await archive.buses() == ["lv-01", "lv-02", "lv-03"]
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing(
+        mosquitto: Mosquitto, archive_url: str, archive: Archive) -> None:
+    # Batches of 30 and a linger of an hour: 30 records are committed, the next 20 wait in the
+    # worker, received but neither committed nor acknowledged, when it is SIGKILLed.
+    worker = ingest_process(mosquitto.port, archive_url, "ingest-k", "--batch-max", "30",
+                            "--batch-linger", "3600")
+    try:
+        await until_line(worker, b"ingest_connected", timeout=20)
+        async with publisher(mosquitto.port) as bus:
+            for seq in range(1, 51):
+                await bus.publish("multimobile/v1/lv-01/event/tick", record("lv-01", seq), qos=1)
+
+        async def first_batch() -> bool:
+            return await archive.count() == 30
+
+        await eventually(first_batch, timeout=20, what="the first batch committed")
+
+        def delivered() -> int:
+            return mosquitto.log_text().count("Sending PUBLISH to ingest-k")
+
+        async def all_delivered() -> bool:
+            return delivered() >= 50
+
+        await eventually(all_delivered, timeout=20, what="the broker sent all 50")
+        assert await archive.count() == 30  # the other 20 are in the worker's open batch
+        worker.kill()
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=10)
+    # systemd restarts it (same client id, so the same session): the broker sends again
+    # what the killed worker had not acknowledged.
+    again = ingest_process(mosquitto.port, archive_url, "ingest-k", "--batch-linger", "0.05")
+    try:
+        async def all_archived() -> bool:
+            return await archive.count() == 50
+
+        await eventually(all_archived, timeout=20, what="all 50 archived after the restart")
+    finally:
+        again.terminate()
+        assert again.wait(timeout=10) == 0
+    assert [r.seq for r in await archive.records("lv-01")] == list(range(1, 51))
+    assert await archive.gaps() == []
+
+
+async def test_a_broker_restart_loses_nothing(
+        tmp_path: Path, mosquitto: Mosquitto, archive_url: str, archive: Archive) -> None:
+    """What the broker holds for the workers' sessions survives its restart: what a worker had
+    received but not acknowledged when it went away, and its share sent on meanwhile.
+
+    The bus reaches the broker through a proxy that is cut while the broker restarts, so the
+    workers are back before the bus: mosquitto 2.0.11 does not queue messages for a session it
+    restored from its store until that client has reconnected (README, "Deployment")."""
+    async with TcpProxy(mosquitto.port) as link:
+        config = bus_config(tmp_path, link.port, bus_id="lv-01", protocol="5")
+        async with running_worker(mosquitto.port, archive_url, "ingest-a") as a, \
+                running_bus(config) as (parts, _):
+            for i in range(100):
+                await parts.outbox.append("event", "tick", {"i": i})
+
+            async def first_hundred() -> bool:
+                return await archive.count("lv-01") == 100
+
+            await eventually(first_hundred, timeout=20, what="the first 100 archived")
+            # ingest-b joins, holds what it gets in an open batch (linger of an hour), and goes
+            # away without acknowledging it: its session keeps it, and its share from then on.
+            async with running_worker(mosquitto.port, archive_url, "ingest-b",
+                                      batch_linger_s=3600.0):
+                for i in range(100, 200):
+                    await parts.outbox.append("event", "tick", {"i": i})
+
+                async def the_broker_took_all() -> bool:
+                    sent_b = mosquitto.log_text().count("Sending PUBLISH to ingest-b")
+                    return parts.outbox.rows == 0 and sent_b > 0
+
+                await eventually(the_broker_took_all, timeout=20, what="ingest-b's share sent")
+            assert await archive.count("lv-01") < 200
+            link.cut()
+            await asyncio.to_thread(mosquitto.restart)
+            async with running_worker(mosquitto.port, archive_url, "ingest-b") as b:
+                async def both_back() -> bool:
+                    return a.connected.is_set() and b.connected.is_set()
+
+                await eventually(both_back, timeout=20, what="both workers reconnected")
+                link.restore()
+                for i in range(200, 300):
+                    await parts.outbox.append("event", "tick", {"i": i})
+
+                async def all_archived() -> bool:
+                    return await archive.count("lv-01") >= 300
+
+                await eventually(all_archived, timeout=30, what="all 300 archived")
+            assert b.counters.inserted > 0  # what it held before the restart, sent again
+    ticks = [r.data["i"] for r in await archive.records("lv-01", kind="tick")]
+    assert ticks == list(range(300))
+    assert await archive.gaps() == []
+
+
+async def test_a_record_whose_payload_names_another_bus_is_rejected_and_counted(
+        mosquitto: Mosquitto, archive_url: str, archive: Archive) -> None:
+    async with running_worker(mosquitto.port, archive_url, "ingest-a") as worker, \
+            publisher(mosquitto.port) as bus:
+        # lv-01's credentials, lv-02's name: neither a single record nor a batch gets in.
+        await bus.publish("multimobile/v1/lv-01/event/tick", record("lv-01", 1, named="lv-02"),
+                          qos=1)
+        await bus.publish("multimobile/v1/lv-01/event/tick",
+                          batch("lv-01", range(2, 5), named="lv-02"), qos=1)
+        await bus.publish("multimobile/v1/lv-01/event/tick", b"{not json", qos=1)
+        await bus.publish("multimobile/v1/lv-01/event/tick", record("lv-01", 7), qos=1)
+
+        async def the_good_one() -> bool:
+            return await archive.count() == 1
+
+        await eventually(the_good_one, timeout=20, what="the genuine record")
+        await eventually(lambda: _settled(worker, 4), timeout=10, what="all four handled")
+    assert worker.counters.rejected == {Rejected.BUS_MISMATCH: 4, Rejected.MALFORMED: 1}
+    assert [r.seq for r in await archive.records("lv-01")] == [7]
+    assert await archive.records("lv-02") == []
+
+
+async def _settled(worker: IngestWorker, messages: int) -> bool:
+    return worker.counters.messages >= messages

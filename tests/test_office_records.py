@@ -1,0 +1,107 @@
+"""office/records.py: from a message to archive records; the topic must agree with the payload."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from office.archive import open_archive
+from office.live import Office
+from office.records import Rejected, Topics, parse_records
+from telemetry.mqtt import BrokerSettings
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+TS = "2026-03-10T11:59:58.125Z"
+TOPICS = Topics()
+
+
+def one(bus: str, seq: int, **extra: object) -> bytes:
+    return json.dumps({"bus": bus, "ts": TS, "schema": "busd.event/1", "seq": seq,
+                       "kind": "visit_started", "data": {"stop": "rozupe"}, **extra}).encode()
+
+
+def test_a_single_record_and_a_batch_become_archive_records() -> None:
+    parsed = parse_records(TOPICS, "multimobile/v1/lv-01/event/visit_started", one("lv-01", 5),
+                           NOW)
+    (rec,) = parsed.records
+    assert (rec.bus, rec.seq, rec.kind, rec.topic, rec.schema_) == (
+        "lv-01", 5, "visit_started", "event/visit_started", "busd.event/1")
+    assert rec.ts == datetime(2026, 3, 10, 11, 59, 58, 125000, tzinfo=UTC)
+    assert rec.received == NOW and rec.data == {"stop": "rozupe"} and not parsed.rejected
+    batch = {"bus": "lv-01", "ts": TS, "schema": "busd.batch/1", "records": [
+        {"ts": TS, "schema": "busd.telemetry/1", "seq": s, "kind": "sample",
+         "data": {"full": False, "values": {"battery.soc": 80.5}}} for s in (6, 7)]}
+    parsed = parse_records(TOPICS, "multimobile/v1/lv-01/telemetry", json.dumps(batch).encode(),
+                           NOW)
+    assert [r.seq for r in parsed.records] == [6, 7]
+    assert parsed.records[0].data == {"full": False, "values": {"battery.soc": 80.5}}
+
+
+def test_a_payload_naming_another_bus_is_refused_whole() -> None:
+    parsed = parse_records(TOPICS, "multimobile/v1/lv-01/event/visit_started",
+                           one("lv-02", 5), NOW)
+    assert parsed.records == () and parsed.rejected == {Rejected.BUS_MISMATCH: 1}
+    assert "lv-02" in parsed.reason
+    batch = {"bus": "lv-02", "ts": TS, "schema": "busd.batch/1", "records": [
+        {"ts": TS, "schema": "busd.event/1", "seq": s, "kind": "x", "data": {}} for s in (1, 2)]}
+    parsed = parse_records(TOPICS, "multimobile/v1/lv-01/event/x", json.dumps(batch).encode(),
+                           NOW)
+    assert parsed.records == () and parsed.rejected == {Rejected.BUS_MISMATCH: 2}
+    # No bus at all is no agreement either.
+    missing = json.loads(one("lv-01", 3))
+    del missing["bus"]
+    parsed = parse_records(TOPICS, "multimobile/v1/lv-01/event/x", json.dumps(missing).encode(),
+                           NOW)
+    assert parsed.rejected == {Rejected.BUS_MISMATCH: 1}
+
+
+@pytest.mark.parametrize("payload", [
+    b"{not json", b"[1, 2]", b'"text"',
+    json.dumps({"bus": "lv-01", "ts": TS, "schema": "busd.status/1", "online": True}).encode(),
+    one("lv-01", 0),  # seq starts at 1
+    one("lv-01", 5).replace(b'"stop": "rozupe"', b'"soc": NaN'),  # not JSON, though Python reads it
+    one("lv-01", 5, extra_field=1),  # the envelope forbids unknown fields
+    json.dumps({"bus": "lv-01", "ts": "yesterday", "schema": "busd.event/1", "seq": 1,
+                "kind": "x", "data": {}}).encode(),
+    json.dumps({"bus": "lv-01", "ts": TS, "schema": "busd.batch/1", "records": []}).encode(),
+])
+def test_malformed_messages_are_counted_not_raised(payload: bytes) -> None:
+    parsed = parse_records(TOPICS, "multimobile/v1/lv-01/event/x", payload, NOW)
+    assert parsed.records == () and parsed.rejected == {Rejected.MALFORMED: 1}
+    assert parsed.reason
+
+
+@pytest.mark.parametrize("topic", [
+    "multimobile/v1/lv-01/status", "multimobile/v1/lv-01/cmd/plan", "multimobile/v1/lv-01",
+    "other/v1/lv-01/telemetry", "multimobile/v1/lv-01/event/a/b", "multimobile/v1//telemetry",
+])
+def test_only_record_topics_under_the_prefix_are_records(topic: str) -> None:
+    parsed = parse_records(TOPICS, topic, one("lv-01", 1), NOW)
+    assert parsed.records == () and parsed.rejected == {Rejected.FOREIGN_TOPIC: 1}
+
+
+def test_shared_subscription_filters_and_a_custom_prefix() -> None:
+    assert TOPICS.filters(share="office") == [
+        "$share/office/multimobile/v1/+/telemetry", "$share/office/multimobile/v1/+/event/+",
+        "$share/office/multimobile/v1/+/report/+", "$share/office/multimobile/v1/+/cmd/result"]
+    custom = Topics("fleet/{bus_id}/up")
+    assert custom.split("fleet/lv-01/up/report/daily") == ("lv-01", "report/daily")
+    assert custom.split("fleet/lv-01/down/report/daily") is None
+    assert custom.filters()[0] == "fleet/+/up/telemetry"
+    with pytest.raises(ValueError, match="bus_id"):
+        Topics("fleet/up")
+
+
+async def test_the_live_office_refuses_a_mismatched_record_too() -> None:
+    async with open_archive("sqlite://") as archive:
+        office = Office(settings=BrokerSettings(host="127.0.0.1", port=1), archive=archive)
+        await office.handle("multimobile/v1/lv-01/event/visit_started", one("lv-02", 1))
+        await office.handle("multimobile/v1/lv-01/event/visit_started", one("lv-01", 2))
+        assert office.rejected == {Rejected.BUS_MISMATCH: 1}
+        assert [r.seq for r in await archive.records("lv-01")] == [2]
+        assert await archive.buses() == ["lv-01"]
+        assert office.fleet["lv-01"].records == 1
+        await office.handle("multimobile/v1/lv-01/state", b'{"values": {"battery.soc": NaN}}')
+        assert office.malformed == 1 and office.fleet["lv-01"].state == {}
