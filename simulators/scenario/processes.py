@@ -2,6 +2,15 @@
 
 Each is a child process in its own session, started and stopped by the
 runner, never by name: the runner keeps the ``Process`` and signals its pid.
+
+Its own session keeps a terminal's Ctrl-C (and ``timeout``'s signal to the
+process group) from reaching the children before the runner stops them in
+order, but it also means nothing stops them if the runner itself is killed. So
+each child also asks the kernel for SIGTERM when the runner dies
+(:func:`simulators.broker.die_with_parent`). Without that, a killed run left
+busd, gpsd and mosquitto running for ever, and that busd's drivers kept
+reconnecting to the run's pty symlinks: ``/dev/pts/N`` numbers the kernel
+hands to the next ptys, so it opened other tests' ptys and stole their bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import sys
 from pathlib import Path
 
 from busd.errors import DeviceError
-from simulators.broker import BrokerSimulator, mosquitto_binary
+from simulators.broker import BrokerSimulator, die_with_parent, mosquitto_binary
 
 
 def free_port() -> int:
@@ -68,7 +77,7 @@ class Broker:
         config = BrokerSimulator(port=self.port, workdir=self.workdir)._write_config()
         self.proc = await asyncio.create_subprocess_exec(
             mosquitto_binary(), "-c", str(config), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent())
         await wait_port(self.port, self.proc, limit_s=10, what="mosquitto")
 
     async def stop(self) -> None:
@@ -102,7 +111,7 @@ class Gpsd:
                 gpsd_binary(), "-N", "-n", "-b", "-S", str(self.port),
                 "-F", str(self.workdir / "gpsd.sock"), str(self.device),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=die_with_parent())
         finally:
             log.close()
         await wait_port(self.port, self.proc, limit_s=10, what="gpsd")
@@ -153,7 +162,7 @@ class DaemonProcess:
             return await asyncio.create_subprocess_exec(
                 self.python, *head, *args, stdout=log, stderr=log,
                 stdin=subprocess.PIPE if held else subprocess.DEVNULL,
-                start_new_session=True, cwd=root, env=env)
+                start_new_session=True, preexec_fn=die_with_parent(), cwd=root, env=env)
         finally:
             log.close()
 
