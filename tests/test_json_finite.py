@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from telemetry.archive import Archive
-from telemetry.office import Office
 
 from busd.alerts import Alert
 from busd.alerts_memory import _encode
 from busd.display.server import _sse
+from office.archive import open_archive
+from office.live import Office
 from telemetry import mqtt
 
 
@@ -41,8 +41,7 @@ def test_the_display_stream_refuses_what_is_not_json(bad: float) -> None:
 
 
 async def test_the_office_takes_a_record_with_infinity_as_malformed() -> None:
-    archive = await Archive().open()
-    try:
+    async with open_archive("sqlite://") as archive:
         office = Office(settings=mqtt.BrokerSettings(host="127.0.0.1", port=1), archive=archive)
         record = ('{"bus":"bus-01","ts":"2026-01-14T07:41:02.000Z","schema":"busd.event/1",'
                   '"seq":%d,"kind":"lift_cycle","data":{"kind":"lift_cycle","cycles":%s,'
@@ -51,11 +50,9 @@ async def test_the_office_takes_a_record_with_infinity_as_malformed() -> None:
         await office.handle("multimobile/v1/bus-01/event/lift_cycle",
                             (record % (2, "Infinity")).encode())
         assert office.malformed == 1 and office.invalid == 0
-        assert [r["seq"] for r in await archive.records("bus-01")] == [1]
+        assert [r.seq for r in await archive.records("bus-01")] == [1]
         # Valid JSON that the catalogue does not know: archived all the same, and counted.
         await office.handle("multimobile/v1/bus-01/event/lift_cycle",
                             (record % (3, '"many"')).encode())
         assert office.invalid == 1
-        assert [r["seq"] for r in await archive.records("bus-01")] == [1, 3]
-    finally:
-        await archive.close()
+        assert [r.seq for r in await archive.records("bus-01")] == [1, 3]
