@@ -50,8 +50,8 @@ from busd.monitoring.tracker import Tracker
 from busd.plan import Plan, load_plan
 from busd.planner.component import Planner
 from busd.planner.display_view import PlannerDisplayView
-from busd.planner.learning import LearningEmitter
-from busd.ports import CommandOutcome, EventEmitter, JsonObject
+from busd.planner.learning import EnergyLearner
+from busd.ports import CommandOutcome, EventEmitter, EventSubscriber, JsonObject
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
 from busd.status import StatusServer, socket_path
@@ -145,8 +145,13 @@ def build_daemon(
     planner = _planner(config, state, clock, uplink, stop_notes, storage)
     components.append(stop_notes)
     components += [planner] if planner is not None else []
+    # The tracker owns the day's progress; these follow its events, in this order.
+    clients = ClientsServed(store=store, clock=clock)
+    followers: list[EventSubscriber] = [clients]
+    if planner is not None:
+        followers = [EnergyLearner(planner=planner), planner, clients]
     tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner,
-                                 storage)
+                                 storage, followers)
     retention = RetentionJob(clock=clock, purge_before=store.purge_before,
                              days=config.monitoring.retention_days,
                              timezone=config.monitoring.timezone,
@@ -172,7 +177,7 @@ def build_daemon(
             config=config.display, state=state, clock=clock, alerts=alerts,
             health=lambda: supervisor.health,
             uplink=UplinkStatusAdapter(uplink=uplink.uplink, outbox=uplink.outbox),
-            clients=ClientsServed(tracker=tracker, store=store, clock=clock),
+            clients=clients,
             plan=PlannerDisplayView(planner) if planner is not None else None,
             lift_speed_threshold_kmh=config.lift_alert.speed_threshold_kmh,
         ))
@@ -214,7 +219,7 @@ def _planner(
 def _monitoring(
     config: BusdConfig, state: VehicleState, clock: Clock, store: MonitoringStore,
     events: EventForwarder, alerts: AlertBoard, planner: Planner | None,
-    storage: StorageStatus,
+    storage: StorageStatus, followers: list[EventSubscriber],
 ) -> tuple[Tracker, DailySummaryJob]:
     """The tracker (legs, visits, charging) and the daily summary.
 
@@ -223,12 +228,10 @@ def _monitoring(
     """
     file_plan = load_plan(config.monitoring.plan) if config.monitoring.plan else None
     plan: Plan | Callable[[], Plan | None] | None = file_plan
-    sink: EventEmitter = events
     if planner is not None:
         plan = lambda: planner.core.plan or file_plan  # noqa: E731
-        sink = LearningEmitter(planner=planner, downstream=events)  # completed legs teach it
-    tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
-                      config=config.monitoring, bus_id=config.bus_id,
+    tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
+                      config=config.monitoring, subscribers=followers,
                       on_storage=storage.reporter("monitoring"))
     return (
         tracker,

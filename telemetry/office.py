@@ -151,14 +151,14 @@ class Office:
             try:
                 event = parse_event(record.get("data"))
             except ValidationError as err:
-                event = None
                 reason = str(err).splitlines()[0]
             else:
+                if event.kind == record.get("kind"):
+                    continue
                 reason = f"kind {event.kind!r} in a record of kind {record.get('kind')!r}"
-            if event is None or event.kind != record.get("kind"):
-                self.invalid += 1
-                self._log.warning("record_not_in_catalogue", bus=bus, topic=topic,
-                                  seq=record.get("seq"), reason=reason)
+            self.invalid += 1
+            self._log.warning("record_not_in_catalogue", bus=bus, topic=topic,
+                              seq=record.get("seq"), reason=reason)
 
     async def wait_until(self, predicate: Callable[[], Any], *, timeout: float) -> None:
         """Wait for a condition on what has been received; TimeoutError otherwise."""

@@ -19,10 +19,10 @@ from busd.plan import load_plan
 from busd.planner.cli import add_plan_parser, cmd_plan_ack, cmd_plan_show
 from busd.planner.component import FilePlanSource, Planner
 from busd.planner.energy import EnergyModel
-from busd.planner.projection import Progress
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth
 from tests.conftest import REPO
+from tests.progress_helpers import ended, started
 
 PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
 
@@ -67,6 +67,15 @@ def feed(state: VehicleState, soc: float, lat: float, lon: float, temp: float = 
     state.update(sig.VEHICLE_SPEED, 0.0, source="test")
 
 
+def at_third_stop(planner: Planner, clock: ManualClock) -> None:
+    """The tracker's word: Rožupe and Rudzāti served, the bus at Turki since now."""
+    now = clock.now()
+    for stop in ("rozupe", "rudzati"):
+        planner.on_event(started(stop, now - 3600))
+        planner.on_event(ended(stop, now - 3600, now - 1800))
+    planner.on_event(started("turki", now))
+
+
 def ctx() -> ComponentContext:
     return ComponentContext(ComponentHealth("planner", False), ManualClock())
 
@@ -83,10 +92,10 @@ async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_p
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
-    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
     await run_briefly(planner)  # loads the plan
     assert sink.events[0][0] == "plan_changed" and sink.events[0][1]["cause"] == "file"
-    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    at_third_stop(planner, _clock)
+    assert planner.core.progress.at == "turki"
     assert await planner.tick(force=True)
     assert [k for k, _ in sink.events][-1] == "plan_changed"
     pending = sink.plans[-1]["pending"]
@@ -137,7 +146,7 @@ async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
     await run_briefly(planner)
-    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    at_third_stop(planner, _clock)
     await planner.tick(force=True)
     pid = sink.plans[-1]["pending"]["id"]
 
@@ -256,7 +265,7 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
         assert "state.json" in reports[0] and "No space left" in reports[0]
         assert sink.events[0][0] == "plan_changed"  # the office hears of the plan anyway
         assert not (tmp_path / "planner" / "state.json").exists()
-        await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+        at_third_stop(planner, clock)
         assert await planner.tick(force=True)
         pending = sink.plans[-1]["pending"]
         assert pending is not None and not task.done()

@@ -116,9 +116,18 @@ class PlannerCore:
         out: list[Outgoing] = []
         if self.pending is not None:
             out += self._drop_pending("superseded", now)
+        # Where the bus stands is the tracker's word and stays true whatever the plan; a
+        # new day has nothing served yet; "at" is a place of the new itinerary or nothing.
+        done = self.progress.done
+        if self.plan is not None and self.plan.date != plan.date:
+            done = frozenset()
         self.plan = plan
         self.itinerary = initial_itinerary(plan)
-        self.progress = Progress()
+        at = self.progress.at
+        if at not in {i.id for i in self.itinerary} - done:
+            at = None
+        self.progress = Progress(done, at, self.progress.arrived if at else None,
+                                 self.progress.place)
         self.projection = None
         self._published_depot_soc = None
         log.info("plan_loaded", version=plan.version, stops=len(plan.stops), cause=cause)
@@ -145,9 +154,29 @@ class PlannerCore:
             return CommandResult(accepted=False, problems=problems), []
         return CommandResult(accepted=True), self.load(plan, now, cause="office")
 
-    def set_progress(self, progress: Progress) -> None:
-        """The tracker's word on what is done and where the bus is (overrides geofences)."""
-        self.progress = progress
+    # --- the tracker's word (busd.monitoring.tracker owns arrival, departure, served) ---
+
+    def visit_started(self, place_id: str | None, place_kind: str | None, start: float) -> None:
+        """The tracker says the bus stands at ``place_id`` since ``start`` (epoch s).
+
+        A stop or charger of the itinerary not yet served is "at": its served minutes
+        run from ``start``. Any place of the plan (the depot, a skipped stop) tells the
+        projection where the bus is; an unplanned stop neither.
+        """
+        place = place_id if place_kind in ("depot", "stop", "charger") else None
+        at = place if place_kind in ("stop", "charger") else None
+        if self.plan is not None and at not in {i.id for i in self.itinerary} - self.progress.done:
+            at = None  # a skipped or served stop: the bus is there, but it is not the visit
+        self.progress = Progress(self.progress.done, at, start if at else None, place)
+        log.info("place_reached", place=place_id, kind=place_kind, at=at is not None)
+
+    def visit_ended(self, place_id: str | None) -> None:
+        """The tracker says the bus left ``place_id``: the stop or charger it was at is served."""
+        done = self.progress.done
+        if place_id is not None and place_id == self.progress.at:
+            done = done | {place_id}
+        self.progress = Progress(done)
+        log.info("place_left", place=place_id)
 
     def acknowledge(self, pid: str, now: float) -> tuple[AckResult, list[Outgoing]]:
         """The driver accepts proposal ``pid``."""
@@ -178,12 +207,11 @@ class PlannerCore:
 
     # --- observations ------------------------------------------------------------------
 
-    def observe(self, sit: Situation, *, speed_kmh: float | None = None) -> list[Outgoing]:
-        """A new reading: update progress, project, and propose if needed."""
+    def observe(self, sit: Situation) -> list[Outgoing]:
+        """A new reading: project, and propose if needed (progress is the tracker's)."""
         if self.plan is None:
             return []
         out: list[Outgoing] = []
-        self._track(sit, speed_kmh)
         built = self._build(sit)
         active = built.project()
         self.projection = projection_doc(built, active, sit.now)
@@ -211,28 +239,6 @@ class PlannerCore:
 
     def _elapsed(self, now: float) -> float:
         return (now - self.progress.arrived) / 60 if self.progress.arrived is not None else 0.0
-
-    def _track(self, sit: Situation, speed_kmh: float | None) -> None:
-        """Geofence progress: arriving (inside and slow) and leaving (outside by 20 %)."""
-        assert self.plan is not None
-        places = {p.id: p for p in [*self.plan.stops, *self.plan.chargers]}
-        at = self.progress.at
-        if at is not None:
-            place = places.get(at)
-            if place is not None and place.distance_m(sit.lat, sit.lon) <= place.geofence_m * 1.2:
-                return
-            self.progress = Progress(self.progress.done | {at}, None, None)
-            log.info("place_left", place=at)
-        if speed_kmh is not None and speed_kmh > 5:
-            return
-        for item in self.itinerary:
-            if item.id in self.progress.done:
-                continue
-            place = places[item.id]
-            if place.distance_m(sit.lat, sit.lon) <= place.geofence_m:
-                self.progress = Progress(self.progress.done, item.id, sit.now)
-                log.info("place_reached", place=item.id)
-                return
 
     def _reduced(self) -> bool:
         assert self.plan is not None
