@@ -47,6 +47,7 @@ from busd.monitoring.daily import DailySummaryJob
 from busd.monitoring.retention import RetentionJob
 from busd.monitoring.stop_notes import StopNotes
 from busd.monitoring.tracker import Tracker
+from busd.motion import stopped as is_stopped
 from busd.plan import Plan, load_plan
 from busd.planner.component import Planner
 from busd.planner.display_view import PlannerDisplayView
@@ -231,7 +232,7 @@ def _monitoring(
     if planner is not None:
         plan = lambda: planner.core.plan or file_plan  # noqa: E731
     tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
-                      config=config.monitoring, subscribers=followers,
+                      config=config.monitoring, subscribers=followers, motion=config.motion,
                       on_storage=storage.reporter("monitoring"))
     return (
         tracker,
@@ -313,6 +314,7 @@ def _simulators(
         stopped = None
         if can_sim is not None:
             sim = can_sim
-            stopped = lambda: sim.truth.speed_kmh < 0.5  # noqa: E731
+            # The lift cycles only at a standstill, as the tracker counts one (busd/motion.py).
+            stopped = lambda: bool(is_stopped(config.motion, sim.truth.speed_kmh))  # noqa: E731
         sims.append(LiftSimulator.from_config(config.simulators.lift, clock=clock, stopped=stopped))
     return sims, senders

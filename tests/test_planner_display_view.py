@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from busd.display.ports import StopStatus
-from busd.planner.display_view import PlannerDisplayView
 from busd.plan import load_plan
+from busd.planner.display_view import PlannerDisplayView
 from tests.test_planner_component import PLAN_FILE, at_third_stop, feed, make, run_briefly
 
 

@@ -27,6 +27,7 @@ from busd.supervisor import ComponentContext, ComponentHealth, Phase
 from telemetry.display_adapters import ClientsServed
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, make_plan
+from tests.support.wait import wait_until
 
 RIGA = ZoneInfo("Europe/Riga")
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=RIGA).timestamp()
@@ -161,9 +162,7 @@ async def test_no_visit_means_no_now_and_the_counter_refuses(tmp_path) -> None:
 async def start(tracker: Tracker, clock: ManualClock) -> asyncio.Task[None]:
     health = ComponentHealth(tracker.name, False)
     task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
-    async with asyncio.timeout(5):
-        while health.phase is not Phase.RUNNING:
-            await asyncio.sleep(0.001)
+    await wait_until(lambda: health.phase is Phase.RUNNING, timeout=5, what="tracker ready")
     return task
 
 
@@ -193,10 +192,11 @@ async def test_after_a_restart_the_planner_and_the_counter_follow_the_resumed_vi
         progress = again.planner.core.progress
         assert progress.at == "rozupe" and progress.arrived == visit.start.ts
         assert now_stops(again.snapshot()) == ["rozupe"]
-        async with asyncio.timeout(5):
-            while (count := again.clients.current()) is None or count.count != 2:
-                await asyncio.sleep(0.001)  # the count is read back from the store
-        assert count.visit_id == visit.id
+        def counted() -> bool:  # the count is read back from the store, off the loop
+            count = again.clients.current()
+            return count is not None and count.count == 2 and count.visit_id == visit.id
+
+        await wait_until(counted, timeout=5, what="the resumed visit's count")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

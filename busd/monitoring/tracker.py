@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from busd import signals as sig
 from busd.clock import Clock, utc_iso
-from busd.config import MonitoringConfig
+from busd.config import MonitoringConfig, MotionConfig
 from busd.event_catalog import (
     ChargingEnded,
     ChargingStarted,
@@ -55,6 +55,7 @@ from busd.monitoring.segment import (
     Settings,
     places_of,
 )
+from busd.motion import DEFAULT_MOTION
 from busd.plan import Plan
 from busd.ports import EventEmitter, EventSubscriber
 from busd.state import VehicleState
@@ -79,9 +80,9 @@ class TrackerStore(Protocol):
     async def save_plan(self, plan: Plan) -> None: ...
 
 
-def settings_from(config: MonitoringConfig) -> Settings:
+def settings_from(config: MonitoringConfig, motion: MotionConfig) -> Settings:
     return Settings(
-        min_visit_s=config.min_visit_min * 60.0, stopped_kmh=config.stopped_kmh,
+        min_visit_s=config.min_visit_min * 60.0, motion=motion,
         exit_margin_m=config.exit_margin_m, unplanned_radius_m=config.unplanned_radius_m,
         gps_min_step_m=config.gps_min_step_m, energy_gap_s=config.energy_gap_s,
     )
@@ -149,6 +150,7 @@ class Tracker:
         sink: EventEmitter,
         config: MonitoringConfig,
         subscribers: Sequence[EventSubscriber] = (),
+        motion: MotionConfig = DEFAULT_MOTION,
         tick_s: float = 1.0,
         name: str = "monitoring.tracker",
         on_storage: Report | None = None,
@@ -171,7 +173,7 @@ class Tracker:
         self._tick_s = tick_s
         zone = self._plan_source()
         self._zone = ZoneInfo(zone.timezone if zone is not None else config.timezone)
-        self.day = DayTracker(places=[], settings=settings_from(config), zone=self._zone)
+        self.day = DayTracker(places=[], settings=settings_from(config, motion), zone=self._zone)
         self._plan: Plan | None = None
         self._pending: dict[tuple[str, str], tuple[str, Row]] = {}
         self._samples: collections.deque[Row] = collections.deque(maxlen=SOC_SAMPLE_BACKLOG)
