@@ -138,12 +138,12 @@ def build_daemon(
                                   clock=clock, on_storage=storage.reporter("alerts")))
     components.append(StorageAlert(status=storage, alerts=alerts))
     components.append(FreshnessMonitor(state=state, clock=clock))
-    # The planner's events pass through the stop notes: an accepted proposal's
-    # shortened and skipped stops get their reason in the monitoring store.
-    stop_notes = StopNotes(downstream=events, store=store, clock=clock,
+    # The stop notes follow the planner's events: an accepted proposal's shortened and
+    # skipped stops get their reason in the monitoring store.
+    stop_notes = StopNotes(store=store, clock=clock,
                            timezone=config.monitoring.timezone,
                            on_storage=storage.reporter("stop notes"))
-    planner = _planner(config, state, clock, uplink, stop_notes, storage)
+    planner = _planner(config, state, clock, uplink, events, stop_notes, storage)
     components.append(stop_notes)
     components += [planner] if planner is not None else []
     # The tracker owns the day's progress; these follow its events, in this order.
@@ -195,13 +195,14 @@ def build_daemon(
 
 def _planner(
     config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts,
-    events: EventEmitter, storage: StorageStatus,
+    events: EventEmitter, stop_notes: StopNotes, storage: StorageStatus,
 ) -> Planner | None:
     """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
     if not config.planner.enabled or config.planner.plan_file is None:
         return None
     planner = Planner.from_config(config, state=state, clock=clock,
                                   plan_sink=uplink.uplink, events=events,
+                                  subscribers=[stop_notes],
                                   on_storage=storage.reporter("planner"))
 
     async def on_plan_command(body: JsonObject) -> CommandOutcome:

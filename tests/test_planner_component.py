@@ -281,3 +281,32 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_planners_subscribers_get_each_event_after_the_office_in_order(
+    tmp_path,
+) -> None:
+    """The stop notes follow the planner as the planner follows the tracker: no wrapper
+    between the planner and the event forwarder."""
+    plan = load_plan(PLAN_FILE)
+    clock = ManualClock(start=plan.at(time(12, 10)))
+    state = VehicleState(clock)
+    office = Capture()
+    seen: list[tuple[str, int]] = []
+
+    class Follower:
+        def on_event(self, event) -> None:
+            seen.append((event.kind, len(office.events)))  # the office's count by then
+
+    planner = Planner(config=PlannerConfig(), bus_id="sim-01", state=state, clock=clock,
+                      plan_source=FilePlanSource(PLAN_FILE), plan_sink=office, events=office,
+                      subscribers=[Follower()], data_dir=tmp_path)
+    feed(state, 50, plan.stop("turki").lat, plan.stop("turki").lon)
+    await run_briefly(planner)
+    at_third_stop(planner, clock)
+    assert await planner.tick(force=True)
+    pending = office.plans[-1]["pending"]
+    assert pending is not None
+    assert (await planner.acknowledge(pending["id"])).accepted
+    assert [kind for kind, _ in seen] == [kind for kind, _ in office.events]
+    assert seen[-1] == ("plan_accepted", len(office.events))  # after the office's copy

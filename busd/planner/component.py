@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from busd.plan import Plan, load_plan
 from busd.planner.core import AckResult, CommandResult, Outgoing, PlannerCore
 from busd.planner.energy import EnergyModel
 from busd.planner.projection import Situation
-from busd.ports import EventEmitter, PlanPublisher, PlanSource
+from busd.ports import EventEmitter, EventSubscriber, PlanPublisher, PlanSource
 from busd.state import VehicleState, Watcher
 from busd.storage import Report, StoragePolicy
 from busd.supervisor import ComponentContext
@@ -88,6 +89,7 @@ class Planner:
         plan_source: PlanSource,
         plan_sink: PlanPublisher,
         events: EventEmitter,
+        subscribers: Sequence[EventSubscriber] = (),
         data_dir: Path | None = None,
         energy: EnergyModel | None = None,
         on_storage: Report | None = None,
@@ -100,6 +102,7 @@ class Planner:
         self._source = plan_source
         self._plan_sink = plan_sink
         self._events = events
+        self._subscribers = tuple(subscribers)
         self._dir = data_dir / "planner" if data_dir is not None else None
         if energy is None:
             energy = self._load_energy()
@@ -129,7 +132,7 @@ class Planner:
     def from_config(
         cls, config: Any, *, state: VehicleState, clock: Clock, plan_sink: PlanPublisher,
         events: EventEmitter, plan_source: PlanSource | None = None,
-        on_storage: Report | None = None,
+        on_storage: Report | None = None, subscribers: Sequence[EventSubscriber] = (),
     ) -> Planner:
         """From a :class:`busd.config.BusdConfig` (the plan file: ``planner.plan_file``)."""
         pcfg: PlannerConfig = config.planner
@@ -140,7 +143,7 @@ class Planner:
         return cls(
             config=pcfg, bus_id=config.bus_id, state=state, clock=clock,
             plan_source=plan_source, plan_sink=plan_sink, events=events,
-            data_dir=config.data_dir, on_storage=on_storage,
+            subscribers=subscribers, data_dir=config.data_dir, on_storage=on_storage,
         )
 
     @property
@@ -394,8 +397,11 @@ class Planner:
             payload = message.payload
             if not isinstance(payload, PlanDocument):
                 # Queued to the event forwarder, which stores it in order and waits
-                # out a disk that refuses writes: the planner never blocks on it.
+                # out a disk that refuses writes: the planner never blocks on it. Then
+                # its subscribers (the stop notes), in order, on the loop.
                 self._events.emit(payload)
+                for subscriber in self._subscribers:
+                    subscriber.on_event(payload)
             else:
                 await self._plan_sink.publish_plan(payload)
                 if self._dir is not None:
