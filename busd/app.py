@@ -47,7 +47,6 @@ from busd.monitoring.daily import DailySummaryJob
 from busd.monitoring.retention import RetentionJob
 from busd.monitoring.stop_notes import StopNotes
 from busd.monitoring.tracker import Tracker
-from busd.motion import stopped as is_stopped
 from busd.plan import Plan, load_plan
 from busd.planner.component import Planner
 from busd.planner.display_view import PlannerDisplayView
@@ -311,11 +310,11 @@ def _simulators(
         sims.append(GpsSimulator.from_config(gps_config, clock=clock, positions=positions))
     if config.simulators.lift is not None:
         from simulators.lift import LiftSimulator
+        from simulators.lift.simulator import standing
 
         stopped = None
         if can_sim is not None:
             sim = can_sim
-            # The lift cycles only at a standstill, as the tracker counts one (busd/motion.py).
-            stopped = lambda: bool(is_stopped(config.motion, sim.truth.speed_kmh))  # noqa: E731
+            stopped = lambda: standing(sim.truth.speed_kmh)  # noqa: E731
         sims.append(LiftSimulator.from_config(config.simulators.lift, clock=clock, stopped=stopped))
     return sims, senders

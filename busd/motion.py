@@ -1,9 +1,9 @@
 """Moving and stopped: one definition, from the config's ``[motion]`` section.
 
-Every part that asks whether the bus moves asks here: the tracker (a halt that
-may become a visit, and when a visit ends), the uplink (state and telemetry
-rates, the ``moving`` flag of ``.../state``) and the simulated lift (it cycles
-only at a standstill). One threshold, not two: the bus is *stopped* at or below
+Every part of busd that asks whether the bus moves asks here: the tracker (a
+halt that may become a visit, and when a visit ends) and the uplink (state and
+telemetry rates, the ``moving`` flag of ``.../state``); the planner no longer
+judges speed at all (arrival and departure are the tracker's). One threshold, not two: the bus is *stopped* at or below
 ``motion.stopped_kmh`` and *moving* above it, so no speed is both or neither,
 and no two parts can disagree about it. The rules that need hysteresis have it
 in time or distance (a visit needs ``min_visit_min`` stopped, and ends
@@ -13,7 +13,9 @@ The speed is the wheel speed, or the GPS speed when there is no fresh wheel
 speed. The lift alert's ``lift_alert.speed_threshold_kmh`` is deliberately
 not this: it is a safety rule whose threshold is set by the lift's safety case
 (how fast a bus may creep with the lift out before someone must be warned), and
-tuning visits or publish rates must never loosen it by the way.
+tuning visits or publish rates must never loosen it by the way. Nor do the
+simulators use it (simulators/lift/simulator.py ``standing``): they judge the
+model's true speed, and sharing busd's definition would hide a wrong one.
 """
 
 from __future__ import annotations
