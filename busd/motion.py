@@ -3,9 +3,9 @@
 Every part of busd that asks whether the bus moves asks here: the tracker (a
 halt that may become a visit, and when a visit ends) and the uplink (state and
 telemetry rates, the ``moving`` flag of ``.../state``); the planner no longer
-judges speed at all (arrival and departure are the tracker's). One threshold, not two: the bus is *stopped* at or below
-``motion.stopped_kmh`` and *moving* above it, so no speed is both or neither,
-and no two parts can disagree about it. The rules that need hysteresis have it
+judges speed at all (arrival and departure are the tracker's). One threshold,
+not two: the bus is *stopped* at or below ``motion.stopped_kmh`` and *moving*
+above it, so no speed is both or neither, and no two parts can disagree about it. The rules that need hysteresis have it
 in time or distance (a visit needs ``min_visit_min`` stopped, and ends
 ``exit_margin_m`` outside the geofence), not in a second speed.
 
