@@ -5,9 +5,10 @@ halt that may become a visit, and when a visit ends) and the uplink (state and
 telemetry rates, the ``moving`` flag of ``.../state``); the planner no longer
 judges speed at all (arrival and departure are the tracker's). One threshold,
 not two: the bus is *stopped* at or below ``motion.stopped_kmh`` and *moving*
-above it, so no speed is both or neither, and no two parts can disagree about it. The rules that need hysteresis have it
-in time or distance (a visit needs ``min_visit_min`` stopped, and ends
-``exit_margin_m`` outside the geofence), not in a second speed.
+above it, so no speed is both or neither, and no two parts can disagree about it.
+The rules that need hysteresis have it in time or distance (a visit needs
+``min_visit_min`` stopped, and ends ``exit_margin_m`` outside the geofence), not
+in a second speed.
 
 The speed is the wheel speed, or the GPS speed when there is no fresh wheel
 speed. The lift alert's ``lift_alert.speed_threshold_kmh`` is deliberately
