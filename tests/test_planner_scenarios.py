@@ -248,3 +248,27 @@ def test_garbage_from_the_office_is_rejected(raw) -> None:
 
 def test_unused_timedelta_guard() -> None:
     assert timedelta(minutes=1).total_seconds() == 60
+
+
+def test_a_departure_announced_during_a_projection_counts_from_the_next_one(raw) -> None:
+    """observe() runs in a worker thread while the tracker's events update the progress
+    on the loop: one observation works with one set of facts from start to end."""
+    plan = no_chargers(raw)
+    clean, _ = third_stop(plan, soc=56)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    serve(core, "rozupe", "rudzati")
+    core.visit_started("turki", "stop", at_turki(plan, 56).now)
+    real_build = core._build
+
+    def build_then_leave(sit, extra=0.0):
+        built = real_build(sit, extra)
+        if core.progress.at == "turki":
+            core.visit_ended("turki")  # the tracker's event lands meanwhile
+        return built
+
+    core._build = build_then_leave  # type: ignore[method-assign]
+    core.observe(at_turki(plan, 56))
+    assert core.pending is not None and clean.pending is not None
+    assert core.pending.itinerary == clean.pending.itinerary
+    assert core.progress.done == {"rozupe", "rudzati", "turki"}  # and it is not lost

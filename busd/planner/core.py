@@ -99,7 +99,11 @@ class PlannerCore:
         self.energy = energy or EnergyModel(config)
         self.plan: Plan | None = None
         self.itinerary: tuple[Item, ...] = ()
+        # The tracker's word, updated on the loop as its events come (visit_started/ended).
         self.progress = Progress()
+        # What one observation works with from start to end: observe() runs in a worker
+        # thread while the tracker's events may update ``progress`` on the loop.
+        self._seen = self.progress
         self.pending: Proposal | None = None
         self.projection: ProjectionDoc | None = None
         self.last_search: SearchStats | None = None
@@ -211,6 +215,7 @@ class PlannerCore:
         """A new reading: project, and propose if needed (progress is the tracker's)."""
         if self.plan is None:
             return []
+        self._seen = self.progress  # one reference read: the same facts all through
         out: list[Outgoing] = []
         built = self._build(sit)
         active = built.project()
@@ -233,21 +238,21 @@ class PlannerCore:
     def _build(self, sit: Situation, extra: float = 0.0) -> Built:
         assert self.plan is not None
         return build(
-            self.plan, self.itinerary, self.progress, sit, self.energy, self.cfg,
+            self.plan, self.itinerary, self._seen, sit, self.energy, self.cfg,
             extra_threshold_pct=extra,
         )
 
     def _elapsed(self, now: float) -> float:
-        return (now - self.progress.arrived) / 60 if self.progress.arrived is not None else 0.0
+        return (now - self._seen.arrived) / 60 if self._seen.arrived is not None else 0.0
 
     def _reduced(self) -> bool:
         assert self.plan is not None
         planned = {s.id: s.planned_min for s in self.plan.stops}
         served = {i.id: i.minutes for i in self.itinerary if i.kind == "stop"}
-        if any(i.kind == "charge" for i in self.itinerary if i.id not in self.progress.done):
+        if any(i.kind == "charge" for i in self.itinerary if i.id not in self._seen.done):
             return True
         return any(
-            sid not in self.progress.done and served.get(sid, 0.0) < m - 0.5
+            sid not in self._seen.done and served.get(sid, 0.0) < m - 0.5
             for sid, m in planned.items()
         )
 
@@ -276,7 +281,7 @@ class PlannerCore:
         emergency = not best.safe
         if emergency:
             best = self._emergency(built)
-        items = itinerary_of(built, best, self.progress, self._elapsed(sit.now))
+        items = itinerary_of(built, best, self._seen, self._elapsed(sit.now))
         items = self._with_done(items)
         if shape(items) == shape(self.itinerary):
             return None
@@ -287,7 +292,7 @@ class PlannerCore:
 
     def _with_done(self, items: tuple[Item, ...]) -> tuple[Item, ...]:
         """Keep the served part of the day in front, so itineraries compare whole."""
-        done = [i for i in self.itinerary if i.id in self.progress.done]
+        done = [i for i in self.itinerary if i.id in self._seen.done]
         return (*done, *items)
 
     def _emergency(self, built: Built) -> Evaluation:
@@ -345,7 +350,7 @@ class PlannerCore:
         minutes: dict[int, float] = {}
         elapsed = self._elapsed(now)
         for item in items:
-            if item.id in self.progress.done:
+            if item.id in self._seen.done:
                 continue
             try:
                 v = built.node(item.id)
@@ -353,7 +358,7 @@ class PlannerCore:
                 return None
             seq.append(v)
             if item.kind == "stop":
-                spent = elapsed if item.id == self.progress.at else 0.0
+                spent = elapsed if item.id == self._seen.at else 0.0
                 minutes[v] = max(0.0, item.minutes - spent)
         return evaluate(inst, tuple(seq), minutes)
 
