@@ -39,13 +39,20 @@ sys.path.insert(0, str(REPO))
 import aiomqtt  # noqa: E402
 
 from busd.clock import ManualClock, SystemClock  # noqa: E402
-from busd.config import BusdConfig, MqttConfig, OutboxConfig, UplinkConfig  # noqa: E402
+from busd.config import (  # noqa: E402
+    BusdConfig,
+    MotionConfig,
+    MqttConfig,
+    OutboxConfig,
+    UplinkConfig,
+)
 from busd.logs import configure_logging  # noqa: E402
+from busd.motion import moving_now  # noqa: E402
 from busd.state import VehicleState  # noqa: E402
 from busd.supervisor import ComponentContext, ComponentHealth  # noqa: E402
 from telemetry.mqtt import BrokerSettings, make_client  # noqa: E402
 from telemetry.outbox import Outbox  # noqa: E402
-from telemetry.sampler import TelemetrySampler, is_moving  # noqa: E402
+from telemetry.sampler import TelemetrySampler  # noqa: E402
 from telemetry.uplink import build_messages  # noqa: E402
 from telemetry.wiring import build_uplink  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
@@ -190,6 +197,7 @@ async def bench_day_bytes(
     class _NoStore:
         async def get_meta(self, key: str) -> str | None: return None
         async def set_meta(self, key: str, value: str) -> None: return None
+        async def keep_meta(self, key: str, value: str) -> None: return None
 
     from telemetry.commands import CommandDispatcher
     uplink = Uplink(bus_id="bus-01", mqtt_config=BusdConfig(bus_id="bus-01").mqtt, config=cfg,
@@ -213,14 +221,14 @@ async def bench_day_bytes(
             drive_left -= 1
         model.step(t, moving)
         now = float(t)
-        moving_now = is_moving(state, cfg.moving_kmh)
+        moves = moving_now(MotionConfig(), state)
         if now >= next_sample:
             data = sampler.sample()
             if data is not None:
                 seq += 1
                 pending.append(Row(seq, "telemetry", "sample", START + t,
                                    json.dumps(data, separators=(",", ":"))))
-            next_sample = now + (cfg.telemetry_interval_moving_s if moving_now
+            next_sample = now + (cfg.telemetry_interval_moving_s if moves
                                  else cfg.telemetry_interval_parked_s)
         if t % 1800 == 0:  # an event every half hour (visits, legs, alerts)
             seq += 1
@@ -228,7 +236,7 @@ async def bench_day_bytes(
                                json.dumps(event_payload(t))))
         if now >= next_state:
             total["state"] += mqtt_bytes(f"{prefix}/state", uplink.state_payload(), 0) + 5
-            next_state = now + (cfg.state_interval_moving_s if moving_now
+            next_state = now + (cfg.state_interval_moving_s if moves
                                 else cfg.state_interval_parked_s)
         if now >= next_commit:
             for m in build_messages(pending, prefix=prefix, bus="bus-01", now=START + t,

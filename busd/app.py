@@ -50,8 +50,8 @@ from busd.monitoring.tracker import Tracker
 from busd.plan import Plan, load_plan
 from busd.planner.component import Planner
 from busd.planner.display_view import PlannerDisplayView
-from busd.planner.learning import LearningEmitter
-from busd.ports import CommandOutcome, EventEmitter, JsonObject
+from busd.planner.learning import EnergyLearner
+from busd.ports import CommandOutcome, EventEmitter, EventSubscriber, JsonObject
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
 from busd.status import StatusServer, socket_path
@@ -137,16 +137,21 @@ def build_daemon(
                                   clock=clock, on_storage=storage.reporter("alerts")))
     components.append(StorageAlert(status=storage, alerts=alerts))
     components.append(FreshnessMonitor(state=state, clock=clock))
-    # The planner's events pass through the stop notes: an accepted proposal's
-    # shortened and skipped stops get their reason in the monitoring store.
-    stop_notes = StopNotes(downstream=events, store=store, clock=clock,
+    # The stop notes follow the planner's events: an accepted proposal's shortened and
+    # skipped stops get their reason in the monitoring store.
+    stop_notes = StopNotes(store=store, clock=clock,
                            timezone=config.monitoring.timezone,
                            on_storage=storage.reporter("stop notes"))
-    planner = _planner(config, state, clock, uplink, stop_notes, storage)
+    planner = _planner(config, state, clock, uplink, events, stop_notes, storage)
     components.append(stop_notes)
     components += [planner] if planner is not None else []
+    # The tracker owns the day's progress; these follow its events, in this order.
+    clients = ClientsServed(store=store, clock=clock)
+    followers: list[EventSubscriber] = [clients]
+    if planner is not None:
+        followers = [EnergyLearner(planner=planner), planner, clients]
     tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner,
-                                 storage)
+                                 storage, followers)
     retention = RetentionJob(clock=clock, purge_before=store.purge_before,
                              days=config.monitoring.retention_days,
                              timezone=config.monitoring.timezone,
@@ -172,7 +177,7 @@ def build_daemon(
             config=config.display, state=state, clock=clock, alerts=alerts,
             health=lambda: supervisor.health,
             uplink=UplinkStatusAdapter(uplink=uplink.uplink, outbox=uplink.outbox),
-            clients=ClientsServed(tracker=tracker, store=store, clock=clock),
+            clients=clients,
             plan=PlannerDisplayView(planner) if planner is not None else None,
             lift_speed_threshold_kmh=config.lift_alert.speed_threshold_kmh,
         ))
@@ -189,13 +194,14 @@ def build_daemon(
 
 def _planner(
     config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts,
-    events: EventEmitter, storage: StorageStatus,
+    events: EventEmitter, stop_notes: StopNotes, storage: StorageStatus,
 ) -> Planner | None:
     """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
     if not config.planner.enabled or config.planner.plan_file is None:
         return None
     planner = Planner.from_config(config, state=state, clock=clock,
                                   plan_sink=uplink.uplink, events=events,
+                                  subscribers=[stop_notes],
                                   on_storage=storage.reporter("planner"))
 
     async def on_plan_command(body: JsonObject) -> CommandOutcome:
@@ -214,7 +220,7 @@ def _planner(
 def _monitoring(
     config: BusdConfig, state: VehicleState, clock: Clock, store: MonitoringStore,
     events: EventForwarder, alerts: AlertBoard, planner: Planner | None,
-    storage: StorageStatus,
+    storage: StorageStatus, followers: list[EventSubscriber],
 ) -> tuple[Tracker, DailySummaryJob]:
     """The tracker (legs, visits, charging) and the daily summary.
 
@@ -223,12 +229,10 @@ def _monitoring(
     """
     file_plan = load_plan(config.monitoring.plan) if config.monitoring.plan else None
     plan: Plan | Callable[[], Plan | None] | None = file_plan
-    sink: EventEmitter = events
     if planner is not None:
         plan = lambda: planner.core.plan or file_plan  # noqa: E731
-        sink = LearningEmitter(planner=planner, downstream=events)  # completed legs teach it
-    tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=sink,
-                      config=config.monitoring, bus_id=config.bus_id,
+    tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
+                      config=config.monitoring, subscribers=followers, motion=config.motion,
                       on_storage=storage.reporter("monitoring"))
     return (
         tracker,
@@ -306,10 +310,11 @@ def _simulators(
         sims.append(GpsSimulator.from_config(gps_config, clock=clock, positions=positions))
     if config.simulators.lift is not None:
         from simulators.lift import LiftSimulator
+        from simulators.lift.simulator import standing
 
         stopped = None
         if can_sim is not None:
             sim = can_sim
-            stopped = lambda: sim.truth.speed_kmh < 0.5  # noqa: E731
+            stopped = lambda: standing(sim.truth.speed_kmh)  # noqa: E731
         sims.append(LiftSimulator.from_config(config.simulators.lift, clock=clock, stopped=stopped))
     return sims, senders

@@ -48,6 +48,15 @@ class EventEmitter(Protocol):
     def report(self, report: DailyReport) -> None: ...
 
 
+class EventSubscriber(Protocol):
+    """A part that follows another's events (the planner and the display follow the
+    tracker's visits). ``on_event`` is called synchronously on the loop, in the order the
+    events happen, after the event was queued for the office; it must not block or raise.
+    """
+
+    def on_event(self, event: Event) -> None: ...
+
+
 class PlanPublisher(Protocol):
     """The active plan, published retained on ``.../plan`` (latest wins, kept across restarts)."""
 

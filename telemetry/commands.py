@@ -41,7 +41,11 @@ class MetaStore(Protocol):
     """Where the last accepted plan version survives restarts (the outbox's meta table)."""
 
     async def get_meta(self, key: str) -> str | None: ...
-    async def set_meta(self, key: str, value: str) -> None: ...
+
+    async def keep_meta(self, key: str, value: str) -> None:
+        """Stored, or kept in memory and retried while the disk refuses it (never raises
+        StorageError: the storage policy of busd/storage.py)."""
+        ...
 
 
 class CommandRejected(Exception):
@@ -203,7 +207,9 @@ class CommandDispatcher:
             raise CommandRejected(
                 f"the plan handler did not answer within {self._timeout:g} s") from None
         if outcome.accepted:
-            await self._store.set_meta(PLAN_VERSION_KEY, str(command.version))
+            # The planner has taken the plan: the version is remembered even on a full
+            # disk (in memory until it is written), so the answer is "accepted".
+            await self._store.keep_meta(PLAN_VERSION_KEY, str(command.version))
             outcome = CommandOutcome(
                 True, "", outcome.detail.model_copy(update={"version": command.version}))
         return outcome

@@ -1,4 +1,4 @@
-"""The display's ports, implemented on the real uplink, outbox, tracker and store.
+"""The display's ports, implemented on the real uplink, outbox, tracker events and store.
 
 Reads here run about once a second on the event loop, so they only look at
 values in memory; the one write (the clients-served counter) goes to SQLite
@@ -11,7 +11,7 @@ import asyncio
 
 from busd.clock import Clock
 from busd.display.ports import NoVisit, UplinkStatus, VisitCount
-from busd.monitoring.tracker import Tracker
+from busd.event_catalog import Event, VisitEnded, VisitStarted
 from telemetry.monitoring_store import MonitoringStore
 from telemetry.outbox import Outbox
 from telemetry.uplink import Uplink
@@ -27,21 +27,31 @@ class UplinkStatusAdapter:
 
 
 class ClientsServed:
-    """The +1/−1 counter of the current visit, kept with the visit in the monitoring store."""
+    """The +1/−1 counter of the current visit, kept with the visit in the monitoring store.
 
-    def __init__(self, *, tracker: Tracker, store: MonitoringStore, clock: Clock) -> None:
-        self._tracker = tracker
+    The visit is the tracker's: this is its subscriber (``on_event``), as the planner is,
+    so the display's "now" (the planner's) and this counter change in the same step.
+    """
+
+    def __init__(self, *, store: MonitoringStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
         self._counts: dict[str, int] = {}
         self._loading: set[str] = set()
         self._lock = asyncio.Lock()
+        self._current: tuple[str, str] | None = None  # visit id, its local day
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, VisitStarted):
+            # Clients are served on a visit, not at the depot (nor somewhere unknown).
+            at_site = event.place_kind not in (None, "depot")
+            self._current = (event.id, event.day.isoformat()) if at_site else None
+        elif isinstance(event, VisitEnded) and self._current is not None \
+                and self._current[0] == event.id:
+            self._current = None
 
     def _visit(self) -> tuple[str, str] | None:
-        visit = self._tracker.day.visit
-        if visit is None or visit.place is None or visit.place.kind == "depot":
-            return None
-        return visit.id, self._tracker.day.day_of(visit.start.ts)
+        return self._current
 
     def current(self) -> VisitCount | None:
         found = self._visit()

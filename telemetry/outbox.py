@@ -28,7 +28,8 @@ event loop never blocks on disk and there is no write contention.
   commits a ``data_dropped`` event saying what went.
 - A disk that refuses writes (full, read-only) is handled by the one storage
   policy (busd/storage.py): the outbox turns degraded, keeps telemetry and the
-  records given to :meth:`Outbox.keep` (command answers) in bounded memory,
+  records given to :meth:`Outbox.keep` (command answers) and the settings given
+  to :meth:`Outbox.keep_meta` (the accepted plan version) in bounded memory,
   retries with back-off while its loop goes on beating, and reports to the
   storage alert.
 """
@@ -130,6 +131,9 @@ class Outbox:
         self._pending: deque[tuple[float, int, str]] = deque(maxlen=self._cfg.telemetry_buffer)
         self._storage = StoragePolicy("outbox", clock=clock, report=on_storage)
         self._unwritten: Backlog[Item] = Backlog("outbox", UNWRITTEN_CAPACITY)
+        # Settings given to keep_meta() the disk refused: the latest value of each key
+        # (a handful of keys, so bounded), read back by get_meta, written by flush().
+        self._unwritten_meta: dict[str, str] = {}
         self._new_records = asyncio.Event()
         self._acked: set[int] = set()  # PUBACKed, waiting for the next group delete
         self._last_seq = 0
@@ -194,7 +198,8 @@ class Outbox:
             # restart (the office drops the duplicates); unwritten samples are lost.
             self._log.error("outbox_close_unwritten", error=str(err),
                             telemetry_lost=len(self._pending),
-                            records_lost=len(self._unwritten))
+                            records_lost=len(self._unwritten),
+                            settings_lost=sorted(self._unwritten_meta))
         finally:
             self._closed = True
             self._opened.clear()
@@ -328,8 +333,15 @@ class Outbox:
         return await self.append("cmd_result", result.kind, result)
 
     async def flush(self) -> None:
-        """Commit buffered telemetry (and records kept while the disk refused them) now."""
-        if not (self._pending or self._unwritten) or self._db is None:
+        """Commit buffered telemetry (and records and settings kept while the disk refused
+        them) now."""
+        if self._db is None:
+            return
+        for key, value in list(self._unwritten_meta.items()):
+            await self._call(self._set_meta_sync, key, value)
+            if self._unwritten_meta.get(key) == value:  # not replaced meanwhile
+                del self._unwritten_meta[key]
+        if not (self._pending or self._unwritten):
             return
         items = self._take_pending()
         try:
@@ -476,6 +488,8 @@ class Outbox:
 
     async def get_meta(self, key: str) -> str | None:
         await self._ready()
+        if key in self._unwritten_meta:  # kept from a full disk: newer than the file's
+            return self._unwritten_meta[key]
         return await self._call(self._get_meta_sync, key)
 
     def _get_meta_sync(self, key: str) -> str | None:
@@ -487,6 +501,20 @@ class Outbox:
             raise ValueError("last_seq belongs to the outbox")
         await self._ready()
         await self._call(self._set_meta_sync, key, value)
+
+    async def keep_meta(self, key: str, value: str) -> None:
+        """Store a setting, or keep it in memory while the disk refuses it (as :meth:`keep`
+        does records): never raises StorageError, for a decision already taken (a plan
+        the planner accepted); :meth:`get_meta` sees it at once, the run loop writes it
+        once the disk takes it."""
+        try:
+            await self.set_meta(key, value)
+        except StorageError as err:
+            self._unwritten_meta[key] = value
+            self._storage.refused(err)
+            self._log.warning("outbox_setting_kept_in_memory", key=key)
+        else:
+            self._unwritten_meta.pop(key, None)  # an older kept value must not win later
 
     def _set_meta_sync(self, key: str, value: str) -> None:
         db = self._require_db()

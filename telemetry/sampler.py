@@ -17,7 +17,8 @@ from typing import Any
 
 from busd import signals as sig
 from busd.clock import Clock
-from busd.config import UplinkConfig
+from busd.config import MotionConfig, UplinkConfig
+from busd.motion import DEFAULT_MOTION, moving_now
 from busd.state import Value, VehicleState
 from busd.supervisor import ComponentContext
 from telemetry.outbox import Outbox
@@ -73,13 +74,6 @@ def moved(name: str, old: Value | None, new: Value) -> bool:
     return old != new
 
 
-def is_moving(state: VehicleState, threshold_kmh: float) -> bool:
-    speed = state.value(sig.VEHICLE_SPEED)
-    if speed is None:
-        speed = state.value(sig.GPS_SPEED)
-    return isinstance(speed, int | float) and speed > threshold_kmh
-
-
 class TelemetrySampler:
     """Supervisor component ``telemetry``: state -> outbox."""
 
@@ -87,9 +81,11 @@ class TelemetrySampler:
     critical = False
 
     def __init__(
-        self, *, state: VehicleState, outbox: Outbox, clock: Clock, config: UplinkConfig
+        self, *, state: VehicleState, outbox: Outbox, clock: Clock, config: UplinkConfig,
+        motion: MotionConfig = DEFAULT_MOTION,
     ) -> None:
         self._state = state
+        self._motion = motion
         self._outbox = outbox
         self._clock = clock
         self._cfg = config
@@ -141,6 +137,6 @@ class TelemetrySampler:
                 self.samples += 1
                 ctx.counters["samples"] = self.samples
             ctx.beat()
-            moving = is_moving(self._state, self._cfg.moving_kmh)
+            moving = moving_now(self._motion, self._state)
             await self._clock.sleep(self._cfg.telemetry_interval_moving_s if moving
                                     else self._cfg.telemetry_interval_parked_s)

@@ -35,9 +35,10 @@ from pydantic import ValidationError
 
 from busd import __version__
 from busd.clock import Clock, utc_iso
-from busd.config import BusdConfig, MqttConfig, UplinkConfig
+from busd.config import BusdConfig, MotionConfig, MqttConfig, UplinkConfig
 from busd.errors import StorageError
 from busd.event_catalog import PlanDocument
+from busd.motion import DEFAULT_MOTION, moving_now
 from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
@@ -45,7 +46,7 @@ from telemetry import mqtt
 from telemetry.commands import CommandDispatcher
 from telemetry.models import SCHEMA_BATCH, STREAM_SCHEMAS, PlanMessage, State, Status
 from telemetry.outbox import Outbox, Row
-from telemetry.sampler import compact, is_moving
+from telemetry.sampler import compact
 
 log = structlog.get_logger("telemetry.uplink")
 
@@ -129,6 +130,7 @@ class Uplink:
         clock: Clock,
         active_alerts: Callable[[], dict[str, str]] | None = None,
         rng: random.Random | None = None,
+        motion: MotionConfig = DEFAULT_MOTION,
     ) -> None:
         """``active_alerts()``: the alert board's active alerts (kind: message), shown on
         every state message."""
@@ -137,6 +139,7 @@ class Uplink:
         self._settings = mqtt.BrokerSettings.from_config(mqtt_config)  # fails fast on bad files
         self._settings.ssl_context()
         self._cfg = config
+        self._motion = motion
         self._state = state
         self._outbox = outbox
         self._commands = commands
@@ -167,7 +170,7 @@ class Uplink:
     ) -> Uplink:
         return cls(bus_id=config.bus_id, mqtt_config=config.mqtt, config=config.uplink,
                    state=state, outbox=outbox, commands=commands, clock=clock,
-                   active_alerts=active_alerts)
+                   active_alerts=active_alerts, motion=config.motion)
 
     def topic(self, suffix: str) -> str:
         return f"{self.prefix}/{suffix}"
@@ -311,7 +314,7 @@ class Uplink:
             else:
                 values[name] = compact(view.value, name)
         state = State(bus=self._bus, ts=utc_iso(self._clock.now()),
-                      moving=is_moving(self._state, self._cfg.moving_kmh),
+                      moving=moving_now(self._motion, self._state),
                       values=values, stale=stale or None, age_s=ages or None,
                       alerts=self._active_alerts() or None)
         return json.dumps(state.dump(), separators=(",", ":"), allow_nan=False).encode()
@@ -322,7 +325,7 @@ class Uplink:
             props = mqtt.expiry_properties(self._cfg.state_expiry_s)
         last = float("-inf")
         while True:
-            moving = is_moving(self._state, self._cfg.moving_kmh)
+            moving = moving_now(self._motion, self._state)
             interval = (self._cfg.state_interval_moving_s if moving
                         else self._cfg.state_interval_parked_s)
             now = self._clock.monotonic()

@@ -51,5 +51,6 @@ def build_uplink(
     )
     uplink = Uplink.from_config(config, state=state, outbox=outbox, commands=commands,
                                 clock=clock, active_alerts=active_alerts)
-    sampler = TelemetrySampler(state=state, outbox=outbox, clock=clock, config=config.uplink)
+    sampler = TelemetrySampler(state=state, outbox=outbox, clock=clock, config=config.uplink,
+                               motion=config.motion)
     return UplinkParts(outbox=outbox, commands=commands, uplink=uplink, sampler=sampler)

@@ -24,7 +24,7 @@ class Store:
     async def get_meta(self, key):
         return self.meta.get(key)
 
-    async def set_meta(self, key, value):
+    async def keep_meta(self, key, value):
         self.meta[key] = value
 
 

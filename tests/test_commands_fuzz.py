@@ -36,7 +36,7 @@ class Store:
     async def get_meta(self, key: str) -> str | None:
         return self.meta.get(key)
 
-    async def set_meta(self, key: str, value: str) -> None:
+    async def keep_meta(self, key: str, value: str) -> None:
         self.meta[key] = value
 
 

@@ -97,8 +97,13 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
         (lambda b: b.replace(str(OWN_DBC), str(TESLA_DBC)), "can.dbc", "does not load strictly"),
         (lambda b: b + "[can.nope\n", "busd.toml", "not valid TOML"),
         # TOML has inf and nan; a threshold that is not a finite number is refused.
-        (lambda b: b + "[monitoring]\nstopped_kmh = inf\n", "monitoring.stopped_kmh",
+        (lambda b: b + "[motion]\nstopped_kmh = inf\n", "motion.stopped_kmh",
          "finite number"),
+        # Moving and stopped have one definition ([motion]); the old keys are refused.
+        (lambda b: b + "[monitoring]\nstopped_kmh = 3.0\n", "monitoring.stopped_kmh",
+         "Extra inputs are not permitted"),
+        (lambda b: b + "[uplink]\nmoving_kmh = 2.0\n", "uplink.moving_kmh",
+         "Extra inputs are not permitted"),
         (lambda b: b + "[freshness_s]\n\"battery.soc\" = nan\n", "freshness_s.battery.soc",
          "finite number"),
     ],

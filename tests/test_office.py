@@ -103,17 +103,19 @@ def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document(
     from busd.plan import load_plan
     from busd.planner.core import PlannerCore
     from busd.planner.energy import EnergyModel
-    from busd.planner.projection import Progress
     from office.live import current_and_next
+    from tests.progress_helpers import serve
 
     plan = load_plan(REPO / "config" / "plans" / "livani-winter.toml")
     core = PlannerCore(PlannerConfig(), bus_id="sim-01", energy=EnergyModel(PlannerConfig()))
     now = plan.at(time(9, 0))
     core.load(plan, now)
-    core.set_progress(Progress(frozenset({plan.stops[0].id}), at=plan.stops[1].id))
+    serve(core, plan.stops[0].id)  # the tracker's word: the first stop served,
+    core.visit_started(plan.stops[1].id, "stop", now)  # the bus at the second
     document = json.loads(core.document(now).model_dump_json())  # as the office receives it
     assert current_and_next(document) == (plan.stops[1].name, plan.stops[2].name)
-    core.set_progress(Progress(frozenset(s.id for s in plan.stops)))
+    core.visit_ended(plan.stops[1].id)
+    serve(core, *(s.id for s in plan.stops[2:]))
     assert current_and_next(json.loads(core.document(now).model_dump_json())) == (
         "-", plan.depot.name)
     assert current_and_next({"version": 3}) == ("-", "-")

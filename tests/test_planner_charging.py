@@ -14,7 +14,8 @@ from busd.config import PlannerConfig
 from busd.plan import parse_plan
 from busd.planner.core import PlannerCore
 from busd.planner.model import charge_hours
-from busd.planner.projection import Progress, Situation
+from busd.planner.projection import Situation
+from tests.progress_helpers import serve
 from tests.test_planner_component import feed, make
 from tests.test_planner_scenarios import PLAN_FILE
 
@@ -33,7 +34,9 @@ def at_preili(plan, soc: float, charging_kw: float | None) -> Situation:
 def day(plan, done=("rozupe", "rudzati")) -> PlannerCore:
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, plan.at(plan.depot.leave_at))
-    core.set_progress(Progress(frozenset(done)))
+    serve(core, *done)
+    # The tracker's word: the bus stands at Preiļi since 12:09.
+    core.visit_started("preili", "charger", plan.at(time(12, 9)))
     return core
 
 
@@ -41,12 +44,12 @@ def test_plugging_in_on_the_drivers_own_counts_the_charge_and_proposes_nothing(r
     plan = parse_plan(raw)
     # Without the charger's word, standing at Preiļi with 35 % looks like a day to cut short.
     idle = day(plan)
-    idle.observe(at_preili(plan, 35, None), speed_kmh=0)
+    idle.observe(at_preili(plan, 35, None))
     assert idle.projection is not None and not idle.projection.safe
     assert idle.pending is not None
     # Charging at 40 kW: the charge is the stop under way, and the day is safe with it.
     core = day(plan)
-    core.observe(at_preili(plan, 35, 40.0), speed_kmh=0)
+    core.observe(at_preili(plan, 35, 40.0))
     assert core.projection is not None and core.projection.safe
     first = core.projection.points[0]
     assert (first.id, first.kind) == ("preili", "charge")
@@ -59,7 +62,7 @@ def test_a_planned_charge_taken_early_comes_first_in_the_projection(raw) -> None
     data["charging"] = [{"charger": "preili", "after": "turki", "minutes": 40}]
     plan = parse_plan(data)
     core = day(plan)
-    core.observe(at_preili(plan, 35, 40.0), speed_kmh=0)
+    core.observe(at_preili(plan, 35, 40.0))
     assert core.projection is not None
     assert [p.id for p in core.projection.points][:2] == ["preili", "turki"]
 
@@ -70,8 +73,7 @@ def test_arriving_at_a_planned_charger_keeps_the_charge_in_the_projection(raw) -
     data["charging"] = [{"charger": "preili", "after": "rudzati", "minutes": 40}]
     plan = parse_plan(data)
     core = day(plan)
-    core.set_progress(Progress(frozenset({"rozupe", "rudzati"}), "preili", plan.at(time(12, 9))))
-    core.observe(at_preili(plan, 35, None), speed_kmh=0)
+    core.observe(at_preili(plan, 35, None))
     assert core.projection is not None
     first = core.projection.points[0]
     assert (first.id, first.kind) == ("preili", "charge")
@@ -81,8 +83,8 @@ def test_arriving_at_a_planned_charger_keeps_the_charge_in_the_projection(raw) -
 def test_the_measured_power_sets_the_time_and_there_is_no_plugging_in_overhead(raw) -> None:
     plan = parse_plan(raw)
     slow, fast = day(plan), day(plan)
-    slow.observe(at_preili(plan, 35, 11.0), speed_kmh=0)
-    fast.observe(at_preili(plan, 35, 40.0), speed_kmh=0)
+    slow.observe(at_preili(plan, 35, 11.0))
+    fast.observe(at_preili(plan, 35, 40.0))
     assert slow.projection is not None and fast.projection is not None
     p_slow, p_fast = slow.projection.points[0], fast.projection.points[0]
     assert p_slow.minutes > 3 * p_fast.minutes

@@ -20,10 +20,10 @@ from busd.plan import load_plan
 from busd.planner.cli import add_plan_parser, cmd_plan_ack, cmd_plan_show
 from busd.planner.component import FilePlanSource, Planner
 from busd.planner.energy import EnergyModel
-from busd.planner.projection import Progress
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth
 from tests.conftest import REPO
+from tests.progress_helpers import ended, started
 from tests.support.wait import wait_until
 
 PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
@@ -69,6 +69,15 @@ def feed(state: VehicleState, soc: float, lat: float, lon: float, temp: float = 
     state.update(sig.VEHICLE_SPEED, 0.0, source="test")
 
 
+def at_third_stop(planner: Planner, clock: ManualClock) -> None:
+    """The tracker's word: Rožupe and Rudzāti served, the bus at Turki since now."""
+    now = clock.now()
+    for stop in ("rozupe", "rudzati"):
+        planner.on_event(started(stop, now - 3600))
+        planner.on_event(ended(stop, now - 3600, now - 1800))
+    planner.on_event(started("turki", now))
+
+
 def ctx() -> ComponentContext:
     return ComponentContext(ComponentHealth("planner", False), ManualClock())
 
@@ -98,10 +107,10 @@ async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_p
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
-    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
     await run_until(planner, lambda _c: bool(sink.events), what="the plan loaded and announced")
     assert sink.events[0][0] == "plan_changed" and sink.events[0][1]["cause"] == "file"
-    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    at_third_stop(planner, _clock)
+    assert planner.core.progress.at == "turki"
     assert await planner.tick(force=True)
     assert [k for k, _ in sink.events][-1] == "plan_changed"
     pending = sink.plans[-1]["pending"]
@@ -126,7 +135,7 @@ async def test_rate_limit_and_material_change(tmp_path) -> None:
     plan = load_plan(PLAN_FILE)
     feed(state, 96, plan.depot.lat, plan.depot.lon, temp=8)
     await run_until(planner, lambda c: c.counters.get("projections", 0) >= 1,
-                    what="the plan loaded and projected at once")
+                    what="the plan loaded and projected")
     assert sink.plans[-1]["projection"]["safe"]
     published = len(sink.plans)
     feed(state, 95.9, plan.depot.lat + 0.01, plan.depot.lon, temp=8)
@@ -153,7 +162,7 @@ async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
     await run_until(planner, plan_loaded(planner), what="the plan loaded")
-    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    at_third_stop(planner, _clock)
     await planner.tick(force=True)
     pid = sink.plans[-1]["pending"]["id"]
 
@@ -168,7 +177,7 @@ async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
     assert await asyncio.to_thread(cmd_plan_ack, args) == 1
     assert (tmp_path / "planner" / "ack" / pid).exists()
     await run_until(planner, lambda _c: not (tmp_path / "planner" / "ack" / pid).exists(),
-                    what="the daemon took the request from the inbox")
+                    what="the ack request taken from the inbox")
     assert sink.events[-1][0] == "plan_accepted"
     result = json.loads((tmp_path / "planner" / "ack" / f"{pid}.result").read_text())
     assert result["accepted"] and not (tmp_path / "planner" / "ack" / pid).exists()
@@ -268,11 +277,11 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     task = asyncio.create_task(planner.run(ctx()))
     try:
         await wait_until(lambda: bool(reports and sink.plans), timeout=5,
-                         what="a plan published and the refused write reported")
+                         what="the refused write reported and the plan published")
         assert "state.json" in reports[0] and "No space left" in reports[0]
         assert sink.events[0][0] == "plan_changed"  # the office hears of the plan anyway
         assert not (tmp_path / "planner" / "state.json").exists()
-        await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+        at_third_stop(planner, clock)
         assert await planner.tick(force=True)
         pending = sink.plans[-1]["pending"]
         assert pending is not None and not task.done()
@@ -287,6 +296,35 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_planners_subscribers_get_each_event_after_the_office_in_order(
+    tmp_path,
+) -> None:
+    """The stop notes follow the planner as the planner follows the tracker: no wrapper
+    between the planner and the event forwarder."""
+    plan = load_plan(PLAN_FILE)
+    clock = ManualClock(start=plan.at(time(12, 10)))
+    state = VehicleState(clock)
+    office = Capture()
+    seen: list[tuple[str, int]] = []
+
+    class Follower:
+        def on_event(self, event) -> None:
+            seen.append((event.kind, len(office.events)))  # the office's count by then
+
+    planner = Planner(config=PlannerConfig(), bus_id="sim-01", state=state, clock=clock,
+                      plan_source=FilePlanSource(PLAN_FILE), plan_sink=office, events=office,
+                      subscribers=[Follower()], data_dir=tmp_path)
+    feed(state, 50, plan.stop("turki").lat, plan.stop("turki").lon)
+    await run_until(planner, plan_loaded(planner), what="the plan loaded")
+    at_third_stop(planner, clock)
+    assert await planner.tick(force=True)
+    pending = office.plans[-1]["pending"]
+    assert pending is not None
+    assert (await planner.acknowledge(pending["id"])).accepted
+    assert [kind for kind, _ in seen] == [kind for kind, _ in office.events]
+    assert seen[-1] == ("plan_accepted", len(office.events))  # after the office's copy
 
 
 async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path) -> None:

@@ -5,8 +5,14 @@ from __future__ import annotations
 from busd.display.ports import StopStatus
 from busd.plan import load_plan
 from busd.planner.display_view import PlannerDisplayView
-from busd.planner.projection import Progress
-from tests.test_planner_component import PLAN_FILE, feed, make, plan_loaded, run_until
+from tests.test_planner_component import (
+    PLAN_FILE,
+    at_third_stop,
+    feed,
+    make,
+    plan_loaded,
+    run_until,
+)
 
 
 async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path) -> None:
@@ -17,13 +23,14 @@ async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path) -> Non
     turki = plan.stop("turki")
     feed(state, 50, turki.lat, turki.lon)
     await run_until(planner, plan_loaded(planner), what="the plan loaded")
-    await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
+    at_third_stop(planner, _clock)
     assert await planner.tick(force=True)
 
     shown = view.view()
     assert shown is not None and shown.reserve_soc == planner.config.reserve_pct
     status = {line.id: line.status for line in shown.stops}
     assert status["rozupe"] is StopStatus.DONE and status["rudzati"] is StopStatus.DONE
+    assert status["turki"] is StopStatus.NOW
     assert [line.status for line in shown.stops][:2] == [StopStatus.DONE, StopStatus.DONE]
     assert sum(1 for s in status.values() if s is StopStatus.NEXT) == 1
     assert shown.depot_soc is not None

@@ -11,8 +11,8 @@ import pytest
 
 from busd.event_catalog import LegCompleted
 from busd.planner import component
-from busd.planner.learning import LearningEmitter
-from tests.monitoring_helpers import CaptureSink, leg_event, visit_ended
+from busd.planner.learning import EnergyLearner
+from tests.monitoring_helpers import leg_event, visit_ended
 from tests.test_planner_component import ctx, make
 
 
@@ -22,13 +22,11 @@ def leg(km: float, out: float, temp: float, **extra) -> LegCompleted:
 
 async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
-    downstream = CaptureSink()
-    emitter = LearningEmitter(planner=planner, downstream=downstream)
+    emitter = EnergyLearner(planner=planner)
     before = planner.energy_model.drive_kwh_per_km(-12.0)
-    emitter.emit(leg(20.0, 20.0 * before * 1.4, -12.0))
+    emitter.on_event(leg(20.0, 20.0 * before * 1.4, -12.0))
     after = planner.energy_model.drive_kwh_per_km(-12.0)
     assert after > before
-    assert downstream.kinds() == ["leg_completed"]  # forwarded unchanged
     await planner.flush_energy()
     saved = json.loads((tmp_path / "planner" / "energy.json").read_text())
     assert saved == planner.energy_model.to_dict()
@@ -36,14 +34,14 @@ async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path)
 
 async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
-    emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
+    emitter = EnergyLearner(planner=planner)
     site_before = planner.energy_model.site_kw(-12.0)
     drive_before = planner.energy_model.drive_kwh_per_km(-12.0)
-    emitter.emit(leg(20.0, 40.0, -12.0, gap_s=30.0))  # data gap: ignored
-    emitter.emit(visit_ended(place_kind="depot", duration_min=60, out_kwh=20, temp_c=-12.0))
+    emitter.on_event(leg(20.0, 40.0, -12.0, gap_s=30.0))  # data gap: ignored
+    emitter.on_event(visit_ended(place_kind="depot", duration_min=60, out_kwh=20, temp_c=-12.0))
     assert emitter.learned == 0
     assert planner.energy_model.drive_kwh_per_km(-12.0) == drive_before
-    emitter.emit(visit_ended(place_kind="stop", duration_min=90,
+    emitter.on_event(visit_ended(place_kind="stop", duration_min=90,
                              out_kwh=1.5 * site_before * 1.5, temp_c=-12.0))
     assert emitter.learned == 1
     assert planner.energy_model.site_kw(-12.0) > site_before
@@ -62,8 +60,8 @@ async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(tmp_path,
         real(*args, **kwargs)
 
     monkeypatch.setattr(component, "write_atomic", recording)
-    emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
-    emitter.emit(leg(20.0, 12.0, -12.0))
+    emitter = EnergyLearner(planner=planner)
+    emitter.on_event(leg(20.0, 12.0, -12.0))
     assert threads == []  # emit only took a snapshot: no file I/O on the loop
     await planner.flush_energy()
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
@@ -81,8 +79,8 @@ async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(
 
     planner._write_energy = signalling  # type: ignore[method-assign]
     task = asyncio.create_task(planner.run(ctx()))
-    emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
-    emitter.emit(leg(20.0, 12.0, -12.0))
+    emitter = EnergyLearner(planner=planner)
+    emitter.on_event(leg(20.0, 12.0, -12.0))
     assert await asyncio.to_thread(written.wait, 10)  # the saver task wrote it
     path = tmp_path / "planner" / "energy.json"
     assert json.loads(path.read_text()) == planner.energy_model.to_dict()

@@ -13,8 +13,9 @@ from busd.config import PlannerConfig
 from busd.event_catalog import PlanChanged
 from busd.plan import load_plan, parse_plan
 from busd.planner.core import PlannerCore
-from busd.planner.projection import Progress, Situation
+from busd.planner.projection import Situation
 from tests.conftest import REPO
+from tests.progress_helpers import serve
 
 PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
 
@@ -38,8 +39,9 @@ def at_turki(plan, soc: float, temp: float = -12.0, *, minutes_in: float = 0.0) 
 def third_stop(plan, soc: float, temp: float = -12.0) -> tuple[PlannerCore, list]:
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, plan.at(plan.depot.leave_at))
-    core.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
-    out = core.observe(at_turki(plan, soc, temp), speed_kmh=0.0)
+    serve(core, "rozupe", "rudzati")
+    core.visit_started("turki", "stop", at_turki(plan, soc).now)  # the tracker's arrival
+    out = core.observe(at_turki(plan, soc, temp))
     return core, out
 
 
@@ -88,7 +90,7 @@ def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ac
         i.model_dump() for i in proposal.itinerary
     ]
     # the same state again: now safe, no new proposal, acknowledging twice is refused
-    out = core.observe(at_turki(plan, 56, minutes_in=2), speed_kmh=0.0)
+    out = core.observe(at_turki(plan, 56, minutes_in=2))
     assert core.pending is None and core.projection.safe
     again, _ = core.acknowledge(proposal.id, plan.at(time(12, 13)))
     assert not again.accepted and again.status == "accepted_before"
@@ -123,7 +125,10 @@ def test_warm_day_no_change_all_day(raw) -> None:
             __import__("datetime").datetime.fromisoformat(point.eta.replace("Z", "+00:00"))
             .timestamp() - plan.at(depot.leave_at)
         )
-        out += core.observe(Situation(ts, point.soc_arrive, 8, stop.lat, stop.lon), speed_kmh=0)
+        if core.progress.at is not None:
+            core.visit_ended(core.progress.at)
+        core.visit_started(point.id, "stop", ts)
+        out += core.observe(Situation(ts, point.soc_arrive, 8, stop.lat, stop.lon))
         assert core.progress.at == point.id
     assert core.pending is None
     assert "plan_changed" not in names(out[1:])
@@ -138,7 +143,7 @@ def test_noisy_readings_near_the_line_do_not_flap(raw) -> None:
     events = []
     for k in range(1, 40):
         soc = 56 - 0.02 * k + rng.uniform(-0.4, 0.4)
-        events += [o for o in core.observe(at_turki(plan, soc, minutes_in=k * 0.5), speed_kmh=0)
+        events += [o for o in core.observe(at_turki(plan, soc, minutes_in=k * 0.5))
                    if o.kind == "event"]
     assert core.pending is not None and core.pending.id == first.id
     assert events == []
@@ -156,7 +161,7 @@ def test_a_warmer_afternoon_withdraws_the_pending_proposal(raw) -> None:
     plan = no_chargers(raw)
     core, _ = third_stop(plan, soc=60)
     assert core.pending is not None
-    out = core.observe(at_turki(plan, 75, temp=5, minutes_in=1), speed_kmh=0)
+    out = core.observe(at_turki(plan, 75, temp=5, minutes_in=1))
     assert core.pending is None
     assert [o.payload.cause for o in out if isinstance(o.payload, PlanChanged)] == ["withdrawn"]
 
@@ -167,10 +172,10 @@ def test_restoring_a_skipped_stop_needs_a_clear_margin(raw) -> None:
     assert core.pending is not None
     core.acknowledge(core.pending.id, plan.at(time(12, 11)))
     # a little better: stays as accepted
-    core.observe(at_turki(plan, 58, minutes_in=2), speed_kmh=0)
+    core.observe(at_turki(plan, 58, minutes_in=2))
     assert core.pending is None
     # much better (charged from a socket, say): offers to serve the skipped stops again
-    core.observe(at_turki(plan, 95, minutes_in=3), speed_kmh=0)
+    core.observe(at_turki(plan, 95, minutes_in=3))
     assert core.pending is not None and core.pending.kind == "restore"
     assert core.pending.after.depot_margin_pct >= PlannerConfig().hysteresis_pct - 1e-6
 
@@ -243,3 +248,27 @@ def test_garbage_from_the_office_is_rejected(raw) -> None:
 
 def test_unused_timedelta_guard() -> None:
     assert timedelta(minutes=1).total_seconds() == 60
+
+
+def test_a_departure_announced_during_a_projection_counts_from_the_next_one(raw) -> None:
+    """observe() runs in a worker thread while the tracker's events update the progress
+    on the loop: one observation works with one set of facts from start to end."""
+    plan = no_chargers(raw)
+    clean, _ = third_stop(plan, soc=56)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    serve(core, "rozupe", "rudzati")
+    core.visit_started("turki", "stop", at_turki(plan, 56).now)
+    real_build = core._build
+
+    def build_then_leave(sit, extra=0.0):
+        built = real_build(sit, extra)
+        if core.progress.at == "turki":
+            core.visit_ended("turki")  # the tracker's event lands meanwhile
+        return built
+
+    core._build = build_then_leave  # type: ignore[method-assign]
+    core.observe(at_turki(plan, 56))
+    assert core.pending is not None and clean.pending is not None
+    assert core.pending.itinerary == clean.pending.itinerary
+    assert core.progress.done == {"rozupe", "rudzati", "turki"}  # and it is not lost

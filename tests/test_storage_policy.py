@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 from pathlib import Path
 
@@ -267,3 +268,49 @@ async def test_a_command_answered_while_the_disk_refuses_writes_is_kept_and_deli
     finally:
         sup.request_stop()
         await asyncio.wait_for(runner, 10)
+
+
+# --- an accepted plan on a full disk ----------------------------------------------------
+
+
+async def test_a_plan_accepted_while_the_disk_refuses_writes_is_answered_accepted(
+    tmp_path: Path,
+) -> None:
+    """The planner has taken the plan: its version is remembered in memory (the next
+    command is checked against it) and written once the disk takes it."""
+    from busd.ports import CommandOutcome
+    from telemetry.commands import PLAN_VERSION_KEY, CommandDispatcher
+    from tests.test_commands import plan
+
+    clock = ManualClock()
+    reports: list[str | None] = []
+    outbox = Outbox(path=tmp_path / "outbox.sqlite", clock=clock, config=OutboxConfig(),
+                    on_storage=reports.append)
+    await outbox.open()
+    taken: list[int] = []
+
+    async def planner(body):
+        taken.append(body["version"])
+        return CommandOutcome.accept()
+
+    commands = CommandDispatcher(bus_id="bus-01", clock=clock, store=outbox)
+    commands.register("plan", planner)
+    try:
+        await read_only(outbox, True)
+        result = await commands.handle("plan", json.dumps(plan(3)).encode())
+        assert result.accepted, result.reason
+        assert result.detail.version == 3 and taken == [3]
+        assert reports and reports[-1] is not None  # degraded and reported, not failed
+        older = await commands.handle("plan", json.dumps(plan(2)).encode())
+        assert not older.accepted and "not above the accepted version 3" in older.reason
+
+        await read_only(outbox, False)
+        await outbox.flush()  # the outbox's loop retries this after its back-off
+    finally:
+        await outbox.close()
+    reopened = Outbox(path=tmp_path / "outbox.sqlite", clock=clock, config=OutboxConfig())
+    await reopened.open()
+    try:
+        assert await reopened.get_meta(PLAN_VERSION_KEY) == "3"
+    finally:
+        await reopened.close()

@@ -9,7 +9,7 @@ Every problem is reported with its key path (``can.mapping.3.target``), both
 by ``busd check-config`` and when ``busd run`` refuses to start.
 
 Import everything from here. One module per part of the file:
-:mod:`~busd.config.base` (``Strict``, ``log``, ``supervisor``),
+:mod:`~busd.config.base` (``Strict``, ``log``, ``supervisor``, ``motion``),
 :mod:`~busd.config.devices` (``can``, ``gps``, ``lift``, ``lift_alert``),
 :mod:`~busd.config.display`, :mod:`~busd.config.simulators`,
 :mod:`~busd.config.uplink` (``mqtt``, ``outbox``, ``uplink``),
@@ -17,7 +17,7 @@ Import everything from here. One module per part of the file:
 :mod:`~busd.config.loading` (``BusdConfig``, ``load_config``).
 """
 
-from busd.config.base import LogConfig, Strict, SupervisorConfig
+from busd.config.base import LogConfig, MotionConfig, Strict, SupervisorConfig
 from busd.config.day import MonitoringConfig, PlannerConfig
 from busd.config.devices import (
     CanConfig,
@@ -67,6 +67,7 @@ __all__ = [
     "LiftSimulatorConfig",
     "LogConfig",
     "MonitoringConfig",
+    "MotionConfig",
     "MqttConfig",
     "OutboxConfig",
     "PlannerConfig",

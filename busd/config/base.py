@@ -1,4 +1,5 @@
-"""``Strict``, the base of every section (unknown keys are errors; frozen); logging; supervisor."""
+"""``Strict``, the base of every section (unknown keys are errors; frozen); logging; supervisor;
+motion (what counts as moving and stopped)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 class Strict(BaseModel):
     # Numbers must be finite: TOML has ``inf`` and ``nan``, and no threshold means either.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class MotionConfig(Strict):
+    """The one definition of moving and stopped (busd/motion.py; every part uses it)."""
+
+    stopped_kmh: float = Field(
+        default=3.0, gt=0, le=15,
+        description="at or below this speed (wheel speed; GPS speed without it) the bus is "
+                    "stopped, above it the bus moves",
+    )
 
 
 class LogConfig(Strict):

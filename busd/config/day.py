@@ -25,9 +25,6 @@ class MonitoringConfig(Strict):
         default=3.0, gt=0, le=60,
         description="stopped at least this long to count as a visit (shorter is a traffic stop)",
     )
-    stopped_kmh: float = Field(
-        default=3.0, gt=0, le=15, description="at or below this speed the bus counts as stopped"
-    )
     exit_margin_m: float = Field(
         default=30.0, ge=0, le=500,
         description="hysteresis: a visit ends this far outside the stop's geofence",

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from busd.config.base import LogConfig, SupervisorConfig
+from busd.config.base import LogConfig, MotionConfig, SupervisorConfig
 from busd.config.day import MonitoringConfig, PlannerConfig
 from busd.config.devices import CanConfig, GpsConfig, LiftAlertConfig, LiftConfig
 from busd.config.display import DisplayConfig
@@ -41,6 +41,9 @@ class BusdConfig(BaseSettings):
         default_factory=dict, description="per-signal freshness limits overriding the defaults"
     )
     supervisor: SupervisorConfig = SupervisorConfig()
+    motion: MotionConfig = Field(
+        default=MotionConfig(), description="what counts as moving and stopped, for every part"
+    )
     can: CanConfig | None = None
     gps: GpsConfig | None = Field(default=None, description="GPS source; none: no GPS")
     lift: LiftConfig | None = Field(default=None, description="lift Modbus unit; none: no lift")

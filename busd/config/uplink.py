@@ -121,7 +121,6 @@ class UplinkConfig(Strict):
     telemetry_signals: list[str] | None = Field(
         default=None, description="signals in telemetry; all when unset"
     )
-    moving_kmh: float = Field(default=2.0, ge=0, description="above this speed the bus moves")
     batch_max_records: int = Field(default=1000, ge=1)
     batch_max_kb: int = Field(default=256, ge=1, le=100_000)
     inflight: int = Field(default=16, ge=1, le=1000, description="QoS 1 messages awaiting PUBACK")

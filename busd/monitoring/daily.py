@@ -96,7 +96,7 @@ class DailySummaryJob:
         now = datetime.fromtimestamp(after_ts, self._zone)
         fire = self._trigger.get_next_fire_time(None, now)
         assert fire is not None
-        return fire.timestamp()
+        return float(fire.timestamp())  # the trigger is untyped (apscheduler)
 
     def local_day(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, self._zone).date().isoformat()

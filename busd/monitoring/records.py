@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from busd.config import MotionConfig
 from busd.monitoring.figures import Counters
+from busd.motion import DEFAULT_MOTION
 from busd.plan import Plan
 
 Row = dict[str, Any]
@@ -21,7 +23,7 @@ OPEN, CLOSED, INTERRUPTED = "open", "closed", "interrupted"
 @dataclass(frozen=True, slots=True)
 class Settings:
     min_visit_s: float = 180.0
-    stopped_kmh: float = 3.0
+    motion: MotionConfig = DEFAULT_MOTION  # what counts as stopped (busd/motion.py)
     exit_margin_m: float = 30.0
     unplanned_radius_m: float = 100.0
     gps_min_step_m: float = 15.0

@@ -7,7 +7,7 @@ does no I/O and reads no clock, so every rule is tested with plain data.
 
 Rules (config: :class:`~busd.config.MonitoringConfig`):
 
-* *stopped* = wheel speed (or, without it, GPS speed) at or below ``stopped_kmh``.
+* *stopped*: the one definition, :func:`busd.motion.stopped` (``motion.stopped_kmh``).
 * A **visit** begins where the bus stopped, once it has stayed stopped for
   ``min_visit_s`` (a shorter halt is a traffic stop and stays part of the leg).
   Inside a place's geofence it is a visit of that place (depot, stop or
@@ -56,6 +56,7 @@ from busd.monitoring.records import (
     Snap,
     places_of,
 )
+from busd.motion import stopped
 from busd.plan import haversine_m
 
 __all__ = ["Change", "DayTracker", "PlaceRef", "Row", "Sample", "Settings", "Snap", "places_of"]
@@ -209,8 +210,7 @@ class DayTracker:
         return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters(), self.lift.last_counter)
 
     def _stopped(self, s: Sample) -> bool | None:
-        speed = s.speed_kmh if s.speed_kmh is not None else s.gps_speed_kmh
-        return None if speed is None else speed <= self.settings.stopped_kmh
+        return stopped(self.settings.motion, s.speed_kmh, s.gps_speed_kmh)
 
     # --- visits and legs ----------------------------------------------------------
 

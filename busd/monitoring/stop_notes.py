@@ -3,11 +3,11 @@
 The daily summary lists each planned stop as served, shortened or skipped,
 "with reasons". The reason is the planner's: when the driver accepts a
 proposal, its ``plan_accepted`` event carries the changes and the reasons.
-:class:`StopNotes` sits between the planner and the event forwarder: every
-event passes through untouched, and an acceptance's shortened and skipped
-stops are written to the monitoring store (off the loop; while the disk refuses
-writes, the one storage policy of busd/storage.py keeps them queued, degrades,
-reports and retries with back-off).
+:class:`StopNotes` is a subscriber of the planner (:class:`~busd.ports.EventSubscriber`:
+the planner hands it each event after queuing it for the office), and an
+acceptance's shortened and skipped stops are written to the monitoring store
+(off the loop; while the disk refuses writes, the one storage policy of
+busd/storage.py keeps them queued, degrades, reports and retries with back-off).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from busd.clock import Clock
-from busd.event_catalog import DailyReport, Event, PlanAccepted
-from busd.ports import EventEmitter
+from busd.event_catalog import Event, PlanAccepted
 from busd.storage import Report, StoragePolicy
 from busd.supervisor import Backoff, ComponentContext
 
@@ -46,16 +45,15 @@ def notes_of(event: PlanAccepted, *, ts: float, zone: ZoneInfo) -> list[Note]:
 
 
 class StopNotes:
-    """An :class:`EventEmitter` in front of ``downstream``, and the component that writes."""
+    """The planner's subscriber, and the component that writes the notes."""
 
     name = "monitoring.stop_notes"
     critical = False
 
     def __init__(
-        self, *, downstream: EventEmitter, store: NoteStore, clock: Clock, timezone: str,
+        self, *, store: NoteStore, clock: Clock, timezone: str,
         on_storage: Report | None = None, capacity: int = 1000,
     ) -> None:
-        self._downstream = downstream
         self._store = store
         self._clock = clock
         self._zone = ZoneInfo(timezone)
@@ -66,8 +64,7 @@ class StopNotes:
         self._in_hand: list[Note] | None = None  # taken from the queue, not yet written
         self.dropped = 0
 
-    def emit(self, event: Event) -> None:
-        self._downstream.emit(event)
+    def on_event(self, event: Event) -> None:
         if isinstance(event, PlanAccepted):
             notes = notes_of(event, ts=self._clock.now(), zone=self._zone)
             if notes:
@@ -76,9 +73,6 @@ class StopNotes:
                 except asyncio.QueueFull:  # a thousand acceptances unwritten: say so
                     self.dropped += 1
                     log.error("stop_notes_dropped", dropped=self.dropped)
-
-    def report(self, report: DailyReport) -> None:
-        self._downstream.report(report)
 
     async def run(self, ctx: ComponentContext) -> None:
         ctx.ready()

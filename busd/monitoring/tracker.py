@@ -14,19 +14,28 @@ tracking.
 Events (busd/event_catalog.py: visits, legs, charging, and one ``lift_cycle``
 per cycle counted) go to the :class:`~busd.ports.EventEmitter` as they happen;
 they are never coalesced or dropped.
+
+The tracker is the one owner of the day's progress: it alone decides arrival,
+departure and "served". The parts that need it (the planner, the display's
+clients counter, the energy model's lessons) are its ``subscribers``: each
+event goes to the sink first, then to every subscriber in order, synchronously
+on the loop, so no part sees a visit another part has not. On start, the visit
+a previous run left open is handed to the subscribers again as its
+``visit_started`` (not to the sink: the office heard it from that run), so that
+after a restart they follow the resumed visit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from busd import signals as sig
 from busd.clock import Clock, utc_iso
-from busd.config import MonitoringConfig
+from busd.config import MonitoringConfig, MotionConfig
 from busd.event_catalog import (
     ChargingEnded,
     ChargingStarted,
@@ -36,6 +45,7 @@ from busd.event_catalog import (
     VisitEnded,
     VisitStarted,
 )
+from busd.monitoring.records import VISIT
 from busd.monitoring.segment import (
     Change,
     DayTracker,
@@ -45,8 +55,9 @@ from busd.monitoring.segment import (
     Settings,
     places_of,
 )
+from busd.motion import DEFAULT_MOTION
 from busd.plan import Plan
-from busd.ports import EventEmitter
+from busd.ports import EventEmitter, EventSubscriber
 from busd.state import VehicleState
 from busd.storage import Report, StoragePolicy
 from busd.supervisor import Backoff, ComponentContext
@@ -69,9 +80,9 @@ class TrackerStore(Protocol):
     async def save_plan(self, plan: Plan) -> None: ...
 
 
-def settings_from(config: MonitoringConfig) -> Settings:
+def settings_from(config: MonitoringConfig, motion: MotionConfig) -> Settings:
     return Settings(
-        min_visit_s=config.min_visit_min * 60.0, stopped_kmh=config.stopped_kmh,
+        min_visit_s=config.min_visit_min * 60.0, motion=motion,
         exit_margin_m=config.exit_margin_m, unplanned_radius_m=config.unplanned_radius_m,
         gps_min_step_m=config.gps_min_step_m, energy_gap_s=config.energy_gap_s,
     )
@@ -123,7 +134,8 @@ class Tracker:
 
     ``plan``: the day's plan, or a callable returning the current one (the
     planner may replace it during the day; places are re-read when it changes).
-    ``store``: a :class:`TrackerStore`; ``sink``: where events go.
+    ``store``: a :class:`TrackerStore`; ``sink``: where events go (the office);
+    ``subscribers``: the parts that follow the tracker's events, in this order.
     """
 
     critical = False
@@ -137,7 +149,8 @@ class Tracker:
         store: TrackerStore,
         sink: EventEmitter,
         config: MonitoringConfig,
-        bus_id: str = "",
+        subscribers: Sequence[EventSubscriber] = (),
+        motion: MotionConfig = DEFAULT_MOTION,
         tick_s: float = 1.0,
         name: str = "monitoring.tracker",
         on_storage: Report | None = None,
@@ -151,16 +164,16 @@ class Tracker:
         self._state = state
         self._clock = clock
         self._plan_source: Callable[[], Plan | None] = (
-            plan if callable(plan) else (lambda: plan)  # type: ignore[assignment,return-value]
+            plan if callable(plan) else (lambda: plan)
         )
         self._store = store
         self._sink = sink
         self._config = config
-        self._bus_id = bus_id
+        self._subscribers = tuple(subscribers)
         self._tick_s = tick_s
         zone = self._plan_source()
         self._zone = ZoneInfo(zone.timezone if zone is not None else config.timezone)
-        self.day = DayTracker(places=[], settings=settings_from(config), zone=self._zone)
+        self.day = DayTracker(places=[], settings=settings_from(config, motion), zone=self._zone)
         self._plan: Plan | None = None
         self._pending: dict[tuple[str, str], tuple[str, Row]] = {}
         self._samples: collections.deque[Row] = collections.deque(maxlen=SOC_SAMPLE_BACKLOG)
@@ -177,7 +190,13 @@ class Tracker:
         self._refresh_plan()
         self._plan_to_save = self._plan  # the writer saves it (and retries on a full disk)
         self._dirty.set()
-        self.day.resume(await self._store.open_records())
+        open_rows = await self._store.open_records()
+        self.day.resume(open_rows)
+        resumed = open_rows.get(VISIT)
+        if resumed:
+            # The subscribers learn where the bus is before anything else happens; the
+            # next sample decides whether the visit goes on or ended while busd was down.
+            self._tell(event_of(Change(VISIT, dict(resumed), "visit_started")))
         now = self._clock.monotonic()
         self._next_sample = now
         self._next_checkpoint = now + self._config.checkpoint_s
@@ -256,11 +275,9 @@ class Tracker:
         self._queue(changes)
         for change in changes:
             if change.event is not None:
-                self.events += 1
-                self._sink.emit(event_of(change))
+                self._emit(event_of(change))
         if self.day.lift.cycles > lift_before:
-            self.events += 1
-            self._sink.emit(self._lift_cycle(self.day.lift.cycles - lift_before))
+            self._emit(self._lift_cycle(self.day.lift.cycles - lift_before))
         if sample.mono >= self._next_sample:
             self._next_sample = sample.mono + self._config.soc_sample_s
             self._soc_sample(sample)
@@ -268,6 +285,15 @@ class Tracker:
             self._next_checkpoint = sample.mono + self._config.checkpoint_s
             self._queue(self.day.checkpoint())
         return changes
+
+    def _emit(self, event: TrackerEvent | LiftCycle) -> None:
+        self.events += 1
+        self._sink.emit(event)
+        self._tell(event)
+
+    def _tell(self, event: TrackerEvent | LiftCycle) -> None:
+        for subscriber in self._subscribers:
+            subscriber.on_event(event)
 
     def _queue(self, changes: list[Change]) -> None:
         for change in changes:
@@ -307,7 +333,9 @@ def event_of(change: Change) -> TrackerEvent:
     """The catalogue event of a record that opened or closed (``change.event`` is set)."""
     assert change.event is not None
     row = change.row
-    data = {k: v for k, v in row.items() if k not in _ROW_ONLY}
+    model = _EVENTS[change.event]
+    # A row read back from the store may carry columns of its own (clients served).
+    data = {k: v for k, v in row.items() if k not in _ROW_ONLY and k in model.model_fields}
     data["start"] = utc_iso(row["start_ts"])
     data["end"] = utc_iso(row["end_ts"]) if row.get("end_ts") is not None else None
-    return _EVENTS[change.event].model_validate(data)
+    return model.model_validate(data)

@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -40,14 +40,14 @@ from busd import signals as sig
 from busd.clock import Clock
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
-from busd.event_catalog import PlanDocument
+from busd.event_catalog import Event, PlanDocument, VisitEnded, VisitStarted
 from busd.files import write_atomic
 from busd.plan import Plan, load_plan
 from busd.planner.core import AckResult, CommandResult, Outgoing, PlannerCore
 from busd.planner.energy import EnergyModel
-from busd.planner.projection import Progress, Situation
-from busd.ports import EventEmitter, PlanPublisher, PlanSource
-from busd.state import VehicleState
+from busd.planner.projection import Situation
+from busd.ports import EventEmitter, EventSubscriber, PlanPublisher, PlanSource
+from busd.state import VehicleState, Watcher
 from busd.storage import Report, StoragePolicy
 from busd.supervisor import ComponentContext
 
@@ -89,6 +89,7 @@ class Planner:
         plan_source: PlanSource,
         plan_sink: PlanPublisher,
         events: EventEmitter,
+        subscribers: Sequence[EventSubscriber] = (),
         data_dir: Path | None = None,
         energy: EnergyModel | None = None,
         on_storage: Report | None = None,
@@ -101,6 +102,7 @@ class Planner:
         self._source = plan_source
         self._plan_sink = plan_sink
         self._events = events
+        self._subscribers = tuple(subscribers)
         self._dir = data_dir / "planner" if data_dir is not None else None
         if energy is None:
             energy = self._load_energy()
@@ -109,6 +111,8 @@ class Planner:
         self._last_soc: float | None = None
         self._last_pos: tuple[float, float] | None = None
         self._last_temp: float = 0.0
+        self._progressed = False  # the tracker announced an arrival or departure
+        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         # A disk that refuses the planner's files (full, read-only): which file and why.
         self._storage = StoragePolicy("planner", clock=clock, report=on_storage)
@@ -128,7 +132,7 @@ class Planner:
     def from_config(
         cls, config: Any, *, state: VehicleState, clock: Clock, plan_sink: PlanPublisher,
         events: EventEmitter, plan_source: PlanSource | None = None,
-        on_storage: Report | None = None,
+        on_storage: Report | None = None, subscribers: Sequence[EventSubscriber] = (),
     ) -> Planner:
         """From a :class:`busd.config.BusdConfig` (the plan file: ``planner.plan_file``)."""
         pcfg: PlannerConfig = config.planner
@@ -139,7 +143,7 @@ class Planner:
         return cls(
             config=pcfg, bus_id=config.bus_id, state=state, clock=clock,
             plan_source=plan_source, plan_sink=plan_sink, events=events,
-            data_dir=config.data_dir, on_storage=on_storage,
+            subscribers=subscribers, data_dir=config.data_dir, on_storage=on_storage,
         )
 
     @property
@@ -169,9 +173,19 @@ class Planner:
             log.warning("plan_rejected", problems=result.problems)
         return result
 
-    async def set_progress(self, progress: Progress) -> None:
-        async with self._lock:
-            self.core.set_progress(progress)
+    def on_event(self, event: Event) -> None:
+        """The tracker's events, handed over synchronously on the loop as they happen (its
+        subscriber; a resumed visit is handed over again on start). Arrival, departure and
+        the served minutes are the tracker's to decide: the planner only follows them, and
+        projects at once, without waiting for the rate limit."""
+        if isinstance(event, VisitStarted):
+            self.core.visit_started(event.place_id, event.place_kind, _epoch(event.start))
+        elif isinstance(event, VisitEnded):
+            self.core.visit_ended(event.place_id)
+        else:
+            return
+        self._progressed = True
+        self._wake.set()
 
     def save_energy(self) -> None:
         """Ask for the learned model to be saved. Called on the loop (by the tracker's
@@ -298,11 +312,24 @@ class Planner:
                 await self._take_acks()
             await self.tick(ctx)
             ctx.beat()
-            try:
-                async with asyncio.timeout(_INBOX_POLL_S):
-                    await watcher.changed()
-            except TimeoutError:
-                pass
+            await self._wait(watcher)
+
+    async def _wait(self, watcher: Watcher) -> None:
+        """Until a watched signal changes, the tracker announces a visit, or the inbox
+        is due."""
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        changed = asyncio.ensure_future(watcher.changed())
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((changed, woken), timeout=_INBOX_POLL_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (changed, woken):
+                task.cancel()
+            await asyncio.gather(changed, woken, return_exceptions=True)
+        self._wake.clear()
 
     async def tick(self, ctx: ComponentContext | None = None, *, force: bool = False) -> bool:
         """Project if due; returns whether it did."""
@@ -321,14 +348,12 @@ class Planner:
         due = force or since is None or since >= self._cfg.max_interval_s or (
             changed and since >= self._cfg.min_interval_s
         )
-        # Arrivals and departures must not wait for the rate limit.
-        speed = self._state.value(sig.VEHICLE_SPEED)
-        if not due and not self._near_change(sit):
+        # Arrivals and departures (the tracker's) must not wait for the rate limit.
+        if not due and not self._progressed:
             return False
+        self._progressed = False
         async with self._lock:
-            out = await asyncio.to_thread(
-                self.core.observe, sit, speed_kmh=float(speed) if speed is not None else None
-            )
+            out = await asyncio.to_thread(self.core.observe, sit)
             await self._send(out)
         self._last_tick, self._last_soc, self._last_pos = now_mono, sit.soc, (sit.lat, sit.lon)
         if ctx is not None:
@@ -338,20 +363,6 @@ class Planner:
             if self.core.plan is not None and not self._storage.failing:
                 ctx.ready()
         return True
-
-    def _near_change(self, sit: Situation) -> bool:
-        """Whether the bus just entered or left a place of the itinerary."""
-        plan = self.core.plan
-        if plan is None:
-            return False
-        places = {p.id: p for p in [*plan.stops, *plan.chargers]}
-        at = self.core.progress.at
-        if at is not None:
-            return places[at].distance_m(sit.lat, sit.lon) > places[at].geofence_m * 1.2
-        return any(
-            places[i.id].distance_m(sit.lat, sit.lon) <= places[i.id].geofence_m
-            for i in self.core.itinerary if i.id not in self.core.progress.done
-        )
 
     def _situation(self) -> Situation | None:
         soc = self._state.value(sig.BATTERY_SOC)
@@ -392,8 +403,11 @@ class Planner:
             payload = message.payload
             if not isinstance(payload, PlanDocument):
                 # Queued to the event forwarder, which stores it in order and waits
-                # out a disk that refuses writes: the planner never blocks on it.
+                # out a disk that refuses writes: the planner never blocks on it. Then
+                # its subscribers (the stop notes), in order, on the loop.
                 self._events.emit(payload)
+                for subscriber in self._subscribers:
+                    subscriber.on_event(payload)
             else:
                 await self._plan_sink.publish_plan(payload)
                 if self._dir is not None:
@@ -434,12 +448,12 @@ class Planner:
         return EnergyModel(self._cfg)
 
 
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
     from busd.plan import haversine_m
 
     return haversine_m(a[0], a[1], b[0], b[1])
 
-
-def capture_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy through JSON, as a sink would serialise it (for tests and fakes)."""
-    return json.loads(json.dumps(payload))

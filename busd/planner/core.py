@@ -99,7 +99,11 @@ class PlannerCore:
         self.energy = energy or EnergyModel(config)
         self.plan: Plan | None = None
         self.itinerary: tuple[Item, ...] = ()
+        # The tracker's word, updated on the loop as its events come (visit_started/ended).
         self.progress = Progress()
+        # What one observation works with from start to end: observe() runs in a worker
+        # thread while the tracker's events may update ``progress`` on the loop.
+        self._seen = self.progress
         self.pending: Proposal | None = None
         self.projection: ProjectionDoc | None = None
         self.last_search: SearchStats | None = None
@@ -116,9 +120,18 @@ class PlannerCore:
         out: list[Outgoing] = []
         if self.pending is not None:
             out += self._drop_pending("superseded", now)
+        # Where the bus stands is the tracker's word and stays true whatever the plan; a
+        # new day has nothing served yet; "at" is a place of the new itinerary or nothing.
+        done = self.progress.done
+        if self.plan is not None and self.plan.date != plan.date:
+            done = frozenset()
         self.plan = plan
         self.itinerary = initial_itinerary(plan)
-        self.progress = Progress()
+        at = self.progress.at
+        if at not in {i.id for i in self.itinerary} - done:
+            at = None
+        self.progress = Progress(done, at, self.progress.arrived if at else None,
+                                 self.progress.place)
         self.projection = None
         self._published_depot_soc = None
         log.info("plan_loaded", version=plan.version, stops=len(plan.stops), cause=cause)
@@ -145,9 +158,29 @@ class PlannerCore:
             return CommandResult(accepted=False, problems=problems), []
         return CommandResult(accepted=True), self.load(plan, now, cause="office")
 
-    def set_progress(self, progress: Progress) -> None:
-        """The tracker's word on what is done and where the bus is (overrides geofences)."""
-        self.progress = progress
+    # --- the tracker's word (busd.monitoring.tracker owns arrival, departure, served) ---
+
+    def visit_started(self, place_id: str | None, place_kind: str | None, start: float) -> None:
+        """The tracker says the bus stands at ``place_id`` since ``start`` (epoch s).
+
+        A stop or charger of the itinerary not yet served is "at": its served minutes
+        run from ``start``. Any place of the plan (the depot, a skipped stop) tells the
+        projection where the bus is; an unplanned stop neither.
+        """
+        place = place_id if place_kind in ("depot", "stop", "charger") else None
+        at = place if place_kind in ("stop", "charger") else None
+        if self.plan is not None and at not in {i.id for i in self.itinerary} - self.progress.done:
+            at = None  # a skipped or served stop: the bus is there, but it is not the visit
+        self.progress = Progress(self.progress.done, at, start if at else None, place)
+        log.info("place_reached", place=place_id, kind=place_kind, at=at is not None)
+
+    def visit_ended(self, place_id: str | None) -> None:
+        """The tracker says the bus left ``place_id``: the stop or charger it was at is served."""
+        done = self.progress.done
+        if place_id is not None and place_id == self.progress.at:
+            done = done | {place_id}
+        self.progress = Progress(done)
+        log.info("place_left", place=place_id)
 
     def acknowledge(self, pid: str, now: float) -> tuple[AckResult, list[Outgoing]]:
         """The driver accepts proposal ``pid``."""
@@ -178,12 +211,12 @@ class PlannerCore:
 
     # --- observations ------------------------------------------------------------------
 
-    def observe(self, sit: Situation, *, speed_kmh: float | None = None) -> list[Outgoing]:
-        """A new reading: update progress, project, and propose if needed."""
+    def observe(self, sit: Situation) -> list[Outgoing]:
+        """A new reading: project, and propose if needed (progress is the tracker's)."""
         if self.plan is None:
             return []
+        self._seen = self.progress  # one reference read: the same facts all through
         out: list[Outgoing] = []
-        self._track(sit, speed_kmh)
         built = self._build(sit)
         active = built.project()
         self.projection = projection_doc(built, active, sit.now)
@@ -205,43 +238,21 @@ class PlannerCore:
     def _build(self, sit: Situation, extra: float = 0.0) -> Built:
         assert self.plan is not None
         return build(
-            self.plan, self.itinerary, self.progress, sit, self.energy, self.cfg,
+            self.plan, self.itinerary, self._seen, sit, self.energy, self.cfg,
             extra_threshold_pct=extra,
         )
 
     def _elapsed(self, now: float) -> float:
-        return (now - self.progress.arrived) / 60 if self.progress.arrived is not None else 0.0
-
-    def _track(self, sit: Situation, speed_kmh: float | None) -> None:
-        """Geofence progress: arriving (inside and slow) and leaving (outside by 20 %)."""
-        assert self.plan is not None
-        places = {p.id: p for p in [*self.plan.stops, *self.plan.chargers]}
-        at = self.progress.at
-        if at is not None:
-            place = places.get(at)
-            if place is not None and place.distance_m(sit.lat, sit.lon) <= place.geofence_m * 1.2:
-                return
-            self.progress = Progress(self.progress.done | {at}, None, None)
-            log.info("place_left", place=at)
-        if speed_kmh is not None and speed_kmh > 5:
-            return
-        for item in self.itinerary:
-            if item.id in self.progress.done:
-                continue
-            place = places[item.id]
-            if place.distance_m(sit.lat, sit.lon) <= place.geofence_m:
-                self.progress = Progress(self.progress.done, item.id, sit.now)
-                log.info("place_reached", place=item.id)
-                return
+        return (now - self._seen.arrived) / 60 if self._seen.arrived is not None else 0.0
 
     def _reduced(self) -> bool:
         assert self.plan is not None
         planned = {s.id: s.planned_min for s in self.plan.stops}
         served = {i.id: i.minutes for i in self.itinerary if i.kind == "stop"}
-        if any(i.kind == "charge" for i in self.itinerary if i.id not in self.progress.done):
+        if any(i.kind == "charge" for i in self.itinerary if i.id not in self._seen.done):
             return True
         return any(
-            sid not in self.progress.done and served.get(sid, 0.0) < m - 0.5
+            sid not in self._seen.done and served.get(sid, 0.0) < m - 0.5
             for sid, m in planned.items()
         )
 
@@ -270,7 +281,7 @@ class PlannerCore:
         emergency = not best.safe
         if emergency:
             best = self._emergency(built)
-        items = itinerary_of(built, best, self.progress, self._elapsed(sit.now))
+        items = itinerary_of(built, best, self._seen, self._elapsed(sit.now))
         items = self._with_done(items)
         if shape(items) == shape(self.itinerary):
             return None
@@ -281,7 +292,7 @@ class PlannerCore:
 
     def _with_done(self, items: tuple[Item, ...]) -> tuple[Item, ...]:
         """Keep the served part of the day in front, so itineraries compare whole."""
-        done = [i for i in self.itinerary if i.id in self.progress.done]
+        done = [i for i in self.itinerary if i.id in self._seen.done]
         return (*done, *items)
 
     def _emergency(self, built: Built) -> Evaluation:
@@ -339,7 +350,7 @@ class PlannerCore:
         minutes: dict[int, float] = {}
         elapsed = self._elapsed(now)
         for item in items:
-            if item.id in self.progress.done:
+            if item.id in self._seen.done:
                 continue
             try:
                 v = built.node(item.id)
@@ -347,7 +358,7 @@ class PlannerCore:
                 return None
             seq.append(v)
             if item.kind == "stop":
-                spent = elapsed if item.id == self.progress.at else 0.0
+                spent = elapsed if item.id == self._seen.at else 0.0
                 minutes[v] = max(0.0, item.minutes - spent)
         return evaluate(inst, tuple(seq), minutes)
 

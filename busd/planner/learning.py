@@ -1,38 +1,32 @@
 """Teaches the planner's energy model from the tracker's completed legs and visits.
 
-Sits between the tracker and the event emitter: every event passes through
-unchanged; a completed leg or a finished visit with its figures also updates
-the model (driving kWh/km, on-site kW, both against outside temperature), which
-is then saved so that learning survives restarts.
+A subscriber of the tracker (:class:`~busd.ports.EventSubscriber`): a completed
+leg or a finished visit with its figures updates the model (driving kWh/km,
+on-site kW, both against outside temperature), which is then saved so that
+learning survives restarts.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from busd.event_catalog import DailyReport, Event, LegCompleted, VisitEnded
+from busd.event_catalog import Event, LegCompleted, VisitEnded
 from busd.planner.component import Planner
-from busd.ports import EventEmitter
 
 log = structlog.get_logger("busd.planner.learning")
 
 
-class LearningEmitter:
-    """An EventEmitter that forwards everything and learns from legs and visits."""
+class EnergyLearner:
+    """Learns from the tracker's legs and visits (its subscriber)."""
 
-    def __init__(self, *, planner: Planner, downstream: EventEmitter) -> None:
+    def __init__(self, *, planner: Planner) -> None:
         self._planner = planner
-        self._downstream = downstream
         self.learned = 0
 
-    def emit(self, event: Event) -> None:
-        self._downstream.emit(event)
+    def on_event(self, event: Event) -> None:
         if self._learn(event):
             self.learned += 1
             self._planner.save_energy()
-
-    def report(self, report: DailyReport) -> None:
-        self._downstream.report(report)
 
     def _learn(self, event: Event) -> bool:
         if not isinstance(event, LegCompleted | VisitEnded):

@@ -10,7 +10,7 @@ itinerary's, followed by skipped stops in the plan's order.
 Distances: the plan's ``leg_km`` for a stop reached from its predecessor in
 the plan (and ``depot.return_leg_km`` home from the last stop), else the
 great-circle distance times the learned road factor. When the bus stands at a
-known place (within its geofence) it counts as being there.
+place of the plan (the tracker's open visit: :class:`Progress`) it counts as being there.
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ def initial_itinerary(plan: Plan) -> tuple[Item, ...]:
 
 @dataclass(frozen=True)
 class Progress:
-    done: frozenset[str] = frozenset()
-    at: str | None = None  # stop or charger where the bus is now
-    arrived: float | None = None  # epoch s
+    """The day's progress as the tracker (busd.monitoring.tracker) announced it."""
+
+    done: frozenset[str] = frozenset()  # stops and chargers visited and left
+    at: str | None = None  # stop or charger where the bus is on a visit now
+    arrived: float | None = None  # epoch s: when that visit began
+    place: str | None = None  # any plan place the bus stands at (the depot too)
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,10 @@ class Built:
         return evaluate(self.instance, self.active_seq, self.active_minutes)
 
 
-def _here(plan: Plan, progress: Progress, sit: Situation) -> str | None:
-    """The plan place the bus stands at, if any."""
-    if progress.at is not None:
-        return progress.at
-    for place in [plan.depot, *plan.stops, *plan.chargers]:
-        if place.distance_m(sit.lat, sit.lon) <= place.geofence_m:
-            return place.id
+def _here(plan: Plan, progress: Progress) -> str | None:
+    """The plan place the bus stands at, if any: the tracker's visit, not a geofence here."""
+    if progress.place in {p.id for p in [plan.depot, *plan.stops, *plan.chargers]}:
+        return progress.place
     return None
 
 
@@ -120,7 +120,7 @@ def build(
     stops_by_id = {s.id: s for s in plan.stops}
     chargers_by_id = {c.id: c for c in plan.chargers}
     active = [i for i in itinerary if i.id not in progress.done]
-    here = _here(plan, progress, sit)
+    here = _here(plan, progress)
     charging_at = _charging_at(here, chargers_by_id, progress, sit)
     if charging_at is not None:
         # Charging now: that stop is under way, first, whether the itinerary had it (perhaps

@@ -25,6 +25,16 @@ from simulators.pty import PtyLink
 log = structlog.get_logger("simulators.lift")
 
 TICK_S = 0.1
+# The simulated crew deploys the lift only when the modelled bus truly stands: the
+# model's true speed, with float residue below this. Deliberately not busd's
+# ``motion.stopped_kmh``, which judges a measured, noisy speed: a simulator that
+# shared busd's definition would hide a wrong one (as it shares no decoding code).
+STANDSTILL_KMH = 0.5
+
+
+def standing(true_speed_kmh: float) -> bool:
+    """Whether the modelled bus stands still (for ``stopped``)."""
+    return true_speed_kmh < STANDSTILL_KMH
 
 
 class LiftSimulator:
