@@ -26,9 +26,8 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from busd.clock import Clock, utc_iso
-from busd.errors import ConfigError
 from busd.event_catalog import CommandResult
-from busd.plan import day_problem, parse_plan
+from busd.plan import day_problem
 from busd.ports import CommandHandler, CommandOutcome
 from telemetry.models import SCHEMA_CMD_PING, SCHEMA_CMD_PLAN, CmdPing, CmdPlan
 
@@ -70,7 +69,9 @@ def _pydantic_reason(err: ValidationError) -> str:
     for e in err.errors()[:3]:
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         parts.append(f"{where}: {e['msg']}")
-    return "invalid command: " + "; ".join(parts)
+    # A command that is fine but for the plan inside it: say it is the plan.
+    in_plan = all(e["loc"][:1] == ("plan",) for e in err.errors())
+    return ("invalid plan: " if in_plan else "invalid command: ") + "; ".join(parts)
 
 
 class CommandDispatcher:
@@ -179,11 +180,7 @@ class CommandDispatcher:
         return CommandOutcome.accept(bus_ts=utc_iso(self._clock.now()))
 
     async def _plan(self, command: CmdPlan) -> CommandOutcome:
-        try:
-            plan = parse_plan(command.plan)
-        except ConfigError as err:
-            raise CommandRejected("invalid plan: " + "; ".join(
-                f"plan.{key}: {reason}" for key, reason in err.problems[:3])) from None
+        plan = command.plan  # validated with the command (busd.plan.Plan)
         if plan.date != command.date or plan.version != command.version:
             raise CommandRejected(
                 f"the command is for {command.date} version {command.version}, "
@@ -202,7 +199,7 @@ class CommandDispatcher:
         try:
             async with asyncio.timeout(self._timeout):
                 # The plan itself: the envelope (id, version, date) was checked above.
-                outcome = await handler(command.plan)
+                outcome = await handler(command.plan.model_dump(mode="json"))
         except TimeoutError:
             raise CommandRejected(
                 f"the plan handler did not answer within {self._timeout:g} s") from None

@@ -208,8 +208,8 @@ class CmdPlan(_Model):
     version: int = Field(ge=1)
     date: dt.date = Field(description="the operating day: the plan's own date, and today in "
                           "the plan's time zone")
-    plan: dict[str, Any] = Field(description="the plan itself (busd.plan.Plan), with the same "
-                                 "date and version; the planner gets only this")
+    plan: Plan = Field(description="the plan itself, with the same date and version; the "
+                       "planner gets only this")
 
 
 def _record_model(model: type[EventModel], schema: str, base_doc: str) -> type[_Record]:
