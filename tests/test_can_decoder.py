@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import can
 import cantools
 import pytest
@@ -205,3 +207,62 @@ def test_one_id_with_two_layouts() -> None:
     assert dec.decode(0x200, False, open_b, 0.0) == []
     assert dec.stats.dropped == {"battery.voltage:condition": 1}
     assert dec.stats.undecodable == 0
+
+
+# A DBC as community files often are: no BS_:/BU_: lines after the NS_ block,
+# so cantools' grammar swallows the first BO_ and the file parses in neither mode.
+_NO_HEADER_DBC = """VERSION ""
+
+NS_ :
+\tCM_
+\tVAL_
+
+BO_ 512 Status: 4 ECU
+ SG_ Soc : 0|8@1+ (0.5,0) [0|127.5] "%" ECU
+"""
+
+
+def test_a_dbc_without_bs_bu_names_path_line_cause_and_fix_not_strictness(tmp_path) -> None:
+    path = tmp_path / "community.dbc"
+    path.write_text(_NO_HEADER_DBC)
+    for strict in (True, False):
+        with pytest.raises(ConfigError) as caught:
+            load_dbc(path, strict=strict)
+        key, reason = caught.value.problems[0]
+        assert key == "can.dbc"
+        assert str(path.resolve()) in reason
+        assert "line 7, column 9" in reason
+        assert "BS_:" in reason and "BU_:" in reason and "add the two lines" in reason
+        # A relaxed load fails too, so relaxing would not help: no such advice.
+        assert "dbc_strict" not in reason
+
+
+def test_the_real_dbc_without_its_bs_line_still_loads_relaxed(tmp_path) -> None:
+    # The real Tesla file has its BS_:/BU_: lines; without BS_: cantools still
+    # parses it (BU_: ends the NS_ list), and relaxed loading is the real advice.
+    path = tmp_path / "tesla_no_bs.dbc"
+    text = TESLA_DBC.read_text(encoding="cp1252")
+    path.write_text(text.replace("\nBS_:\n", "\n"), encoding="cp1252")
+    with pytest.raises(ConfigError) as caught:
+        load_dbc(path, strict=True)
+    reason = caught.value.problems[0][1]
+    assert str(path.resolve()) in reason and "dbc_strict = false" in reason
+    assert "BS_:" not in reason
+    assert len(load_dbc(path, strict=False).messages) > 100
+
+
+def test_a_broken_file_that_is_not_missing_its_header_gets_no_made_up_cause(tmp_path) -> None:
+    path = tmp_path / "broken.dbc"
+    path.write_text('VERSION ""\n\nNS_ :\n\nBS_:\n\nBU_: ECU\n\nBO_ 512 Status 4 ECU\n')
+    with pytest.raises(ConfigError) as caught:
+        load_dbc(path, strict=True)
+    reason = caught.value.problems[0][1]
+    assert str(path.resolve()) in reason and "line 9, column" in reason
+    assert "likely cause" not in reason and "dbc_strict" not in reason
+
+
+def test_a_missing_dbc_given_relative_names_its_full_path(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_dbc(Path("nope.dbc"), strict=True)
+    assert str(tmp_path.resolve() / "nope.dbc") in caught.value.problems[0][1]

@@ -19,16 +19,14 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import cantools
-import cantools.database
 import structlog
 from cantools.database.can import Database, Message
 
 from busd.config import SignalMapping
 from busd.errors import ConfigError
 from busd.signals import SIGNALS, Kind
+from drivers.can.dbc_file import load_dbc as load_dbc  # where the app imports it from
 
 log = structlog.get_logger("drivers.can.decoder")
 
@@ -42,28 +40,6 @@ RATE_REJECTS_BEFORE_ACCEPT = 3
 # J1939: priority is bits 26-28 and the source address bits 0-7 of a 29-bit id;
 # the PGN in between identifies the message whichever ECU sends it.
 _J1939_PGN_MASK = 0x03FFFF00
-
-
-def load_dbc(path: Path, *, strict: bool) -> Database:
-    """Load a DBC; a relaxed load is logged with what cantools objected to."""
-    try:
-        return cantools.database.load_file(str(path), database_format="dbc", strict=True)
-    except FileNotFoundError:
-        raise ConfigError([("can.dbc", f"file not found: {path}")]) from None
-    except Exception as err:  # cantools raises several unrelated types for a bad file
-        strict_error = f"{type(err).__name__}: {err}"
-    if strict:
-        raise ConfigError([(
-            "can.dbc",
-            f"{path.name} does not load strictly ({strict_error}); "
-            "fix the file or set can.dbc_strict = false",
-        )])
-    try:
-        db = cantools.database.load_file(str(path), database_format="dbc", strict=False)
-    except Exception as err:
-        raise ConfigError([("can.dbc", f"{path.name} does not parse: {err}")]) from err
-    log.warning("dbc_loaded_relaxed", file=str(path), objection=strict_error)
-    return db
 
 
 @dataclass(slots=True)
