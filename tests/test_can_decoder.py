@@ -266,3 +266,41 @@ def test_a_missing_dbc_given_relative_names_its_full_path(tmp_path, monkeypatch)
     with pytest.raises(ConfigError) as caught:
         load_dbc(Path("nope.dbc"), strict=True)
     assert str(tmp_path.resolve() / "nope.dbc") in caught.value.problems[0][1]
+
+
+# A signal whose DBC factor and offset make its raw bits, its physical value and
+# a mapping's busd value three different numbers: raw 100 -> 10 °C -> 50 (x5).
+_UNITS_DBC = """VERSION ""
+NS_ :
+BS_:
+BU_: ECU
+BO_ 768 Thermal: 2 ECU
+ SG_ CoolantTemp : 0|8@1+ (0.5,-40) [-40|87.5] "degC" ECU
+ SG_ Mode : 8|8@1+ (1,0) [0|255] "" ECU
+VAL_ 768 Mode 2 "Running" 0 "Off" ;
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "passes"),
+    [(10.0, True),    # the DBC's physical value: 100 x 0.5 - 40
+     (100.0, False),  # the raw bits
+     (50.0, False)],  # busd's value after the mapping's scale
+)
+def test_when_compares_in_the_dbc_signals_physical_units(value: float, passes: bool) -> None:
+    db = cantools.database.load_string(_UNITS_DBC, database_format="dbc")
+    mapping = [SignalMapping(message="Thermal", signal="CoolantTemp", target="vehicle.outside_temp",
+                             scale=5.0, when={"signal": "CoolantTemp", "op": "==", "value": value})]
+    values = dict(FrameDecoder(db, mapping).decode(768, False, bytes([100, 2]), 0.0))
+    assert ("vehicle.outside_temp" in values) is passes
+    if passes:
+        assert values["vehicle.outside_temp"] == pytest.approx(50.0)
+
+
+def test_when_on_a_value_table_signal_compares_its_number_not_its_label() -> None:
+    db = cantools.database.load_string(_UNITS_DBC, database_format="dbc")
+    mapping = [SignalMapping(message="Thermal", signal="CoolantTemp", target="vehicle.outside_temp",
+                             when={"signal": "Mode", "op": "==", "value": 2})]
+    dec = FrameDecoder(db, mapping)
+    assert dict(dec.decode(768, False, bytes([100, 2]), 0.0)) == {"vehicle.outside_temp": 10.0}
+    assert dec.decode(768, False, bytes([100, 0]), 0.1) == []

@@ -12,11 +12,19 @@ from busd.signals import SIGNALS, Kind
 
 
 class FrameCondition(Strict):
-    """A rule on another signal of the same frame that must hold for the value to count."""
+    """A rule on another signal of the same frame that must hold for the value to count.
+
+    ``value`` is in the DBC signal's physical units (its raw bits times the
+    DBC's own factor plus offset, the number cantools decodes), never in busd's
+    units: the mapping's ``scale``/``offset``/``invert`` do not apply to it, even
+    when the condition names the mapped signal itself. A signal with a value
+    table compares by its number, not its label.
+    """
 
     signal: str
     op: Literal["==", "!=", "<", "<=", ">", ">="] = "=="
-    value: float
+    value: float = Field(description="in the DBC signal's physical units (DBC factor and offset "
+                         "applied), not after the mapping's scale/offset")
 
 
 class SignalMapping(Strict):
