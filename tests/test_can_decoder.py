@@ -9,6 +9,7 @@ import pytest
 from busd.config import SignalMapping
 from busd.errors import ConfigError
 from drivers.can.decoder import FrameDecoder, load_dbc
+from drivers.can.plausibility import CONFIRM_FRAMES
 from tests.can_helpers import DC1_LIFT, OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
 
 
@@ -31,8 +32,10 @@ def test_battery_values_from_our_dbc(decoder, db) -> None:
                                    ContactorClosed=1))
     assert values["battery.voltage"] == pytest.approx(652.4)
     assert values["battery.current"] == pytest.approx(-35.2)
-    values = decode(decoder, frame(db, "BMS_Status", StateOfCharge=81.25))
-    assert values["battery.soc"] == pytest.approx(81.25)
+    # SOC has a rate rule: its first value is published once consecutive frames confirm it.
+    values = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=81.25), now=i / 10)
+              for i in range(CONFIRM_FRAMES)]
+    assert [v.get("battery.soc") for v in values] == [None] * (CONFIRM_FRAMES - 1) + [81.25]
 
 
 def test_voltage_read_while_contactor_open_is_filtered_and_counted(decoder, db) -> None:
@@ -54,16 +57,21 @@ def test_out_of_range_and_not_available_values_are_dropped(decoder, db) -> None:
 
 
 def test_a_jump_faster_than_physics_is_dropped_until_it_persists(decoder, db) -> None:
-    assert decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.0), now=0.0)
-    glitch = decode(decoder, frame(db, "BMS_Status", StateOfCharge=5.0), now=0.1)
+    for i in range(CONFIRM_FRAMES):
+        decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.0), now=i / 10)
+    glitch = decode(decoder, frame(db, "BMS_Status", StateOfCharge=5.0), now=0.3)
     assert "battery.soc" not in glitch
-    back = decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.1), now=0.2)
+    back = decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.1), now=0.4)
     assert back["battery.soc"] == pytest.approx(80.1)
-    # A real step (BMS recalibration) persists: taken on its third report.
-    results = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=60.0), now=0.3 + i / 10)
+    # A real step within max_step (BMS recalibration) persists: taken on its third report.
+    results = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=74.0), now=0.5 + i / 10)
                for i in range(3)]
     assert ["battery.soc" in r for r in results] == [False, False, True]
-    assert decoder.stats.dropped["battery.soc:rate"] == 3
+    # A step beyond max_step is not, however often it is repeated within seconds.
+    results = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=20.0), now=0.8 + i / 10)
+               for i in range(20)]
+    assert not any("battery.soc" in r for r in results)
+    assert decoder.stats.dropped["battery.soc:rate"] == CONFIRM_FRAMES - 1 + 1 + 2 + 20
 
 
 def test_enum_labels_from_dbc_value_table_and_from_mapping(db) -> None:

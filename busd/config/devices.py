@@ -48,6 +48,11 @@ class SignalMapping(Strict):
     max_rate: float | None = Field(
         default=None, gt=0, description="largest believable change, units per second"
     )
+    max_step: float | None = Field(
+        default=None, ge=0,
+        description="how far beyond max_rate a step confirmed by consecutive agreeing frames "
+        "may go at once (busd units); unset: values only ever move as fast as max_rate allows",
+    )
     when: FrameCondition | None = None
 
     @model_validator(mode="after")
@@ -55,6 +60,8 @@ class SignalMapping(Strict):
         spec = SIGNALS.get(self.target)
         if spec is None:
             raise ValueError(f"unknown busd signal {self.target!r}")
+        if self.max_step is not None and self.max_rate is None:
+            raise ValueError("max_step bounds the max_rate rule's steps: give max_rate too")
         if self.valid_min is not None and self.valid_max is not None:
             if self.valid_min > self.valid_max:
                 raise ValueError("valid_min is above valid_max")

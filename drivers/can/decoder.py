@@ -27,6 +27,7 @@ from busd.config import SignalMapping
 from busd.errors import ConfigError
 from busd.signals import SIGNALS, Kind
 from drivers.can.dbc_file import load_dbc as load_dbc  # where the app imports it from
+from drivers.can.plausibility import RateGate
 
 log = structlog.get_logger("drivers.can.decoder")
 
@@ -34,9 +35,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
     "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
-# A value that jumps faster than its max_rate this many times in a row is a
-# real step (a BMS recalibrating SOC, say), not a glitch: accept it then.
-RATE_REJECTS_BEFORE_ACCEPT = 3
 # J1939: priority is bits 26-28 and the source address bits 0-7 of a 29-bit id;
 # the PGN in between identifies the message whichever ECU sends it.
 _J1939_PGN_MASK = 0x03FFFF00
@@ -54,11 +52,8 @@ class _Rule:
     choices: dict[int, str] | None
     valid_min: float | None
     valid_max: float | None
-    max_rate: float | None
+    rate: RateGate | None  # max_rate/max_step: drivers/can/plausibility.py
     condition: tuple[str, Callable[[float, float], bool], float] | None
-    last_value: float | None = None
-    last_time: float = 0.0
-    rejects_in_row: int = 0
 
 
 @dataclass(slots=True)
@@ -204,16 +199,9 @@ def _apply(
     ):
         dropped[f"{rule.target}:range"] += 1
         return None
-    if rule.max_rate is not None and rule.last_value is not None:
-        elapsed = max(now - rule.last_time, 1e-3)
-        if abs(value - rule.last_value) > rule.max_rate * elapsed:
-            rule.rejects_in_row += 1
-            if rule.rejects_in_row < RATE_REJECTS_BEFORE_ACCEPT:
-                dropped[f"{rule.target}:rate"] += 1
-                return None
-    rule.rejects_in_row = 0
-    rule.last_value = value
-    rule.last_time = now
+    if rule.rate is not None and not rule.rate.admit(value, now):
+        dropped[f"{rule.target}:rate"] += 1
+        return None
     if rule.choices is not None:
         label = rule.choices.get(round(value))
         if label is None:
@@ -265,7 +253,8 @@ def _compile(db: Database, index: int, entry: SignalMapping) -> tuple[Message, _
     return message, _Rule(
         index=index, target=entry.target, signal=entry.signal, scale=scale, offset=offset,
         choices=choices, valid_min=entry.valid_min, valid_max=entry.valid_max,
-        max_rate=entry.max_rate, condition=condition,
+        rate=None if entry.max_rate is None else RateGate(entry.max_rate, entry.max_step),
+        condition=condition,
     )
 
 
