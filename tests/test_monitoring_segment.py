@@ -227,3 +227,53 @@ def test_a_stale_speed_does_not_make_or_break_a_visit() -> None:
     _, changes = run(script)
     started = [c.row["place_id"] for c in changes if c.event == "visit_started"]
     assert started == ["livani", "rozupe"]
+
+
+@pytest.mark.parametrize(("factor", "on_site"), [(0.9, True), (1.1, False), (1.5, False)])
+def test_a_halt_near_the_geofence_is_on_site_only_inside_it(factor: float, on_site: bool) -> None:
+    # The bus leaves the depot (geofence 150 m, exit margin 30 m) and stands in
+    # traffic for 170 s at factor x the radius, then drives on to Rožupe. Inside
+    # (0.9x) the halt extends the visit; outside (1.1x, short of the margin, and
+    # 1.5x, past it) it belongs to the leg, with its distance and energy.
+    radius = 150.0
+    route_m = haversine_m(DEPOT[2], DEPOT[3], ROZUPE[2], ROZUPE[3])
+    f = factor * radius / route_m
+    junction = ("j", "junction", DEPOT[2] + f * (ROZUPE[2] - DEPOT[2]),
+                DEPOT[3] + f * (ROZUPE[3] - DEPOT[3]))
+    script = Script().park(600).drive(junction, kmh=20.0)
+    halt_start = script.t
+    script.park(170, power_kw=3.0).drive(ROZUPE).park(600)
+    day, changes = run(script)
+    visits = closed(changes, "visit")
+    legs = closed(changes, "leg")
+    assert [v["place_id"] for v in visits] == ["livani"]  # no visit of its own at the junction
+    assert [(leg["from_place"], leg["to_place"]) for leg in legs] == [("livani", "rozupe")]
+    departure = halt_start + 169 if on_site else 599.0  # the last still moment on site
+    assert visits[0]["end_ts"] == pytest.approx(T0 + departure)
+    assert legs[0]["start_ts"] == visits[0]["end_ts"]
+    leg_km = (route_m - factor * radius if on_site else route_m) / 1000
+    assert legs[0]["km"] == pytest.approx(leg_km, rel=0.01)
+    parked_kwh, halt_kwh = 5.0 * 599 / 3600, 3.0 * 169 / 3600
+    if on_site:
+        assert visits[0]["out_kwh"] > parked_kwh + halt_kwh
+    else:  # the halt's energy is the leg's
+        assert visits[0]["out_kwh"] == pytest.approx(parked_kwh, rel=0.01)
+
+
+def test_a_halt_outside_then_back_inside_extends_the_visit() -> None:
+    radius = 150.0
+    route_m = haversine_m(DEPOT[2], DEPOT[3], ROZUPE[2], ROZUPE[3])
+
+    def at(factor: float) -> tuple[str, str, float, float]:
+        f = factor * radius / route_m
+        return ("p", "p", DEPOT[2] + f * (ROZUPE[2] - DEPOT[2]),
+                DEPOT[3] + f * (ROZUPE[3] - DEPOT[3]))
+
+    script = Script().park(600).drive(at(1.1), kmh=20.0).park(100)
+    script.drive(at(0.5), kmh=10.0).park(120)  # back on site: the visit goes on
+    back_end = script.t - 1
+    script.drive(ROZUPE).park(600)
+    _, changes = run(script)
+    visits = closed(changes, "visit")
+    assert [v["place_id"] for v in visits] == ["livani"]
+    assert visits[0]["end_ts"] == pytest.approx(T0 + back_end)
