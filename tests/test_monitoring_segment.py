@@ -243,7 +243,7 @@ def test_a_halt_near_the_geofence_is_on_site_only_inside_it(factor: float, on_si
     script = Script().park(600).drive(junction, kmh=20.0)
     halt_start = script.t
     script.park(170, power_kw=3.0).drive(ROZUPE).park(600)
-    day, changes = run(script)
+    _, changes = run(script)
     visits = closed(changes, "visit")
     legs = closed(changes, "leg")
     assert [v["place_id"] for v in visits] == ["livani"]  # no visit of its own at the junction
