@@ -47,8 +47,11 @@ SCHEMA: dict[str, dict[str, type]] = {
              "km": float, "km_source": str, "kwh_per_km": float, "avg_kmh": float,
              "soc_used": float},
     "visits": {**_COMMON, **_PLACE},
+    # charger_kwh: the charger's session counter, impossible jumps rejected (counted in
+    # counter_rejects); battery_kwh: ∫V·I into the pack; charge_diff_kwh = their difference.
     "charges": {**_COMMON, **_PLACE, "peak_kw": float, "session_kwh": float,
-                "energy_added_kwh": float},
+                "energy_added_kwh": float, "charger_kwh": float, "battery_kwh": float,
+                "charge_diff_kwh": float, "counter_rejects": int},
     "soc_samples": {"ts": float, "day": str, "soc": float, "speed_kmh": float,
                     "odometer_km": float, "place_id": str},
     "plan_stops": {"day": str, "seq": int, "stop_id": str, "name": str, "cycle": str,

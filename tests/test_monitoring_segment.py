@@ -148,7 +148,8 @@ def test_without_gps_a_visit_ends_by_odometer_and_stops_are_unplanned() -> None:
 
 
 def test_charging_session_figures() -> None:
-    script = Script(place=PREILI, soc=40.0).park(120).park(2400, charge_kw=45.0).park(120)
+    # Parked long enough after unplugging that no replug can join the session.
+    script = Script(place=PREILI, soc=40.0).park(120).park(2400, charge_kw=45.0).park(400)
     _, changes = run(script)
     (session,) = closed(changes, "charge")
     assert session["place_id"] == "preili"
@@ -277,3 +278,56 @@ def test_a_halt_outside_then_back_inside_extends_the_visit() -> None:
     visits = closed(changes, "visit")
     assert [v["place_id"] for v in visits] == ["livani"]
     assert visits[0]["end_ts"] == pytest.approx(T0 + back_end)
+
+
+def test_an_unplug_and_replug_within_minutes_is_one_session() -> None:
+    script = (Script(place=PREILI, soc=40.0).park(120).park(1200, charge_kw=45.0)
+              .park(120).park(1200, charge_kw=45.0).park(400))
+    _, changes = run(script)
+    (session,) = closed(changes, "charge")
+    assert session["start_ts"] == pytest.approx(T0 + 120)
+    assert session["end_ts"] == pytest.approx(T0 + 120 + 1200 + 120 + 1200)  # the last unplug
+    assert session["battery_kwh"] == pytest.approx(45.0 * 40 / 60, rel=0.01)
+    events = [c.event for c in changes if c.event and c.kind == "charge"]
+    assert events == ["charging_started", "charging_ended"]
+
+
+def test_a_replug_after_the_merge_window_is_a_new_session() -> None:
+    from busd.monitoring.charge_energy import REPLUG_MERGE_S
+
+    script = (Script(place=PREILI, soc=40.0).park(120).park(1200, charge_kw=45.0)
+              .park(REPLUG_MERGE_S + 60).park(1200, charge_kw=45.0).park(400))
+    _, changes = run(script)
+    first, second = closed(changes, "charge")
+    assert first["end_ts"] == pytest.approx(T0 + 120 + 1200)
+    assert first["battery_kwh"] == pytest.approx(15.0, rel=0.01)
+    assert second["battery_kwh"] == pytest.approx(15.0, rel=0.01)
+
+
+def test_charger_and_battery_energy_with_impossible_counter_jumps_rejected() -> None:
+    # The charger counts what it delivered (the pack gets 92 % of it); its counter
+    # resets at 600 s, shows its lifetime total for one frame at 1200 s, and from
+    # 1800 s on is offset by that total for good. Each jump is rejected and counted.
+    script = Script(place=PREILI, soc=40.0).park(120).park(2400, charge_kw=45.0).park(400)
+    delivered = 0.0
+    lost_to_reset = 0.0
+    lifetime = 54_321.0
+    samples = []
+    for sample in script.samples:
+        if sample.charger_state == "charging":
+            delivered += 45.0 / 0.92 / 3600
+            t = sample.mono - 120
+            if t == 600:
+                lost_to_reset = delivered  # the counter restarts from zero
+            counter = delivered - lost_to_reset + (lifetime if t == 1200 or t >= 1800 else 0.0)
+            sample = replace(sample, charger_session_kwh=counter)
+        samples.append(sample)
+    script.samples = samples
+    _, changes = run(script)
+    (session,) = closed(changes, "charge")
+    battery = 45.0 * 40 / 60
+    assert session["battery_kwh"] == pytest.approx(battery, rel=0.01)
+    assert session["charger_kwh"] == pytest.approx(battery / 0.92, rel=0.01)
+    assert session["charge_diff_kwh"] == pytest.approx(battery / 0.92 - battery, rel=0.05)
+    assert session["counter_rejects"] == 3
+    assert session["session_kwh"] > lifetime  # the raw maximum, kept as reported

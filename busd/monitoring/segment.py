@@ -31,7 +31,11 @@ Rules (config: :class:`~busd.config.MonitoringConfig`):
   from where the visit began, else (no position at all) it counts as inside.
 * A **leg** is everything between two visits; the time partitions exactly.
 * A **charging session** runs from the charger reporting ``charging`` until it
-  is unplugged or idle/faulty.
+  is unplugged or idle/faulty, unless charging resumes within
+  :data:`~busd.monitoring.charge_energy.REPLUG_MERGE_S` (an unplug and replug is one
+  session, not two); it ends at the unplug. Its energy is recorded twice: the
+  charger's session counter (its impossible jumps rejected and counted) and the
+  battery's ∫V·I, with their difference.
 
 Records are identified by their kind and start time, so writing one twice is
 an overwrite, never a duplicate. After a restart, the open records from the
@@ -47,6 +51,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from busd.monitoring.charge_energy import REPLUG_MERGE_S, SessionCounter
 from busd.monitoring.figures import Counters, EnergyIntegrator, GpsDistance, LiftCycles
 from busd.monitoring.records import (
     CHARGE,
@@ -83,6 +88,8 @@ class _Open:
     resumed: bool = False
     checkpoint_ts: float | None = None
     checkpoint_odo: float | None = None
+    meter: SessionCounter = field(default_factory=SessionCounter)  # the charger's counter
+    paused: Snap | None = None  # a charging session unplugged: ends here unless replugged
 
     def figures(self, now: Snap) -> Counters:
         return self.base + (now.counters - self.start.counters)
@@ -387,22 +394,31 @@ class DayTracker:
 
     def _charging(self, s: Sample, snap: Snap, out: list[Change]) -> None:
         charge = self.charge
+        power = s.charger_power_kw or 0.0
+        charging = s.charger_state == "charging" or (
+            s.charger_state is None and bool(s.plugged) and power > 0.5)
         if charge is None:
-            power = s.charger_power_kw or 0.0
-            if s.charger_state == "charging" or (
-                s.charger_state is None and s.plugged and power > 0.5
-            ):
+            if charging:
                 self.charge = _Open(CHARGE, _id(CHARGE, snap.ts), snap, self._where(s),
                                     soc_start=s.soc, min_soc=s.soc, odo_start=s.odometer_km)
                 self._charge_peaks(s)
                 out.append(Change(CHARGE, self._row(self.charge, snap, OPEN), "charging_started"))
             return
+        if charge.paused is not None:
+            if charging:  # plugged in again soon: the same session goes on
+                charge.paused = None
+                charge.meter.replugged()
+                self._charge_peaks(s)
+            elif s.mono - charge.paused.mono > REPLUG_MERGE_S or self._stopped(s) is False:
+                out.append(Change(CHARGE, self._row(charge, charge.paused, CLOSED),
+                                  "charging_ended"))
+                self.charge = None
+            return
         ended = s.plugged is False or s.charger_state in ("idle", "fault")
         if not ended:
             self._charge_peaks(s)
             return
-        out.append(Change(CHARGE, self._row(charge, snap, CLOSED), "charging_ended"))
-        self.charge = None
+        charge.paused = snap
 
     def _charge_peaks(self, s: Sample) -> None:
         charge = self.charge
@@ -415,6 +431,7 @@ class DayTracker:
         charge.peak_kw = max(candidates)
         if s.charger_session_kwh is not None:
             charge.session_kwh = max(charge.session_kwh or 0.0, s.charger_session_kwh)
+        charge.meter.step(s.mono, s.charger_session_kwh)
 
     def _where(self, s: Sample) -> PlaceRef | None:
         if self.visit is not None:
@@ -457,7 +474,9 @@ class DayTracker:
                         soc_start=row.get("soc_start"), min_soc=row.get("soc_min"),
                         peak_kw=row.get("peak_kw") or 0.0, session_kwh=row.get("session_kwh"),
                         resumed=True, checkpoint_ts=row.get("updated_ts"),
-                        checkpoint_odo=row.get("odo_end"))
+                        checkpoint_odo=row.get("odo_end"),
+                        meter=SessionCounter(kwh=row.get("charger_kwh") or 0.0,
+                                             rejected=int(row.get("counter_rejects") or 0)))
             if kind == LEG:
                 self.leg = rec
             elif kind == VISIT:
@@ -521,6 +540,11 @@ class DayTracker:
                 "soc_min": rec.min_soc,
             })
             if rec.kind == CHARGE:
+                charger = rec.meter.kwh if rec.session_kwh is not None else None
                 row.update({"peak_kw": rec.peak_kw, "session_kwh": rec.session_kwh,
-                            "energy_added_kwh": fig.charged_kwh})
+                            "energy_added_kwh": fig.charged_kwh,
+                            "charger_kwh": charger, "battery_kwh": fig.charged_kwh,
+                            "charge_diff_kwh": None if charger is None
+                            else charger - fig.charged_kwh,
+                            "counter_rejects": rec.meter.rejected})
         return row

@@ -26,6 +26,12 @@ def _sum(rows: Sequence[Row], key: str) -> float:
     return sum(float(r.get(key) or 0.0) for r in rows)
 
 
+def _sum_known(rows: Sequence[Row], key: str) -> float | None:
+    """The sum over rows that have the figure; None when none has it (no charger counter)."""
+    known = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(known) if known else None
+
+
 def _r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -94,6 +100,11 @@ def daily_summary(
         "stops_skipped": counts["skipped"],
         "stops": stops,
         "charging_sessions": len(charges),
+        # Both sides of every session: what the chargers reported, what reached the pack.
+        "charging_charger_kwh": _r(_sum_known(charges, "charger_kwh"), 3),
+        "charging_battery_kwh": round(_sum(charges, "battery_kwh"), 3),
+        "charging_diff_kwh": _r(_sum_known(charges, "charge_diff_kwh"), 3),
+        "charger_counter_rejects": int(_sum(charges, "counter_rejects")),
         "min_soc": _r(min(socs) if socs else None, 1),
         "lift_cycles": int(_sum(legs, "lift_cycles") + _sum(visits, "lift_cycles")),
         "clients_served": int(sum(int(c["count"]) for c in records.get("clients", ()))),
