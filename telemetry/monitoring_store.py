@@ -37,6 +37,7 @@ _COMMON = {
     "charged_kwh": float, "net_kwh": float, "gap_s": float, "gaps": int, "gps_km": float,
     "lift_cycles": int, "temp_c": float, "temp_s": float, "odo_start": float, "odo_end": float,
     "soc_start": float, "soc_end": float, "lift_counter": int,
+    "off_s": float,  # switched off (CAN silent while parked): not a gap in the energy data
 }
 _PLACE = {
     "place_id": str, "place_name": str, "place_kind": str, "lat": float, "lon": float,

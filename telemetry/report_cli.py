@@ -193,6 +193,7 @@ def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: Zon
         f"shortened {s['stops_shortened']}, skipped {s['stops_skipped']}, "
         f"unplanned {s['unplanned_stops']}\n"
         f"min SOC {_n(s['min_soc'])} %, lift cycles {s['lift_cycles']}, alerts {s['alerts']}, "
+        f"switched off {s.get('switched_off_min') or 0.0:.1f} min, "
         f"energy data missing {s['energy_gap_min']:.1f} min"
         + (f", {s['open_records']} record(s) still open" if s["open_records"] else "")
     )

@@ -331,3 +331,26 @@ def test_charger_and_battery_energy_with_impossible_counter_jumps_rejected() -> 
     assert session["charge_diff_kwh"] == pytest.approx(battery / 0.92 - battery, rel=0.05)
     assert session["counter_rejects"] == 3
     assert session["session_kwh"] > lifetime  # the raw maximum, kept as reported
+
+
+def test_switched_off_while_parked_is_not_missing_energy_data() -> None:
+    from busd.monitoring.summary import daily_summary
+
+    # Parked at the depot, the bus is switched off for two hours: the BMS sleeps,
+    # CAN is silent (no power, speed, odometer or SOC), only the GPS still reports.
+    script = Script().park(600)
+    script.park(7200, power_kw=0.0)
+    script.samples[600:] = [replace(s, power_kw=None, speed_kmh=None, odometer_km=None,
+                                    soc=None) for s in script.samples[600:]]
+    script.park(600).drive(ROZUPE)
+    # A true gap: the current goes stale for 60 s while driving.
+    script.samples[-120:-60] = [replace(s, power_kw=None) for s in script.samples[-120:-60]]
+    script.park(600)
+    _, changes = run(script)
+    visits, legs = closed(changes, "visit"), closed(changes, "leg")
+    assert visits[0]["off_s"] == pytest.approx(7200, abs=2)
+    assert visits[0]["gap_s"] == 0 and visits[0]["gaps"] == 0
+    assert legs[0]["gap_s"] == pytest.approx(60, abs=2)  # a true gap stays a gap
+    summary = daily_summary("2026-01-01", {"visit": visits, "leg": legs})
+    assert summary["switched_off_min"] == pytest.approx(120, abs=0.1)
+    assert summary["energy_gap_min"] == pytest.approx(1.0, abs=0.05)

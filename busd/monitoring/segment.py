@@ -200,7 +200,7 @@ class DayTracker:
             out_kwh=self.energy.out_kwh, regen_kwh=self.energy.regen_kwh,
             charged_kwh=self.energy.charged_kwh, gap_s=self.energy.gap_s, gaps=self.energy.gaps,
             gps_m=self.gps.metres, lift_cycles=self.lift.cycles,
-            temp_cs=self._temp_cs, temp_s=self._temp_s,
+            temp_cs=self._temp_cs, temp_s=self._temp_s, off_s=self.energy.off_s,
         )
 
     def place_at(self, lat: float, lon: float) -> PlaceRef | None:
@@ -220,7 +220,8 @@ class DayTracker:
         # Charge flowing in while the bus stands still is charging, even if the
         # charger's own signals are stale: regeneration needs the wheels to turn.
         plugged = bool(s.plugged) or s.charger_state in ("charging", "complete") or bool(stopped)
-        self.energy.step(s.mono, s.power_kw, age_s=s.power_age_s, plugged=plugged)
+        self.energy.step(s.mono, s.power_kw, age_s=s.power_age_s, plugged=plugged,
+                         switched_off=self._switched_off(s))
         self.gps.step(s.lat, s.lon, moving=None if stopped is None else not stopped)
         self.lift.step(s.lift_counter, s.lift_state)
         last = self._last
@@ -228,6 +229,13 @@ class DayTracker:
             dt = s.mono - last.mono
             self._temp_cs += last.outside_temp_c * dt
             self._temp_s += dt
+
+    def _switched_off(self, s: Sample) -> bool:
+        """The bus is off: no CAN value at all (BMS asleep) and not moving by GPS either."""
+        can_silent = (s.power_kw is None and s.speed_kmh is None and s.odometer_km is None
+                      and s.soc is None)
+        return can_silent and (s.gps_speed_kmh is None
+                               or s.gps_speed_kmh <= self.settings.stopped_kmh)
 
     def _snap(self, s: Sample) -> Snap:
         return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters(), self.lift.last_counter)
@@ -457,7 +465,7 @@ class DayTracker:
                 gps_m=(row.get("gps_km") or 0.0) * 1000.0,
                 lift_cycles=int(row.get("lift_cycles") or 0),
                 temp_cs=(row.get("temp_c") or 0.0) * (row.get("temp_s") or 0.0),
-                temp_s=row.get("temp_s") or 0.0,
+                temp_s=row.get("temp_s") or 0.0, off_s=row.get("off_s") or 0.0,
             )
             place = None
             if row.get("place_id") or row.get("from_place"):
@@ -505,7 +513,8 @@ class DayTracker:
             "updated_ts": end.ts, "duration_min": round(duration_s / 60.0, 3),
             "out_kwh": fig.out_kwh, "regen_kwh": fig.regen_kwh, "charged_kwh": fig.charged_kwh,
             "net_kwh": fig.out_kwh - fig.regen_kwh - fig.charged_kwh,
-            "gap_s": fig.gap_s, "gaps": fig.gaps, "gps_km": fig.gps_m / 1000.0,
+            "gap_s": fig.gap_s, "gaps": fig.gaps, "off_s": fig.off_s,
+            "gps_km": fig.gps_m / 1000.0,
             "lift_cycles": fig.lift_cycles, "lift_counter": end.lift_counter,
             "temp_c": None if temp is None else round(temp, 2), "temp_s": fig.temp_s,
             "odo_start": rec.odo_start, "odo_end": end.odo,
