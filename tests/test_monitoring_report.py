@@ -162,3 +162,14 @@ def test_switched_off_time_is_reported_as_switched_off(tmp_path, capsys) -> None
     assert report_cli.main(["report", DAY, "--db", str(tmp_path / "monitoring.sqlite")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "switched off 60.0 min" in out and "energy data missing 0.0 min" in out
+
+
+def test_soc_plot_shows_the_reserve_line(db: Path, tmp_path: Path) -> None:
+    store = MonitoringStore(db)
+    records = store.day_records_sync(DAY)
+    store.close()
+    labels = report_cli.plot_soc(tmp_path / "soc.png", DAY, records, ZoneInfo("Europe/Riga"),
+                                 reserve_pct=15.0)
+    assert labels == ["SOC", "reserve 15 %"]
+    assert report_cli.main(["report", DAY, "--db", str(db), "--reserve", "20",
+                            "--plot", str(tmp_path / "r.png")]) == 0
