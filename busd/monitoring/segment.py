@@ -47,12 +47,14 @@ closed at its last checkpoint and marked ``interrupted``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from busd.monitoring.charge_energy import REPLUG_MERGE_S, SessionCounter
 from busd.monitoring.figures import Counters, EnergyIntegrator, GpsDistance, LiftCycles
+from busd.monitoring.open_record import OpenRecord as _Open
+from busd.monitoring.open_record import record_row
 from busd.monitoring.records import (
     CHARGE,
     CLOSED,
@@ -71,28 +73,6 @@ from busd.monitoring.records import (
 from busd.plan import haversine_m
 
 __all__ = ["Change", "DayTracker", "PlaceRef", "Row", "Sample", "Settings", "Snap", "places_of"]
-
-
-@dataclass
-class _Open:
-    kind: str
-    id: str
-    start: Snap
-    place: PlaceRef | None
-    base: Counters = field(default_factory=Counters)
-    odo_start: float | None = None
-    soc_start: float | None = None
-    min_soc: float | None = None
-    peak_kw: float = 0.0
-    session_kwh: float | None = None
-    resumed: bool = False
-    checkpoint_ts: float | None = None
-    checkpoint_odo: float | None = None
-    meter: SessionCounter = field(default_factory=SessionCounter)  # the charger's counter
-    paused: Snap | None = None  # a charging session unplugged: ends here unless replugged
-
-    def figures(self, now: Snap) -> Counters:
-        return self.base + (now.counters - self.start.counters)
 
 
 @dataclass
@@ -504,56 +484,4 @@ class DayTracker:
         return datetime.fromtimestamp(ts, self.zone).date().isoformat()
 
     def _row(self, rec: _Open, end: Snap, status: str, *, to_place: PlaceRef | None = None) -> Row:
-        fig = rec.figures(end)
-        duration_s = max(0.0, end.ts - rec.start.ts)
-        temp = fig.mean_temp_c
-        row: Row = {
-            "id": rec.id, "day": self.day_of(rec.start.ts), "status": status,
-            "start_ts": rec.start.ts, "end_ts": None if status == OPEN else end.ts,
-            "updated_ts": end.ts, "duration_min": round(duration_s / 60.0, 3),
-            "out_kwh": fig.out_kwh, "regen_kwh": fig.regen_kwh, "charged_kwh": fig.charged_kwh,
-            "net_kwh": fig.out_kwh - fig.regen_kwh - fig.charged_kwh,
-            "gap_s": fig.gap_s, "gaps": fig.gaps, "off_s": fig.off_s,
-            "gps_km": fig.gps_m / 1000.0,
-            "lift_cycles": fig.lift_cycles, "lift_counter": end.lift_counter,
-            "temp_c": None if temp is None else round(temp, 2), "temp_s": fig.temp_s,
-            "odo_start": rec.odo_start, "odo_end": end.odo,
-            "soc_start": rec.soc_start, "soc_end": end.soc,
-        }
-        place = rec.place
-        if rec.kind == LEG:
-            km = None
-            if rec.odo_start is not None and end.odo is not None:
-                km = max(0.0, end.odo - rec.odo_start)
-            distance = km if km is not None else fig.gps_m / 1000.0
-            hours = duration_s / 3600.0
-            net = fig.out_kwh - fig.regen_kwh
-            row.update({
-                "from_place": place.id if place else None,
-                "from_name": place.name if place else None,
-                "to_place": to_place.id if to_place else None,
-                "to_name": to_place.name if to_place else None,
-                "km": distance, "km_source": "odometer" if km is not None else "gps",
-                "kwh_per_km": net / distance if distance > 0.05 else None,
-                "avg_kmh": distance / hours if hours > 0 else None,
-                "soc_used": None if rec.soc_start is None or end.soc is None
-                else rec.soc_start - end.soc,
-            })
-        else:
-            row.update({
-                "place_id": place.id if place else None,
-                "place_name": place.name if place else None,
-                "place_kind": place.kind if place else None,
-                "lat": place.lat if place else None, "lon": place.lon if place else None,
-                "radius_m": place.radius_m if place else None,
-                "soc_min": rec.min_soc,
-            })
-            if rec.kind == CHARGE:
-                charger = rec.meter.kwh if rec.session_kwh is not None else None
-                row.update({"peak_kw": rec.peak_kw, "session_kwh": rec.session_kwh,
-                            "energy_added_kwh": fig.charged_kwh,
-                            "charger_kwh": charger, "battery_kwh": fig.charged_kwh,
-                            "charge_diff_kwh": None if charger is None
-                            else charger - fig.charged_kwh,
-                            "counter_rejects": rec.meter.rejected})
-        return row
+        return record_row(rec, end, status, day=self.day_of(rec.start.ts), to_place=to_place)
