@@ -22,6 +22,7 @@ from busd.display import DisplayServer
 from busd.events import EventForwarder
 from busd.freshness import FreshnessMonitor
 from busd.monitoring.daily import DailySummaryJob
+from busd.monitoring.plan_projections import ProjectionRecorder
 from busd.monitoring.retention import RetentionJob
 from busd.monitoring.stop_notes import StopNotes
 from busd.monitoring.tracker import Tracker
@@ -121,8 +122,12 @@ def build_daemon(
     stop_notes = StopNotes(downstream=events, store=store, clock=clock,
                            timezone=config.monitoring.timezone,
                            on_storage=storage.reporter("stop notes"))
-    planner = _planner(config, state, clock, uplink, stop_notes)
-    components.append(stop_notes)
+    # ... and past the projection recorder: each accepted plan's projected SOC curve
+    # is kept for the report's plot.
+    projections = ProjectionRecorder(plan_sink=uplink.uplink, events=stop_notes, store=store,
+                                     clock_now=clock.now, timezone=config.monitoring.timezone)
+    planner = _planner(config, state, clock, uplink, projections)
+    components += [stop_notes, projections]
     if planner is not None:
         planner.on_storage = storage.reporter("planner")
     components += [planner] if planner is not None else []
@@ -166,13 +171,13 @@ def build_daemon(
 
 def _planner(
     config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts,
-    events: EventEmitter,
+    events: ProjectionRecorder,
 ) -> Planner | None:
     """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
     if not config.planner.enabled or config.planner.plan_file is None:
         return None
     planner = Planner.from_config(config, state=state, clock=clock,
-                                  plan_sink=uplink.uplink, events=events)
+                                  plan_sink=events, events=events)
 
     async def on_plan_command(body: JsonObject) -> CommandOutcome:
         result = await planner.replace_plan(body)

@@ -61,10 +61,13 @@ SCHEMA: dict[str, dict[str, type]] = {
     "stop_notes": {"day": str, "stop_id": str, "status": str, "reason": str, "ts": float},
     "daily_summaries": {"day": str, "created_ts": float, "alerts": int, "json": str},
     "clients_served": {"visit_id": str, "day": str, "count": int, "updated_ts": float},
+    # Each accepted plan's projected SOC curve (busd/monitoring/plan_projections.py).
+    "plan_projections": {"day": str, "proposal_id": str, "seq": int, "accepted_ts": float,
+                         "ts": float, "soc": float},
 }
 _PKS: dict[str, str | tuple[str, ...]] = {
     "legs": "id", "visits": "id", "charges": "id", "soc_samples": "ts",
-    "clients_served": "visit_id",
+    "clients_served": "visit_id", "plan_projections": ("proposal_id", "seq"),
     "plan_stops": ("day", "stop_id"), "stop_notes": ("day", "stop_id"), "daily_summaries": "day",
 }
 
@@ -174,6 +177,15 @@ class MonitoringStore:
                 {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts},
                 pk=("day", "stop_id"))
 
+    def save_projection(self, day: str, proposal_id: str, accepted_ts: float,
+                        points: list[tuple[float, float]]) -> None:
+        """The projected SOC curve of a plan the driver accepted."""
+        with self._writing("plan projections"):
+            self.db.table("plan_projections").upsert_all(
+                [{"day": day, "proposal_id": proposal_id, "seq": i, "accepted_ts": accepted_ts,
+                  "ts": ts, "soc": soc} for i, (ts, soc) in enumerate(points)],
+                pk=("proposal_id", "seq"))
+
     def set_clients_served(self, *, visit_id: str, day: str, count: int, ts: float) -> None:
         """The crew's count of clients served at a visit (a number, never who)."""
         with self._writing("clients served"):
@@ -229,6 +241,8 @@ class MonitoringStore:
                                                                       order_by="day, seq"))
             out["notes"] = list(self.db["stop_notes"].rows_where(where, args))
             out["clients"] = list(self.db["clients_served"].rows_where(where, args))
+            out["projections"] = list(self.db["plan_projections"].rows_where(
+                where, args, order_by="accepted_ts, seq"))
             out["summaries"] = list(self.db["daily_summaries"].rows_where(where, args,
                                                                           order_by="day"))
         return out

@@ -275,6 +275,13 @@ def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo
     for c in records["charge"]:
         start, end = num(c["start_ts"]), num(c.get("end_ts") or c["updated_ts"])
         ax.axvspan(start, end, color="tab:green", alpha=0.25)
+    curves: dict[str, list[Row]] = {}
+    for point in records.get("projections", []):
+        curves.setdefault(point["proposal_id"], []).append(point)
+    for n, points in enumerate(curves.values(), start=1):
+        accepted = datetime.fromtimestamp(points[0]["accepted_ts"], zone).strftime("%H:%M")
+        ax.plot([num(p["ts"]) for p in points], [p["soc"] for p in points], linestyle=":",
+                marker=".", label=f"plan accepted {accepted} (projected)", color=f"C{n + 2}")
     if reserve_pct is not None:
         ax.axhline(reserve_pct, color="tab:red", linestyle="--", linewidth=1,
                    label=f"reserve {reserve_pct:g} %")
