@@ -44,6 +44,7 @@ from busd.display import DisplayServer
 from busd.events import EventForwarder
 from busd.freshness import FreshnessMonitor
 from busd.monitoring.daily import DailySummaryJob
+from busd.monitoring.plan_projections import ProjectionRecorder
 from busd.monitoring.retention import RetentionJob
 from busd.monitoring.stop_notes import StopNotes
 from busd.monitoring.tracker import Tracker
@@ -51,7 +52,13 @@ from busd.plan import Plan, load_plan
 from busd.planner.component import Planner
 from busd.planner.display_view import PlannerDisplayView
 from busd.planner.learning import EnergyLearner
-from busd.ports import CommandOutcome, EventEmitter, EventSubscriber, JsonObject
+from busd.ports import (
+    CommandOutcome,
+    EventEmitter,
+    EventSubscriber,
+    JsonObject,
+    PlanPublisher,
+)
 from busd.secrets import check_secret_file
 from busd.state import VehicleState
 from busd.status import StatusServer, socket_path
@@ -142,8 +149,14 @@ def build_daemon(
     stop_notes = StopNotes(store=store, clock=clock,
                            timezone=config.monitoring.timezone,
                            on_storage=storage.reporter("stop notes"))
-    planner = _planner(config, state, clock, uplink, events, stop_notes, storage)
-    components.append(stop_notes)
+    # The projection recorder is the planner's plan publisher and follows its events too:
+    # each accepted plan's projected SOC curve is kept for the report's plot.
+    projections = ProjectionRecorder(plan_sink=uplink.uplink, store=store, clock=clock,
+                                     timezone=config.monitoring.timezone,
+                                     on_storage=storage.reporter("plan projections"))
+    planner = _planner(config, state, clock, projections, uplink, events,
+                       [stop_notes, projections], storage)
+    components += [stop_notes, projections]
     components += [planner] if planner is not None else []
     # The tracker owns the day's progress; these follow its events, in this order.
     clients = ClientsServed(store=store, clock=clock)
@@ -193,15 +206,16 @@ def build_daemon(
 
 
 def _planner(
-    config: BusdConfig, state: VehicleState, clock: Clock, uplink: UplinkParts,
-    events: EventEmitter, stop_notes: StopNotes, storage: StorageStatus,
+    config: BusdConfig, state: VehicleState, clock: Clock,
+    plan_sink: PlanPublisher, uplink: UplinkParts, events: EventEmitter,
+    subscribers: list[EventSubscriber], storage: StorageStatus,
 ) -> Planner | None:
     """The SOC-aware planner: publishes on ``plan``, takes ``cmd/plan`` from the office."""
     if not config.planner.enabled or config.planner.plan_file is None:
         return None
     planner = Planner.from_config(config, state=state, clock=clock,
-                                  plan_sink=uplink.uplink, events=events,
-                                  subscribers=[stop_notes],
+                                  plan_sink=plan_sink, events=events,
+                                  subscribers=subscribers,
                                   on_storage=storage.reporter("planner"))
 
     async def on_plan_command(body: JsonObject) -> CommandOutcome:

@@ -156,6 +156,8 @@ class _Span(EventModel):
     net_kwh: float
     gap_s: float = Field(description="how long the energy figures had no data")
     gaps: int
+    off_s: float = Field(default=0.0, description="how long the bus was switched off (no CAN "
+                         "at all while parked): it used nothing, and it is no gap")
     gps_km: float = Field(description="GPS track length (cross-check of the odometer)")
     lift_cycles: int
     lift_counter: int | None = Field(description="the lift unit's own counter at the end")
@@ -192,6 +194,16 @@ class _Charge(_AtPlace):
     peak_kw: float
     session_kwh: float | None = Field(description="the charger's own session counter")
     energy_added_kwh: float
+    charger_kwh: float | None = Field(
+        default=None, description="energy the charger reports for the session (its counter, "
+        "impossible jumps rejected); None when it reports none")
+    battery_kwh: float | None = Field(
+        default=None, description="energy into the pack, the battery side's integral of V·I")
+    charge_diff_kwh: float | None = Field(
+        default=None, description="charger minus battery: the charging losses")
+    counter_rejects: int = Field(
+        default=0, ge=0, description="charger counter readings rejected (a reset, a jump to a "
+        "lifetime total)")
 
 
 class ChargingStarted(_Charge):
@@ -367,6 +379,15 @@ class DailyReport(EventModel):
     clients_served: int
     alerts: int
     energy_gap_min: float
+    switched_off_min: float = Field(
+        default=0.0, description="parked with the bus switched off (no CAN at all): not a gap")
+    charging_charger_kwh: float | None = Field(
+        default=None, description="the charger's reported energy over the day's sessions")
+    charging_battery_kwh: float = Field(
+        default=0.0, description="the battery side's energy over the day's charging sessions")
+    charging_diff_kwh: float | None = Field(
+        default=None, description="charger minus battery over the day's sessions")
+    charger_counter_rejects: int = Field(default=0, ge=0)
     open_records: int
 
 

@@ -14,7 +14,8 @@ when a signal goes stale, since a silent bus sends no update to react to.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +28,14 @@ log = structlog.get_logger("busd.state")
 
 Value = float | int | bool | str
 _POWER_INPUTS = frozenset({sig.BATTERY_VOLTAGE, sig.BATTERY_CURRENT})  # battery.power derives
+
+# battery.power pairs a voltage and a current measured at the same instant:
+# from one frame when the source sends both together, otherwise from two
+# readings whose times differ by at most this much (one frame period at the
+# 10 Hz a BMS sends at). Never a new voltage times an old current: a junk
+# voltage times the previous frame's current once made a 126 kW spike.
+POWER_PAIR_TOLERANCE_S = 0.1
+_PAIR = (sig.BATTERY_VOLTAGE, sig.BATTERY_CURRENT)
 
 
 class Reading:
@@ -85,6 +94,9 @@ class VehicleState:
         self._stale: set[str] = set()
         self._wakeup: asyncio.Event | None = None
         self.updates = 0
+        self._frame: set[str] | None = None  # names updated in the open frame()
+        self._pairs_in_one_frame = False  # the source sends voltage and current together
+        self.power_unpaired = 0  # a voltage or current with no partner of its instant
 
     @property
     def clock(self) -> Clock:
@@ -130,15 +142,51 @@ class VehicleState:
             changed = True
         if changed:
             self._mark_changed(name)
-        if name in _POWER_INPUTS:
-            self._derive_power(source, ts, received)
+        if self._frame is not None:
+            self._frame.add(name)
+        elif name in _POWER_INPUTS:
+            self._derive_power(source, alone=True, received=received)
 
-    def _derive_power(self, source: str, ts: float | None, received: float) -> None:
-        voltage = self._fresh(sig.BATTERY_VOLTAGE, received)
-        current = self._fresh(sig.BATTERY_CURRENT, received)
-        if isinstance(voltage, float) and isinstance(current, float):
-            self.update(sig.BATTERY_POWER, voltage * current / 1000.0, source=source, ts=ts,
-                        received=received)
+    @contextmanager
+    def frame(self, *, source: str) -> Iterator[None]:
+        """Updates made inside are one measurement (one CAN frame).
+
+        Derived values are computed once, after every value of the frame is in,
+        so a frame carrying both voltage and current never pairs its new
+        voltage with the previous frame's current.
+        """
+        if self._frame is not None:  # nested: the outer frame derives
+            yield
+            return
+        self._frame = set()
+        try:
+            yield
+        finally:
+            names, self._frame = self._frame, None
+            if sig.BATTERY_VOLTAGE in names and sig.BATTERY_CURRENT in names:
+                self._pairs_in_one_frame = True
+                self._derive_power(source, alone=False, received=None)
+            elif sig.BATTERY_VOLTAGE in names or sig.BATTERY_CURRENT in names:
+                self._derive_power(source, alone=True, received=None)
+
+    def _derive_power(self, source: str, *, alone: bool, received: float | None) -> None:
+        voltage, current = (self._readings.get(name) for name in _PAIR)
+        if voltage is None or current is None:
+            return
+        if alone and (
+            self._pairs_in_one_frame or abs(voltage.ts - current.ts) > POWER_PAIR_TOLERANCE_S
+        ):
+            # Its partner is of another instant (or, from a source that sends
+            # both in one frame, of another frame, such as a junk layout).
+            self.power_unpaired += 1
+            return
+        if received is None:
+            received = max(voltage.received, current.received)
+        v = self._fresh(sig.BATTERY_VOLTAGE, received)
+        i = self._fresh(sig.BATTERY_CURRENT, received)
+        if isinstance(v, float) and isinstance(i, float):
+            self.update(sig.BATTERY_POWER, v * i / 1000.0, source=source,
+                        ts=max(voltage.ts, current.ts), received=received)
 
     def _fresh(self, name: str, now_mono: float) -> Value | None:
         """``view(name).fresh_value`` without building the view (per CAN frame)."""

@@ -40,6 +40,7 @@ _COMMON = {
     "charged_kwh": float, "net_kwh": float, "gap_s": float, "gaps": int, "gps_km": float,
     "lift_cycles": int, "temp_c": float, "temp_s": float, "odo_start": float, "odo_end": float,
     "soc_start": float, "soc_end": float, "lift_counter": int,
+    "off_s": float,  # switched off (CAN silent while parked): not a gap in the energy data
 }
 _PLACE = {
     "place_id": str, "place_name": str, "place_kind": str, "lat": float, "lon": float,
@@ -50,8 +51,11 @@ SCHEMA: dict[str, dict[str, type]] = {
              "km": float, "km_source": str, "kwh_per_km": float, "avg_kmh": float,
              "soc_used": float},
     "visits": {**_COMMON, **_PLACE},
+    # charger_kwh: the charger's session counter, impossible jumps rejected (counted in
+    # counter_rejects); battery_kwh: ∫V·I into the pack; charge_diff_kwh = their difference.
     "charges": {**_COMMON, **_PLACE, "peak_kw": float, "session_kwh": float,
-                "energy_added_kwh": float},
+                "energy_added_kwh": float, "charger_kwh": float, "battery_kwh": float,
+                "charge_diff_kwh": float, "counter_rejects": int},
     "soc_samples": {"ts": float, "day": str, "soc": float, "speed_kmh": float,
                     "odometer_km": float, "place_id": str},
     "plan_stops": {"day": str, "seq": int, "stop_id": str, "name": str, "cycle": str,
@@ -60,10 +64,13 @@ SCHEMA: dict[str, dict[str, type]] = {
     "stop_notes": {"day": str, "stop_id": str, "status": str, "reason": str, "ts": float},
     "daily_summaries": {"day": str, "created_ts": float, "alerts": int, "json": str},
     "clients_served": {"visit_id": str, "day": str, "count": int, "updated_ts": float},
+    # Each accepted plan's projected SOC curve (busd/monitoring/plan_projections.py).
+    "plan_projections": {"day": str, "proposal_id": str, "seq": int, "accepted_ts": float,
+                         "ts": float, "soc": float},
 }
 _PKS: dict[str, str | tuple[str, ...]] = {
     "legs": "id", "visits": "id", "charges": "id", "soc_samples": "ts",
-    "clients_served": "visit_id",
+    "clients_served": "visit_id", "plan_projections": ("proposal_id", "seq"),
     "plan_stops": ("day", "stop_id"), "stop_notes": ("day", "stop_id"), "daily_summaries": "day",
 }
 
@@ -173,6 +180,15 @@ class MonitoringStore:
                 {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts},
                 pk=("day", "stop_id"))
 
+    def save_projection(self, day: str, proposal_id: str, accepted_ts: float,
+                        points: list[tuple[float, float]]) -> None:
+        """The projected SOC curve of a plan the driver accepted."""
+        with self._writing("plan projections"):
+            self.db.table("plan_projections").upsert_all(
+                [{"day": day, "proposal_id": proposal_id, "seq": i, "accepted_ts": accepted_ts,
+                  "ts": ts, "soc": soc} for i, (ts, soc) in enumerate(points)],
+                pk=("proposal_id", "seq"))
+
     def set_clients_served(self, *, visit_id: str, day: str, count: int, ts: float) -> None:
         """The crew's count of clients served at a visit (a number, never who)."""
         with self._writing("clients served"):
@@ -228,6 +244,8 @@ class MonitoringStore:
                                                                       order_by="day, seq"))
             out["notes"] = list(self.db["stop_notes"].rows_where(where, args))
             out["clients"] = list(self.db["clients_served"].rows_where(where, args))
+            out["projections"] = list(self.db["plan_projections"].rows_where(
+                where, args, order_by="accepted_ts, seq"))
             out["summaries"] = list(self.db["daily_summaries"].rows_where(where, args,
                                                                           order_by="day"))
         return out

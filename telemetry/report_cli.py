@@ -47,6 +47,8 @@ def add_report_parser(
     report.add_argument("--tz", default=None, help="time zone for times shown (default: config)")
     report.add_argument("--csv", metavar="DIR", help="also write CSV files into DIR")
     report.add_argument("--plot", metavar="FILE.png", help="also plot SOC against time")
+    report.add_argument("--reserve", type=float, metavar="PCT",
+                        help="SOC reserve line on the plot (default: planner.reserve_pct)")
     report.set_defaults(func=cmd_report)
     return report
 
@@ -57,7 +59,7 @@ def cmd_report(args: argparse.Namespace, *, console: Console | None = None) -> i
     console = console or Console(width=140)
     err = Console(stderr=True)
     try:
-        db_path, zone_name = _locate(args)
+        db_path, zone_name, reserve = _locate(args)
     except ConfigError as error:
         err.print(f"busd report: invalid configuration: {error}")
         return EXIT_CONFIG
@@ -79,23 +81,25 @@ def cmd_report(args: argparse.Namespace, *, console: Console | None = None) -> i
         except ValueError:
             err.print(f"busd report: {day!r} is not a date (YYYY-MM-DD)")
             return EXIT_ERROR
-        return _day(args, store, day, zone, console, err)
+        return _day(args, store, day, zone, console, err,
+                    reserve=args.reserve if args.reserve is not None else reserve)
     finally:
         store.close()
 
 
-def _locate(args: argparse.Namespace) -> tuple[Path, str]:
+def _locate(args: argparse.Namespace) -> tuple[Path, str, float | None]:
     config_path = args.config or os.environ.get(CONFIG_ENV)
     if config_path is None:
         if args.db is None:
             raise ConfigError([("--config", "give --config or --db")])
-        return Path(args.db), "Europe/Riga"
+        return Path(args.db), "Europe/Riga", None
     config = load_config(config_path)
-    return Path(args.db) if args.db else config.monitoring_db, config.monitoring.timezone
+    return (Path(args.db) if args.db else config.monitoring_db, config.monitoring.timezone,
+            config.planner.reserve_pct)
 
 
 def _day(args: argparse.Namespace, store: MonitoringStore, day: str, zone: ZoneInfo,
-         console: Console, err: Console) -> int:
+         console: Console, err: Console, *, reserve: float | None = None) -> int:
     records = store.day_records_sync(day)
     stored = store.summary(day)
     alerts = int(stored["alerts"]) if stored is not None else 0
@@ -108,7 +112,7 @@ def _day(args: argparse.Namespace, store: MonitoringStore, day: str, zone: ZoneI
         write_day_csv(Path(args.csv), day, summary, records)
     if args.plot:
         try:
-            plot_soc(Path(args.plot), day, records, zone)
+            plot_soc(Path(args.plot), day, records, zone, reserve_pct=reserve)
         except ImportError:
             err.print("busd report: --plot needs matplotlib (pip install matplotlib)")
             return EXIT_ERROR
@@ -199,6 +203,7 @@ def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: Zon
         f"shortened {s['stops_shortened']}, skipped {s['stops_skipped']}, "
         f"unplanned {s['unplanned_stops']}\n"
         f"min SOC {_n(s['min_soc'])} %, lift cycles {s['lift_cycles']}, alerts {s['alerts']}, "
+        f"switched off {s.get('switched_off_min') or 0.0:.1f} min, "
         f"energy data missing {s['energy_gap_min']:.1f} min"
         + (f", {s['open_records']} record(s) still open" if s["open_records"] else "")
     )
@@ -252,7 +257,9 @@ def write_day_csv(out: Path, day: str, summary: Row, records: dict[str, list[Row
     return [out / name for name in files]
 
 
-def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo) -> None:
+def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo, *,
+             reserve_pct: float | None = None) -> list[str]:
+    """Write the plot; returns the labels of the lines drawn (SOC, the reserve)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,6 +284,17 @@ def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo
     for c in records["charge"]:
         start, end = num(c["start_ts"]), num(c.get("end_ts") or c["updated_ts"])
         ax.axvspan(start, end, color="tab:green", alpha=0.25)
+    curves: dict[str, list[Row]] = {}
+    for point in records.get("projections", []):
+        curves.setdefault(point["proposal_id"], []).append(point)
+    for n, points in enumerate(curves.values(), start=1):
+        accepted = datetime.fromtimestamp(points[0]["accepted_ts"], zone).strftime("%H:%M")
+        ax.plot([num(p["ts"]) for p in points], [p["soc"] for p in points], linestyle=":",
+                marker=".", label=f"plan accepted {accepted} (projected)", color=f"C{n + 2}")
+    if reserve_pct is not None:
+        ax.axhline(reserve_pct, color="tab:red", linestyle="--", linewidth=1,
+                   label=f"reserve {reserve_pct:g} %")
+    ax.legend(loc="lower left", fontsize=8)
     ax.set_ylabel("SOC %")
     ax.set_ylim(0, 100)
     ax.set_title(f"SOC {day} (shaded: on site; green: charging)")
@@ -287,7 +305,9 @@ def plot_soc(path: Path, day: str, records: dict[str, list[Row]], zone: ZoneInfo
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    labels = [str(line.get_label()) for line in ax.get_lines()]
     plt.close(fig)
+    return labels
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 import tracemalloc
+from pathlib import Path
 
 import can
 import cantools
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from busd.config import SignalMapping
 from busd.errors import ConfigError
 from drivers.can.decoder import FrameDecoder, SignalExtractor, load_dbc
+from drivers.can.plausibility import CONFIRM_FRAMES
 from tests.can_helpers import DC1_LIFT, OWN_DBC, TESLA_DBC, frame, own_db, sim_mapping
 
 
@@ -34,8 +36,10 @@ def test_battery_values_from_our_dbc(decoder, db) -> None:
                                    ContactorClosed=1))
     assert values["battery.voltage"] == pytest.approx(652.4)
     assert values["battery.current"] == pytest.approx(-35.2)
-    values = decode(decoder, frame(db, "BMS_Status", StateOfCharge=81.25))
-    assert values["battery.soc"] == pytest.approx(81.25)
+    # SOC has a rate rule: its first value is published once consecutive frames confirm it.
+    values = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=81.25), now=i / 10)
+              for i in range(CONFIRM_FRAMES)]
+    assert [v.get("battery.soc") for v in values] == [None] * (CONFIRM_FRAMES - 1) + [81.25]
 
 
 def test_voltage_read_while_contactor_open_is_filtered_and_counted(decoder, db) -> None:
@@ -57,16 +61,21 @@ def test_out_of_range_and_not_available_values_are_dropped(decoder, db) -> None:
 
 
 def test_a_jump_faster_than_physics_is_dropped_until_it_persists(decoder, db) -> None:
-    assert decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.0), now=0.0)
-    glitch = decode(decoder, frame(db, "BMS_Status", StateOfCharge=5.0), now=0.1)
+    for i in range(CONFIRM_FRAMES):
+        decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.0), now=i / 10)
+    glitch = decode(decoder, frame(db, "BMS_Status", StateOfCharge=5.0), now=0.3)
     assert "battery.soc" not in glitch
-    back = decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.1), now=0.2)
+    back = decode(decoder, frame(db, "BMS_Status", StateOfCharge=80.1), now=0.4)
     assert back["battery.soc"] == pytest.approx(80.1)
-    # A real step (BMS recalibration) persists: taken on its third report.
-    results = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=60.0), now=0.3 + i / 10)
+    # A real step within max_step (BMS recalibration) persists: taken on its third report.
+    results = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=74.0), now=0.5 + i / 10)
                for i in range(3)]
     assert ["battery.soc" in r for r in results] == [False, False, True]
-    assert decoder.stats.dropped["battery.soc:rate"] == 3
+    # A step beyond max_step is not, however often it is repeated within seconds.
+    results = [decode(decoder, frame(db, "BMS_Status", StateOfCharge=20.0), now=0.8 + i / 10)
+               for i in range(20)]
+    assert not any("battery.soc" in r for r in results)
+    assert decoder.stats.dropped["battery.soc:rate"] == CONFIRM_FRAMES - 1 + 1 + 2 + 20
 
 
 def test_enum_labels_from_dbc_value_table_and_from_mapping(db) -> None:
@@ -268,3 +277,98 @@ def test_layouts_cover_both_byte_orders_and_signs() -> None:
     assert {s.byte_order for s in signals} == {"little_endian", "big_endian"}
     assert {s.is_signed for s in signals} == {True, False}
     assert len(_LAYOUTS) > 20
+# A DBC as community files often are: no BS_:/BU_: lines after the NS_ block,
+# so cantools' grammar swallows the first BO_ and the file parses in neither mode.
+_NO_HEADER_DBC = """VERSION ""
+
+NS_ :
+\tCM_
+\tVAL_
+
+BO_ 512 Status: 4 ECU
+ SG_ Soc : 0|8@1+ (0.5,0) [0|127.5] "%" ECU
+"""
+
+
+def test_a_dbc_without_bs_bu_names_path_line_cause_and_fix_not_strictness(tmp_path) -> None:
+    path = tmp_path / "community.dbc"
+    path.write_text(_NO_HEADER_DBC)
+    for strict in (True, False):
+        with pytest.raises(ConfigError) as caught:
+            load_dbc(path, strict=strict)
+        key, reason = caught.value.problems[0]
+        assert key == "can.dbc"
+        assert str(path.resolve()) in reason
+        assert "line 7, column 9" in reason
+        assert "BS_:" in reason and "BU_:" in reason and "add the two lines" in reason
+        # A relaxed load fails too, so relaxing would not help: no such advice.
+        assert "dbc_strict" not in reason
+
+
+def test_the_real_dbc_without_its_bs_line_still_loads_relaxed(tmp_path) -> None:
+    # The real Tesla file has its BS_:/BU_: lines; without BS_: cantools still
+    # parses it (BU_: ends the NS_ list), and relaxed loading is the real advice.
+    path = tmp_path / "tesla_no_bs.dbc"
+    text = TESLA_DBC.read_text(encoding="cp1252")
+    path.write_text(text.replace("\nBS_:\n", "\n"), encoding="cp1252")
+    with pytest.raises(ConfigError) as caught:
+        load_dbc(path, strict=True)
+    reason = caught.value.problems[0][1]
+    assert str(path.resolve()) in reason and "dbc_strict = false" in reason
+    assert "BS_:" not in reason
+    assert len(load_dbc(path, strict=False).messages) > 100
+
+
+def test_a_broken_file_that_is_not_missing_its_header_gets_no_made_up_cause(tmp_path) -> None:
+    path = tmp_path / "broken.dbc"
+    path.write_text('VERSION ""\n\nNS_ :\n\nBS_:\n\nBU_: ECU\n\nBO_ 512 Status 4 ECU\n')
+    with pytest.raises(ConfigError) as caught:
+        load_dbc(path, strict=True)
+    reason = caught.value.problems[0][1]
+    assert str(path.resolve()) in reason and "line 9, column" in reason
+    assert "likely cause" not in reason and "dbc_strict" not in reason
+
+
+def test_a_missing_dbc_given_relative_names_its_full_path(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_dbc(Path("nope.dbc"), strict=True)
+    assert str(tmp_path.resolve() / "nope.dbc") in caught.value.problems[0][1]
+
+
+# A signal whose DBC factor and offset make its raw bits, its physical value and
+# a mapping's busd value three different numbers: raw 100 -> 10 °C -> 50 (x5).
+_UNITS_DBC = """VERSION ""
+NS_ :
+BS_:
+BU_: ECU
+BO_ 768 Thermal: 2 ECU
+ SG_ CoolantTemp : 0|8@1+ (0.5,-40) [-40|87.5] "degC" ECU
+ SG_ Mode : 8|8@1+ (1,0) [0|255] "" ECU
+VAL_ 768 Mode 2 "Running" 0 "Off" ;
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "passes"),
+    [(10.0, True),    # the DBC's physical value: 100 x 0.5 - 40
+     (100.0, False),  # the raw bits
+     (50.0, False)],  # busd's value after the mapping's scale
+)
+def test_when_compares_in_the_dbc_signals_physical_units(value: float, passes: bool) -> None:
+    db = cantools.database.load_string(_UNITS_DBC, database_format="dbc")
+    mapping = [SignalMapping(message="Thermal", signal="CoolantTemp", target="vehicle.outside_temp",
+                             scale=5.0, when={"signal": "CoolantTemp", "op": "==", "value": value})]
+    values = dict(FrameDecoder(db, mapping).decode(768, False, bytes([100, 2]), 0.0))
+    assert ("vehicle.outside_temp" in values) is passes
+    if passes:
+        assert values["vehicle.outside_temp"] == pytest.approx(50.0)
+
+
+def test_when_on_a_value_table_signal_compares_its_number_not_its_label() -> None:
+    db = cantools.database.load_string(_UNITS_DBC, database_format="dbc")
+    mapping = [SignalMapping(message="Thermal", signal="CoolantTemp", target="vehicle.outside_temp",
+                             when={"signal": "Mode", "op": "==", "value": 2})]
+    dec = FrameDecoder(db, mapping)
+    assert dict(dec.decode(768, False, bytes([100, 2]), 0.0)) == {"vehicle.outside_temp": 10.0}
+    assert dec.decode(768, False, bytes([100, 0]), 0.1) == []

@@ -14,6 +14,7 @@ from busd.config import CanConfig, CanSimulatorConfig
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Phase, Supervisor
 from drivers.can.decoder import FrameDecoder
+from drivers.can.plausibility import CONFIRM_FRAMES
 from drivers.can.reader import CanReader
 from simulators.can.simulator import CanSimulator
 from tests.can_helpers import OWN_DBC, frame, own_db, sim_mapping
@@ -92,7 +93,8 @@ async def test_malformed_frames_are_counted_and_good_ones_still_flow(channel: st
             tx.send(can.Message(arbitration_id=0x100, is_extended_id=False, data=b"\x01\x02"))
             tx.send(can.Message(arbitration_id=0x555, is_extended_id=False, data=b"\x00" * 8))
             tx.send(can.Message(arbitration_id=0x102, is_extended_id=False, is_error_frame=True))
-            tx.send(frame(db, "BMS_Status", StateOfCharge=55.5))
+            for _ in range(CONFIRM_FRAMES):  # a first value is published once confirmed
+                tx.send(frame(db, "BMS_Status", StateOfCharge=55.5))
             await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 55.5, timeout=5)
         counters = sup.health["can"].counters
         await wait_until(lambda: counters.get("bad_length") == 1)
@@ -106,7 +108,8 @@ async def test_silent_bus_is_reported_and_its_signals_go_stale(channel: str) -> 
     async with Running(reader) as sup:
         await wait_until(lambda: sup.health["can"].phase is Phase.RUNNING)
         with can.Bus(interface="virtual", channel=channel) as tx:
-            tx.send(frame(own_db(), "BMS_Status", StateOfCharge=60.0))
+            for _ in range(CONFIRM_FRAMES):  # a first value is published once confirmed
+                tx.send(frame(own_db(), "BMS_Status", StateOfCharge=60.0))
             await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 60.0, timeout=5)
             await wait_until(lambda: sup.health["can"].phase is Phase.DEGRADED)
             assert "no CAN frames" in sup.health["can"].reason
@@ -191,11 +194,12 @@ async def test_unmapped_frames_are_filtered_before_the_decoder(channel: str) -> 
             speed = frame(db, "CCVS1", WheelBasedVehicleSpeed=33.0)
             speed.arbitration_id = (speed.arbitration_id & ~0xFF) | 0x27  # another ECU
             tx.send(speed)
-            tx.send(frame(db, "BMS_Status", StateOfCharge=44.0))
+            for _ in range(CONFIRM_FRAMES):  # a first value is published once confirmed
+                tx.send(frame(db, "BMS_Status", StateOfCharge=44.0))
             await state.wait_for(lambda s: s.value(sig.BATTERY_SOC) == 44.0
                                  and s.value(sig.VEHICLE_SPEED) == 33.0, timeout=5)
         counters = sup.health["can"].counters
-        await wait_until(lambda: counters.get("frames") == 2)
+        await wait_until(lambda: counters.get("frames") == 1 + CONFIRM_FRAMES)
         assert counters["unknown_id"] == 0
 
 

@@ -31,7 +31,7 @@ from busd import signals as sig
 from busd.clock import ManualClock
 from busd.config import MonitoringConfig
 from busd.monitoring.tracker import Tracker
-from busd.plan import haversine_m, parse_plan
+from busd.plan import Plan, haversine_m, parse_plan
 from busd.state import VehicleState
 from drivers.gps.nmea_serial import NmeaSerialSource
 from simulators.gps.nmea_out import ReceiverOutput, epoch_sentences
@@ -91,18 +91,21 @@ def window(rows: list[Row], start: float, end: float) -> tuple[float, float, flo
     return km, last.disc - first.disc, last.char - first.char
 
 
-@pytest.mark.parametrize("name", ["motives_007.csv", "motives_023.csv"])
-async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
-    name: str, monkeypatch, tmp_path
-) -> None:
-    rows = load(name)
-    plan = parse_plan({
+def trip_plan(rows: list[Row], *, depot_m: float = 100) -> Plan:
+    """A depot where the trip starts (geofence ``depot_m``), a stop where it ends."""
+    return parse_plan({
         "date": date(2026, 1, 1).isoformat(), "version": 1,
         "depot": {"id": "start", "name": "Start", "lat": rows[0].lat, "lon": rows[0].lon,
-                  "geofence_m": 100},
+                  "geofence_m": depot_m},
         "stops": [{"id": "end", "name": "End", "lat": rows[-1].lat, "lon": rows[-1].lon,
                    "geofence_m": 100, "planned_min": 10, "min_min": 5}],
     })
+
+
+async def replay(
+    rows: list[Row], plan: Plan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[CaptureSink, VehicleState, str]:
+    """The trip through CAN and NMEA into the tracker; then it stands 200 s at its end."""
     clock = ManualClock(start=T0)
     state = VehicleState(clock)
     store = MonitoringStore(tmp_path / "monitoring.sqlite")
@@ -159,7 +162,16 @@ async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
             ls.send(frames(end, 0))
             await ls.settle()
     store.close()
-    assert state.view(sig.GPS_LAT).source == receiver.name  # positions came through NMEA
+    return sink, state, receiver.name
+
+
+@pytest.mark.parametrize("name", ["motives_007.csv", "motives_023.csv"])
+async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
+    name: str, monkeypatch, tmp_path
+) -> None:
+    rows = load(name)
+    sink, state, receiver_name = await replay(rows, trip_plan(rows), monkeypatch, tmp_path)
+    assert state.view(sig.GPS_LAT).source == receiver_name  # positions came through NMEA
 
     legs = sink.of("leg_completed")
     assert len(legs) == 1, sink.kinds()
@@ -183,3 +195,44 @@ async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
     assert haversine_m(rows[0].lat, rows[0].lon, rows[-1].lat, rows[-1].lon) > 5000
     visits = sink.of("visit_started")
     assert [v["place_id"] for v in visits] == ["start", "end"]  # no false visits at the lights
+
+
+def departure_and_arrival(rows: list[Row], stopped_kmh: float = 3.0) -> tuple[float, float]:
+    """From the data alone: the last still moment before the car first drives off, and the
+    first still moment after it last drove (the replay stands still at its end)."""
+    first = next(i for i, r in enumerate(rows) if r.speed > stopped_kmh)
+    last = max(i for i, r in enumerate(rows) if r.speed > stopped_kmh)
+    return rows[first - 1].t, rows[last + 1].t if last + 1 < len(rows) else rows[last].t + 1.0
+
+
+async def test_a_traffic_halt_just_outside_the_depot_geofence_belongs_to_the_leg(
+    monkeypatch, tmp_path
+) -> None:
+    # motives_007 stands 50 s in traffic 210 m from where it started (53-103 s). With
+    # the depot's geofence at 191 m the halt is at 1.1x the radius, short of the exit
+    # margin (30 m): it belongs to the leg, and the depot visit ends when the car
+    # first drove off. It used to end after that halt, and the leg lost its
+    # first 210 m and their energy.
+    rows = load("motives_007.csv")
+    halt = [r for r in rows if 53 <= r.t <= 103]
+    assert max(r.speed for r in halt) <= 3.0
+    start_m = haversine_m(rows[0].lat, rows[0].lon, halt[0].lat, halt[0].lon)
+    radius = round(start_m / 1.1)
+    assert radius < start_m < radius + 30  # outside the geofence, inside its margin
+    sink, _, _ = await replay(rows, trip_plan(rows, depot_m=radius), monkeypatch, tmp_path)
+
+    departure, arrival = departure_and_arrival(rows)
+    km, disc, char = window(rows, departure, arrival)
+    (depot,) = [v for v in sink.of("visit_ended") if v["place_id"] == "start"]
+    (leg,) = sink.of("leg_completed")
+    depot_end = epoch(depot["end"]) - T0
+    detail = (f"depot visit ends {depot_end:.1f} s (truth {departure:.1f}); leg "
+              f"{leg['km']:.3f} km, out {leg['out_kwh']:.3f} kWh, regen {leg['regen_kwh']:.3f}; "
+              f"truth {km:.3f} km, disc {disc:.3f}, char {char:.3f}")
+    print(detail)
+    assert depot_end == pytest.approx(departure, abs=60.0), detail
+    assert leg["start"] == depot["end"]
+    assert leg["km"] == pytest.approx(km, rel=0.01), detail
+    assert leg["out_kwh"] == pytest.approx(disc, rel=0.02), detail
+    assert leg["regen_kwh"] == pytest.approx(char, rel=0.02), detail
+    assert [v["place_id"] for v in sink.of("visit_started")] == ["start", "end"]

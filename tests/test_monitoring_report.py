@@ -126,3 +126,50 @@ def test_summary_rules() -> None:
     empty = daily_summary(DAY, {})
     assert empty["km"] == 0 and empty["kwh_per_km"] is None and empty["min_soc"] is None
     assert monthly_summary("2026-01", {})["days_in_service"] == 0
+
+
+def test_planned_stops_are_listed_in_visit_order() -> None:
+    # Planned Rožupe, Turki, Jersika; the bus went to Turki first, and skipped Jersika.
+    plan = make_plan(stops=(ROZUPE, TURKI, ("jersika", "Jersika", 56.2465, 26.2415)))
+    script = Script().park(600).drive(TURKI).park(1500).drive(ROZUPE).park(1500)
+    script.drive(DEPOT).park(600)
+    tracker = DayTracker(places=places_of(plan), settings=Settings(), zone=ZoneInfo("Europe/Riga"))
+    rows: dict[str, list] = {"visit": [], "leg": []}
+    for s in script.samples:
+        for c in tracker.step(s):
+            if c.row["status"] != "open":
+                rows[c.kind].append(c.row)
+    plan_stops = [{"stop_id": st.id, "name": st.name, "planned_min": st.planned_min}
+                  for st in plan.stops]
+    summary = daily_summary(DAY, {**rows, "plan_stops": plan_stops})
+    assert [st["stop_id"] for st in summary["stops"]] == ["turki", "rozupe", "jersika"]
+
+
+def test_switched_off_time_is_reported_as_switched_off(tmp_path, capsys) -> None:
+    from dataclasses import replace
+
+    store = MonitoringStore(tmp_path / "monitoring.sqlite")
+    script = Script().park(600)
+    script.park(3600, power_kw=0.0)  # BMS asleep, CAN silent while parked: switched off
+    script.samples[600:] = [replace(s, power_kw=None, speed_kmh=None, odometer_km=None,
+                                    soc=None) for s in script.samples[600:]]
+    script.park(600).drive(ROZUPE).park(600)
+    tracker = DayTracker(places=places_of(make_plan()), settings=Settings(),
+                         zone=ZoneInfo("Europe/Riga"))
+    rows = [(c.kind, c.row) for s in script.samples for c in tracker.step(s)]
+    store.write_sync(rows + [(c.kind, c.row) for c in tracker.checkpoint()], [])
+    store.close()
+    assert report_cli.main(["report", DAY, "--db", str(tmp_path / "monitoring.sqlite")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "switched off 60.0 min" in out and "energy data missing 0.0 min" in out
+
+
+def test_soc_plot_shows_the_reserve_line(db: Path, tmp_path: Path) -> None:
+    store = MonitoringStore(db)
+    records = store.day_records_sync(DAY)
+    store.close()
+    labels = report_cli.plot_soc(tmp_path / "soc.png", DAY, records, ZoneInfo("Europe/Riga"),
+                                 reserve_pct=15.0)
+    assert labels == ["SOC", "reserve 15 %"]
+    assert report_cli.main(["report", DAY, "--db", str(db), "--reserve", "20",
+                            "--plot", str(tmp_path / "r.png")]) == 0

@@ -148,7 +148,8 @@ def test_without_gps_a_visit_ends_by_odometer_and_stops_are_unplanned() -> None:
 
 
 def test_charging_session_figures() -> None:
-    script = Script(place=PREILI, soc=40.0).park(120).park(2400, charge_kw=45.0).park(120)
+    # Parked long enough after unplugging that no replug can join the session.
+    script = Script(place=PREILI, soc=40.0).park(120).park(2400, charge_kw=45.0).park(400)
     _, changes = run(script)
     (session,) = closed(changes, "charge")
     assert session["place_id"] == "preili"
@@ -227,3 +228,129 @@ def test_a_stale_speed_does_not_make_or_break_a_visit() -> None:
     _, changes = run(script)
     started = [c.row["place_id"] for c in changes if c.event == "visit_started"]
     assert started == ["livani", "rozupe"]
+
+
+@pytest.mark.parametrize(("factor", "on_site"), [(0.9, True), (1.1, False), (1.5, False)])
+def test_a_halt_near_the_geofence_is_on_site_only_inside_it(factor: float, on_site: bool) -> None:
+    # The bus leaves the depot (geofence 150 m, exit margin 30 m) and stands in
+    # traffic for 170 s at factor x the radius, then drives on to Rožupe. Inside
+    # (0.9x) the halt extends the visit; outside (1.1x, short of the margin, and
+    # 1.5x, past it) it belongs to the leg, with its distance and energy.
+    radius = 150.0
+    route_m = haversine_m(DEPOT[2], DEPOT[3], ROZUPE[2], ROZUPE[3])
+    f = factor * radius / route_m
+    junction = ("j", "junction", DEPOT[2] + f * (ROZUPE[2] - DEPOT[2]),
+                DEPOT[3] + f * (ROZUPE[3] - DEPOT[3]))
+    script = Script().park(600).drive(junction, kmh=20.0)
+    halt_start = script.t
+    script.park(170, power_kw=3.0).drive(ROZUPE).park(600)
+    _, changes = run(script)
+    visits = closed(changes, "visit")
+    legs = closed(changes, "leg")
+    assert [v["place_id"] for v in visits] == ["livani"]  # no visit of its own at the junction
+    assert [(leg["from_place"], leg["to_place"]) for leg in legs] == [("livani", "rozupe")]
+    departure = halt_start + 169 if on_site else 599.0  # the last still moment on site
+    assert visits[0]["end_ts"] == pytest.approx(T0 + departure)
+    assert legs[0]["start_ts"] == visits[0]["end_ts"]
+    leg_km = (route_m - factor * radius if on_site else route_m) / 1000
+    assert legs[0]["km"] == pytest.approx(leg_km, rel=0.01)
+    parked_kwh, halt_kwh = 5.0 * 599 / 3600, 3.0 * 169 / 3600
+    if on_site:
+        assert visits[0]["out_kwh"] > parked_kwh + halt_kwh
+    else:  # the halt's energy is the leg's
+        assert visits[0]["out_kwh"] == pytest.approx(parked_kwh, rel=0.01)
+
+
+def test_a_halt_outside_then_back_inside_extends_the_visit() -> None:
+    radius = 150.0
+    route_m = haversine_m(DEPOT[2], DEPOT[3], ROZUPE[2], ROZUPE[3])
+
+    def at(factor: float) -> tuple[str, str, float, float]:
+        f = factor * radius / route_m
+        return ("p", "p", DEPOT[2] + f * (ROZUPE[2] - DEPOT[2]),
+                DEPOT[3] + f * (ROZUPE[3] - DEPOT[3]))
+
+    script = Script().park(600).drive(at(1.1), kmh=20.0).park(100)
+    script.drive(at(0.5), kmh=10.0).park(120)  # back on site: the visit goes on
+    back_end = script.t - 1
+    script.drive(ROZUPE).park(600)
+    _, changes = run(script)
+    visits = closed(changes, "visit")
+    assert [v["place_id"] for v in visits] == ["livani"]
+    assert visits[0]["end_ts"] == pytest.approx(T0 + back_end)
+
+
+def test_an_unplug_and_replug_within_minutes_is_one_session() -> None:
+    script = (Script(place=PREILI, soc=40.0).park(120).park(1200, charge_kw=45.0)
+              .park(120).park(1200, charge_kw=45.0).park(400))
+    _, changes = run(script)
+    (session,) = closed(changes, "charge")
+    assert session["start_ts"] == pytest.approx(T0 + 120)
+    assert session["end_ts"] == pytest.approx(T0 + 120 + 1200 + 120 + 1200)  # the last unplug
+    assert session["battery_kwh"] == pytest.approx(45.0 * 40 / 60, rel=0.01)
+    events = [c.event for c in changes if c.event and c.kind == "charge"]
+    assert events == ["charging_started", "charging_ended"]
+
+
+def test_a_replug_after_the_merge_window_is_a_new_session() -> None:
+    from busd.monitoring.charge_energy import REPLUG_MERGE_S
+
+    script = (Script(place=PREILI, soc=40.0).park(120).park(1200, charge_kw=45.0)
+              .park(REPLUG_MERGE_S + 60).park(1200, charge_kw=45.0).park(400))
+    _, changes = run(script)
+    first, second = closed(changes, "charge")
+    assert first["end_ts"] == pytest.approx(T0 + 120 + 1200)
+    assert first["battery_kwh"] == pytest.approx(15.0, rel=0.01)
+    assert second["battery_kwh"] == pytest.approx(15.0, rel=0.01)
+
+
+def test_charger_and_battery_energy_with_impossible_counter_jumps_rejected() -> None:
+    # The charger counts what it delivered (the pack gets 92 % of it); its counter
+    # resets at 600 s, shows its lifetime total for one frame at 1200 s, and from
+    # 1800 s on is offset by that total for good. Each jump is rejected and counted.
+    script = Script(place=PREILI, soc=40.0).park(120).park(2400, charge_kw=45.0).park(400)
+    delivered = 0.0
+    lost_to_reset = 0.0
+    lifetime = 54_321.0
+    samples = []
+    for sample in script.samples:
+        if sample.charger_state == "charging":
+            delivered += 45.0 / 0.92 / 3600
+            t = sample.mono - 120
+            if t == 600:
+                lost_to_reset = delivered  # the counter restarts from zero
+            counter = delivered - lost_to_reset + (lifetime if t == 1200 or t >= 1800 else 0.0)
+            sample = replace(sample, charger_session_kwh=counter)
+        samples.append(sample)
+    script.samples = samples
+    _, changes = run(script)
+    (session,) = closed(changes, "charge")
+    battery = 45.0 * 40 / 60
+    assert session["battery_kwh"] == pytest.approx(battery, rel=0.01)
+    assert session["charger_kwh"] == pytest.approx(battery / 0.92, rel=0.01)
+    assert session["charge_diff_kwh"] == pytest.approx(battery / 0.92 - battery, rel=0.05)
+    assert session["counter_rejects"] == 3
+    assert session["session_kwh"] > lifetime  # the raw maximum, kept as reported
+
+
+def test_switched_off_while_parked_is_not_missing_energy_data() -> None:
+    from busd.monitoring.summary import daily_summary
+
+    # Parked at the depot, the bus is switched off for two hours: the BMS sleeps,
+    # CAN is silent (no power, speed, odometer or SOC), only the GPS still reports.
+    script = Script().park(600)
+    script.park(7200, power_kw=0.0)
+    script.samples[600:] = [replace(s, power_kw=None, speed_kmh=None, odometer_km=None,
+                                    soc=None) for s in script.samples[600:]]
+    script.park(600).drive(ROZUPE)
+    # A true gap: the current goes stale for 60 s while driving.
+    script.samples[-120:-60] = [replace(s, power_kw=None) for s in script.samples[-120:-60]]
+    script.park(600)
+    _, changes = run(script)
+    visits, legs = closed(changes, "visit"), closed(changes, "leg")
+    assert visits[0]["off_s"] == pytest.approx(7200, abs=2)
+    assert visits[0]["gap_s"] == 0 and visits[0]["gaps"] == 0
+    assert legs[0]["gap_s"] == pytest.approx(60, abs=2)  # a true gap stays a gap
+    summary = daily_summary("2026-01-01", {"visit": visits, "leg": legs})
+    assert summary["switched_off_min"] == pytest.approx(120, abs=0.1)
+    assert summary["energy_gap_min"] == pytest.approx(1.0, abs=0.05)

@@ -278,3 +278,27 @@ async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(tm
     assert leg["gaps"] == 1
     driven_with_current_s = (epoch(leg["end"]) - epoch(leg["start"])) - leg["gap_s"]
     assert leg["out_kwh"] == pytest.approx(30.0 * driven_with_current_s / 3600, rel=0.01)
+
+
+def test_an_older_charges_table_gets_both_energies_and_their_summary(tmp_path) -> None:
+    from busd.monitoring.summary import daily_summary
+
+    path = tmp_path / "m.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE charges (id TEXT PRIMARY KEY, day TEXT NOT NULL, status TEXT, "
+                "start_ts REAL, session_kwh REAL, energy_added_kwh REAL)")
+    con.execute("INSERT INTO charges VALUES ('charge-1', '2026-01-01', 'closed', 1.0, 9, 8)")
+    con.commit()
+    con.close()
+    store = MonitoringStore(path)
+    store.write_sync([("charge", {"id": "charge-2", "day": "2026-01-01", "status": "closed",
+                                  "start_ts": 2.0, "charger_kwh": 32.5, "battery_kwh": 30.0,
+                                  "charge_diff_kwh": 2.5, "counter_rejects": 3})], [])
+    records = store.day_records_sync("2026-01-01")
+    store.close()
+    rows = {r["id"]: r for r in records["charge"]}
+    assert rows["charge-1"]["charger_kwh"] is None and rows["charge-2"]["counter_rejects"] == 3
+    summary = daily_summary("2026-01-01", records)
+    assert (summary["charging_charger_kwh"], summary["charging_battery_kwh"],
+            summary["charging_diff_kwh"], summary["charger_counter_rejects"]) == (
+        32.5, 30.0, 2.5, 3)

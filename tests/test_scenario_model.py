@@ -99,3 +99,17 @@ def test_generated_toml_round_trips() -> None:
                                                           "value": 1}}]},
             "simulators": {"speed": 300.0, "clock_anchor": {"sim_epoch": 1.0, "real_epoch": 2.0}}}
     assert tomllib.loads(to_toml(data)) == data
+
+
+def test_the_scenario_daemon_config_validates_without_the_rate_rules(tmp_path: Path) -> None:
+    # Accelerated days drop max_rate (frames in one read look simultaneous); max_step
+    # bounds that rule's steps and must go with it, or the config does not validate.
+    from simulators.scenario.daemon_config import daemon_config
+
+    loaded = load_scenario(ROOT / "scenarios/winter-livani.toml")
+    config = daemon_config(loaded, speed=100.0, workdir=tmp_path, bus_id="lv-01", display=False,
+                           display_port=None, mqtt_port=1883, gpsd_port=2947,
+                           can_link=tmp_path / "can.pty", lift_link=tmp_path / "lift.pty",
+                           plan=tmp_path / "plan.toml", anchor_real=1.0)
+    mapping = config["can"]["mapping"]
+    assert mapping and not any("max_rate" in m or "max_step" in m for m in mapping)

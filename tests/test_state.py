@@ -80,6 +80,69 @@ def test_power_is_derived_from_voltage_and_current(state: VehicleState) -> None:
     assert state.value(sig.BATTERY_POWER) == pytest.approx(-30.0)
 
 
+class PowerLog(VehicleState):
+    """Records every battery.power value written, so a momentary one is seen too."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.powers: list[float] = []
+
+    def update(self, name: str, value: object, *, source: str, ts: float | None = None,
+               received: float | None = None) -> None:
+        super().update(name, value, source=source, ts=ts, received=received)
+        if name == sig.BATTERY_POWER:
+            self.powers.append(float(value))  # type: ignore[arg-type]
+
+
+async def test_a_junk_frame_never_pairs_with_the_last_frames_current(clock: ManualClock) -> None:
+    # The 126 kW spike: a source sends voltage and current in one frame (BMS_Pack,
+    # Tesla 0x132); a junk frame under the same id carried a voltage of 6300 V
+    # and no current. It was multiplied by the previous frame's 20 A.
+    state = PowerLog(clock)
+    with state.frame(source="can"):
+        state.update(sig.BATTERY_VOLTAGE, 630.0, source="can")
+        state.update(sig.BATTERY_CURRENT, 20.0, source="can")
+    await clock.advance(0.02)  # well within any tolerance: the pairing is by frame
+    with state.frame(source="can"):
+        state.update(sig.BATTERY_VOLTAGE, 6300.0, source="can")
+    assert state.powers == [pytest.approx(12.6)]
+    assert state.power_unpaired == 1
+    await clock.advance(0.1)
+    with state.frame(source="can"):  # a good frame pairs again
+        state.update(sig.BATTERY_VOLTAGE, 631.0, source="can")
+        state.update(sig.BATTERY_CURRENT, 10.0, source="can")
+    assert state.powers == [pytest.approx(12.6), pytest.approx(6.31)]
+
+
+def test_a_frame_with_both_updates_both_before_deriving_power(clock: ManualClock) -> None:
+    state = PowerLog(clock)
+    with state.frame(source="can"):
+        state.update(sig.BATTERY_VOLTAGE, 630.0, source="can")
+        state.update(sig.BATTERY_CURRENT, 20.0, source="can")
+    with state.frame(source="can"):  # junk in both: the new voltage meets the new current
+        state.update(sig.BATTERY_VOLTAGE, 6300.0, source="can")
+        state.update(sig.BATTERY_CURRENT, 0.0, source="can")
+    assert state.powers == [pytest.approx(12.6), 0.0]  # never 6300 V x 20 A = 126 kW
+
+
+async def test_separate_frames_pair_only_within_the_stated_tolerance(
+    state: VehicleState, clock: ManualClock
+) -> None:
+    from busd.state import POWER_PAIR_TOLERANCE_S
+
+    with state.frame(source="can"):
+        state.update(sig.BATTERY_VOLTAGE, 600.0, source="can")
+    await clock.advance(POWER_PAIR_TOLERANCE_S / 2)
+    with state.frame(source="can"):
+        state.update(sig.BATTERY_CURRENT, 50.0, source="can")
+    assert state.value(sig.BATTERY_POWER) == pytest.approx(30.0)
+    await clock.advance(POWER_PAIR_TOLERANCE_S * 3)  # the current is of another instant now
+    with state.frame(source="can"):
+        state.update(sig.BATTERY_VOLTAGE, 6000.0, source="can")
+    assert state.value(sig.BATTERY_POWER) == pytest.approx(30.0)
+    assert state.power_unpaired == 1
+
+
 async def test_watcher_sees_changes_not_repeats(state: VehicleState) -> None:
     watcher = state.watch([sig.BATTERY_SOC, sig.VEHICLE_SPEED])
     state.update(sig.BATTERY_SOC, 70.0, source="can")

@@ -12,11 +12,19 @@ from busd.signals import SIGNALS, Kind
 
 
 class FrameCondition(Strict):
-    """A rule on another signal of the same frame that must hold for the value to count."""
+    """A rule on another signal of the same frame that must hold for the value to count.
+
+    ``value`` is in the DBC signal's physical units (its raw bits times the
+    DBC's own factor plus offset, the number cantools decodes), never in busd's
+    units: the mapping's ``scale``/``offset``/``invert`` do not apply to it, even
+    when the condition names the mapped signal itself. A signal with a value
+    table compares by its number, not its label.
+    """
 
     signal: str
     op: Literal["==", "!=", "<", "<=", ">", ">="] = "=="
-    value: float
+    value: float = Field(description="in the DBC signal's physical units (DBC factor and offset "
+                         "applied), not after the mapping's scale/offset")
 
 
 class SignalMapping(Strict):
@@ -40,6 +48,11 @@ class SignalMapping(Strict):
     max_rate: float | None = Field(
         default=None, gt=0, description="largest believable change, units per second"
     )
+    max_step: float | None = Field(
+        default=None, ge=0,
+        description="how far beyond max_rate a step confirmed by consecutive agreeing frames "
+        "may go at once (busd units); unset: values only ever move as fast as max_rate allows",
+    )
     when: FrameCondition | None = None
 
     @model_validator(mode="after")
@@ -47,6 +60,8 @@ class SignalMapping(Strict):
         spec = SIGNALS.get(self.target)
         if spec is None:
             raise ValueError(f"unknown busd signal {self.target!r}")
+        if self.max_step is not None and self.max_rate is None:
+            raise ValueError("max_step bounds the max_rate rule's steps: give max_rate too")
         if (
             self.valid_min is not None
             and self.valid_max is not None

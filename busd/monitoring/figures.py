@@ -27,6 +27,9 @@ class Counters:
     lift_cycles: int = 0
     temp_cs: float = 0.0  # ∫ outside temperature dt (°C·s), for a time-weighted mean
     temp_s: float = 0.0  # seconds with a known outside temperature
+    # Time switched off (BMS asleep, CAN silent while parked): no energy flows, so
+    # it is not a gap in the energy data.
+    off_s: float = 0.0
 
     def __sub__(self, other: Counters) -> Counters:
         return Counters(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
@@ -57,6 +60,8 @@ class EnergyIntegrator:
         self.charged_kwh = 0.0
         self.gap_s = 0.0
         self.gaps = 0
+        self.off_s = 0.0
+        self._off = False  # switched off since the last step
         self._t: float | None = None
         self._p_kw: float | None = None
         self._p_received = 0.0
@@ -64,11 +69,14 @@ class EnergyIntegrator:
         self._in_gap = False
 
     def step(
-        self, t: float, power_kw: float | None, *, age_s: float = 0.0, plugged: bool = False
+        self, t: float, power_kw: float | None, *, age_s: float = 0.0, plugged: bool = False,
+        switched_off: bool = False,
     ) -> None:
         """Account for the time up to ``t``, then hold ``power_kw`` (None: unknown).
 
         ``age_s`` is how old the value already is at ``t`` (received at ``t - age_s``).
+        ``switched_off``: from ``t`` on the vehicle is off (its CAN silent while
+        parked); time without power then is switched-off time, not a gap.
         """
         if self._t is not None and t > self._t:
             covered = 0.0
@@ -76,7 +84,9 @@ class EnergyIntegrator:
                 covered = max(0.0, min(t, self._p_received + self.max_hold_s) - self._t)
                 self._add(self._p_kw * covered / _S_PER_H, self._plugged)
             gap = (t - self._t) - covered
-            if gap > 1e-9:
+            if gap > 1e-9 and (self._off or switched_off):  # off then, or found off now
+                self.off_s += gap
+            elif gap > 1e-9:
                 self.gap_s += gap
                 if not self._in_gap:
                     self.gaps += 1
@@ -85,6 +95,7 @@ class EnergyIntegrator:
                 self._in_gap = False
         if self._t is None or t >= self._t:
             self._t = t
+        self._off = switched_off
         if power_kw is not None and age_s <= self.max_hold_s:
             self._p_kw = power_kw
             self._p_received = t - max(0.0, age_s)

@@ -21,10 +21,21 @@ Rules (config: :class:`~busd.config.MonitoringConfig`):
   halt; after that, or when the bus drives on, it is an unplanned visit at an
   unknown position.
 * It ends when the bus is ``exit_margin_m`` outside that geofence (odometer
-  distance when there is no GPS), at the moment it started to move away.
+  distance when there is no GPS), at the moment it started to move away from
+  its last halt *inside the geofence*. A halt outside it (traffic at a junction
+  110 m out, past a 100 m radius but short of the margin) belongs to the leg:
+  counted as time on site it once moved 7 % of a leg's kWh and 3 minutes into
+  the visit. A halt back inside extends the visit. Whether a halt is inside is
+  judged by a fix measured during it (GPS lags the wheel speed: the last fix
+  from before the halt may still be inside), else by the odometer's distance
+  from where the visit began, else (no position at all) it counts as inside.
 * A **leg** is everything between two visits; the time partitions exactly.
 * A **charging session** runs from the charger reporting ``charging`` until it
-  is unplugged or idle/faulty.
+  is unplugged or idle/faulty, unless charging resumes within
+  :data:`~busd.monitoring.charge_energy.REPLUG_MERGE_S` (an unplug and replug is one
+  session, not two); it ends at the unplug. Its energy is recorded twice: the
+  charger's session counter (its impossible jumps rejected and counted) and the
+  battery's ∫V·I, with their difference.
 
 Records are identified by their kind and start time, so writing one twice is
 an overwrite, never a duplicate. After a restart, the open records from the
@@ -36,11 +47,14 @@ closed at its last checkpoint and marked ``interrupted``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from busd.monitoring.charge_energy import REPLUG_MERGE_S, SessionCounter
 from busd.monitoring.figures import Counters, EnergyIntegrator, GpsDistance, LiftCycles
+from busd.monitoring.open_record import OpenRecord as _Open
+from busd.monitoring.open_record import record_row
 from busd.monitoring.records import (
     CHARGE,
     CLOSED,
@@ -63,26 +77,6 @@ __all__ = ["Change", "DayTracker", "PlaceRef", "Row", "Sample", "Settings", "Sna
 
 
 @dataclass
-class _Open:
-    kind: str
-    id: str
-    start: Snap
-    place: PlaceRef | None
-    base: Counters = field(default_factory=Counters)
-    odo_start: float | None = None
-    soc_start: float | None = None
-    min_soc: float | None = None
-    peak_kw: float = 0.0
-    session_kwh: float | None = None
-    resumed: bool = False
-    checkpoint_ts: float | None = None
-    checkpoint_odo: float | None = None
-
-    def figures(self, now: Snap) -> Counters:
-        return self.base + (now.counters - self.start.counters)
-
-
-@dataclass
 class _Standstill:
     """A halt on the road that may become a visit."""
 
@@ -90,6 +84,15 @@ class _Standstill:
     last_still: Snap
     pos: tuple[float, float] | None = None  # from a fix measured while standing
     gps_before: bool = False  # the GPS gave a position shortly before the halt
+
+
+@dataclass
+class _Halt:
+    """A halt during a visit: on site (it extends the visit) or outside (the leg's)."""
+
+    since_ts: float
+    last: Snap
+    inside: bool | None = None  # judged by a fix measured during it
 
 
 def _id(kind: str, ts: float) -> str:
@@ -117,7 +120,8 @@ class DayTracker:
         self._stop_cand: _Standstill | None = None
         self._fix_ts: float | None = None  # when the latest position was measured
         self._moving_since: Snap | None = None
-        self._last_still: Snap | None = None
+        self._last_still: Snap | None = None  # in a visit: its last still moment on site
+        self._halt: _Halt | None = None
         self._pending_resume: dict[str, Row] = {}
 
     # --- public -----------------------------------------------------------------
@@ -177,7 +181,7 @@ class DayTracker:
             out_kwh=self.energy.out_kwh, regen_kwh=self.energy.regen_kwh,
             charged_kwh=self.energy.charged_kwh, gap_s=self.energy.gap_s, gaps=self.energy.gaps,
             gps_m=self.gps.metres, lift_cycles=self.lift.cycles,
-            temp_cs=self._temp_cs, temp_s=self._temp_s,
+            temp_cs=self._temp_cs, temp_s=self._temp_s, off_s=self.energy.off_s,
         )
 
     def place_at(self, lat: float, lon: float) -> PlaceRef | None:
@@ -197,7 +201,8 @@ class DayTracker:
         # Charge flowing in while the bus stands still is charging, even if the
         # charger's own signals are stale: regeneration needs the wheels to turn.
         plugged = bool(s.plugged) or s.charger_state in ("charging", "complete") or bool(stopped)
-        self.energy.step(s.mono, s.power_kw, age_s=s.power_age_s, plugged=plugged)
+        self.energy.step(s.mono, s.power_kw, age_s=s.power_age_s, plugged=plugged,
+                         switched_off=self._switched_off(s))
         self.gps.step(s.lat, s.lon, moving=None if stopped is None else not stopped)
         self.lift.step(s.lift_counter, s.lift_state)
         last = self._last
@@ -205,6 +210,13 @@ class DayTracker:
             dt = s.mono - last.mono
             self._temp_cs += last.outside_temp_c * dt
             self._temp_s += dt
+
+    def _switched_off(self, s: Sample) -> bool:
+        """The bus is off: no CAN value at all (BMS asleep) and not moving by GPS either."""
+        can_silent = (s.power_kw is None and s.speed_kmh is None and s.odometer_km is None
+                      and s.soc is None)
+        # No GPS speed counts as not moving, as does one at or below the threshold.
+        return can_silent and stopped(self.settings.motion, None, s.gps_speed_kmh) is not False
 
     def _snap(self, s: Sample) -> Snap:
         return Snap(s.mono, s.ts, s.odometer_km, s.soc, self.counters(), self.lift.last_counter)
@@ -285,17 +297,18 @@ class DayTracker:
         visit = self.visit
         assert visit is not None and visit.place is not None
         limit = visit.place.radius_m + self.settings.exit_margin_m
+        if pos is not None and _measured(s) < visit.start.ts:
+            pos = None  # a fix from before the visit says nothing about leaving it
         if stopped:
-            self._moving_since = None
-            self._last_still = snap
+            self._still_in_visit(s, snap, pos)
             if (visit.resumed and s.odometer_km is not None and visit.checkpoint_odo is not None
                     and abs(s.odometer_km - visit.checkpoint_odo) * 1000.0 < limit):
                 visit.resumed = False  # still standing where the last run left it
-        elif stopped is False and self._moving_since is None:
-            # The visit ends at the last moment the bus stood still.
-            self._moving_since = self._last_still or snap
-        if pos is not None and _measured(s) < visit.start.ts:
-            pos = None  # a fix from before the visit says nothing about leaving it
+        elif stopped is False:
+            self._end_halt(s)
+            if self._moving_since is None:
+                # The visit ends at the last moment the bus stood still on site.
+                self._moving_since = self._last_still or snap
         left = False
         if pos is not None and visit.place.lat is not None and visit.place.lon is not None:
             left = haversine_m(visit.place.lat, visit.place.lon, *pos) > limit
@@ -317,12 +330,48 @@ class DayTracker:
         start = end if status == CLOSED else replace(end, counters=snap.counters)
         self._open_leg(start, visit.place, out, base=base)
 
+    def _still_in_visit(self, s: Sample, snap: Snap, pos: tuple[float, float] | None) -> None:
+        halt = self._halt
+        if halt is None:
+            halt = self._halt = _Halt(snap.ts, snap)
+        halt.last = snap
+        if pos is not None and _measured(s) >= halt.since_ts:
+            halt.inside = self._on_site(pos, None)
+        if halt.inside:
+            self._last_still = snap
+            self._moving_since = None
+        elif halt.inside is False:
+            # Outside the geofence: the visit still ends where the bus last stood on site.
+            self._moving_since = self._last_still or snap
+
+    def _end_halt(self, s: Sample) -> None:
+        """The bus moves on: a halt no fix placed is judged by the odometer, or is on site."""
+        halt, self._halt = self._halt, None
+        if halt is None or halt.inside is not None:
+            return
+        inside = self._on_site(None, halt.last.odo)
+        if inside is None or inside:
+            self._last_still = halt.last
+            self._moving_since = None
+
+    def _on_site(self, pos: tuple[float, float] | None, odo: float | None) -> bool | None:
+        """Within the visit's geofence (not its exit margin): by a fix, else the odometer."""
+        visit = self.visit
+        assert visit is not None and visit.place is not None
+        place = visit.place
+        if pos is not None and place.lat is not None and place.lon is not None:
+            return haversine_m(place.lat, place.lon, *pos) <= place.radius_m
+        if odo is not None and visit.odo_start is not None:
+            return abs(odo - visit.odo_start) * 1000.0 <= place.radius_m
+        return None
+
     def _close_visit(self, end: Snap, status: str, out: list[Change]) -> None:
         assert self.visit is not None
         out.append(Change(VISIT, self._row(self.visit, end, status), "visit_ended"))
         self.visit = None
         self._moving_since = None
         self._last_still = None
+        self._halt = None
 
     def _checkpoint_snap(self, rec: _Open, now: Snap) -> Snap:
         """Where a resumed record stood at its last checkpoint (nothing added since)."""
@@ -333,22 +382,31 @@ class DayTracker:
 
     def _charging(self, s: Sample, snap: Snap, out: list[Change]) -> None:
         charge = self.charge
+        power = s.charger_power_kw or 0.0
+        charging = s.charger_state == "charging" or (
+            s.charger_state is None and bool(s.plugged) and power > 0.5)
         if charge is None:
-            power = s.charger_power_kw or 0.0
-            if s.charger_state == "charging" or (
-                s.charger_state is None and s.plugged and power > 0.5
-            ):
+            if charging:
                 self.charge = _Open(CHARGE, _id(CHARGE, snap.ts), snap, self._where(s),
                                     soc_start=s.soc, min_soc=s.soc, odo_start=s.odometer_km)
                 self._charge_peaks(s)
                 out.append(Change(CHARGE, self._row(self.charge, snap, OPEN), "charging_started"))
             return
+        if charge.paused is not None:
+            if charging:  # plugged in again soon: the same session goes on
+                charge.paused = None
+                charge.meter.replugged()
+                self._charge_peaks(s)
+            elif s.mono - charge.paused.mono > REPLUG_MERGE_S or self._stopped(s) is False:
+                out.append(Change(CHARGE, self._row(charge, charge.paused, CLOSED),
+                                  "charging_ended"))
+                self.charge = None
+            return
         ended = s.plugged is False or s.charger_state in ("idle", "fault")
         if not ended:
             self._charge_peaks(s)
             return
-        out.append(Change(CHARGE, self._row(charge, snap, CLOSED), "charging_ended"))
-        self.charge = None
+        charge.paused = snap
 
     def _charge_peaks(self, s: Sample) -> None:
         charge = self.charge
@@ -361,6 +419,7 @@ class DayTracker:
         charge.peak_kw = max(candidates)
         if s.charger_session_kwh is not None:
             charge.session_kwh = max(charge.session_kwh or 0.0, s.charger_session_kwh)
+        charge.meter.step(s.mono, s.charger_session_kwh)
 
     def _where(self, s: Sample) -> PlaceRef | None:
         if self.visit is not None:
@@ -386,7 +445,7 @@ class DayTracker:
                 gps_m=(row.get("gps_km") or 0.0) * 1000.0,
                 lift_cycles=int(row.get("lift_cycles") or 0),
                 temp_cs=(row.get("temp_c") or 0.0) * (row.get("temp_s") or 0.0),
-                temp_s=row.get("temp_s") or 0.0,
+                temp_s=row.get("temp_s") or 0.0, off_s=row.get("off_s") or 0.0,
             )
             place = None
             if row.get("place_id") or row.get("from_place"):
@@ -403,7 +462,9 @@ class DayTracker:
                         soc_start=row.get("soc_start"), min_soc=row.get("soc_min"),
                         peak_kw=row.get("peak_kw") or 0.0, session_kwh=row.get("session_kwh"),
                         resumed=True, checkpoint_ts=row.get("updated_ts"),
-                        checkpoint_odo=row.get("odo_end"))
+                        checkpoint_odo=row.get("odo_end"),
+                        meter=SessionCounter(kwh=row.get("charger_kwh") or 0.0,
+                                             rejected=int(row.get("counter_rejects") or 0)))
             if kind == LEG:
                 self.leg = rec
             elif kind == VISIT:
@@ -423,50 +484,4 @@ class DayTracker:
         return datetime.fromtimestamp(ts, self.zone).date().isoformat()
 
     def _row(self, rec: _Open, end: Snap, status: str, *, to_place: PlaceRef | None = None) -> Row:
-        fig = rec.figures(end)
-        duration_s = max(0.0, end.ts - rec.start.ts)
-        temp = fig.mean_temp_c
-        row: Row = {
-            "id": rec.id, "day": self.day_of(rec.start.ts), "status": status,
-            "start_ts": rec.start.ts, "end_ts": None if status == OPEN else end.ts,
-            "updated_ts": end.ts, "duration_min": round(duration_s / 60.0, 3),
-            "out_kwh": fig.out_kwh, "regen_kwh": fig.regen_kwh, "charged_kwh": fig.charged_kwh,
-            "net_kwh": fig.out_kwh - fig.regen_kwh - fig.charged_kwh,
-            "gap_s": fig.gap_s, "gaps": fig.gaps, "gps_km": fig.gps_m / 1000.0,
-            "lift_cycles": fig.lift_cycles, "lift_counter": end.lift_counter,
-            "temp_c": None if temp is None else round(temp, 2), "temp_s": fig.temp_s,
-            "odo_start": rec.odo_start, "odo_end": end.odo,
-            "soc_start": rec.soc_start, "soc_end": end.soc,
-        }
-        place = rec.place
-        if rec.kind == LEG:
-            km = None
-            if rec.odo_start is not None and end.odo is not None:
-                km = max(0.0, end.odo - rec.odo_start)
-            distance = km if km is not None else fig.gps_m / 1000.0
-            hours = duration_s / 3600.0
-            net = fig.out_kwh - fig.regen_kwh
-            row.update({
-                "from_place": place.id if place else None,
-                "from_name": place.name if place else None,
-                "to_place": to_place.id if to_place else None,
-                "to_name": to_place.name if to_place else None,
-                "km": distance, "km_source": "odometer" if km is not None else "gps",
-                "kwh_per_km": net / distance if distance > 0.05 else None,
-                "avg_kmh": distance / hours if hours > 0 else None,
-                "soc_used": None if rec.soc_start is None or end.soc is None
-                else rec.soc_start - end.soc,
-            })
-        else:
-            row.update({
-                "place_id": place.id if place else None,
-                "place_name": place.name if place else None,
-                "place_kind": place.kind if place else None,
-                "lat": place.lat if place else None, "lon": place.lon if place else None,
-                "radius_m": place.radius_m if place else None,
-                "soc_min": rec.min_soc,
-            })
-            if rec.kind == CHARGE:
-                row.update({"peak_kw": rec.peak_kw, "session_kwh": rec.session_kwh,
-                            "energy_added_kwh": fig.charged_kwh})
-        return row
+        return record_row(rec, end, status, day=self.day_of(rec.start.ts), to_place=to_place)

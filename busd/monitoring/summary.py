@@ -26,6 +26,12 @@ def _sum(rows: Sequence[Row], key: str) -> float:
     return sum(float(r.get(key) or 0.0) for r in rows)
 
 
+def _sum_known(rows: Sequence[Row], key: str) -> float | None:
+    """The sum over rows that have the figure; None when none has it (no charger counter)."""
+    known = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(known) if known else None
+
+
 def _r(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -52,12 +58,20 @@ def daily_summary(
     notes = {n["stop_id"]: n for n in records.get("notes", ())}
     minutes_at: dict[str, float] = defaultdict(float)
     visits_at: dict[str, int] = defaultdict(int)
+    first_at: dict[str, float] = {}
     for v in visits:
         if v.get("place_id"):
             minutes_at[v["place_id"]] += float(v.get("duration_min") or 0.0)
             visits_at[v["place_id"]] += 1
+            start = float(v.get("start_ts") or 0.0)
+            first_at[v["place_id"]] = min(first_at.get(v["place_id"], start), start)
     counts = {"served": 0, "shortened": 0, "skipped": 0}
-    for stop in records.get("plan_stops", ()):
+    # In the order the bus visited them (the plan may have been reordered during the
+    # day); stops not visited follow, in the plan's order.
+    planned = list(records.get("plan_stops", ()))
+    planned.sort(key=lambda st: (st["stop_id"] not in first_at,
+                                 first_at.get(st["stop_id"], 0.0)))
+    for stop in planned:
         sid = stop["stop_id"]
         minutes = minutes_at.get(sid, 0.0)
         note = notes.get(sid)
@@ -94,11 +108,17 @@ def daily_summary(
         "stops_skipped": counts["skipped"],
         "stops": stops,
         "charging_sessions": len(charges),
+        # Both sides of every session: what the chargers reported, what reached the pack.
+        "charging_charger_kwh": _r(_sum_known(charges, "charger_kwh"), 3),
+        "charging_battery_kwh": round(_sum(charges, "battery_kwh"), 3),
+        "charging_diff_kwh": _r(_sum_known(charges, "charge_diff_kwh"), 3),
+        "charger_counter_rejects": int(_sum(charges, "counter_rejects")),
         "min_soc": _r(min(socs) if socs else None, 1),
         "lift_cycles": int(_sum(legs, "lift_cycles") + _sum(visits, "lift_cycles")),
         "clients_served": int(sum(int(c["count"]) for c in records.get("clients", ()))),
         "alerts": alerts,
         "energy_gap_min": round((_sum(legs, "gap_s") + _sum(visits, "gap_s")) / 60.0, 1),
+        "switched_off_min": round((_sum(legs, "off_s") + _sum(visits, "off_s")) / 60.0, 1),
         "open_records": sum(1 for r in (*legs, *visits, *charges) if r.get("status") == "open"),
     }
 

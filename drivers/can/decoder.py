@@ -20,11 +20,8 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import cantools
-import cantools.database
 import structlog
 from cantools.database.can import Database, Message
 from cantools.database.utils import start_bit
@@ -32,6 +29,8 @@ from cantools.database.utils import start_bit
 from busd.config import SignalMapping
 from busd.errors import ConfigError
 from busd.signals import SIGNALS, Kind
+from drivers.can.dbc_file import load_dbc as load_dbc  # where the app imports it from
+from drivers.can.plausibility import RateGate
 
 log = structlog.get_logger("drivers.can.decoder")
 
@@ -39,34 +38,9 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
     "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
-# A value that jumps faster than its max_rate this many times in a row is a
-# real step (a BMS recalibrating SOC, say), not a glitch: accept it then.
-RATE_REJECTS_BEFORE_ACCEPT = 3
 # J1939: priority is bits 26-28 and the source address bits 0-7 of a 29-bit id;
 # the PGN in between identifies the message whichever ECU sends it.
 _J1939_PGN_MASK = 0x03FFFF00
-
-
-def load_dbc(path: Path, *, strict: bool) -> Database:
-    """Load a DBC; a relaxed load is logged with what cantools objected to."""
-    try:
-        return cantools.database.load_file(str(path), database_format="dbc", strict=True)
-    except FileNotFoundError:
-        raise ConfigError([("can.dbc", f"file not found: {path}")]) from None
-    except Exception as err:  # cantools raises several unrelated types for a bad file
-        strict_error = f"{type(err).__name__}: {err}"
-    if strict:
-        raise ConfigError([(
-            "can.dbc",
-            f"{path.name} does not load strictly ({strict_error}); "
-            "fix the file or set can.dbc_strict = false",
-        )])
-    try:
-        db = cantools.database.load_file(str(path), database_format="dbc", strict=False)
-    except Exception as err:
-        raise ConfigError([("can.dbc", f"{path.name} does not parse: {err}")]) from err
-    log.warning("dbc_loaded_relaxed", file=str(path), objection=strict_error)
-    return db
 
 
 @dataclass(slots=True)
@@ -81,11 +55,8 @@ class _Rule:
     choices: dict[int, str] | None
     valid_min: float | None
     valid_max: float | None
-    max_rate: float | None
+    rate: RateGate | None  # max_rate/max_step: drivers/can/plausibility.py
     condition: tuple[str, Callable[[float, float], bool], float] | None
-    last_value: float | None = None
-    last_time: float = 0.0
-    rejects_in_row: int = 0
 
 
 @dataclass(slots=True)
@@ -326,16 +297,9 @@ def _apply(
     ):
         dropped[f"{rule.target}:range"] += 1
         return None
-    if rule.max_rate is not None and rule.last_value is not None:
-        elapsed = max(now - rule.last_time, 1e-3)
-        if abs(value - rule.last_value) > rule.max_rate * elapsed:
-            rule.rejects_in_row += 1
-            if rule.rejects_in_row < RATE_REJECTS_BEFORE_ACCEPT:
-                dropped[f"{rule.target}:rate"] += 1
-                return None
-    rule.rejects_in_row = 0
-    rule.last_value = value
-    rule.last_time = now
+    if rule.rate is not None and not rule.rate.admit(value, now):
+        dropped[f"{rule.target}:rate"] += 1
+        return None
     if rule.choices is not None:
         label = rule.choices.get(round(value))
         if label is None:
@@ -387,7 +351,8 @@ def _compile(db: Database, index: int, entry: SignalMapping) -> tuple[Message, _
     return message, _Rule(
         index=index, target=entry.target, signal=entry.signal, scale=scale, offset=offset,
         choices=choices, valid_min=entry.valid_min, valid_max=entry.valid_max,
-        max_rate=entry.max_rate, condition=condition,
+        rate=None if entry.max_rate is None else RateGate(entry.max_rate, entry.max_step),
+        condition=condition,
     )
 
 

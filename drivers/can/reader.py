@@ -227,12 +227,15 @@ class CanReader:
         for msg in batch:
             if msg.is_error_frame or msg.is_remote_frame:
                 continue
-            for target, value in decode(msg.arbitration_id, msg.is_extended_id, msg.data, now):
-                try:
-                    update(target, value, source=source, ts=wall, received=now)
-                except ValueError as err:
-                    self.bad_values += 1
-                    problems.warning("bad_value", now, "can_bad_value", error=str(err))
+            values = decode(msg.arbitration_id, msg.is_extended_id, msg.data, now)
+            if values:
+                with self._state.frame(source=source):  # power pairs values of one frame
+                    for target, value in values:
+                        try:
+                            update(target, value, source=source, ts=wall, received=now)
+                        except ValueError as err:
+                            self.bad_values += 1
+                            problems.warning("bad_value", now, "can_bad_value", error=str(err))
             problem = self._decoder.last_problem
             if problem is not None:
                 self._decoder.last_problem = None

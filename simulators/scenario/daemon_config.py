@@ -52,6 +52,7 @@ def daemon_config(loaded: LoadedScenario, *, speed: float, workdir: Path, bus_id
     # simultaneous, so the rules would drop real steps. Ranges still apply.
     for entry in sim_mapping:
         entry.pop("max_rate", None)
+        entry.pop("max_step", None)  # bounds the rate rule's steps: goes with it
     # Periods in simulated seconds, sized so an accelerated day stays light in real time.
     slow = max(1.0, speed / 10.0)  # ~10 real Hz
     gps_epoch = gps_epoch_s(speed)
