@@ -266,7 +266,8 @@ def _drivers(prepared: Prepared, state: VehicleState, clock: Clock) -> list[Comp
         from drivers.can.reader import CanReader
 
         drivers.append(
-            CanReader(config=config.can, decoder=prepared.can_decoder, state=state, clock=clock)
+            CanReader(config=config.can, decoder=prepared.can_decoder, state=state, clock=clock,
+                      speed=config.simulators.speed)
         )
     if config.gps is not None:
         from drivers.gps import gps_source

@@ -38,13 +38,16 @@ BusFactory = Callable[..., can.BusABC]
 _RECV_TIMEOUT_S = 0.5  # how long the reader thread blocks before checking for stop
 _PROBLEM_LOG_INTERVAL_S = 30.0
 _STATS_LOG_INTERVAL_S = 300.0  # counters in the log every 5 minutes and at stop
-# After each batch the loop waits this long (real time: it is about CPU, not
-# the simulated day) so frames arrive in batches rather than waking the loop a
-# thousand times a second. Each batch wakes every consumer of the state (tracker,
-# planner, display, alert rules): at 20 ms that was 50 turns of all of them a
-# second. 250 ms is a quarter of the shortest freshness limit (vehicle.speed,
-# 1 s), half the display's push interval, and the lift's own poll period.
+# After each batch the loop waits this long (real time: it is about CPU) so frames
+# arrive in batches rather than waking the loop a thousand times a second. Each
+# batch wakes every consumer of the state (tracker, planner, display, alert
+# rules): at 20 ms that was 50 turns of all of them a second. 250 ms is a quarter
+# of the shortest freshness limit (vehicle.speed, 1 s), half the display's push
+# interval, and the lift's own poll period. A batch's frames share one time, so
+# on an accelerated clock the wait shrinks with the speed (``gather_s``): at x600,
+# 250 ms would stamp 150 simulated seconds of frames with one instant.
 _BATCH_GATHER_S = 0.25
+_MIN_GATHER_S = 0.02
 _COUNTERS_EVERY_S = 1.0
 
 
@@ -133,8 +136,12 @@ class CanReader:
         name: str = "can",
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
+        speed: float = 1.0,
     ) -> None:
+        """``speed``: how much faster than real time ``clock`` runs (simulation)."""
         self.name = name
+        self._gather_s = max(_MIN_GATHER_S, _BATCH_GATHER_S / speed) if speed > 1 \
+            else _BATCH_GATHER_S
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()
         self._config = config
@@ -193,7 +200,7 @@ class CanReader:
                 if now >= next_stats:
                     next_stats += _STATS_LOG_INTERVAL_S
                     ctx.log.info("can_stats", **ctx.counters)
-                await asyncio.sleep(_BATCH_GATHER_S)
+                await asyncio.sleep(self._gather_s)
         finally:
             self._export_counters(ctx, buffer)
             ctx.log.info("can_stats", **ctx.counters)
