@@ -150,7 +150,7 @@ def test_real_dbc_does_not_load_strictly_and_the_error_says_so() -> None:
     assert key == "can.dbc" and "does not fit in message" in reason and "dbc_strict" in reason
 
 
-def test_relaxed_load_warns_with_the_objection(capsys) -> None:
+def test_relaxed_load_warns_with_the_objection(capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
     from busd.logs import configure_logging

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from busd.clock import ManualClock
 from busd.ports import CommandOutcome
 from telemetry.commands import CommandDispatcher
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import bus_config, running_bus, running_office
 
 TODAY = "2026-01-01"  # ManualClock starts at 2026-01-01T00:00Z, 02:00 in Riga
@@ -78,14 +80,14 @@ def dispatcher():
     ("plan", b" " * 5000, "payload is 5000 bytes, the limit is 4096"),
     ("reboot", b"{}", "unknown command 'reboot'"),
 ])
-async def test_bad_commands_are_rejected_with_the_reason(dispatcher, name, payload, reason):
+async def test_bad_commands_are_rejected_with_the_reason(dispatcher, name, payload, reason) -> None:
     result = await dispatcher.handle(name, payload)
     assert not result.accepted
     assert reason in result.reason
     assert dispatcher.received == []
 
 
-async def test_plan_version_must_increase_and_is_kept_only_when_accepted(dispatcher):
+async def test_plan_version_must_increase_and_is_kept_only_when_accepted(dispatcher) -> None:
     assert (await dispatcher.handle("plan", json.dumps(plan(3)).encode())).accepted
     old = await dispatcher.handle("plan", json.dumps(plan(2)).encode())
     assert old.reason == "version 2 is not above the accepted version 3"
@@ -99,7 +101,7 @@ async def test_plan_version_must_increase_and_is_kept_only_when_accepted(dispatc
     assert [b["version"] for b in dispatcher.received] == [3, 4, 4]
 
 
-async def test_plan_without_handler_and_slow_handler(dispatcher):
+async def test_plan_without_handler_and_slow_handler(dispatcher) -> None:
     bare = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store())
     result = await bare.handle("plan", json.dumps(plan(1)).encode())
     assert result.reason == "no plan handler is registered on this bus"
@@ -115,7 +117,7 @@ async def test_plan_without_handler_and_slow_handler(dispatcher):
     assert result.reason == "the plan handler did not answer within 0.05 s"
 
 
-async def test_handler_crash_is_a_rejection(dispatcher):
+async def test_handler_crash_is_a_rejection(dispatcher) -> None:
     d = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store())
 
     async def boom(body):
@@ -126,7 +128,8 @@ async def test_handler_crash_is_a_rejection(dispatcher):
     assert result.reason == "internal error: KeyError"
 
 
-async def test_a_lone_surrogate_id_is_answered_and_no_sample_is_lost(dispatcher, tmp_path):
+async def test_a_lone_surrogate_id_is_answered_and_no_sample_is_lost(dispatcher,
+                                                                     tmp_path: Path) -> None:
     """Bug 6(g): the answer to a command whose id holds "\\ud800" is stored, and so are the
     telemetry samples committed with it."""
     from busd.config import OutboxConfig
@@ -144,7 +147,9 @@ async def test_a_lone_surrogate_id_is_answered_and_no_sample_is_lost(dispatcher,
         assert json.loads(rows[1].body.encode("utf-8"))["id"] == "\\ud800"
 
 
-async def test_the_outbox_refuses_text_that_is_not_unicode_and_keeps_its_samples(tmp_path):
+async def test_the_outbox_refuses_text_that_is_not_unicode_and_keeps_its_samples(
+    tmp_path: Path,
+) -> None:
     from busd.config import OutboxConfig
     from telemetry.outbox import Outbox
 
@@ -158,7 +163,7 @@ async def test_the_outbox_refuses_text_that_is_not_unicode_and_keeps_its_samples
         assert [(r.seq, r.stream) for r in rows] == [(1, "telemetry"), (2, "event")]
 
 
-async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
+async def test_hostile_commands_over_the_broker(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     # Today's plan, as the plan's time zone (Riga) reckons it.
     today = dt.datetime.now(ZoneInfo("Europe/Riga")).date().isoformat()
@@ -200,7 +205,7 @@ async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
     ("2025-12-31", "America/New_York"), ("2026-01-01", "America/New_York"),
     ("2026-01-01", "Asia/Tokyo"), ("2026-01-01", "Pacific/Kiritimati"),
 ])
-async def test_the_dispatcher_and_the_planner_accept_the_same_days(date, zone):
+async def test_the_dispatcher_and_the_planner_accept_the_same_days(date, zone) -> None:
     """At 2026-01-01T00:00Z: 02:00 in Riga, 19:00 the day before in New York, 14:00 on
     1 January in Kiritimati (UTC+14). Both ends take "today" in the plan's time zone."""
     from busd.config import PlannerConfig

@@ -14,6 +14,7 @@ import pytest
 from busd.clock import utc_iso
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import archived_seqs, running_office
 
 
@@ -39,7 +40,8 @@ outside_temp_c = -12.0
 
 
 @pytest.mark.slow
-async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto, tmp_path):
+async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto: Mosquitto,
+                                                                      tmp_path: Path) -> None:
     config = daemon_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office:
         proc = await asyncio.create_subprocess_exec(

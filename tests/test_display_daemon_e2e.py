@@ -18,7 +18,7 @@ import pytest
 
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
-from tests.support.mosquitto import free_port
+from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.uplink_env import running_office
 
 
@@ -68,7 +68,8 @@ real_epoch = {time.time()}
 
 
 @pytest.mark.slow
-async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_path) -> None:
+async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto: Mosquitto,
+                                                     tmp_path: Path) -> None:
     display_port = free_port()
     config = write_daemon(tmp_path, mosquitto.port, display_port)
     state_file = tmp_path / "data" / "planner" / "state.json"

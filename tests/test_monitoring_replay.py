@@ -93,7 +93,7 @@ def window(rows: list[Row], start: float, end: float) -> tuple[float, float, flo
 
 @pytest.mark.parametrize("name", ["motives_007.csv", "motives_023.csv"])
 async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
-    name: str, monkeypatch, tmp_path
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     rows = load(name)
     plan = parse_plan({

@@ -19,6 +19,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 from datetime import date, time
+from pathlib import Path
 
 import pytest
 
@@ -105,7 +106,8 @@ def km_at(i: int) -> float:
     return sum(ROUTE.lengths[:i]) / 1000.0
 
 
-async def test_simulated_day_matches_the_models_ground_truth(monkeypatch, tmp_path) -> None:
+async def test_simulated_day_matches_the_models_ground_truth(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
     plan = parse_plan({
         "date": date(2025, 12, 14).isoformat(), "version": 1,
         "depot": {"id": "depot", "name": "Līvāni depot", "lat": DEPOT[0], "lon": DEPOT[1]},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -112,7 +113,7 @@ def make_tracker(state, clock, store, sink=None, on_storage=None) -> Tracker:
 
 @pytest.mark.parametrize("still_there", [True, False])
 async def test_killed_mid_visit_the_visit_is_closed_once_after_restart(
-    tmp_path, still_there: bool
+    tmp_path: Path, still_there: bool
 ) -> None:
     path = tmp_path / "monitoring.sqlite"
     clock = ManualClock(start=T0)
@@ -177,7 +178,7 @@ def before_checkpoint(rows) -> float:
     return next(v for v in rows["visit"] if v["place_id"] == "rozupe")["updated_ts"]
 
 
-def test_a_batch_is_written_whole_or_not_at_all(tmp_path) -> None:
+def test_a_batch_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     good = {"id": "visit-1", "day": "2026-01-01", "status": "open", "start_ts": 1.0}
     with pytest.raises(KeyError):
@@ -191,7 +192,7 @@ def test_a_batch_is_written_whole_or_not_at_all(tmp_path) -> None:
     store.close()
 
 
-def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path) -> None:
+def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path: Path) -> None:
     path = tmp_path / "m.sqlite"
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE visits (id TEXT PRIMARY KEY, day TEXT NOT NULL, status TEXT, "
@@ -208,7 +209,7 @@ def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path) -> No
     store.close()
 
 
-def test_an_unusable_database_is_a_clear_error(tmp_path) -> None:
+def test_an_unusable_database_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "m.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open monitoring store"):
@@ -216,7 +217,9 @@ def test_an_unusable_database_is_a_clear_error(tmp_path) -> None:
     assert sqlite3.sqlite_version
 
 
-async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(tmp_path) -> None:
+async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(
+    tmp_path: Path,
+) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.write_sync([("visit", {"id": "visit-1", "day": "2026-01-01", "status": "closed",
                                  "start_ts": T0, "end_ts": T0 + 600, "duration_min": 10.0,
@@ -250,7 +253,9 @@ async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(
     store.close()
 
 
-async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(tmp_path) -> None:
+async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(
+    tmp_path: Path,
+) -> None:
     clock = ManualClock(start=T0)
     store = MonitoringStore(tmp_path / "m.sqlite")
     state = VehicleState(clock)

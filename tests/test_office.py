@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import aiomqtt
 
@@ -17,11 +18,12 @@ from office.archive import open_archive
 from simulators.scenario.progress import plan_version
 from telemetry.models import PlanMessage
 from telemetry.mqtt import BrokerSettings, make_client
-from tests.support.mosquitto import REPO
+from tests.support.mosquitto import REPO, Mosquitto
 from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 
 
-async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_path):
+async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto: Mosquitto,
+                                                              tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office, running_bus(config) as (parts, state):
         state.update("battery.soc", 50.0, source="test")
@@ -53,7 +55,7 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_pat
         assert 0 < expiry <= config.uplink.state_expiry_s
 
 
-async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
+async def test_office_cli_archives_and_exports_csv(mosquitto: Mosquitto, tmp_path: Path) -> None:
     archive = tmp_path / "fleet.sqlite"
     office = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
         [sys.executable, "-m", "busd.cli", "office", "--host", "127.0.0.1",
@@ -96,7 +98,7 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
     assert ticks[0]["topic"] == "event/tick" and ticks[0]["bus"] == "bus-01"
 
 
-def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document():
+def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document() -> None:
     from datetime import time
 
     from busd.config import PlannerConfig

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import tomllib
 from datetime import time
+from pathlib import Path
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_the_measured_power_sets_the_time_and_there_is_no_plugging_in_overhead(r
     assert p_fast.minutes == pytest.approx(hours * 60, abs=0.1)
 
 
-async def test_the_component_reads_the_chargers_state_and_power(tmp_path) -> None:
+async def test_the_component_reads_the_chargers_state_and_power(tmp_path: Path) -> None:
     planner, state, clock, _sink = make(tmp_path)
     feed(state, 40.0, 56.2944, 26.7246)
     assert planner._situation().charging_kw is None  # nothing from the charger

@@ -93,7 +93,7 @@ async def run_until(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_path) -> None:
+async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_path: Path) -> None:
     planner, state, _clock, sink = make(tmp_path)
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
@@ -121,7 +121,7 @@ async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_p
     assert any(i["kind"] == "charge" for i in sink.plans[-1]["itinerary"])
 
 
-async def test_rate_limit_and_material_change(tmp_path) -> None:
+async def test_rate_limit_and_material_change(tmp_path: Path) -> None:
     planner, state, clock, sink = make(tmp_path, start=time(7, 30))
     plan = load_plan(PLAN_FILE)
     feed(state, 96, plan.depot.lat, plan.depot.lon, temp=8)
@@ -139,7 +139,7 @@ async def test_rate_limit_and_material_change(tmp_path) -> None:
     assert len(sink.plans) == published
 
 
-async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
+async def test_no_soc_means_degraded_not_guessing(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     await run_until(planner, plan_loaded(planner), what="the plan loaded")
     c = ctx()
@@ -147,7 +147,8 @@ async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
     assert c._health.reason == "no fresh SOC"
 
 
-async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
+async def test_cli_ack_and_show_through_the_data_dir(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     planner, state, _clock, sink = make(tmp_path)
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
@@ -174,14 +175,14 @@ async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
     assert result["accepted"] and not (tmp_path / "planner" / "ack" / pid).exists()
 
 
-def test_cli_show_without_state(tmp_path, capsys) -> None:
+def test_cli_show_without_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     add_plan_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["plan", "--data-dir", str(tmp_path), "show"])
     assert cmd_plan_show(args) == 1
 
 
-def test_from_config_needs_a_plan(tmp_path) -> None:
+def test_from_config_needs_a_plan(tmp_path: Path) -> None:
     config = BusdConfig(bus_id="sim-01", data_dir=tmp_path)
     clock = ManualClock()
     with pytest.raises(ConfigError):
@@ -244,7 +245,7 @@ def test_margin_grows_with_uncertainty() -> None:
 
 
 async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
-    tmp_path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Full or read-only: the plan is still published and proposals still made; the
     state file and the driver's ack answer wait, and are written when the disk allows."""
@@ -289,7 +290,7 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path) -> None:
+async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path: Path) -> None:
     # Every SOC or position change turns the planner's loop (several a second
     # on CAN); reading the inbox each time cost a thread hop per turn.
     planner, state, clock, _sink = make(tmp_path)

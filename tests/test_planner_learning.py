@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ def leg(km: float, out: float, temp: float, **extra) -> LegCompleted:
     return leg_event(id="leg-1", km=km, out_kwh=out, temp_c=temp, **extra)
 
 
-async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path) -> None:
+async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     downstream = CaptureSink()
     emitter = LearningEmitter(planner=planner, downstream=downstream)
@@ -34,7 +35,7 @@ async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path)
     assert saved == planner.energy_model.to_dict()
 
 
-async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path) -> None:
+async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
     site_before = planner.energy_model.site_kw(-12.0)
@@ -52,7 +53,10 @@ async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path) -> No
 # --- saving the learned model --------------------------------------------------------
 
 
-async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(tmp_path, monkeypatch):
+async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     threads: list[threading.Thread] = []
     real = component.write_atomic
@@ -70,7 +74,9 @@ async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(tmp_path,
     assert (tmp_path / "planner" / "energy.json").exists()
 
 
-async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(tmp_path):
+async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(
+    tmp_path: Path,
+) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     written = threading.Event()
     real = planner._write_energy
@@ -94,7 +100,7 @@ async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(
     assert json.loads(path.read_text()) == planner.energy_model.to_dict()
 
 
-async def test_a_reader_never_sees_half_a_file(tmp_path) -> None:
+async def test_a_reader_never_sees_half_a_file(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     path = tmp_path / "planner" / "energy.json"
     model = planner.energy_model
@@ -132,7 +138,7 @@ async def test_a_reader_never_sees_half_a_file(tmp_path) -> None:
 
 
 async def test_a_failed_write_leaves_the_old_file_whole_and_keeps_the_lesson(
-    tmp_path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     path = tmp_path / "planner" / "energy.json"
@@ -154,7 +160,7 @@ async def test_a_failed_write_leaves_the_old_file_whole_and_keeps_the_lesson(
     assert json.loads(path.read_text()) == planner.energy_model.to_dict()
 
 
-def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path) -> None:
+def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     planner._write_energy(2, json.dumps({"v": 2}))
     planner._write_energy(1, json.dumps({"v": 1}))  # a slow, cancelled write finishing late
@@ -162,7 +168,7 @@ def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path) -> None:
 
 
 
-async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_path) -> None:
+async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
 
     class Broken:
@@ -175,7 +181,8 @@ async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_p
     assert planner._saver is not None and planner._saver.done()
 
 
-async def test_a_dead_saver_fails_the_component(tmp_path, monkeypatch) -> None:
+async def test_a_dead_saver_fails_the_component(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
 
     async def broken_flush() -> None:

@@ -24,6 +24,7 @@ from busd.supervisor import Backoff, ComponentContext, ComponentHealth, Phase, S
 from busd.watchdog import Notifier, SystemdWatchdog
 from telemetry.outbox import Outbox
 from telemetry.wiring import build_uplink
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import bus_config, running_office
 from tests.support.wait import wait_until
 
@@ -236,7 +237,7 @@ async def test_a_full_disk_longer_than_the_watchdog_limit_keeps_the_watchdog_fed
 
 
 async def test_a_command_answered_while_the_disk_refuses_writes_is_kept_and_delivered(
-    mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     clock = SystemClock()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from busd.clock import ManualClock
@@ -45,7 +46,9 @@ def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None
     assert changes[1:] == [None] and status.failing == {}
 
 
-async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tmp_path) -> None:
+async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(
+    tmp_path: Path,
+) -> None:
     clock = ManualClock(start=T0)
     store = MonitoringStore(tmp_path / "monitoring.sqlite")
     sink = CaptureSink()
@@ -83,7 +86,7 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
         store.close()
 
 
-async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_path) -> None:
+async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_path: Path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.write_sync(
         [
@@ -135,7 +138,7 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
         store.close()
 
 
-async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) -> None:
+async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path: Path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.set_clients_served(visit_id="v-old", day="2025-01-01", count=3, ts=0.0)
     read_only(store, True)
@@ -164,7 +167,7 @@ async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) 
 
 
 async def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_state(
-    tmp_path,
+    tmp_path: Path,
 ) -> None:
     """build_daemon: a failing writer raises storage_unwritable on the alert board (through
     the storage alert, an alert rule of its own), and the retained state message carries it

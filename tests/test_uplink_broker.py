@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from tests.support.mosquitto import Mosquitto
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 from tests.support.wait import wait_until
@@ -16,7 +18,8 @@ def online(office, bus=BUS):
     return view is not None and view.online is True
 
 
-async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, tmp_path):
+async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto: Mosquitto,
+                                                                     tmp_path: Path) -> None:
     # The bus reaches the broker through a proxy the test can cut, so the test also decides
     # that the office is back before the bus: mosquitto 2.0.11 was seen not to deliver to a
     # persistent session restored from its store until the subscriber reconnected.
@@ -59,7 +62,7 @@ async def _until(predicate, step=0.01):
     await wait_until(predicate, timeout=60, interval=step)  # the callers set tighter ones
 
 
-async def test_state_and_telemetry_carry_the_signals(mosquitto, tmp_path):
+async def test_state_and_telemetry_carry_the_signals(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office, running_bus(config) as (_parts, state):
         state.update("battery.soc", 87.25, source="test")
@@ -78,7 +81,7 @@ async def test_state_and_telemetry_carry_the_signals(mosquitto, tmp_path):
         await office.wait_until(sampled, timeout=10)
 
 
-async def test_clean_stop_publishes_offline(mosquitto, tmp_path):
+async def test_clean_stop_publishes_offline(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office:
         async with running_bus(config):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -13,14 +14,14 @@ from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth, Phase
 from telemetry.mqtt import BrokerSettings, make_client
 from telemetry.wiring import build_uplink
-from tests.support.mosquitto import REPO, Mosquitto
+from tests.support.mosquitto import REPO, Mosquitto, TlsFiles
 from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 from tests.support.wait import wait_until
 
 V5 = aiomqtt.ProtocolVersion.V5
 
 
-async def test_tls_with_client_certificate_works(tmp_path, test_pki):
+async def test_tls_with_client_certificate_works(tmp_path: Path, test_pki: TlsFiles) -> None:
     broker = Mosquitto(tmp_path / "mq", tls=test_pki)
     broker.start()
     try:
@@ -41,7 +42,7 @@ async def test_tls_with_client_certificate_works(tmp_path, test_pki):
         broker.stop()
 
 
-async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
+async def test_tls_with_a_wrong_ca_is_refused(tmp_path: Path, test_pki: TlsFiles) -> None:
     broker = Mosquitto(tmp_path / "mq", tls=test_pki)
     broker.start()
     try:
@@ -74,7 +75,7 @@ async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
         broker.stop()
 
 
-async def test_example_acl_keeps_each_bus_under_its_own_prefix(tmp_path):
+async def test_example_acl_keeps_each_bus_under_its_own_prefix(tmp_path: Path) -> None:
     acl = (REPO / "config" / "mosquitto" / "acl").read_text()
     broker = Mosquitto(tmp_path / "mq", acl=acl, passwords={
         "office": "office-pw", "bus-01": "pw-01", "bus-02": "pw-02"})
