@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import can
 import cantools
@@ -22,6 +23,14 @@ def can_database(db: object) -> cantools.database.can.Database:
 
 def own_db() -> cantools.database.can.Database:
     return can_database(cantools.database.load_file(str(OWN_DBC)))
+
+
+def decode_frame(db: cantools.database.can.Database, f: can.Message, *,
+                 decode_choices: bool = True) -> dict[str, Any]:
+    """cantools's values of one frame (its decode is typed for container messages too)."""
+    decoded = db.decode_message(f.arbitration_id, bytes(f.data), decode_choices=decode_choices)
+    assert isinstance(decoded, dict), decoded
+    return decoded
 
 
 def sim_mapping() -> list[SignalMapping]:
