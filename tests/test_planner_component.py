@@ -16,12 +16,14 @@ from busd import signals as sig
 from busd.clock import ManualClock
 from busd.config import BusdConfig, PlannerConfig
 from busd.errors import ConfigError
+from busd.event_catalog import DailyReport, Event, PlanDocument
 from busd.plan import load_plan
 from busd.planner.cli import add_plan_parser, cmd_plan_ack, cmd_plan_show
 from busd.planner.component import FilePlanSource, Planner
 from busd.planner.energy import EnergyModel
 from busd.planner.projection import Progress
 from busd.state import VehicleState
+from busd.storage import Report
 from busd.supervisor import ComponentContext, ComponentHealth
 from tests.conftest import REPO
 from tests.support.wait import wait_until
@@ -36,18 +38,18 @@ class Capture:
         self.plans: list[dict[str, Any]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    async def publish_plan(self, document) -> None:
+    async def publish_plan(self, document: PlanDocument) -> None:
         self.plans.append(json.loads(document.model_dump_json()))
 
-    def emit(self, event) -> None:
+    def emit(self, event: Event) -> None:
         self.events.append((event.kind, json.loads(event.model_dump_json(by_alias=True))))
 
-    def report(self, report) -> None:
+    def report(self, report: DailyReport) -> None:
         raise AssertionError("the planner sends no reports")
 
 
 def make(
-    tmp_path: Path, *, start: time = time(12, 10), on_storage=None
+    tmp_path: Path, *, start: time = time(12, 10), on_storage: Report | None = None
 ) -> tuple[Planner, VehicleState, ManualClock, Capture]:
     plan = load_plan(PLAN_FILE)
     clock = ManualClock(start=plan.at(start))
@@ -196,7 +198,7 @@ def test_from_config_needs_a_plan(tmp_path: Path) -> None:
 
 def test_planner_config_rejects_unknown_keys_and_contradictions() -> None:
     with pytest.raises(ValueError, match="extra"):
-        PlannerConfig(colour="red")
+        PlannerConfig.model_validate({"colour": "red"})
     with pytest.raises(ValueError, match="charge_max_pct"):
         PlannerConfig(reserve_pct=50, margin_pct=10, charge_max_pct=55)
 
@@ -251,12 +253,12 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     state file and the driver's ack answer wait, and are written when the disk allows."""
     import errno
 
+    from busd.files import write_atomic as real_write
     from busd.planner import component
 
-    real_write = component.write_atomic
     full = True
 
-    def write(path, text, **kw):
+    def write(path: Path, text: str, **kw: Any) -> None:
         if full:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, text, **kw)
@@ -270,7 +272,8 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     try:
         await wait_until(lambda: bool(reports and sink.plans), timeout=5,
                          what="a plan published and the refused write reported")
-        assert "state.json" in reports[0] and "No space left" in reports[0]
+        first = reports[0]
+        assert first is not None and "state.json" in first and "No space left" in first
         assert sink.events[0][0] == "plan_changed"  # the office hears of the plan anyway
         assert not (tmp_path / "planner" / "state.json").exists()
         await planner.set_progress(Progress(frozenset({"rozupe", "rudzati"})))
@@ -317,7 +320,11 @@ async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path:
         await wait_until(lambda: turns == 1, timeout=5)
         for i in range(1, 11):  # ten changes, no time passes: ten turns of the loop
             feed(state, 50 - i * 0.01, turki.lat, turki.lon)
-            await wait_until(lambda i=i: turns == i + 1, timeout=5)
+
+            def turned(i: int = i) -> bool:
+                return turns == i + 1
+
+            await wait_until(turned, timeout=5)
         assert looks == 1
         await clock.advance(1.0)
         feed(state, 49, turki.lat, turki.lon)
