@@ -6,18 +6,22 @@ import asyncio
 import json
 import os
 import threading
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from busd.event_catalog import LegCompleted
+from busd.files import write_atomic
+from busd.plan import Plan
 from busd.planner import component
 from busd.planner.learning import LearningEmitter
 from tests.monitoring_helpers import CaptureSink, leg_event, visit_ended
 from tests.test_planner_component import ctx, make
 
 
-def leg(km: float, out: float, temp: float, **extra) -> LegCompleted:
+def leg(km: float, out: float, temp: float, **extra: object) -> LegCompleted:
     return leg_event(id="leg-1", km=km, out_kwh=out, temp_c=temp, **extra)
 
 
@@ -59,11 +63,10 @@ async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(
 ) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     threads: list[threading.Thread] = []
-    real = component.write_atomic
 
-    def recording(*args, **kwargs):
+    def recording(*args: Any, **kwargs: Any) -> None:
         threads.append(threading.current_thread())
-        real(*args, **kwargs)
+        write_atomic(*args, **kwargs)
 
     monkeypatch.setattr(component, "write_atomic", recording)
     emitter = LearningEmitter(planner=planner, downstream=CaptureSink())
@@ -172,7 +175,7 @@ async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_p
     planner, _state, _clock, _sink = make(tmp_path)
 
     class Broken:
-        def plan_for(self, day):
+        def plan_for(self, day: date) -> Plan | None:
             raise RuntimeError("plan store unreadable")
 
     planner._source = Broken()
