@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,19 @@ from tests.support.uplink_env import bus_config, running_office
 from tests.support.wait import wait_until
 
 
-async def pragma(outbox: Outbox, sql: str) -> list:
-    return await outbox._call(lambda: outbox._db.execute(sql).fetchall())
+async def pragma(outbox: Outbox, sql: str) -> list[Any]:
+    def query() -> list[Any]:
+        db = outbox._db
+        assert db is not None  # the outbox is open
+        return db.execute(sql).fetchall()
+
+    return await outbox._call(query)
+
+
+def phase(health: ComponentHealth) -> Phase:
+    """``health.phase`` read through a call: mypy would keep what an earlier assert narrowed
+    the attribute to, across the calls that change it."""
+    return health.phase
 
 
 async def fill_disk(outbox: Outbox) -> None:
@@ -75,9 +87,10 @@ def test_a_refused_write_degrades_reports_and_recovery_lifts_only_its_own_degrad
     policy.refused(StorageError("cannot write the store: database or disk is full"), ctx)
     assert health.phase is Phase.DEGRADED and "disk is full" in health.reason
     assert reports == ["cannot write the store: database or disk is full"]
-    assert ctx.counters["storage_refused"] == 1 and policy.failing
+    failing = policy.failing  # a name: mypy would hold the property's narrowing across calls
+    assert ctx.counters["storage_refused"] == 1 and failing
     policy.wrote(ctx)
-    assert health.phase is Phase.RUNNING and reports[-1] is None and not policy.failing
+    assert phase(health) is Phase.RUNNING and reports[-1:] == [None] and not policy.failing
     policy.wrote(ctx)  # writing again, again: no news
     assert reports.count(None) == 1
 
@@ -213,7 +226,7 @@ async def test_a_full_disk_longer_than_the_watchdog_limit_keeps_the_watchdog_fed
             outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
             await clock.advance(0.5)
             await wait_until(both_asleep, timeout=10, what="the outbox and the watchdog to wait")
-        assert reports and "full" in reports[0]
+        assert reports and reports[0] is not None and "full" in reports[0]
         assert sup.health["outbox"].phase is Phase.DEGRADED
         assert sup.health["outbox"].restarts == 0
         assert watchdog.withheld == 0, "the watchdog was starved by the retrying outbox"
@@ -221,11 +234,11 @@ async def test_a_full_disk_longer_than_the_watchdog_limit_keeps_the_watchdog_fed
 
         await free_disk(outbox)
         for _ in range(130):  # at most the longest back-off
-            if sup.health["outbox"].phase is Phase.RUNNING:
+            if phase(sup.health["outbox"]) is Phase.RUNNING:
                 break
             await clock.advance(0.5)
             await wait_until(both_asleep, timeout=10)
-        assert sup.health["outbox"].phase is Phase.RUNNING and reports[-1] is None
+        assert phase(sup.health["outbox"]) is Phase.RUNNING and reports[-1] is None
         rows = await outbox.peek(after_seq=0, limit=1000)
         assert sum(1 for r in rows if r.stream == "telemetry") == 120  # nothing lost
     finally:

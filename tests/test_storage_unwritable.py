@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from busd.clock import ManualClock
 from busd.monitoring.daily import SAVE_RETRY_S, DailySummaryJob
 from busd.monitoring.retention import RETRY_S, RetentionJob
+from busd.monitoring.tracker import Tracker
 from busd.state import VehicleState
 from busd.storage import StorageStatus
 from busd.supervisor import ComponentContext, ComponentHealth, Phase, Supervisor
@@ -62,8 +63,8 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(
     task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
     try:
         await bus.park(60)
-        await wait_until(lambda: reports, timeout=5)
-        assert "readonly" in reports[0]
+        await wait_until(lambda: bool(reports), timeout=5)
+        assert reports[0] is not None and "readonly" in reports[0]
         assert health.phase is Phase.DEGRADED and not task.done()
         await bus.drive(ROZUPE)
         await bus.park(300)
@@ -122,14 +123,15 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
     try:
         await wait_until(lambda: clock.sleepers == 1, timeout=5, what="the job waiting for 21:00")
         await clock.advance(61.0)
-        await wait_until(lambda: sink.of("report.daily") and reports, timeout=5)
+        await wait_until(lambda: bool(sink.of("report.daily") and reports), timeout=5)
         assert sink.of("report.daily")[0]["on_site_min"] == 10.0
         assert store.summary("2026-01-01") is None and "2026-01-01" in job.unsaved
 
         read_only(store, False)
         await clock.advance(SAVE_RETRY_S + 1)
         await wait_until(lambda: not job.unsaved, timeout=5)
-        assert store.summary("2026-01-01")["on_site_min"] == 10.0
+        summary = store.summary("2026-01-01")
+        assert summary is not None and summary["on_site_min"] == 10.0
         assert job.unsaved == {} and reports[-1] is None
         assert len(sink.of("report.daily")) == 1  # published once, not again on the retry
     finally:
@@ -154,8 +156,8 @@ async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path: 
     sup = Supervisor([job], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
-        await wait_until(lambda: reports, timeout=5)
-        assert "readonly" in reports[0]
+        await wait_until(lambda: bool(reports), timeout=5)
+        assert reports[0] is not None and "readonly" in reports[0]
         read_only(store, False)
         await clock.advance(RETRY_S + 1)
         await wait_until(lambda: sup.health[job.name].counters.get("deleted") == 1, timeout=5)
@@ -185,7 +187,8 @@ async def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_stat
     assert names.index("alerts.memory") < names.index("alerts.storage")
     rule = next(c for c in daemon.components if isinstance(c, StorageAlert))
     status = rule._status
-    tracker = next(c for c in daemon.components if c.name == "monitoring.tracker")
+    tracker = next(c for c in daemon.components if isinstance(c, Tracker))
+    assert tracker.name == "monitoring.tracker"
     tracker._storage.refused("cannot write the monitoring store: readonly")
     assert set(status.failing) == {"monitoring"}
     rule.sync()
