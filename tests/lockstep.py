@@ -56,7 +56,7 @@ class Lockstep:
             timeout=5, what="the CAN reader running", interval=0.001)
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self.supervisor.request_stop()
         await asyncio.wait_for(self._task, 10)
         assert self.tx is not None

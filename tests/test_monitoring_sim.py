@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ class ScriptedDay:
     """An input source driven by the model's own odometer: drive to a distance, stand, …"""
 
     model: VehicleModel
-    segments: list[tuple]
+    segments: list[tuple[Any, ...]]  # ("drive", km) or ("stand", s, what, lifts, charge_kw)
     temp_c: float = -8.0
     cruise_kmh: float = 50.0
     index: int = 0
@@ -74,7 +75,7 @@ class ScriptedDay:
         return v * v / (2 * VehicleParams().decel_mps2) + 5.0
 
     def __call__(self, elapsed: float) -> Inputs:
-        base = dict(outside_temp_c=self.temp_c, hvac_on=True)
+        base: dict[str, Any] = dict(outside_temp_c=self.temp_c, hvac_on=True)
         while self.index < len(self.segments):
             seg = self.segments[self.index]
             if self.started is None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+from office.live import Office
 from tests.support.mosquitto import Mosquitto
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
@@ -13,7 +15,7 @@ from tests.support.wait import wait_until
 BUS = "bus-01"
 
 
-def online(office, bus=BUS):
+def online(office: Office, bus: str = BUS) -> bool:
     view = office.fleet.get(bus)
     return view is not None and view.online is True
 
@@ -30,7 +32,7 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto: 
             for i in range(20):
                 await parts.outbox.append("event", "tick", {"i": i})
 
-            async def count(n):
+            async def count(n: int) -> bool:
                 return len(await archived_seqs(office, BUS)) >= n
 
             await office.wait_until(lambda: count(20), timeout=10)
@@ -57,7 +59,7 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto: 
             await asyncio.wait_for(_until(lambda: parts.outbox.rows == 0), 5)
 
 
-async def _until(predicate, step=0.01):
+async def _until(predicate: Callable[[], bool], step: float = 0.01) -> None:
     # For flags of the component that have no event to wait on; always under a timeout.
     await wait_until(predicate, timeout=60, interval=step)  # the callers set tighter ones
 
@@ -74,7 +76,7 @@ async def test_state_and_telemetry_carry_the_signals(mosquitto: Mosquitto, tmp_p
         assert st["schema"] == "busd.state/1" and st["bus"] == BUS and st["moving"] is True
         assert st["ts"].endswith("Z")
 
-        async def sampled():
+        async def sampled() -> bool:
             recs = await office.archive.records(BUS, kind="sample")
             return any(r.data["values"].get("battery.soc") == 87.25 for r in recs)
 
