@@ -38,7 +38,7 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto: Mosquit
         late = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
         async with make_client(late, identifier="late", protocol=aiomqtt.ProtocolVersion.V5) as c:
             await c.subscribe("multimobile/v1/bus-01/+", qos=1)
-            seen = {}
+            seen: dict[str, aiomqtt.Message] = {}
             async with asyncio.timeout(10):
                 async for msg in c.messages:
                     seen[str(msg.topic).rsplit("/", 1)[1]] = msg
@@ -51,7 +51,10 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto: Mosquit
         assert retained["plan"]["stops"][0]["id"] == plan.stops[0].id
         assert "plan" not in retained["plan"] and retained["itinerary"][0]["id"] == plan.stops[0].id
         assert PlanMessage.model_validate(retained).plan == plan
-        expiry = seen["state"].properties.MessageExpiryInterval
+        properties = seen["state"].properties
+        assert properties is not None  # MQTT 5
+        # paho sets the properties present as attributes, which its types do not declare.
+        expiry = vars(properties)["MessageExpiryInterval"]
         assert 0 < expiry <= config.uplink.state_expiry_s
 
 
@@ -63,9 +66,12 @@ async def test_office_cli_archives_and_exports_csv(mosquitto: Mosquitto, tmp_pat
          "--duration", "20", "--client-id", "cli-office"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        async def connected():
+        stdout = office.stdout
+        assert stdout is not None  # a pipe
+
+        async def connected() -> None:
             while True:
-                line = await asyncio.to_thread(office.stdout.readline)
+                line = await asyncio.to_thread(stdout.readline)
                 assert line, "busd office exited before connecting"
                 if b"office_connected" in line:
                     return
@@ -76,7 +82,7 @@ async def test_office_cli_archives_and_exports_csv(mosquitto: Mosquitto, tmp_pat
             for i in range(5):
                 await parts.outbox.append("event", "tick", {"i": i})
 
-            async def both_have_five():
+            async def both_have_five() -> bool:
                 if len(await archived_seqs(watcher, "bus-01")) < 5 or not archive.exists():
                     return False
                 async with open_archive(f"sqlite:///{archive}") as probe:
