@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -21,7 +22,7 @@ from telemetry.sampler import TelemetrySampler
 from telemetry.uplink import build_messages
 
 
-def rows():
+def rows() -> list[Row]:
     out = [Row(i, "telemetry", "sample", 1_767_225_600.0 + i,
                json.dumps({"full": False, "values": {"battery.soc": 90.0 - i}})) for i in (1, 2, 3)]
     cycle = LiftCycle(cycles=1, day_cycles=3, counter=41, place_id="jersika", place_name="Jersika")
@@ -75,11 +76,12 @@ async def test_sampler_sends_keyframes_then_changes_only_and_marks_stale() -> No
     await clock.advance(state.freshness("battery.soc") + 1)
     state.update("vehicle.speed", 32.0, source="t")
     stale = sampler.sample()
+    assert stale is not None
     assert stale["stale"] == ["battery.soc"] and "battery.soc" not in stale["values"]
     await clock.advance(61)
     state.update("vehicle.speed", 32.5, source="t")
     key = sampler.sample()
-    assert key["full"] is True and key["values"] == {"vehicle.speed": 32.5}
+    assert key is not None and key["full"] is True and key["values"] == {"vehicle.speed": 32.5}
 
 
 def test_mqtt_host_and_port_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
@@ -116,9 +118,11 @@ def test_password_file_and_tls_paths_resolve_against_the_config_file(tmp_path: P
     ("uplink", {"telemetry_signals": ["battery.nope"]}, "unknown signals"),
     ("outbox", {"synchronous": "OFF"}, "FULL"),
 ])
-def test_bad_uplink_config_names_the_problem(section, bad, message) -> None:
+def test_bad_uplink_config_names_the_problem(section: str, bad: dict[str, object],
+                                             message: str) -> None:
     with pytest.raises(ValidationError) as err:
-        BusdConfig(bus_id="bus-01", **{section: bad})
+        sections: dict[str, Any] = {section: bad}
+        BusdConfig(bus_id="bus-01", **sections)
     assert message in str(err.value)
 
 
