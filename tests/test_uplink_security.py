@@ -24,16 +24,18 @@ V5 = aiomqtt.ProtocolVersion.V5
 async def test_tls_with_client_certificate_works(tmp_path: Path, test_pki: TlsFiles) -> None:
     broker = Mosquitto(tmp_path / "mq", tls=test_pki)
     broker.start()
+    tls_port = broker.tls_port
+    assert tls_port is not None  # started with TLS
     try:
         tls = {"enabled": True, "ca_file": test_pki.ca, "cert_file": test_pki.client_cert,
                "key_file": test_pki.client_key}
-        config = bus_config(tmp_path, broker.tls_port, host="localhost", tls=tls)
+        config = bus_config(tmp_path, tls_port, host="localhost", tls=tls)
         async with running_office(broker.port) as office, running_bus(config) as (parts, _):
             await office.wait_until(lambda: office.fleet.get("bus-01") and
                                     office.fleet["bus-01"].online, timeout=10)
             seq = await parts.outbox.append("event", "over_tls", {})
 
-            async def arrived():
+            async def arrived() -> bool:
                 return seq in await archived_seqs(office, "bus-01")
 
             await office.wait_until(arrived, timeout=10)
@@ -45,8 +47,10 @@ async def test_tls_with_client_certificate_works(tmp_path: Path, test_pki: TlsFi
 async def test_tls_with_a_wrong_ca_is_refused(tmp_path: Path, test_pki: TlsFiles) -> None:
     broker = Mosquitto(tmp_path / "mq", tls=test_pki)
     broker.start()
+    tls_port = broker.tls_port
+    assert tls_port is not None  # started with TLS
     try:
-        wrong = BrokerSettings(host="localhost", port=broker.tls_port, tls=True,
+        wrong = BrokerSettings(host="localhost", port=tls_port, tls=True,
                                ca_file=test_pki.wrong_ca, cert_file=test_pki.client_cert,
                                key_file=test_pki.client_key)
         with pytest.raises((aiomqtt.MqttError, ssl.SSLError)) as err:
@@ -57,7 +61,7 @@ async def test_tls_with_a_wrong_ca_is_refused(tmp_path: Path, test_pki: TlsFiles
         # The uplink itself stays up, degraded, and says why.
         tls = {"enabled": True, "ca_file": test_pki.wrong_ca,
                "cert_file": test_pki.client_cert, "key_file": test_pki.client_key}
-        config = bus_config(tmp_path, broker.tls_port, host="localhost", tls=tls)
+        config = bus_config(tmp_path, tls_port, host="localhost", tls=tls)
         parts = build_uplink(config, state=VehicleState(SystemClock()), clock=SystemClock())
         health = ComponentHealth("uplink", False)
         await parts.outbox.open()
