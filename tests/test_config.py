@@ -6,7 +6,9 @@ import subprocess
 import sys
 import time
 import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,7 +107,8 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
          "finite number"),
     ],
 )
-def test_each_problem_names_its_key(tmp_path: Path, edit, key: str, reason: str) -> None:
+def test_each_problem_names_its_key(tmp_path: Path, edit: Callable[[str], str], key: str,
+                                    reason: str) -> None:
     found = problems(write_config(tmp_path, edit(MINIMAL)))
     assert any(k.endswith(key) and reason in r for k, r in found), found
 
@@ -125,7 +128,8 @@ def test_relaxed_dbc_load_is_a_config_choice(tmp_path: Path) -> None:
     assert prepared.can_decoder is not None
 
 
-def busd(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def busd(*args: str, env: dict[str, str] | None = None,
+         **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "busd.cli", *args], capture_output=True, text=True, timeout=60,
         env={**os.environ, **(env or {})}, cwd=REPO, **kwargs,
