@@ -18,7 +18,8 @@ from busd.state import VehicleState
 from telemetry.models import EVENT_RECORDS, REPORT_RECORDS, EventRecord
 from tests.monitoring_helpers import CaptureSink, leg_event, make_plan, span, visit_ended
 
-ALL = (*cat.EVENT_MODELS, *cat.REPORT_MODELS, cat.CommandResult)
+ALL: tuple[type[cat.EventModel], ...] = (*cat.EVENT_MODELS, *cat.REPORT_MODELS,
+                                         cat.CommandResult)
 
 
 def test_every_kind_is_a_frozen_strict_model_with_its_own_kind() -> None:

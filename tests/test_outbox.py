@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from busd.config import OutboxConfig
 from telemetry.outbox import Outbox, OutboxClosed
 
 
-def make(tmp_path: Path, **cfg) -> Outbox:
+def make(tmp_path: Path, **cfg: Any) -> Outbox:
     return Outbox(path=tmp_path / "outbox.sqlite", clock=ManualClock(), config=OutboxConfig(**cfg))
 
 
@@ -114,6 +115,7 @@ async def test_over_size_drops_telemetry_deltas_first_then_keyframes_then_events
 async def test_over_age_drops_and_reports(tmp_path: Path) -> None:
     box = make(tmp_path, max_age_days=1)
     clock = box._clock
+    assert isinstance(clock, ManualClock)
     async with box:
         await box.append("event", "old", {})
         await clock.advance(2 * 86400)
