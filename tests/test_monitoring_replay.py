@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import can
 import pytest
 
 from busd import signals as sig
@@ -112,7 +113,7 @@ async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
     db = own_db()
     odo = 20_000.0
 
-    def frames(r: Row, i: int) -> list:
+    def frames(r: Row, i: int) -> list[can.Message]:
         out = [frame(db, "BMS_Pack", PackVoltage=r.voltage, PackCurrent=-r.current,
                      ContactorClosed=1),
                frame(db, "CCVS1", WheelBasedVehicleSpeed=r.speed, ParkingBrakeSwitch=0)]

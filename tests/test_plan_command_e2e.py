@@ -92,7 +92,7 @@ async def retained_plan(port: int) -> str:
         async with asyncio.timeout(10):
             async for message in client.messages:
                 assert message.retain
-                return bytes(message.payload).decode()  # type: ignore[arg-type]
+                return bytes(message.payload).decode()
     raise AssertionError("no retained plan")
 
 
