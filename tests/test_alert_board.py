@@ -38,7 +38,7 @@ async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(
     path = tmp_path / "alerts.json"
     clock = ManualClock()
 
-    async def start(board: AlertBoard, *, inherits: bool) -> asyncio.Task:
+    async def start(board: AlertBoard, *, inherits: bool) -> asyncio.Task[None]:
         memory = AlertMemory(board=board, path=path, clock=clock, grace_s=300)
         health = ComponentHealth("m", False)
         task = asyncio.create_task(memory.run(ComponentContext(health, clock)))

@@ -164,7 +164,7 @@ async def test_the_json_schema_is_printed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("phase", ["starting", "backoff", "stopped"])
-def test_render_flags_a_down_critical_part(phase) -> None:
+def test_render_flags_a_down_critical_part(phase: str) -> None:
     from busd.status_cli import render
 
     status = DaemonStatus(
