@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger
 
 from busd.clock import Clock, utc_iso
 from busd.event_catalog import DailyReport
@@ -96,7 +96,8 @@ class DailySummaryJob:
         now = datetime.fromtimestamp(after_ts, self._zone)
         fire = self._trigger.get_next_fire_time(None, now)
         assert fire is not None
-        return fire.timestamp()
+        stamp: float = fire.timestamp()  # APScheduler 3 is untyped: fire is a datetime
+        return stamp
 
     def local_day(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, self._zone).date().isoformat()

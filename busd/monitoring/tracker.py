@@ -151,7 +151,7 @@ class Tracker:
         self._state = state
         self._clock = clock
         self._plan_source: Callable[[], Plan | None] = (
-            plan if callable(plan) else (lambda: plan)  # type: ignore[assignment,return-value]
+            plan if callable(plan) else (lambda: plan)
         )
         self._store = store
         self._sink = sink

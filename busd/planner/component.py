@@ -442,4 +442,5 @@ def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def capture_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy through JSON, as a sink would serialise it (for tests and fakes)."""
-    return json.loads(json.dumps(payload))
+    copy: dict[str, Any] = json.loads(json.dumps(payload))
+    return copy

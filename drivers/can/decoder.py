@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cantools
 import cantools.database
@@ -47,10 +47,15 @@ RATE_REJECTS_BEFORE_ACCEPT = 3
 _J1939_PGN_MASK = 0x03FFFF00
 
 
+def _can(db: object) -> Database:
+    # A DBC always loads as a CAN database; cantools types its loader for CDD ones too.
+    return cast(Database, db)
+
+
 def load_dbc(path: Path, *, strict: bool) -> Database:
     """Load a DBC; a relaxed load is logged with what cantools objected to."""
     try:
-        return cantools.database.load_file(str(path), database_format="dbc", strict=True)
+        return _can(cantools.database.load_file(str(path), database_format="dbc", strict=True))
     except FileNotFoundError:
         raise ConfigError([("can.dbc", f"file not found: {path}")]) from None
     except Exception as err:  # cantools raises several unrelated types for a bad file
@@ -66,7 +71,7 @@ def load_dbc(path: Path, *, strict: bool) -> Database:
     except Exception as err:
         raise ConfigError([("can.dbc", f"{path.name} does not parse: {err}")]) from err
     log.warning("dbc_loaded_relaxed", file=str(path), objection=strict_error)
-    return db
+    return _can(db)
 
 
 @dataclass(slots=True)
@@ -392,6 +397,6 @@ def _compile(db: Database, index: int, entry: SignalMapping) -> tuple[Message, _
 
 
 def _choices_from_dbc(message: Message, signal: str, labels: tuple[str, ...]) -> dict[int, str]:
-    dbc_choices = message.get_signal_by_name(signal).choices or {}
+    dbc_choices: Mapping[int, object] = message.get_signal_by_name(signal).choices or {}
     table = {int(raw): str(name).lower() for raw, name in dbc_choices.items()}
     return {raw: label for raw, label in table.items() if label in labels}
