@@ -48,7 +48,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.schema:
         print(json.dumps(DaemonStatus.model_json_schema(by_alias=True), indent=2))
         return EXIT_OK
-    path: Path = args.socket
+    path: Path | None = args.socket
     if path is None:
         config_file = args.config or os.environ.get(CONFIG_ENV)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import can
 import cantools
@@ -14,8 +15,22 @@ OWN_DBC = REPO / "config" / "busd.dbc"
 TESLA_DBC = FIXTURES / "dbc" / "tesla_model3.dbc"
 
 
+def can_database(db: object) -> cantools.database.can.Database:
+    """``db`` as a CAN database: cantools's loaders are typed to return diagnostics ones too."""
+    assert isinstance(db, cantools.database.can.Database), type(db)
+    return db
+
+
 def own_db() -> cantools.database.can.Database:
-    return cantools.database.load_file(str(OWN_DBC))
+    return can_database(cantools.database.load_file(str(OWN_DBC)))
+
+
+def decode_frame(db: cantools.database.can.Database, f: can.Message, *,
+                 decode_choices: bool = True) -> dict[str, Any]:
+    """cantools's values of one frame (its decode is typed for container messages too)."""
+    decoded = db.decode_message(f.arbitration_id, bytes(f.data), decode_choices=decode_choices)
+    assert isinstance(decoded, dict), decoded
+    return decoded
 
 
 def sim_mapping() -> list[SignalMapping]:
@@ -34,7 +49,7 @@ DC1_LIFT = SignalMapping(message="DC1", signal="RampWheelchairLiftPosition", tar
 def frame(db: cantools.database.can.Database, name: str, **values: float) -> can.Message:
     """Encode a frame of the DBC, filling unspecified signals with 0."""
     message = db.get_message_by_name(name)
-    full = {s.name: 0 for s in message.signals}
+    full: dict[str, float] = {s.name: 0 for s in message.signals}
     full.update(values)
     return can.Message(
         arbitration_id=message.frame_id,

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 
 import can
+import pytest
 
 from busd.clock import ManualClock
 from busd.state import VehicleState
@@ -27,7 +28,7 @@ _channels = itertools.count()
 
 
 class Lockstep:
-    def __init__(self, monkeypatch, *, clock: ManualClock, state: VehicleState,
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, clock: ManualClock, state: VehicleState,
                  extra: list[Component] | None = None) -> None:
         # The reader's batch gathering saves CPU in real time; in lock-step it would
         # only add 20 ms per step, so it is turned off here.
@@ -55,7 +56,7 @@ class Lockstep:
             timeout=5, what="the CAN reader running", interval=0.001)
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self.supervisor.request_stop()
         await asyncio.wait_for(self._task, 10)
         assert self.tx is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, time
+from typing import Any
 
 from busd import signals as sig
 from busd.clock import Clock
@@ -18,14 +19,17 @@ from busd.plan import Plan, haversine_m, parse_plan
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext
 
-DEPOT = ("livani", "Līvāni depot", 56.3543, 26.1758)
-ROZUPE = ("rozupe", "Rožupe", 56.3974, 26.3952)
-TURKI = ("turki", "Turki", 56.4555, 26.2740)
-PREILI = ("preili", "Preiļi public charger", 56.2944, 26.7246)
+# A place: id, name, latitude, longitude.
+Place = tuple[str, str, float, float]
+
+DEPOT: Place = ("livani", "Līvāni depot", 56.3543, 26.1758)
+ROZUPE: Place = ("rozupe", "Rožupe", 56.3974, 26.3952)
+TURKI: Place = ("turki", "Turki", 56.4555, 26.2740)
+PREILI: Place = ("preili", "Preiļi public charger", 56.2944, 26.7246)
 
 
-def make_plan(day: date = date(2026, 1, 1), *, stops=(ROZUPE, TURKI), planned_min: float = 20,
-              geofence_m: float = 150.0) -> Plan:
+def make_plan(day: date = date(2026, 1, 1), *, stops: tuple[Place, ...] = (ROZUPE, TURKI),
+              planned_min: float = 20, geofence_m: float = 150.0) -> Plan:
     return parse_plan({
         "date": day.isoformat(), "version": 1,
         "depot": {"id": DEPOT[0], "name": DEPOT[1], "lat": DEPOT[2], "lon": DEPOT[3],
@@ -97,7 +101,7 @@ class CaptureSink:
     models in ``models``, and each as its JSON data in ``events``."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.models: list[EventModel] = []
 
     def emit(self, event: EventModel) -> None:
@@ -111,7 +115,7 @@ class CaptureSink:
     def kinds(self) -> list[str]:
         return [k for k, _ in self.events]
 
-    def of(self, kind: str) -> list[dict]:
+    def of(self, kind: str) -> list[dict[str, Any]]:
         return [p for k, p in self.events if k == kind]
 
 

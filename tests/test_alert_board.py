@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from busd.alerts import AlertBoard
 from busd.clock import ManualClock
 from busd.event_catalog import AlertCleared, AlertRaised
@@ -21,7 +23,9 @@ async def test_raise_once_clear_once_and_forward() -> None:
     assert isinstance(events[1], AlertCleared) and events[1].duration_s == 42
 
 
-async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp_path) -> None:
+async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(
+    tmp_path: Path,
+) -> None:
     """Killed with two alerts active: the next run inherits both without raising them
     again; the one whose cause persists is confirmed, the other cleared with the reason."""
     import asyncio
@@ -34,7 +38,7 @@ async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp
     path = tmp_path / "alerts.json"
     clock = ManualClock()
 
-    async def start(board: AlertBoard, *, inherits: bool) -> asyncio.Task:
+    async def start(board: AlertBoard, *, inherits: bool) -> asyncio.Task[None]:
         memory = AlertMemory(board=board, path=path, clock=clock, grace_s=300)
         health = ComponentHealth("m", False)
         task = asyncio.create_task(memory.run(ComponentContext(health, clock)))
@@ -76,7 +80,7 @@ async def test_alerts_outlive_a_restart_confirmed_or_cleared_after_the_grace(tmp
         await asyncio.gather(task, return_exceptions=True)
 
 
-def test_an_unreadable_alerts_file_is_no_alerts(tmp_path) -> None:
+def test_an_unreadable_alerts_file_is_no_alerts(tmp_path: Path) -> None:
     from busd.alerts_memory import AlertMemory
 
     path = tmp_path / "alerts.json"

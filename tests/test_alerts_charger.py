@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from busd import signals as sig
@@ -17,7 +19,8 @@ def view(name: str, value: object, *, stale: bool = False) -> SignalView:
     return SignalView(name, value, "", 0.0, 0.0, stale, "test")  # type: ignore[arg-type]
 
 
-def views(state=None, code=None, *, stale: bool = False):
+def views(state: str | None = None, code: int | None = None, *,
+          stale: bool = False) -> dict[str, SignalView]:
     out = {}
     if state is not None:
         out[sig.CHARGER_STATE] = view(sig.CHARGER_STATE, state, stale=stale)
@@ -31,7 +34,8 @@ def views(state=None, code=None, *, stale: bool = False):
     [("fault", 0x21, True), ("fault", None, True), ("charging", 0x21, True),
      ("charging", 0, False), ("idle", 0, False), ("complete", None, False), (None, None, False)],
 )
-def test_raises_on_a_fault_state_or_code(state, code, expected) -> None:
+def test_raises_on_a_fault_state_or_code(state: str | None, code: int | None,
+                                         expected: bool) -> None:
     assert evaluate_charger_alert(views(state, code), active=False).active is expected
 
 
@@ -50,7 +54,7 @@ def test_clears_on_a_current_report_without_a_fault() -> None:
 async def test_the_board_gets_one_alert_per_fault_and_its_clearing() -> None:
     clock = ManualClock()
     state = VehicleState(clock)
-    events: list[tuple[str, dict]] = []
+    events: list[tuple[str, dict[str, Any]]] = []
     board = AlertBoard(clock=clock, forward=lambda e: events.append((e.kind, e.to_dict())))
     alert = ChargerFaultAlert(state=state, sink=board)
     async with running(alert, clock):

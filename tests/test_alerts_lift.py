@@ -21,7 +21,8 @@ def view(name: str, value: object, *, stale: bool = False) -> SignalView:
     return SignalView(name, value, "", 0.0, 0.0, stale, "test")  # type: ignore[arg-type]
 
 
-def views(speed=None, lift=None, gps=None, *, speed_stale=False, lift_stale=False):
+def views(speed: float | None = None, lift: str | None = None, gps: float | None = None, *,
+          speed_stale: bool = False, lift_stale: bool = False) -> dict[str, SignalView]:
     out = {}
     if speed is not None:
         out[sig.VEHICLE_SPEED] = view(sig.VEHICLE_SPEED, float(speed), stale=speed_stale)
@@ -40,7 +41,7 @@ def views(speed=None, lift=None, gps=None, *, speed_stale=False, lift_stale=Fals
         (3.0, "deployed", False), (3.1, "deployed", True),
     ],
 )
-def test_raises_only_when_moving_with_lift_out(speed, lift, expected) -> None:
+def test_raises_only_when_moving_with_lift_out(speed: float, lift: str, expected: bool) -> None:
     assert evaluate_lift_alert(views(speed, lift), active=False,
                                speed_threshold_kmh=3.0).active is expected
 

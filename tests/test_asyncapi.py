@@ -100,9 +100,10 @@ def test_the_readmes_events_match_their_channels_payload(message: dict[str, Any]
 
 def test_a_batch_of_events_matches_the_batch_payload() -> None:
     cycle = LiftCycle(cycles=1, day_cycles=1, counter=None, place_id=None, place_name=None)
-    batch = {"bus": "bus-01", "ts": "2026-01-14T09:10:00.120Z", "schema": "busd.batch/1",
-             "records": [{"ts": "2026-01-14T09:00:00.000Z", "schema": "busd.event/1",
-                          "seq": 7, "kind": "lift_cycle", "data": cycle.to_dict()}]}
+    batch: dict[str, Any] = {
+        "bus": "bus-01", "ts": "2026-01-14T09:10:00.120Z", "schema": "busd.batch/1",
+        "records": [{"ts": "2026-01-14T09:00:00.000Z", "schema": "busd.event/1",
+                     "seq": 7, "kind": "lift_cycle", "data": cycle.to_dict()}]}
     check = payload_validator("event_lift_cycle", "Batch")
     check.validate(batch)
     batch["records"][0]["data"]["cycles"] = "many"

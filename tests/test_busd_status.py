@@ -23,7 +23,7 @@ from busd.status import DaemonStatus, socket_path
 from busd.supervisor import ComponentContext
 from tests.can_helpers import write_config
 from tests.conftest import REPO
-from tests.support.mosquitto import free_port
+from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.wait import wait_until
 
 
@@ -75,7 +75,8 @@ async def busd_status(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_status_of_a_running_daemon_connected_to_the_office(mosquitto, tmp_path):
+async def test_status_of_a_running_daemon_connected_to_the_office(mosquitto: Mosquitto,
+                                                                  tmp_path: Path) -> None:
     path = config_file(tmp_path, mosquitto.port)
     sock = socket_path(tmp_path / "data")
     async with daemon(path) as d:
@@ -105,7 +106,7 @@ async def test_status_of_a_running_daemon_connected_to_the_office(mosquitto, tmp
         assert any(line.split()[:2] == ["outbox", "running"] for line in text.splitlines())
 
 
-async def test_a_critical_part_down_exits_1_and_says_which(tmp_path):
+async def test_a_critical_part_down_exits_1_and_says_which(tmp_path: Path) -> None:
     path = config_file(tmp_path, free_port())  # no broker there: the uplink degrades only
     sock = socket_path(tmp_path / "data")
     async with daemon(path, Broken()) as d:
@@ -125,7 +126,7 @@ async def test_a_critical_part_down_exits_1_and_says_which(tmp_path):
         assert "No such device: can7" in text
 
 
-async def test_not_running_exits_3_with_a_clear_message(tmp_path):
+async def test_not_running_exits_3_with_a_clear_message(tmp_path: Path) -> None:
     path = config_file(tmp_path, free_port())
     code, out, err = await busd_status("--config", str(path))
     assert (code, out) == (3, "")
@@ -139,7 +140,7 @@ async def test_not_running_exits_3_with_a_clear_message(tmp_path):
     assert code == 3 and "nothing answers" in err
 
 
-async def test_a_daemon_takes_over_a_left_socket_but_not_a_live_one(tmp_path):
+async def test_a_daemon_takes_over_a_left_socket_but_not_a_live_one(tmp_path: Path) -> None:
     path = config_file(tmp_path, free_port())
     sock = socket_path(tmp_path / "data")
     sock.parent.mkdir(parents=True, exist_ok=True)
@@ -156,14 +157,14 @@ async def test_a_daemon_takes_over_a_left_socket_but_not_a_live_one(tmp_path):
         assert code == 0 and json.loads(out)["pid"] > 0
 
 
-async def test_the_json_schema_is_printed(tmp_path):
+async def test_the_json_schema_is_printed(tmp_path: Path) -> None:
     code, out, _ = await busd_status("--schema")
     assert code == 0 and json.loads(out)["properties"]["schema"]["const"] == \
         "busd.daemon_status/1"
 
 
 @pytest.mark.parametrize("phase", ["starting", "backoff", "stopped"])
-def test_render_flags_a_down_critical_part(phase):
+def test_render_flags_a_down_critical_part(phase: str) -> None:
     from busd.status_cli import render
 
     status = DaemonStatus(
@@ -177,7 +178,7 @@ def test_render_flags_a_down_critical_part(phase):
     assert "! can" in text and "last error: OSError: gone" in text
 
 
-def test_connected_since_counts_only_while_connected(tmp_path):
+def test_connected_since_counts_only_while_connected(tmp_path: Path) -> None:
     from busd.clock import ManualClock
     from busd.state import VehicleState
     from telemetry.status_adapter import UplinkContact

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
+from typing import Any
 
 import can
 import pytest
@@ -12,7 +14,7 @@ from busd import signals as sig
 from busd.clock import ScaledClock, SystemClock
 from busd.config import CanConfig, CanSimulatorConfig
 from busd.state import VehicleState
-from busd.supervisor import Backoff, Phase, Supervisor
+from busd.supervisor import Backoff, Component, Phase, Supervisor
 from drivers.can.decoder import FrameDecoder
 from drivers.can.plausibility import CONFIRM_FRAMES
 from drivers.can.reader import CanReader
@@ -28,19 +30,19 @@ def channel() -> str:
     return f"test-can-{next(_channels)}"
 
 
-def can_config(channel: str, **overrides) -> CanConfig:
+def can_config(channel: str, **overrides: Any) -> CanConfig:
     return CanConfig(interface="virtual", channel=channel, dbc=OWN_DBC, mapping=sim_mapping(),
                      **overrides)
 
 
-async def wait_until(predicate, timeout: float = 5.0) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     await wait.wait_until(predicate, timeout=timeout)
 
 
 class Running:
     """A supervisor with the given components, stopped on exit."""
 
-    def __init__(self, *components, backoff: Backoff | None = None) -> None:
+    def __init__(self, *components: Component, backoff: Backoff | None = None) -> None:
         self.supervisor = Supervisor(list(components), clock=SystemClock(),
                                      backoff=backoff or Backoff(initial_s=0.05, max_s=0.2))
 
@@ -48,12 +50,12 @@ class Running:
         self._task = asyncio.create_task(self.supervisor.run())
         return self.supervisor
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self.supervisor.request_stop()
         await asyncio.wait_for(self._task, 5)
 
 
-def make_reader(channel: str, state: VehicleState, **overrides) -> CanReader:
+def make_reader(channel: str, state: VehicleState, **overrides: Any) -> CanReader:
     config = can_config(channel, **overrides)
     return CanReader(config=config, decoder=FrameDecoder(own_db(), config.mapping), state=state,
                      clock=state.clock)
@@ -142,19 +144,19 @@ async def test_bus_failure_mid_stream_reopens_the_bus(channel: str) -> None:
     class FailingOnce(can.BusABC):
         """A virtual bus whose first instance fails after its first frame."""
 
-        def __init__(self, **kwargs) -> None:
+        def __init__(self, **kwargs: Any) -> None:
             self._inner = can.Bus(interface="virtual", channel=kwargs["channel"])
             self._fail = not opened
             opened.append(self)
             super().__init__(channel=kwargs["channel"])
 
-        def _recv_internal(self, timeout):
+        def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
             msg = self._inner.recv(timeout)
             if msg is not None and self._fail:
                 raise can.CanOperationError("adapter unplugged")
             return msg, False
 
-        def send(self, msg, timeout=None) -> None:
+        def send(self, msg: can.Message, timeout: float | None = None) -> None:
             self._inner.send(msg, timeout)
 
         def shutdown(self) -> None:
@@ -213,7 +215,9 @@ async def test_recorded_log_replayed_through_the_driver(channel: str) -> None:
     last_soc = None
     for msg in can.LogReader(str(log_path)):
         if msg.arbitration_id == status.frame_id and not msg.is_extended_id:
-            last_soc = status.decode(bytes(msg.data))["StateOfCharge"]
+            decoded = status.decode(bytes(msg.data))
+            assert isinstance(decoded, dict)  # not a container message
+            last_soc = decoded["StateOfCharge"]
     assert last_soc is not None
     clock = ScaledClock(speed=20.0)  # the 40 s recording in 2 s
     state = VehicleState(clock, freshness_overrides={sig.BATTERY_SOC: 120.0})

@@ -17,10 +17,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import can
 import cantools
 import pytest
+from cantools.database.can import Database
 
 from busd.clock import ManualClock, SystemClock
 from busd.config import CanSimulatorConfig
@@ -34,6 +36,7 @@ from simulators.can.record import record_log
 from simulators.can.replay import Replayer, ReplayError
 from simulators.can.simulator import CanSimulator
 from simulators.can.slcan import SlcanPty, frame_line
+from tests.can_helpers import can_database, decode_frame
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,8 +46,8 @@ PYTHON = sys.executable
 
 
 @pytest.fixture(scope="module")
-def db() -> cantools.database.can.Database:
-    return cantools.database.load_file(str(DBC))
+def db() -> Database:
+    return can_database(cantools.database.load_file(str(DBC)))
 
 
 @pytest.fixture
@@ -74,22 +77,24 @@ def make_ctx(clock: object) -> ComponentContext:
 
 
 def sim_config(**kw: object) -> CanSimulatorConfig:
-    return CanSimulatorConfig(dbc=DBC, **kw)  # type: ignore[arg-type]
+    return CanSimulatorConfig(dbc=DBC, **kw)
 
 
 # -- frames --------------------------------------------------------------------
 
 
-def decode_all(db: cantools.database.can.Database, frames: list[can.Message]) -> dict[str, dict]:
+def decode_all(db: Database, frames: list[can.Message]) -> dict[str, dict[str, Any]]:
     out = {}
     for f in frames:
         msg = db.get_message_by_frame_id(f.arbitration_id)
         assert f.is_extended_id == msg.is_extended_frame, msg.name
-        out[msg.name] = msg.decode(f.data, decode_choices=False)
+        decoded = msg.decode(bytes(f.data), decode_choices=False)
+        assert isinstance(decoded, dict)  # not a container message
+        out[msg.name] = decoded
     return out
 
 
-def check_against_truth(d: dict[str, dict], t: Truth) -> None:
+def check_against_truth(d: dict[str, dict[str, Any]], t: Truth) -> None:
     approx = pytest.approx
     pack = d["BMS_Pack"]
     assert pack["ContactorClosed"] == int(t.contactor_closed)
@@ -132,7 +137,7 @@ def check_against_truth(d: dict[str, dict], t: Truth) -> None:
     ],
     ids=["driving", "charging", "doors-lift", "contactor-open"],
 )
-def test_frames_decode_to_the_model_state(db, inputs: Inputs) -> None:
+def test_frames_decode_to_the_model_state(db: Database, inputs: Inputs) -> None:
     model = VehicleModel(
         initial_soc=72.5, odometer_km=12_345.6, outside_temp_c=inputs.outside_temp_c)
     for _ in range(300):
@@ -149,11 +154,11 @@ def test_frames_decode_to_the_model_state(db, inputs: Inputs) -> None:
         assert decoded["OBC_Status"]["ChargerState"] == ChargerState.CHARGING
 
 
-def test_pack_counter_rolls(db) -> None:
+def test_pack_counter_rolls(db: Database) -> None:
     model = VehicleModel()
     sched = FrameScheduler(load_dbc(DBC), model.state)
     counters = [
-        db.decode_message(f.arbitration_id, f.data)["PackCounter"]
+        decode_frame(db, f)["PackCounter"]
         for i in range(300)
         for f in sched.due(i * 0.1)
         if f.arbitration_id == 0x100
@@ -162,7 +167,7 @@ def test_pack_counter_rolls(db) -> None:
     assert counters[256] == 0
 
 
-def test_background_traffic_fills_the_rate_with_ids_busd_does_not_know(db) -> None:
+def test_background_traffic_fills_the_rate_with_ids_busd_does_not_know(db: Database) -> None:
     model = VehicleModel()
     sched = FrameScheduler(load_dbc(DBC), model.state, total_fps=1000, seed=7)
     frames = [f for i in range(1001) for f in sched.due(i * 0.01)]
@@ -205,7 +210,11 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 @pytest.mark.parametrize("scale", [1.0, 10.0])
-async def test_message_rates_per_real_second(channel, receiver, scale: float) -> None:
+async def test_message_rates_per_real_second(
+    channel: str,
+    receiver: can.BusABC,
+    scale: float,
+) -> None:
     clock = ManualClock()
     sim = CanSimulator(sim_config(interface="virtual", channel=channel), clock, time_scale=scale)
     task = await run_sim(sim, clock, 20.0 * scale)  # 20 real seconds' worth
@@ -221,7 +230,11 @@ async def test_message_rates_per_real_second(channel, receiver, scale: float) ->
     assert sim.scheduler is not None and sim.scheduler.skipped == 0
 
 
-async def test_simulator_sends_truth_on_virtual_bus_and_reports(db, channel, receiver) -> None:
+async def test_simulator_sends_truth_on_virtual_bus_and_reports(
+    db: Database,
+    channel: str,
+    receiver: can.BusABC,
+) -> None:
     clock = ManualClock()
     cfg = sim_config(interface="virtual", channel=channel, fps=300, outside_temp_c=-12,
                      cruise_kmh=50, drive_s=60, stop_s=30)
@@ -249,7 +262,7 @@ async def test_simulator_sends_truth_on_virtual_bus_and_reports(db, channel, rec
     assert sim.output is not None and sim.output._bus is None  # type: ignore[attr-defined]
 
 
-async def test_explicit_inputs_drive_the_model(channel, receiver) -> None:
+async def test_explicit_inputs_drive_the_model(channel: str, receiver: can.BusABC) -> None:
     clock = ManualClock()
     plugged = constant(Inputs(plugged=True, charger_power_kw=22, outside_temp_c=0))
     sim = CanSimulator(sim_config(interface="virtual", channel=channel, initial_soc=50), clock,
@@ -321,7 +334,7 @@ def test_frame_lines() -> None:
     assert frame_line(remote) == b"r0122\r"
 
 
-async def test_simulator_over_slcan_pty_to_python_can(db, tmp_path: Path) -> None:
+async def test_simulator_over_slcan_pty_to_python_can(db: Database, tmp_path: Path) -> None:
     link = tmp_path / "can"
     sim = CanSimulator(sim_config(slcan_link=link, fps=400), SystemClock())
     ctx = make_ctx(SystemClock())
@@ -435,20 +448,20 @@ def key(m: can.Message) -> tuple[int, bool, bytes]:
     return (m.arbitration_id, m.is_extended_id, bytes(m.data))
 
 
-def test_fixture_is_a_small_synthetic_recording(db) -> None:
+def test_fixture_is_a_small_synthetic_recording(db: Database) -> None:
     frames = fixture_frames()
     assert 3000 <= len(frames) <= 10_000
     span = frames[-1].timestamp - frames[0].timestamp
     assert 39.0 <= span <= 40.0
-    speeds = [db.decode_message(f.arbitration_id, f.data)["WheelBasedVehicleSpeed"]
+    speeds = [decode_frame(db, f)["WheelBasedVehicleSpeed"]
               for f in frames if f.arbitration_id == 0x18FEF100]
     assert max(speeds) > 30.0 and speeds[-1] == 0.0  # drives, then stands at a stop
-    doors = {db.decode_message(f.arbitration_id, f.data, decode_choices=False)["PositionOfDoors"]
+    doors = {decode_frame(db, f, decode_choices=False)["PositionOfDoors"]
              for f in frames if f.arbitration_id == 0x18FE4E00}
     assert doors == {0, 2}
 
 
-async def test_replay_in_order_and_at_pace(channel, receiver) -> None:
+async def test_replay_in_order_and_at_pace(channel: str, receiver: can.BusABC) -> None:
     recorded = fixture_frames()
     t0 = recorded[0].timestamp
     clock = ManualClock()
@@ -462,8 +475,11 @@ async def test_replay_in_order_and_at_pace(channel, receiver) -> None:
             t = step * 0.5
             await clock.advance(0.5)
             expected = sum(1 for m in recorded if m.timestamp - t0 <= t + 1e-9)
-            await wait_for(lambda e=expected: len(drain(receiver, got)) >= e,
-                           what=f"frames up to t={t}")
+
+            def arrived(e: int = expected) -> bool:
+                return len(drain(receiver, got)) >= e
+
+            await wait_for(arrived, what=f"frames up to t={t}")
             await wait_for(lambda: clock.sleepers == 1, what="replayer to sleep")
             assert len(drain(receiver, got)) == expected, t  # nothing early
         await clock.advance(30.0)
@@ -475,7 +491,7 @@ async def test_replay_in_order_and_at_pace(channel, receiver) -> None:
     assert sim.replayer is not None and sim.replayer.counters["replayed"] == len(recorded)
 
 
-async def test_replay_loops_and_scales_with_the_clock(channel, receiver) -> None:
+async def test_replay_loops_and_scales_with_the_clock(channel: str, receiver: can.BusABC) -> None:
     recorded = fixture_frames()
     clock = ManualClock()
     replayer = Replayer(FIXTURE_LOG, clock, loop=True)
@@ -518,7 +534,7 @@ def test_record_is_deterministic(tmp_path: Path) -> None:
 # -- the separate process ---------------------------------------------------------------
 
 
-async def test_cli_serves_slcan_and_stops_cleanly_on_sigterm(db, tmp_path: Path) -> None:
+async def test_cli_serves_slcan_and_stops_cleanly_on_sigterm(db: Database, tmp_path: Path) -> None:
     link = tmp_path / "busd-can"
     proc = await asyncio.to_thread(
         subprocess.Popen,

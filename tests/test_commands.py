@@ -5,48 +5,58 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from busd.clock import ManualClock
-from busd.ports import CommandOutcome
+from busd.ports import CommandOutcome, JsonObject
 from telemetry.commands import CommandDispatcher
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import bus_config, running_bus, running_office
 
 TODAY = "2026-01-01"  # ManualClock starts at 2026-01-01T00:00Z, 02:00 in Riga
 
 
 class Store:
-    def __init__(self):
-        self.meta = {}
+    def __init__(self) -> None:
+        self.meta: dict[str, str] = {}
 
-    async def get_meta(self, key):
+    async def get_meta(self, key: str) -> str | None:
         return self.meta.get(key)
 
-    async def keep_meta(self, key, value):
+    async def keep_meta(self, key: str, value: str) -> None:
         self.meta[key] = value
 
 
-def plan_doc(version, date=TODAY, **extra):
+def plan_doc(version: int, date: str = TODAY, **extra: Any) -> dict[str, Any]:
     """A valid plan (the planner's model) with no stops."""
     return {"date": date, "version": version, "stops": [],
             "depot": {"id": "livani", "name": "Līvāni", "lat": 56.3543, "lon": 26.1758},
             **extra}
 
 
-def plan(version, *, bus="bus-01", date=TODAY, doc=None, **extra):
+def plan(version: int, *, bus: str = "bus-01", date: str = TODAY,
+         doc: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {"schema": "busd.cmd.plan/1", "bus": bus, "ts": "2026-01-01T00:00:00.000Z",
             "id": f"p{version}", "version": version, "date": date,
             "plan": plan_doc(version, date) if doc is None else doc, **extra}
 
 
-@pytest.fixture
-def dispatcher():
-    d = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store(), max_bytes=4096)
-    received = []
+class RecordingDispatcher(CommandDispatcher):
+    """The dispatcher, with the bodies its plan handler was given."""
 
-    async def handler(body):
+    received: list[JsonObject]
+
+
+@pytest.fixture
+def dispatcher() -> RecordingDispatcher:
+    d = RecordingDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store(), max_bytes=4096)
+    received: list[JsonObject] = []
+
+    async def handler(body: JsonObject) -> CommandOutcome:
         received.append(body)
         if body["stops"]:
             return CommandOutcome.reject("stop 'x' is not in the catalogue")
@@ -78,14 +88,18 @@ def dispatcher():
     ("plan", b" " * 5000, "payload is 5000 bytes, the limit is 4096"),
     ("reboot", b"{}", "unknown command 'reboot'"),
 ])
-async def test_bad_commands_are_rejected_with_the_reason(dispatcher, name, payload, reason):
+async def test_bad_commands_are_rejected_with_the_reason(
+    dispatcher: RecordingDispatcher, name: str, payload: bytes, reason: str,
+) -> None:
     result = await dispatcher.handle(name, payload)
     assert not result.accepted
     assert reason in result.reason
     assert dispatcher.received == []
 
 
-async def test_plan_version_must_increase_and_is_kept_only_when_accepted(dispatcher):
+async def test_plan_version_must_increase_and_is_kept_only_when_accepted(
+    dispatcher: RecordingDispatcher,
+) -> None:
     assert (await dispatcher.handle("plan", json.dumps(plan(3)).encode())).accepted
     old = await dispatcher.handle("plan", json.dumps(plan(2)).encode())
     assert old.reason == "version 2 is not above the accepted version 3"
@@ -99,7 +113,7 @@ async def test_plan_version_must_increase_and_is_kept_only_when_accepted(dispatc
     assert [b["version"] for b in dispatcher.received] == [3, 4, 4]
 
 
-async def test_plan_without_handler_and_slow_handler(dispatcher):
+async def test_plan_without_handler_and_slow_handler(dispatcher: RecordingDispatcher) -> None:
     bare = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store())
     result = await bare.handle("plan", json.dumps(plan(1)).encode())
     assert result.reason == "no plan handler is registered on this bus"
@@ -107,18 +121,19 @@ async def test_plan_without_handler_and_slow_handler(dispatcher):
     slow = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store(),
                              handler_timeout_s=0.05)
 
-    async def never(body):
+    async def never(body: JsonObject) -> CommandOutcome:
         await asyncio.Event().wait()
+        raise AssertionError("the dispatcher's timeout cancels the handler before this")
 
     slow.register("plan", never)
     result = await slow.handle("plan", json.dumps(plan(1)).encode())
     assert result.reason == "the plan handler did not answer within 0.05 s"
 
 
-async def test_handler_crash_is_a_rejection(dispatcher):
+async def test_handler_crash_is_a_rejection(dispatcher: RecordingDispatcher) -> None:
     d = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store())
 
-    async def boom(body):
+    async def boom(body: JsonObject) -> CommandOutcome:
         raise KeyError("stops")
 
     d.register("plan", boom)
@@ -126,7 +141,9 @@ async def test_handler_crash_is_a_rejection(dispatcher):
     assert result.reason == "internal error: KeyError"
 
 
-async def test_a_lone_surrogate_id_is_answered_and_no_sample_is_lost(dispatcher, tmp_path):
+async def test_a_lone_surrogate_id_is_answered_and_no_sample_is_lost(
+    dispatcher: RecordingDispatcher, tmp_path: Path,
+) -> None:
     """Bug 6(g): the answer to a command whose id holds "\\ud800" is stored, and so are the
     telemetry samples committed with it."""
     from busd.config import OutboxConfig
@@ -144,7 +161,9 @@ async def test_a_lone_surrogate_id_is_answered_and_no_sample_is_lost(dispatcher,
         assert json.loads(rows[1].body.encode("utf-8"))["id"] == "\\ud800"
 
 
-async def test_the_outbox_refuses_text_that_is_not_unicode_and_keeps_its_samples(tmp_path):
+async def test_the_outbox_refuses_text_that_is_not_unicode_and_keeps_its_samples(
+    tmp_path: Path,
+) -> None:
     from busd.config import OutboxConfig
     from telemetry.outbox import Outbox
 
@@ -158,19 +177,19 @@ async def test_the_outbox_refuses_text_that_is_not_unicode_and_keeps_its_samples
         assert [(r.seq, r.stream) for r in rows] == [(1, "telemetry"), (2, "event")]
 
 
-async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
+async def test_hostile_commands_over_the_broker(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     # Today's plan, as the plan's time zone (Riga) reckons it.
     today = dt.datetime.now(ZoneInfo("Europe/Riga")).date().isoformat()
     async with running_office(mosquitto.port) as office, running_bus(config) as (parts, _):
-        async def accept(body):
+        async def accept(body: JsonObject) -> CommandOutcome:
             assert body["stops"] == []  # the plan inside the command, not its envelope
             return CommandOutcome.accept()
 
         parts.commands.register("plan", accept)
         await office.wait_until(lambda: office.fleet.get("bus-01") and
                                 office.fleet["bus-01"].online, timeout=10)
-        sends = [
+        sends: list[tuple[str, bytes | dict[str, Any]]] = [
             ("plan", b"{\"schema\": "),
             ("plan", plan(5, bus="bus-02", date=today)),
             ("plan", plan(5, date=today)),
@@ -200,7 +219,7 @@ async def test_hostile_commands_over_the_broker(mosquitto, tmp_path):
     ("2025-12-31", "America/New_York"), ("2026-01-01", "America/New_York"),
     ("2026-01-01", "Asia/Tokyo"), ("2026-01-01", "Pacific/Kiritimati"),
 ])
-async def test_the_dispatcher_and_the_planner_accept_the_same_days(date, zone):
+async def test_the_dispatcher_and_the_planner_accept_the_same_days(date: str, zone: str) -> None:
     """At 2026-01-01T00:00Z: 02:00 in Riga, 19:00 the day before in New York, 14:00 on
     1 January in Kiritimati (UTC+14). Both ends take "today" in the plan's time zone."""
     from busd.config import PlannerConfig
@@ -211,7 +230,7 @@ async def test_the_dispatcher_and_the_planner_accept_the_same_days(date, zone):
     d = CommandDispatcher(bus_id="bus-01", clock=clock, store=Store())
     core = PlannerCore(PlannerConfig(), bus_id="bus-01")
 
-    async def planner(body):
+    async def planner(body: JsonObject) -> CommandOutcome:
         result, _ = core.replace_plan(body, now=clock.now())
         return CommandOutcome(result.accepted, "; ".join(r for _, r in result.problems))
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from busd.clock import ManualClock
 from busd.errors import ConfigError
 from busd.plan import parse_plan
-from busd.ports import CommandOutcome
+from busd.ports import CommandOutcome, JsonObject
 from telemetry.commands import CommandDispatcher
 
 TODAY = dt.date(2026, 1, 1)  # ManualClock starts at 2026-01-01T00:00Z, 02:00 in Riga
@@ -40,12 +40,12 @@ class Store:
         self.meta[key] = value
 
 
-def dispatcher() -> tuple[CommandDispatcher, list[dict[str, Any]]]:
-    seen: list[dict[str, Any]] = []
+def dispatcher() -> tuple[CommandDispatcher, list[JsonObject]]:
+    seen: list[JsonObject] = []
     d = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=Store(),
                           max_bytes=MAX_BYTES, handler_timeout_s=1.0)
 
-    async def handler(body: dict[str, Any]) -> CommandOutcome:
+    async def handler(body: JsonObject) -> CommandOutcome:
         seen.append(body)
         return CommandOutcome.accept()
 
@@ -53,13 +53,13 @@ def dispatcher() -> tuple[CommandDispatcher, list[dict[str, Any]]]:
     return d, seen
 
 
-def answer(name: str, payload: bytes) -> tuple[Any, list[dict[str, Any]]]:
+def answer(name: str, payload: bytes) -> tuple[Any, list[JsonObject]]:
     d, seen = dispatcher()
     result = asyncio.run(d.handle(name, payload))
     return result, seen
 
 
-def check_answer(result: Any, payload: bytes, seen: list[dict[str, Any]]) -> None:
+def check_answer(result: Any, payload: bytes, seen: list[JsonObject]) -> None:
     assert result.accepted == bool(seen), "accepted exactly when the handler ran"
     # The answer can always be stored and published: strict JSON, valid UTF-8.
     json.dumps(result.to_dict(), ensure_ascii=False, allow_nan=False).encode("utf-8")

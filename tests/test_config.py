@@ -6,7 +6,9 @@ import subprocess
 import sys
 import time
 import typing
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from busd.config import load_config
 from busd.errors import ConfigError
 from tests.can_helpers import OWN_DBC, TESLA_DBC, write_config
 from tests.conftest import REPO
+from tests.support.mosquitto import TlsFiles
 
 MINIMAL = f"""
 bus_id = "lv-01"
@@ -36,7 +39,8 @@ def problems(path: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name", ["sim.toml", "busd.example.toml"])
-def test_shipped_configs_are_valid(name: str, tmp_path: Path, monkeypatch, test_pki) -> None:
+def test_shipped_configs_are_valid(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   test_pki: TlsFiles) -> None:
     # The example's secrets live on the bus; stand-ins with the right permissions here.
     secret = tmp_path / "mqtt.password"
     secret.write_text("stand-in\n")
@@ -58,7 +62,7 @@ def test_example_and_sim_configs_map_the_same_signals() -> None:
     assert example.can.mapping == sim.can.mapping
 
 
-def test_environment_overrides_the_file(tmp_path: Path, monkeypatch) -> None:
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_config(tmp_path, MINIMAL)
     monkeypatch.setenv("BUSD_BUS_ID", "lt-02")
     monkeypatch.setenv("BUSD_CAN__BITRATE", "250000")
@@ -68,7 +72,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch) -> None:
     assert config.can.channel == "cfg-test"  # the rest of the section is kept
 
 
-def test_config_path_from_environment(tmp_path: Path, monkeypatch) -> None:
+def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUSD_CONFIG", str(write_config(tmp_path, MINIMAL)))
     assert load_config().bus_id == "lv-01"
 
@@ -108,7 +112,8 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
          "finite number"),
     ],
 )
-def test_each_problem_names_its_key(tmp_path: Path, edit, key: str, reason: str) -> None:
+def test_each_problem_names_its_key(tmp_path: Path, edit: Callable[[str], str], key: str,
+                                    reason: str) -> None:
     found = problems(write_config(tmp_path, edit(MINIMAL)))
     assert any(k.endswith(key) and reason in r for k, r in found), found
 
@@ -128,7 +133,8 @@ def test_relaxed_dbc_load_is_a_config_choice(tmp_path: Path) -> None:
     assert prepared.can_decoder is not None
 
 
-def busd(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def busd(*args: str, env: dict[str, str] | None = None,
+         **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "busd.cli", *args], capture_output=True, text=True, timeout=60,
         env={**os.environ, **(env or {})}, cwd=REPO, **kwargs,

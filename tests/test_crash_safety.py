@@ -59,7 +59,7 @@ def wait_for_rows(path: Path, more_than: int, timeout: float = 30.0) -> int:
         if path.exists():
             try:
                 with sqlite3.connect(path, timeout=1) as db:
-                    count = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+                    count: int = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
                 if count > more_than:
                     return count
             except sqlite3.OperationalError:

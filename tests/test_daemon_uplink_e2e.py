@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from busd.clock import utc_iso
+from office.archive.models import ArchivedRecord
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import archived_seqs, running_office
 
 
@@ -39,7 +41,8 @@ outside_temp_c = -12.0
 
 
 @pytest.mark.slow
-async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto, tmp_path):
+async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto: Mosquitto,
+                                                                      tmp_path: Path) -> None:
     config = daemon_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office:
         proc = await asyncio.create_subprocess_exec(
@@ -47,12 +50,12 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
-            def soc_on_state():
+            def soc_on_state() -> bool:
                 # SOC and the pack's voltage and current come in different frames: the
                 # first state may hold SOC before power can be derived.
                 view = office.fleet.get("lv-03")
                 values = view.state.get("values", {}) if view is not None else {}
-                return values.get("battery.soc") and "battery.power" in values
+                return bool(values.get("battery.soc")) and "battery.power" in values
 
             await office.wait_until(soc_on_state, timeout=30)
             view = office.fleet["lv-03"]
@@ -60,7 +63,7 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
             assert abs(view.state["values"]["battery.soc"] - 71.0) < 1.0
             assert "battery.power" in view.state["values"]  # derived from CAN voltage × current
 
-            async def telemetry_has_soc():
+            async def telemetry_has_soc() -> bool:
                 rows = await office.archive.records("lv-03")
                 return any(r.schema_.startswith("busd.telemetry")
                            and "battery.soc" in r.data.get("values", {}) for r in rows)
@@ -72,7 +75,7 @@ async def test_can_state_reaches_the_office_and_commands_are_answered(mosquitto,
                 "schema": "busd.cmd.ping/1", "bus": "lv-03", "ts": utc_iso(time.time()),
                 "id": "p-1"})
 
-            async def pong():
+            async def pong() -> list[ArchivedRecord]:
                 rows = await office.archive.records("lv-03", kind="cmd_result")
                 return [r for r in rows if r.data.get("id") == "p-1"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from busd.alerts import AlertBoard
 from busd.clock import SystemClock
@@ -15,10 +16,15 @@ from telemetry.outbox import Outbox
 from tests.support.wait import wait_until
 
 
-async def pragma(outbox: Outbox, sql: str) -> list:
+async def pragma(outbox: Outbox, sql: str) -> list[Any]:
     """A PRAGMA in the outbox's own thread, its rows read: a cursor left open keeps a
     statement in progress, and the outbox's next COMMIT fails on that, not on the disk."""
-    return await outbox._call(lambda: outbox._db.execute(sql).fetchall())
+    def query() -> list[Any]:
+        db = outbox._db
+        assert db is not None  # the outbox is open
+        return db.execute(sql).fetchall()
+
+    return await outbox._call(query)
 
 
 async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -44,6 +50,7 @@ async def test_disk_full_raises_an_alert_and_nothing_is_lost(tmp_path: Path) -> 
         # The disk fills up: SQLite may not grow the file by one more page.
         def fill_disk() -> None:
             db = outbox._db
+            assert db is not None  # the outbox is open
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             db.execute(f"PRAGMA max_page_count = {pages}")
 
@@ -100,9 +107,9 @@ async def test_deletes_and_bounds_on_a_full_disk_wait_without_failing_the_outbox
         await outbox.ack(seqs)
         for n in range(100):  # and telemetry that cannot be committed
             outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
-        await wait_until(lambda: reports and sup.health["outbox"].phase is Phase.DEGRADED,
+        await wait_until(lambda: bool(reports) and sup.health["outbox"].phase is Phase.DEGRADED,
                          timeout=10)
-        assert "full" in reports[0]
+        assert reports[0] is not None and "full" in reports[0]
         # Purge and bound checks meet the full disk again and again (each refusal is
         # counted; under the storage policy's back-off the second one comes after seconds)...
         failed_before = outbox.counters["storage_errors"]

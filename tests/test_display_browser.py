@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import itertools
 import re
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import can
 import pytest
@@ -36,6 +38,9 @@ from tests.support.display_fakes import (
     livani_day,
 )
 from tests.support.wait import wait_until
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 __all__ = ["browser"]  # the fixture, imported to be used here
 
@@ -65,7 +70,7 @@ class Feeder:
             await asyncio.sleep(0.1)
 
     @contextlib.asynccontextmanager
-    async def running(self):  # type: ignore[no-untyped-def]
+    async def running(self) -> AsyncIterator[Feeder]:
         task = asyncio.create_task(self.run(), name="test:feeder")
         try:
             yield self
@@ -80,21 +85,21 @@ def fresh(state: VehicleState, **values: object) -> Feeder:
     base: dict[str, object] = {sig.BATTERY_SOC: 58.0, sig.VEHICLE_SPEED: 0.0,
                                sig.LIFT_STATE: "stowed"}
     base.update(values)
-    return Feeder(state, **base)  # type: ignore[arg-type]
+    return Feeder(state, **base)
 
 
-async def open_page(browser, url: str, *, width: int = 800, height: int = 480):  # type: ignore[no-untyped-def]
+async def open_page(browser: Browser, url: str, *, width: int = 800, height: int = 480) -> Page:
     page = await browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(TIMEOUT_MS)
     await page.goto(url)
     return page
 
 
-async def text_of(page, selector: str) -> str:  # type: ignore[no-untyped-def]
+async def text_of(page: Page, selector: str) -> str:
     return (await page.locator(selector).inner_text()).strip()
 
 
-async def test_can_simulator_values_appear_and_update_live(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_can_simulator_values_appear_and_update_live(browser: Browser) -> None:
     clock = SystemClock()
     state = VehicleState(clock)
     channel = f"test-display-{next(_channels)}"
@@ -123,7 +128,7 @@ async def test_can_simulator_values_appear_and_update_live(browser) -> None:  # 
             assert not await page.locator("body.stale").count()
 
 
-async def test_values_written_to_the_state_update_the_page(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_values_written_to_the_state_update_the_page(browser: Browser) -> None:
     clock = SystemClock()
     state = fed_state(clock)
     server = make_server(state, clock, uplink=FakeUplink(False, 1234), night_mode="off")
@@ -148,7 +153,7 @@ async def test_values_written_to_the_state_update_the_page(browser) -> None:  # 
         await screenshot(page, "display-charging-lv-800x480.png")
 
 
-async def test_stale_signals_and_a_lost_daemon_look_stale(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_stale_signals_and_a_lost_daemon_look_stale(browser: Browser) -> None:
     clock = SystemClock()
     state = fed_state(clock, **{sig.BATTERY_SOC: 0.6})
     async with serving(make_server(state, clock, heartbeat_s=1.0), clock) as srv:
@@ -162,7 +167,7 @@ async def test_stale_signals_and_a_lost_daemon_look_stale(browser) -> None:  # t
         await page.wait_for_selector("#soc:not(.is-stale)")
 
 
-async def test_lift_warning_while_moving_with_the_lift_deployed(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_lift_warning_while_moving_with_the_lift_deployed(browser: Browser) -> None:
     clock = SystemClock()
     state = VehicleState(clock)
     alerts = AlertBoard(clock=clock)
@@ -213,7 +218,7 @@ async def test_lift_warning_while_moving_with_the_lift_deployed(browser) -> None
                 await sender
 
 
-async def test_proposal_appears_and_accept_acknowledges_it(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_proposal_appears_and_accept_acknowledges_it(browser: Browser) -> None:
     clock = SystemClock()
     state = fed_state(clock)
     planner = FakePlanner(livani_day(clock.now()))
@@ -243,7 +248,7 @@ async def test_proposal_appears_and_accept_acknowledges_it(browser) -> None:  # 
             await screenshot(page, "display-lv-800x480.png")
 
 
-async def test_clients_counter_counts_per_visit(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_clients_counter_counts_per_visit(browser: Browser) -> None:
     clock = SystemClock()
     state = fed_state(clock)
     counter = FakeClientsCounter()
@@ -264,7 +269,7 @@ async def test_clients_counter_counts_per_visit(browser) -> None:  # type: ignor
         assert await text_of(page, "#clients-note") == "Nav apmeklējuma"
 
 
-async def test_page_recovers_after_the_daemon_restarts(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_page_recovers_after_the_daemon_restarts(browser: Browser) -> None:
     clock = SystemClock()
     state = fed_state(clock)
     counter = FakeClientsCounter()
@@ -305,7 +310,7 @@ def _distinct_lv_texts(other: str) -> list[str]:
 
 
 @pytest.mark.parametrize("lang", ["en", "lt"])
-async def test_language_switch_changes_every_visible_text(browser, lang: str) -> None:  # type: ignore[no-untyped-def]
+async def test_language_switch_changes_every_visible_text(browser: Browser, lang: str) -> None:
     clock = SystemClock()
     state = fed_state(clock)
     state.update(sig.CHARGER_PLUGGED, True, source="test")
@@ -337,7 +342,7 @@ async def test_language_switch_changes_every_visible_text(browser, lang: str) ->
             await screenshot(page, "display-en-1280x800.png")
 
 
-async def test_night_mode(browser) -> None:  # type: ignore[no-untyped-def]
+async def test_night_mode(browser: Browser) -> None:
     clock = SystemClock()
     state = fed_state(clock)
     planner = FakePlanner(livani_day(clock.now()))

@@ -13,13 +13,17 @@ import sys
 import time
 import zoneinfo
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.can_helpers import OWN_DBC, write_config
 from tests.conftest import REPO
-from tests.support.mosquitto import free_port
+from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.uplink_env import running_office
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 
 def write_daemon(tmp_path: Path, broker_port: int, display_port: int) -> Path:
@@ -68,7 +72,8 @@ real_epoch = {time.time()}
 
 
 @pytest.mark.slow
-async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_path) -> None:
+async def test_accepting_a_real_proposal_on_the_page(browser: Browser, mosquitto: Mosquitto,
+                                                     tmp_path: Path) -> None:
     display_port = free_port()
     config = write_daemon(tmp_path, mosquitto.port, display_port)
     state_file = tmp_path / "data" / "planner" / "state.json"
@@ -90,8 +95,9 @@ async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_pat
             await page.wait_for_selector("#proposal:not([hidden])", timeout=30_000)
             assert await page.locator("#proposal-reasons li").count() > 0
 
-            def pending() -> dict | None:
-                return json.loads(state_file.read_text()).get("pending")
+            def pending() -> dict[str, Any] | None:
+                proposal: dict[str, Any] | None = json.loads(state_file.read_text()).get("pending")
+                return proposal
 
             # The first GPS fixes (and an emergency's SOC, falling while the bus stands in
             # the cold) may refine the proposal after an acceptance: accept each one the
@@ -102,7 +108,7 @@ async def test_accepting_a_real_proposal_on_the_page(browser, mosquitto, tmp_pat
                         await page.click("#accept")
                     await asyncio.sleep(0.3)
 
-            async def accepted_on_mqtt() -> list[dict]:
+            async def accepted_on_mqtt() -> list[dict[str, Any]]:
                 rows = await office.archive.records("lv-05", kind="plan_accepted")
                 return [r.data for r in rows]
 

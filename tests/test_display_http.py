@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from importlib import resources
 
@@ -16,12 +17,17 @@ from busd.clock import SystemClock
 from busd.config import BusdConfig, DisplayConfig
 from busd.display import security
 from busd.display.i18n import catalogues
+from busd.display.server import DisplayServer
 from busd.display.snapshot import margin_band, minutes_to_target, solar_elevation_deg
 from busd.state import VehicleState
 from tests.support.display_browser import make_server, serving
 from tests.support.display_fakes import FakeClientsCounter, FakePlanner, livani_day
 
 STATIC = resources.files("busd.display").joinpath("static")
+
+
+# The running display, with the fakes it shows.
+Served = tuple[DisplayServer, FakePlanner, FakeClientsCounter]
 
 
 async def _page_token(session: aiohttp.ClientSession, url: str) -> str:
@@ -33,7 +39,7 @@ async def _page_token(session: aiohttp.ClientSession, url: str) -> str:
 
 
 @pytest.fixture
-async def served():  # type: ignore[no-untyped-def]
+async def served() -> AsyncIterator[Served]:
     clock = SystemClock()
     state = VehicleState(clock)
     state.update(sig.BATTERY_SOC, 50.0, source="test")
@@ -44,7 +50,7 @@ async def served():  # type: ignore[no-untyped-def]
         yield server, planner, counter
 
 
-async def test_writes_need_the_token_and_the_same_origin(served) -> None:  # type: ignore[no-untyped-def]
+async def test_writes_need_the_token_and_the_same_origin(served: Served) -> None:
     server, planner, counter = served
     url = server.url
     origin = url.rstrip("/")
@@ -92,7 +98,7 @@ async def test_writes_need_the_token_and_the_same_origin(served) -> None:  # typ
         assert r.status == 403
 
 
-async def test_no_visit_is_a_conflict_not_an_error(served) -> None:  # type: ignore[no-untyped-def]
+async def test_no_visit_is_a_conflict_not_an_error(served: Served) -> None:
     server, _, counter = served
     counter.visit_id = None
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
@@ -102,7 +108,7 @@ async def test_no_visit_is_a_conflict_not_an_error(served) -> None:  # type: ign
             assert r.status == 409
 
 
-async def test_nothing_else_changes_state_and_foreign_hosts_are_refused(served) -> None:  # type: ignore[no-untyped-def]
+async def test_nothing_else_changes_state_and_foreign_hosts_are_refused(served: Served) -> None:
     server, planner, counter = served
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         for method, path in (("PUT", "api/clients"), ("DELETE", "api/plan/ack"),
@@ -172,7 +178,7 @@ def test_display_config() -> None:
 
 def test_display_port_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUSD_DISPLAY__PORT", "8181")
-    assert BusdConfig(bus_id="bus-1").display.port == 8181  # type: ignore[call-arg]
+    assert BusdConfig(bus_id="bus-1").display.port == 8181
 
 
 def test_margin_band_and_charge_estimate() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from busd.state import VehicleState
 from telemetry.models import EVENT_RECORDS, REPORT_RECORDS, EventRecord
 from tests.monitoring_helpers import CaptureSink, leg_event, make_plan, span, visit_ended
 
-ALL = (*cat.EVENT_MODELS, *cat.REPORT_MODELS, cat.CommandResult)
+ALL: tuple[type[cat.EventModel], ...] = (*cat.EVENT_MODELS, *cat.REPORT_MODELS,
+                                         cat.CommandResult)
 
 
 def test_every_kind_is_a_frozen_strict_model_with_its_own_kind() -> None:
@@ -141,7 +143,7 @@ async def test_the_tracker_emits_one_lift_cycle_per_cycle_at_the_place_it_is() -
         (1, 1, 41, stop.id), (2, 3, 43, stop.id)]
 
 
-async def test_an_event_reaches_the_wire_as_its_model_serialised(tmp_path) -> None:
+async def test_an_event_reaches_the_wire_as_its_model_serialised(tmp_path: Path) -> None:
     """Forwarder → outbox (pydantic's JSON at its edge) → the MQTT message → the same model."""
     from busd.config import OutboxConfig
     from busd.events import EventForwarder

@@ -117,6 +117,8 @@ def test_simulator_output_decodes_with_the_driver_parser() -> None:
     gga = next(p for p in parsed if isinstance(p, Gga))
     vtg = next(p for p in parsed if isinstance(p, Vtg))
     assert rmc.time == out.utc
+    assert rmc.lat is not None and rmc.lon is not None
+    assert gga.lat is not None and gga.lon is not None
     assert distance_m((rmc.lat, rmc.lon), (out.lat, out.lon)) < 0.01
     assert distance_m((gga.lat, gga.lon), (out.lat, out.lon)) < 0.01
     assert rmc.speed_kmh == pytest.approx(42.0, abs=0.01)
@@ -138,7 +140,8 @@ def test_gpsd_reports() -> None:
     sky = parse_report('{"class":"SKY","hdop":1.2,"satellites":[{"PRN":1,"used":true},'
                        '{"PRN":2,"used":false},{"PRN":3,"used":true}]}')
     assert isinstance(sky, Sky) and sky.to_quality().satellites == 2
-    assert parse_report('{"class":"SKY","uSat":7,"nSat":9}').to_quality().satellites == 7
+    counted = parse_report('{"class":"SKY","uSat":7,"nSat":9}')
+    assert isinstance(counted, Sky) and counted.to_quality().satellites == 7
     assert parse_report('{"class":"DEVICES","devices":[]}') is None
 
 
@@ -147,7 +150,7 @@ def test_gpsd_reports() -> None:
     ['{"class":"TPV","mode":7}', '{"class":"TPV","lat":1e999}', '{"class":"TPV","time":"x"}',
      '{"class":"SKY","hdop":-1}', '"TPV"', "{", '{"class":5}', b"\xc3\x28"],
 )
-def test_hostile_reports_raise_decode_error(line) -> None:
+def test_hostile_reports_raise_decode_error(line: str | bytes) -> None:
     with pytest.raises(DecodeError):
         parse_report(line)
 
@@ -157,7 +160,7 @@ def test_time_offset_alarm_counts_transitions() -> None:
     assert not check.observe(gps_time=100, system_time=101)
     assert check.observe(gps_time=100, system_time=200)  # starts
     assert not check.observe(gps_time=101, system_time=201)  # continues
-    assert check.alarm and check.alarms == 1 and check.offset_s == 100
+    assert (check.alarm, check.alarms, check.offset_s) == (True, 1, 100)
     check.observe(gps_time=300, system_time=300)
     assert not check.alarm
     assert check.observe(gps_time=300, system_time=290)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,17 @@ from simulators.gps import GpsSimulator, Route
 from simulators.gps.route import distance_m
 from simulators.pty import PtyLink
 from tests.support.components import running
-from tests.support.gpsd import gpsd_on, nmea  # noqa: F401 - fixture
+from tests.support.gpsd import Gpsd, gpsd_on, nmea  # noqa: F401 - fixture
 from tests.support.pty import pty_link  # noqa: F401 - fixture
 from tests.support.wait import wait_until
+
+
+def number(state: VehicleState, name: str) -> float:
+    """A numeric signal's value (the state holds text and flags too)."""
+    value = state.value(name)
+    assert isinstance(value, int | float), (name, value)
+    return value
+
 
 LIVANI = (56.3543, 26.1758)
 ROZUPE = (56.3974, 26.3952)
@@ -29,7 +38,7 @@ GPS_FRESH = {name: 1.5 for name in (sig.GPS_FIX, sig.GPS_LAT, sig.GPS_LON, sig.G
 
 
 @contextlib.asynccontextmanager
-async def simulator(sim: GpsSimulator):
+async def simulator(sim: GpsSimulator) -> AsyncIterator[GpsSimulator]:
     task = asyncio.create_task(sim.run(), name="sim-gps")
     try:
         await asyncio.wait_for(sim.started.wait(), 5)
@@ -41,7 +50,9 @@ async def simulator(sim: GpsSimulator):
 
 
 @pytest.mark.slow
-async def test_simulator_through_gpsd_into_state(tmp_path: Path, gpsd_on) -> None:  # noqa: F811
+async def test_simulator_through_gpsd_into_state(
+    tmp_path: Path, gpsd_on: Callable[[str], Gpsd],  # noqa: F811
+) -> None:
     clock = SystemClock()
     state = VehicleState(clock, freshness_overrides=GPS_FRESH)
     sim = GpsSimulator(
@@ -60,13 +71,13 @@ async def test_simulator_through_gpsd_into_state(tmp_path: Path, gpsd_on) -> Non
                              what="SKY with satellites")
             truth = sim.last_truth
             assert truth is not None
-            lat, lon = state.value(sig.GPS_LAT), state.value(sig.GPS_LON)
+            lat, lon = number(state, sig.GPS_LAT), number(state, sig.GPS_LON)
             # Noise is ~2.5 m sigma, the bus moves ~17 m between epochs.
             assert distance_m((lat, lon), (truth.lat, truth.lon)) < 40
             assert state.value(sig.GPS_SPEED) == pytest.approx(60, abs=0.5)
             assert state.value(sig.GPS_SATELLITES) == 9
             assert state.value(sig.GPS_HDOP) == pytest.approx(0.9, abs=0.01)
-            assert abs(state.value(sig.GPS_TIME) - clock.now()) < 3
+            assert abs(number(state, sig.GPS_TIME) - clock.now()) < 3
             assert run.health.phase is Phase.RUNNING, run.health.reason
             assert run.ctx.counters.get("time_offset_alarms", 0) == 0
 
@@ -92,7 +103,9 @@ async def test_simulator_through_gpsd_into_state(tmp_path: Path, gpsd_on) -> Non
     assert any(f.mode == 3 for f in fixes)
 
 
-async def test_gpsd_restart_reconnects(tmp_path: Path, gpsd_on) -> None:  # noqa: F811
+async def test_gpsd_restart_reconnects(
+    tmp_path: Path, gpsd_on: Callable[[str], Gpsd],  # noqa: F811
+) -> None:
     """gpsd goes away and comes back on the same port: the driver reconnects by itself."""
     clock = SystemClock()
     state = VehicleState(clock, freshness_overrides=GPS_FRESH)
@@ -225,9 +238,10 @@ async def test_simulator_straight_into_the_nmea_source(tmp_path: Path) -> None:
             await wait_until(lambda: run.health.phase is Phase.RUNNING, timeout=5,
                              what="a fix from the simulator")
             assert state.value(sig.GPS_FIX) == "3d"
-            assert distance_m((state.value(sig.GPS_LAT), state.value(sig.GPS_LON)), LIVANI) < 0.1
+            here = (number(state, sig.GPS_LAT), number(state, sig.GPS_LON))
+            assert distance_m(here, LIVANI) < 0.1
             assert state.value(sig.GPS_SATELLITES) == 9
-            assert abs(state.value(sig.GPS_TIME) - clock.now()) < 3
+            assert abs(number(state, sig.GPS_TIME) - clock.now()) < 3
             assert run.ctx.counters.get("garbage", 0) == 0
 
 

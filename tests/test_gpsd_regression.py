@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from busd.state import VehicleState
 from drivers.gps import GpsdSource, GpsFix
 from simulators.pty import PtyLink
 from tests.support.components import running
-from tests.support.gpsd import gpsd_on  # noqa: F401 - fixture
+from tests.support.gpsd import Gpsd, gpsd_on  # noqa: F401 - fixture
 from tests.support.pty import pty_link  # noqa: F401 - fixture
 from tests.support.wait import wait_until
 
@@ -146,7 +147,9 @@ def receiver_lines(log: str) -> list[bytes]:
     "log",
     ["bt451.log", "mtk-3301.log", "magellan-ec10.log", "gp-320fw-2019-04-07-coldboot.log"],
 )
-async def test_driver_reports_what_gpsd_expects(log, pty_link: PtyLink, gpsd_on) -> None:  # noqa: F811
+async def test_driver_reports_what_gpsd_expects(
+    log: str, pty_link: PtyLink, gpsd_on: Callable[[str], Gpsd],  # noqa: F811
+) -> None:
     clock = SystemClock()
     state = VehicleState(clock)
     gpsd = gpsd_on(pty_link.path)

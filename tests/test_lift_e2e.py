@@ -16,7 +16,7 @@ from busd.state import VehicleState
 from busd.supervisor import Phase
 from drivers.lift import LiftModbusSource
 from simulators.lift import LiftModel, LiftSimulator
-from tests.support.components import running
+from tests.support.components import Running, running
 from tests.support.wait import wait_until
 
 FRESHNESS = {sig.LIFT_STATE: 0.6, sig.LIFT_INTERLOCK: 0.6, sig.LIFT_DOOR_OPEN: 0.6,
@@ -25,7 +25,7 @@ FRESHNESS = {sig.LIFT_STATE: 0.6, sig.LIFT_INTERLOCK: 0.6, sig.LIFT_DOOR_OPEN: 0
 
 @contextlib.asynccontextmanager
 async def lift_rig(tmp_path: Path, registers: LiftRegisterMap | None = None
-                   ) -> AsyncIterator[tuple[LiftSimulator, VehicleState, object]]:
+                   ) -> AsyncIterator[tuple[LiftSimulator, VehicleState, Running]]:
     clock = SystemClock()
     state = VehicleState(clock, freshness_overrides=FRESHNESS)
     sim = LiftSimulator(clock=clock, link=tmp_path / "lift", registers=registers,

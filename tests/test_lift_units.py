@@ -34,7 +34,8 @@ def inputs(**on: bool) -> LiftInputs:
         ({"stowed": True, "deployed": True}, "stowed", "fault"),  # broken end switch
     ],
 )
-def test_lift_state_from_contacts(contacts, previous, expected) -> None:
+def test_lift_state_from_contacts(contacts: dict[str, bool], previous: str | None,
+                                  expected: str) -> None:
     assert lift_state(inputs(**contacts), previous) == expected
 
 

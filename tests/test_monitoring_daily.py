@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from busd.clock import ManualClock
@@ -24,19 +25,21 @@ class Records:
     """A summary store with one leg, and whatever ``legs`` adds later."""
 
     def __init__(self) -> None:
-        self.legs = [{"id": "leg-1", "day": "2026-01-01", "status": "closed", "km": 19.0,
-                      "start_ts": 0.0, "end_ts": 1.0, "duration_min": 20.0}]
+        self.legs: list[dict[str, Any]] = [
+            {"id": "leg-1", "day": "2026-01-01", "status": "closed", "km": 19.0,
+             "start_ts": 0.0, "end_ts": 1.0, "duration_min": 20.0}]
         self.saved: list[str] = []
 
-    async def day_records(self, day: str):
+    async def day_records(self, day: str) -> dict[str, list[dict[str, Any]]]:
         legs = [dict(r) for r in self.legs if r["day"] == day]
         return {"leg": legs, "visit": [], "charge": []}
 
-    async def save_summary(self, day, summary, alerts, created_ts) -> None:
+    async def save_summary(self, day: str, summary: dict[str, Any], alerts: int,
+                           created_ts: float) -> None:
         self.saved.append(day)
 
 
-async def started(job: DailySummaryJob, clock: ManualClock) -> asyncio.Task:
+async def started(job: DailySummaryJob, clock: ManualClock) -> asyncio.Task[None]:
     task = asyncio.create_task(job.run(ComponentContext(ComponentHealth(job.name, False), clock)))
     await wait_until(lambda: clock.sleepers > 0, timeout=5, what="the job waiting on the clock",
                      interval=0)

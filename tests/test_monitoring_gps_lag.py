@@ -19,12 +19,20 @@ import structlog
 from busd import signals as sig
 from busd.clock import ManualClock
 from busd.config import MonitoringConfig
-from busd.monitoring.segment import Sample
+from busd.monitoring.segment import Change, Row, Sample
 from busd.monitoring.tracker import Tracker
-from busd.plan import haversine_m
+from busd.plan import Plan, haversine_m
 from busd.state import VehicleState
 from drivers.gps.fix import GpsFix, GpsPublisher
-from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, epoch, make_plan
+from tests.monitoring_helpers import (
+    DEPOT,
+    ROZUPE,
+    TURKI,
+    CaptureSink,
+    Place,
+    epoch,
+    make_plan,
+)
 from tests.test_monitoring_segment import T0, Script, closed, run, tracker
 from tests.test_monitoring_store import start
 
@@ -56,7 +64,7 @@ def outage(samples: list[Sample], *, start: int, end: int, hold_s: int) -> list[
     return out
 
 
-def visits_of(changes) -> list[tuple[str, float]]:
+def visits_of(changes: list[Change]) -> list[tuple[str, float]]:
     return [(v["place_id"], v["duration_min"]) for v in closed(changes, "visit")]
 
 
@@ -66,6 +74,7 @@ def test_a_lagging_fix_does_not_make_an_unplanned_stop_outside_the_village() -> 
     script.samples = lagged(script.samples, every_s=24, late_s=24)
     # When the wheels stop, the newest fix busd has is hundreds of metres back.
     at_halt = script.samples[arrival]
+    assert at_halt.lat is not None and at_halt.lon is not None
     assert haversine_m(at_halt.lat, at_halt.lon, ROZUPE[2], ROZUPE[3]) > 150
     _, changes = run(script)
     assert [p for p, _ in visits_of(changes)] == ["livani", "rozupe"]
@@ -176,7 +185,7 @@ class LaggingBus:
         for _ in range(seconds):
             await self._second(0.0)
 
-    async def drive(self, to, kmh: float = 54.0, *, fixless_last_s: int = 0) -> None:
+    async def drive(self, to: Place, kmh: float = 54.0, *, fixless_last_s: int = 0) -> None:
         lat0, lon0 = self.lat, self.lon
         d = haversine_m(lat0, lon0, to[2], to[3])
         n = int(d / (kmh / 3.6))
@@ -188,13 +197,13 @@ class LaggingBus:
 
 
 class MemoryStore:
-    async def open_records(self):
+    async def open_records(self) -> dict[str, Row]:
         return {}
 
-    async def write(self, rows, samples) -> None:
+    async def write(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None:
         pass
 
-    async def save_plan(self, plan) -> None:
+    async def save_plan(self, plan: Plan) -> None:
         pass
 
 
@@ -217,6 +226,7 @@ async def test_the_tracker_judges_a_halt_by_the_fixs_own_time_not_its_arrival() 
         await bus.drive(ROZUPE, fixless_last_s=12)
         arrival = clock.now()
         lat, lon = state.value(sig.GPS_LAT), state.value(sig.GPS_LON)
+        assert isinstance(lat, float) and isinstance(lon, float)
         assert haversine_m(lat, lon, ROZUPE[2], ROZUPE[3]) > 250
         await bus.park(300)
         bus.silent = False

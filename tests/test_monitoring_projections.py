@@ -103,7 +103,7 @@ class RefusingStore:
 async def test_a_refusing_disk_degrades_the_recorder_and_the_curve_is_kept_until_written(
 ) -> None:
     clock = ManualClock(start=T0 + 3600)
-    store, reports = RefusingStore(), []
+    store, reports = RefusingStore(), list[str | None]()
     recorder = ProjectionRecorder(plan_sink=PlanCapture(), store=store, clock=clock,
                                   timezone="Europe/Riga", on_storage=reports.append)
     after = projection(T0 + 3600, 70.0, [(T0 + 5400, 62.0, T0 + 7200, 55.0)])

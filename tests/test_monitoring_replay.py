@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import can
 import pytest
 
 from busd import signals as sig
@@ -115,7 +116,7 @@ async def replay(
     db = own_db()
     odo = 20_000.0
 
-    def frames(r: Row, i: int) -> list:
+    def frames(r: Row, i: int) -> list[can.Message]:
         out = [frame(db, "BMS_Pack", PackVoltage=r.voltage, PackCurrent=-r.current,
                      ContactorClosed=1),
                frame(db, "CCVS1", WheelBasedVehicleSpeed=r.speed, ParkingBrakeSwitch=0)]
@@ -167,7 +168,7 @@ async def replay(
 
 @pytest.mark.parametrize("name", ["motives_007.csv", "motives_023.csv"])
 async def test_real_trip_replayed_through_can_gives_the_trips_km_and_kwh(
-    name: str, monkeypatch, tmp_path
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     rows = load(name)
     sink, state, receiver_name = await replay(rows, trip_plan(rows), monkeypatch, tmp_path)
@@ -206,7 +207,7 @@ def departure_and_arrival(rows: list[Row], stopped_kmh: float = 3.0) -> tuple[fl
 
 
 async def test_a_traffic_halt_just_outside_the_depot_geofence_belongs_to_the_leg(
-    monkeypatch, tmp_path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # motives_007 stands 50 s in traffic 210 m from where it started (53-103 s). With
     # the depot's geofence at 191 m the halt is at 1.1x the radius, short of the exit

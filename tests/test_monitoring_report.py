@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from datetime import date
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -43,14 +44,14 @@ def fill(store: MonitoringStore, day: date = date(2026, 1, 1), *, skip_turki: bo
 
 
 @pytest.fixture
-def db(tmp_path) -> Path:
+def db(tmp_path: Path) -> Path:
     store = MonitoringStore(tmp_path / "monitoring.sqlite")
     fill(store)
     store.close()
     return tmp_path / "monitoring.sqlite"
 
 
-def test_day_report_on_the_terminal(db: Path, capsys) -> None:
+def test_day_report_on_the_terminal(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report_cli.main(["report", DAY, "--db", str(db)]) == 0
     out = capsys.readouterr().out
     for text in ("Monitoring 2026-01-01", "Legs", "Visits", "Charging", "Planned stops",
@@ -82,7 +83,10 @@ def test_soc_plot_is_written(db: Path, tmp_path: Path) -> None:
     assert png.stat().st_size > 10_000
 
 
-def test_month_report_counts_visits_per_village_against_the_cycle(tmp_path, capsys) -> None:
+def test_month_report_counts_visits_per_village_against_the_cycle(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     for d in (1, 8, 15):
         fill(store, date(2026, 1, d), skip_turki=d == 8)
@@ -99,7 +103,8 @@ def test_month_report_counts_visits_per_village_against_the_cycle(tmp_path, caps
     assert float(villages["rozupe"]["expected"]) == pytest.approx(31 / 7, abs=0.1)
 
 
-def test_bad_arguments_are_clear_errors(db: Path, tmp_path: Path, capsys) -> None:
+def test_bad_arguments_are_clear_errors(db: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert report_cli.main(["report", "yesterday", "--db", str(db)]) == 1
     assert report_cli.main(["report", "2025-06-01", "--db", str(db)]) == 1
     assert report_cli.main(["report", "--month", "2026-13", "--db", str(db)]) == 1
@@ -108,7 +113,8 @@ def test_bad_arguments_are_clear_errors(db: Path, tmp_path: Path, capsys) -> Non
     assert "not a date" in err and "nothing recorded" in err and "no monitoring database" in err
 
 
-def test_report_finds_the_database_through_the_config(db: Path, tmp_path: Path, capsys) -> None:
+def test_report_finds_the_database_through_the_config(db: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "busd.toml"
     config.write_text(f'bus_id = "sim-01"\n[monitoring]\ndb = "{db}"\n', encoding="utf-8")
     assert report_cli.main(["report", DAY, "--config", str(config)]) == 0
@@ -134,7 +140,7 @@ def test_planned_stops_are_listed_in_visit_order() -> None:
     script = Script().park(600).drive(TURKI).park(1500).drive(ROZUPE).park(1500)
     script.drive(DEPOT).park(600)
     tracker = DayTracker(places=places_of(plan), settings=Settings(), zone=ZoneInfo("Europe/Riga"))
-    rows: dict[str, list] = {"visit": [], "leg": []}
+    rows: dict[str, list[dict[str, Any]]] = {"visit": [], "leg": []}
     for s in script.samples:
         for c in tracker.step(s):
             if c.row["status"] != "open":
@@ -145,7 +151,9 @@ def test_planned_stops_are_listed_in_visit_order() -> None:
     assert [st["stop_id"] for st in summary["stops"]] == ["turki", "rozupe", "jersika"]
 
 
-def test_switched_off_time_is_reported_as_switched_off(tmp_path, capsys) -> None:
+def test_switched_off_time_is_reported_as_switched_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     from dataclasses import replace
 
     store = MonitoringStore(tmp_path / "monitoring.sqlite")

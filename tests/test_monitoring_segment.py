@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from busd.monitoring.segment import DayTracker, Sample, Settings, places_of
+from busd.monitoring.segment import Change, DayTracker, Row, Sample, Settings, places_of
 from busd.plan import haversine_m
-from tests.monitoring_helpers import DEPOT, PREILI, ROZUPE, TURKI, make_plan
+from tests.monitoring_helpers import DEPOT, PREILI, ROZUPE, TURKI, Place, make_plan
 
 T0 = 1_767_250_800.0  # 2026-01-01 09:00 Riga
 
@@ -17,7 +18,7 @@ T0 = 1_767_250_800.0  # 2026-01-01 09:00 Riga
 class Script:
     """1 Hz samples of a bus that parks and drives in straight lines."""
 
-    def __init__(self, place=DEPOT, soc: float = 90.0) -> None:
+    def __init__(self, place: Place = DEPOT, soc: float = 90.0) -> None:
         self.t = 0.0
         self.odo = 1000.0
         self.lat, self.lon = place[2], place[3]
@@ -25,10 +26,11 @@ class Script:
         self.lift = 0
         self.samples: list[Sample] = []
 
-    def _emit(self, **kw) -> None:
-        base = dict(mono=self.t, ts=T0 + self.t, speed_kmh=0.0, odometer_km=self.odo,
-                    lat=self.lat, lon=self.lon, power_kw=5.0, soc=self.soc, outside_temp_c=-5.0,
-                    plugged=False, charger_state="idle", lift_counter=self.lift)
+    def _emit(self, **kw: Any) -> None:
+        base: dict[str, Any] = dict(
+            mono=self.t, ts=T0 + self.t, speed_kmh=0.0, odometer_km=self.odo,
+            lat=self.lat, lon=self.lon, power_kw=5.0, soc=self.soc, outside_temp_c=-5.0,
+            plugged=False, charger_state="idle", lift_counter=self.lift)
         base.update(kw)
         self.samples.append(Sample(**base))
         self.t += 1.0
@@ -39,7 +41,7 @@ class Script:
         for i in range(n):
             if lifts and i == n // 2:
                 self.lift += lifts
-            kw = dict(power_kw=power_kw)
+            kw: dict[str, Any] = dict(power_kw=power_kw)
             if charge_kw:
                 kw.update(power_kw=-charge_kw, plugged=True, charger_state="charging",
                           charger_power_kw=charge_kw)
@@ -51,7 +53,8 @@ class Script:
             self._emit(**kw)
         return self
 
-    def drive(self, to, *, kmh: float = 54.0, power_kw: float = 30.0, gps: bool = True) -> Script:
+    def drive(self, to: Place, *, kmh: float = 54.0, power_kw: float = 30.0,
+              gps: bool = True) -> Script:
         lat0, lon0 = self.lat, self.lon
         d = haversine_m(lat0, lon0, to[2], to[3])
         v = kmh / 3.6
@@ -61,7 +64,7 @@ class Script:
             self.lat, self.lon = lat0 + f * (to[2] - lat0), lon0 + f * (to[3] - lon0)
             self.odo += d / n / 1000.0
             self.soc -= power_kw / 3600 / 1.1
-            kw = dict(speed_kmh=kmh, power_kw=power_kw)
+            kw: dict[str, Any] = dict(speed_kmh=kmh, power_kw=power_kw)
             if not gps:
                 kw.update(lat=None, lon=None)
             self._emit(**kw)
@@ -73,15 +76,15 @@ def tracker(settings: Settings | None = None) -> DayTracker:
                       zone=ZoneInfo("Europe/Riga"))
 
 
-def run(script: Script, day: DayTracker | None = None):
+def run(script: Script, day: DayTracker | None = None) -> tuple[DayTracker, list[Change]]:
     day = day or tracker()
-    changes = []
+    changes: list[Change] = []
     for s in script.samples:
         changes += day.step(s)
     return day, changes
 
 
-def closed(changes, kind):
+def closed(changes: list[Change], kind: str) -> list[Row]:
     return [c.row for c in changes if c.kind == kind and c.row["status"] != "open"]
 
 
@@ -92,7 +95,8 @@ def test_a_day_is_legs_between_visits_and_time_partitions() -> None:
     visits = closed(changes, "visit")
     legs = closed(changes, "leg")
     assert [v["place_id"] for v in visits] == ["livani", "rozupe", "turki"]
-    assert day.visit is not None and day.visit.place.id == "livani"  # parked at the end
+    assert day.visit is not None and day.visit.place is not None
+    assert day.visit.place.id == "livani"  # parked at the end
     assert [(leg["from_place"], leg["to_place"]) for leg in legs] == [
         ("livani", "rozupe"), ("rozupe", "turki"), ("turki", "livani")]
     assert visits[1]["duration_min"] == pytest.approx(30.0, abs=2 / 60)

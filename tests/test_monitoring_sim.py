@@ -19,6 +19,8 @@ import functools
 import math
 from dataclasses import dataclass, field
 from datetime import date, time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +63,7 @@ class ScriptedDay:
     """An input source driven by the model's own odometer: drive to a distance, stand, …"""
 
     model: VehicleModel
-    segments: list[tuple]
+    segments: list[tuple[Any, ...]]  # ("drive", km) or ("stand", s, what, lifts, charge_kw)
     temp_c: float = -8.0
     cruise_kmh: float = 50.0
     index: int = 0
@@ -73,7 +75,7 @@ class ScriptedDay:
         return v * v / (2 * VehicleParams().decel_mps2) + 5.0
 
     def __call__(self, elapsed: float) -> Inputs:
-        base = dict(outside_temp_c=self.temp_c, hvac_on=True)
+        base: dict[str, Any] = dict(outside_temp_c=self.temp_c, hvac_on=True)
         while self.index < len(self.segments):
             seg = self.segments[self.index]
             if self.started is None:
@@ -105,7 +107,8 @@ def km_at(i: int) -> float:
     return sum(ROUTE.lengths[:i]) / 1000.0
 
 
-async def test_simulated_day_matches_the_models_ground_truth(monkeypatch, tmp_path) -> None:
+async def test_simulated_day_matches_the_models_ground_truth(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
     plan = parse_plan({
         "date": date(2025, 12, 14).isoformat(), "version": 1,
         "depot": {"id": "depot", "name": "Līvāni depot", "lat": DEPOT[0], "lon": DEPOT[1]},

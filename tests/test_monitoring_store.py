@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,16 +15,27 @@ from busd import signals as sig
 from busd.clock import ManualClock
 from busd.config import MonitoringConfig
 from busd.monitoring.daily import DailySummaryJob
-from busd.monitoring.tracker import Tracker
-from busd.plan import haversine_m
+from busd.monitoring.tracker import Tracker, TrackerStore
+from busd.plan import Plan, haversine_m
 from busd.state import VehicleState
+from busd.storage import Report
 from busd.supervisor import ComponentContext, ComponentHealth, Phase
-from telemetry.monitoring_store import MonitoringStore, StoreError
-from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, epoch, make_plan
+from telemetry.monitoring_store import MonitoringStore, Row, StoreError
+from tests.monitoring_helpers import (
+    DEPOT,
+    ROZUPE,
+    TURKI,
+    CaptureSink,
+    Place,
+    epoch,
+    make_plan,
+)
 from tests.support.wait import wait_until
 
 RIGA = ZoneInfo("Europe/Riga")
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=RIGA).timestamp()
+# One day's records by kind (MonitoringStore.day_records_sync).
+Records = dict[str, list[Row]]
 
 
 class Killable:
@@ -35,14 +48,14 @@ class Killable:
     def kill(self) -> None:
         self.dead = True
 
-    async def open_records(self):
+    async def open_records(self) -> dict[str, Row]:
         return await self.store.open_records()
 
-    async def save_plan(self, plan) -> None:
+    async def save_plan(self, plan: Plan) -> None:
         if not self.dead:
             await self.store.save_plan(plan)
 
-    async def write(self, rows, samples) -> None:
+    async def write(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None:
         if not self.dead:
             await self.store.write(rows, samples)
 
@@ -50,7 +63,7 @@ class Killable:
 class Bus:
     """Writes a scripted bus straight into the vehicle state, one step per simulated second."""
 
-    def __init__(self, state: VehicleState, clock: ManualClock, place=DEPOT) -> None:
+    def __init__(self, state: VehicleState, clock: ManualClock, place: Place = DEPOT) -> None:
         self.state, self.clock = state, clock
         self.lat, self.lon, self.odo = place[2], place[3], 5000.0
 
@@ -78,7 +91,7 @@ class Bus:
             self._write(0.0, 12.5)  # 5 kW
             await self._tick()
 
-    async def drive(self, to, kmh: float = 72.0) -> None:
+    async def drive(self, to: Place, kmh: float = 72.0) -> None:
         lat0, lon0 = self.lat, self.lon
         d = haversine_m(lat0, lon0, to[2], to[3])
         n = int(d / (kmh / 3.6))
@@ -89,7 +102,7 @@ class Bus:
             await self._tick()
 
 
-async def start(tracker: Tracker, clock: ManualClock):
+async def start(tracker: Tracker, clock: ManualClock) -> asyncio.Task[None]:
     health = ComponentHealth(tracker.name, False)
     task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
     # Ready = plan saved, open records resumed, watching.
@@ -98,13 +111,15 @@ async def start(tracker: Tracker, clock: ManualClock):
     return task
 
 
-async def wait_rows(store: MonitoringStore, predicate, timeout: float = 5.0):
+async def wait_rows(store: MonitoringStore, predicate: Callable[[Records], bool],
+                    timeout: float = 5.0) -> Records:
     await wait_until(lambda: predicate(store.day_records_sync("2026-01-01")), timeout=timeout,
                      what="the day's records")
     return store.day_records_sync("2026-01-01")
 
 
-def make_tracker(state, clock, store, sink=None, on_storage=None) -> Tracker:
+def make_tracker(state: VehicleState, clock: ManualClock, store: TrackerStore,
+                 sink: CaptureSink | None = None, on_storage: Report | None = None) -> Tracker:
     return Tracker(state=state, clock=clock, plan=make_plan(), store=store,
                    sink=sink or CaptureSink(), config=MonitoringConfig(min_visit_min=3.0),
                    on_storage=on_storage)
@@ -112,7 +127,7 @@ def make_tracker(state, clock, store, sink=None, on_storage=None) -> Tracker:
 
 @pytest.mark.parametrize("still_there", [True, False])
 async def test_killed_mid_visit_the_visit_is_closed_once_after_restart(
-    tmp_path, still_there: bool
+    tmp_path: Path, still_there: bool
 ) -> None:
     path = tmp_path / "monitoring.sqlite"
     clock = ManualClock(start=T0)
@@ -173,11 +188,12 @@ async def test_killed_mid_visit_the_visit_is_closed_once_after_restart(
     assert len({leg["id"] for leg in rows["leg"]}) == len(rows["leg"])
 
 
-def before_checkpoint(rows) -> float:
-    return next(v for v in rows["visit"] if v["place_id"] == "rozupe")["updated_ts"]
+def before_checkpoint(rows: Records) -> float:
+    updated: float = next(v for v in rows["visit"] if v["place_id"] == "rozupe")["updated_ts"]
+    return updated
 
 
-def test_a_batch_is_written_whole_or_not_at_all(tmp_path) -> None:
+def test_a_batch_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     good = {"id": "visit-1", "day": "2026-01-01", "status": "open", "start_ts": 1.0}
     with pytest.raises(KeyError):
@@ -191,7 +207,7 @@ def test_a_batch_is_written_whole_or_not_at_all(tmp_path) -> None:
     store.close()
 
 
-def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path) -> None:
+def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path: Path) -> None:
     path = tmp_path / "m.sqlite"
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE visits (id TEXT PRIMARY KEY, day TEXT NOT NULL, status TEXT, "
@@ -208,7 +224,7 @@ def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path) -> No
     store.close()
 
 
-def test_an_unusable_database_is_a_clear_error(tmp_path) -> None:
+def test_an_unusable_database_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "m.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open monitoring store"):
@@ -216,7 +232,9 @@ def test_an_unusable_database_is_a_clear_error(tmp_path) -> None:
     assert sqlite3.sqlite_version
 
 
-async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(tmp_path) -> None:
+async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(
+    tmp_path: Path,
+) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.write_sync([("visit", {"id": "visit-1", "day": "2026-01-01", "status": "closed",
                                  "start_ts": T0, "end_ts": T0 + 600, "duration_min": 10.0,
@@ -237,7 +255,8 @@ async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(
     (report,) = sink.of("report.daily")
     assert report["day"] == "2026-01-01" and report["alerts"] == 4
     assert report["lift_cycles"] == 2 and report["on_site_min"] == 10.0
-    assert store.summary("2026-01-01")["alerts"] == 4
+    summary = store.summary("2026-01-01")
+    assert summary is not None and summary["alerts"] == 4
     # Next day: records exist, the process stops before 21:00 → summary at shutdown.
     store.write_sync([("visit", {"id": "visit-2", "day": "2026-01-02", "status": "open",
                                  "start_ts": T0 + 86400, "place_id": "turki",
@@ -250,7 +269,9 @@ async def test_daily_summary_fires_at_the_configured_local_time_and_at_shutdown(
     store.close()
 
 
-async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(tmp_path) -> None:
+async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(
+    tmp_path: Path,
+) -> None:
     clock = ManualClock(start=T0)
     store = MonitoringStore(tmp_path / "m.sqlite")
     state = VehicleState(clock)
@@ -280,7 +301,7 @@ async def test_a_stale_current_is_a_marked_gap_in_the_leg_not_invented_energy(tm
     assert leg["out_kwh"] == pytest.approx(30.0 * driven_with_current_s / 3600, rel=0.01)
 
 
-def test_an_older_charges_table_gets_both_energies_and_their_summary(tmp_path) -> None:
+def test_an_older_charges_table_gets_both_energies_and_their_summary(tmp_path: Path) -> None:
     from busd.monitoring.summary import daily_summary
 
     path = tmp_path / "m.sqlite"

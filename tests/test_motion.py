@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,7 +41,7 @@ def halt(motion: MotionConfig) -> list[str]:
 
 @pytest.mark.parametrize("stopped_kmh, visit", [(3.0, False), (8.0, True)])
 async def test_one_setting_decides_for_the_tracker_and_the_uplink(
-    tmp_path, stopped_kmh: float, visit: bool
+    tmp_path: Path, stopped_kmh: float, visit: bool
 ) -> None:
     config = BusdConfig(bus_id="bus-01", data_dir=tmp_path,
                         motion=MotionConfig(stopped_kmh=stopped_kmh))

@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import aiomqtt
 
@@ -17,11 +18,12 @@ from office.archive import open_archive
 from simulators.scenario.progress import plan_version
 from telemetry.models import PlanMessage
 from telemetry.mqtt import BrokerSettings, make_client
-from tests.support.mosquitto import REPO
+from tests.support.mosquitto import REPO, Mosquitto
 from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 
 
-async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_path):
+async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto: Mosquitto,
+                                                              tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office, running_bus(config) as (parts, state):
         state.update("battery.soc", 50.0, source="test")
@@ -36,7 +38,7 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_pat
         late = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
         async with make_client(late, identifier="late", protocol=aiomqtt.ProtocolVersion.V5) as c:
             await c.subscribe("multimobile/v1/bus-01/+", qos=1)
-            seen = {}
+            seen: dict[str, aiomqtt.Message] = {}
             async with asyncio.timeout(10):
                 async for msg in c.messages:
                     seen[str(msg.topic).rsplit("/", 1)[1]] = msg
@@ -49,11 +51,14 @@ async def test_plan_is_retained_and_state_expires_under_mqtt5(mosquitto, tmp_pat
         assert retained["plan"]["stops"][0]["id"] == plan.stops[0].id
         assert "plan" not in retained["plan"] and retained["itinerary"][0]["id"] == plan.stops[0].id
         assert PlanMessage.model_validate(retained).plan == plan
-        expiry = seen["state"].properties.MessageExpiryInterval
+        properties = seen["state"].properties
+        assert properties is not None  # MQTT 5
+        # paho sets the properties present as attributes, which its types do not declare.
+        expiry = vars(properties)["MessageExpiryInterval"]
         assert 0 < expiry <= config.uplink.state_expiry_s
 
 
-async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
+async def test_office_cli_archives_and_exports_csv(mosquitto: Mosquitto, tmp_path: Path) -> None:
     archive = tmp_path / "fleet.sqlite"
     office = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block)
         [sys.executable, "-m", "busd.cli", "office", "--host", "127.0.0.1",
@@ -61,9 +66,12 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
          "--duration", "20", "--client-id", "cli-office"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        async def connected():
+        stdout = office.stdout
+        assert stdout is not None  # a pipe
+
+        async def connected() -> None:
             while True:
-                line = await asyncio.to_thread(office.stdout.readline)
+                line = await asyncio.to_thread(stdout.readline)
                 assert line, "busd office exited before connecting"
                 if b"office_connected" in line:
                     return
@@ -74,7 +82,7 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
             for i in range(5):
                 await parts.outbox.append("event", "tick", {"i": i})
 
-            async def both_have_five():
+            async def both_have_five() -> bool:
                 if len(await archived_seqs(watcher, "bus-01")) < 5 or not archive.exists():
                     return False
                 async with open_archive(f"sqlite:///{archive}") as probe:
@@ -96,7 +104,7 @@ async def test_office_cli_archives_and_exports_csv(mosquitto, tmp_path):
     assert ticks[0]["topic"] == "event/tick" and ticks[0]["bus"] == "bus-01"
 
 
-def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document():
+def test_the_fleet_table_reads_current_and_next_stop_from_the_planners_document() -> None:
     from datetime import time
 
     from busd.config import PlannerConfig

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,11 +14,11 @@ from busd.config import OutboxConfig
 from telemetry.outbox import Outbox, OutboxClosed
 
 
-def make(tmp_path, **cfg) -> Outbox:
+def make(tmp_path: Path, **cfg: Any) -> Outbox:
     return Outbox(path=tmp_path / "outbox.sqlite", clock=ManualClock(), config=OutboxConfig(**cfg))
 
 
-async def test_seq_is_contiguous_across_reopen_even_when_empty(tmp_path):
+async def test_seq_is_contiguous_across_reopen_even_when_empty(tmp_path: Path) -> None:
     async with make(tmp_path) as box:
         assert await box.append("event", "a", {"n": 1}) == 1
         assert await box.append("event", "b", {"n": 2}) == 2
@@ -29,7 +31,7 @@ async def test_seq_is_contiguous_across_reopen_even_when_empty(tmp_path):
         assert [r.seq for r in rows] == [3]
 
 
-async def test_telemetry_is_group_committed_before_the_next_event(tmp_path):
+async def test_telemetry_is_group_committed_before_the_next_event(tmp_path: Path) -> None:
     async with make(tmp_path) as box:
         box.add_telemetry({"values": {"battery.soc": 90.0}}, full=True)
         box.add_telemetry({"values": {"battery.soc": 89.9}}, full=False)
@@ -42,7 +44,7 @@ async def test_telemetry_is_group_committed_before_the_next_event(tmp_path):
         assert json.loads(rows[0].body) == {"values": {"battery.soc": 90.0}}
 
 
-async def test_close_commits_buffered_telemetry(tmp_path):
+async def test_close_commits_buffered_telemetry(tmp_path: Path) -> None:
     box = make(tmp_path)
     await box.open()
     box.add_telemetry({"values": {}}, full=True)
@@ -54,7 +56,7 @@ async def test_close_commits_buffered_telemetry(tmp_path):
         await box.append("event", "x", {})
 
 
-async def test_peek_is_oldest_first_and_ack_deletes(tmp_path):
+async def test_peek_is_oldest_first_and_ack_deletes(tmp_path: Path) -> None:
     async with make(tmp_path) as box:
         for i in range(10):
             await box.append("event", "e", {"i": i})
@@ -67,7 +69,7 @@ async def test_peek_is_oldest_first_and_ack_deletes(tmp_path):
         assert box.rows == 4
 
 
-async def test_wait_new_wakes_on_commit(tmp_path):
+async def test_wait_new_wakes_on_commit(tmp_path: Path) -> None:
     import asyncio
 
     async with make(tmp_path) as box:
@@ -82,7 +84,9 @@ async def test_wait_new_wakes_on_commit(tmp_path):
             assert await waiter == 1
 
 
-async def test_over_size_drops_telemetry_deltas_first_then_keyframes_then_events(tmp_path):
+async def test_over_size_drops_telemetry_deltas_first_then_keyframes_then_events(
+    tmp_path: Path,
+) -> None:
     async with make(tmp_path, max_mb=0.01) as box:  # about 10 kB
         await box.append("event", "first", {"pad": "x" * 100})
         for i in range(200):
@@ -108,9 +112,10 @@ async def test_over_size_drops_telemetry_deltas_first_then_keyframes_then_events
         assert report["by_stream"] == {"telemetry": dropped}
 
 
-async def test_over_age_drops_and_reports(tmp_path):
+async def test_over_age_drops_and_reports(tmp_path: Path) -> None:
     box = make(tmp_path, max_age_days=1)
     clock = box._clock
+    assert isinstance(clock, ManualClock)
     async with box:
         await box.append("event", "old", {})
         await clock.advance(2 * 86400)
@@ -121,7 +126,7 @@ async def test_over_age_drops_and_reports(tmp_path):
         assert json.loads(rows[1].body)["first_seq"] == 1
 
 
-async def test_bad_kind_is_refused(tmp_path):
+async def test_bad_kind_is_refused(tmp_path: Path) -> None:
     async with make(tmp_path) as box:
         for bad in ("", "a/b", "#", "x+"):
             with pytest.raises(ValueError):

@@ -23,7 +23,7 @@ import pytest
 from busd.clock import utc_iso
 from tests.can_helpers import write_config
 from tests.conftest import REPO
-from tests.support.mosquitto import free_port
+from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.uplink_env import running_office
 
 BUS = "lv-07"
@@ -92,12 +92,13 @@ async def retained_plan(port: int) -> str:
         async with asyncio.timeout(10):
             async for message in client.messages:
                 assert message.retain
-                return bytes(message.payload).decode()  # type: ignore[arg-type]
+                return bytes(message.payload).decode()
     raise AssertionError("no retained plan")
 
 
 @pytest.mark.slow
-async def test_a_plan_from_the_office_is_accepted_shown_and_retained(mosquitto, tmp_path):
+async def test_a_plan_from_the_office_is_accepted_shown_and_retained(mosquitto: Mosquitto,
+                                                                     tmp_path: Path) -> None:
     display_port = free_port()
     config = write_daemon(tmp_path, mosquitto.port, display_port)
     async with running_office(mosquitto.port) as office:

@@ -3,7 +3,9 @@ from __future__ import annotations
 import copy
 import json
 import tomllib
+from collections.abc import Callable
 from datetime import time
+from typing import Any
 
 import pytest
 
@@ -15,9 +17,12 @@ from tests.conftest import REPO
 
 PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
 
+# A change to a plan document, in place.
+Edit = Callable[[dict[str, Any]], object]
+
 
 @pytest.fixture
-def raw() -> dict:
+def raw() -> dict[str, Any]:
     return tomllib.loads(PLAN_FILE.read_text())
 
 
@@ -29,7 +34,7 @@ def test_shipped_plan_loads() -> None:
     assert plan.at(plan.depot.leave_at) % 86400 == 5.5 * 3600
 
 
-def mutate(raw: dict, edit) -> dict:
+def mutate(raw: dict[str, Any], edit: Edit) -> dict[str, Any]:
     data = copy.deepcopy(raw)
     edit(data)
     return data
@@ -49,14 +54,15 @@ def mutate(raw: dict, edit) -> dict:
         (lambda d: d.update(colour="red"), "colour", "Extra inputs"),
     ],
 )
-def test_bad_plans_are_rejected_with_the_field(raw: dict, edit, key: str, reason: str) -> None:
+def test_bad_plans_are_rejected_with_the_field(raw: dict[str, Any], edit: Edit, key: str,
+                                               reason: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_plan(mutate(raw, edit))
     assert any(k == key and reason in r for k, r in caught.value.problems), caught.value.problems
 
 
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity"])
-def test_a_number_that_is_not_finite_is_refused(raw: dict, number: str) -> None:
+def test_a_number_that_is_not_finite_is_refused(raw: dict[str, Any], number: str) -> None:
     """``leg_km: 1e400`` parses as infinity (json.loads reads NaN and Infinity too); the
     plan would then be published as ``Infinity``, which is not JSON."""
     text = json.dumps(mutate(raw, lambda d: d["stops"][1].update(leg_km=12.5)), default=str)
@@ -67,7 +73,7 @@ def test_a_number_that_is_not_finite_is_refused(raw: dict, number: str) -> None:
                for k, r in caught.value.problems), caught.value.problems
 
 
-def test_a_plan_from_the_office_with_an_infinite_leg_is_rejected(raw: dict) -> None:
+def test_a_plan_from_the_office_with_an_infinite_leg_is_rejected(raw: dict[str, Any]) -> None:
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     plan = load_plan(PLAN_FILE)
     text = json.dumps(mutate(raw, lambda d: d.update(version=plan.version + 1)), default=str)

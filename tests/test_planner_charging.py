@@ -6,12 +6,15 @@ from __future__ import annotations
 import copy
 import tomllib
 from datetime import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from busd import signals as sig
 from busd.config import PlannerConfig
-from busd.plan import parse_plan
+from busd.plan import Plan, parse_plan
+from busd.planner.component import Planner
 from busd.planner.core import PlannerCore
 from busd.planner.model import charge_hours
 from busd.planner.projection import Situation
@@ -21,17 +24,17 @@ from tests.test_planner_scenarios import PLAN_FILE
 
 
 @pytest.fixture
-def raw() -> dict:
+def raw() -> dict[str, Any]:
     return tomllib.loads(PLAN_FILE.read_text())
 
 
-def at_preili(plan, soc: float, charging_kw: float | None) -> Situation:
+def at_preili(plan: Plan, soc: float, charging_kw: float | None) -> Situation:
     preili = next(c for c in plan.chargers if c.id == "preili")
     return Situation(plan.at(time(12, 10)), soc, -12.0, preili.lat, preili.lon,
                      charging_kw=charging_kw)
 
 
-def day(plan, done=("rozupe", "rudzati")) -> PlannerCore:
+def day(plan: Plan, done: tuple[str, ...] = ("rozupe", "rudzati")) -> PlannerCore:
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, plan.at(plan.depot.leave_at))
     serve(core, *done)
@@ -40,7 +43,9 @@ def day(plan, done=("rozupe", "rudzati")) -> PlannerCore:
     return core
 
 
-def test_plugging_in_on_the_drivers_own_counts_the_charge_and_proposes_nothing(raw) -> None:
+def test_plugging_in_on_the_drivers_own_counts_the_charge_and_proposes_nothing(
+    raw: dict[str, Any],
+) -> None:
     plan = parse_plan(raw)
     # Without the charger's word, standing at Preiļi with 35 % looks like a day to cut short.
     idle = day(plan)
@@ -57,7 +62,7 @@ def test_plugging_in_on_the_drivers_own_counts_the_charge_and_proposes_nothing(r
     assert core.pending is None
 
 
-def test_a_planned_charge_taken_early_comes_first_in_the_projection(raw) -> None:
+def test_a_planned_charge_taken_early_comes_first_in_the_projection(raw: dict[str, Any]) -> None:
     data = copy.deepcopy(raw)
     data["charging"] = [{"charger": "preili", "after": "turki", "minutes": 40}]
     plan = parse_plan(data)
@@ -67,7 +72,9 @@ def test_a_planned_charge_taken_early_comes_first_in_the_projection(raw) -> None
     assert [p.id for p in core.projection.points][:2] == ["preili", "turki"]
 
 
-def test_arriving_at_a_planned_charger_keeps_the_charge_in_the_projection(raw) -> None:
+def test_arriving_at_a_planned_charger_keeps_the_charge_in_the_projection(
+    raw: dict[str, Any],
+) -> None:
     # Reached (progress says "at preili") but not plugged in yet: the charge still counts.
     data = copy.deepcopy(raw)
     data["charging"] = [{"charger": "preili", "after": "rudzati", "minutes": 40}]
@@ -80,7 +87,9 @@ def test_arriving_at_a_planned_charger_keeps_the_charge_in_the_projection(raw) -
     assert first.soc_depart > first.soc_arrive
 
 
-def test_the_measured_power_sets_the_time_and_there_is_no_plugging_in_overhead(raw) -> None:
+def test_the_measured_power_sets_the_time_and_there_is_no_plugging_in_overhead(
+    raw: dict[str, Any],
+) -> None:
     plan = parse_plan(raw)
     slow, fast = day(plan), day(plan)
     slow.observe(at_preili(plan, 35, 11.0))
@@ -94,16 +103,22 @@ def test_the_measured_power_sets_the_time_and_there_is_no_plugging_in_overhead(r
     assert p_fast.minutes == pytest.approx(hours * 60, abs=0.1)
 
 
-async def test_the_component_reads_the_chargers_state_and_power(tmp_path) -> None:
+def charging_kw(planner: Planner) -> float | None:
+    situation = planner._situation()
+    assert situation is not None  # the state has a SOC
+    return situation.charging_kw
+
+
+async def test_the_component_reads_the_chargers_state_and_power(tmp_path: Path) -> None:
     planner, state, clock, _sink = make(tmp_path)
     feed(state, 40.0, 56.2944, 26.7246)
-    assert planner._situation().charging_kw is None  # nothing from the charger
+    assert charging_kw(planner) is None  # nothing from the charger
     state.update(sig.CHARGER_STATE, "charging", source="test")
     state.update(sig.CHARGER_POWER, 38.5, source="test")
-    assert planner._situation().charging_kw == 38.5
+    assert charging_kw(planner) == 38.5
     state.update(sig.CHARGER_STATE, "complete", source="test")
-    assert planner._situation().charging_kw is None
+    assert charging_kw(planner) is None
     state.update(sig.CHARGER_STATE, "charging", source="test")
     await clock.advance(state.freshness(sig.CHARGER_POWER) + 1)  # the charger went silent
     feed(state, 41.0, 56.2944, 26.7246)
-    assert planner._situation().charging_kw is None
+    assert charging_kw(planner) is None

@@ -16,11 +16,13 @@ from busd import signals as sig
 from busd.clock import ManualClock
 from busd.config import BusdConfig, PlannerConfig
 from busd.errors import ConfigError
+from busd.event_catalog import DailyReport, Event, PlanDocument
 from busd.plan import load_plan
 from busd.planner.cli import add_plan_parser, cmd_plan_ack, cmd_plan_show
 from busd.planner.component import FilePlanSource, Planner
 from busd.planner.energy import EnergyModel
 from busd.state import VehicleState
+from busd.storage import Report
 from busd.supervisor import ComponentContext, ComponentHealth
 from tests.conftest import REPO
 from tests.progress_helpers import ended, started
@@ -36,18 +38,18 @@ class Capture:
         self.plans: list[dict[str, Any]] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    async def publish_plan(self, document) -> None:
+    async def publish_plan(self, document: PlanDocument) -> None:
         self.plans.append(json.loads(document.model_dump_json()))
 
-    def emit(self, event) -> None:
+    def emit(self, event: Event) -> None:
         self.events.append((event.kind, json.loads(event.model_dump_json(by_alias=True))))
 
-    def report(self, report) -> None:
+    def report(self, report: DailyReport) -> None:
         raise AssertionError("the planner sends no reports")
 
 
 def make(
-    tmp_path: Path, *, start: time = time(12, 10), on_storage=None
+    tmp_path: Path, *, start: time = time(12, 10), on_storage: Report | None = None
 ) -> tuple[Planner, VehicleState, ManualClock, Capture]:
     plan = load_plan(PLAN_FILE)
     clock = ManualClock(start=plan.at(start))
@@ -102,7 +104,7 @@ async def run_until(
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_path) -> None:
+async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_path: Path) -> None:
     planner, state, _clock, sink = make(tmp_path)
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
@@ -130,7 +132,7 @@ async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_p
     assert any(i["kind"] == "charge" for i in sink.plans[-1]["itinerary"])
 
 
-async def test_rate_limit_and_material_change(tmp_path) -> None:
+async def test_rate_limit_and_material_change(tmp_path: Path) -> None:
     planner, state, clock, sink = make(tmp_path, start=time(7, 30))
     plan = load_plan(PLAN_FILE)
     feed(state, 96, plan.depot.lat, plan.depot.lon, temp=8)
@@ -148,7 +150,7 @@ async def test_rate_limit_and_material_change(tmp_path) -> None:
     assert len(sink.plans) == published
 
 
-async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
+async def test_no_soc_means_degraded_not_guessing(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     await run_until(planner, plan_loaded(planner), what="the plan loaded")
     c = ctx()
@@ -156,7 +158,8 @@ async def test_no_soc_means_degraded_not_guessing(tmp_path) -> None:
     assert c._health.reason == "no fresh SOC"
 
 
-async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
+async def test_cli_ack_and_show_through_the_data_dir(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     planner, state, _clock, sink = make(tmp_path)
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
@@ -183,14 +186,14 @@ async def test_cli_ack_and_show_through_the_data_dir(tmp_path, capsys) -> None:
     assert result["accepted"] and not (tmp_path / "planner" / "ack" / pid).exists()
 
 
-def test_cli_show_without_state(tmp_path, capsys) -> None:
+def test_cli_show_without_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     add_plan_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["plan", "--data-dir", str(tmp_path), "show"])
     assert cmd_plan_show(args) == 1
 
 
-def test_from_config_needs_a_plan(tmp_path) -> None:
+def test_from_config_needs_a_plan(tmp_path: Path) -> None:
     config = BusdConfig(bus_id="sim-01", data_dir=tmp_path)
     clock = ManualClock()
     with pytest.raises(ConfigError):
@@ -204,7 +207,7 @@ def test_from_config_needs_a_plan(tmp_path) -> None:
 
 def test_planner_config_rejects_unknown_keys_and_contradictions() -> None:
     with pytest.raises(ValueError, match="extra"):
-        PlannerConfig(colour="red")
+        PlannerConfig.model_validate({"colour": "red"})
     with pytest.raises(ValueError, match="charge_max_pct"):
         PlannerConfig(reserve_pct=50, margin_pct=10, charge_max_pct=55)
 
@@ -253,18 +256,18 @@ def test_margin_grows_with_uncertainty() -> None:
 
 
 async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
-    tmp_path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Full or read-only: the plan is still published and proposals still made; the
     state file and the driver's ack answer wait, and are written when the disk allows."""
     import errno
 
+    from busd.files import write_atomic as real_write
     from busd.planner import component
 
-    real_write = component.write_atomic
     full = True
 
-    def write(path, text, **kw):
+    def write(path: Path, text: str, **kw: Any) -> None:
         if full:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, text, **kw)
@@ -278,7 +281,8 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
     try:
         await wait_until(lambda: bool(reports and sink.plans), timeout=5,
                          what="the refused write reported and the plan published")
-        assert "state.json" in reports[0] and "No space left" in reports[0]
+        first = reports[0]
+        assert first is not None and "state.json" in first and "No space left" in first
         assert sink.events[0][0] == "plan_changed"  # the office hears of the plan anyway
         assert not (tmp_path / "planner" / "state.json").exists()
         at_third_stop(planner, clock)
@@ -299,7 +303,7 @@ async def test_a_disk_that_refuses_the_planners_files_is_reported_and_retried(
 
 
 async def test_the_planners_subscribers_get_each_event_after_the_office_in_order(
-    tmp_path,
+    tmp_path: Path,
 ) -> None:
     """The stop notes follow the planner as the planner follows the tracker: no wrapper
     between the planner and the event forwarder."""
@@ -310,7 +314,7 @@ async def test_the_planners_subscribers_get_each_event_after_the_office_in_order
     seen: list[tuple[str, int]] = []
 
     class Follower:
-        def on_event(self, event) -> None:
+        def on_event(self, event: Event) -> None:
             seen.append((event.kind, len(office.events)))  # the office's count by then
 
     planner = Planner(config=PlannerConfig(), bus_id="sim-01", state=state, clock=clock,
@@ -327,7 +331,7 @@ async def test_the_planners_subscribers_get_each_event_after_the_office_in_order
     assert seen[-1] == ("plan_accepted", len(office.events))  # after the office's copy
 
 
-async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path) -> None:
+async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path: Path) -> None:
     # Every SOC or position change turns the planner's loop (several a second
     # on CAN); reading the inbox each time cost a thread hop per turn.
     planner, state, clock, _sink = make(tmp_path)
@@ -354,7 +358,11 @@ async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path)
         await wait_until(lambda: turns == 1, timeout=5)
         for i in range(1, 11):  # ten changes, no time passes: ten turns of the loop
             feed(state, 50 - i * 0.01, turki.lat, turki.lon)
-            await wait_until(lambda i=i: turns == i + 1, timeout=5)
+
+            def turned(i: int = i) -> bool:
+                return turns == i + 1
+
+            await wait_until(turned, timeout=5)
         assert looks == 1
         await clock.advance(1.0)
         feed(state, 49, turki.lat, turki.lon)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from busd.display.ports import StopStatus
 from busd.plan import load_plan
 from busd.planner.display_view import PlannerDisplayView
@@ -15,7 +17,7 @@ from tests.test_planner_component import (
 )
 
 
-async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path) -> None:
+async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path: Path) -> None:
     planner, state, _clock, _sink = make(tmp_path)
     view = PlannerDisplayView(planner)
     assert view.view() is None  # no plan loaded yet

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from typing import Any
 
 import pytest
 
+from busd.event_catalog import Proposal
 from busd.plan import parse_plan
 from tests.test_planner_scenarios import PLAN_FILE, no_chargers, third_stop
 
@@ -15,11 +17,11 @@ ENGLISH = ("EMERGENCY", "depot", "charger", "Drive", "visit")
 
 
 @pytest.fixture
-def raw() -> dict:
+def raw() -> dict[str, Any]:
     return tomllib.loads(PLAN_FILE.read_text())
 
 
-def texts(proposal, code: str) -> dict[str, str]:
+def texts(proposal: Proposal, code: str) -> dict[str, str]:
     return next(r.text for r in proposal.reasons if r.code == code)
 
 
@@ -39,7 +41,7 @@ def texts(proposal, code: str) -> dict[str, str]:
     ],
 )
 def test_each_kind_of_emergency_is_said_plainly_in_three_languages(
-    raw, soc, code, headline
+    raw: dict[str, Any], soc: float, code: str, headline: dict[str, str]
 ) -> None:
     core, _ = third_stop(no_chargers(raw), soc=soc)
     proposal = core.pending
@@ -64,7 +66,7 @@ def test_each_kind_of_emergency_is_said_plainly_in_three_languages(
             assert not any(w in reason.text[lang] for w in ENGLISH), reason.text[lang]
 
 
-def test_a_nearby_open_charger_is_where_the_emergency_sends_the_bus(raw) -> None:
+def test_a_nearby_open_charger_is_where_the_emergency_sends_the_bus(raw: dict[str, Any]) -> None:
     data = copy.deepcopy(raw)
     turki = next(s for s in data["stops"] if s["id"] == "turki")
     data["chargers"].append(

@@ -6,21 +6,26 @@ import asyncio
 import json
 import os
 import threading
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from busd.event_catalog import LegCompleted
+from busd.files import write_atomic
+from busd.plan import Plan
 from busd.planner import component
 from busd.planner.learning import EnergyLearner
 from tests.monitoring_helpers import leg_event, visit_ended
 from tests.test_planner_component import ctx, make
 
 
-def leg(km: float, out: float, temp: float, **extra) -> LegCompleted:
+def leg(km: float, out: float, temp: float, **extra: object) -> LegCompleted:
     return leg_event(id="leg-1", km=km, out_kwh=out, temp_c=temp, **extra)
 
 
-async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path) -> None:
+async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     emitter = EnergyLearner(planner=planner)
     before = planner.energy_model.drive_kwh_per_km(-12.0)
@@ -32,7 +37,7 @@ async def test_a_hungrier_leg_raises_the_driving_estimate_and_is_saved(tmp_path)
     assert saved == planner.energy_model.to_dict()
 
 
-async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path) -> None:
+async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     emitter = EnergyLearner(planner=planner)
     site_before = planner.energy_model.site_kw(-12.0)
@@ -50,14 +55,16 @@ async def test_visits_teach_on_site_power_and_gaps_teach_nothing(tmp_path) -> No
 # --- saving the learned model --------------------------------------------------------
 
 
-async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(tmp_path, monkeypatch):
+async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     threads: list[threading.Thread] = []
-    real = component.write_atomic
 
-    def recording(*args, **kwargs):
+    def recording(*args: Any, **kwargs: Any) -> None:
         threads.append(threading.current_thread())
-        real(*args, **kwargs)
+        write_atomic(*args, **kwargs)
 
     monkeypatch.setattr(component, "write_atomic", recording)
     emitter = EnergyLearner(planner=planner)
@@ -68,7 +75,9 @@ async def test_the_model_is_written_in_a_worker_thread_not_on_the_loop(tmp_path,
     assert (tmp_path / "planner" / "energy.json").exists()
 
 
-async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(tmp_path):
+async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(
+    tmp_path: Path,
+) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     written = threading.Event()
     real = planner._write_energy
@@ -92,7 +101,7 @@ async def test_the_running_component_saves_lessons_and_the_last_one_at_shutdown(
     assert json.loads(path.read_text()) == planner.energy_model.to_dict()
 
 
-async def test_a_reader_never_sees_half_a_file(tmp_path) -> None:
+async def test_a_reader_never_sees_half_a_file(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     path = tmp_path / "planner" / "energy.json"
     model = planner.energy_model
@@ -130,7 +139,7 @@ async def test_a_reader_never_sees_half_a_file(tmp_path) -> None:
 
 
 async def test_a_failed_write_leaves_the_old_file_whole_and_keeps_the_lesson(
-    tmp_path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     path = tmp_path / "planner" / "energy.json"
@@ -152,7 +161,7 @@ async def test_a_failed_write_leaves_the_old_file_whole_and_keeps_the_lesson(
     assert json.loads(path.read_text()) == planner.energy_model.to_dict()
 
 
-def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path) -> None:
+def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
     planner._write_energy(2, json.dumps({"v": 2}))
     planner._write_energy(1, json.dumps({"v": 1}))  # a slow, cancelled write finishing late
@@ -160,11 +169,11 @@ def test_an_older_snapshot_never_lands_over_a_newer_one(tmp_path) -> None:
 
 
 
-async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_path) -> None:
+async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_path: Path) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
 
     class Broken:
-        def plan_for(self, day):
+        def plan_for(self, day: date) -> Plan | None:
             raise RuntimeError("plan store unreadable")
 
     planner._source = Broken()
@@ -173,7 +182,8 @@ async def test_a_failing_loop_fails_with_its_own_error_and_stops_the_saver(tmp_p
     assert planner._saver is not None and planner._saver.done()
 
 
-async def test_a_dead_saver_fails_the_component(tmp_path, monkeypatch) -> None:
+async def test_a_dead_saver_fails_the_component(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     planner, _state, _clock, _sink = make(tmp_path)
 
     async def broken_flush() -> None:

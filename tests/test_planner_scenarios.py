@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 import random
 import tomllib
-from datetime import time, timedelta
+from collections.abc import Callable
+from datetime import date, time, timedelta
+from typing import Any
 
 import pytest
 
 from busd.config import PlannerConfig
-from busd.event_catalog import PlanChanged
-from busd.plan import load_plan, parse_plan
-from busd.planner.core import PlannerCore
-from busd.planner.projection import Situation
+from busd.event_catalog import PlanAccepted, PlanChanged, Proposal
+from busd.plan import Plan, load_plan, parse_plan
+from busd.planner.core import CommandResult, Outgoing, PlannerCore
+from busd.planner.projection import Built, Situation
 from tests.conftest import REPO
 from tests.progress_helpers import serve
 
@@ -21,22 +23,23 @@ PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
 
 
 @pytest.fixture
-def raw() -> dict:
+def raw() -> dict[str, Any]:
     return tomllib.loads(PLAN_FILE.read_text())
 
 
-def no_chargers(raw: dict):
+def no_chargers(raw: dict[str, Any]) -> Plan:
     data = copy.deepcopy(raw)
     data["chargers"] = []
     return parse_plan(data)
 
 
-def at_turki(plan, soc: float, temp: float = -12.0, *, minutes_in: float = 0.0) -> Situation:
+def at_turki(plan: Plan, soc: float, temp: float = -12.0, *, minutes_in: float = 0.0) -> Situation:
     turki = plan.stop("turki")
     return Situation(plan.at(time(12, 10)) + minutes_in * 60, soc, temp, turki.lat, turki.lon)
 
 
-def third_stop(plan, soc: float, temp: float = -12.0) -> tuple[PlannerCore, list]:
+def third_stop(plan: Plan, soc: float, temp: float = -12.0
+               ) -> tuple[PlannerCore, list[Outgoing]]:
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, plan.at(plan.depot.leave_at))
     serve(core, "rozupe", "rudzati")
@@ -45,7 +48,18 @@ def third_stop(plan, soc: float, temp: float = -12.0) -> tuple[PlannerCore, list
     return core, out
 
 
-def names(out) -> list[str]:
+def safe(core: PlannerCore) -> bool:
+    """Whether the projection is safe, read through a call (as :func:`pending`)."""
+    return core.projection is not None and core.projection.safe
+
+
+def pending(core: PlannerCore) -> Proposal | None:
+    """``core.pending`` read through a call: mypy would keep what an earlier assert narrowed
+    the attribute to, across the calls that change it."""
+    return core.pending
+
+
+def names(out: list[Outgoing]) -> list[str]:
     return [o.name for o in out]
 
 
@@ -62,7 +76,9 @@ def test_the_shipped_winter_day_is_safe_at_departure() -> None:
     ]
 
 
-def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ack(raw) -> None:
+def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ack(
+    raw: dict[str, Any],
+) -> None:
     plan = no_chargers(raw)
     core, out = third_stop(plan, soc=56)
     assert core.progress.at == "turki"
@@ -77,7 +93,7 @@ def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ac
         assert "sutri" in skipped
     assert proposal.after.safe
     assert names(out) == ["plan_changed", "plan"]
-    assert out[0].payload.cause == "proposed"
+    assert isinstance(out[0].payload, PlanChanged) and out[0].payload.cause == "proposed"
     # reasons in three languages, Latvian for the driver by default
     assert {"lv", "lt", "en"} <= set(proposal.reasons[0].text)
     assert "depo" in proposal.reasons[0].text["lv"]
@@ -85,18 +101,19 @@ def test_cold_day_heating_ate_more_than_planned_shortens_or_skips_with_driver_ac
     assert [i.id for i in core.itinerary] == ["rozupe", "rudzati", "turki", "jersika", "sutri"]
     result, out = core.acknowledge(proposal.id, plan.at(time(12, 12)))
     assert result.accepted and names(out) == ["plan_accepted", "plan"]
+    assert isinstance(out[0].payload, PlanAccepted)
     assert out[0].payload.proposal_id == proposal.id
     assert [i.model_dump() for i in core.itinerary] == [
         i.model_dump() for i in proposal.itinerary
     ]
     # the same state again: now safe, no new proposal, acknowledging twice is refused
     out = core.observe(at_turki(plan, 56, minutes_in=2))
-    assert core.pending is None and core.projection.safe
+    assert pending(core) is None and safe(core)
     again, _ = core.acknowledge(proposal.id, plan.at(time(12, 13)))
     assert not again.accepted and again.status == "accepted_before"
 
 
-def test_same_day_with_a_charger_on_the_way_proposes_a_charging_stop(raw) -> None:
+def test_same_day_with_a_charger_on_the_way_proposes_a_charging_stop(raw: dict[str, Any]) -> None:
     plan = parse_plan(raw)
     core, _ = third_stop(plan, soc=56)
     proposal = core.pending
@@ -110,7 +127,7 @@ def test_same_day_with_a_charger_on_the_way_proposes_a_charging_stop(raw) -> Non
     assert any("Preiļi" in r.text["lv"] for r in proposal.reasons)
 
 
-def test_warm_day_no_change_all_day(raw) -> None:
+def test_warm_day_no_change_all_day(raw: dict[str, Any]) -> None:
     plan = parse_plan(raw)
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, 0)
@@ -134,7 +151,7 @@ def test_warm_day_no_change_all_day(raw) -> None:
     assert "plan_changed" not in names(out[1:])
 
 
-def test_noisy_readings_near_the_line_do_not_flap(raw) -> None:
+def test_noisy_readings_near_the_line_do_not_flap(raw: dict[str, Any]) -> None:
     plan = no_chargers(raw)
     core, _ = third_stop(plan, soc=56)
     first = core.pending
@@ -149,7 +166,7 @@ def test_noisy_readings_near_the_line_do_not_flap(raw) -> None:
     assert events == []
 
 
-def test_same_state_gives_the_same_proposal(raw) -> None:
+def test_same_state_gives_the_same_proposal(raw: dict[str, Any]) -> None:
     plan = parse_plan(raw)
     a, _ = third_stop(plan, soc=52)
     b, _ = third_stop(plan, soc=52)
@@ -157,30 +174,33 @@ def test_same_state_gives_the_same_proposal(raw) -> None:
     assert a.pending.model_dump() == b.pending.model_dump()
 
 
-def test_a_warmer_afternoon_withdraws_the_pending_proposal(raw) -> None:
+def test_a_warmer_afternoon_withdraws_the_pending_proposal(raw: dict[str, Any]) -> None:
     plan = no_chargers(raw)
     core, _ = third_stop(plan, soc=60)
     assert core.pending is not None
     out = core.observe(at_turki(plan, 75, temp=5, minutes_in=1))
-    assert core.pending is None
+    assert pending(core) is None
     assert [o.payload.cause for o in out if isinstance(o.payload, PlanChanged)] == ["withdrawn"]
 
 
-def test_restoring_a_skipped_stop_needs_a_clear_margin(raw) -> None:
+def test_restoring_a_skipped_stop_needs_a_clear_margin(raw: dict[str, Any]) -> None:
     plan = no_chargers(raw)
     core, _ = third_stop(plan, soc=56)
     assert core.pending is not None
     core.acknowledge(core.pending.id, plan.at(time(12, 11)))
     # a little better: stays as accepted
     core.observe(at_turki(plan, 58, minutes_in=2))
-    assert core.pending is None
+    assert pending(core) is None
     # much better (charged from a socket, say): offers to serve the skipped stops again
     core.observe(at_turki(plan, 95, minutes_in=3))
-    assert core.pending is not None and core.pending.kind == "restore"
+    restore = pending(core)
+    assert restore is not None and restore.kind == "restore"
     assert core.pending.after.depot_margin_pct >= PlannerConfig().hysteresis_pct - 1e-6
 
 
-def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(raw) -> None:
+def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(
+    raw: dict[str, Any],
+) -> None:
     plan = parse_plan(raw)
     core, _out = third_stop(plan, soc=30)
     proposal = core.pending
@@ -194,7 +214,8 @@ def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(
 # --- plans from the office (cmd/plan) ---------------------------------------------------
 
 
-def office(core: PlannerCore, plan_date, data) -> tuple:
+def office(core: PlannerCore, plan_date: date, data: dict[str, Any]
+           ) -> tuple[CommandResult, list[Outgoing]]:
     return core.replace_plan(data, today=plan_date, now=0)
 
 
@@ -212,7 +233,9 @@ def office(core: PlannerCore, plan_date, data) -> tuple:
         (lambda d: d.update(version=1), "version", "not newer than the current 1"),
     ],
 )
-def test_bad_plans_from_the_office_are_rejected_with_reasons(raw, edit, key, reason) -> None:
+def test_bad_plans_from_the_office_are_rejected_with_reasons(
+    raw: dict[str, Any], edit: Callable[[dict[str, Any]], None], key: str, reason: str,
+) -> None:
     plan = parse_plan(raw)
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, 0)
@@ -225,7 +248,7 @@ def test_bad_plans_from_the_office_are_rejected_with_reasons(raw, edit, key, rea
     assert core.plan is plan
 
 
-def test_a_good_plan_from_the_office_replaces_the_day(raw) -> None:
+def test_a_good_plan_from_the_office_replaces_the_day(raw: dict[str, Any]) -> None:
     plan = parse_plan(raw)
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, 0)
@@ -235,10 +258,11 @@ def test_a_good_plan_from_the_office_replaces_the_day(raw) -> None:
     assert result.accepted and result.problems == []
     assert core.plan is not None and core.plan.version == 2
     assert [i.id for i in core.itinerary][3] == "preili"
-    assert out[0].name == "plan_changed" and out[0].payload.cause == "office"
+    assert out[0].name == "plan_changed" and isinstance(out[0].payload, PlanChanged)
+    assert out[0].payload.cause == "office"
 
 
-def test_garbage_from_the_office_is_rejected(raw) -> None:
+def test_garbage_from_the_office_is_rejected(raw: dict[str, Any]) -> None:
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     result, _ = core.replace_plan({"hello": 1}, today=parse_plan(raw).date, now=0)
     assert not result.accepted and result.problems
@@ -250,7 +274,9 @@ def test_unused_timedelta_guard() -> None:
     assert timedelta(minutes=1).total_seconds() == 60
 
 
-def test_a_departure_announced_during_a_projection_counts_from_the_next_one(raw) -> None:
+def test_a_departure_announced_during_a_projection_counts_from_the_next_one(
+    raw: dict[str, Any],
+) -> None:
     """observe() runs in a worker thread while the tracker's events update the progress
     on the loop: one observation works with one set of facts from start to end."""
     plan = no_chargers(raw)
@@ -261,7 +287,7 @@ def test_a_departure_announced_during_a_projection_counts_from_the_next_one(raw)
     core.visit_started("turki", "stop", at_turki(plan, 56).now)
     real_build = core._build
 
-    def build_then_leave(sit, extra=0.0):
+    def build_then_leave(sit: Situation, extra: float = 0.0) -> Built:
         built = real_build(sit, extra)
         if core.progress.at == "turki":
             core.visit_ended("turki")  # the tracker's event lands meanwhile

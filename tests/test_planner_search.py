@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
+from collections.abc import Iterable, Iterator
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from busd.planner.fastkey import Judge
-from busd.planner.model import Instance, allocate, charge_hours, evaluate
+from busd.planner.model import Evaluation, Instance, allocate, charge_hours, evaluate
 from busd.planner.search import SearchStats, best_plan, heuristic
 from busd.planner.synth import random_instance
 
@@ -18,7 +19,8 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 
 @st.composite
-def instances(draw, max_stops: int = 6, max_chargers: int = 2, step: float = 15.0) -> Instance:
+def instances(draw: st.DrawFn, max_stops: int = 6, max_chargers: int = 2,
+              step: float = 15.0) -> Instance:
     seed = draw(st.integers(0, 2**32 - 1))
     n = draw(st.integers(0, max_stops))
     m = draw(st.integers(0, max_chargers))
@@ -32,7 +34,7 @@ def instances(draw, max_stops: int = 6, max_chargers: int = 2, step: float = 15.
     )
 
 
-def sequences(inst: Instance):
+def sequences(inst: Instance) -> Iterator[tuple[int, ...]]:
     stops = range(1, inst.n + 1)
     chargers = [inst.n + 1 + i for i in range(len(inst.chargers))]
     for k in range(inst.n + 1):
@@ -45,13 +47,14 @@ def sequences(inst: Instance):
                     yield (*sub[:pos], c, *sub[pos:])
 
 
-def grid(inst: Instance, seq: tuple[int, ...]):
+def grid(inst: Instance, seq: tuple[int, ...]) -> Iterator[dict[int, float]]:
     """Every visit length on the step grid for the stops of ``seq``."""
     stops = [v for v in seq if not inst.is_charger(v)]
-    choices = []
+    choices: list[list[float]] = []
     for v in stops:
         s = inst.stop(v)
-        values, m = [], s.min_min
+        values: list[float] = []
+        m = s.min_min
         while m < s.planned_min - 1e-9:
             values.append(m)
             m += inst.step_min
@@ -61,20 +64,21 @@ def grid(inst: Instance, seq: tuple[int, ...]):
         yield dict(zip(stops, combo, strict=True))
 
 
-def brute_force(inst: Instance, *, every_minute: bool):
-    best = None
+def brute_force(inst: Instance, *, every_minute: bool) -> Evaluation:
+    best: Evaluation | None = None
     for seq in sequences(inst):
-        options = grid(inst, seq) if every_minute else [None]
+        options: Iterable[dict[int, float] | None] = grid(inst, seq) if every_minute else [None]
         for minutes in options:
             e = evaluate(inst, seq, minutes)
             if best is None or e.key > best.key:
                 best = e
+    assert best is not None  # sequences() yields at least one itinerary
     return best
 
 
 @FAST
 @given(instances(max_stops=6, max_chargers=2))
-def test_exact_search_equals_brute_force_over_subsets_orders_and_chargers(inst) -> None:
+def test_exact_search_equals_brute_force_over_subsets_orders_and_chargers(inst: Instance) -> None:
     brute = brute_force(inst, every_minute=False)
     chosen = best_plan(inst, node_limit=10**9)
     # safe whenever a safe plan exists, and then exactly as good as the best one
@@ -87,7 +91,9 @@ def test_exact_search_equals_brute_force_over_subsets_orders_and_chargers(inst) 
 
 @settings(max_examples=25, deadline=None)
 @given(instances(max_stops=4, max_chargers=1))
-def test_exact_search_equals_brute_force_with_every_visit_length_on_the_grid(inst) -> None:
+def test_exact_search_equals_brute_force_with_every_visit_length_on_the_grid(
+    inst: Instance,
+) -> None:
     brute = brute_force(inst, every_minute=True)
     chosen = best_plan(inst, node_limit=10**9)
     assert chosen.safe == brute.safe
@@ -97,7 +103,7 @@ def test_exact_search_equals_brute_force_with_every_visit_length_on_the_grid(ins
 
 @FAST
 @given(instances(max_stops=6, max_chargers=2), st.floats(0.5, 40))
-def test_less_soc_never_yields_a_safer_plan(inst, less) -> None:
+def test_less_soc_never_yields_a_safer_plan(inst: Instance, less: float) -> None:
     lower = inst.with_soc(max(0.0, inst.soc_pct - less))
     hi, lo = best_plan(inst), best_plan(lower)
     if lo.safe:
@@ -116,7 +122,7 @@ def test_less_soc_never_yields_a_safer_plan(inst, less) -> None:
 
 @FAST
 @given(instances(max_stops=8, max_chargers=3))
-def test_search_is_deterministic_and_never_worse_than_the_heuristic(inst) -> None:
+def test_search_is_deterministic_and_never_worse_than_the_heuristic(inst: Instance) -> None:
     first, second = best_plan(inst), best_plan(inst)
     assert first.seq == second.seq and first.minutes == second.minutes
     assert first.key >= heuristic(inst).key
@@ -124,7 +130,7 @@ def test_search_is_deterministic_and_never_worse_than_the_heuristic(inst) -> Non
 
 @settings(max_examples=60, deadline=None)
 @given(instances(max_stops=5, max_chargers=0), st.floats(0, 600))
-def test_allocation_is_the_best_on_the_grid(inst, budget) -> None:
+def test_allocation_is_the_best_on_the_grid(inst: Instance, budget: float) -> None:
     nodes = list(range(1, inst.n + 1))
     got = allocate(inst, nodes, budget)
     feasible = [m for m in grid(inst, tuple(nodes)) if sum(m.values()) <= budget + 1e-6]
@@ -132,7 +138,7 @@ def test_allocation_is_the_best_on_the_grid(inst, budget) -> None:
         assert got is None
         return
 
-    def value(m):
+    def value(m: dict[int, float]) -> tuple[float, float]:
         return (
             sum(inst.stop(v).priority * m[v] for v in nodes),
             sum((inst.n - inst.stop(v).index) * m[v] for v in nodes),
@@ -176,7 +182,10 @@ def test_six_stops_two_chargers_equal_brute_force_on_fixed_seeds() -> None:
 
 @FAST
 @given(instances(max_stops=8, max_chargers=3), st.randoms(use_true_random=False))
-def test_the_judge_scores_every_itinerary_exactly_as_evaluate(inst, rnd) -> None:
+def test_the_judge_scores_every_itinerary_exactly_as_evaluate(
+    inst: Instance,
+    rnd: random.Random,
+) -> None:
     if inst.chargers and rnd.random() < 0.5:  # a charge under way: no plugging-in overhead
         first = dataclasses.replace(inst.chargers[0], overhead_min=0.0)
         inst = dataclasses.replace(inst, chargers=(first, *inst.chargers[1:]))

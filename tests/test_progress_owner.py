@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,7 +45,7 @@ class OnePlan:
 class Day:
     """A tracker, the planner and the clients counter wired as busd/app.py wires them."""
 
-    def __init__(self, tmp_path, clock: ManualClock, store: MonitoringStore) -> None:
+    def __init__(self, tmp_path: Path, clock: ManualClock, store: MonitoringStore) -> None:
         self.clock, self.store = clock, store
         self.state = VehicleState(clock)
         self.plan = make_plan(stops=(ROZUPE, TURKI))
@@ -91,7 +92,9 @@ class Day:
     async def park(self, seconds: int) -> list[dict[str, Any]]:
         return [await self.step(0.0) for _ in range(seconds)]
 
-    async def drive(self, to, kmh: float = 72.0) -> list[dict[str, Any]]:
+    async def drive(
+        self, to: tuple[str, str, float, float], kmh: float = 72.0,
+    ) -> list[dict[str, Any]]:
         lat0, lon0 = self.lat, self.lon
         d = haversine_m(lat0, lon0, to[2], to[3])
         n = int(d / (kmh / 3.6))
@@ -107,7 +110,7 @@ def now_stops(snapshot: dict[str, Any]) -> list[str]:
     return [s["id"] for s in snapshot["plan"]["stops"] if s["status"] == "now"]
 
 
-async def test_the_displays_now_and_the_clients_counter_agree_at_every_step(tmp_path) -> None:
+async def test_the_displays_now_and_the_clients_counter_agree_at_every_step(tmp_path: Path) -> None:
     clock = ManualClock(start=T0)
     day = Day(tmp_path, clock, MonitoringStore(tmp_path / "m.sqlite"))
     shots = [*await day.park(120), *await day.drive(ROZUPE), *await day.park(600),
@@ -139,7 +142,7 @@ async def test_the_displays_now_and_the_clients_counter_agree_at_every_step(tmp_
     await day.close()
 
 
-async def test_no_visit_means_no_now_and_the_counter_refuses(tmp_path) -> None:
+async def test_no_visit_means_no_now_and_the_counter_refuses(tmp_path: Path) -> None:
     clock = ManualClock(start=T0)
     day = Day(tmp_path, clock, MonitoringStore(tmp_path / "m.sqlite"))
     await day.park(120)
@@ -167,7 +170,7 @@ async def start(tracker: Tracker, clock: ManualClock) -> asyncio.Task[None]:
 
 
 async def test_after_a_restart_the_planner_and_the_counter_follow_the_resumed_visit(
-    tmp_path,
+    tmp_path: Path,
 ) -> None:
     clock = ManualClock(start=T0)
     path = tmp_path / "m.sqlite"

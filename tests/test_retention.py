@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ async def run_once(store: MonitoringStore, clock: ManualClock, days: int) -> int
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(tmp_path: Path) -> Iterator[MonitoringStore]:
     store = MonitoringStore(tmp_path / "m.sqlite")
     for day in ("2025-01-01", "2025-12-01", "2026-01-01"):
         store.set_clients_served(visit_id=f"v-{day}", day=day, count=3, ts=0.0)
@@ -37,7 +38,7 @@ def store(tmp_path: Path):
     store.close()
 
 
-async def test_days_past_retention_are_deleted_and_recent_ones_kept(store) -> None:
+async def test_days_past_retention_are_deleted_and_recent_ones_kept(store: MonitoringStore) -> None:
     clock = ManualClock(start=JAN_1_2026_NOON)
     assert await run_once(store, clock, days=60) == 1  # cutoff 2025-11-02
     assert store.clients_served("v-2025-01-01") == 0
@@ -45,7 +46,7 @@ async def test_days_past_retention_are_deleted_and_recent_ones_kept(store) -> No
     assert store.clients_served("v-2026-01-01") == 3
 
 
-async def test_the_job_runs_again_each_day(store) -> None:
+async def test_the_job_runs_again_each_day(store: MonitoringStore) -> None:
     clock = ManualClock(start=JAN_1_2026_NOON)
     job = RetentionJob(clock=clock, purge_before=store.purge_before, days=31,
                        timezone="Europe/Riga")

@@ -17,7 +17,7 @@ from tests.conftest import REPO
 from tests.support.wait import wait_until
 
 
-async def test_a_held_daemon_runs_busd_only_when_started(tmp_path) -> None:
+async def test_a_held_daemon_runs_busd_only_when_started(tmp_path: Path) -> None:
     # A config that does not exist: busd refuses to start (exit 2) and says why,
     # which shows that start() let it run ``busd run`` with our arguments.
     daemon = DaemonProcess(tmp_path / "missing.toml", tmp_path)
@@ -34,7 +34,7 @@ async def test_a_held_daemon_runs_busd_only_when_started(tmp_path) -> None:
     assert "missing.toml" in (tmp_path / "busd.log").read_text(encoding="utf-8")
 
 
-async def test_an_unused_spare_is_reaped_on_stop(tmp_path) -> None:
+async def test_an_unused_spare_is_reaped_on_stop(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path / "missing.toml", tmp_path)
     await daemon.prepare()
     spare = daemon._spare

@@ -17,7 +17,9 @@ from tests.test_planner_component import PLAN_FILE, feed, make, run_until
 ROOT = Path(__file__).resolve().parents[1]
 
 
-async def test_the_progress_line_shows_the_version_of_the_plan_the_office_has(tmp_path) -> None:
+async def test_the_progress_line_shows_the_version_of_the_plan_the_office_has(
+    tmp_path: Path,
+) -> None:
     # The planner publishes its document; the uplink wraps it as the retained plan;
     # the office keeps what arrives. That is what the demo's line reads.
     planner, state, _clock, sink = make(tmp_path)

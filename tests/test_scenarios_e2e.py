@@ -14,6 +14,7 @@ import asyncio
 import importlib.util
 import os
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -34,7 +35,7 @@ _results: dict[str, DayResult] = {}
 
 
 @pytest.fixture(scope="module")
-def day_of(tmp_path_factory: pytest.TempPathFactory):
+def day_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], DayResult]:
     def run(path: Path) -> DayResult:
         if path.stem not in _results:
             loaded = load_scenario(path)
@@ -73,8 +74,8 @@ def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def _param(path: Path):
-    marks = []
+def _param(path: Path) -> object:  # a pytest.param
+    marks: list[pytest.MarkDecorator] = []
     if path.stem.startswith("winter") and not HAS_PLANNER:
         # Without the planner (issue 5) nobody changes the plan: the bus runs flat
         # before it is home, which is exactly what these scenarios are about.
@@ -88,7 +89,7 @@ def _param(path: Path):
 
 
 @pytest.mark.parametrize("path", [_param(p) for p in SCENARIOS])
-def test_scenario_day(path: Path, day_of) -> None:
+def test_scenario_day(path: Path, day_of: Callable[[Path], DayResult]) -> None:
     loaded = load_scenario(path)
     result = day_of(path)
     truth = result.truth

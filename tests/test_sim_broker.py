@@ -60,7 +60,7 @@ async def start_busd(config: Path) -> asyncio.subprocess.Process:
 
 
 @pytest.mark.slow
-async def test_a_killed_busd_leaves_no_broker_and_the_next_run_gets_its_own(tmp_path):
+async def test_a_killed_busd_leaves_no_broker_and_the_next_run_gets_its_own(tmp_path: Path) -> None:
     port = free_port()
     config = sim_config(tmp_path, port)
     pid_file = tmp_path / "data" / "broker" / "mosquitto.pid"
@@ -90,7 +90,7 @@ async def test_a_killed_busd_leaves_no_broker_and_the_next_run_gets_its_own(tmp_
     await wait_until(lambda: not listening(port), timeout=10, what="a clean stop's broker to go")
 
 
-async def test_a_stale_broker_of_this_workdir_is_stopped_before_starting(tmp_path):
+async def test_a_stale_broker_of_this_workdir_is_stopped_before_starting(tmp_path: Path) -> None:
     """Where the kernel guard is missing, the pid file finds what an earlier busd left."""
     port = free_port()
     sim = BrokerSimulator(port=port, workdir=tmp_path / "broker")
@@ -113,7 +113,7 @@ async def test_a_stale_broker_of_this_workdir_is_stopped_before_starting(tmp_pat
             await asyncio.wait_for(stale.wait(), 5)
 
 
-def test_a_pid_file_of_another_program_is_left_alone(tmp_path):
+def test_a_pid_file_of_another_program_is_left_alone(tmp_path: Path) -> None:
     sim = BrokerSimulator(port=free_port(), workdir=tmp_path / "broker")
     sim._write_config()
     sim.pid_file.write_text(f"{os.getpid()}\n")  # this python, not a mosquitto

@@ -8,6 +8,7 @@ import pty
 import tty
 from pathlib import Path
 from types import SimpleNamespace
+from typing import cast
 
 import can
 import pytest
@@ -22,7 +23,7 @@ from busd.state import VehicleState
 from busd.supervisor import Phase
 from drivers.can.decoder import FrameDecoder
 from drivers.can.reader import CanReader
-from drivers.can.slcan_stream import parse_line
+from drivers.can.slcan_stream import SlcanStreamBus, parse_line
 from simulators.can.simulator import CanSimulator
 from tests.can_helpers import OWN_DBC, own_db, sim_mapping
 from tests.test_can_reader import Running, wait_until
@@ -180,6 +181,7 @@ async def test_garbage_on_the_line_is_skipped(tmp_path: Path) -> None:
     link = tmp_path / "garbage.pty"
     link.symlink_to(os.ttyname(slave))
     bus = can.Bus(interface="slcan_stream", channel=str(link), poll_timeout=0.05)
+    assert isinstance(bus, SlcanStreamBus)
     try:
         os.write(master, b"\x00\xffnoise\rt1002AB\rt1008" + b"11" * 8 + b"\r")
         received = await asyncio.to_thread(bus.recv, 2.0)
@@ -242,13 +244,14 @@ async def test_the_bus_applies_acceptance_filters_before_building_frames(tmp_pat
                {"can_id": 0x200, "can_mask": 0x700}]
     bus = can.Bus(interface="slcan_stream", channel=str(link), poll_timeout=0.05,
                   can_filters=filters)
+    assert isinstance(bus, SlcanStreamBus)
     lines = [b"t1001AA", b"t1011AA", b"T000001001AA", b"T18FEF1171AA", b"T0CFEF3001AA",
              b"T0CFEF2001AA", b"t2231AA", b"T000002551AA", b"t3001AA", b"t1000junk",
              b"t1002BBCC"]
     last = b"t2001AA"  # sent after the rest: when it arrives, all were read
     try:
         os.write(master, b"\r".join([*lines, last]) + b"\r")
-        got = []
+        got: list[tuple[int, bool]] = []
         while not got or got[-1] != (0x200, False):
             msg = await asyncio.to_thread(bus.recv, 2.0)
             assert msg is not None, f"only {got} arrived"
@@ -257,7 +260,8 @@ async def test_the_bus_applies_acceptance_filters_before_building_frames(tmp_pat
                        (0x255, True), (0x100, False), (0x200, False)]
         assert bus.malformed_lines == 1  # filtered frames are not malformed
         # The same frames python-can's own rule accepts, and none it refuses.
-        probe = SimpleNamespace(_filters=filters)
+        # python-can's rule reads nothing of the bus but its filters.
+        probe = cast(can.BusABC, SimpleNamespace(_filters=filters))
         expected = [(m.arbitration_id, m.is_extended_id) for m in map(parse_line, [*lines, last])
                     if m is not None and can.BusABC._matches_filters(probe, m)]
         assert got == expected

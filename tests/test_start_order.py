@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import can
+import pytest
 from can.interfaces.virtual import VirtualBus
 
 from busd.app import build_daemon, prepare
@@ -56,7 +57,10 @@ def test_the_documented_order(tmp_path: Path) -> None:
         assert names.index(first) < names.index(then), (first, then, names)
 
 
-async def test_the_first_frames_of_a_replay_reach_the_driver(tmp_path: Path, monkeypatch) -> None:
+async def test_the_first_frames_of_a_replay_reach_the_driver(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # A real adapter takes a moment to open (a USB slcan, a socketcan bring-up). While the
     # simulator started first, the frames it sent in that moment went to nobody.
     real_init = VirtualBus.__init__

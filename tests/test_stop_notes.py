@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from busd.clock import ManualClock
@@ -39,7 +40,7 @@ def test_an_acceptance_notes_its_shortened_and_skipped_stops_with_the_reason() -
     assert notes_of(reorder, ts=NOON, zone=RIGA) == []
 
 
-async def test_the_reason_reaches_the_daily_summary(tmp_path) -> None:
+async def test_the_reason_reaches_the_daily_summary(tmp_path: Path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     clock = ManualClock(start=NOON)
     notes = StopNotes(store=store, clock=clock, timezone="Europe/Riga")

@@ -13,24 +13,38 @@ import itertools
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from busd.clock import ManualClock, SystemClock
 from busd.config import OutboxConfig
 from busd.errors import StorageError
+from busd.ports import JsonObject
 from busd.state import VehicleState
 from busd.storage import Backlog, StorageAlert, StoragePolicy, StorageStatus
 from busd.supervisor import Backoff, ComponentContext, ComponentHealth, Phase, Supervisor
 from busd.watchdog import Notifier, SystemdWatchdog
 from telemetry.outbox import Outbox
 from telemetry.wiring import build_uplink
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import bus_config, running_office
 from tests.support.wait import wait_until
 
 
-async def pragma(outbox: Outbox, sql: str) -> list:
-    return await outbox._call(lambda: outbox._db.execute(sql).fetchall())
+async def pragma(outbox: Outbox, sql: str) -> list[Any]:
+    def query() -> list[Any]:
+        db = outbox._db
+        assert db is not None  # the outbox is open
+        return db.execute(sql).fetchall()
+
+    return await outbox._call(query)
+
+
+def phase(health: ComponentHealth) -> Phase:
+    """``health.phase`` read through a call: mypy would keep what an earlier assert narrowed
+    the attribute to, across the calls that change it."""
+    return health.phase
 
 
 async def fill_disk(outbox: Outbox) -> None:
@@ -75,9 +89,10 @@ def test_a_refused_write_degrades_reports_and_recovery_lifts_only_its_own_degrad
     policy.refused(StorageError("cannot write the store: database or disk is full"), ctx)
     assert health.phase is Phase.DEGRADED and "disk is full" in health.reason
     assert reports == ["cannot write the store: database or disk is full"]
-    assert ctx.counters["storage_refused"] == 1 and policy.failing
+    failing = policy.failing  # a name: mypy would hold the property's narrowing across calls
+    assert ctx.counters["storage_refused"] == 1 and failing
     policy.wrote(ctx)
-    assert health.phase is Phase.RUNNING and reports[-1] is None and not policy.failing
+    assert phase(health) is Phase.RUNNING and reports[-1:] == [None] and not policy.failing
     policy.wrote(ctx)  # writing again, again: no news
     assert reports.count(None) == 1
 
@@ -213,7 +228,7 @@ async def test_a_full_disk_longer_than_the_watchdog_limit_keeps_the_watchdog_fed
             outbox.add_telemetry({"values": {"battery.soc": 50.0 + n / 100}}, full=False)
             await clock.advance(0.5)
             await wait_until(both_asleep, timeout=10, what="the outbox and the watchdog to wait")
-        assert reports and "full" in reports[0]
+        assert reports and reports[0] is not None and "full" in reports[0]
         assert sup.health["outbox"].phase is Phase.DEGRADED
         assert sup.health["outbox"].restarts == 0
         assert watchdog.withheld == 0, "the watchdog was starved by the retrying outbox"
@@ -221,11 +236,11 @@ async def test_a_full_disk_longer_than_the_watchdog_limit_keeps_the_watchdog_fed
 
         await free_disk(outbox)
         for _ in range(130):  # at most the longest back-off
-            if sup.health["outbox"].phase is Phase.RUNNING:
+            if phase(sup.health["outbox"]) is Phase.RUNNING:
                 break
             await clock.advance(0.5)
             await wait_until(both_asleep, timeout=10)
-        assert sup.health["outbox"].phase is Phase.RUNNING and reports[-1] is None
+        assert phase(sup.health["outbox"]) is Phase.RUNNING and reports[-1] is None
         rows = await outbox.peek(after_seq=0, limit=1000)
         assert sum(1 for r in rows if r.stream == "telemetry") == 120  # nothing lost
     finally:
@@ -237,7 +252,7 @@ async def test_a_full_disk_longer_than_the_watchdog_limit_keeps_the_watchdog_fed
 
 
 async def test_a_command_answered_while_the_disk_refuses_writes_is_kept_and_delivered(
-    mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     clock = SystemClock()
@@ -289,7 +304,7 @@ async def test_a_plan_accepted_while_the_disk_refuses_writes_is_answered_accepte
     await outbox.open()
     taken: list[int] = []
 
-    async def planner(body):
+    async def planner(body: JsonObject) -> CommandOutcome:
         taken.append(body["version"])
         return CommandOutcome.accept()
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from busd.clock import ManualClock
 from busd.monitoring.daily import SAVE_RETRY_S, DailySummaryJob
 from busd.monitoring.retention import RETRY_S, RetentionJob
+from busd.monitoring.tracker import Tracker
 from busd.state import VehicleState
 from busd.storage import StorageStatus
 from busd.supervisor import ComponentContext, ComponentHealth, Phase, Supervisor
@@ -45,7 +47,9 @@ def test_one_alert_from_the_first_failing_writer_to_the_last_recovered() -> None
     assert changes[1:] == [None] and status.failing == {}
 
 
-async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tmp_path) -> None:
+async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(
+    tmp_path: Path,
+) -> None:
     clock = ManualClock(start=T0)
     store = MonitoringStore(tmp_path / "monitoring.sqlite")
     sink = CaptureSink()
@@ -59,8 +63,8 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
     task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
     try:
         await bus.park(60)
-        await wait_until(lambda: reports, timeout=5)
-        assert "readonly" in reports[0]
+        await wait_until(lambda: bool(reports), timeout=5)
+        assert reports[0] is not None and "readonly" in reports[0]
         assert health.phase is Phase.DEGRADED and not task.done()
         await bus.drive(ROZUPE)
         await bus.park(300)
@@ -83,7 +87,7 @@ async def test_the_tracker_keeps_tracking_on_a_read_only_store_and_catches_up(tm
         store.close()
 
 
-async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_path) -> None:
+async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_path: Path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.write_sync(
         [
@@ -119,14 +123,15 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
     try:
         await wait_until(lambda: clock.sleepers == 1, timeout=5, what="the job waiting for 21:00")
         await clock.advance(61.0)
-        await wait_until(lambda: sink.of("report.daily") and reports, timeout=5)
+        await wait_until(lambda: bool(sink.of("report.daily") and reports), timeout=5)
         assert sink.of("report.daily")[0]["on_site_min"] == 10.0
         assert store.summary("2026-01-01") is None and "2026-01-01" in job.unsaved
 
         read_only(store, False)
         await clock.advance(SAVE_RETRY_S + 1)
         await wait_until(lambda: not job.unsaved, timeout=5)
-        assert store.summary("2026-01-01")["on_site_min"] == 10.0
+        summary = store.summary("2026-01-01")
+        assert summary is not None and summary["on_site_min"] == 10.0
         assert job.unsaved == {} and reports[-1] is None
         assert len(sink.of("report.daily")) == 1  # published once, not again on the retry
     finally:
@@ -135,7 +140,7 @@ async def test_the_daily_report_goes_out_and_is_stored_when_the_disk_allows(tmp_
         store.close()
 
 
-async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) -> None:
+async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path: Path) -> None:
     store = MonitoringStore(tmp_path / "m.sqlite")
     store.set_clients_served(visit_id="v-old", day="2025-01-01", count=3, ts=0.0)
     read_only(store, True)
@@ -151,8 +156,8 @@ async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) 
     sup = Supervisor([job], clock=clock)
     runner = asyncio.create_task(sup.run())
     try:
-        await wait_until(lambda: reports, timeout=5)
-        assert "readonly" in reports[0]
+        await wait_until(lambda: bool(reports), timeout=5)
+        assert reports[0] is not None and "readonly" in reports[0]
         read_only(store, False)
         await clock.advance(RETRY_S + 1)
         await wait_until(lambda: sup.health[job.name].counters.get("deleted") == 1, timeout=5)
@@ -164,7 +169,7 @@ async def test_retention_on_a_read_only_store_is_reported_and_retried(tmp_path) 
 
 
 async def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_state(
-    tmp_path,
+    tmp_path: Path,
 ) -> None:
     """build_daemon: a failing writer raises storage_unwritable on the alert board (through
     the storage alert, an alert rule of its own), and the retained state message carries it
@@ -182,7 +187,8 @@ async def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_stat
     assert names.index("alerts.memory") < names.index("alerts.storage")
     rule = next(c for c in daemon.components if isinstance(c, StorageAlert))
     status = rule._status
-    tracker = next(c for c in daemon.components if c.name == "monitoring.tracker")
+    tracker = next(c for c in daemon.components if isinstance(c, Tracker))
+    assert tracker.name == "monitoring.tracker"
     tracker._storage.refused("cannot write the monitoring store: readonly")
     assert set(status.failing) == {"monitoring"}
     rule.sync()

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import pytest
 
 from busd.clock import ManualClock
-from busd.supervisor import Backoff, ComponentContext, Phase, Supervisor
+from busd.supervisor import Backoff, ComponentContext, ComponentHealth, Phase, Supervisor
 from tests.support import wait
 
 
@@ -33,8 +34,12 @@ class Flaky:
             self.log.append(f"stop {self.name}")
 
 
-async def wait_until(predicate, timeout: float = 2.0) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
     await wait.wait_until(predicate, timeout=timeout, interval=0.001)
+
+
+def phase(health: ComponentHealth) -> Phase:
+    return health.phase
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
@@ -158,9 +163,11 @@ async def test_each_part_starts_only_once_the_one_before_it_is_ready() -> None:
     runner = asyncio.create_task(sup.run())
     try:
         await wait_until(lambda: log == ["start outbox"])
-        assert sup.health["uplink"].phase is Phase.STARTING and "start uplink" not in log
+        uplink = sup.health["uplink"]
+        assert uplink.phase is Phase.STARTING and "start uplink" not in log
         gate.set()
-        await wait_until(lambda: sup.health["uplink"].phase is Phase.RUNNING)
+        # Through a call: mypy would keep the narrowing of the assert above.
+        await wait_until(lambda: phase(uplink) is Phase.RUNNING)
         assert log == ["start outbox", "ready outbox", "start uplink", "ready uplink"]
     finally:
         sup.request_stop()

@@ -30,7 +30,9 @@ def test_notify_watchdog_restart_and_directories() -> None:
                  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_CAN", "DynamicUser=yes"):
         assert line in text, line
     # The supervisor stops everything within 4.5 s; systemd waits longer than that.
-    stop = int(re.search(r"TimeoutStopSec=(\d+)", text).group(1))
+    stop_sec = re.search(r"TimeoutStopSec=(\d+)", text)
+    assert stop_sec is not None
+    stop = int(stop_sec.group(1))
     assert stop > 5
 
 
@@ -68,5 +70,7 @@ def test_the_ingest_worker_units_command_line_is_one_busd_accepts() -> None:
     assert (args.username, args.client_id, args.tls) == ("ingest-3", "ingest-3", True)
     # Restarted at once after a SIGKILL, well within the broker's session expiry.
     assert "Restart=always" in text
-    restart = float(re.search(r"RestartSec=(\d+)", text).group(1))
+    restart_sec = re.search(r"RestartSec=(\d+)", text)
+    assert restart_sec is not None
+    restart = float(restart_sec.group(1))
     assert restart < args.session_expiry / 10

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 
+from office.live import Office
+from tests.support.mosquitto import Mosquitto
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 from tests.support.wait import wait_until
@@ -11,12 +15,13 @@ from tests.support.wait import wait_until
 BUS = "bus-01"
 
 
-def online(office, bus=BUS):
+def online(office: Office, bus: str = BUS) -> bool:
     view = office.fleet.get(bus)
     return view is not None and view.online is True
 
 
-async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, tmp_path):
+async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto: Mosquitto,
+                                                                     tmp_path: Path) -> None:
     # The bus reaches the broker through a proxy the test can cut, so the test also decides
     # that the office is back before the bus: mosquitto 2.0.11 was seen not to deliver to a
     # persistent session restored from its store until the subscriber reconnected.
@@ -27,7 +32,7 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, 
             for i in range(20):
                 await parts.outbox.append("event", "tick", {"i": i})
 
-            async def count(n):
+            async def count(n: int) -> bool:
                 return len(await archived_seqs(office, BUS)) >= n
 
             await office.wait_until(lambda: count(20), timeout=10)
@@ -54,12 +59,12 @@ async def test_records_from_a_broker_outage_arrive_once_and_in_order(mosquitto, 
             await asyncio.wait_for(_until(lambda: parts.outbox.rows == 0), 5)
 
 
-async def _until(predicate, step=0.01):
+async def _until(predicate: Callable[[], bool], step: float = 0.01) -> None:
     # For flags of the component that have no event to wait on; always under a timeout.
     await wait_until(predicate, timeout=60, interval=step)  # the callers set tighter ones
 
 
-async def test_state_and_telemetry_carry_the_signals(mosquitto, tmp_path):
+async def test_state_and_telemetry_carry_the_signals(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office, running_bus(config) as (_parts, state):
         state.update("battery.soc", 87.25, source="test")
@@ -71,14 +76,14 @@ async def test_state_and_telemetry_carry_the_signals(mosquitto, tmp_path):
         assert st["schema"] == "busd.state/1" and st["bus"] == BUS and st["moving"] is True
         assert st["ts"].endswith("Z")
 
-        async def sampled():
+        async def sampled() -> bool:
             recs = await office.archive.records(BUS, kind="sample")
             return any(r.data["values"].get("battery.soc") == 87.25 for r in recs)
 
         await office.wait_until(sampled, timeout=10)
 
 
-async def test_clean_stop_publishes_offline(mosquitto, tmp_path):
+async def test_clean_stop_publishes_offline(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office:
         async with running_bus(config):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 from busd.event_catalog import Item, PlanDocument
@@ -38,7 +39,7 @@ def plan_version(message: dict[str, Any]) -> int:
     return int(message["itinerary"][0]["id"].removeprefix("v"))
 
 
-async def test_a_plan_published_mid_send_is_sent_next(tmp_path):
+async def test_a_plan_published_mid_send_is_sent_next(tmp_path: Path) -> None:
     # No broker on that port: the uplink retries in the background, the outbox is open.
     async with running_bus(bus_config(tmp_path, free_port())) as (parts, _):
         uplink = parts.uplink

@@ -14,6 +14,7 @@ from pathlib import Path
 from busd.clock import ManualClock
 from busd.state import VehicleState
 from busd.supervisor import ComponentHealth, Phase
+from telemetry.uplink import Uplink
 from telemetry.wiring import build_uplink
 from tests.support.components import running
 from tests.support.mosquitto import Mosquitto
@@ -24,6 +25,10 @@ from tests.support.wait import wait_until
 
 def _phase(health: ComponentHealth) -> Phase:
     return health.phase  # read afresh: it changes under the test's feet
+
+
+def _connected(uplink: Uplink) -> bool:
+    return uplink.connected  # read afresh, as _phase
 
 
 async def _step(clock: ManualClock, seconds: float) -> None:
@@ -62,7 +67,7 @@ async def test_a_drop_after_a_healthy_period_is_retried_at_the_initial_delay(
                 await wait_until(lambda: clock.sleepers > 0, timeout=10, what="back-off")
                 link.restore()  # ...and is back at once
                 dropped_at = clock.monotonic()
-                while not parts.uplink.connected:
+                while not _connected(parts.uplink):
                     await _step(clock, 0.1)
                 # The first wait after a healthy session: 0.5-1 s, not the 16-32 s that
                 # five start-up refusals had grown it to.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -13,26 +14,28 @@ from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth, Phase
 from telemetry.mqtt import BrokerSettings, make_client
 from telemetry.wiring import build_uplink
-from tests.support.mosquitto import REPO, Mosquitto
+from tests.support.mosquitto import REPO, Mosquitto, TlsFiles
 from tests.support.uplink_env import archived_seqs, bus_config, running_bus, running_office
 from tests.support.wait import wait_until
 
 V5 = aiomqtt.ProtocolVersion.V5
 
 
-async def test_tls_with_client_certificate_works(tmp_path, test_pki):
+async def test_tls_with_client_certificate_works(tmp_path: Path, test_pki: TlsFiles) -> None:
     broker = Mosquitto(tmp_path / "mq", tls=test_pki)
     broker.start()
+    tls_port = broker.tls_port
+    assert tls_port is not None  # started with TLS
     try:
         tls = {"enabled": True, "ca_file": test_pki.ca, "cert_file": test_pki.client_cert,
                "key_file": test_pki.client_key}
-        config = bus_config(tmp_path, broker.tls_port, host="localhost", tls=tls)
+        config = bus_config(tmp_path, tls_port, host="localhost", tls=tls)
         async with running_office(broker.port) as office, running_bus(config) as (parts, _):
             await office.wait_until(lambda: office.fleet.get("bus-01") and
                                     office.fleet["bus-01"].online, timeout=10)
             seq = await parts.outbox.append("event", "over_tls", {})
 
-            async def arrived():
+            async def arrived() -> bool:
                 return seq in await archived_seqs(office, "bus-01")
 
             await office.wait_until(arrived, timeout=10)
@@ -41,11 +44,13 @@ async def test_tls_with_client_certificate_works(tmp_path, test_pki):
         broker.stop()
 
 
-async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
+async def test_tls_with_a_wrong_ca_is_refused(tmp_path: Path, test_pki: TlsFiles) -> None:
     broker = Mosquitto(tmp_path / "mq", tls=test_pki)
     broker.start()
+    tls_port = broker.tls_port
+    assert tls_port is not None  # started with TLS
     try:
-        wrong = BrokerSettings(host="localhost", port=broker.tls_port, tls=True,
+        wrong = BrokerSettings(host="localhost", port=tls_port, tls=True,
                                ca_file=test_pki.wrong_ca, cert_file=test_pki.client_cert,
                                key_file=test_pki.client_key)
         with pytest.raises((aiomqtt.MqttError, ssl.SSLError)) as err:
@@ -56,7 +61,7 @@ async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
         # The uplink itself stays up, degraded, and says why.
         tls = {"enabled": True, "ca_file": test_pki.wrong_ca,
                "cert_file": test_pki.client_cert, "key_file": test_pki.client_key}
-        config = bus_config(tmp_path, broker.tls_port, host="localhost", tls=tls)
+        config = bus_config(tmp_path, tls_port, host="localhost", tls=tls)
         parts = build_uplink(config, state=VehicleState(SystemClock()), clock=SystemClock())
         health = ComponentHealth("uplink", False)
         await parts.outbox.open()
@@ -74,7 +79,7 @@ async def test_tls_with_a_wrong_ca_is_refused(tmp_path, test_pki):
         broker.stop()
 
 
-async def test_example_acl_keeps_each_bus_under_its_own_prefix(tmp_path):
+async def test_example_acl_keeps_each_bus_under_its_own_prefix(tmp_path: Path) -> None:
     acl = (REPO / "config" / "mosquitto" / "acl").read_text()
     broker = Mosquitto(tmp_path / "mq", acl=acl, passwords={
         "office": "office-pw", "bus-01": "pw-01", "bus-02": "pw-02"})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -20,7 +22,7 @@ from telemetry.sampler import TelemetrySampler
 from telemetry.uplink import build_messages
 
 
-def rows():
+def rows() -> list[Row]:
     out = [Row(i, "telemetry", "sample", 1_767_225_600.0 + i,
                json.dumps({"full": False, "values": {"battery.soc": 90.0 - i}})) for i in (1, 2, 3)]
     cycle = LiftCycle(cycles=1, day_cycles=3, counter=41, place_id="jersika", place_name="Jersika")
@@ -29,7 +31,7 @@ def rows():
     return out
 
 
-def test_consecutive_records_of_a_topic_are_batched_and_validate():
+def test_consecutive_records_of_a_topic_are_batched_and_validate() -> None:
     msgs = build_messages(rows(), prefix="multimobile/v1/bus-01", bus="bus-01", now=1_767_225_610.0,
                           max_records=100, max_bytes=100_000)
     assert [(m.topic.rsplit("/", 2)[-2:], m.seqs) for m in msgs] == [
@@ -45,7 +47,7 @@ def test_consecutive_records_of_a_topic_are_batched_and_validate():
     TelemetryRecord.model_validate(json.loads(msgs[2].payload))
 
 
-def test_batches_respect_the_record_and_byte_limits():
+def test_batches_respect_the_record_and_byte_limits() -> None:
     many = [Row(i, "telemetry", "sample", 1.0 * i, '{"full":true,"values":{"x":1}}')
             for i in range(1, 101)]
     by_count = build_messages(many, prefix="p", bus="b", now=0, max_records=30, max_bytes=10**6)
@@ -55,7 +57,7 @@ def test_batches_respect_the_record_and_byte_limits():
     assert sum(len(m.seqs) for m in by_size) == 100
 
 
-async def test_sampler_sends_keyframes_then_changes_only_and_marks_stale():
+async def test_sampler_sends_keyframes_then_changes_only_and_marks_stale() -> None:
     clock = ManualClock()
     state = VehicleState(clock)
     sampler = TelemetrySampler(state=state, outbox=None, clock=clock,  # type: ignore[arg-type]
@@ -74,14 +76,16 @@ async def test_sampler_sends_keyframes_then_changes_only_and_marks_stale():
     await clock.advance(state.freshness("battery.soc") + 1)
     state.update("vehicle.speed", 32.0, source="t")
     stale = sampler.sample()
+    assert stale is not None
     assert stale["stale"] == ["battery.soc"] and "battery.soc" not in stale["values"]
     await clock.advance(61)
     state.update("vehicle.speed", 32.5, source="t")
     key = sampler.sample()
-    assert key["full"] is True and key["values"] == {"vehicle.speed": 32.5}
+    assert key is not None and key["full"] is True and key["values"] == {"vehicle.speed": 32.5}
 
 
-def test_mqtt_host_and_port_come_from_the_environment(monkeypatch, tmp_path):
+def test_mqtt_host_and_port_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
     monkeypatch.setenv("BUSD_MQTT__HOST", "broker.example")
     monkeypatch.setenv("BUSD_MQTT__PORT", "8883")
     monkeypatch.setenv("BUSD_MQTT__PASSWORD", "s3cret")
@@ -92,7 +96,7 @@ def test_mqtt_host_and_port_come_from_the_environment(monkeypatch, tmp_path):
     assert "s3cret" not in repr(settings) and "s3cret" not in repr(cfg)
 
 
-def test_password_file_and_tls_paths_resolve_against_the_config_file(tmp_path):
+def test_password_file_and_tls_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "mqtt.pw").write_text("from-file\n")
     path = tmp_path / "busd.toml"
@@ -114,24 +118,26 @@ def test_password_file_and_tls_paths_resolve_against_the_config_file(tmp_path):
     ("uplink", {"telemetry_signals": ["battery.nope"]}, "unknown signals"),
     ("outbox", {"synchronous": "OFF"}, "FULL"),
 ])
-def test_bad_uplink_config_names_the_problem(section, bad, message):
+def test_bad_uplink_config_names_the_problem(section: str, bad: dict[str, object],
+                                             message: str) -> None:
     with pytest.raises(ValidationError) as err:
-        BusdConfig(bus_id="bus-01", **{section: bad})
+        sections: dict[str, Any] = {section: bad}
+        BusdConfig(bus_id="bus-01", **sections)
     assert message in str(err.value)
 
 
-def test_unreadable_password_file_is_a_config_error(tmp_path):
+def test_unreadable_password_file_is_a_config_error(tmp_path: Path) -> None:
     cfg = BusdConfig(bus_id="bus-01", mqtt={"password_file": tmp_path / "missing"})
     with pytest.raises(ConfigError) as err:
         cfg.mqtt.password_value()
     assert "mqtt.password_file" in str(err.value)
 
 
-def test_committed_json_schemas_are_up_to_date():
+def test_committed_json_schemas_are_up_to_date() -> None:
     assert schema.stale_files() == [], "run: python -m telemetry.schema"
 
 
-def test_compact_rounds_to_the_signal_resolution():
+def test_compact_rounds_to_the_signal_resolution() -> None:
     from telemetry.sampler import compact
 
     assert compact(56.354312345, "gps.lat") == 56.35431
@@ -140,7 +146,7 @@ def test_compact_rounds_to_the_signal_resolution():
     assert compact(True, "vehicle.ready") is True
 
 
-def test_the_state_message_shows_the_active_alerts(tmp_path):
+def test_the_state_message_shows_the_active_alerts(tmp_path: Path) -> None:
     """Live, not durable: while the disk refuses writes the alert events wait in memory,
     and the retained state is how the office learns of it at once."""
     from telemetry.models import State

@@ -198,7 +198,9 @@ def test_duty_cycle_drives_stops_opens_doors_and_cycles_the_lift() -> None:
     ),
     st.floats(0, 100),
 )
-def test_any_input_sequence_keeps_the_books_straight(steps, soc0) -> None:
+def test_any_input_sequence_keeps_the_books_straight(
+    steps: list[tuple[float, bool, float, float, float]], soc0: float,
+) -> None:
     m = VehicleModel(initial_soc=soc0)
     last = m.truth()
     clamped = soc0 in (0.0, 100.0)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 from busd import __version__
 from busd.clock import ManualClock
@@ -20,14 +21,14 @@ from tests.support.uplink_env import bus_config
 SOURCES = ("busd", "drivers", "telemetry", "simulators", "scripts", "systemd", "config")
 
 
-def test_pyproject_reads_the_version_from_the_package():
+def test_pyproject_reads_the_version_from_the_package() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "version" not in project["project"]
     assert "version" in project["project"]["dynamic"]
     assert importlib.metadata.version("busd") == __version__
 
 
-def test_the_version_literal_exists_once():
+def test_the_version_literal_exists_once() -> None:
     literal = re.compile(re.escape(f'"{__version__}"') + "|" + re.escape(f"'{__version__}'"))
     found = [str(path.relative_to(REPO))
              for top in SOURCES for path in sorted((REPO / top).rglob("*"))
@@ -37,13 +38,13 @@ def test_the_version_literal_exists_once():
     assert found == ["busd/__init__.py"]
 
 
-def test_busd_version_prints_it():
+def test_busd_version_prints_it() -> None:
     out = subprocess.run([sys.executable, "-m", "busd.cli", "--version"], cwd=REPO,
                          capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == f"busd {__version__}"
 
 
-def test_the_status_message_carries_it(tmp_path):
+def test_the_status_message_carries_it(tmp_path: Path) -> None:
     clock = ManualClock()
     parts = build_uplink(bus_config(tmp_path, 1883), state=VehicleState(clock), clock=clock)
     status = Status.model_validate(json.loads(parts.uplink._status(True)))

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger
 
 from busd.clock import Clock, utc_iso
 from busd.event_catalog import DailyReport

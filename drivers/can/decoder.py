@@ -357,6 +357,6 @@ def _compile(db: Database, index: int, entry: SignalMapping) -> tuple[Message, _
 
 
 def _choices_from_dbc(message: Message, signal: str, labels: tuple[str, ...]) -> dict[int, str]:
-    dbc_choices = message.get_signal_by_name(signal).choices or {}
+    dbc_choices: Mapping[int, object] = message.get_signal_by_name(signal).choices or {}
     table = {int(raw): str(name).lower() for raw, name in dbc_choices.items()}
     return {raw: label for raw, label in table.items() if label in labels}

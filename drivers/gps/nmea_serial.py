@@ -16,6 +16,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import serial
 
@@ -27,6 +28,20 @@ from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
 from drivers.gps.fix import GpsFix, GpsPublisher
 from drivers.gps.nmea import MAX_SENTENCE, NmeaInterpreter, Vtg, parse_sentence, vtg_velocity
+
+
+class SerialPort(Protocol):
+    """What the reader uses of a pyserial port (``serial_factory`` may hand in another)."""
+
+    @property
+    def port(self) -> str | None: ...
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +59,7 @@ class _ReaderThread(threading.Thread):
     def __init__(
         self,
         *,
-        port: serial.Serial,
+        port: SerialPort,
         loop: asyncio.AbstractEventLoop,
         queue: asyncio.Queue[bytes | _PortClosed],
         counters: dict[str, int | float],
@@ -112,7 +127,7 @@ class NmeaSerialSource:
         backoff_max_s: float = 30.0,
         queue_size: int = 256,
         on_fix: Callable[[GpsFix], None] | None = None,
-        serial_factory: Callable[..., serial.Serial] = serial.Serial,
+        serial_factory: Callable[..., SerialPort] = serial.Serial,
         rng: random.Random | None = None,
     ) -> None:
         if not 0 < backoff_initial_s <= backoff_max_s:
@@ -154,7 +169,7 @@ class NmeaSerialSource:
         await runner.run(session)
 
     async def _session(
-        self, port: serial.Serial, ctx: ComponentContext, publisher: GpsPublisher,
+        self, port: SerialPort, ctx: ComponentContext, publisher: GpsPublisher,
         garbage_log: RateLimitedLog, link: Link,
     ) -> str:
         queue: asyncio.Queue[bytes | _PortClosed] = asyncio.Queue(maxsize=self._queue_size)

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +25,9 @@ from busd.state import VehicleState
 from tests.conftest import REPO
 from tests.support.components import running
 from tests.support.wait import wait_until
+
+if TYPE_CHECKING:  # imported when the fixture runs, so that its absence is a clear failure
+    from playwright.async_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -39,7 +43,7 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[object]:
+async def browser() -> AsyncIterator[Browser]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -80,8 +84,8 @@ def make_server(
                          alerts=alerts or AlertBoard(clock=clock), **ports)  # type: ignore[arg-type]
 
 
-async def screenshot(page: object, name: str) -> Path:
+async def screenshot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
-    await page.screenshot(path=str(path))  # type: ignore[attr-defined]
+    await page.screenshot(path=str(path))
     return path

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +181,7 @@ class Mosquitto:
 
 
 @pytest.fixture
-def mosquitto(tmp_path: Path):
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A running broker that allows anonymous clients everything; stopped after the test."""
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
