@@ -207,7 +207,8 @@ async def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_stat
         policy = getattr(writer, "_storage", None)
         if policy is not None:
             policy.refused("full")
-    expected = {"outbox", "events", "alerts", "stop notes", "monitoring", "daily summary",
-                "monitoring retention"} | ({"planner"} if "planner" in names else set())
+    expected = {"outbox", "events", "alerts", "stop notes", "plan projections", "monitoring",
+                "daily summary", "monitoring retention"} | (
+                    {"planner"} if "planner" in names else set())
     assert set(status.failing) == expected
     daemon.store.close()
