@@ -295,7 +295,7 @@ async def test_retention_drops_derived_rows_with_their_month(archive: Archive) -
     await archive.insert_batch([
         archived(visit_started("v-jan", january), 1, january),
         archived(daily(january.date(), january), 2, january),
-        archived(alert_raised("a", january), 3, january)] + a_day(first_seq=10))
+        archived(alert_raised("a", january), 3, january), *a_day(first_seq=10)])
     assert await archive.retention(datetime(2026, 3, 1, tzinfo=UTC)) == [date(2026, 1, 1)]
     assert await archive.visits(None, january.date()) == []
     assert await archive.daily_reports(None, january.date()) == []

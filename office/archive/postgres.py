@@ -252,12 +252,12 @@ class PostgresArchive(DerivedReads):
                     for row in rows:
                         await copy.write_row(row)
                 await cur.execute(_INSERT_RETURNING)
-                row = await cur.fetchone()
-                assert row is not None  # an aggregate always gives one row
+                result = await cur.fetchone()
+                assert result is not None  # an aggregate always gives one row
                 # The derived rows of the records inserted now, in the same transaction: a
                 # worker killed mid-batch leaves both or neither.
-                done = await postgres_ops.derive_inserted(conn, row[1], self._tz)
-                return int(row[0]), done.unfit, done.reason
+                done = await postgres_ops.derive_inserted(conn, result[1], self._tz)
+                return int(result[0]), done.unfit, done.reason
         except psycopg.errors.CheckViolation as err:
             # "no partition of relation … found for row" is a check violation with no
             # constraint; a named one (seq >= 0) is a bad record.

@@ -34,7 +34,7 @@ from busd.event_catalog import (
 )
 from office.archive import ArchivedRecord
 from office.records import Topics, parse_records
-from telemetry.outbox import Row
+from telemetry.outbox import Row, Stream
 from telemetry.uplink import _record_json, row_topic
 
 TOPICS = Topics()
@@ -47,7 +47,7 @@ def iso(ts: datetime) -> str:
 def archived(event: EventModel, seq: int, ts: datetime, bus: str = "lv-01") -> ArchivedRecord:
     """``event`` as the archive receives it: record ``seq`` of ``bus``, made at ``ts``."""
     kind = str(getattr(event, "kind"))  # noqa: B009  (every catalogue model has one)
-    stream = ("report" if isinstance(event, DailyReport)
+    stream: Stream = ("report" if isinstance(event, DailyReport)
               else "cmd_result" if isinstance(event, CommandResult) else "event")
     row = Row(seq=seq, stream=stream, kind=kind, ts=ts.timestamp(), body=event.to_json())
     topic = f"{TOPICS.prefix.format(bus_id=bus)}/{row_topic(row)}"

@@ -137,8 +137,8 @@ def derive(record: Stored, tz: ZoneInfo) -> list[Write]:
                 "stops": _json([s.to_dict() for s in event.stops])}
             return [Write(STATEMENTS["daily_reports"], values)]
         case PlanChanged() | PlanAccepted() | CommandResult():
-            values = _plan_change(record, event, tz)
-            return [] if values is None else [Write(STATEMENTS["plan_changes"], values)]
+            change = _plan_change(record, event, tz)
+            return [] if change is None else [Write(STATEMENTS["plan_changes"], change)]
         case AlertRaised():
             raised = utc(event.raised_at)
             return [Write(STATEMENTS["alert_raised"], common | {

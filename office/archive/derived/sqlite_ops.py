@@ -54,8 +54,8 @@ def rebuild(db: sqlite3.Connection, bus: str | None, tz: ZoneInfo) -> tuple[int,
     where, args = ("WHERE bus = ?", (bus,)) if bus is not None else ("", ())
     for table in TABLES:
         db.execute(f"DELETE FROM {table.name} {where}", args)
-    cursor = db.execute(_SELECT + (" AND bus = ?" if bus is not None else "") + " ORDER BY bus, seq",
-                        (*DERIVED_SCHEMAS, *args))
+    only = " AND bus = ?" if bus is not None else ""
+    cursor = db.execute(f"{_SELECT}{only} ORDER BY bus, seq", (*DERIVED_SCHEMAS, *args))
     read = unfit = 0
     while chunk := cursor.fetchmany(_CHUNK):
         done = plan(_stored(chunk), tz)

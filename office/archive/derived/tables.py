@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
-
-from pydantic import BaseModel
 
 from office.archive.derived.models import (
     Alert,
@@ -172,15 +170,8 @@ def select_sql(table: Table, dialect: Dialect, *, buses: bool, where: str) -> st
     return _COLON.sub(lambda m: f"%({m[1]})s", text)
 
 
-def bus_args(bus: str | list[str] | tuple[str, ...] | None, dialect: Dialect) -> dict[str, object]:
+def bus_args(bus: str | Sequence[str] | None, dialect: Dialect) -> dict[str, object]:
     if bus is None:
         return {}
     buses = [bus] if isinstance(bus, str) else list(bus)
     return {"buses": json.dumps(buses) if dialect is SQLITE else buses}
-
-
-def rows_of(table: Table, rows: list[tuple[Any, ...]], cast: type[BaseModel]) -> list[Any]:
-    out = [table.row(r) for r in rows]
-    assert all(isinstance(r, cast) for r in out)
-    return out
-
