@@ -3,7 +3,9 @@ archived as a bus sends them (tests/support/bus_events.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -170,6 +172,35 @@ async def test_a_batch_that_fails_derives_nothing_and_archives_nothing(
     await _sql(archive_url, _ALLOW_VISITS)
     assert await archive.insert_batch(day) == InsertResult(12, 0)
     assert len((await everything(archive))["visits"]) == 1
+
+
+async def test_two_writers_updating_the_same_rows_do_not_deadlock(archive_url: str) -> None:
+    """Two workers, one with the visits' starts and one with their ends,
+    writing at the same moment: the derived rows are written in key order, so neither waits
+    for the other in a cycle, and every visit ends closed."""
+    n = 3000
+    starts = [archived(visit_started(f"v-{i:05d}", at(i % 600)), i + 1, at(i % 600))
+              for i in range(n)]
+    # The ends in the opposite order of the starts (by seq): the archive returns each batch's
+    # records in seq order, so only sorting the derived rows by key keeps the lock order.
+    ends = [archived(visit_ended(f"v-{n - 1 - i:05d}", at(i % 600), at(i % 600 + 1)),
+                     n + i + 1, at(i % 600 + 1)) for i in range(n)]
+    start = threading.Barrier(2, timeout=30)
+
+    def writer(records: list[ArchivedRecord]) -> InsertResult:
+        async def write() -> InsertResult:
+            async with open_archive(archive_url, clock=ManualClock(NOW.timestamp())) as mine:
+                start.wait()
+                return await mine.insert_batch(records)
+
+        return asyncio.run(write())
+
+    outcomes = await asyncio.gather(asyncio.to_thread(writer, starts),
+                                    asyncio.to_thread(writer, ends), return_exceptions=True)
+    assert outcomes == [InsertResult(n, 0), InsertResult(n, 0)], outcomes
+    async with open_archive(archive_url, clock=ManualClock(NOW.timestamp())) as archive:
+        visits = await archive.visits("lv-01", DAY)
+    assert len(visits) == n and {v.status for v in visits} == {"closed"}
 
 
 async def test_a_record_that_does_not_fit_the_catalogue_is_archived_and_counted(
