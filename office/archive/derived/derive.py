@@ -104,6 +104,16 @@ def read(record: Stored) -> BusEvent:
 
 
 _RENAMED = {"start": "start_ts", "end": "end_ts"}
+# Figures a bus on an older catalogue does not send (switched-off time, the charger's and the
+# pack's side of a charge): their catalogue defaults.
+_ADDED: dict[str, object] = {
+    "off_s": 0.0, "charger_kwh": None, "battery_kwh": None, "charge_diff_kwh": None,
+    "switched_off_min": 0.0, "charging_charger_kwh": None, "charging_battery_kwh": 0.0,
+    "charging_diff_kwh": None}
+
+
+def _pick(statement: Statement, fields: dict[str, Any]) -> dict[str, object]:
+    return {c: fields[c] if c in fields else _ADDED[c] for c in statement.columns}
 
 
 def _span(name: str, record: Stored, event: VisitStarted | VisitEnded | ChargingStarted
@@ -113,7 +123,7 @@ def _span(name: str, record: Stored, event: VisitStarted | VisitEnded | Charging
     start = utc(event.start)
     fields |= {"bus": record.bus, "seq": record.seq, "day": local_day(start, tz),
                "start_ts": start, "end_ts": None if event.end is None else utc(event.end)}
-    return Write(statement, {c: fields[c] for c in statement.columns})
+    return Write(statement, _pick(statement, fields))
 
 
 def _json(value: Any) -> str:
@@ -132,10 +142,11 @@ def derive(record: Stored, tz: ZoneInfo) -> list[Write]:
         case LegCompleted():
             return [_span("legs", record, event, tz)]
         case DailyReport():
+            statement = STATEMENTS["daily_reports"]
             values = event.model_dump(exclude={"kind"}) | common | {
                 "seq": record.seq, "ts": record.ts, "created": utc(event.created),
                 "stops": _json([s.to_dict() for s in event.stops])}
-            return [Write(STATEMENTS["daily_reports"], values)]
+            return [Write(statement, _pick(statement, values))]
         case PlanChanged() | PlanAccepted() | CommandResult():
             change = _plan_change(record, event, tz)
             return [] if change is None else [Write(STATEMENTS["plan_changes"], change)]

@@ -53,6 +53,7 @@ class Visit(_Span):
     charged_kwh: float
     net_kwh: float
     gap_s: float
+    off_s: float  # parked switched off (no CAN at all): used nothing, and no gap
     lift_cycles: int
     temp_c: float | None
     soc_start: float | None
@@ -75,6 +76,7 @@ class Leg(_Span):
     kwh_per_km: float | None
     avg_kmh: float | None
     gap_s: float
+    off_s: float
     temp_c: float | None
     soc_start: float | None
     soc_end: float | None
@@ -92,6 +94,9 @@ class ChargingSession(_Span):
     energy_added_kwh: float
     session_kwh: float | None
     peak_kw: float
+    charger_kwh: float | None  # what the charger reports for the session
+    battery_kwh: float | None  # what went into the pack (∫V·I)
+    charge_diff_kwh: float | None  # charger minus battery: the charging losses
     soc_start: float | None
     soc_end: float | None
     temp_c: float | None
@@ -127,6 +132,10 @@ class DayReport(DerivedRow):
     clients_served: int
     alerts: int
     energy_gap_min: float
+    switched_off_min: float
+    charging_charger_kwh: float | None
+    charging_battery_kwh: float
+    charging_diff_kwh: float | None
     open_records: int
 
 

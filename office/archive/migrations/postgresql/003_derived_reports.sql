@@ -30,6 +30,10 @@ CREATE TABLE daily_reports (
     clients_served      integer     NOT NULL,
     alerts              integer     NOT NULL,
     energy_gap_min      double precision NOT NULL,
+    switched_off_min    double precision NOT NULL,
+    charging_charger_kwh double precision,
+    charging_battery_kwh double precision NOT NULL,
+    charging_diff_kwh   double precision,
     open_records        integer     NOT NULL,
     PRIMARY KEY (bus, day)
 );

@@ -32,6 +32,10 @@ CREATE TABLE daily_reports (
     clients_served      INTEGER     NOT NULL,
     alerts              INTEGER     NOT NULL,
     energy_gap_min      REAL NOT NULL,
+    switched_off_min    REAL NOT NULL,
+    charging_charger_kwh REAL,
+    charging_battery_kwh REAL NOT NULL,
+    charging_diff_kwh   REAL,
     open_records        INTEGER     NOT NULL,
     PRIMARY KEY (bus, day)
 );
