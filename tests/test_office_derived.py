@@ -197,7 +197,7 @@ async def test_two_writers_updating_the_same_rows_do_not_deadlock(archive_url: s
 
     outcomes = await asyncio.gather(asyncio.to_thread(writer, starts),
                                     asyncio.to_thread(writer, ends), return_exceptions=True)
-    assert outcomes == [InsertResult(n, 0), InsertResult(n, 0)], outcomes
+    assert list(outcomes) == [InsertResult(n, 0), InsertResult(n, 0)], outcomes
     async with open_archive(archive_url, clock=ManualClock(NOW.timestamp())) as archive:
         visits = await archive.visits("lv-01", DAY)
     assert len(visits) == n and {v.status for v in visits} == {"closed"}
