@@ -82,6 +82,7 @@ class IngestCounters:
     batches: int = 0  # archive transactions committed
     inserted: int = 0  # records archived for the first time
     duplicates: int = 0  # records the archive already had
+    unfit: int = 0  # events archived whose data does not fit the catalogue (not derived)
     rejected: Counter[Rejected] = field(default_factory=Counter)
 
 
@@ -229,6 +230,7 @@ class IngestWorker:
         c.batches += 1
         c.inserted += result.inserted
         c.duplicates += result.duplicates
+        c.unfit += result.unfit
         self._log.debug("batch_committed", messages=len(batch), inserted=result.inserted,
                         duplicates=result.duplicates)
 
@@ -257,7 +259,8 @@ async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: Ing
             await task
         c = worker.counters
         log.info("ingest_stopped", messages=c.messages, batches=c.batches, inserted=c.inserted,
-                 duplicates=c.duplicates, rejected={k.value: v for k, v in c.rejected.items()})
+                 duplicates=c.duplicates, unfit=c.unfit,
+                 rejected={k.value: v for k, v in c.rejected.items()})
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     return 0

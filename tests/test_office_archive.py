@@ -25,6 +25,7 @@ from office.archive import (
     open_archive,
 )
 from office.archive.base import Archive, sqlite_path
+from office.archive.derived.tables import TABLES
 from office.archive.postgres import PostgresArchive
 from office.archive.sqlite import SqliteArchive
 from telemetry.outbox import Outbox
@@ -35,8 +36,9 @@ NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
 def rec(bus: str, seq: int, ts: datetime, **data: object) -> ArchivedRecord:
-    return ArchivedRecord(bus=bus, seq=seq, ts=ts, schema="busd.event/1", kind="visit_started",
-                          topic="event/visit_started", received=ts + timedelta(seconds=2),
+    # Telemetry: these tests are about records, not the derived tables (test_office_derived).
+    return ArchivedRecord(bus=bus, seq=seq, ts=ts, schema="busd.telemetry/1", kind="sample",
+                          topic="telemetry", received=ts + timedelta(seconds=2),
                           data=data or {"stop": f"s{seq}", "soc": 80.5})
 
 
@@ -182,12 +184,12 @@ async def test_retention_removes_whole_old_months(archive: Archive) -> None:
 async def test_migrations_are_applied_once(archive_url: str) -> None:
     clock = ManualClock(NOW.timestamp())
     async with open_archive(archive_url, clock=clock) as first:
-        assert await first.applied_migrations() == [1]
+        assert await first.applied_migrations() == [1, 2, 3]
         assert await first.migrate() == []
         await first.insert_batch([rec("lv-01", 1, NOW)])
     async with open_archive(archive_url, clock=clock) as second:
         assert await second.migrate() == []
-        assert await second.applied_migrations() == [1]
+        assert await second.applied_migrations() == [1, 2, 3]
         assert await second.count() == 1
 
 
@@ -294,8 +296,9 @@ async def test_workers_migrating_together_apply_each_migration_once(archive_url:
         # (opening them together left them connecting one after the other, never overlapping).
         await _drop_schema(archive_url)
         applied = await asyncio.gather(*(a.migrate() for a in archives), return_exceptions=True)
-        assert applied.count([]) == 2 and applied.count([1]) == 1, applied
-        assert [await a.applied_migrations() for a in archives] == [[1], [1], [1]]
+        every = [m.version for m in migrations.load("sqlite")]
+        assert applied.count([]) == 2 and applied.count(every) == 1, applied
+        assert [await a.applied_migrations() for a in archives] == [every] * 3
         assert await archives[0].insert_batch([rec("lv-01", 1, NOW)]) == InsertResult(1, 0)
     finally:
         for archive in archives:
@@ -305,12 +308,14 @@ async def test_workers_migrating_together_apply_each_migration_once(archive_url:
 async def _drop_schema(url: str) -> None:
     if url.startswith("sqlite:"):
         db = sqlite3.connect(sqlite_path(url))
-        db.executescript("DROP TABLE records; DROP TABLE schema_migrations;")
+        db.executescript("DROP TABLE records; DROP TABLE schema_migrations;"
+                         + "".join(f"DROP TABLE {t.name};" for t in TABLES))
         db.close()
         return
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("DROP TABLE records; DROP TABLE schema_migrations; "
-                           "DROP SEQUENCE records_arrival_seq")
+                           "DROP SEQUENCE records_arrival_seq; "
+                           + "".join(f"DROP TABLE {t.name};" for t in TABLES))
 
 
 def test_both_back_ends_have_the_same_migrations() -> None:

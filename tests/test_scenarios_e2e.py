@@ -15,11 +15,13 @@ import importlib.util
 import os
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from office.archive import open_archive
 from simulators.scenario.model import load_scenario
 from simulators.scenario.runner import DayResult, ScenarioRunner
 from simulators.scenario.stores import monitoring_rows
@@ -171,3 +173,46 @@ def test_scenario_day(path: Path, day_of: Callable[[Path], DayResult]) -> None:
         if loaded.scenario.expect_charging is not None:
             charged = any(v.kind == "charger" for v in truth.visits)
             assert charged == loaded.scenario.expect_charging
+
+
+@pytest.mark.parametrize("path", [_param(p) for p in SCENARIOS])
+def test_the_office_archive_derives_the_day(
+    path: Path, day_of: Callable[[Path], DayResult],
+) -> None:
+    """The runner's office archive fills the derived tables as the records arrive: one row per
+    visit, leg, charge and alert the bus announced, its plan events, and its daily report."""
+    loaded = load_scenario(path)
+    result = day_of(path)
+    day = loaded.plan.date
+    bus = result.records[0]["bus"]
+
+    async def read() -> dict[str, list[Any]]:
+        async with open_archive(f"sqlite:///{result.archive}") as archive:
+            # The whole scenario's days (a day may run past local midnight in a fault case).
+            last = day + timedelta(days=1)
+            return {"visits": await archive.visits(bus, day, last=last),
+                    "legs": await archive.legs(bus, day, last=last),
+                    "charging": await archive.charging(bus, day, last=last),
+                    "alerts": await archive.alerts(bus, day, last=last),
+                    "plan": await archive.plan_changes(bus, day, last=last),
+                    "reports": await archive.daily_reports(bus, day)}
+
+    derived = asyncio.run(read())
+    ids = {kind: {e["data"]["id"] for e in result.events(kind)}
+           for kind in ("visit_started", "visit_ended", "leg_completed", "charging_started")}
+    assert {v.id for v in derived["visits"]} == ids["visit_started"] | ids["visit_ended"]
+    closed = {v.id for v in derived["visits"] if v.status != "open"}
+    assert closed == ids["visit_ended"]
+    assert {g.id for g in derived["legs"]} == ids["leg_completed"]
+    assert {c.id for c in derived["charging"]} >= ids["charging_started"]
+    raised = {(e["data"]["alert"], e["data"]["raised_at"]) for e in result.events()
+              if e["kind"] in ("alert_raised", "alert_cleared")}
+    assert len(derived["alerts"]) == len(raised)
+    assert len(derived["plan"]) == len(result.events("plan_changed")) + len(
+        result.events("plan_accepted")) + sum(
+        r["kind"] == "cmd_result" and r["data"]["command"] == "plan" for r in result.records)
+    assert [r.day for r in derived["reports"]] == [day]
+    report = derived["reports"][0]
+    assert result.report is not None
+    assert (report.km, report.lift_cycles, report.clients_served) == (
+        result.report["km"], result.report["lift_cycles"], result.report["clients_served"])

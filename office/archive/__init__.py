@@ -2,11 +2,23 @@
 
 ``open_archive("sqlite:///office.db")`` or ``open_archive("postgresql://…")`` gives an
 :class:`Archive`; records go in as :class:`ArchivedRecord` batches, and deduplication and gap
-detection are SQL over the archive, not a worker's memory.
+detection are SQL over the archive, not a worker's memory. The derived tables (visits, legs,
+charging sessions, daily reports, plan changes, alerts) are filled in the same transaction and
+read as typed rows (:mod:`office.archive.derived`).
 """
 
 from office.archive.base import DEFAULT_TZ, Archive, open_archive
+from office.archive.derived import (
+    Alert,
+    ChargingSession,
+    DayReport,
+    Leg,
+    PlanChange,
+    RebuildResult,
+    Visit,
+)
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
-__all__ = ["DEFAULT_TZ", "Archive", "ArchiveError", "ArchivedRecord", "Gap", "InsertResult",
+__all__ = ["DEFAULT_TZ", "Alert", "Archive", "ArchiveError", "ArchivedRecord", "ChargingSession",
+           "DayReport", "Gap", "InsertResult", "Leg", "PlanChange", "RebuildResult", "Visit",
            "open_archive"]

@@ -8,6 +8,16 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from busd.clock import Clock, SystemClock
+from office.archive.derived import (
+    Alert,
+    ChargingSession,
+    DayReport,
+    Leg,
+    PlanChange,
+    RebuildResult,
+    Visit,
+)
+from office.archive.derived.reads import Buses
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
 # Days are the municipality's local days (Līvāni, Mažeikiai: both UTC+2/+3).
@@ -39,7 +49,42 @@ class Archive(Protocol):
     async def applied_migrations(self) -> list[int]: ...
 
     async def insert_batch(self, records: Sequence[ArchivedRecord]) -> InsertResult:
-        """Store a batch in one transaction; a record already archived is a duplicate."""
+        """Store a batch in one transaction; a record already archived is a duplicate.
+
+        The same transaction fills the derived tables from the records inserted now (never
+        from duplicates); a record whose data does not fit the event catalogue is archived and
+        counted in ``unfit``."""
+        ...
+
+    async def rebuild_derived(self, bus: str | None = None) -> RebuildResult:
+        """Recompute ``bus``'s derived rows (every bus's when None) from the archived records,
+        in one transaction. Run by ``migrate`` after a ``derived_*`` migration."""
+        ...
+
+    # The derived tables, typed. ``bus``: one bus, a group (a municipality's), None for all;
+    # ``day``..``last``: local days (the archive's time zone), ``last`` defaults to ``day``.
+
+    async def visits(self, bus: Buses, day: date, *, last: date | None = None) -> list[Visit]:
+        ...
+
+    async def legs(self, bus: Buses, day: date, *, last: date | None = None) -> list[Leg]:
+        ...
+
+    async def charging(self, bus: Buses, day: date, *,
+                       last: date | None = None) -> list[ChargingSession]:
+        ...
+
+    async def plan_changes(self, bus: Buses, day: date, *,
+                           last: date | None = None) -> list[PlanChange]:
+        ...
+
+    async def alerts(self, bus: Buses, day: date, *, last: date | None = None) -> list[Alert]:
+        """Alerts active at any time of those days (raised before their end, not cleared
+        before their start)."""
+        ...
+
+    async def daily_reports(self, bus: Buses, month: date) -> list[DayReport]:
+        """The daily reports of the month ``month`` falls in."""
         ...
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
@@ -64,7 +109,8 @@ class Archive(Protocol):
         """Remove every month (UTC) that ends at or before ``older_than``.
 
         Returns the first day of each month removed that held records. PostgreSQL drops the
-        month's partition; SQLite deletes its rows.
+        month's partition; SQLite deletes its rows. Derived rows whose time (a span's start,
+        an alert's raise, a report's or plan change's record) lies in those months go too.
         """
         ...
 

@@ -6,6 +6,10 @@ legs, charging, daily reports, plan changes, alerts) are added after 001_records
 it. A migration that was applied is never edited: a change is a new file. Each back end applies a
 file and records its version in ``schema_migrations`` in one transaction, so a crash leaves
 either both or neither.
+
+A migration named ``derived_*`` adds or changes derived tables: once it is applied to an archive
+that already holds records, the back end rebuilds the derived rows from them
+(``rebuild_derived``), so an old archive gets the new tables filled.
 """
 
 from __future__ import annotations
@@ -44,3 +48,9 @@ def load(dialect: str, folder: Traversable | None = None) -> list[Migration]:
     if versions != list(range(1, len(found) + 1)):
         raise ArchiveError(f"{dialect} migrations must be numbered 1..n without holes: {versions}")
     return found
+
+
+def derives(dialect: str, versions: list[int]) -> bool:
+    """Whether any of ``versions`` (just applied) is a ``derived_*`` migration."""
+    return any(m.version in versions and m.name.startswith("derived")
+               for m in load(dialect))

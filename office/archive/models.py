@@ -7,8 +7,9 @@ stores the record whole in its outbox, so every resend of ``(bus, seq)`` carries
 it: its primary key must contain the partition key, so it is ``(bus, seq, ts)``, and a resend is
 recognised as a duplicate only because its ``ts`` is the original's.
 
-``data`` stays JSON (TEXT in SQLite, JSONB in PostgreSQL) until the event catalogue lands and the
-derived tables (visits, legs, charging, daily reports, plan changes, alerts) are filled from it.
+``data`` stays JSON (TEXT in SQLite, JSONB in PostgreSQL), as the bus wrote it; the derived
+tables (visits, legs, charging, daily reports, plan changes, alerts) are filled from it with the
+event catalogue (office/archive/derived/).
 """
 
 from __future__ import annotations
@@ -98,10 +99,14 @@ class ArchivedRecord(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class InsertResult:
-    """What one batch did: records stored for the first time, and records already there."""
+    """What one batch did: records stored for the first time, and records already there.
+
+    ``unfit``: inserted event records whose data does not fit the event catalogue; they are
+    archived as they came, but give no derived rows."""
 
     inserted: int
     duplicates: int
+    unfit: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.derived import postgres_ops
+from office.archive.derived.reads import DerivedReads, RebuildResult
+from office.archive.derived.tables import POSTGRESQL
 from office.archive.gaps_sql import day_bounds, gaps_query
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 from office.archive.months import month_of, month_start, next_month, retention_boundary
@@ -67,6 +70,8 @@ SELECT bus, seq, ts, schema, kind, topic, received, data FROM incoming
 ORDER BY bus, seq
 ON CONFLICT DO NOTHING
 """
+# The insert, giving the count and the inserted records that derive rows (never duplicates).
+_INSERT_RETURNING = postgres_ops.wrap_insert(_INSERT)
 
 _COLUMNS = "bus, seq, ts, schema, kind, topic, received, data"
 
@@ -96,7 +101,9 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(_STAGING)
 
 
-class PostgresArchive:
+class PostgresArchive(DerivedReads):
+    _derived_dialect = POSTGRESQL
+
     def __init__(self, url: str, *, tz: str = DEFAULT_TZ, clock: Clock | None = None,
                  min_connections: int = 1, max_connections: int = 4,
                  connect_timeout_s: float = 10.0) -> None:
@@ -134,6 +141,18 @@ class PostgresArchive:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
 
+    async def rebuild_derived(self, bus: str | None = None) -> RebuildResult:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                read, unfit = await postgres_ops.rebuild(conn, bus, self._tz)
+        except psycopg.Error as err:
+            raise ArchiveError(f"rebuilding the derived tables failed: {err}") from err
+        self._log.info("derived_rebuilt", bus=bus, records=read, unfit=unfit)
+        return RebuildResult(read, unfit)
+
+    async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._fetch(query, args)
+
     async def _fetch(self, query: str | sql.Composed, args: Any = None) -> list[tuple[Any, ...]]:
         try:
             async with self._pool.connection() as conn:
@@ -167,6 +186,8 @@ class PostgresArchive:
             raise ArchiveError(f"archive migration failed: {err}") from err
         if applied:
             self._log.info("archive_migrated", versions=applied)
+        if migrations.derives("postgresql", applied):
+            await self.rebuild_derived()
         return applied
 
     async def applied_migrations(self) -> list[int]:
@@ -210,15 +231,17 @@ class PostgresArchive:
                 for r in records]
         await self._ensure_partitions(months)
         try:
-            inserted = await self._insert(rows)
+            inserted, unfit, reason = await self._insert(rows)
         except _NoPartition:
             # A partition went (retention in another process) after we made sure of it.
             self._months -= months
             await self._ensure_partitions(months)
-            inserted = await self._insert(rows)
-        return InsertResult(inserted, len(records) - inserted)
+            inserted, unfit, reason = await self._insert(rows)
+        if unfit:
+            self._log.warning("records_not_derived", records=unfit, reason=reason)
+        return InsertResult(inserted, len(records) - inserted, unfit)
 
-    async def _insert(self, rows: list[tuple[Any, ...]]) -> int:
+    async def _insert(self, rows: list[tuple[Any, ...]]) -> tuple[int, int, str]:
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 # COPY into a per-connection staging table, then one INSERT … SELECT: psycopg
@@ -228,8 +251,13 @@ class PostgresArchive:
                 async with cur.copy(_COPY) as copy:
                     for row in rows:
                         await copy.write_row(row)
-                await cur.execute(_INSERT)
-                return cur.rowcount
+                await cur.execute(_INSERT_RETURNING)
+                result = await cur.fetchone()
+                assert result is not None  # an aggregate always gives one row
+                # The derived rows of the records inserted now, in the same transaction: a
+                # worker killed mid-batch leaves both or neither.
+                done = await postgres_ops.derive_inserted(conn, result[1], self._tz)
+                return int(result[0]), done.unfit, done.reason
         except psycopg.errors.CheckViolation as err:
             # "no partition of relation … found for row" is a check violation with no
             # constraint; a named one (seq >= 0) is a bad record.
@@ -257,6 +285,7 @@ class PostgresArchive:
                         removed.append(month)
                     await conn.execute(sql.SQL("DROP TABLE {}").format(name))
                     self._months.discard(month)
+                await postgres_ops.retention(conn, month_start(boundary))
         except psycopg.Error as err:
             raise ArchiveError(f"archive retention failed: {err}") from err
         if removed:

@@ -25,6 +25,9 @@ import structlog
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.derived import sqlite_ops
+from office.archive.derived.reads import DerivedReads, RebuildResult
+from office.archive.derived.tables import SQLITE
 from office.archive.gaps_sql import day_bounds, gaps_query
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 from office.archive.months import retention_boundary
@@ -43,7 +46,9 @@ def _parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-class SqliteArchive:
+class SqliteArchive(DerivedReads):
+    _derived_dialect = SQLITE
+
     def __init__(self, path: Path | str = ":memory:", *, tz: str = DEFAULT_TZ,
                  clock: Clock | None = None) -> None:
         self._path = str(path)
@@ -101,7 +106,10 @@ class SqliteArchive:
     # --- migrations ------------------------------------------------------------------------
 
     async def migrate(self) -> list[int]:
-        return await self._call(self._migrate_sync)
+        applied = await self._call(self._migrate_sync)
+        if migrations.derives("sqlite", applied):
+            await self.rebuild_derived()
+        return applied
 
     def _migrate_sync(self) -> list[int]:
         db = self._conn()
@@ -140,18 +148,25 @@ class SqliteArchive:
             return InsertResult(0, 0)
         rows = [(r.bus, r.seq, _text_ts(r.ts), r.schema_, r.kind, r.topic,
                  _text_ts(r.received), r.data_json()) for r in records]
-        inserted = await self._call(self._insert_sync, rows)
-        return InsertResult(inserted, len(rows) - inserted)
+        inserted, unfit, reason = await self._call(self._insert_sync, rows)
+        if unfit:
+            self._log.warning("records_not_derived", records=unfit, reason=reason)
+        return InsertResult(inserted, len(rows) - inserted, unfit)
 
-    def _insert_sync(self, rows: list[tuple[Any, ...]]) -> int:
+    def _insert_sync(self, rows: list[tuple[Any, ...]]) -> tuple[int, int, str]:
         db = self._conn()
-        before = db.total_changes
         db.execute("BEGIN IMMEDIATE")
         try:
+            before = db.total_changes
+            arrival = sqlite_ops.last_arrival(db)
             # Not INSERT OR IGNORE: that also swallows CHECK and NOT NULL failures, so a
             # broken record would pass as a "duplicate". Only the (bus, seq) conflict is one.
             db.executemany(f"INSERT INTO records ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
                            "ON CONFLICT (bus, seq) DO NOTHING", rows)
+            inserted = db.total_changes - before
+            # The derived rows of the records inserted now, in the same transaction: a worker
+            # killed mid-batch leaves both or neither.
+            done = sqlite_ops.derive_since(db, arrival, self._tz)
             db.execute("COMMIT")
         except sqlite3.Error as err:
             db.execute("ROLLBACK")
@@ -159,7 +174,26 @@ class SqliteArchive:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return db.total_changes - before
+        return inserted, done.unfit, done.reason
+
+    async def rebuild_derived(self, bus: str | None = None) -> RebuildResult:
+        read, unfit = await self._call(self._rebuild_sync, bus)
+        self._log.info("derived_rebuilt", bus=bus, records=read, unfit=unfit)
+        return RebuildResult(read, unfit)
+
+    def _rebuild_sync(self, bus: str | None) -> tuple[int, int]:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = sqlite_ops.rebuild(db, bus, self._tz)
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            db.execute("ROLLBACK")
+            raise ArchiveError(f"rebuilding the derived tables failed: {err}") from err
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return result
 
     async def retention(self, older_than: datetime) -> list[date]:
         months = await self._call(self._retention_sync, _text_ts(retention_boundary(older_than)))
@@ -175,6 +209,7 @@ class SqliteArchive:
                 "SELECT DISTINCT substr(ts, 1, 7) FROM records WHERE ts < ? ORDER BY 1",
                 (boundary,))]
             db.execute("DELETE FROM records WHERE ts < ?", (boundary,))
+            sqlite_ops.retention(db, boundary)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -185,6 +220,9 @@ class SqliteArchive:
 
     def _query(self, sql: str, args: dict[str, Any] | tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return list(self._conn().execute(sql, args))
+
+    async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._call(self._query, query, args)
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
         query = gaps_query(by_bus=bus is not None, by_day=day is not None,
