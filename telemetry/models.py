@@ -228,8 +228,8 @@ class CmdResend(_Model):
     ts: str
     schema_: Literal["busd.cmd.resend/1"] = Field(default=SCHEMA_CMD_RESEND, alias="schema")
     id: str = Field(min_length=1, max_length=64)
-    first_seq: int = Field(ge=1, le=MAX_SEQ)
-    last_seq: int = Field(ge=1, le=MAX_SEQ)
+    first_seq: int = Field(ge=1, le=MAX_SEQ, strict=True)  # "1" or true is no seq
+    last_seq: int = Field(ge=1, le=MAX_SEQ, strict=True)
 
     @model_validator(mode="after")
     def _range(self) -> CmdResend:
