@@ -12,10 +12,12 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
+import aiomqtt
+
 from busd.cli import main as busd_main
 from office.archive import Archive, open_archive
 from office.live import Office
-from telemetry.mqtt import BrokerSettings
+from telemetry.mqtt import BrokerSettings, make_client
 from tests.support.uplink_env import bus_config, running_bus, running_office
 from tests.support.wait import wait_until
 
@@ -164,3 +166,37 @@ async def test_hostile_resends_are_answered_with_the_reason_and_the_uplink_goes_
         top = parts.outbox.last_seq
         await office.wait_until(lambda: _has(office.archive, top), timeout=10)
         assert parts.uplink.connected
+
+
+async def test_a_resend_does_not_hold_live_records_back(mosquitto, tmp_path):
+    base = bus_config(tmp_path, mosquitto.port)
+    # Small batches, so the resend is many messages and a live record can come between them.
+    config = base.model_copy(update={"uplink": base.uplink.model_copy(
+        update={"batch_max_records": 10})})
+    async with running_bus(config) as (parts, _):
+        await wait_until(lambda: parts.uplink.connected, timeout=10, what="connected")
+        await ticks(parts, 2000)
+        await wait_until(lambda: parts.outbox.rows == 0, timeout=30, what="all acknowledged")
+        arrived: list[tuple[str, int]] = []  # (topic, last seq of the message)
+        listener = make_client(BrokerSettings(host="127.0.0.1", port=mosquitto.port),
+                               identifier="listener", protocol=aiomqtt.ProtocolVersion.V311)
+        async with listener:
+            await listener.subscribe(f"multimobile/v1/{BUS}/event/#", qos=1)
+            await parts.outbox.request_resend(1, 2000)
+            live = await parts.outbox.append("event", "live", {})
+
+            async def listen() -> None:
+                async for message in listener.messages:
+                    body = json.loads(message.payload)  # type: ignore[arg-type]
+                    records = body.get("records") or [body]
+                    arrived.append((str(message.topic), records[-1]["seq"]))
+                    if sum(1 for _, s in arrived if s == 2000 or s == live) == 2:
+                        return
+
+            async with asyncio.timeout(30):
+                await listen()
+        order = [seq for _, seq in arrived]
+        # The live record went out while the resend was still going, not after all of it.
+        assert order.index(live) < order.index(2000)
+        await wait_until(lambda: parts.uplink.counters["records_resent"] == 2000, timeout=10,
+                         what="every resent record acknowledged")
