@@ -222,6 +222,10 @@ class CommandDispatcher:
         detail = {"resent": plan.resent, "pending": plan.pending,
                   "missing": [list(r) for r in plan.missing],
                   "missing_records": plan.missing_records}
+        if first > plan.last_made:
+            return CommandOutcome.reject(
+                f"seq {first}-{last} was never made: this bus's last record is "
+                f"{plan.last_made}", **detail)
         if plan.resent == 0 and plan.pending == 0:
             return CommandOutcome.reject(
                 f"seq {first}-{last} is no longer on the bus (acknowledged records are kept "

@@ -141,6 +141,7 @@ class ResendPlan:
     pending: int  # records not yet acknowledged: the drain sends them anyway
     missing: tuple[tuple[int, int], ...]  # ranges no longer here (at most RESEND_MAX_RANGES)
     missing_records: int  # every missing record, listed or not
+    last_made: int  # the newest seq this bus has made: above it, nothing was ever missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,7 +611,8 @@ class Outbox:
             self.counters["resend_requested"] += len(kept)
             self._new_records.set()  # wake the drain
         return ResendPlan(resent=len(kept), pending=len(present) - len(kept),
-                          missing=tuple(missing), missing_records=missing_records)
+                          missing=tuple(missing), missing_records=missing_records,
+                          last_made=self._last_seq)
 
     def _resend_scan_sync(self, first: int, last: int) -> tuple[list[int], list[int]]:
         """(seqs kept in ``sent``, seqs in either table) within the range, in order."""

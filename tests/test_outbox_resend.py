@@ -135,6 +135,9 @@ async def test_a_range_older_than_the_window_is_answered_no_longer_on_the_bus(tm
         assert result.detail.resent == 0 and result.detail.missing == [(2, 5)]
         assert result.detail.missing_records == 4
         assert await box.peek_resend(limit=10) == []
+        # A range the bus never reached is not called lost.
+        ahead = await dispatcher(box).handle("resend", resend_cmd(7, 9))
+        assert ahead.reason == "seq 7-9 was never made: this bus's last record is 6"
 
 
 async def test_keep_sent_mb_drops_the_oldest_sent_records(tmp_path):
