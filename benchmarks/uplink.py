@@ -17,7 +17,10 @@ line of output is one JSON object with the figures:
     hour of driving at default rates (1 Hz samples, group commit every 5 s, group
     delete every 30 s,
     synchronous=FULL, every group published and deleted), run back to back:
-    the same transactions as in real time, just without the waiting.
+    the same transactions as in real time, just without the waiting. An acknowledged
+    record is moved to the kept ``sent`` table (``outbox.keep_sent_*``, for cmd/resend),
+    not just deleted: that copy is most of the difference from before it was kept
+    (10.9 → 14.5 MB/h in a quick run).
 """
 
 from __future__ import annotations

@@ -319,12 +319,24 @@ class DataDropped(EventModel):
 
 
 class CommandDetail(EventModel):
-    """What an answer adds: the bus's time (ping), the accepted version, the problems."""
+    """What an answer adds: the bus's time (ping), the accepted version, the problems (plan),
+    what is resent and what is gone (resend)."""
 
     bus_ts: UtcTs | None = Field(default=None, description="ping: the bus's clock")
     version: int | None = Field(default=None, description="plan: the version now accepted")
     problems: list[tuple[str, str]] | None = Field(
         default=None, description="plan: each problem as [key, reason]")
+    resent: int | None = Field(
+        default=None, ge=0, description="resend: records the bus publishes again")
+    pending: int | None = Field(
+        default=None, ge=0, description="resend: records of the range not yet acknowledged "
+        "by the broker; they go out in order anyway")
+    missing: list[tuple[int, int]] | None = Field(
+        default=None, description="resend: ranges [first, last] the bus no longer has "
+        "(at most 100 listed)")
+    missing_records: int | None = Field(
+        default=None, ge=0, description="resend: every record of the range the bus no longer "
+        "has, listed or not")
 
 
 class CommandResult(EventModel):

@@ -1,4 +1,4 @@
-"""``busd office``: the live table (no sub-command), ``ingest`` and ``gaps``.
+"""``busd office``: the live table (no sub-command), ``ingest``, ``gaps`` and ``resend``.
 
 ``busd office`` alone runs the live subscriber and table (:mod:`office.live`); the sub-commands
 hang off its parser.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiomqtt import MqttError
 
 from office.archive import DEFAULT_TZ, ArchiveError, Gap, open_archive
 from office.archive.base import sqlite_path
@@ -25,6 +26,7 @@ from telemetry.mqtt import BrokerSettings
 log = structlog.get_logger("office.cli")
 
 EXIT_OK = 0
+EXIT_UNANSWERED = 1
 EXIT_ERROR = 2
 
 
@@ -80,7 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
 
 def add_office_commands(office: argparse.ArgumentParser) -> None:
     """Add the sub-commands to the ``busd office`` parser."""
-    sub = office.add_subparsers(dest="office_command", metavar="{ingest,gaps}")
+    sub = office.add_subparsers(dest="office_command", metavar="{ingest,gaps,resend}")
     ingest = sub.add_parser(
         "ingest", help="one of several workers writing the buses' records into the archive",
         description="Share the buses' record topics with the other workers of --group (MQTT 5 "
@@ -121,6 +123,27 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                       help="give up on the database after S seconds (default 10)")
     gaps.add_argument("--json", action="store_true", help="one JSON object per line")
     gaps.set_defaults(func=gaps_main)
+    resend = sub.add_parser(
+        "resend", help="ask the buses again for the records the archive lacks",
+        description="Send one cmd/resend per gap the archive shows (ranges of at most 100,000 "
+                    "seqs) and print each bus's answer: how many records it sends again, and "
+                    "which it no longer has. The records themselves reach the archive through "
+                    "the ingest workers (or busd office), which drop duplicates. Exit status 1 "
+                    "when a bus did not answer within --timeout.")
+    add_broker_arguments(resend)
+    resend.add_argument("--archive", required=True, metavar="URL",
+                        help="sqlite:///file.db, postgresql://…, or a SQLite file's path")
+    resend.add_argument("--bus", help="only this bus (default: every bus with gaps)")
+    resend.add_argument("--day", type=date.fromisoformat,
+                        help="only the gaps that began on this local day (YYYY-MM-DD)")
+    resend.add_argument("--tz", default=DEFAULT_TZ,
+                        help=f"the days' time zone (default {DEFAULT_TZ})")
+    resend.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="wait at most S seconds for the answers (default 30)")
+    resend.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                        help="give up on the database after S seconds (default 10)")
+    resend.add_argument("--json", action="store_true", help="one JSON object per line")
+    resend.set_defaults(func=resend_main)
 
 
 def ingest_main(args: argparse.Namespace) -> int:
@@ -204,3 +227,23 @@ def _hms(g: Gap) -> str:
 def _gap_json(g: Gap) -> dict[str, Any]:
     return {"bus": g.bus, "day": g.day.isoformat(), "first": g.first, "last": g.last,
             "missing": g.missing, "after": g.after.isoformat(), "before": g.before.isoformat()}
+
+
+def resend_main(args: argparse.Namespace) -> int:
+    from office.resend import format_answers, resend_gaps
+
+    url = archive_url(args.archive)
+    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
+        print(f"busd office resend: no archive at {sqlite_path(url)}", flush=True)
+        return EXIT_ERROR
+    try:
+        answers = asyncio.run(resend_gaps(
+            settings=settings_from_args(args), archive_url=url, bus=args.bus, day=args.day,
+            tz=args.tz, prefix=args.prefix, timeout_s=args.timeout,
+            connect_timeout_s=args.connect_timeout))
+    except (ArchiveError, MqttError, OSError) as err:
+        log.error("office_resend_failed", reason=str(err))
+        print(f"busd office resend: {err}", flush=True)
+        return EXIT_ERROR
+    print(format_answers(answers, as_json=args.json, timeout_s=args.timeout), flush=True)
+    return EXIT_OK if all(a.result is not None for a in answers) else EXIT_UNANSWERED

@@ -23,6 +23,7 @@ from telemetry.models import (
     Batch,
     CmdPing,
     CmdPlan,
+    CmdResend,
     CmdResultRecord,
     PlanMessage,
     State,
@@ -72,6 +73,9 @@ def topics() -> list[Topic]:
               "office to bus: answered on cmd/result with the bus's time"),
         Topic("cmd/plan", (CmdPlan,), False, 1, False,
               "office to bus: a new stop plan; its version must increase"),
+        Topic("cmd/resend", (CmdResend,), False, 1, False,
+              "office to bus: publish a seq range again that the office lacks (what the bus "
+              "still keeps after the PUBACK); the answer says what is gone"),
     ]
     return out
 

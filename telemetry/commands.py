@@ -6,8 +6,10 @@ decodes to text that is not Unicode and cannot be stored or sent), schema name,
 fields (pydantic, extra fields refused), bus id, then per command (plan: the
 plan inside is a valid plan whose date and version are the command's, for
 today in the plan's time zone, :func:`busd.plan.day_problem`, as the planner
-checks it, and its version is above the last accepted one). The planner's
-handler gets the plan inside the command, not the envelope.
+checks it, and its version is above the last accepted one; resend: a range of
+at most ``MAX_RESEND_RANGE`` seqs, first not above last). The planner's
+handler gets the plan inside the command, not the envelope; a resend is the
+outbox's (:class:`ResendSource`).
 
 Nothing a command contains can raise out of :meth:`handle`: the answer's
 ``id`` is always valid UTF-8 (a lone surrogate in it is written as its
@@ -29,7 +31,15 @@ from busd.clock import Clock, utc_iso
 from busd.event_catalog import CommandResult
 from busd.plan import day_problem
 from busd.ports import CommandHandler, CommandOutcome
-from telemetry.models import SCHEMA_CMD_PING, SCHEMA_CMD_PLAN, CmdPing, CmdPlan
+from telemetry.models import (
+    SCHEMA_CMD_PING,
+    SCHEMA_CMD_PLAN,
+    SCHEMA_CMD_RESEND,
+    CmdPing,
+    CmdPlan,
+    CmdResend,
+)
+from telemetry.outbox import ResendPlan, ResendRefused
 
 log = structlog.get_logger("telemetry.commands")
 
@@ -47,6 +57,14 @@ class MetaStore(Protocol):
         ...
 
 
+class ResendSource(Protocol):
+    """Where acknowledged records are kept for cmd/resend (the outbox)."""
+
+    async def request_resend(self, first_seq: int, last_seq: int) -> ResendPlan:
+        """Queue the kept records of the range; raises ResendRefused when it cannot."""
+        ...
+
+
 class CommandRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -56,7 +74,10 @@ class CommandRejected(Exception):
 _MODELS: dict[str, tuple[str, type[BaseModel]]] = {
     "ping": (SCHEMA_CMD_PING, CmdPing),
     "plan": (SCHEMA_CMD_PLAN, CmdPlan),
+    "resend": (SCHEMA_CMD_RESEND, CmdResend),
 }
+# Answered by the uplink's own parts, never by a registered handler.
+_BUILT_IN = ("ping", "resend")
 
 
 def _printable_id(value: str) -> str:
@@ -83,6 +104,7 @@ class CommandDispatcher:
         bus_id: str,
         clock: Clock,
         store: MetaStore,
+        resend: ResendSource | None = None,
         max_bytes: int = 256 * 1024,
         handler_timeout_s: float = 5.0,
     ) -> None:
@@ -91,6 +113,7 @@ class CommandDispatcher:
         self._bus = bus_id
         self._clock = clock
         self._store = store
+        self._resend_source = resend
         self._max_bytes = max_bytes
         self._timeout = handler_timeout_s
         self._handlers: dict[str, CommandHandler] = {}
@@ -100,8 +123,8 @@ class CommandDispatcher:
     def register(self, name: str, handler: CommandHandler) -> None:
         if name not in _MODELS:
             raise ValueError(f"no command {name!r}; known: {sorted(_MODELS)}")
-        if name == "ping":
-            raise ValueError("ping is answered by the uplink itself")
+        if name in _BUILT_IN:
+            raise ValueError(f"{name} is answered by the uplink itself")
         if name in self._handlers:
             raise ValueError(f"a handler for {name!r} is already registered")
         self._handlers[name] = handler
@@ -133,7 +156,12 @@ class CommandDispatcher:
             if command.bus != self._bus:  # type: ignore[attr-defined]
                 raise CommandRejected(
                     f"addressed to bus {command.bus!r}, this is {self._bus!r}")  # type: ignore[attr-defined]
-            outcome = await (self._ping() if name == "ping" else self._plan(command))  # type: ignore[arg-type]
+            if isinstance(command, CmdPlan):
+                outcome = await self._plan(command)
+            elif isinstance(command, CmdResend):
+                outcome = await self._resend(command)
+            else:
+                outcome = await self._ping()
         except CommandRejected as rej:
             outcome = CommandOutcome.reject(rej.reason)
         except Exception as err:  # a handler's bug must not take the receive loop down
@@ -178,6 +206,31 @@ class CommandDispatcher:
 
     async def _ping(self) -> CommandOutcome:
         return CommandOutcome.accept(bus_ts=utc_iso(self._clock.now()))
+
+    async def _resend(self, command: CmdResend) -> CommandOutcome:
+        if self._resend_source is None:
+            raise CommandRejected("this bus keeps no sent records to resend")
+        first, last = command.first_seq, command.last_seq
+        try:
+            async with asyncio.timeout(self._timeout):
+                plan = await self._resend_source.request_resend(first, last)
+        except TimeoutError:
+            raise CommandRejected(
+                f"the outbox did not answer within {self._timeout:g} s") from None
+        except ResendRefused as err:
+            raise CommandRejected(str(err)) from None
+        detail = {"resent": plan.resent, "pending": plan.pending,
+                  "missing": [list(r) for r in plan.missing],
+                  "missing_records": plan.missing_records}
+        if first > plan.last_made:
+            return CommandOutcome.reject(
+                f"seq {first}-{last} was never made: this bus's last record is "
+                f"{plan.last_made}", **detail)
+        if plan.resent == 0 and plan.pending == 0:
+            return CommandOutcome.reject(
+                f"seq {first}-{last} is no longer on the bus (acknowledged records are kept "
+                "for outbox.keep_sent_days and at most outbox.keep_sent_mb)", **detail)
+        return CommandOutcome.accept(**detail)
 
     async def _plan(self, command: CmdPlan) -> CommandOutcome:
         plan = command.plan  # validated with the command (busd.plan.Plan)

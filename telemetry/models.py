@@ -47,6 +47,11 @@ SCHEMA_BATCH: Final = "busd.batch/1"
 SCHEMA_PLAN: Final = "busd.plan/1"
 SCHEMA_CMD_PING: Final = "busd.cmd.ping/1"
 SCHEMA_CMD_PLAN: Final = "busd.cmd.plan/1"
+SCHEMA_CMD_RESEND: Final = "busd.cmd.resend/1"
+# The largest seq range one cmd/resend may ask for; the office splits longer gaps.
+MAX_RESEND_RANGE: Final = 100_000
+# A seq is an SQLite INTEGER on the bus and a bigint in the office's archive.
+MAX_SEQ: Final = 2**63 - 1
 
 # Which record schema each outbox stream publishes with, and on which topic.
 STREAM_SCHEMAS = {
@@ -212,6 +217,31 @@ class CmdPlan(_Model):
                        "planner gets only this")
 
 
+class CmdResend(_Model):
+    """``.../cmd/resend`` (office to bus): publish again the records ``first_seq`` ..
+    ``last_seq`` (at most 100,000) that the bus still keeps after their PUBACK, on their
+    original topics with their original ``seq`` and ``ts``; the answer on cmd/result says
+    how many (``detail.resent``) and which ranges the bus no longer has
+    (``detail.missing``). Asking twice is harmless: the office drops duplicates by seq."""
+
+    bus: str
+    ts: str
+    schema_: Literal["busd.cmd.resend/1"] = Field(default=SCHEMA_CMD_RESEND, alias="schema")
+    id: str = Field(min_length=1, max_length=64)
+    first_seq: int = Field(ge=1, le=MAX_SEQ, strict=True)  # "1" or true is no seq
+    last_seq: int = Field(ge=1, le=MAX_SEQ, strict=True)
+
+    @model_validator(mode="after")
+    def _range(self) -> CmdResend:
+        if self.first_seq > self.last_seq:
+            raise ValueError(f"first_seq {self.first_seq} is above last_seq {self.last_seq}")
+        size = self.last_seq - self.first_seq + 1
+        if size > MAX_RESEND_RANGE:
+            raise ValueError(f"the range holds {size} records, at most {MAX_RESEND_RANGE} "
+                             "may be asked at once")
+        return self
+
+
 def _record_model(model: type[EventModel], schema: str, base_doc: str) -> type[_Record]:
     """The record of one catalogue kind: its envelope with ``kind`` and ``data`` narrowed."""
     kind = kind_of(model)
@@ -249,6 +279,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "plan": PlanMessage,
     "cmd_ping": CmdPing,
     "cmd_plan": CmdPlan,
+    "cmd_resend": CmdResend,
     **{f"event-{kind}": model for kind, model in EVENT_RECORDS.items()},
     **{f"report-{kind}": model for kind, model in REPORT_RECORDS.items()},
 }

@@ -15,16 +15,30 @@ event loop never blocks on disk and there is no write contention.
   commits on power loss. The cost of FULL is kept small by committing telemetry
   in groups (``commit_interval_s``); events, reports and command results commit
   at once and their ``emit_*`` returns only after the commit.
-- Rows are deleted only after the broker's PUBACK (:meth:`Outbox.ack`), in
-  groups (every ``delete_interval_s`` or 2000 records): one small transaction
+- Rows leave the ``outbox`` table only after the broker's PUBACK (:meth:`Outbox.ack`),
+  in groups (every ``delete_interval_s`` or 2000 records): one small transaction
   instead of one per message keeps the disk writes low (SD cards wear). Acked
-  rows are never offered again by this process; after a crash they are resent
-  and the office drops them by ``seq``.
-- An insert touches only the table's last page: no secondary index (the bound
-  check scans, once a minute) and no counter row to update.
-- Bounded by ``max_mb`` (payload bytes) and ``max_age_days``. Over the bound it
-  drops, in this order: telemetry change samples (thinning the history to its
-  keyframes), then keyframes, then events/reports, each oldest first, and
+  rows are never offered again by the drain of this process; after a crash they
+  are resent and the office drops them by ``seq``.
+- A PUBACK proves that the broker took a record, not that the office archived it
+  (no subscriber, an ingest worker's session expired). So an acknowledged row is
+  *moved*, in that same transaction, to a second table, ``sent``, and kept there
+  for ``keep_sent_days`` (7) and at most ``keep_sent_mb`` (50), whichever is hit
+  first, oldest first: :meth:`Outbox.request_resend` (``cmd/resend``) queues a
+  range of it to be published again, and :meth:`Outbox.peek_resend` gives the
+  uplink those rows once the live backlog is empty. A separate table, not a
+  ``sent`` flag: the drain's query (``seq > ?`` on ``outbox``) walks only records
+  not yet sent however many sent ones are kept, and an insert still touches only
+  the last page of a table with no secondary index. ``sent`` has one index, on
+  ``sent_at``, so the once-a-minute expiry does not read the kept bodies.
+  The resend queue is in memory (bounded by ``RESEND_MAX_QUEUED`` records): a
+  restart forgets it, and the office asks again (a resend is idempotent).
+- An insert into ``outbox`` touches only the table's last page: no secondary index (the
+  bound check scans, once a minute) and no counter row to update.
+- Bounded by ``max_mb`` (payload bytes, sent and unsent) and ``max_age_days`` (unsent).
+  When room is needed, kept ``sent`` rows go first (oldest first, no loss: the broker
+  had them); then, in this order: telemetry change samples (thinning the history to
+  its keyframes), then keyframes, then events/reports, each oldest first, and
   commits a ``data_dropped`` event saying what went.
 - A disk that refuses writes (full, read-only) is handled by the one storage
   policy (busd/storage.py): the outbox turns degraded, keeps telemetry and the
@@ -70,6 +84,10 @@ T = TypeVar("T")
 # Durable records the disk refused (given to keep(): command answers), waiting in memory.
 UNWRITTEN_CAPACITY = 1000
 Item = tuple[Stream, str, float, int, str]  # stream, kind, ts, prio, body
+# Records a cmd/resend may have waiting at once (ten of the largest ranges).
+RESEND_MAX_QUEUED = 1_000_000
+# Missing ranges a resend answer lists at most (thinned telemetry leaves one per sample).
+RESEND_MAX_RANGES = 100
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -82,11 +100,48 @@ CREATE TABLE IF NOT EXISTS outbox (
     body   TEXT    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (
+    seq     INTEGER PRIMARY KEY,
+    stream  TEXT    NOT NULL,
+    kind    TEXT    NOT NULL,
+    ts      REAL    NOT NULL,
+    prio    INTEGER NOT NULL,
+    size    INTEGER NOT NULL,
+    body    TEXT    NOT NULL,
+    sent_at REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at);
 """
 
 
 class OutboxClosed(BusdError):
     """The outbox is closed (shutting down); nothing can be appended."""
+
+
+class ResendRefused(BusdError):
+    """A resend that cannot be queued now (the queue is full); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentGone:
+    """Kept acknowledged records the window or the bound removed (no loss: logged only)."""
+
+    reason: str
+    records: int
+    size: int
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResendPlan:
+    """What the outbox will do for a resend of ``first_seq``..``last_seq``."""
+
+    resent: int  # records kept after their PUBACK, queued to be published again
+    pending: int  # records not yet acknowledged: the drain sends them anyway
+    missing: tuple[tuple[int, int], ...]  # ranges no longer here (at most RESEND_MAX_RANGES)
+    missing_records: int  # every missing record, listed or not
+    last_made: int  # the newest seq this bus has made: above it, nothing was ever missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +190,20 @@ class Outbox:
         # (a handful of keys, so bounded), read back by get_meta, written by flush().
         self._unwritten_meta: dict[str, str] = {}
         self._new_records = asyncio.Event()
-        self._acked: set[int] = set()  # PUBACKed, waiting for the next group delete
+        self._acked: set[int] = set()  # PUBACKed, waiting for the next group move to `sent`
+        self._keep_sent = self._cfg.keep_sent_days > 0 and self._cfg.keep_sent_mb > 0
+        self._keep_sent_bytes = int(self._cfg.keep_sent_mb * 1024 * 1024)
+        # Ranges [first, last] of `sent` to publish again: sorted, disjoint, bounded.
+        self._resend: list[tuple[int, int]] = []
         self._last_seq = 0
         self._rows = 0
         self._bytes = 0
+        self._sent_rows = 0
+        self._sent_bytes = 0
         self.counters: dict[str, int] = {
             "appended": 0, "acked": 0, "dropped_records": 0, "telemetry_overflow": 0,
             "commits": 0, "storage_errors": 0, "unwritten_dropped": 0,
+            "sent_expired": 0, "resend_requested": 0,
         }
         self._log = log.bind(component="outbox", path=str(self._path))
 
@@ -181,9 +243,12 @@ class Outbox:
         row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
         last = int(row[0]) if row else 0
         top = db.execute("SELECT max(seq) FROM outbox").fetchone()[0]
-        self._last_seq = max(last, top or 0)
+        top_sent = db.execute("SELECT max(seq) FROM sent").fetchone()[0]
+        self._last_seq = max(last, top or 0, top_sent or 0)
         self._rows, self._bytes = db.execute(
             "SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
+        self._sent_rows, self._sent_bytes = db.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM sent").fetchone()
         self._db = db
 
     async def close(self) -> None:
@@ -248,6 +313,8 @@ class Outbox:
                     await self._storage.wait(ctx)
                 self.counters["unwritten_dropped"] = self._unwritten.dropped
                 ctx.counters.update(self.counters, rows=self._rows, bytes=self._bytes,
+                                    sent_rows=self._sent_rows, sent_bytes=self._sent_bytes,
+                                    resend_waiting=self.resend_waiting,
                                     last_seq=self._last_seq, unwritten=len(self._unwritten))
                 ctx.beat()
         finally:
@@ -424,11 +491,26 @@ class Outbox:
 
     @property
     def bytes(self) -> int:
+        """Payload bytes of the records not yet moved to ``sent``."""
         return self._bytes
 
+    @property
+    def sent_rows(self) -> int:
+        """Acknowledged records kept for cmd/resend."""
+        return self._sent_rows
+
+    @property
+    def sent_bytes(self) -> int:
+        return self._sent_bytes
+
+    @property
+    def resend_waiting(self) -> int:
+        """Records (at most) still queued to be published again."""
+        return sum(last - first + 1 for first, last in self._resend)
+
     async def wait_new(self, after_seq: int) -> None:
-        """Return once a record with seq > ``after_seq`` is committed."""
-        while self._last_seq <= after_seq:
+        """Return once a record with seq > ``after_seq`` is committed, or a resend is queued."""
+        while self._last_seq <= after_seq and not self._resend:
             self._new_records.clear()
             await self._new_records.wait()
 
@@ -453,21 +535,26 @@ class Outbox:
                 await self.purge()
 
     async def purge(self) -> None:
-        """Delete acknowledged records now."""
+        """Move acknowledged records to ``sent`` now (delete them when none are kept)."""
         if not self._acked or self._db is None:
             return
         batch = sorted(self._acked)
-        await self._call(self._delete_sync, batch)
+        await self._call(self._delete_sync, batch, self._clock.now())
         self._acked.difference_update(batch)
 
-    def _delete_sync(self, seqs: list[int]) -> None:
+    def _delete_sync(self, seqs: list[int], now: float) -> None:
         db = self._require_db()
+        # Kept rows are copied in the deleting transaction: a row is in one table or the other.
+        keep = ("INSERT OR IGNORE INTO sent SELECT seq, stream, kind, ts, prio, size, body, ? "
+                "FROM outbox WHERE ")
         with self._transaction(db):
             if seqs[-1] - seqs[0] + 1 == len(seqs):  # the usual case: one contiguous run
                 where, args = "seq BETWEEN ? AND ?", (seqs[0], seqs[-1])
                 freed = db.execute(
                     f"SELECT count(*), coalesce(sum(size),0) FROM outbox WHERE {where}", args
                 ).fetchone()
+                if self._keep_sent:
+                    db.execute(keep + where, (now, *args))
                 db.execute(f"DELETE FROM outbox WHERE {where}", args)
             else:
                 freed = [0, 0]
@@ -476,13 +563,84 @@ class Outbox:
                     if got:
                         freed[0] += 1
                         freed[1] += got[0]
+                        if self._keep_sent:
+                            db.execute(keep + "seq=?", (now, seq))
                         db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
             # The table may now be empty: keep the numbering in the same transaction.
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
                        (str(self._last_seq),))
         self._rows -= freed[0]
         self._bytes -= freed[1]
+        if self._keep_sent:
+            self._sent_rows += freed[0]
+            self._sent_bytes += freed[1]
         self.counters["acked"] += freed[0]
+
+    # --- resend (cmd/resend) ----------------------------------------------------------------
+
+    async def request_resend(self, first_seq: int, last_seq: int) -> ResendPlan:
+        """Queue the kept records of ``first_seq``..``last_seq`` to be published again.
+
+        Idempotent: a range already queued is queued once. Raises :class:`ResendRefused`
+        when the queue cannot take the range."""
+        await self._ready()
+        if first_seq > last_seq:
+            raise ValueError("first_seq is above last_seq")
+        # Records acknowledged since the last group move are in `sent` after this.
+        with contextlib.suppress(StorageError):  # on a full disk they count as pending
+            await self.purge()
+        kept, present = await self._call(self._resend_scan_sync, first_seq, last_seq)
+        missing: list[tuple[int, int]] = []
+        missing_records = 0
+        expect = first_seq
+        for seq in [*present, last_seq + 1]:
+            if seq > expect:
+                missing_records += seq - expect
+                if len(missing) < RESEND_MAX_RANGES:
+                    missing.append((expect, seq - 1))
+            expect = seq + 1
+        if kept:
+            lo, hi = kept[0], kept[-1]
+            merged = _add_range(self._resend, lo, hi)
+            waiting = sum(b - a + 1 for a, b in merged)
+            if waiting > RESEND_MAX_QUEUED:
+                raise ResendRefused(
+                    f"the resend queue is full ({self.resend_waiting} records waiting, at most "
+                    f"{RESEND_MAX_QUEUED}): ask again once it has drained")
+            self._resend = merged
+            self.counters["resend_requested"] += len(kept)
+            self._new_records.set()  # wake the drain
+        return ResendPlan(resent=len(kept), pending=len(present) - len(kept),
+                          missing=tuple(missing), missing_records=missing_records,
+                          last_made=self._last_seq)
+
+    def _resend_scan_sync(self, first: int, last: int) -> tuple[list[int], list[int]]:
+        """(seqs kept in ``sent``, seqs in either table) within the range, in order."""
+        db = self._require_db()
+        kept = [r[0] for r in db.execute(
+            "SELECT seq FROM sent WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))]
+        waiting = [r[0] for r in db.execute(
+            "SELECT seq FROM outbox WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))]
+        return kept, sorted(kept + waiting)
+
+    async def peek_resend(self, *, limit: int) -> list[Row]:
+        """The next kept records queued for a resend (oldest first); they leave the queue
+        now. Empty when nothing is queued."""
+        while self._resend:
+            first, last = self._resend[0]
+            rows = await self._call(self._peek_sent_sync, first, last, limit)
+            # Taken off by value, not by position: a request may have merged meanwhile.
+            done_upto = rows[-1].seq if len(rows) == limit else last
+            self._resend = _remove_range(self._resend, first, done_upto)
+            if rows:
+                return rows
+        return []
+
+    def _peek_sent_sync(self, first: int, last: int, limit: int) -> list[Row]:
+        cur = self._require_db().execute(
+            "SELECT seq, stream, kind, ts, body FROM sent WHERE seq BETWEEN ? AND ? "
+            "ORDER BY seq LIMIT ?", (first, last, limit))
+        return [Row(*r) for r in cur]
 
     # --- small persistent settings (plan version, retained plan) -----------------------
 
@@ -529,8 +687,10 @@ class Outbox:
         await self._ready()
         await self.flush()
         await self.purge()
-        cutoff = self._clock.now() - self._cfg.max_age_days * 86400
-        dropped = await self._call(self._enforce_sync, cutoff)
+        now = self._clock.now()
+        cutoff = now - self._cfg.max_age_days * 86400
+        dropped = await self._call(self._enforce_sync, cutoff,
+                                   now - self._cfg.keep_sent_days * 86400)
         if not dropped:
             return 0
         total = sum(d.records for d in dropped)
@@ -540,17 +700,25 @@ class Outbox:
             await self.emit_event(summary)
         return total
 
-    def _enforce_sync(self, cutoff: float) -> list[DataDropped]:
+    def _enforce_sync(self, cutoff: float, sent_cutoff: float) -> list[DataDropped]:
         db = self._require_db()
         results: list[tuple[DataDropped, int]] = []
+        gone: list[SentGone] = []  # kept acknowledged records dropped: no loss, just logged
         with self._transaction(db):
+            gone += self._expire_sent(db, sent_cutoff)
+            sent_bytes = self._sent_bytes - sum(g.size for g in gone)
             aged = db.execute(
                 "SELECT seq, stream, ts, size FROM outbox WHERE ts < ? ORDER BY seq", (cutoff,)
             ).fetchall()
             if aged:
                 db.execute("DELETE FROM outbox WHERE ts < ?", (cutoff,))
                 results.append(self._summary("max_age_days", aged))
-            over = self._bytes - sum(r[3] for r in aged) - self._max_bytes
+            over = self._bytes - sum(r[3] for r in aged) + sent_bytes - self._max_bytes
+            # Kept acknowledged records make room first: the broker had them, nothing is lost.
+            evicted = self._evict_sent(db, over, "max_mb")
+            if evicted is not None:
+                gone.append(evicted)
+                over -= evicted.size
             victims: list[tuple[int, str, float, int]] = []
             for prio in (PRIO_TELEMETRY_DELTA, PRIO_TELEMETRY_FULL, PRIO_DURABLE):
                 if over <= 0:
@@ -572,7 +740,49 @@ class Outbox:
         for group, size in results:
             self._rows -= group.records
             self._bytes -= size
+        for g in gone:
+            self._sent_rows -= g.records
+            self._sent_bytes -= g.size
+            self.counters["sent_expired"] += g.records
+            self._log.info("outbox_sent_expired", reason=g.reason, records=g.records,
+                           first_seq=g.first_seq, last_seq=g.last_seq)
         return [group for group, _ in results]
+
+    def _expire_sent(self, db: sqlite3.Connection, cutoff: float) -> list[SentGone]:
+        """Inside the bound's transaction: drop kept records acknowledged before ``cutoff``
+        (the index on ``sent_at`` finds them), then the oldest beyond ``keep_sent_mb``."""
+        gone: list[SentGone] = []
+        rows, size, first, last = db.execute(
+            "SELECT count(*), coalesce(sum(size), 0), min(seq), max(seq) FROM sent "
+            "WHERE sent_at < ?", (cutoff,)).fetchone()
+        if rows:
+            db.execute("DELETE FROM sent WHERE sent_at < ?", (cutoff,))
+            gone.append(SentGone("keep_sent_days", rows, size, first, last))
+        left = self._sent_bytes - size
+        keep = self._keep_sent_bytes if self._keep_sent else 0
+        evicted = self._evict_sent(db, left - keep, "keep_sent_mb")
+        if evicted is not None:
+            gone.append(evicted)
+        return gone
+
+    @staticmethod
+    def _evict_sent(db: sqlite3.Connection, need: int, reason: str) -> SentGone | None:
+        """Drop the oldest kept records until ``need`` bytes are freed (or none is left)."""
+        if need <= 0:
+            return None
+        freed = rows = 0
+        first = last = 0
+        for seq, size in db.execute("SELECT seq, size FROM sent ORDER BY seq"):
+            first = first or seq
+            last = seq
+            rows += 1
+            freed += size
+            if freed >= need:
+                break
+        if not rows:
+            return None
+        db.execute("DELETE FROM sent WHERE seq <= ?", (last,))
+        return SentGone(reason, rows, freed, first, last)
 
     @staticmethod
     def _summary(
@@ -593,3 +803,28 @@ class Outbox:
         })
         return event, sum(r[3] for r in rows)
 
+
+
+def _add_range(ranges: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:
+    """``ranges`` (sorted, disjoint) with ``first``..``last`` added, merged where they touch."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted([*ranges, (first, last)]):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _remove_range(ranges: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:
+    """``ranges`` without ``first``..``last``."""
+    out: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if b < first or a > last:
+            out.append((a, b))
+            continue
+        if a < first:
+            out.append((a, first - 1))
+        if b > last:
+            out.append((last + 1, b))
+    return out

@@ -13,8 +13,12 @@ connects again with capped, jittered exponential back-off.
   next one, so never queued; it flows on its own task however big the backlog.
 - the drain: oldest records first, consecutive records of one topic packed into
   a ``busd.batch/1`` message (up to ``batch_max_records`` / ``batch_max_kb``),
-  up to ``inflight`` messages awaiting PUBACK at once; each PUBACK deletes its
-  records from the outbox. A lost connection resends whatever was not acked.
+  up to ``inflight`` messages awaiting PUBACK at once; each PUBACK moves its
+  records to the outbox's kept ``sent`` table. A lost connection resends whatever
+  was not acked.
+- resend (``cmd/resend``): kept records the office asked for again go out on
+  their original topics with their original ``seq`` and ``ts``, one batch at a
+  time and only while no live record waits, so they never hold live data back.
 - ``cmd/+`` in: validated by :class:`CommandDispatcher`; each answer is a
   durable record on ``cmd/result``.
 """
@@ -157,7 +161,7 @@ class Uplink:
         self.connected_since: float | None = None  # of the last connection; see `connected`
         self.last_ack: float | None = None  # the last PUBACK of outbox records
         self.counters: dict[str, int] = {
-            "messages": 0, "records_sent": 0,
+            "messages": 0, "records_sent": 0, "records_resent": 0,
             "state_published": 0, "commands": 0,
         }
         self._log = log.bind(component="uplink", bus=bus_id)
@@ -275,6 +279,11 @@ class Uplink:
             while True:
                 rows = await self._outbox.peek(after_seq=sent_upto,
                                                limit=self._cfg.batch_max_records * 4)
+                resend = False
+                if not rows:
+                    # Live records first: a resend goes one batch at a time in between.
+                    rows = await self._outbox.peek_resend(limit=self._cfg.batch_max_records)
+                    resend = True
                 if not rows:
                     await self._outbox.wait_new(sent_upto)
                     continue
@@ -283,23 +292,25 @@ class Uplink:
                     max_records=self._cfg.batch_max_records, max_bytes=max_bytes,
                 ):
                     await window.acquire()
-                    tg.create_task(self._send(client, message, window))
-                    sent_upto = message.seqs[-1]
+                    tg.create_task(self._send(client, message, window, resend=resend))
+                    if not resend:
+                        sent_upto = message.seqs[-1]
                 ctx.counters.update(self.counters, backlog=self._outbox.rows)
                 ctx.beat()
 
     async def _send(self, client: aiomqtt.Client, message: Message,
-                    window: asyncio.Semaphore) -> None:
+                    window: asyncio.Semaphore, *, resend: bool = False) -> None:
         try:
             # aiomqtt's QoS 1 publish returns once the broker's PUBACK arrived.
             await client.publish(message.topic, message.payload, qos=1,
                                  timeout=self._settings.timeout_s)
             self.last_ack = self._clock.now()
-            await self._outbox.ack(message.seqs)
+            if not resend:  # a resent record was acknowledged once and is kept already
+                await self._outbox.ack(message.seqs)
         finally:
             window.release()
         self.counters["messages"] += 1
-        self.counters["records_sent"] += len(message.seqs)
+        self.counters["records_resent" if resend else "records_sent"] += len(message.seqs)
 
     def state_payload(self) -> bytes:
         values: dict[str, Any] = {}

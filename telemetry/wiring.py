@@ -46,7 +46,7 @@ def build_uplink(
     if outbox is None:
         outbox = Outbox.from_config(config, clock=clock, on_storage=on_storage)
     commands = CommandDispatcher(
-        bus_id=config.bus_id, clock=clock, store=outbox,
+        bus_id=config.bus_id, clock=clock, store=outbox, resend=outbox,
         max_bytes=config.uplink.command_max_bytes,
     )
     uplink = Uplink.from_config(config, state=state, outbox=outbox, commands=commands,

@@ -72,7 +72,8 @@ def test_the_whole_interface_is_there() -> None:
     addresses = {c["address"].removeprefix("multimobile/v1/{bus_id}/")
                  for c in DOCUMENT["channels"].values()}
     assert {f"event/{k}" for k in EVENT_RECORDS} | {f"report/{k}" for k in REPORT_RECORDS} \
-        | {"status", "state", "telemetry", "plan", "cmd/result", "cmd/ping", "cmd/plan"} \
+        | {"status", "state", "telemetry", "plan", "cmd/result", "cmd/ping", "cmd/plan",
+           "cmd/resend"} \
         == addresses
     actions = {name: op["action"] for name, op in DOCUMENT["operations"].items()}
     assert actions["receive_cmd_plan"] == "receive" and actions["publish_plan"] == "send"

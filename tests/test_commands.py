@@ -206,7 +206,9 @@ async def test_hostile_commands_over_the_broker(mosquitto: Mosquitto, tmp_path: 
         assert [r["accepted"] for r in results] == [False, False, True, False, False, True]
         assert results[0]["reason"].startswith("not valid JSON")
         assert results[1]["reason"] == "addressed to bus 'bus-02', this is 'bus-01'"
-        assert results[2]["detail"] == {"bus_ts": None, "version": 5, "problems": None}
+        assert results[2]["detail"] == {"bus_ts": None, "version": 5, "problems": None,
+                                        "resent": None, "pending": None, "missing": None,
+                                        "missing_records": None}
         assert results[3]["reason"] == "version 4 is not above the accepted version 5"
         assert results[4]["reason"].startswith("payload is 10485762 bytes")
         assert results[5]["id"] == "ping-1" and results[5]["detail"]["bus_ts"].endswith("Z")

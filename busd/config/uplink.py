@@ -92,6 +92,23 @@ class OutboxConfig(Strict):
     delete_interval_s: float = Field(
         default=30.0, gt=0, description="acknowledged records are deleted in groups this often")
     retention_check_s: float = Field(default=60.0, gt=0)
+    # A PUBACK proves only that the broker took a record, not that the office archived it:
+    # acknowledged records stay (in their own table) so the office can ask for them again.
+    keep_sent_days: float = Field(
+        default=7.0, ge=0, description="acknowledged records are kept this long for cmd/resend "
+        "(0: deleted at PUBACK)")
+    keep_sent_mb: float = Field(
+        default=50.0, ge=0, description="at most this many MB of acknowledged records are kept "
+        "(0: none); the older go first")
+
+    @model_validator(mode="after")
+    def _check(self) -> OutboxConfig:
+        # Left at its default it simply yields to a small max_mb (acknowledged records are
+        # the first to go when the outbox needs room); set, it must make sense.
+        if "keep_sent_mb" in self.model_fields_set and self.keep_sent_mb >= self.max_mb:
+            raise ValueError(f"keep_sent_mb ({self.keep_sent_mb:g}) must be below max_mb "
+                             f"({self.max_mb:g}): records not yet sent need the room")
+        return self
 
 
 # What the office's live view needs every second; the full record is in telemetry.
