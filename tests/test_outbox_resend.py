@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -19,7 +21,7 @@ from telemetry.outbox import RESEND_MAX_QUEUED, Outbox, ResendRefused
 BUS = "bus-01"
 
 
-def make(tmp_path, **cfg) -> Outbox:
+def make(tmp_path: Path, **cfg: Any) -> Outbox:
     return Outbox(path=tmp_path / "outbox.sqlite", clock=ManualClock(), config=OutboxConfig(**cfg))
 
 
@@ -32,16 +34,23 @@ async def sent_through(box: Outbox, n: int, *, pad: str = "") -> None:
     await box.purge()
 
 
-def resend_cmd(first, last, *, id="r1"):
+def resend_cmd(first: object, last: object, *, id: str = "r1") -> bytes:
     return json.dumps({"schema": "busd.cmd.resend/1", "bus": BUS, "ts": "2026-01-01T00:00:00.000Z",
                        "id": id, "first_seq": first, "last_seq": last}).encode()
 
 
+def manual(box: Outbox) -> ManualClock:
+    """The outbox's clock, which :func:`make` made manual."""
+    clock = box._clock
+    assert isinstance(clock, ManualClock)
+    return clock
+
+
 class NoMeta:
-    async def get_meta(self, key):
+    async def get_meta(self, key: str) -> str | None:
         return None
 
-    async def keep_meta(self, key, value):
+    async def keep_meta(self, key: str, value: str) -> None:
         raise AssertionError("resend stores no setting")
 
 
@@ -49,7 +58,9 @@ def dispatcher(box: Outbox) -> CommandDispatcher:
     return CommandDispatcher(bus_id=BUS, clock=box._clock, store=NoMeta(), resend=box)
 
 
-async def test_acknowledged_records_are_kept_out_of_the_drain_and_resent_as_they_were(tmp_path):
+async def test_acknowledged_records_are_kept_out_of_the_drain_and_resent_as_they_were(
+    tmp_path: Path,
+) -> None:
     async with make(tmp_path) as box:
         await sent_through(box, 5)
         before = {r.seq: r for r in await box.peek_resend(limit=10)}  # nothing queued yet
@@ -71,19 +82,19 @@ async def test_acknowledged_records_are_kept_out_of_the_drain_and_resent_as_they
         assert (await box.request_resend(1, 5)).resent == 5
 
 
-async def test_a_resend_keeps_the_original_ts(tmp_path):
+async def test_a_resend_keeps_the_original_ts(tmp_path: Path) -> None:
     box = make(tmp_path)
     async with box:
         await box.append("event", "tick", {})
         made = (await box.peek(after_seq=0, limit=1))[0].ts
-        await box._clock.advance(3600)
+        await manual(box).advance(3600)
         await box.ack([1])
         await box.purge()
         await box.request_resend(1, 1)
         assert [r.ts for r in await box.peek_resend(limit=5)] == [made]
 
 
-async def test_asking_twice_queues_once_and_ranges_merge(tmp_path):
+async def test_asking_twice_queues_once_and_ranges_merge(tmp_path: Path) -> None:
     async with make(tmp_path) as box:
         await sent_through(box, 10)
         await box.request_resend(2, 6)
@@ -96,10 +107,10 @@ async def test_asking_twice_queues_once_and_ranges_merge(tmp_path):
         assert seqs == [2, 3, 4, 5, 6, 7, 8]
 
 
-async def test_the_answer_tells_what_is_pending_and_what_is_gone(tmp_path):
+async def test_the_answer_tells_what_is_pending_and_what_is_gone(tmp_path: Path) -> None:
     async with make(tmp_path, keep_sent_days=1) as box:
         await sent_through(box, 4)  # 1-4 kept
-        await box._clock.advance(2 * 86400)
+        await manual(box).advance(2 * 86400)
         await box.enforce_bounds()
         await sent_through(box, 3)  # 5-7 kept
         await box.append("event", "tick", {})  # 8 not yet acknowledged
@@ -111,12 +122,14 @@ async def test_the_answer_tells_what_is_pending_and_what_is_gone(tmp_path):
         assert [r.seq for r in await box.peek_resend(limit=10)] == [5, 6, 7]
 
 
-async def test_sent_records_older_than_keep_sent_days_are_deleted_without_a_loss_report(tmp_path):
+async def test_sent_records_older_than_keep_sent_days_are_deleted_without_a_loss_report(
+    tmp_path: Path,
+) -> None:
     async with make(tmp_path, keep_sent_days=2) as box:
         await sent_through(box, 3)
-        await box._clock.advance(86400)
+        await manual(box).advance(86400)
         await sent_through(box, 2)
-        await box._clock.advance(1.5 * 86400)  # the first three are 2.5 days old, the rest 1.5
+        await manual(box).advance(1.5 * 86400)  # the first three are 2.5 days old, the rest 1.5
         assert await box.enforce_bounds() == 0  # nothing the office lacks: no data_dropped
         assert box.sent_rows == 2 and box.counters["sent_expired"] == 3
         assert await box.peek(after_seq=0, limit=10) == []
@@ -124,10 +137,12 @@ async def test_sent_records_older_than_keep_sent_days_are_deleted_without_a_loss
             assert [r[0] for r in db.execute("SELECT seq FROM sent ORDER BY seq")] == [4, 5]
 
 
-async def test_a_range_older_than_the_window_is_answered_no_longer_on_the_bus(tmp_path):
+async def test_a_range_older_than_the_window_is_answered_no_longer_on_the_bus(
+    tmp_path: Path,
+) -> None:
     async with make(tmp_path, keep_sent_days=1) as box:
         await sent_through(box, 6)
-        await box._clock.advance(2 * 86400)
+        await manual(box).advance(2 * 86400)
         await box.enforce_bounds()
         result = await dispatcher(box).handle("resend", resend_cmd(2, 5))
         assert not result.accepted
@@ -140,7 +155,7 @@ async def test_a_range_older_than_the_window_is_answered_no_longer_on_the_bus(tm
         assert ahead.reason == "seq 7-9 was never made: this bus's last record is 6"
 
 
-async def test_keep_sent_mb_drops_the_oldest_sent_records(tmp_path):
+async def test_keep_sent_mb_drops_the_oldest_sent_records(tmp_path: Path) -> None:
     async with make(tmp_path, keep_sent_mb=0.002) as box:  # about 2 kB
         await sent_through(box, 20, pad="x" * 200)  # about 4.4 kB
         await box.enforce_bounds()
@@ -151,7 +166,7 @@ async def test_keep_sent_mb_drops_the_oldest_sent_records(tmp_path):
         assert box.counters["sent_expired"] == 20 - len(kept)
 
 
-async def test_when_room_is_needed_sent_records_go_before_any_unsent_one(tmp_path):
+async def test_when_room_is_needed_sent_records_go_before_any_unsent_one(tmp_path: Path) -> None:
     async with make(tmp_path, max_mb=0.01) as box:  # about 10 kB; keep_sent_mb yields to it
         await sent_through(box, 30, pad="s" * 200)  # about 6.6 kB kept
         for i in range(20):
@@ -172,7 +187,7 @@ async def test_when_room_is_needed_sent_records_go_before_any_unsent_one(tmp_pat
         assert box.sent_rows == 0
 
 
-async def test_keeping_nothing_deletes_at_puback(tmp_path):
+async def test_keeping_nothing_deletes_at_puback(tmp_path: Path) -> None:
     async with make(tmp_path, keep_sent_days=0) as box:
         await sent_through(box, 3)
         assert box.sent_rows == 0
@@ -181,7 +196,7 @@ async def test_keeping_nothing_deletes_at_puback(tmp_path):
         assert (await box.request_resend(1, 3)).missing == ((1, 3),)
 
 
-async def test_the_resend_queue_is_bounded(tmp_path):
+async def test_the_resend_queue_is_bounded(tmp_path: Path) -> None:
     async with make(tmp_path) as box:
         await sent_through(box, 2)
         box._resend = [(10**7, 10**7 + RESEND_MAX_QUEUED - 2)]  # nearly full
@@ -201,7 +216,9 @@ async def test_the_resend_queue_is_bounded(tmp_path):
     (1.5, 3, "first_seq: Input should be a valid integer"),
     (1, True, "last_seq: Input should be a valid integer"),
 ])
-async def test_hostile_ranges_are_refused_with_the_reason(tmp_path, first, last, reason):
+async def test_hostile_ranges_are_refused_with_the_reason(
+    tmp_path: Path, first: object, last: object, reason: str,
+) -> None:
     async with make(tmp_path) as box:
         await sent_through(box, 3)
         result = await dispatcher(box).handle("resend", resend_cmd(first, last))
@@ -210,13 +227,13 @@ async def test_hostile_ranges_are_refused_with_the_reason(tmp_path, first, last,
         assert box.resend_waiting == 0
 
 
-async def test_a_bus_without_a_resend_source_says_so(tmp_path):
+async def test_a_bus_without_a_resend_source_says_so(tmp_path: Path) -> None:
     d = CommandDispatcher(bus_id=BUS, clock=ManualClock(), store=NoMeta())
     result = await d.handle("resend", resend_cmd(1, 2))
     assert not result.accepted and result.reason == "this bus keeps no sent records to resend"
 
 
-def test_the_window_is_validated():
+def test_the_window_is_validated() -> None:
     with pytest.raises(ValidationError, match="keep_sent_mb"):
         OutboxConfig(max_mb=40, keep_sent_mb=50)
     with pytest.raises(ValidationError, match="keep_sent_days"):

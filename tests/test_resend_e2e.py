@@ -11,13 +11,18 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import aiomqtt
+import pytest
 
 from busd.cli import main as busd_main
 from office.archive import Archive, open_archive
 from office.live import Office
 from telemetry.mqtt import BrokerSettings, make_client
+from telemetry.wiring import UplinkParts
+from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import bus_config, running_bus, running_office
 from tests.support.wait import wait_until
 
@@ -41,7 +46,7 @@ async def office_on(archive: Archive, port: int, client_id: str) -> AsyncIterato
             await task
 
 
-async def ticks(parts, n: int) -> None:
+async def ticks(parts: UplinkParts, n: int) -> None:
     for _ in range(n):
         await parts.outbox.append("event", "tick", {"n": parts.outbox.last_seq + 1})
 
@@ -51,7 +56,8 @@ async def seqs(archive: Archive) -> list[int]:
 
 
 async def test_records_the_broker_acknowledged_but_no_office_archived_are_recovered(
-        mosquitto, tmp_path, capsys):
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     url = f"sqlite:///{tmp_path}/archive.db"
     config = bus_config(tmp_path, mosquitto.port)
     async with open_archive(url) as archive, running_bus(config) as (parts, _):
@@ -127,7 +133,8 @@ async def _has(archive: Archive, top: int) -> bool:
 
 
 async def test_hostile_resends_are_answered_with_the_reason_and_the_uplink_goes_on(
-        mosquitto, tmp_path):
+    mosquitto: Mosquitto, tmp_path: Path,
+) -> None:
     config = bus_config(tmp_path, mosquitto.port)
     async with running_office(mosquitto.port) as office, running_bus(config) as (parts, _):
         await office.wait_until(lambda: office.fleet.get(BUS) and office.fleet[BUS].online,
@@ -147,7 +154,7 @@ async def test_hostile_resends_are_answered_with_the_reason_and_the_uplink_goes_
         for payload in sends:
             await office.send_command(BUS, "resend", payload)
 
-        def answers() -> dict[str, dict[str, object]]:
+        def answers() -> dict[str, dict[str, Any]]:
             return {r["id"]: r for r in office.fleet[BUS].cmd_results if r.get("id")}
 
         await office.wait_until(lambda: len(answers()) >= len(sends), timeout=20)
@@ -169,7 +176,9 @@ async def test_hostile_resends_are_answered_with_the_reason_and_the_uplink_goes_
         assert parts.uplink.connected
 
 
-async def test_a_resend_does_not_hold_live_records_back(mosquitto, tmp_path):
+async def test_a_resend_does_not_hold_live_records_back(
+    mosquitto: Mosquitto, tmp_path: Path,
+) -> None:
     base = bus_config(tmp_path, mosquitto.port)
     # Small batches, so the resend is many messages and a live record can come between them.
     config = base.model_copy(update={"uplink": base.uplink.model_copy(
@@ -188,7 +197,7 @@ async def test_a_resend_does_not_hold_live_records_back(mosquitto, tmp_path):
 
             async def listen() -> None:
                 async for message in listener.messages:
-                    body = json.loads(message.payload)  # type: ignore[arg-type]
+                    body = json.loads(message.payload)
                     records = body.get("records") or [body]
                     arrived.append((str(message.topic), records[-1]["seq"]))
                     if sum(1 for _, s in arrived if s == 2000 or s == live) == 2:
