@@ -80,6 +80,8 @@ class VehicleState:
                 raise KeyError(f"unknown signal {name!r}")
             self._freshness[name] = limit
         self._readings: dict[str, Reading] = {}
+        # Float signals, for update's fast path (most values: decoded CAN).
+        self._floats = frozenset(n for n, s in self._specs.items() if s.kind is sig.Kind.FLOAT)
         self._seq = 0
         self._changed_seq: dict[str, int] = {}
         self._stale: set[str] = set()
@@ -105,33 +107,58 @@ class VehicleState:
         """Record a new value; raises KeyError for an unknown signal, ValueError for a bad value.
 
         ``ts`` is the measurement's wall time and ``received`` the clock's
-        monotonic time it was taken in; both default to now. A driver that
-        delivers a batch passes the batch's times once (the CAN reader: the
-        clock read twice per value was a third of the update's cost).
+        monotonic time it was taken in; both default to now.
         """
-        coerced = self._specs[name].coerce(value)
         if received is None:
             received = self._clock.monotonic()
         if ts is None:
             ts = self._clock.now()
-        reading = self._readings.get(name)
-        if reading is None:
-            self._readings[name] = Reading(coerced, ts, received, source)
-            changed = True
-        else:
-            changed = reading.value != coerced
-            reading.value = coerced
-            reading.ts = ts
-            reading.received = received
-            reading.source = source
-        self.updates += 1
-        if name in self._stale:
-            self._stale.discard(name)
-            changed = True
-        if changed:
-            self._mark_changed(name)
-        if name in _POWER_INPUTS:
-            self._derive_power(source, ts, received)
+        for error in self.update_batch(((name, value),), source=source, ts=ts, received=received):
+            raise error
+
+    def update_batch(
+        self, values: Iterable[tuple[str, object]], *, source: str, ts: float, received: float,
+    ) -> list[ValueError]:
+        """Record values taken in together (a CAN batch), in order: :meth:`update` for each.
+
+        A value that does not fit its signal is skipped and its ValueError
+        returned; the others are recorded. An unknown signal raises KeyError.
+        One call per batch, and the batch's times given once, because a call
+        and two clock reads per value were most of the CAN path's update cost.
+        """
+        errors: list[ValueError] = []
+        readings = self._readings
+        floats = self._floats
+        for name, value in values:
+            # A finite float for a float signal is already what coerce() would
+            # return (x - x is 0.0 unless x is inf or nan): no call per CAN value.
+            if type(value) is float and name in floats and value - value == 0.0:
+                coerced: Value = value
+            else:
+                try:
+                    coerced = self._specs[name].coerce(value)
+                except ValueError as err:
+                    errors.append(err)
+                    continue
+            reading = readings.get(name)
+            if reading is None:
+                readings[name] = Reading(coerced, ts, received, source)
+                changed = True
+            else:
+                changed = reading.value != coerced
+                reading.value = coerced
+                reading.ts = ts
+                reading.received = received
+                reading.source = source
+            self.updates += 1
+            if name in self._stale:
+                self._stale.discard(name)
+                changed = True
+            if changed:
+                self._mark_changed(name)
+            if name in _POWER_INPUTS:
+                self._derive_power(source, ts, received)
+        return errors
 
     def _derive_power(self, source: str, ts: float | None, received: float) -> None:
         voltage = self._fresh(sig.BATTERY_VOLTAGE, received)

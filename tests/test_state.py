@@ -57,6 +57,8 @@ def test_freshness_override(clock: ManualClock) -> None:
     [
         (sig.BATTERY_SOC, "high"),
         (sig.BATTERY_SOC, float("nan")),
+        (sig.BATTERY_SOC, float("inf")),  # update's fast path for floats must refuse it too
+        (sig.BATTERY_SOC, -float("inf")),
         (sig.CHARGER_STATE, "exploding"),
         (sig.LIFT_CYCLES, 2.5),
         (sig.CHARGER_PLUGGED, "yes"),
@@ -66,6 +68,23 @@ def test_bad_values_are_refused(state: VehicleState, name: str, value: object) -
     with pytest.raises(ValueError):
         state.update(name, value, source="test")
     assert state.view(name).value is None
+
+
+async def test_a_batch_records_in_order_and_skips_only_the_values_that_do_not_fit(
+    state: VehicleState, clock: ManualClock
+) -> None:
+    watcher = state.watch([sig.BATTERY_SOC, sig.VEHICLE_SPEED, sig.CHARGER_STATE])
+    errors = state.update_batch(
+        [(sig.BATTERY_SOC, 80.0), (sig.VEHICLE_SPEED, float("nan")), (sig.CHARGER_STATE, "idle"),
+         (sig.BATTERY_SOC, 79.5), (sig.CHARGER_PLUGGED, 1.0)],
+        source="can", ts=123.0, received=clock.monotonic(),
+    )
+    assert [str(e) for e in errors] == ["vehicle.speed got a non-finite number"]
+    assert state.value(sig.BATTERY_SOC) == 79.5  # the later value of the batch wins
+    assert state.value(sig.CHARGER_STATE) == "idle" and state.value(sig.CHARGER_PLUGGED) is True
+    assert state.view(sig.BATTERY_SOC).ts == 123.0 and state.view(sig.VEHICLE_SPEED).value is None
+    assert watcher.pending() == {sig.BATTERY_SOC, sig.CHARGER_STATE}
+    assert state.updates == 4
 
 
 def test_unknown_signal_is_refused(state: VehicleState) -> None:

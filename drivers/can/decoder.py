@@ -301,8 +301,9 @@ class FrameDecoder:
                 "undecodable", arbitration_id, f"{route.message.name}: {err}")
             return []
         out: list[tuple[str, float | int | bool | str]] = []
+        dropped = stats.dropped
         for rule in route.rules:
-            value = _apply(rule, decoded, now, stats.dropped)
+            value = _apply(rule, decoded, now, dropped)
             if value is not None:
                 out.append((rule.target, value))
         stats.values += len(out)
