@@ -94,7 +94,7 @@ def test_a_bad_environment_override_names_its_key(tmp_path: Path, monkeypatch) -
     monkeypatch.delenv("BUSD_MQTT__PROT")
     monkeypatch.delenv("BUSD_CAN__BITRATE")
     monkeypatch.setenv("BUSD_DISPLAY__ALLOWED_HOSTS", "[bus-7")
-    [(key, reason)] = problems(path)
+    [(_, reason)] = problems(path)
     assert "BUSD_DISPLAY__ALLOWED_HOSTS is not valid JSON" in reason
 
 
