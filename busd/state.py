@@ -113,51 +113,63 @@ class VehicleState:
             received = self._clock.monotonic()
         if ts is None:
             ts = self._clock.now()
-        for error in self.update_batch(((name, value),), source=source, ts=ts, received=received):
+        for error in self.update_frame(((name, value),), source=source, ts=ts, received=received):
             raise error
 
-    def update_batch(
+    def update_frame(
         self, values: Iterable[tuple[str, object]], *, source: str, ts: float, received: float,
     ) -> list[ValueError]:
-        """Record values taken in together (a CAN batch), in order: :meth:`update` for each.
+        """Record the values of one measurement (one CAN frame), in order.
 
         A value that does not fit its signal is skipped and its ValueError
         returned; the others are recorded. An unknown signal raises KeyError.
-        One call per batch, and the batch's times given once, because a call
+        Derived values (battery.power) are computed once, after every value of
+        the frame is in. One call per frame, with its times given once: a call
         and two clock reads per value were most of the CAN path's update cost.
         """
         errors: list[ValueError] = []
         readings = self._readings
         floats = self._floats
-        for name, value in values:
-            # A finite float for a float signal is already what coerce() would
-            # return (x - x is 0.0 unless x is inf or nan): no call per CAN value.
-            if type(value) is float and name in floats and value - value == 0.0:
-                coerced: Value = value
-            else:
-                try:
-                    coerced = self._specs[name].coerce(value)
-                except ValueError as err:
-                    errors.append(err)
-                    continue
-            reading = readings.get(name)
-            if reading is None:
-                readings[name] = Reading(coerced, ts, received, source)
-                changed = True
-            else:
-                changed = reading.value != coerced
-                reading.value = coerced
-                reading.ts = ts
-                reading.received = received
-                reading.source = source
-            self.updates += 1
-            if name in self._stale:
-                self._stale.discard(name)
-                changed = True
-            if changed:
-                self._mark_changed(name)
-            if name in _POWER_INPUTS:
-                self._derive_power(source, ts, received)
+        stale = self._stale
+        changed_names: list[str] = []
+        power_input = False
+        recorded = 0
+        try:
+            for name, value in values:
+                # A finite float for a float signal is already what coerce() would
+                # return (x - x is 0.0 unless x is inf or nan): no call per CAN value.
+                if type(value) is float and name in floats and value - value == 0.0:
+                    coerced: Value = value
+                else:
+                    try:
+                        coerced = self._specs[name].coerce(value)
+                    except ValueError as err:
+                        errors.append(err)
+                        continue
+                reading = readings.get(name)
+                if reading is None:
+                    readings[name] = Reading(coerced, ts, received, source)
+                    changed = True
+                else:
+                    changed = reading.value != coerced
+                    reading.value = coerced
+                    reading.ts = ts
+                    reading.received = received
+                    reading.source = source
+                recorded += 1
+                if name in stale:
+                    stale.discard(name)
+                    changed = True
+                if changed:
+                    changed_names.append(name)
+                if name in _POWER_INPUTS:
+                    power_input = True
+        finally:  # an unknown name (KeyError) still leaves what was recorded announced
+            self.updates += recorded
+            if changed_names:
+                self._mark_changed(*changed_names)
+        if power_input:
+            self._derive_power(source, ts, received)
         return errors
 
     def _derive_power(self, source: str, ts: float | None, received: float) -> None:
@@ -174,9 +186,10 @@ class VehicleState:
             return None
         return reading.value
 
-    def _mark_changed(self, name: str) -> None:
-        self._seq += 1
-        self._changed_seq[name] = self._seq
+    def _mark_changed(self, *names: str) -> None:
+        for name in names:
+            self._seq += 1
+            self._changed_seq[name] = self._seq
         if self._wakeup is not None:
             self._wakeup.set()
             self._wakeup = None
