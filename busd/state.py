@@ -80,8 +80,9 @@ class VehicleState:
                 raise KeyError(f"unknown signal {name!r}")
             self._freshness[name] = limit
         self._readings: dict[str, Reading] = {}
-        # Float signals, for update's fast path (most values: decoded CAN).
+        # For update_frame's fast paths (decoded CAN: floats, and numbers for booleans).
         self._floats = frozenset(n for n, s in self._specs.items() if s.kind is sig.Kind.FLOAT)
+        self._bools = frozenset(n for n, s in self._specs.items() if s.kind is sig.Kind.BOOL)
         self._seq = 0
         self._changed_seq: dict[str, int] = {}
         self._stale: set[str] = set()
@@ -113,63 +114,77 @@ class VehicleState:
             received = self._clock.monotonic()
         if ts is None:
             ts = self._clock.now()
-        for error in self.update_frame(((name, value),), source=source, ts=ts, received=received):
+        for error in self.update_frames((((name, value),),), source=source, ts=ts,
+                                        received=received):
             raise error
 
     def update_frame(
         self, values: Iterable[tuple[str, object]], *, source: str, ts: float, received: float,
     ) -> list[ValueError]:
-        """Record the values of one measurement (one CAN frame), in order.
+        """Record the values of one measurement (one CAN frame): see :meth:`update_frames`."""
+        return self.update_frames((values,), source=source, ts=ts, received=received)
+
+    def update_frames(
+        self, frames: Iterable[Iterable[tuple[str, object]]], *, source: str, ts: float,
+        received: float,
+    ) -> list[ValueError]:
+        """Record measurements taken in together (a CAN batch), each frame's values in order.
 
         A value that does not fit its signal is skipped and its ValueError
         returned; the others are recorded. An unknown signal raises KeyError.
-        Derived values (battery.power) are computed once, after every value of
-        the frame is in. One call per frame, with its times given once: a call
-        and two clock reads per value were most of the CAN path's update cost.
+        Derived values (battery.power) are computed once per frame, after
+        every value of that frame is in. One call per batch, with its times
+        given once: a call and two clock reads per value were most of the CAN
+        path's update cost (benchmarks/can_ingest.py).
         """
         errors: list[ValueError] = []
         readings = self._readings
         floats = self._floats
+        bools = self._bools
         stale = self._stale
+        power_inputs = _POWER_INPUTS
         changed_names: list[str] = []
-        power_input = False
         recorded = 0
         try:
-            for name, value in values:
-                # A finite float for a float signal is already what coerce() would
-                # return (x - x is 0.0 unless x is inf or nan): no call per CAN value.
-                if type(value) is float and name in floats and value - value == 0.0:
-                    coerced: Value = value
-                else:
-                    try:
-                        coerced = self._specs[name].coerce(value)
-                    except ValueError as err:
-                        errors.append(err)
-                        continue
-                reading = readings.get(name)
-                if reading is None:
-                    readings[name] = Reading(coerced, ts, received, source)
-                    changed = True
-                else:
-                    changed = reading.value != coerced
-                    reading.value = coerced
-                    reading.ts = ts
-                    reading.received = received
-                    reading.source = source
-                recorded += 1
-                if name in stale:
-                    stale.discard(name)
-                    changed = True
-                if changed:
-                    changed_names.append(name)
-                if name in _POWER_INPUTS:
-                    power_input = True
+            for values in frames:
+                power_input = False
+                for name, value in values:
+                    # A finite float for a float signal is already what coerce() would
+                    # return (x - x is 0.0 unless x is inf or nan): no call per CAN value.
+                    if type(value) is float and name in floats and value - value == 0.0:
+                        coerced: Value = value
+                    elif type(value) is float and name in bools:
+                        coerced = value != 0.0  # as coerce() makes a number a boolean
+                    else:
+                        try:
+                            coerced = self._specs[name].coerce(value)
+                        except ValueError as err:
+                            errors.append(err)
+                            continue
+                    reading = readings.get(name)
+                    if reading is None:
+                        readings[name] = Reading(coerced, ts, received, source)
+                        changed = True
+                    else:
+                        changed = reading.value != coerced
+                        reading.value = coerced
+                        reading.ts = ts
+                        reading.received = received
+                        reading.source = source
+                    recorded += 1
+                    if name in stale:
+                        stale.discard(name)
+                        changed = True
+                    if changed:
+                        changed_names.append(name)
+                    if name in power_inputs:
+                        power_input = True
+                if power_input:  # once the frame's values are all in
+                    self._derive_power(source, ts, received)
         finally:  # an unknown name (KeyError) still leaves what was recorded announced
             self.updates += recorded
             if changed_names:
                 self._mark_changed(*changed_names)
-        if power_input:
-            self._derive_power(source, ts, received)
         return errors
 
     def _derive_power(self, source: str, ts: float | None, received: float) -> None:

@@ -96,6 +96,11 @@ def test_power_is_derived_once_a_frame_is_in(state: VehicleState, clock: ManualC
                        source="can", ts=2.0, received=clock.monotonic())
     assert state.value(sig.BATTERY_POWER) == pytest.approx(10.0)
     assert watcher.pending() == {sig.BATTERY_POWER} and state.updates == 6  # 4 inputs, 2 powers
+    # A batch of frames derives power once per frame, each from its own pair.
+    state.update_frames([[(sig.BATTERY_VOLTAGE, 400.0), (sig.BATTERY_CURRENT, 5.0)],
+                         [(sig.BATTERY_CURRENT, 50.0), (sig.BATTERY_VOLTAGE, 300.0)]],
+                        source="can", ts=3.0, received=clock.monotonic())
+    assert state.value(sig.BATTERY_POWER) == pytest.approx(15.0) and state.updates == 12
 
 
 def test_unknown_signal_is_refused(state: VehicleState) -> None:

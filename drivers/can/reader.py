@@ -223,16 +223,14 @@ class CanReader:
         self._last_frame = now
         decoder = self._decoder
         decode = decoder.decode
-        update_frame = self._state.update_frame
-        source = self.name
+        frames: list[list[tuple[str, float | int | bool | str]]] = []
+        take = frames.append
         for msg in batch:
             if msg.is_error_frame or msg.is_remote_frame:
                 continue
             values = decode(msg.arbitration_id, msg.is_extended_id, msg.data, now)
-            if values:  # one state update per frame: power pairs the values of one frame
-                for err in update_frame(values, source=source, ts=wall, received=now):
-                    self.bad_values += 1
-                    problems.warning("bad_value", now, "can_bad_value", error=str(err))
+            if values:
+                take(values)
             problem = decoder.last_problem
             if problem is not None:
                 decoder.last_problem = None
@@ -240,6 +238,10 @@ class CanReader:
                     problem.kind, now, "can_frame_rejected", reason=problem.kind,
                     id=hex(problem.arbitration_id), detail=problem.detail,
                 )
+        # One state update per batch, frame by frame (power pairs one frame's values).
+        for err in self._state.update_frames(frames, source=self.name, ts=wall, received=now):
+            self.bad_values += 1
+            problems.warning("bad_value", now, "can_bad_value", error=str(err))
 
     def _watch_lines(self, bus: can.BusABC) -> None:
         """Follow a text bus's malformed-line count (a new bus counts from 0)."""
