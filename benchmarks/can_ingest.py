@@ -286,8 +286,12 @@ def load_test(seconds: float, workdir: Path,
     if screen.error is not None:
         raise RuntimeError(f"the screen could not follow the display: {screen.error}")
     text = log_path.read_text()
-    for needed in ("uplink_connected", "gpsd_connected", "lift_port_opened"):
-        if needed not in text:
+    # gpsd is reached through the one reconnecting runner, which logs "connected".
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    seen = {(record.get("component"), record.get("event")) for record in records}
+    for needed in (("uplink", "uplink_connected"), ("gps", "connected"),
+                   ("lift", "lift_port_opened")):
+        if needed not in seen:
             raise RuntimeError(f"no {needed} in the daemon's log:\n{text[-3000:]}")
     cpu = (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
     frames = 0
@@ -313,8 +317,13 @@ def main() -> None:
         if not args.load_only:
             messages = make_recording(workdir / "recording.log", args.frames)
             print(f"recording: {len(messages)} frames", flush=True)
-            fast = max(production_rate(messages) for _ in range(3))
-            naive = max(naive_rate(messages) for _ in range(3))
+            # Interleaved, best of three each: on a shared machine the load
+            # changes between runs, and back-to-back blocks would favour one.
+            fast_runs, naive_runs = [], []
+            for _ in range(3):
+                fast_runs.append(production_rate(messages))
+                naive_runs.append(naive_rate(messages))
+            fast, naive = max(fast_runs), max(naive_runs)
         print(f"production decode+update: {fast:,.0f} frames/s", flush=True)
         print(f"naive decode_message loop: {naive:,.0f} frames/s", flush=True)
         os.sched_setaffinity(0, os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))

@@ -1,12 +1,12 @@
 """Keep optional heavy libraries out of the daemon's memory.
 
-Two libraries the daemon needs import others, when they are installed, that
-a default run never uses: structlog imports rich (and with it pygments) to
-pretty-print tracebacks on a terminal, and sqlite-utils imports numpy to store
-numpy scalars. Together they were about 20 MB of the daemon's 87 MB RSS
-(benchmarks/can_ingest.py). Both treat the library as optional (they catch
-ImportError), so it is hidden while they are imported, and importable again
-right after for those who do use it (the live terminal view imports rich).
+A library the daemon needs imports another, when it is installed, that a
+default run never uses: structlog imports rich (and with it pygments) to
+pretty-print tracebacks on a terminal. With numpy, which sqlite-utils imported
+(the stores now use sqlite3 itself), they were about 20 MB of the daemon's
+87 MB RSS (benchmarks/can_ingest.py). structlog treats rich as optional (it
+catches ImportError), so rich is hidden while structlog is imported, and
+importable again right after for those who do use it (the live terminal view).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The monitoring store: legs, visits, charging sessions, SOC samples, daily summaries.
 
-SQLite through sqlite-utils, in WAL mode with ``synchronous=FULL``: a committed
+SQLite (the stdlib's sqlite3), in WAL mode with ``synchronous=FULL``: a committed
 batch survives a power cut, and a half-written one is rolled back. Records are
 keyed by their id (kind + start time), so a row written twice is an update,
 never a duplicate; open records carry ``status = 'open'`` and their figures as
@@ -24,12 +24,8 @@ from typing import Any
 
 import structlog
 
-from busd._lean import without
 from busd.errors import StorageError
 from busd.plan import Plan
-
-with without("numpy"):  # sqlite-utils would import it (16 MB) to store numpy scalars: we have none
-    import sqlite_utils
 
 Row = dict[str, Any]
 KINDS = {"leg": "legs", "visit": "visits", "charge": "charges"}
@@ -68,11 +64,16 @@ SCHEMA: dict[str, dict[str, type]] = {
     "plan_projections": {"day": str, "proposal_id": str, "seq": int, "accepted_ts": float,
                          "ts": float, "soc": float},
 }
-_PKS: dict[str, str | tuple[str, ...]] = {
-    "legs": "id", "visits": "id", "charges": "id", "soc_samples": "ts",
-    "clients_served": "visit_id", "plan_projections": ("proposal_id", "seq"),
-    "plan_stops": ("day", "stop_id"), "stop_notes": ("day", "stop_id"), "daily_summaries": "day",
+_PKS: dict[str, tuple[str, ...]] = {
+    "legs": ("id",), "visits": ("id",), "charges": ("id",), "soc_samples": ("ts",),
+    "clients_served": ("visit_id",), "plan_projections": ("proposal_id", "seq"),
+    "plan_stops": ("day", "stop_id"), "stop_notes": ("day", "stop_id"),
+    "daily_summaries": ("day",),
 }
+# The column types, table layout and index names sqlite-utils gave the stores
+# written before it was dropped (it cost the daemon 2.6 MB of imports: click,
+# pluggy, dateutil, tabulate), so those stores open and migrate unchanged.
+_SQL_TYPES: dict[type, str] = {str: "TEXT", float: "REAL", int: "INTEGER"}
 
 
 log = structlog.get_logger("telemetry.monitoring_store")
@@ -89,9 +90,8 @@ class MonitoringStore:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-            self.db = sqlite_utils.Database(conn)
-            self.db.enable_wal()
+            self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+            self.db.execute("PRAGMA journal_mode=wal")
             self.db.execute("PRAGMA synchronous=FULL")
             verdict = self.db.execute("PRAGMA quick_check").fetchone()[0]
             self.integrity_ok = verdict == "ok"
@@ -104,18 +104,18 @@ class MonitoringStore:
 
     def _create(self) -> None:
         for table, columns in SCHEMA.items():
-            if not self.db[table].exists():
-                self.db.table(table).create(columns, pk=_PKS[table], not_null={"day"})
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info([{table}])")}
+            if not have:
+                self.db.execute(_create_table(table, columns, _PKS[table]))
                 continue
             # A store from an older version: add the columns it lacks (all nullable).
-            have = self.db[table].columns_dict
             for name, kind in columns.items():
                 if name not in have:
-                    self.db.table(table).add_column(name, kind)
+                    self.db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{name}] {_SQL_TYPES[kind]}")
         for table in ("legs", "visits", "charges", "soc_samples"):
-            self.db.table(table).create_index(["day"], if_not_exists=True)
+            self.db.execute(_create_index(table, "day"))
         for table in ("legs", "visits", "charges"):
-            self.db.table(table).create_index(["status"], if_not_exists=True)
+            self.db.execute(_create_index(table, "status"))
 
     def close(self) -> None:
         with self._lock:
@@ -145,54 +145,50 @@ class MonitoringStore:
         out: dict[str, Row] = {}
         with self._lock:
             for kind, table in KINDS.items():
-                rows = list(self.db[table].rows_where(
-                    "status = 'open'", order_by="start_ts desc", limit=1))
+                rows = self._rows(f"SELECT * FROM [{table}] WHERE status = 'open' "
+                                  "ORDER BY start_ts DESC LIMIT 1")
                 if rows:
                     out[kind] = rows[0]
         return out
 
     def write_sync(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None:
         """One transaction: all of it or none of it."""
-        # Plain SQL here: sqlite-utils' upsert commits on its own, which would
-        # split the batch into several transactions.
         with self._writing("records") as conn:
             for kind, row in rows:
-                _upsert(conn, KINDS[kind], "id", row)
+                _upsert(conn, KINDS[kind], row)
             for sample in samples:
-                _upsert(conn, "soc_samples", "ts", sample)
+                _upsert(conn, "soc_samples", sample)
 
     def save_plan_sync(self, plan: Plan) -> None:
         day = plan.date.isoformat()
-        with self._writing("plan"):
-            self.db.table("plan_stops").delete_where("day = ?", [day])
-            self.db.table("plan_stops").insert_all(
-                [{"day": day, "seq": i, "stop_id": s.id, "name": s.name, "cycle": s.cycle,
-                  "planned_min": s.planned_min, "min_min": s.min_min, "priority": s.priority,
-                  "must_serve": int(s.must_serve), "plan_version": plan.version}
-                 for i, s in enumerate(plan.stops)],
-                pk=("day", "stop_id"),
+        with self._writing("plan") as conn:
+            conn.execute("DELETE FROM [plan_stops] WHERE day = ?", [day])
+            conn.executemany(
+                "INSERT INTO [plan_stops] (day, seq, stop_id, name, cycle, planned_min, min_min, "
+                "priority, must_serve, plan_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(day, i, s.id, s.name, s.cycle, s.planned_min, s.min_min, s.priority,
+                  int(s.must_serve), plan.version) for i, s in enumerate(plan.stops)],
             )
 
     def note_stop(self, day: str, stop_id: str, status: str, reason: str, ts: float) -> None:
         """Why a stop was shortened or skipped (the planner's or the driver's reason)."""
-        with self._writing("stop notes"):
-            self.db.table("stop_notes").upsert(
-                {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts},
-                pk=("day", "stop_id"))
+        with self._writing("stop notes") as conn:
+            _upsert(conn, "stop_notes",
+                    {"day": day, "stop_id": stop_id, "status": status, "reason": reason, "ts": ts})
 
     def save_projection(self, day: str, proposal_id: str, accepted_ts: float,
                         points: list[tuple[float, float]]) -> None:
         """The projected SOC curve of a plan the driver accepted."""
-        with self._writing("plan projections"):
-            self.db.table("plan_projections").upsert_all(
-                [{"day": day, "proposal_id": proposal_id, "seq": i, "accepted_ts": accepted_ts,
-                  "ts": ts, "soc": soc} for i, (ts, soc) in enumerate(points)],
-                pk=("proposal_id", "seq"))
+        with self._writing("plan projections") as conn:
+            for i, (ts, soc) in enumerate(points):
+                _upsert(conn, "plan_projections",
+                        {"day": day, "proposal_id": proposal_id, "seq": i,
+                         "accepted_ts": accepted_ts, "ts": ts, "soc": soc})
 
     def set_clients_served(self, *, visit_id: str, day: str, count: int, ts: float) -> None:
         """The crew's count of clients served at a visit (a number, never who)."""
-        with self._writing("clients served"):
-            _upsert(self.db.conn, "clients_served", "visit_id",
+        with self._writing("clients served") as conn:
+            _upsert(conn, "clients_served",
                     {"visit_id": visit_id, "day": day, "count": count, "updated_ts": ts})
 
     @contextlib.contextmanager
@@ -200,7 +196,7 @@ class MonitoringStore:
         """One transaction under the lock; a disk that refuses it becomes StoreError."""
         with self._lock:
             try:
-                with self.db.conn as conn:
+                with self.db as conn:
                     yield conn
             except sqlite3.Error as err:
                 raise StoreError(
@@ -208,18 +204,18 @@ class MonitoringStore:
 
     def clients_served(self, visit_id: str) -> int:
         with self._lock:
-            rows = list(self.db["clients_served"].rows_where("visit_id = ?", [visit_id]))
+            rows = self._rows("SELECT * FROM [clients_served] WHERE visit_id = ?", [visit_id])
         return int(rows[0]["count"]) if rows else 0
 
     def save_summary_sync(self, day: str, summary: Row, alerts: int, created_ts: float) -> None:
-        with self._writing("daily summary"):
-            self.db.table("daily_summaries").upsert(
-                {"day": day, "created_ts": created_ts, "alerts": alerts,
-                 "json": json.dumps(summary, ensure_ascii=False, allow_nan=False)}, pk="day")
+        with self._writing("daily summary") as conn:
+            _upsert(conn, "daily_summaries",
+                    {"day": day, "created_ts": created_ts, "alerts": alerts,
+                     "json": json.dumps(summary, ensure_ascii=False, allow_nan=False)})
 
     def summary(self, day: str) -> Row | None:
         with self._lock:
-            rows = list(self.db["daily_summaries"].rows_where("day = ?", [day]))
+            rows = self._rows("SELECT * FROM [daily_summaries] WHERE day = ?", [day])
         if not rows:
             return None
         summary: Row = json.loads(rows[0]["json"])
@@ -235,20 +231,27 @@ class MonitoringStore:
         return self._records("day like ?", [f"{month}-%"])
 
     def _records(self, where: str, args: list[Any]) -> dict[str, list[Row]]:
+        def rows(table: str, order_by: str | None = None) -> list[Row]:
+            order = f" ORDER BY {order_by}" if order_by else ""
+            return self._rows(f"SELECT * FROM [{table}] WHERE {where}{order}", args)
+
         out: dict[str, list[Row]] = {}
         with self._lock:
             for kind, table in KINDS.items():
-                out[kind] = list(self.db[table].rows_where(where, args, order_by="start_ts"))
-            out["samples"] = list(self.db["soc_samples"].rows_where(where, args, order_by="ts"))
-            out["plan_stops"] = list(self.db["plan_stops"].rows_where(where, args,
-                                                                      order_by="day, seq"))
-            out["notes"] = list(self.db["stop_notes"].rows_where(where, args))
-            out["clients"] = list(self.db["clients_served"].rows_where(where, args))
-            out["projections"] = list(self.db["plan_projections"].rows_where(
-                where, args, order_by="accepted_ts, seq"))
-            out["summaries"] = list(self.db["daily_summaries"].rows_where(where, args,
-                                                                          order_by="day"))
+                out[kind] = rows(table, "start_ts")
+            out["samples"] = rows("soc_samples", "ts")
+            out["plan_stops"] = rows("plan_stops", "day, seq")
+            out["notes"] = rows("stop_notes")
+            out["clients"] = rows("clients_served")
+            out["projections"] = rows("plan_projections", "accepted_ts, seq")
+            out["summaries"] = rows("daily_summaries", "day")
         return out
+
+    def _rows(self, sql: str, args: list[Any] | None = None) -> list[Row]:
+        """The query's rows as dicts by column name (the caller holds the lock)."""
+        cursor = self.db.execute(sql, args or [])
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def purge_before(self, day: str) -> int:
         """Delete every record of days before ``day`` (YYYY-MM-DD); returns rows deleted."""
@@ -256,24 +259,46 @@ class MonitoringStore:
         with self._writing("retention"):
             for table in SCHEMA:
                 if "day" in SCHEMA[table]:
-                    deleted += self.db.conn.execute(
+                    deleted += self.db.execute(
                         f"DELETE FROM [{table}] WHERE day < ?", [day]).rowcount
         return deleted
 
     def days(self) -> list[str]:
         with self._lock:
-            return [r["day"] for r in self.db.query(
+            return [r["day"] for r in self._rows(
                 "select distinct day from visits union select distinct day from legs order by day")]
 
 
-def _upsert(conn: sqlite3.Connection, table: str, pk: str, row: Row) -> None:
+def _upsert(conn: sqlite3.Connection, table: str, row: Row) -> None:
     """Insert, or update the given columns of the row with the same key."""
+    pk = _PKS[table]
     columns = [k for k in row if k in SCHEMA[table]]
     names = ", ".join(f"[{c}]" for c in columns)
     marks = ", ".join("?" for _ in columns)
-    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c != pk)
+    keys = ", ".join(f"[{c}]" for c in pk)
+    updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pk)
     conn.execute(
         f"INSERT INTO [{table}] ({names}) VALUES ({marks}) "
-        f"ON CONFLICT([{pk}]) DO UPDATE SET {updates}",
+        f"ON CONFLICT({keys}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"),
         [row[c] for c in columns],
     )
+
+
+def _create_table(table: str, columns: dict[str, type], pk: tuple[str, ...]) -> str:
+    """sqlite-utils' layout: a one-column key on its column, a compound one at the end."""
+    lines = []
+    for name, kind in columns.items():
+        line = f'   "{name}" {_SQL_TYPES[kind]}'
+        if pk == (name,):
+            line += " PRIMARY KEY"
+        if name == "day":
+            line += " NOT NULL"
+        lines.append(line)
+    if len(pk) > 1:
+        lines.append("   PRIMARY KEY ({})".format(", ".join(f'"{c}"' for c in pk)))
+    return f'CREATE TABLE "{table}" (\n' + ",\n".join(lines) + "\n)"
+
+
+
+def _create_index(table: str, column: str) -> str:
+    return f'CREATE INDEX IF NOT EXISTS "idx_{table}_{column}"\n    ON "{table}" ("{column}")'

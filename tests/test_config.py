@@ -72,6 +72,38 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert config.can.channel == "cfg-test"  # the rest of the section is kept
 
 
+def test_environment_overrides_nest_parse_json_and_keep_what_they_do_not_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test_pki: Any
+) -> None:
+    # Our own override (pydantic-settings' rules, without its 6 MB of imports).
+    path = write_config(tmp_path, MINIMAL + '[mqtt]\nhost = "file.example"\n')
+    monkeypatch.setenv("BUSD_MQTT__TLS__CA_FILE", str(test_pki.ca))  # two levels down
+    monkeypatch.setenv("busd_mqtt__port", "8883")  # names are not case-sensitive
+    monkeypatch.setenv("BUSD_DISPLAY__ALLOWED_HOSTS", '["bus-7.local"]')  # a list is JSON
+    monkeypatch.setenv("BUSD_FRESHNESS_S", '{"battery.soc": 30}')  # so is a table
+    monkeypatch.setenv("BUSD_SCENARIO_SPEED", "600")  # no config key: not ours, ignored
+    config = load_config(path)
+    assert config.mqtt.tls.ca_file == test_pki.ca and config.mqtt.port == 8883
+    assert config.mqtt.host == "file.example"  # the file's key beside the overridden ones
+    assert config.display.allowed_hosts == ["bus-7.local"]
+    assert config.freshness_s == {"battery.soc": 30.0}
+    assert config.can is not None and config.can.channel == "cfg-test"
+
+
+def test_a_bad_environment_override_names_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = write_config(tmp_path, MINIMAL)
+    monkeypatch.setenv("BUSD_MQTT__PROT", "1884")  # a typo below the top level is an error
+    monkeypatch.setenv("BUSD_CAN__BITRATE", "fast")
+    assert {key for key, _ in problems(path)} == {"mqtt.prot", "can.bitrate"}
+    monkeypatch.delenv("BUSD_MQTT__PROT")
+    monkeypatch.delenv("BUSD_CAN__BITRATE")
+    monkeypatch.setenv("BUSD_DISPLAY__ALLOWED_HOSTS", "[bus-7")
+    [(_, reason)] = problems(path)
+    assert "BUSD_DISPLAY__ALLOWED_HOSTS is not valid JSON" in reason
+
+
 def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUSD_CONFIG", str(write_config(tmp_path, MINIMAL)))
     assert load_config().bus_id == "lv-01"

@@ -15,14 +15,17 @@ import busd.cli
 busd.cli.build_parser()
 import busd.app, drivers.can.reader, drivers.can.slcan_stream, drivers.gps, drivers.lift
 import telemetry.monitoring_store
-print(sorted(name for name in ("numpy", "rich", "pygments", "simulators.scenario.runner")
+print(sorted(name for name in ("numpy", "rich", "pygments", "simulators.scenario.runner",
+                              "pydantic_settings", "sqlite_utils", "aiohttp")
              if name in sys.modules))
 """
 
 
 def test_the_daemon_imports_neither_numpy_nor_rich() -> None:
-    # numpy came with sqlite-utils (16 MB), rich and pygments with structlog and
-    # the report command, the scenario runner with the demo command.
+    # numpy came with sqlite-utils (16 MB; it also brought click and pluggy), rich and
+    # pygments with structlog and the report command, the scenario runner with the demo
+    # command; pydantic-settings (6 MB with python-dotenv and its cloud sources) did only
+    # the environment override; aiohttp (10 MB with its client) served only the display.
     out = subprocess.run([sys.executable, "-c", _DAEMON_IMPORTS], cwd=REPO, check=True,
                          capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "[]"

@@ -224,6 +224,33 @@ def test_a_store_from_an_older_version_gets_the_columns_it_lacks(tmp_path: Path)
     store.close()
 
 
+def test_a_new_store_has_the_layout_sqlite_utils_gave_earlier_ones(tmp_path: Path) -> None:
+    # Stores written before sqlite-utils was dropped must read the same: the
+    # compound keys, the NOT NULL day and the index names are theirs.
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    sql = dict(store.db.execute("SELECT name, sql FROM sqlite_master"))
+    store.close()
+    assert sql["stop_notes"] == (
+        'CREATE TABLE "stop_notes" (\n   "day" TEXT NOT NULL,\n   "stop_id" TEXT,\n'
+        '   "status" TEXT,\n   "reason" TEXT,\n   "ts" REAL,\n   PRIMARY KEY ("day", "stop_id")\n)')
+    assert sql["daily_summaries"].startswith(
+        'CREATE TABLE "daily_summaries" (\n   "day" TEXT PRIMARY KEY NOT NULL,')
+    assert sql["idx_visits_status"] == (
+        'CREATE INDEX "idx_visits_status"\n    ON "visits" ("status")')
+
+
+def test_notes_and_summaries_written_twice_are_updated(tmp_path: Path) -> None:
+    store = MonitoringStore(tmp_path / "m.sqlite")
+    store.note_stop("2026-01-01", "rozupe", "shortened", "SOC", 1.0)
+    store.note_stop("2026-01-01", "rozupe", "skipped", "driver", 2.0)
+    store.save_summary_sync("2026-01-01", {"km": 1.0}, 2, 3.0)
+    store.save_summary_sync("2026-01-01", {"km": 2.0}, 3, 4.0)
+    records = store.day_records_sync("2026-01-01")
+    store.close()
+    assert [(n["status"], n["reason"]) for n in records["notes"]] == [("skipped", "driver")]
+    assert [(s["alerts"], s["json"]) for s in records["summaries"]] == [(3, '{"km": 2.0}')]
+
+
 def test_an_unusable_database_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "m.sqlite"
     bad.write_bytes(b"this is not a database" * 100)

@@ -57,6 +57,8 @@ def test_freshness_override(clock: ManualClock) -> None:
     [
         (sig.BATTERY_SOC, "high"),
         (sig.BATTERY_SOC, float("nan")),
+        (sig.BATTERY_SOC, float("inf")),  # update's fast path for floats must refuse it too
+        (sig.BATTERY_SOC, -float("inf")),
         (sig.CHARGER_STATE, "exploding"),
         (sig.LIFT_CYCLES, 2.5),
         (sig.CHARGER_PLUGGED, "yes"),
@@ -66,6 +68,39 @@ def test_bad_values_are_refused(state: VehicleState, name: str, value: object) -
     with pytest.raises(ValueError):
         state.update(name, value, source="test")
     assert state.view(name).value is None
+
+
+async def test_a_frame_records_in_order_and_skips_only_the_values_that_do_not_fit(
+    state: VehicleState, clock: ManualClock
+) -> None:
+    watcher = state.watch([sig.BATTERY_SOC, sig.VEHICLE_SPEED, sig.CHARGER_STATE])
+    errors = state.update_frame(
+        [(sig.BATTERY_SOC, 80.0), (sig.VEHICLE_SPEED, float("nan")), (sig.CHARGER_STATE, "idle"),
+         (sig.BATTERY_SOC, 79.5), (sig.CHARGER_PLUGGED, 1.0)],
+        source="can", ts=123.0, received=clock.monotonic(),
+    )
+    assert [str(e) for e in errors] == ["vehicle.speed got a non-finite number"]
+    assert state.value(sig.BATTERY_SOC) == 79.5  # the later value wins
+    assert state.value(sig.CHARGER_STATE) == "idle" and state.value(sig.CHARGER_PLUGGED) is True
+    assert state.view(sig.BATTERY_SOC).ts == 123.0 and state.view(sig.VEHICLE_SPEED).value is None
+    assert watcher.pending() == {sig.BATTERY_SOC, sig.CHARGER_STATE}
+    assert state.updates == 4
+
+
+def test_power_is_derived_once_a_frame_is_in(state: VehicleState, clock: ManualClock) -> None:
+    state.update_frame([(sig.BATTERY_VOLTAGE, 600.0), (sig.BATTERY_CURRENT, 10.0)],
+                       source="can", ts=1.0, received=clock.monotonic())
+    watcher = state.watch([sig.BATTERY_POWER])
+    # A new voltage is never paired with the previous frame's current.
+    state.update_frame([(sig.BATTERY_VOLTAGE, 500.0), (sig.BATTERY_CURRENT, 20.0)],
+                       source="can", ts=2.0, received=clock.monotonic())
+    assert state.value(sig.BATTERY_POWER) == pytest.approx(10.0)
+    assert watcher.pending() == {sig.BATTERY_POWER} and state.updates == 6  # 4 inputs, 2 powers
+    # A batch of frames derives power once per frame, each from its own pair.
+    state.update_frames([[(sig.BATTERY_VOLTAGE, 400.0), (sig.BATTERY_CURRENT, 5.0)],
+                         [(sig.BATTERY_CURRENT, 50.0), (sig.BATTERY_VOLTAGE, 300.0)]],
+                        source="can", ts=3.0, received=clock.monotonic())
+    assert state.value(sig.BATTERY_POWER) == pytest.approx(15.0) and state.updates == 12
 
 
 def test_unknown_signal_is_refused(state: VehicleState) -> None:

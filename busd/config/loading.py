@@ -7,9 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from busd.config import environment
 from busd.config.base import LogConfig, MotionConfig, SupervisorConfig
 from busd.config.day import MonitoringConfig, PlannerConfig
 from busd.config.devices import CanConfig, GpsConfig, LiftAlertConfig, LiftConfig
@@ -25,13 +25,14 @@ CONFIG_ENV = "BUSD_CONFIG"
 BusId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,31}$")]
 
 
-class BusdConfig(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="BUSD_",
-        env_nested_delimiter="__",
+class BusdConfig(BaseModel):
+    """The whole configuration; ``BUSD_…`` environment variables override what it is given."""
+
+    model_config = ConfigDict(
         extra="forbid",
         frozen=True,
         allow_inf_nan=False,  # TOML's inf and nan are no setting
+        validate_default=True,
     )
 
     bus_id: BusId
@@ -70,17 +71,14 @@ class BusdConfig(BaseSettings):
             raise ValueError(f"freshness_s names unknown signals: {sorted(unknown)}")
         return self
 
+    @model_validator(mode="before")
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's contents arrive as init arguments; the environment beats them.
-        return (env_settings, init_settings)
+    def _environment_wins(cls, data: Any) -> Any:
+        # Every construction, as pydantic-settings did: the file's contents
+        # arrive as arguments, and the environment beats them key by key.
+        if not isinstance(data, dict):
+            return data
+        return environment.merge(data, environment.overrides(cls, os.environ))
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

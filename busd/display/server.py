@@ -1,11 +1,12 @@
 """The display's HTTP server: one page, its assets, a live stream, two writes.
 
-Runs as a supervised component inside the daemon's event loop (aiohttp.web,
-``AppRunner`` + ``TCPSite``). The page opens one Server-Sent Events stream;
-the server pushes a full snapshot whenever what the page shows changes (state
-changes wake it; the ports have no change notifications, so they are looked at
-once a second), at most every ``push_interval_s``, and a ping when all is
-quiet so the page can tell a quiet daemon from a lost one. Each stream holds
+Runs as a supervised component inside the daemon's event loop, served by
+:mod:`busd.display.http` (the standard library's streams). The page opens
+one Server-Sent Events stream; the server pushes a full snapshot whenever
+what the page shows changes (state changes wake it; the ports have no change
+notifications, so they are looked at once a second), at most every
+``push_interval_s``, and a ping when all is quiet so the page can tell a quiet
+daemon from a lost one. Each stream holds
 at most one unsent snapshot: a slow screen gets the latest, never a backlog
 (dropped ones are counted).
 
@@ -20,17 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from importlib import resources
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from busd.alerts import AlertBoard
 from busd.clock import Clock
 from busd.config import DisplayConfig
 from busd.display import security
+from busd.display.http import HttpError, HttpServer, Request, Response, Router, Stream
 from busd.display.i18n import LANGUAGES, catalogues
 from busd.display.ports import ClientsCounter, NoVisit, PlanPort, UplinkPort
 from busd.display.snapshot import WATCHED, SnapshotSettings, build_snapshot
@@ -53,10 +54,6 @@ class DisplayError(BusdError):
 
 def _asset(name: str) -> bytes:
     return resources.files("busd.display").joinpath("static").joinpath(name).read_bytes()
-
-
-def _strict_dumps(data: Any) -> str:
-    return json.dumps(data, allow_nan=False)
 
 
 def _sse(event: str, data: Mapping[str, Any]) -> bytes:
@@ -167,19 +164,15 @@ class DisplayServer:
         self._counters = ctx.counters
         for key in ("streams", "pushes", "dropped", "writes", "writes_refused"):
             ctx.counters.setdefault(key, 0)
-        runner = web.AppRunner(
-            self._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        await runner.setup()
+        server = HttpServer(self._make_router(), admit=self._admit, finish=self._finish,
+                            max_body=4096)
         try:
-            site = web.TCPSite(runner, self._config.host, self._config.port)
             try:
-                await site.start()
+                self._port = await server.start(self._config.host, self._config.port)
             except OSError as err:
                 raise DisplayError(
                     f"cannot listen on {self._config.host}:{self._config.port}: {err}"
                 ) from err
-            self._port = int(runner.addresses[0][1])
             ctx.log.info("display_listening", host=self._config.host, port=self._port)
             ctx.ready()
             async with asyncio.TaskGroup() as tg:
@@ -189,7 +182,7 @@ class DisplayServer:
             self._port = None
             for stream in list(self._streams):
                 stream.offer(None)  # ends the stream's handler
-            await runner.cleanup()
+            await server.close()
 
     async def _forward_state_changes(self) -> None:
         watcher = self._state.watch(WATCHED)
@@ -220,31 +213,30 @@ class DisplayServer:
 
     # --- HTTP --------------------------------------------------------------------------
 
-    def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=4096, middlewares=[self._guard])
-        app.router.add_get("/", self._index)
-        app.router.add_get("/static/{name}", self._static)
-        app.router.add_get("/events", self._events)
-        app.router.add_get("/api/snapshot", self._snapshot_json)
-        app.router.add_post("/api/plan/ack", self._ack)
-        app.router.add_post("/api/clients", self._count)
-        return app
+    def _make_router(self) -> Router:
+        router = Router()
+        router.add("GET", "/", self._index)
+        router.add("GET", "/static/{name}", self._static)
+        router.add("GET", "/events", self._events)
+        router.add("GET", "/api/snapshot", self._snapshot_json)
+        router.add("POST", "/api/plan/ack", self._ack)
+        router.add("POST", "/api/clients", self._count)
+        return router
 
-    @web.middleware
-    async def _guard(
-        self, request: web.Request, handler: Callable[[web.Request], Any]
-    ) -> web.StreamResponse:
-        if not security.host_allowed(request.headers.get("Host"), self._allowed_hosts):
-            return web.Response(status=421, text="unknown host\n")
-        response: web.StreamResponse = await handler(request)
-        response.headers.setdefault("Content-Security-Policy", _CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Cache-Control", "no-cache")
-        return response
+    def _admit(self, request: Request) -> None:
+        if not security.host_allowed(request.headers.get("host"), self._allowed_hosts):
+            raise HttpError(421, "unknown host\n")
 
-    def _session(self, request: web.Request) -> tuple[str, bool]:
+    @staticmethod
+    def _finish(request: Request, response: Response | Stream) -> None:
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", _CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Cache-Control", "no-cache")
+
+    def _session(self, request: Request) -> tuple[str, bool]:
         """The request's session id, and whether it is new (a cookie must be set)."""
         sid = request.cookies.get(security.SESSION_COOKIE)
         if security.valid_session_id(sid):
@@ -253,12 +245,12 @@ class DisplayServer:
         return security.new_session_id(), True
 
     @staticmethod
-    def _set_session(response: web.StreamResponse, sid: str) -> None:
-        response.set_cookie(
-            security.SESSION_COOKIE, sid, httponly=True, samesite="Strict", path="/"
-        )
+    def _set_session(headers: dict[str, str], sid: str) -> None:
+        # HttpOnly, SameSite=Strict, Path=/: the page's script never reads it.
+        headers["Set-Cookie"] = (
+            f"{security.SESSION_COOKIE}={sid}; HttpOnly; Path=/; SameSite=Strict")
 
-    async def _index(self, request: web.Request) -> web.Response:
+    async def _index(self, request: Request) -> Response:
         sid, new = self._session(request)
         lang = request.query.get("lang", self._config.language)
         boot = {
@@ -274,43 +266,40 @@ class DisplayServer:
         html = self._page.replace(
             "<!--BOOT-->", f'<script id="boot" type="application/json">{boot_json}</script>'
         ).replace('<html lang="lv">', f'<html lang="{boot["lang"]}">')
-        response = web.Response(text=html, content_type="text/html", charset="utf-8")
-        response.headers["Cache-Control"] = "no-store"
+        response = Response(200, html.encode("utf-8"), "text/html; charset=utf-8",
+                            {"Cache-Control": "no-store"})
         if new:
-            self._set_session(response, sid)
+            self._set_session(response.headers, sid)
         return response
 
-    async def _static(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+    async def _static(self, request: Request) -> Response:
+        name = request.match["name"]
         if name not in self._assets:
-            raise web.HTTPNotFound()
-        return web.Response(body=self._assets[name], content_type=_STATIC[name], charset="utf-8")
+            raise HttpError(404)
+        return Response(200, self._assets[name], f"{_STATIC[name]}; charset=utf-8")
 
-    async def _snapshot_json(self, request: web.Request) -> web.Response:
-        return web.json_response(self.snapshot(), dumps=_strict_dumps)
+    async def _snapshot_json(self, request: Request) -> Response:
+        return Response.json(self.snapshot())
 
-    async def _events(self, request: web.Request) -> web.StreamResponse:
+    async def _events(self, request: Request) -> Stream:
         if len(self._streams) >= self._config.max_clients:
-            raise web.HTTPServiceUnavailable(text="too many display streams\n")
+            raise HttpError(503, "too many display streams\n")
         sid, new = self._session(request)
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-        })
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         if new:
-            self._set_session(response, sid)
-        await response.prepare(request)
+            self._set_session(headers, sid)
+        return Stream(self._stream_chunks(sid), "text/event-stream; charset=utf-8", headers)
+
+    async def _stream_chunks(self, sid: str) -> AsyncIterator[bytes]:
+        """What one page's stream carries, until it goes away or the display stops."""
         stream = _Stream()
         self._streams.add(stream)
         self._counters["streams"] = len(self._streams)
         try:
             # The page reconnects 2 s after a lost stream (its own back-off beyond that).
-            await response.write(b"retry: 2000\n\n")
-            await response.write(
-                _sse("hello", {"token": security.session_token(self._secret, sid)})
-            )
-            await response.write(_sse("snapshot", self.snapshot()))
+            yield b"retry: 2000\n\n"
+            yield _sse("hello", {"token": security.session_token(self._secret, sid)})
+            yield _sse("snapshot", self.snapshot())
             while True:
                 try:
                     async with asyncio.timeout(self._config.heartbeat_s):
@@ -319,80 +308,77 @@ class DisplayServer:
                     message = _sse("ping", {"ts": self._clock.now()})
                 if message is None:
                     break
-                await response.write(message)
-        except ConnectionError:
-            pass  # the page went away
+                yield message
         finally:
             self._streams.discard(stream)
             self._counters["streams"] = len(self._streams)
             self._counters["dropped"] = self._counters.get("dropped", 0) + stream.dropped
-        return response
 
     # --- the two writes ------------------------------------------------------------------
 
-    async def _checked_body(self, request: web.Request) -> dict[str, Any]:
+    async def _checked_body(self, request: Request) -> dict[str, Any]:
         """Refuse anything that is not our own page's request; return its JSON body."""
         origin_ok = security.same_origin(
-            host_header=request.headers.get("Host"),
-            origin=request.headers.get("Origin"),
-            referer=request.headers.get("Referer"),
+            host_header=request.headers.get("host"),
+            origin=request.headers.get("origin"),
+            referer=request.headers.get("referer"),
             scheme=request.scheme,
         )
         token_ok = security.token_matches(
             self._secret,
             request.cookies.get(security.SESSION_COOKIE),
-            request.headers.get(security.TOKEN_HEADER),
+            request.headers.get(security.TOKEN_HEADER.lower()),
         )
         if not (origin_ok and token_ok):
             self._counters["writes_refused"] = self._counters.get("writes_refused", 0) + 1
             log.warning("display_write_refused", path=request.path, origin_ok=origin_ok,
                         token_ok=token_ok)
-            raise web.HTTPForbidden(text="cross-site request refused\n")
+            raise HttpError(403, "cross-site request refused\n")
         if request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(text="JSON only\n")
+            raise HttpError(415, "JSON only\n")
         try:
-            body = await request.json()
+            body = request.json()
         except ValueError:
-            raise web.HTTPBadRequest(text="invalid JSON\n") from None
+            raise HttpError(400, "invalid JSON\n") from None
         if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text="expected a JSON object\n")
+            raise HttpError(400, "expected a JSON object\n")
         return body
 
-    async def _ack(self, request: web.Request) -> web.Response:
+    async def _ack(self, request: Request) -> Response:
         body = await self._checked_body(request)
         proposal_id = body.get("proposal_id")
         if not isinstance(proposal_id, str) or not 0 < len(proposal_id) <= 128:
-            raise web.HTTPBadRequest(text="proposal_id must be a short string\n")
+            raise HttpError(400, "proposal_id must be a short string\n")
         if self._plan is None:
-            raise web.HTTPNotFound(text="no planner\n")
+            raise HttpError(404, "no planner\n")
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 accepted = await self._plan.acknowledge(proposal_id)
         except Exception as err:  # a planner failure is the driver's "try again", not a crash
             log.error("display_ack_failed", proposal=proposal_id, error=repr(err))
-            raise web.HTTPServiceUnavailable(text="the planner did not answer\n") from err
+            raise HttpError(503, "the planner did not answer\n") from err
         self._counters["writes"] = self._counters.get("writes", 0) + 1
         self._poke.set()
         log.info("display_plan_acknowledged", proposal=proposal_id, accepted=accepted)
         if not accepted:
-            return web.json_response({"ok": False, "reason": "outdated"}, status=409)
-        return web.json_response({"ok": True})
+            return Response.json({"ok": False, "reason": "outdated"}, status=409)
+        return Response.json({"ok": True})
 
-    async def _count(self, request: web.Request) -> web.Response:
+    async def _count(self, request: Request) -> Response:
         body = await self._checked_body(request)
         delta = body.get("delta")
         if isinstance(delta, bool) or delta not in (1, -1):
-            raise web.HTTPBadRequest(text="delta must be 1 or -1\n")
+            raise HttpError(400, "delta must be 1 or -1\n")
         if self._clients is None:
-            raise web.HTTPNotFound(text="no clients counter\n")
+            raise HttpError(404, "no clients counter\n")
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 count = await self._clients.increment(int(delta))
         except NoVisit:
-            return web.json_response({"ok": False, "reason": "no_visit"}, status=409)
+            return Response.json({"ok": False, "reason": "no_visit"}, status=409)
         except Exception as err:
             log.error("display_count_failed", error=repr(err))
-            raise web.HTTPServiceUnavailable(text="the count was not stored\n") from err
+            raise HttpError(503, "the count was not stored\n") from err
         self._counters["writes"] = self._counters.get("writes", 0) + 1
         self._poke.set()
-        return web.json_response({"ok": True, "count": count})
+        return Response.json({"ok": True, "count": count})

@@ -228,28 +228,27 @@ class CanReader:
         now = self._clock.monotonic()
         wall = self._clock.now()  # one time for the batch: it was gathered within 100 ms
         self._last_frame = now
-        decode = self._decoder.decode
-        update = self._state.update
-        source = self.name
+        decoder = self._decoder
+        decode = decoder.decode
+        frames: list[list[tuple[str, float | int | bool | str]]] = []
+        take = frames.append
         for msg in batch:
             if msg.is_error_frame or msg.is_remote_frame:
                 continue
             values = decode(msg.arbitration_id, msg.is_extended_id, msg.data, now)
             if values:
-                with self._state.frame(source=source):  # power pairs values of one frame
-                    for target, value in values:
-                        try:
-                            update(target, value, source=source, ts=wall, received=now)
-                        except ValueError as err:
-                            self.bad_values += 1
-                            problems.warning("bad_value", now, "can_bad_value", error=str(err))
-            problem = self._decoder.last_problem
+                take(values)
+            problem = decoder.last_problem
             if problem is not None:
-                self._decoder.last_problem = None
+                decoder.last_problem = None
                 problems.warning(
                     problem.kind, now, "can_frame_rejected", reason=problem.kind,
                     id=hex(problem.arbitration_id), detail=problem.detail,
                 )
+        # One state update per batch, frame by frame (power pairs one frame's values).
+        for err in self._state.update_frames(frames, source=self.name, ts=wall, received=now):
+            self.bad_values += 1
+            problems.warning("bad_value", now, "can_bad_value", error=str(err))
 
     def _watch_lines(self, bus: can.BusABC) -> None:
         """Follow a text bus's malformed-line count (a new bus counts from 0)."""
