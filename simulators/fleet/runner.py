@@ -96,6 +96,7 @@ async def run_process(config: FleetConfig, process: int, out: TextIO = sys.stdou
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
     _print(ProcessLive(process=process, t=time.time(), backlog_until=now,
                        backlog={b.id: b.backlog_seq for b in buses}), out)
 
@@ -111,6 +112,14 @@ async def run_process(config: FleetConfig, process: int, out: TextIO = sys.stdou
         with contextlib.suppress(asyncio.CancelledError):
             await ends
     _print(ProcessDone(process=process, buses=list(results)), out)
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: every task's stack to stderr, for a run that does not end."""
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}", file=sys.stderr)
+        task.print_stack(limit=12, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def process_main(config_file: Path, process: int) -> int:
