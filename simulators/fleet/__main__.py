@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int)
     p.add_argument("--data-dir", type=Path, help="the outboxes (default: a temporary directory)")
     p.add_argument("--backlog-min", type=float, help="minutes of records made before connecting")
+    p.add_argument("--backlog-only", action="store_true",
+                   help="make the backlogs in --data-dir and stop (no broker needed)")
     p.add_argument("--outages", type=int, help="link outages per bus")
     p.add_argument("--telemetry", type=float, nargs=2, metavar=("MOVING_S", "PARKED_S"),
                    help="telemetry intervals (simulated seconds)")
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         }.items() if v is not None}
         if args.broker:
             update["broker_host"], update["broker_port"] = args.broker
+        if args.backlog_only:
+            update["live"] = False
         if args.outages is not None:
             update["outages"] = OutageConfig.model_validate(
                 base.outages.model_dump() | {"count": args.outages})

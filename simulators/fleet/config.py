@@ -79,6 +79,9 @@ class FleetConfig(Strict):
         default=None, description="the buses' outboxes; a temporary directory when unset")
     backlog_min: float = Field(
         default=0.0, ge=0, description="minutes of records each bus holds before it connects")
+    live: bool = Field(
+        default=True, description="False: only make the backlogs (in data_dir) and stop, so "
+        "that several runs can start from copies of the same outboxes")
     day: DayConfig = DayConfig()
     outages: OutageConfig = OutageConfig()
     rates: RatesConfig = RatesConfig()

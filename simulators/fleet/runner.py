@@ -91,6 +91,13 @@ async def run_process(config: FleetConfig, process: int, out: TextIO = sys.stdou
     if config.backlog_min > 0:
         for bus in buses:
             await bus.prefill(start=start, until=now)
+    if not config.live:
+        _print(ProcessLive(process=process, t=time.time(), backlog_until=now,
+                           backlog={b.id: b.backlog_seq for b in buses}), out)
+        _print(ProcessDone(process=process, buses=[
+            BusResult(bus=b.id, last_seq=b.backlog_seq, backlog_seq=b.backlog_seq,
+                      undelivered=b.backlog_seq, outages=0, events=b.events) for b in buses]), out)
+        return
     clock = ScaledClock(speed=config.speed)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -165,7 +172,12 @@ async def _supervise(config: FleetConfig, config_file: Path, out: TextIO) -> Fle
         loop.add_signal_handler(sig, forward)
     lives: list[ProcessLive] = []
     done: list[ProcessDone] = []
-    all_live = asyncio.Event()
+
+    def all_live() -> None:
+        backlog = {k: v for p in lives for k, v in p.backlog.items()}
+        _print(FleetLive(t_first=min(p.t for p in lives), t_last=max(p.t for p in lives),
+                         backlog_until=min(p.backlog_until for p in lives),
+                         backlog_records=sum(backlog.values()), backlog=backlog), out)
 
     async def read(child: asyncio.subprocess.Process) -> None:
         assert child.stdout is not None
@@ -174,23 +186,13 @@ async def _supervise(config: FleetConfig, config_file: Path, out: TextIO) -> Fle
             if line.get("event") == "live":
                 lives.append(ProcessLive.model_validate(line))
                 if len(lives) == len(children):
-                    all_live.set()
+                    all_live()
             elif line.get("event") == "done":
                 done.append(ProcessDone.model_validate(line))
         await child.wait()
 
     try:
-        readers = [asyncio.create_task(read(c)) for c in children]
-        waiting = asyncio.create_task(all_live.wait())
-        await asyncio.wait([waiting, *readers], return_when=asyncio.FIRST_COMPLETED)
-        if all_live.is_set():
-            backlog = {k: v for p in lives for k, v in p.backlog.items()}
-            _print(FleetLive(t_first=min(p.t for p in lives), t_last=max(p.t for p in lives),
-                             backlog_until=min(p.backlog_until for p in lives),
-                             backlog_records=sum(backlog.values()), backlog=backlog), out)
-        else:
-            waiting.cancel()
-        await asyncio.gather(*readers)
+        await asyncio.gather(*(read(c) for c in children))
     finally:
         forward()
         for child in children:
