@@ -138,7 +138,10 @@ class DayModel:
 
     def __init__(self, *, config: DayConfig, start: float, seed: int) -> None:
         self._cfg = config
+        # Two streams: the day's plan and events from one, the measurement noise from the
+        # other, so that the day is the seed's whatever the tick (the noise is drawn per step).
         self._rng = random.Random(seed)
+        self._noise = random.Random(seed + 1)
         self.phases = plan_day(config, start, self._rng)
         self._i = -1  # the phase under way; -1: not begun
         self._t = start
@@ -183,7 +186,7 @@ class DayModel:
         if dt <= 0:
             return
         self._t = now
-        ph, r = self.phase, self._rng
+        ph, r = self.phase, self._noise
         hvac = 4.0 + r.uniform(-0.3, 0.3)
         regen = 0.0
         charged = 0.0
@@ -229,7 +232,7 @@ class DayModel:
         ph = self.phase
         if now >= self._next_lift:
             self._lift_until = now + 90
-            self._next_lift = now + self._rng.uniform(self._cfg.lift_every_min.low,
+            self._next_lift = now + self._noise.uniform(self._cfg.lift_every_min.low,
                                                       self._cfg.lift_every_min.high) * 60
             self.lift_counter += 1
             assert self._open is not None
@@ -251,7 +254,7 @@ class DayModel:
         self._open = _Open(id=f"{ph.kind}-{utc_iso(ph.start)}", start=ph.start, odo=self.odo,
                            soc=self.soc)
         if ph.kind == "visit":
-            self._next_lift = ph.start + self._rng.uniform(2, 10) * 60
+            self._next_lift = ph.start + self._noise.uniform(2, 10) * 60
             if self._rng.random() < self._cfg.alert_probability:
                 at = ph.start + self._rng.uniform(0.1, 0.5) * (ph.end - ph.start)
                 self._alert_raised = at
@@ -340,13 +343,13 @@ class DayModel:
             unplanned_stops=0, stops_served=len(self._outcomes), stops_shortened=0,
             stops_skipped=0, stops=self._outcomes, charging_sessions=1,
             min_soc=round(d.soc_min, 2), lift_cycles=d.lift_cycles,
-            clients_served=d.lift_cycles + self._rng.randrange(5, 40), alerts=self._alerts,
+            clients_served=d.lift_cycles + self._noise.randrange(5, 40), alerts=self._alerts,
             energy_gap_min=0.0, open_records=0)
 
     # --- signals --------------------------------------------------------------------------
 
     def _values(self, now: float) -> dict[str, Value]:
-        r, ph = self._rng, self.phase
+        r, ph = self._noise, self.phase
         moving = ph.kind == "drive"
         charging = ph.kind == "charge"
         power = (self.speed * 0.3 + 4.0 if moving else 5.5) + r.uniform(-0.5, 0.5)
