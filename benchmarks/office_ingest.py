@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -48,12 +49,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from simulators.fleet.config import FleetConfig, OutageConfig, RatesConfig  # noqa: E402
 from simulators.fleet.runner import FleetLive, FleetReport  # noqa: E402
-from tests.support.fleet import check, count, ingest_process, stop_process  # noqa: E402
+from tests.support.fleet import check, count, ingest_process, stop_process, tally  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.postgres import start_postgres, stop_postgres  # noqa: E402
 
@@ -71,6 +74,39 @@ def fleet_config(args: argparse.Namespace, port: int, data_dir: Path, *, live: b
         rates=RatesConfig(telemetry_moving_s=1, telemetry_parked_s=1, state_moving_s=1,
                           state_parked_s=30, commit_interval_s=0.5, tick_s=1),
         reconnect_initial_s=0.5, reconnect_max_s=5, drain_timeout_s=300, log_level="error")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+async def missing(url: str, last: dict[str, int], backlog: dict[str, int]) -> list[str]:
+    """What is missing, briefly: gaps per bus (backlog or live) and missing tails."""
+    from office.archive import open_archive
+
+    async with open_archive(url) as archive:
+        gaps = await archive.gaps()
+    found = await asyncio.to_thread(tally, url)
+    tails = {bus: n - found[bus].last for bus, n in last.items()
+             if bus in found and found[bus].last < n}
+    in_backlog = sum(g.missing for g in gaps if g.last <= backlog.get(g.bus, 0))
+    notes = [f"{len(gaps)} gaps, {sum(g.missing for g in gaps)} records "
+             f"({in_backlog} of the backlog); {len(tails)} buses miss their last "
+             f"{sum(tails.values())} records; buses absent: "
+             f"{sorted(set(last) - set(found))[:5]}"]
+    notes += [f"gap {g.bus} {g.first}..{g.last} ({g.missing}) after {g.after.isoformat()}"
+              for g in gaps[:5]]
+    return notes
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -119,11 +155,13 @@ class Run:
     broker_down_lag_p99: float | None = None
     worker_killed_at_s: float | None = None
     broker_restarted_at_s: float | None = None
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by part, t0 to the drain's end
     notes: list[str] = field(default_factory=list)
 
 
 async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: int,
-                  faults: bool, outboxes: Path, backlog: FleetLive, work: Path) -> Run:
+                  faults: bool, outboxes: Path, backlog: FleetLive, work: Path,
+                  postgres_pid: int | None = None) -> Run:
     run = Run(backend)
     broker = Mosquitto(work / f"mosquitto-{backend}")
     broker.start()
@@ -155,6 +193,9 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
             backlog_iso = (datetime.fromtimestamp(backlog.backlog_until, UTC)
                            .isoformat(timespec="microseconds"),)  # type: ignore[assignment]
         killed = restarted = False
+        killed_at = 0.0
+        killed_cpu = 0.0
+        pg_cpu0 = tree_cpu_s(postgres_pid) if postgres_pid else 0.0
         down: tuple[float, float] | None = None
         deadline = time.time() + args.timeout
         while True:
@@ -165,15 +206,20 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
             if now > deadline:
                 run.notes.append(f"backlog not drained in {args.timeout} s: {done}")
                 break
-            if faults and not killed and done >= total_backlog / 3:
+            # A third (two thirds) of the backlog, or 15 s: one worker's commit can hold a
+            # large share of the backlog (its batch counts messages of up to 1000 records).
+            if faults and not killed and (done >= total_backlog / 3 or now - t0 > 15):
                 killed = True
+                killed_at = now
                 run.worker_killed_at_s = round(now - t0, 1)
                 say(f"{backend}: SIGKILL worker 1 at {done} backlog records")
+                killed_cpu = tree_cpu_s(procs[1].pid)
                 procs[1].send_signal(signal.SIGKILL)
                 procs[1].wait()
                 await asyncio.sleep(1.0)
                 procs[1] = worker(1)
-            elif faults and killed and not restarted and done >= 2 * total_backlog / 3:
+            elif faults and killed and not restarted and (
+                    done >= 2 * total_backlog / 3 or now - killed_at > 15):
                 restarted = True
                 run.broker_restarted_at_s = round(now - t0, 1)
                 say(f"{backend}: restarting the broker at {done} backlog records")
@@ -184,6 +230,14 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
             await asyncio.sleep(0.25)
         t_done = time.time()
         run.drain_s = round(t_done - t0, 2)
+        run.cpu_s = {
+            "ingest_workers": round(killed_cpu + sum(tree_cpu_s(p.pid) for p in procs.values()),
+                                    1),
+            "fleet": round(tree_cpu_s(fleet_proc.pid), 1),
+            "mosquitto": round(tree_cpu_s(broker.proc.pid) if broker.proc else 0.0, 1),
+        }
+        if postgres_pid:
+            run.cpu_s["postgresql"] = round(tree_cpu_s(postgres_pid) - pg_cpu0, 1)
         archived = await asyncio.to_thread(count, url)
         run.records_per_s = round(archived / (t_done - t0))
         say(f"{backend}: backlog drained in {run.drain_s} s, {archived} records archived "
@@ -202,6 +256,10 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
             await asyncio.sleep(0.5)
         result = await asyncio.to_thread(check, url, last)
         run.lost, run.duplicates = result.lost + result.extra, result.duplicates
+        if run.lost:
+            run.notes += await missing(url, last, backlog.backlog)
+            dropped = broker.log_text().count("dropped")
+            run.notes.append(f"{backend}: the broker's log says 'dropped' {dropped} times")
         if report.undelivered:
             run.notes.append(f"{report.undelivered} records left in outboxes")
         # Live records made during the drain: lag to the archive.
@@ -250,8 +308,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         say(f"{backlog.backlog_records} backlog records in {time.time() - started:.0f} s")
         copy = work / "outboxes-pg"
         shutil.copytree(made, copy)
-        pg = await one_run(args, backend="postgresql", url=server.create_database("bench"),
-                           workers=2, faults=True, outboxes=copy, backlog=backlog, work=work)
+        pg_pid = int((server.datadir / "postmaster.pid").read_text().split()[0])
+        pg: Run | None = None
+        if not args.no_postgresql:
+                pg = await one_run(args, backend="postgresql", url=server.create_database("bench"),
+                               workers=2, faults=True, outboxes=copy, backlog=backlog,
+                               work=work, postgres_pid=pg_pid)
         sq: Run | None = None
         if not args.no_sqlite:
             copy = work / "outboxes-sqlite"
@@ -262,7 +324,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop_postgres(server)
         shutil.rmtree(pg_folder, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if pg is None:
+        pg = Run("postgresql")
     return {
         "buses": args.buses, "records": pg.records, "backlog_records": backlog.backlog_records,
         "records_per_s": pg.records_per_s, "drain_s": pg.drain_s,
@@ -277,6 +344,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "sqlite_live_lag_p99_s": sq.lag_p99 if sq else None,
         "sqlite_lost": sq.lost if sq else None,
         "sqlite_duplicates": sq.duplicates if sq else None,
+        "cpu_s": pg.cpu_s, "sqlite_cpu_s": sq.cpu_s if sq else None,
         "notes": pg.notes + (sq.notes if sq else []),
         "cpus": os.cpu_count(), "load_avg_start": [round(x, 2) for x in load_start],
         "load_avg_end": [round(x, 2) for x in os.getloadavg()],
@@ -292,6 +360,8 @@ def main() -> None:
                    help="seconds of live traffic after the drain, before the fleet stops")
     p.add_argument("--timeout", type=float, default=900.0, help="give up on a drain after S s")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite comparison")
+    p.add_argument("--no-postgresql", action="store_true", help="only the SQLite run")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--ingest-args", nargs=argparse.REMAINDER, default=[],
                    help="passed to every `busd office ingest` (last on the line)")
     args = p.parse_args()
