@@ -156,7 +156,9 @@ class SimBus:
             parts = build_uplink(config, state=state, clock=clock)
             outbox = parts.outbox
             await outbox.open()  # before anything records (the supervisor's open is a no-op)
-            # Stop timeouts are on the clock: at speed 600 the default 4 s would be 7 ms.
+            # The supervisor's stop deadline is on the clock (at speed 600 its default 4 s
+            # would be 7 real ms, and the outbox, stopped last, would be cut off while
+            # closing); each part's own wait is in real seconds, so it is bounded below too.
             supervisor = Supervisor([outbox, parts.uplink], clock=clock,
                                     backoff=Backoff(initial_s=1.0, max_s=30.0),
                                     stop_timeout_s=10 * fleet.speed,
@@ -175,13 +177,19 @@ class SimBus:
             finally:
                 for task in producers:
                     task.cancel()
-                await asyncio.gather(*producers, return_exceptions=True)
+                for outcome in await asyncio.gather(*producers, return_exceptions=True):
+                    if not isinstance(outcome, asyncio.CancelledError | None):
+                        self._log.error("fleet_producer_failed", error=repr(outcome))
                 if link is not None:
                     await link.restore()
                 undelivered = await self._drain(outbox)
                 last_seq = outbox.last_seq
                 supervisor.request_stop()
-                await running
+                try:
+                    async with asyncio.timeout(60):
+                        await running
+                except TimeoutError:
+                    self._log.error("fleet_bus_stop_timeout")
             return BusResult(bus=self.id, last_seq=last_seq, backlog_seq=self.backlog_seq,
                              undelivered=undelivered, outages=link.cuts if link else 0,
                              events=self.events)
