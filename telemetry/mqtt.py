@@ -5,10 +5,12 @@ Shared by the bus's uplink and the office, so both speak to the broker the same 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -136,3 +138,19 @@ def expiry_properties(seconds: int) -> Properties:
     props = _properties(PacketTypes.PUBLISH)
     props.MessageExpiryInterval = seconds
     return props
+
+
+async def publish(client: aiomqtt.Client, topic: str, payload: bytes, **options: Any) -> None:
+    """``client.publish`` that never swallows a cancellation.
+
+    aiomqtt waits for the send (and a QoS 1 PUBACK) with ``asyncio.wait_for``, which on Python
+    3.11 returns the result instead of raising CancelledError when the cancellation arrives as
+    the wait completes (CPython gh-86296, fixed in 3.12). A loop that publishes then carries on
+    as if never cancelled, and the TaskGroup stopping it waits for ever: the fleet simulator
+    hung that way at shutdown (simulators/fleet). The cancellation is still recorded on the
+    task (``cancelling()``), so it is raised here.
+    """
+    await client.publish(topic, payload, **options)
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -343,8 +343,8 @@ class Uplink:
             if now - last >= interval - 1e-6:
                 last = now
                 # QoS 0: a lost state is replaced by the next one; queueing it would be wrong.
-                await client.publish(self.topic("state"), self.state_payload(), qos=0,
-                                     retain=True, properties=props)
+                await mqtt.publish(client, self.topic("state"), self.state_payload(), qos=0,
+                                   retain=True, properties=props)
                 self.counters["state_published"] += 1
                 ctx.beat()
             # Tick at the moving rate so a bus that starts moving is seen within a second.
@@ -373,6 +373,6 @@ class Uplink:
             self._plan_changed.clear()
             plan = self._plan
             if plan is not None:
-                await client.publish(self.topic("plan"), self.plan_payload(plan),
-                                     qos=1, retain=True)
+                await mqtt.publish(client, self.topic("plan"), self.plan_payload(plan),
+                                   qos=1, retain=True)
             await self._plan_changed.wait()

@@ -1,0 +1,385 @@
+"""Office ingest benchmark: a fleet's backlog into the archive, with a worker and the broker dying.
+
+    python benchmarks/office_ingest.py [--buses 200] [--backlog-min 60] [--no-sqlite]
+
+Starts its own mosquitto and PostgreSQL (tests/support: free ports, temporary directories;
+PostgreSQL as an unprivileged account when run as root). The buses are the fleet simulator's
+(simulators/fleet: the production outbox and uplink), in two processes:
+
+1. Backlogs: every bus's outbox is filled with ``--backlog-min`` minutes of its day (telemetry
+   at 1 Hz moving and parked, plus the tracker's events), as if the office had been out of reach
+   that long: about 3,500 records a bus an hour, 700,000 for 200 buses. Made once, copied for
+   each run below.
+2. PostgreSQL, two ``busd office ingest`` workers (MQTT 5 shared subscription). The buses
+   connect at once (t0) and drain their backlogs while they go on producing live records in
+   real time (speed 1, so a record's ``ts`` is the real time it was made). When a third of the
+   backlog is archived, one worker is SIGKILLed and restarted a second later; at two thirds the
+   broker is stopped and started again (its persistence keeps the sessions).
+3. SQLite, one worker, the same backlog, no faults: for comparison.
+
+Figures (the last line, one JSON object):
+
+- ``records_per_s``: records archived between t0 and the moment the last backlog record was
+  archived, divided by that time (``drain_s``).
+- ``live_lag_p50_s``/``live_lag_p99_s``: for live records made during the drain, the archive's
+  ``received`` (the worker's clock when it took the batch, just before the commit) minus the
+  record's ``ts``. Records made while the broker was down (``broker_down_s``) are left out and
+  reported apart (``broker_down_lag_p99_s``). The outbox commits telemetry every 0.5 s here, so
+  up to half a second of the lag is the bus's own group commit.
+- ``lost``/``duplicates``: after the fleet stopped (each bus drained its outbox and reported its
+  last seq), the archive against seq 1..last_seq of every bus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from simulators.fleet.config import FleetConfig, OutageConfig, RatesConfig  # noqa: E402
+from simulators.fleet.runner import FleetLive, FleetReport  # noqa: E402
+from tests.support.fleet import check, count, ingest_process, stop_process, tally  # noqa: E402
+from tests.support.mosquitto import Mosquitto  # noqa: E402
+from tests.support.postgres import start_postgres, stop_postgres  # noqa: E402
+
+
+def say(*parts: object) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}]", *parts, file=sys.stderr, flush=True)
+
+
+def fleet_config(args: argparse.Namespace, port: int, data_dir: Path, *, live: bool,
+                 backlog_min: float) -> FleetConfig:
+    return FleetConfig(
+        buses=args.buses, processes=args.processes, broker_port=port, speed=1.0,
+        duration_s=24 * 3600, seed=14, data_dir=data_dir, backlog_min=backlog_min, live=live,
+        outages=OutageConfig(count=0),
+        rates=RatesConfig(telemetry_moving_s=1, telemetry_parked_s=1, state_moving_s=1,
+                          state_parked_s=30, commit_interval_s=0.5, tick_s=1),
+        reconnect_initial_s=0.5, reconnect_max_s=5, drain_timeout_s=300, log_level="error")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+async def missing(url: str, last: dict[str, int], backlog: dict[str, int]) -> list[str]:
+    """What is missing, briefly: gaps per bus (backlog or live) and missing tails."""
+    from office.archive import open_archive
+
+    async with open_archive(url) as archive:
+        gaps = await archive.gaps()
+    found = await asyncio.to_thread(tally, url)
+    tails = {bus: n - found[bus].last for bus, n in last.items()
+             if bus in found and found[bus].last < n}
+    in_backlog = sum(g.missing for g in gaps if g.last <= backlog.get(g.bus, 0))
+    notes = [f"{len(gaps)} gaps, {sum(g.missing for g in gaps)} records "
+             f"({in_backlog} of the backlog); {len(tails)} buses miss their last "
+             f"{sum(tails.values())} records; buses absent: "
+             f"{sorted(set(last) - set(found))[:5]}"]
+    notes += [f"gap {g.bus} {g.first}..{g.last} ({g.missing}) after {g.after.isoformat()}"
+              for g in gaps[:5]]
+    return notes
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def lags(url: str, since: float) -> list[tuple[float, float]]:
+    """(ts, received - ts) of every record stamped at or after ``since``."""
+    if url.startswith("sqlite:"):
+        import sqlite3
+
+        from office.archive.base import sqlite_path
+
+        iso = datetime.fromtimestamp(since, UTC).isoformat(timespec="microseconds")
+        with sqlite3.connect(sqlite_path(url), timeout=60) as db:
+            rows = db.execute("SELECT ts, received FROM records WHERE ts >= ?", (iso,)).fetchall()
+        out = []
+        for ts, received in rows:
+            t = datetime.fromisoformat(ts).timestamp()
+            out.append((t, datetime.fromisoformat(received).timestamp() - t))
+        return out
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM ts)::float8, "
+            "extract(epoch FROM received - ts)::float8 FROM records "
+            "WHERE ts >= to_timestamp(%s)", (since,)).fetchall()
+    return [(float(a), float(b)) for a, b in rows]
+
+
+@dataclass
+class Run:
+    backend: str
+    records: int = 0
+    drain_s: float | None = None
+    records_per_s: float | None = None
+    lag_p50: float | None = None
+    lag_p99: float | None = None
+    lost: int | None = None
+    duplicates: int | None = None
+    broker_down_s: float = 0.0
+    broker_down_lag_p99: float | None = None
+    worker_killed_at_s: float | None = None
+    broker_restarted_at_s: float | None = None
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by part, t0 to the drain's end
+    notes: list[str] = field(default_factory=list)
+
+
+async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: int,
+                  faults: bool, outboxes: Path, backlog: FleetLive, work: Path,
+                  postgres_pid: int | None = None) -> Run:
+    run = Run(backend)
+    broker = Mosquitto(work / f"mosquitto-{backend}")
+    broker.start()
+    logs = work / f"ingest-{backend}"
+    logs.mkdir()
+
+    def worker(n: int) -> subprocess.Popen[bytes]:
+        return ingest_process(broker.port, url, f"ingest-{n}", "--log-level", "warning",
+                              *args.ingest_args, log=logs / f"{n}.log")
+
+    procs = {n: worker(n) for n in range(1, workers + 1)}
+    total_backlog = backlog.backlog_records
+    fleet_proc: asyncio.subprocess.Process | None = None
+    try:
+        await asyncio.sleep(1.0)  # the workers subscribe before the buses connect
+        config = fleet_config(args, broker.port, outboxes, live=True, backlog_min=0)
+        cfg_path = work / f"fleet-{backend}.json"
+        cfg_path.write_text(config.model_dump_json())
+        fleet_proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulators.fleet", "--config", str(cfg_path), cwd=REPO,
+            stdout=asyncio.subprocess.PIPE)
+        assert fleet_proc.stdout is not None
+        live = FleetLive.model_validate_json(await fleet_proc.stdout.readline())
+        t0 = live.t_first
+        say(f"{backend}: {args.buses} buses connecting with {total_backlog} backlog records")
+        backlog_iso = (backlog.backlog_until,)
+        where = "ts < to_timestamp(%s)" if not url.startswith("sqlite:") else "ts < ?"
+        if url.startswith("sqlite:"):
+            backlog_iso = (datetime.fromtimestamp(backlog.backlog_until, UTC)
+                           .isoformat(timespec="microseconds"),)  # type: ignore[assignment]
+        killed = restarted = False
+        killed_at = 0.0
+        killed_cpu = 0.0
+        pg_cpu0 = tree_cpu_s(postgres_pid) if postgres_pid else 0.0
+        down: tuple[float, float] | None = None
+        deadline = time.time() + args.timeout
+        last_done, last_change = -1, time.time()
+        t_done: float | None = None
+        while True:
+            done = await asyncio.to_thread(count, url, where, backlog_iso)
+            now = time.time()
+            if done >= total_backlog:
+                break
+            if done != last_done:
+                last_done, last_change = done, now
+            elif now - last_change > args.stall:
+                # Records the broker dropped never come: the drain ended at the last progress.
+                run.notes.append(f"{backend}: the backlog stalled at {done} of {total_backlog}"
+                                 f" records for {args.stall:g} s")
+                t_done = last_change
+                break
+            if now > deadline:
+                run.notes.append(f"backlog not drained in {args.timeout} s: {done}")
+                break
+            # A third (two thirds) of the backlog, or 15 s: one worker's commit can hold a
+            # large share of the backlog (its batch counts messages of up to 1000 records).
+            if faults and not killed and (done >= total_backlog / 3 or now - t0 > 15):
+                killed = True
+                killed_at = now
+                run.worker_killed_at_s = round(now - t0, 1)
+                say(f"{backend}: SIGKILL worker 1 at {done} backlog records")
+                killed_cpu = tree_cpu_s(procs[1].pid)
+                procs[1].send_signal(signal.SIGKILL)
+                procs[1].wait()
+                await asyncio.sleep(1.0)
+                procs[1] = worker(1)
+            elif faults and killed and not restarted and (
+                    done >= 2 * total_backlog / 3 or now - killed_at > 15):
+                restarted = True
+                run.broker_restarted_at_s = round(now - t0, 1)
+                say(f"{backend}: restarting the broker at {done} backlog records")
+                t_down = time.time()
+                await asyncio.to_thread(broker.stop)
+                await asyncio.to_thread(broker.start)
+                down = (t_down, time.time())
+            await asyncio.sleep(0.25)
+        t_done = t_done or time.time()
+        run.drain_s = round(t_done - t0, 2)
+        run.cpu_s = {
+            "ingest_workers": round(killed_cpu + sum(tree_cpu_s(p.pid) for p in procs.values()),
+                                    1),
+            "fleet": round(tree_cpu_s(fleet_proc.pid), 1),
+            "mosquitto": round(tree_cpu_s(broker.proc.pid) if broker.proc else 0.0, 1),
+        }
+        if postgres_pid:
+            run.cpu_s["postgresql"] = round(tree_cpu_s(postgres_pid) - pg_cpu0, 1)
+        archived = await asyncio.to_thread(count, url)  # a stalled drain: a few live more
+        run.records_per_s = round(archived / (t_done - t0))
+        say(f"{backend}: backlog drained in {run.drain_s} s, {archived} records archived "
+            f"({run.records_per_s}/s)")
+        await asyncio.sleep(args.live_tail)  # live traffic alone for a while
+        fleet_proc.send_signal(signal.SIGTERM)
+        out, _ = await fleet_proc.communicate()
+        report = FleetReport.model_validate_json(out.decode().splitlines()[-1])
+        run.records = report.records
+        last = report.last_seqs()
+        end = time.time() + 120
+        while time.time() < end:
+            result = await asyncio.to_thread(check, url, last)
+            if result.archived >= report.records:
+                break
+            await asyncio.sleep(0.5)
+        result = await asyncio.to_thread(check, url, last)
+        run.lost, run.duplicates = result.lost + result.extra, result.duplicates
+        if run.lost:
+            run.notes += await missing(url, last, backlog.backlog)
+            dropped = broker.log_text().count("dropped")
+            run.notes.append(f"{backend}: the broker's log says 'dropped' {dropped} times")
+        if report.undelivered:
+            run.notes.append(f"{report.undelivered} records left in outboxes")
+        # Live records made during the drain: lag to the archive.
+        pairs = [(ts, lag) for ts, lag in await asyncio.to_thread(lags, url, t0)
+                 if ts <= t_done]
+        if down is not None:
+            run.broker_down_s = round(down[1] - down[0], 2)
+            inside = [lag for ts, lag in pairs if down[0] <= ts <= down[1]]
+            run.broker_down_lag_p99 = percentile(inside, 0.99)
+            pairs = [(ts, lag) for ts, lag in pairs if not down[0] <= ts <= down[1]]
+        values = [lag for _, lag in pairs]
+        run.lag_p50, run.lag_p99 = percentile(values, 0.5), percentile(values, 0.99)
+        if values:
+            say(f"{backend}: {len(values)} live records, lag mean "
+                f"{statistics.fmean(values):.2f} s, p50 {run.lag_p50}, p99 {run.lag_p99}")
+        return run
+    finally:
+        if fleet_proc is not None and fleet_proc.returncode is None:
+            fleet_proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(fleet_proc.wait(), 60)
+            except TimeoutError:
+                fleet_proc.kill()
+                await fleet_proc.wait()
+        for proc in procs.values():
+            stop_process(proc)
+        broker.stop()
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="office-ingest-"))
+    load_start = os.getloadavg()
+    pg_folder = Path(tempfile.mkdtemp(prefix="busd-pg-"))
+    server = start_postgres(pg_folder)
+    try:
+        say(f"making {args.buses} backlogs of {args.backlog_min} min")
+        started = time.time()
+        made = work / "outboxes"
+        config = fleet_config(args, 1883, made, live=False, backlog_min=args.backlog_min)
+        path = work / "backlog.json"
+        path.write_text(config.model_dump_json())
+        out = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "simulators.fleet", "--config", str(path)],
+            cwd=REPO, capture_output=True, text=True, check=True)
+        backlog = FleetLive.model_validate_json(out.stdout.splitlines()[0])
+        say(f"{backlog.backlog_records} backlog records in {time.time() - started:.0f} s")
+        copy = work / "outboxes-pg"
+        shutil.copytree(made, copy)
+        pg_pid = int((server.datadir / "postmaster.pid").read_text().split()[0])
+        pg: Run | None = None
+        if not args.no_postgresql:
+                pg = await one_run(args, backend="postgresql", url=server.create_database("bench"),
+                               workers=2, faults=True, outboxes=copy, backlog=backlog,
+                               work=work, postgres_pid=pg_pid)
+        sq: Run | None = None
+        if not args.no_sqlite:
+            copy = work / "outboxes-sqlite"
+            shutil.copytree(made, copy)
+            sq = await one_run(args, backend="sqlite", url=f"sqlite:///{work}/archive.db",
+                               workers=1, faults=False, outboxes=copy, backlog=backlog,
+                               work=work)
+    finally:
+        stop_postgres(server)
+        shutil.rmtree(pg_folder, ignore_errors=True)
+        if args.keep:
+            say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if pg is None:
+        pg = Run("postgresql")
+    return {
+        "buses": args.buses, "records": pg.records, "backlog_records": backlog.backlog_records,
+        "records_per_s": pg.records_per_s, "drain_s": pg.drain_s,
+        "live_lag_p50_s": pg.lag_p50, "live_lag_p99_s": pg.lag_p99,
+        "lost": pg.lost, "duplicates": pg.duplicates,
+        "broker_down_s": pg.broker_down_s, "broker_down_lag_p99_s": pg.broker_down_lag_p99,
+        "worker_killed_at_s": pg.worker_killed_at_s,
+        "broker_restarted_at_s": pg.broker_restarted_at_s,
+        "sqlite_records_per_s": sq.records_per_s if sq else None,
+        "sqlite_drain_s": sq.drain_s if sq else None,
+        "sqlite_live_lag_p50_s": sq.lag_p50 if sq else None,
+        "sqlite_live_lag_p99_s": sq.lag_p99 if sq else None,
+        "sqlite_lost": sq.lost if sq else None,
+        "sqlite_duplicates": sq.duplicates if sq else None,
+        "cpu_s": pg.cpu_s, "sqlite_cpu_s": sq.cpu_s if sq else None,
+        "notes": pg.notes + (sq.notes if sq else []),
+        "cpus": os.cpu_count(), "load_avg_start": [round(x, 2) for x in load_start],
+        "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--buses", type=int, default=200)
+    p.add_argument("--backlog-min", type=float, default=60.0)
+    p.add_argument("--processes", type=int, default=2, help="fleet simulator processes")
+    p.add_argument("--live-tail", type=float, default=5.0,
+                   help="seconds of live traffic after the drain, before the fleet stops")
+    p.add_argument("--stall", type=float, default=20.0,
+                   help="a backlog that has not grown for S s is taken as drained (lost)")
+    p.add_argument("--timeout", type=float, default=900.0, help="give up on a drain after S s")
+    p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite comparison")
+    p.add_argument("--no-postgresql", action="store_true", help="only the SQLite run")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--ingest-args", nargs=argparse.REMAINDER, default=[],
+                   help="passed to every `busd office ingest` (last on the line)")
+    args = p.parse_args()
+    result = asyncio.run(main_async(args))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
