@@ -297,7 +297,12 @@ async def test_workers_migrating_together_apply_each_migration_once(archive_url:
         await _drop_schema(archive_url)
         applied = await asyncio.gather(*(a.migrate() for a in archives), return_exceptions=True)
         every = [m.version for m in migrations.load("sqlite")]
-        assert applied.count([]) == 2 and applied.count(every) == 1, applied
+        # Each migration once, by whichever worker came first (one transaction per migration,
+        # so the workers may take turns), and each worker's in ascending order.
+        assert all(isinstance(a, list) for a in applied), applied
+        done = [v for a in applied if isinstance(a, list) for v in a]
+        assert sorted(done) == every, applied
+        assert all(a == sorted(a) for a in applied if isinstance(a, list)), applied
         assert [await a.applied_migrations() for a in archives] == [every] * 3
         assert await archives[0].insert_batch([rec("lv-01", 1, NOW)]) == InsertResult(1, 0)
     finally:
