@@ -228,6 +228,7 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
                 procs[1].wait()
                 await asyncio.sleep(1.0)
                 procs[1] = worker(1)
+                last_change = time.time()
             elif faults and killed and not restarted and (
                     done >= 2 * total_backlog / 3 or now - killed_at > 15):
                 restarted = True
@@ -237,6 +238,7 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
                 await asyncio.to_thread(broker.stop)
                 await asyncio.to_thread(broker.start)
                 down = (t_down, time.time())
+                last_change = time.time()  # the workers' reconnection is not a stall
             await asyncio.sleep(0.25)
         t_done = t_done or time.time()
         run.drain_s = round(t_done - t0, 2)
@@ -368,7 +370,9 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=2, help="fleet simulator processes")
     p.add_argument("--live-tail", type=float, default=5.0,
                    help="seconds of live traffic after the drain, before the fleet stops")
-    p.add_argument("--stall", type=float, default=20.0,
+    # A worker's transaction can take tens of seconds (its batch counts messages of up to
+    # 1000 records each, office/ingest.py), so the count may not move for that long.
+    p.add_argument("--stall", type=float, default=90.0,
                    help="a backlog that has not grown for S s is taken as drained (lost)")
     p.add_argument("--timeout", type=float, default=900.0, help="give up on a drain after S s")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite comparison")
