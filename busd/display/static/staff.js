@@ -88,6 +88,7 @@
         history.replaceState(null, "", url);
         applyLanguage();
       });
+      b.dataset.lang = code;
       nav.appendChild(b);
     }
     build();
