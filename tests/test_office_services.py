@@ -13,14 +13,14 @@ from busd.config import ServicesConfig
 from busd.event_catalog import DailyReport, EventModel, VisitEnded
 from busd.monitoring.summary import daily_summary
 from busd.services.counter import ServiceCounter
-from office.archive import ArchivedRecord
+from office.archive import ArchivedRecord, open_archive
 from office.archive.base import Archive
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import CaptureSink
 from tests.support.bus_events import archived, daily, visit_ended, visit_started
 from tests.support.components import running
 from tests.support.wait import wait_until
-from tests.test_office_derived import archive, archive_url
+from tests.test_office_derived import NOW, _sql, archive, archive_url
 
 __all__ = ["archive", "archive_url"]  # the fixtures, imported to be used here
 
@@ -121,3 +121,25 @@ async def test_records_of_a_bus_without_the_staff_page_still_derive(archive: Arc
     (day_report,) = await archive.daily_reports("lv-01", DAY)
     assert (day_report.clients_served, day_report.services, day_report.activities_min) == (
         14, {}, {})
+
+
+async def test_the_migration_fills_visit_services_from_an_archive_of_counted_days(
+    archive_url: str, tmp_path: Path,
+) -> None:
+    """An archive that took counted days before migration 004: once applied, it is filled."""
+    events = await a_counted_day(tmp_path)
+    records = [archived(e, i + 1, at(i)) for i, e in enumerate(events)]
+    clock = ManualClock(NOW.timestamp())
+    async with open_archive(archive_url, clock=clock) as opened:
+        await opened.insert_batch(records)
+        expected = (await opened.visit_services("lv-01", DAY),
+                    await opened.daily_reports("lv-01", DAY))
+    await _sql(archive_url, "DROP TABLE visit_services; "
+               "ALTER TABLE daily_reports DROP COLUMN services; "
+               "ALTER TABLE daily_reports DROP COLUMN activities_min; "
+               "DELETE FROM schema_migrations WHERE version = 4")
+    async with open_archive(archive_url, clock=clock) as opened:
+        assert (await opened.applied_migrations())[-1] == 4
+        assert (await opened.visit_services("lv-01", DAY),
+                await opened.daily_reports("lv-01", DAY)) == expected
+    assert len(expected[0]) == 2 and expected[1][0].services["library"] == 3
