@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from busd import signals as sig
 from busd.clock import SystemClock
-from busd.config import BusdConfig, DisplayConfig
+from busd.config import BusdConfig, DisplayConfig, ServicesConfig
 from busd.display import security
 from busd.display.i18n import catalogues
 from busd.display.server import DisplayServer
@@ -235,3 +235,25 @@ def test_session_tokens() -> None:
     assert security.host_allowed("bus-7.local", allowed)
     assert not security.host_allowed("evil.example:8080", allowed)
     assert not security.host_allowed(None, allowed)
+
+
+async def test_the_staff_page_is_served_with_the_configured_types_and_labels() -> None:
+    clock = SystemClock()
+    services = ServicesConfig(types=["passports", "other"], activities=[],
+                              labels={"passports": {"lv": "Pases", "lt": "Pasai",
+                                                    "en": "Passports"}})
+    server = make_server(VehicleState(clock), clock, clients=FakeClientsCounter(),
+                         services=services)
+    async with (serving(server, clock),
+                aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session,
+                session.get(server.url + "staff?lang=lt") as r):
+        assert r.status == 200 and "script-src 'self'" in r.headers["Content-Security-Policy"]
+        html = await r.text()
+    boot_text = re.search(r'<script id="boot" type="application/json">(.*?)</script>', html)
+    assert boot_text is not None and '<html lang="lt">' in html
+    boot = json.loads(boot_text.group(1))
+    assert boot["services"] == {
+        "types": [{"id": "passports", "labels": {"lv": "Pases", "lt": "Pasai", "en": "Passports"}},
+                  {"id": "other", "labels": {"lv": "Citi", "lt": "Kita", "en": "Other"}}],
+        "activities": []}  # no activity toggle
+    assert boot["token"] and '<script src="/static/staff.js"' in html
