@@ -95,7 +95,10 @@ class ServiceCounter:
             else:
                 await self._dirty.wait()
             self._dirty.clear()
-            await self._storage.attempt(self._write_unsaved, ctx)
+            # Under the lock the staff page's writes take: an older tally of a visit never
+            # lands after a newer one.
+            async with self._lock:
+                await self._storage.attempt(self._write_unsaved, ctx)
             ctx.counters.update(unsaved=len(self._unsaved), visits=len(self._tallies))
             ctx.beat()
 
