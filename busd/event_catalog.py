@@ -188,6 +188,11 @@ class VisitEnded(_AtPlace):
     """The bus left the place (outside the geofence plus the exit margin)."""
 
     kind: Literal["visit_ended"] = "visit_ended"
+    services: dict[str, int] | None = Field(
+        default=None, description="clients served per service type (counts only); None "
+        "where nothing is counted (the depot, a bus without the staff page)")
+    activities_min: dict[str, float] | None = Field(
+        default=None, description="minutes per activity on site, when the toggle was used")
 
 
 class _Charge(_AtPlace):
@@ -243,6 +248,35 @@ class LiftCycle(EventModel):
     counter: int | None = Field(description="the lift unit's own counter, if it has one")
     place_id: str | None = Field(description="the place being visited, if any")
     place_name: str | None
+
+
+# --- the staff page: services by type, time by activity -------------------------------
+
+
+class ServiceCounted(EventModel):
+    """A specialist counted a client served (+1) or took a count back (-1): numbers only."""
+
+    kind: Literal["service_counted"] = "service_counted"
+    visit_id: str = Field(description="the tracker's visit the count belongs to")
+    day: dt.date
+    place_id: str | None
+    service: str = Field(description="the service type (config services.types)")
+    delta: Literal[1, -1]
+    count: int = Field(ge=0, description="this type's count at the visit, after the change")
+    visit_total: int = Field(ge=0, description="every type's count at the visit")
+
+
+class ActivityChanged(EventModel):
+    """The activity on site changed (or ended with the visit: ``activity`` None)."""
+
+    kind: Literal["activity_changed"] = "activity_changed"
+    visit_id: str
+    day: dt.date
+    place_id: str | None
+    activity: str | None = Field(description="the activity now (config services.activities)")
+    previous: str | None
+    activities_min: dict[str, float] = Field(
+        description="minutes per activity at the visit so far, the previous one closed")
 
 
 # --- the planner ---------------------------------------------------------------------
@@ -388,7 +422,11 @@ class DailyReport(EventModel):
     charging_sessions: int
     min_soc: float | None
     lift_cycles: int
-    clients_served: int
+    clients_served: int = Field(description="every service type together")
+    services: dict[str, int] = Field(
+        default_factory=dict, description="clients served per service type")
+    activities_min: dict[str, float] = Field(
+        default_factory=dict, description="minutes on site per activity")
     alerts: int
     energy_gap_min: float
     switched_off_min: float = Field(
@@ -409,12 +447,14 @@ TrackerEvent = VisitStarted | VisitEnded | LegCompleted | ChargingStarted | Char
 # What goes to ``.../event/{kind}``.
 Event = Annotated[
     VisitStarted | VisitEnded | LegCompleted | ChargingStarted | ChargingEnded | LiftCycle
+    | ServiceCounted | ActivityChanged
     | PlanChanged | PlanAccepted | AlertRaised | AlertCleared | DataDropped,
     Field(discriminator="kind"),
 ]
 # Everything durable the bus emits: events, the daily report, command answers.
 BusEvent = Annotated[
     VisitStarted | VisitEnded | LegCompleted | ChargingStarted | ChargingEnded | LiftCycle
+    | ServiceCounted | ActivityChanged
     | PlanChanged | PlanAccepted | AlertRaised | AlertCleared | DataDropped | DailyReport
     | CommandResult,
     Field(discriminator="kind"),
@@ -423,6 +463,7 @@ Report = DailyReport
 
 EVENT_MODELS: Final[tuple[type[EventModel], ...]] = (
     VisitStarted, VisitEnded, LegCompleted, ChargingStarted, ChargingEnded, LiftCycle,
+    ServiceCounted, ActivityChanged,
     PlanChanged, PlanAccepted, AlertRaised, AlertCleared, DataDropped,
 )
 REPORT_MODELS: Final[tuple[type[EventModel], ...]] = (DailyReport,)
@@ -446,6 +487,7 @@ def parse_event(data: object) -> BusEvent:
 
 
 __all__ = [
+    "ActivityChanged",
     "AlertCleared",
     "AlertRaised",
     "BusEvent",
@@ -469,6 +511,7 @@ __all__ = [
     "Proposal",
     "Reason",
     "Report",
+    "ServiceCounted",
     "StopOutcome",
     "TrackerEvent",
     "UtcTs",

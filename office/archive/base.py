@@ -16,6 +16,7 @@ from office.archive.derived import (
     PlanChange,
     RebuildResult,
     Visit,
+    VisitServices,
 )
 from office.archive.derived.reads import Buses
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
@@ -65,6 +66,12 @@ class Archive(Protocol):
     # ``day``..``last``: local days (the archive's time zone), ``last`` defaults to ``day``.
 
     async def visits(self, bus: Buses, day: date, *, last: date | None = None) -> list[Visit]:
+        ...
+
+    async def visit_services(self, bus: Buses, day: date, *,
+                             last: date | None = None) -> list[VisitServices]:
+        """The counted visits of those days: clients served per service type and minutes per
+        activity at each (for the monthly report)."""
         ...
 
     async def legs(self, bus: Buses, day: date, *, last: date | None = None) -> list[Leg]:
