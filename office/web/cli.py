@@ -12,14 +12,14 @@ import asyncio
 import getpass
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from office.archive import ArchiveError, open_archive
-from office.config import OfficeConfig, OfficeConfigError, load_config
-from office.users import Role, UserError, Users
+if TYPE_CHECKING:  # imported when a command runs: building busd's parser stays light
+    from office.config import OfficeConfig
 
+ROLES = ("viewer", "dispatcher")  # office.users.Role's values
 log = structlog.get_logger("office.web.cli")
 
 EXIT_OK = 0
@@ -58,7 +58,7 @@ def add_user_parser(sub: Any) -> None:
                                   required=True)
     add = actions.add_parser("add", help="a new user")
     add.add_argument("name")
-    add.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    add.add_argument("--role", choices=ROLES, default="viewer")
     passwd = actions.add_parser("passwd", help="set a user's password")
     passwd.add_argument("name")
     for p in (add, passwd):
@@ -75,6 +75,7 @@ def add_user_parser(sub: Any) -> None:
 
 def _config(args: argparse.Namespace) -> OfficeConfig:
     from office.cli import archive_url
+    from office.config import load_config
 
     config = load_config(args.config)
     changes: dict[str, Any] = {}
@@ -104,6 +105,8 @@ def _config(args: argparse.Namespace) -> OfficeConfig:
 
 def web_main(args: argparse.Namespace) -> int:
     from busd.logs import configure_logging
+    from office.archive import ArchiveError
+    from office.config import OfficeConfigError
     from office.web.server import run_web
 
     configure_logging(args.log_level, "auto")
@@ -121,6 +124,8 @@ def web_main(args: argparse.Namespace) -> int:
 
 def read_password(source: str | None) -> str:
     """From a file, standard input ('-'), or a prompt asked twice."""
+    from office.users import UserError
+
     if source == "-":
         return sys.stdin.readline().rstrip("\r\n")
     if source is not None:
@@ -133,6 +138,10 @@ def read_password(source: str | None) -> str:
 
 
 def user_main(args: argparse.Namespace) -> int:
+    from office.archive import ArchiveError
+    from office.config import OfficeConfigError
+    from office.users import UserError
+
     try:
         config = _config(args)
         password = None
@@ -145,6 +154,9 @@ def user_main(args: argparse.Namespace) -> int:
 
 
 async def _user(config: OfficeConfig, args: argparse.Namespace, password: str | None) -> int:
+    from office.archive import open_archive
+    from office.users import Role, Users
+
     async with open_archive(config.archive) as archive:
         users = Users(archive)
         action = args.user_action
