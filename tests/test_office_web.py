@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from office.web.app import ACCOUNT_CHECK_S
 from office.web.auth import LOGIN_COOKIE, SESSION_COOKIE
 from tests.support.office_web import (
     DISPATCHER,
@@ -125,6 +126,19 @@ async def test_session_expires_when_idle_and_after_its_lifetime(web: WebUnderTes
             break
     else:
         pytest.fail("the session outlived its lifetime")
+
+
+async def test_a_removed_user_or_a_new_password_ends_the_session(web: WebUnderTest) -> None:
+    c = web.client
+    await log_in(c, *VIEWER)
+    await web.ctx.users.set_password(VIEWER[0], "a brand new pass 9")  # busd office user passwd
+    await web.clock.advance(ACCOUNT_CHECK_S + 1)
+    assert (await c.get("/fleet.json")).status == 401
+    await log_in(c, DISPATCHER[0], DISPATCHER[1])
+    await web.ctx.users.remove(DISPATCHER[0])
+    assert (await c.get("/fleet.json")).status == 200  # checked again only after a while
+    await web.clock.advance(ACCOUNT_CHECK_S + 1)
+    assert (await c.get("/fleet.json")).status == 401
 
 
 async def test_post_without_or_with_a_wrong_csrf_token_is_refused(web: WebUnderTest) -> None:

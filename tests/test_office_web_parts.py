@@ -131,6 +131,14 @@ def test_user_command_reads_passwords_from_stdin_or_a_file_never_argv(
     assert "secret" not in capsys.readouterr().out
 
 
+def test_web_command_stops_at_a_bad_config(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "office.toml"
+    bad.write_text("[web]\nport = 99999\n")
+    assert main(["office", "web", "--config", str(bad)]) == 2
+    assert "web.port:" in capsys.readouterr().err
+
+
 # --- the fleet snapshot --------------------------------------------------------------------
 
 

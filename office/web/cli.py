@@ -109,13 +109,14 @@ def web_main(args: argparse.Namespace) -> int:
     from office.config import OfficeConfigError
     from office.web.server import run_web
 
-    configure_logging(args.log_level, "auto")
     try:
         config = _config(args)
-        return asyncio.run(run_web(config, duration_s=args.duration))
     except (OfficeConfigError, ValueError) as err:
         print(f"busd office web: {err}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    configure_logging(args.log_level, "auto")
+    try:
+        return asyncio.run(run_web(config, duration_s=args.duration))
     except (ArchiveError, OSError) as err:
         log.error("office_web_failed", reason=str(err))
         print(f"busd office web: {err}", file=sys.stderr, flush=True)
