@@ -12,17 +12,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from busd.cli import main
+from busd.clock import ManualClock
 from office.archive import Archive, ArchivedRecord, open_archive
 from office.config import OfficeConfigError, load_config, parse_config
 from office.live import BusView
 from office.users import Role, UserError, Users
 from office.web import i18n
+from office.web.demo import DEMO_USER, demo_password, demo_web
 from office.web.fleet import archive_days, bus_row, route_of
-from tests.support.mosquitto import REPO
-from tests.support.office_web import FAST_HASHER
+from tests.support.mosquitto import REPO, Mosquitto
+from tests.support.office_web import FAST_HASHER, csrf_of
 
 # --- config --------------------------------------------------------------------------------
 
@@ -213,3 +216,21 @@ def test_every_language_has_every_message() -> None:
     templates = (REPO / "office" / "web" / "templates").glob("*.html")
     used = {k for t in templates for k in re.findall(r't\("([a-z_.]+)"[,)]', t.read_text())}
     assert used <= set(loaded["en"]), used - set(loaded["en"])
+
+
+# --- the demo's web ------------------------------------------------------------------------
+
+
+async def test_the_demo_web_lets_its_printed_login_in(tmp_path: Path,
+                                                      mosquitto: Mosquitto) -> None:
+    password = demo_password()
+    async with open_archive(f"sqlite:///{tmp_path / 'office.sqlite'}") as archive, \
+            demo_web(archive, broker_port=mosquitto.port, port=0, clock=ManualClock(),
+                     password=password) as web, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        page = await (await client.get(web.url + "login")).text()
+        response = await client.post(web.url + "login", data={
+            "csrf": csrf_of(page), "name": DEMO_USER, "password": password})
+        assert response.status == 200 and str(response.url) == web.url
+        user = await Users(archive).get(DEMO_USER)
+        assert user is not None and user.role is Role.DISPATCHER
