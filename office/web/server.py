@@ -69,6 +69,7 @@ async def serving(config: OfficeConfig, *, archive: Archive | None = None,
         host = config.web.host if config.web.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         url = f"http://{host}:{port}/"
         task = asyncio.create_task(feed.run(), name="office-web-feed")
+        task.add_done_callback(_feed_ended)
         log.info("office_web_listening", url=url, buses_source="mqtt" if office else "archive")
         try:
             yield RunningWeb(url=url, port=port, ctx=ctx, feed=feed, runner=runner)
@@ -86,6 +87,12 @@ async def _archive(config: OfficeConfig, archive: Archive | None) -> AsyncIterat
         return
     async with open_archive(config.archive) as opened:
         yield opened
+
+
+def _feed_ended(task: asyncio.Task[None]) -> None:
+    # The pages go on answering with the last snapshot; the log says why it stopped.
+    if not task.cancelled() and task.exception() is not None:
+        log.error("office_web_feed_failed", reason=repr(task.exception()))
 
 
 async def _handlers_finished(timeout: float = 2.0) -> None:
