@@ -14,6 +14,22 @@ Every request passes, in order:
 3. the security headers, on every response (static files and errors included).
 
 Request bodies are limited to :data:`MAX_BODY` bytes (413 beyond).
+
+A new page, e.g. ``office/web/pages/day.py``, listed in :data:`PAGES`::
+
+    def setup(app: web.Application, ctx: WebContext) -> None:
+        ctx.nav.append(NavItem("/day", "nav.day"))          # a key of messages/*.json
+        app.router.add_get("/day/{bus}/{day}", day_page)
+        app.router.add_post("/day/{bus}/note", dispatcher_only(add_note))  # CSRF-checked
+
+    async def day_page(request: web.Request) -> web.Response:
+        ctx = context(request)
+        municipality = ctx.config.municipality_of(request.match_info["bus"])
+        return render(request, "day.html", municipality=municipality, ...)
+
+with ``templates/day.html`` extending ``base.html`` (blocks ``title``, ``head``, ``main``,
+``scripts``) and its texts in ``messages/{lv,lt,en}.json``. Tests: ``web_under_test`` and
+``log_in`` in tests/support/office_web.py.
 """
 
 from __future__ import annotations
