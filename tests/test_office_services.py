@@ -139,7 +139,7 @@ async def test_the_migration_fills_visit_services_from_an_archive_of_counted_day
                "ALTER TABLE daily_reports DROP COLUMN activities_min; "
                "DELETE FROM schema_migrations WHERE version = 4")
     async with open_archive(archive_url, clock=clock) as opened:
-        assert (await opened.applied_migrations())[-1] == 4
+        assert 4 in await opened.applied_migrations()
         assert (await opened.visit_services("lv-01", DAY),
                 await opened.daily_reports("lv-01", DAY)) == expected
     assert len(expected[0]) == 2 and expected[1][0].services["library"] == 3

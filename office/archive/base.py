@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from busd.clock import Clock, SystemClock
 from office.archive.derived import (
@@ -48,6 +48,15 @@ class Archive(Protocol):
         ...
 
     async def applied_migrations(self) -> list[int]: ...
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]: ...
+
+    async def fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One statement with named parameters, spelled by :func:`param` for this
+        ``dialect``; its rows (a write gives rows only with ``RETURNING``). For the office's
+        own small tables (users) and read-only queries of the web pages."""
+        ...
 
     async def insert_batch(self, records: Sequence[ArchivedRecord]) -> InsertResult:
         """Store a batch in one transaction; a record already archived is a duplicate.
@@ -120,6 +129,11 @@ class Archive(Protocol):
         an alert's raise, a report's or plan change's record) lies in those months go too.
         """
         ...
+
+
+def param(dialect: str, name: str) -> str:
+    """A named placeholder as ``dialect`` spells it: ``:name`` or ``%(name)s``."""
+    return f":{name}" if dialect == "sqlite" else f"%({name})s"
 
 
 def sqlite_path(url: str) -> str:
