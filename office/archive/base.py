@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from busd.clock import Clock, SystemClock
 from office.archive.derived import (
@@ -18,6 +18,7 @@ from office.archive.derived import (
     Visit,
 )
 from office.archive.derived.reads import Buses
+from office.archive.derived.tables import Dialect
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
 # Days are the municipality's local days (Līvāni, Mažeikiai: both UTC+2/+3).
@@ -85,6 +86,16 @@ class Archive(Protocol):
 
     async def daily_reports(self, bus: Buses, month: date) -> list[DayReport]:
         """The daily reports of the month ``month`` falls in."""
+        ...
+
+    @property
+    def dialect(self) -> Dialect:
+        """How this back end spells values (SQLite: times as UTC ISO text)."""
+        ...
+
+    async def select(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query, placeholders in ``:name`` style, for the office's reports
+        and day view (aggregates over the derived tables and the records)."""
         ...
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
