@@ -48,10 +48,9 @@ async def archive(archive_url: str) -> AsyncIterator[Archive]:
     - lv-03 (not Līvāni's): the standard day on the 9th.
     """
     async with open_archive(archive_url, clock=ManualClock(NOW.timestamp())) as opened:
-        no_telemetry = {"telemetry": False}
-        await opened.insert_batch(day_records(DaySpec(**no_telemetry)))
+        await opened.insert_batch(day_records(DaySpec(telemetry=False)))
         await opened.insert_batch(day_records(DaySpec(day=date(2026, 3, 10), first_seq=100,
-                                                      temp_c=5.0, charge=True, **no_telemetry)))
+                                                      temp_c=5.0, charge=True, telemetry=False)))
         early = datetime(2026, 2, 28, 22, 30, tzinfo=UTC)
         late = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
         await opened.insert_batch([
@@ -59,13 +58,13 @@ async def archive(archive_url: str) -> AsyncIterator[Archive]:
                      early),
             archived(leg("leg-late", late, datetime(2026, 3, 31, 23, 0, tzinfo=UTC)), 201,
                      late)])
-        lv02 = DaySpec(bus="lv-02", clients=10, **no_telemetry)
+        lv02 = DaySpec(bus="lv-02", clients=10, telemetry=False)
         emergency = proposal(lv02).model_copy(update={"id": "p-emergency", "kind": "emergency",
                                                       "emergency": True})
-        await opened.insert_batch(day_records(lv02) + [
-            archived(PlanChanged(cause="proposed", proposal=emergency), 300, lv02.at("11:00"),
-                     "lv-02")])
-        await opened.insert_batch(day_records(DaySpec(bus="lv-03", clients=99, **no_telemetry)))
+        told = archived(PlanChanged(cause="proposed", proposal=emergency), 300,
+                        lv02.at("11:00"), "lv-02")
+        await opened.insert_batch([*day_records(lv02), told])
+        await opened.insert_batch(day_records(DaySpec(bus="lv-03", clients=99, telemetry=False)))
         yield opened
 
 
