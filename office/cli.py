@@ -1,4 +1,5 @@
-"""``busd office``: the live table (no sub-command), ``ingest``, ``gaps`` and ``resend``.
+"""``busd office``: the live table (no sub-command), ``ingest``, ``gaps``, ``resend``, ``web``
+and ``user``.
 
 ``busd office`` alone runs the live subscriber and table (:mod:`office.live`); the sub-commands
 hang off its parser.
@@ -82,7 +83,8 @@ def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
 
 def add_office_commands(office: argparse.ArgumentParser) -> None:
     """Add the sub-commands to the ``busd office`` parser."""
-    sub = office.add_subparsers(dest="office_command", metavar="{ingest,gaps,resend}")
+    sub = office.add_subparsers(dest="office_command",
+                                metavar="{ingest,gaps,resend,web,user}")
     ingest = sub.add_parser(
         "ingest", help="one of several workers writing the buses' records into the archive",
         description="Share the buses' record topics with the other workers of --group (MQTT 5 "
@@ -144,6 +146,10 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                         help="give up on the database after S seconds (default 10)")
     resend.add_argument("--json", action="store_true", help="one JSON object per line")
     resend.set_defaults(func=resend_main)
+    from office.web.cli import add_user_parser, add_web_parser
+
+    add_web_parser(sub)
+    add_user_parser(sub)
 
 
 def ingest_main(args: argparse.Namespace) -> int:

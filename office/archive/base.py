@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from busd.clock import Clock, SystemClock
 from office.archive.derived import (
@@ -18,7 +18,7 @@ from office.archive.derived import (
     Visit,
 )
 from office.archive.derived.reads import Buses
-from office.archive.derived.tables import Dialect
+from office.archive.derived.tables import POSTGRESQL, SQLITE, Dialect
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
 # Days are the municipality's local days (Līvāni, Mažeikiai: both UTC+2/+3).
@@ -48,6 +48,15 @@ class Archive(Protocol):
         ...
 
     async def applied_migrations(self) -> list[int]: ...
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]: ...
+
+    async def fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One statement with named parameters, spelled by :func:`param` for this
+        ``dialect``; its rows (a write gives rows only with ``RETURNING``). For the office's
+        own small tables (users) and read-only queries of the web pages."""
+        ...
 
     async def insert_batch(self, records: Sequence[ArchivedRecord]) -> InsertResult:
         """Store a batch in one transaction; a record already archived is a duplicate.
@@ -88,14 +97,10 @@ class Archive(Protocol):
         """The daily reports of the month ``month`` falls in."""
         ...
 
-    @property
-    def dialect(self) -> Dialect:
-        """How this back end spells values (SQLite: times as UTC ISO text)."""
-        ...
-
     async def select(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Rows of a read-only query, placeholders in ``:name`` style, for the office's reports
-        and day view (aggregates over the derived tables and the records)."""
+        """Rows of a read-only query, placeholders in ``:name`` style whatever the back end
+        (rewritten for psycopg), for the office's reports and day view (aggregates over the
+        derived tables and the records); values spelled by :func:`dialect_of`."""
         ...
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
@@ -124,6 +129,16 @@ class Archive(Protocol):
         an alert's raise, a report's or plan change's record) lies in those months go too.
         """
         ...
+
+
+def param(dialect: str, name: str) -> str:
+    """A named placeholder as ``dialect`` spells it: ``:name`` or ``%(name)s``."""
+    return f":{name}" if dialect == "sqlite" else f"%({name})s"
+
+
+def dialect_of(archive: Archive) -> Dialect:
+    """How ``archive`` spells values (SQLite: times as UTC ISO text, days as text)."""
+    return SQLITE if archive.dialect == "sqlite" else POSTGRESQL
 
 
 def sqlite_path(url: str) -> str:

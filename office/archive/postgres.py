@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -151,6 +151,13 @@ class PostgresArchive(DerivedReads):
         return RebuildResult(read, unfit)
 
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._fetch(query, args)
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql"
+
+    async def fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         return await self._fetch(query, args)
 
     async def _fetch(self, query: str | sql.Composed, args: Any = None) -> list[tuple[Any, ...]]:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -223,6 +223,16 @@ class SqliteArchive(DerivedReads):
 
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         return await self._call(self._query, query, args)
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite"
+
+    async def fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            return await self._call(self._query, query, args)
+        except sqlite3.Error as err:
+            raise ArchiveError(f"archive query failed: {err}") from err
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
         query = gaps_query(by_bus=bus is not None, by_day=day is not None,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from busd.event_catalog import PlanChanged, Proposal
 from busd.signals import BATTERY_SOC
 from office.archive import Archive
+from office.archive.base import dialect_of
 from telemetry.models import SCHEMA_TELEMETRY
 
 _SOC_SQLITE = f"json_extract(data, '$.values.\"{BATTERY_SOC}\"')"
@@ -30,14 +31,14 @@ def as_utc(value: Any) -> datetime:
 
 
 def _args(archive: Archive, bus: str, start: datetime, end: datetime) -> dict[str, Any]:
-    value = archive.dialect.value
+    value = dialect_of(archive).value
     return {"bus": bus, "start": value(start), "end": value(end)}
 
 
 async def soc_series(archive: Archive, bus: str, start: datetime,
                      end: datetime) -> list[tuple[datetime, float]]:
     """(time, SOC %) of every telemetry sample of ``bus`` in [start, end) that carries one."""
-    soc = _SOC_SQLITE if archive.dialect.name == "sqlite" else _SOC_POSTGRESQL
+    soc = _SOC_SQLITE if archive.dialect == "sqlite" else _SOC_POSTGRESQL
     rows = await archive.select(
         f"SELECT ts, {soc} FROM records WHERE bus = :bus AND ts >= :start AND ts < :end "
         f"AND schema = :schema AND {soc} IS NOT NULL ORDER BY ts",

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from office.archive import Archive
+from office.archive.base import dialect_of
 from office.archive.derived.tables import SQLITE, bus_args
 from office.reports.localday import local_day_sql
 
@@ -40,7 +41,7 @@ class Rows:
 
 async def fetch(archive: Archive, buses: list[str], zone: ZoneInfo, start: datetime,
                 end: datetime, first: date, last: date) -> Rows:
-    dialect = archive.dialect
+    dialect = dialect_of(archive)
     value = dialect.value
     args: dict[str, Any] = {"start": value(start), "end": value(end), "first": value(first),
                             "last": value(last)} | bus_args(buses, dialect)

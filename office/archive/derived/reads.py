@@ -58,11 +58,6 @@ class DerivedReads:
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    @property
-    def dialect(self) -> Dialect:
-        """How this back end spells values (for :meth:`select`'s arguments)."""
-        return self._derived_dialect
-
     async def select(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Rows of a read-only query over the archive, placeholders in ``:name`` style (the
         office's reports and day view: aggregates the typed reads would make slow). Values
