@@ -57,6 +57,8 @@ PUBLIC = ("/login", "/static/")
 PAGES: list[str] = [
     "office.web.pages.login",
     "office.web.pages.fleet",
+    "office.web.pages.reports",
+    "office.web.pages.day",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
