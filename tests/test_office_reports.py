@@ -151,3 +151,13 @@ def test_a_municipality_is_checked() -> None:
 
 def test_a_report_is_a_typed_model() -> None:
     assert Report.model_json_schema()["title"] == "Report"
+
+
+async def test_days_split_at_the_municipalitys_midnight_not_the_archives(
+        archive: Archive) -> None:
+    """The archive's days are Riga's; a municipality in UTC gets its own: the leg at 22:30Z
+    on 28 February is February's there, the one at 22:30Z on 31 March is March's."""
+    utc_town = Municipality(name="UTC", tz="UTC", buses=("lv-01",))
+    report = await build_report(archive, utc_town, MARCH)
+    assert [x.day for x in report.lines] == [NINTH, date(2026, 3, 10), date(2026, 3, 31)]
+    assert report.totals.km == 2 * 42.5 + 12.5
