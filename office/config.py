@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from office.records import DEFAULT_PREFIX
+
 Language = Literal["lv", "lt", "en"]
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OSM_ATTRIBUTION = "© OpenStreetMap contributors"
@@ -121,7 +123,7 @@ class BrokerConfig(_Strict):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password_file: Path | None = None
-    prefix: str = "multimobile/{bus_id}"
+    prefix: str = DEFAULT_PREFIX
     enabled: bool = Field(default=True, description="false: the live fleet from the archive only")
 
 

@@ -83,6 +83,12 @@ class FleetSource(Protocol):
 
     async def changed(self, after: int, timeout: float) -> int: ...
 
+    @property
+    def closing(self) -> bool: ...
+
+    def close(self) -> None:
+        """Wake every waiting stream, which then ends (the web is shutting down)."""
+
 
 @dataclass
 class WebContext:
@@ -173,7 +179,7 @@ def render(request: web.Request, template: str, *, status: int = 200,
 
 
 def _public(path: str) -> bool:
-    return path == "/login" or path.startswith("/static/")
+    return path in ("/login", "/favicon.ico") or path.startswith("/static/")
 
 
 def _wants_page(request: web.Request) -> bool:
@@ -225,6 +231,10 @@ def security_headers(config: OfficeConfig) -> CIMultiDict[str]:
     })
 
 
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)  # browsers ask; a 401 would only clutter the console
+
+
 def create_app(ctx: WebContext, pages: Sequence[str] | None = None) -> web.Application:
     app = web.Application(middlewares=[_login_required, _csrf_required],
                           client_max_size=MAX_BODY)
@@ -238,9 +248,17 @@ def create_app(ctx: WebContext, pages: Sequence[str] | None = None) -> web.Appli
             response.headers.setdefault("Cache-Control", cache_private)
 
     app.on_response_prepare.append(add_headers)
+
+    async def end_streams(app: web.Application) -> None:
+        # Before the connections are closed: the event streams end by themselves, instead
+        # of being cancelled mid-write.
+        ctx.fleet.close()
+
+    app.on_shutdown.append(end_streams)
     for name in pages if pages is not None else PAGES:
         module: PageModule = importlib.import_module(name)
         module.setup(app, ctx)
     # Never a directory listing, never a symlink out of the folder.
+    app.router.add_get("/favicon.ico", _no_icon)
     app.router.add_static("/static/", STATIC, follow_symlinks=False, show_index=False)
     return app

@@ -230,6 +230,7 @@ class FleetFeed:
         self._body = ""
         self._version = 0
         self._event = asyncio.Event()
+        self._closing = False
         self.archive_polled = asyncio.Event()
 
     # --- FleetSource ---------------------------------------------------------------------
@@ -249,6 +250,14 @@ class FleetFeed:
             async with asyncio.timeout(timeout):
                 await event.wait()
         return self._version
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+        self._event.set()
 
     # --- running -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
+from argon2 import PasswordHasher
 
 from busd.clock import Clock, SystemClock
 from office.archive import Archive, open_archive
@@ -44,7 +45,8 @@ def broker_settings(config: OfficeConfig) -> BrokerSettings:
 async def serving(config: OfficeConfig, *, archive: Archive | None = None,
                   clock: Clock | None = None, session_clock: Clock | None = None,
                   settings: BrokerSettings | None = None,
-                  archive_poll_s: float = 10.0) -> AsyncIterator[RunningWeb]:
+                  archive_poll_s: float = 10.0,
+                  hasher: PasswordHasher | None = None) -> AsyncIterator[RunningWeb]:
     """The web, listening, until the block ends. ``archive``: one already open (else the
     config's is opened); ``session_clock``: the sessions' clock (tests step it)."""
     clock = clock or SystemClock()
@@ -57,7 +59,7 @@ async def serving(config: OfficeConfig, *, archive: Archive | None = None,
         feed = FleetFeed(config=config, archive=store, clock=clock, office=office,
                          archive_poll_s=archive_poll_s)
         ctx = WebContext(config=config, archive=store, clock=session_clock or clock,
-                         fleet=feed)
+                         fleet=feed, hasher=hasher)
         app = create_app(ctx)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await runner.setup()
@@ -74,6 +76,7 @@ async def serving(config: OfficeConfig, *, archive: Archive | None = None,
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await runner.cleanup()
+            await _handlers_finished()
 
 
 @asynccontextmanager
@@ -83,6 +86,15 @@ async def _archive(config: OfficeConfig, archive: Archive | None) -> AsyncIterat
         return
     async with open_archive(config.archive) as opened:
         yield opened
+
+
+async def _handlers_finished(timeout: float = 2.0) -> None:
+    """aiohttp cancels the handlers of closed connections (an event stream whose page went
+    away) but does not wait for them: wait here, so nothing of the web outlives it."""
+    left = [t for t in asyncio.all_tasks()
+            if "RequestHandler" in getattr(t.get_coro(), "__qualname__", "")]
+    if left:
+        await asyncio.wait(left, timeout=timeout)
 
 
 def _port(runner: web.AppRunner) -> int:

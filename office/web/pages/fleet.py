@@ -10,6 +10,7 @@ bus again for every seq range the archive lacks.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import secrets
 
@@ -51,9 +52,11 @@ async def fleet_page(request: web.Request) -> web.Response:
               for k in ("fleet.is_online", "fleet.is_offline", "fleet.reconnecting",
                         "fleet.live", "stop.done", "stop.now", "stop.next", "stop.skipped",
                         "stop.planned", "legend.depot", "fleet.resend", "fleet.no_buses")}
+    map_config = json.dumps({"tile_url": ctx.config.map.tile_url,
+                             "attribution": ctx.config.map.attribution, "labels": labels})
+    # Both JSON texts go into attributes, escaped by the template like any other text.
     return render(request, "fleet.html", snapshot=ctx.fleet.snapshot_json(),
-                  map_config={"tile_url": ctx.config.map.tile_url,
-                              "attribution": ctx.config.map.attribution, "labels": labels},
+                  map_config=map_config,
                   flash=request.query.get("flash"), flash_bus=request.query.get("bus", ""),
                   flash_n=request.query.get("n", "0"))
 
@@ -74,6 +77,8 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
         # The browser reconnects by itself after this many ms when the stream breaks.
         await response.write(b"retry: 2000\n\n")
         while True:
+            if ctx.fleet.closing:
+                break
             if ctx.sessions.get(session.id) is None:
                 await response.write(b"event: expired\ndata: {}\n\n")
                 break

@@ -22,6 +22,7 @@
   const routes = L.layerGroup().addTo(map);
   const buses = L.layerGroup().addTo(map);
   const markers = new Map();
+  window.fleetMarkers = markers;  // for the tests and the console
   let fitted = false;
 
   const STOP_COLOURS = { done: "#5b6570", now: "#0b5cad", next: "#1a7f37", skipped: "#c62828",
@@ -166,6 +167,14 @@
   source.addEventListener("error", function () {
     state.textContent = labels.reconnecting;
     state.dataset.state = "reconnecting";
+    if (source.readyState === EventSource.CLOSED) {
+      // Refused (not a broken stream, which EventSource retries by itself): the session
+      // ended while the server was away. Ask once; the login page if so, else try again.
+      fetch("/fleet.json", { credentials: "same-origin" }).then(function (response) {
+        if (response.status === 401) window.location.assign("/login?expired=1");
+        else window.setTimeout(function () { window.location.reload(); }, 5000);
+      }, function () { window.setTimeout(function () { window.location.reload(); }, 5000); });
+    }
   });
   source.addEventListener("fleet", function (event) { draw(JSON.parse(event.data)); });
   source.addEventListener("expired", function () {
