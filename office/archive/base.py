@@ -18,7 +18,7 @@ from office.archive.derived import (
     Visit,
 )
 from office.archive.derived.reads import Buses
-from office.archive.derived.tables import POSTGRESQL, SQLITE, Dialect
+from office.archive.derived.tables import POSTGRESQL, SQLITE, Dialect, placeholders
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
 # Days are the municipality's local days (Līvāni, Mažeikiai: both UTC+2/+3).
@@ -97,12 +97,6 @@ class Archive(Protocol):
         """The daily reports of the month ``month`` falls in."""
         ...
 
-    async def select(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Rows of a read-only query, placeholders in ``:name`` style whatever the back end
-        (rewritten for psycopg), for the office's reports and day view (aggregates over the
-        derived tables and the records); values spelled by :func:`dialect_of`."""
-        ...
-
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
         """Missing seq ranges between archived records, per bus, ordered by bus and seq.
 
@@ -139,6 +133,13 @@ def param(dialect: str, name: str) -> str:
 def dialect_of(archive: Archive) -> Dialect:
     """How ``archive`` spells values (SQLite: times as UTC ISO text, days as text)."""
     return SQLITE if archive.dialect == "sqlite" else POSTGRESQL
+
+
+async def select(archive: Archive, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """``archive.fetch`` with ``:name`` placeholders whatever the back end (rewritten for
+    psycopg): the reports' and the day view's read-only queries; values spelled by
+    :func:`dialect_of` (SQLite gives times back as UTC ISO text)."""
+    return await archive.fetch(placeholders(query, dialect_of(archive)), args)
 
 
 def sqlite_path(url: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from busd.event_catalog import PlanChanged, Proposal
 from busd.signals import BATTERY_SOC
 from office.archive import Archive
-from office.archive.base import dialect_of
+from office.archive.base import dialect_of, select
 from telemetry.models import SCHEMA_TELEMETRY
 
 _SOC_SQLITE = f"json_extract(data, '$.values.\"{BATTERY_SOC}\"')"
@@ -39,8 +39,8 @@ async def soc_series(archive: Archive, bus: str, start: datetime,
                      end: datetime) -> list[tuple[datetime, float]]:
     """(time, SOC %) of every telemetry sample of ``bus`` in [start, end) that carries one."""
     soc = _SOC_SQLITE if archive.dialect == "sqlite" else _SOC_POSTGRESQL
-    rows = await archive.select(
-        f"SELECT ts, {soc} FROM records WHERE bus = :bus AND ts >= :start AND ts < :end "
+    rows = await select(
+        archive, f"SELECT ts, {soc} FROM records WHERE bus = :bus AND ts >= :start AND ts < :end "
         f"AND schema = :schema AND {soc} IS NOT NULL ORDER BY ts",
         _args(archive, bus, start, end) | {"schema": SCHEMA_TELEMETRY})
     return [(as_utc(ts), float(value)) for ts, value in rows]
@@ -50,8 +50,8 @@ async def proposals(archive: Archive, bus: str, start: datetime,
                     end: datetime) -> dict[str, Proposal]:
     """The proposals ``bus`` made in [start, end), by id (from its ``plan_changed`` records;
     one that does not fit the catalogue is left out, as derivation leaves it out)."""
-    rows = await archive.select(
-        "SELECT data FROM records WHERE bus = :bus AND ts >= :start AND ts < :end "
+    rows = await select(
+        archive, "SELECT data FROM records WHERE bus = :bus AND ts >= :start AND ts < :end "
         "AND kind = 'plan_changed' ORDER BY seq", _args(archive, bus, start, end))
     found: dict[str, Proposal] = {}
     for (data,) in rows:

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from office.archive import Archive
-from office.archive.base import dialect_of
+from office.archive.base import dialect_of, select
 from office.archive.derived.tables import SQLITE, bus_args
 from office.reports.localday import local_day_sql
 
@@ -57,17 +57,19 @@ async def fetch(archive: Archive, buses: list[str], zone: ZoneInfo, start: datet
         return f"FROM {table} WHERE start_ts >= :start AND start_ts < :end AND {in_buses}"
 
     d = day("start_ts")
-    legs = archive.select(
-        f"SELECT bus, {d}, count(*), sum(km), sum(net_kwh), sum(duration_min), min(start_ts), "
-        f"max(coalesce(end_ts, start_ts)) {spans('legs')} GROUP BY bus, {d}", args)
-    bands = archive.select(
-        f"SELECT {BAND_SQL}, count(*), sum(km), sum(net_kwh) {spans('legs')} "
+    legs = select(
+        archive, f"SELECT bus, {d}, count(*), sum(km), sum(net_kwh), sum(duration_min), "
+        f"min(start_ts), max(coalesce(end_ts, start_ts)) {spans('legs')} GROUP BY bus, {d}",
+        args)
+    bands = select(
+        archive, f"SELECT {BAND_SQL}, count(*), sum(km), sum(net_kwh) {spans('legs')} "
         f"GROUP BY {BAND_SQL}", args)
-    visits = archive.select(
-        f"SELECT bus, {d}, place_id, max(place_name), place_kind, count(*), sum(duration_min), "
-        f"sum(lift_cycles) {spans('visits')} GROUP BY bus, {d}, place_id, place_kind", args)
-    charging = archive.select(
-        f"SELECT bus, {d}, count(*), sum(energy_added_kwh) {spans('charging')} "
+    visits = select(
+        archive, f"SELECT bus, {d}, place_id, max(place_name), place_kind, count(*), "
+        f"sum(duration_min), sum(lift_cycles) {spans('visits')} "
+        f"GROUP BY bus, {d}, place_id, place_kind", args)
+    charging = select(
+        archive, f"SELECT bus, {d}, count(*), sum(energy_added_kwh) {spans('charging')} "
         f"GROUP BY bus, {d}", args)
     if dialect is SQLITE:
         planned_sql = (
@@ -80,18 +82,18 @@ async def fetch(archive: Archive, buses: list[str], zone: ZoneInfo, start: datet
             "SELECT r.bus, r.day, s->>'stop_id', s->>'name' FROM daily_reports r "
             "CROSS JOIN LATERAL jsonb_array_elements(r.stops) s "
             "WHERE r.day >= :first AND r.day <= :last AND r.bus = ANY(:buses)")
-    planned = archive.select(planned_sql, args)
-    reports = archive.select(
-        "SELECT bus, day, clients_served, stops_served, stops_shortened, stops_skipped "
+    planned = select(archive, planned_sql, args)
+    reports = select(
+        archive, "SELECT bus, day, clients_served, stops_served, stops_shortened, stops_skipped "
         f"FROM daily_reports WHERE day >= :first AND day <= :last AND {in_buses}", args)
     raised = day("raised_at")
-    alerts = archive.select(
-        f"SELECT bus, {raised}, alert, count(*), sum(coalesce(duration_s, 0)) FROM alerts "
+    alerts = select(
+        archive, f"SELECT bus, {raised}, alert, count(*), sum(coalesce(duration_s, 0)) FROM alerts "
         f"WHERE raised_at >= :start AND raised_at < :end AND {in_buses} "
         f"GROUP BY bus, {raised}, alert", args)
     made = day("ts")
-    emergencies = archive.select(
-        f"SELECT bus, {made}, count(DISTINCT proposal_id) FROM plan_changes "
+    emergencies = select(
+        archive, f"SELECT bus, {made}, count(DISTINCT proposal_id) FROM plan_changes "
         f"WHERE ts >= :start AND ts < :end AND {in_buses} AND cause = 'proposed' "
         f"AND emergency = TRUE GROUP BY bus, {made}", args)
     # Independent reads: PostgreSQL runs them on the pool's connections at once.

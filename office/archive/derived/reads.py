@@ -33,7 +33,6 @@ from office.archive.derived.tables import (
     Dialect,
     Table,
     bus_args,
-    placeholders,
     select_sql,
 )
 from office.archive.gaps_sql import day_bounds
@@ -57,12 +56,6 @@ class DerivedReads:
 
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
-
-    async def select(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Rows of a read-only query over the archive, placeholders in ``:name`` style (the
-        office's reports and day view: aggregates the typed reads would make slow). Values
-        come back as the back end holds them: SQLite gives times as UTC ISO text."""
-        return await self._derived_fetch(placeholders(query, self._derived_dialect), args)
 
     async def _read(self, table: Table, model: type[R], bus: Buses, where: str,
                     args: dict[str, Any]) -> list[R]:
