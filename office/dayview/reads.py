@@ -3,7 +3,7 @@
 The SOC series comes from the telemetry samples (``battery.soc`` in a sample's ``values``);
 the accepted plans' projections from the ``plan_changed`` records that proposed them (the
 derived ``plan_changes`` rows keep the projected depot SOC only). Both are one bus's records
-in one time range: the (bus, ts) index (migration 004) makes that a range probe.
+in one time range: the (bus, ts) index (migration ``records_bus_ts``) makes that a range probe.
 """
 
 from __future__ import annotations
