@@ -115,6 +115,13 @@ class Users:
             f"SELECT name, role FROM users WHERE name = {self._p('name')}", {"name": name})
         return User(rows[0][0], Role(rows[0][1])) if rows else None
 
+    async def stamp(self, name: str) -> str | None:
+        """What changes when the account does (role, password): a session started under
+        another stamp is over. None when the user is gone."""
+        rows = await self._archive.fetch(
+            f"SELECT role, changed FROM users WHERE name = {self._p('name')}", {"name": name})
+        return f"{rows[0][0]}|{rows[0][1]}" if rows else None
+
     async def all(self) -> list[User]:
         rows = await self._archive.fetch("SELECT name, role FROM users ORDER BY name", {})
         return [User(n, Role(r)) for n, r in rows]

@@ -3,13 +3,16 @@ hostile requests. The browser tests are in test_office_web_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import structlog
 
+from office.web.app import ACCOUNT_CHECK_S
 from office.web.auth import LOGIN_COOKIE, SESSION_COOKIE
+from office.web.pages import fleet as fleet_page
 from tests.support.office_web import (
     DISPATCHER,
     VIEWER,
@@ -127,6 +130,19 @@ async def test_session_expires_when_idle_and_after_its_lifetime(web: WebUnderTes
         pytest.fail("the session outlived its lifetime")
 
 
+async def test_a_removed_user_or_a_new_password_ends_the_session(web: WebUnderTest) -> None:
+    c = web.client
+    await log_in(c, *VIEWER)
+    await web.ctx.users.set_password(VIEWER[0], "a brand new pass 9")  # busd office user passwd
+    await web.clock.advance(ACCOUNT_CHECK_S + 1)
+    assert (await c.get("/fleet.json")).status == 401
+    await log_in(c, DISPATCHER[0], DISPATCHER[1])
+    await web.ctx.users.remove(DISPATCHER[0])
+    assert (await c.get("/fleet.json")).status == 200  # checked again only after a while
+    await web.clock.advance(ACCOUNT_CHECK_S + 1)
+    assert (await c.get("/fleet.json")).status == 401
+
+
 async def test_post_without_or_with_a_wrong_csrf_token_is_refused(web: WebUnderTest) -> None:
     c = web.client
     csrf = await log_in(c, *DISPATCHER)
@@ -214,3 +230,24 @@ async def test_pages_escape_what_they_show(web: WebUnderTest) -> None:
     r = await c.get("/?flash=fleet.resend_none&bus=<script>x</script>", headers=HTML)
     text = await r.text()
     assert "<script>x</script>" not in text and "&lt;script&gt;" in text
+
+
+async def test_the_event_stream_sends_the_fleet_and_ends_with_the_session(
+        web: WebUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fleet_page, "KEEPALIVE_S", 0.05)
+    c = web.client
+    await log_in(c, *VIEWER)
+    web.feed.rebuild()
+    async with c.get("/fleet/events") as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        assert stream.headers["Content-Security-Policy"]
+        first = await stream.content.readuntil(b"\n\n")
+        assert first == b"retry: 2000\n\n"
+        event = await stream.content.readuntil(b"\n\n")
+        assert event.startswith(b"event: fleet\nid: 1\ndata: {")
+        await web.clock.advance(web.ctx.config.web.session_minutes * 60 + 1)
+        async with asyncio.timeout(5):
+            while (chunk := await stream.content.readuntil(b"\n\n")) == b": keepalive\n\n":
+                pass
+        assert chunk == b"event: expired\ndata: {}\n\n"
+        assert await stream.content.read() == b""  # and the stream ends

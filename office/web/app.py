@@ -51,7 +51,9 @@ log = structlog.get_logger("office.web")
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 MAX_BODY = 64 * 1024
-PUBLIC = ("/login", "/static/")
+# How often a session's account is compared with the archive's (removed, new role or
+# password: the session ends). Accounts are changed by another process (busd office user).
+ACCOUNT_CHECK_S = 30.0
 
 # The pages, in navigation order. Another page: a module with setup(app, ctx), listed here.
 PAGES: list[str] = [
@@ -191,6 +193,10 @@ async def _login_required(request: web.Request, handler: Handler) -> web.StreamR
     ctx = context(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     session = ctx.sessions.get(cookie)
+    if session is not None and not await _account_unchanged(ctx, session):
+        log.info("session_ended", reason="account_changed")
+        ctx.sessions.end(session.id)
+        session = None
     if session is not None:
         request[_SESSION] = session
     elif not _public(request.path):
@@ -199,6 +205,14 @@ async def _login_required(request: web.Request, handler: Handler) -> web.StreamR
             raise web.HTTPSeeOther("/login?expired=1" if cookie else "/login")
         raise web.HTTPUnauthorized(text="log in first\n")
     return await handler(request)
+
+
+async def _account_unchanged(ctx: WebContext, session: Session) -> bool:
+    now = ctx.clock.monotonic()
+    if now - session.checked < ACCOUNT_CHECK_S:
+        return True
+    session.checked = now
+    return await ctx.users.stamp(session.user.name) == session.stamp
 
 
 @web.middleware

@@ -41,6 +41,8 @@ class Session:
     started: float
     seen: float
     lang: str | None = None  # the user's choice of language, for this session
+    stamp: str | None = None  # the account's stamp at login (office.users.Users.stamp)
+    checked: float = 0.0  # when the account was last compared with it (monotonic)
 
     @property
     def dispatcher(self) -> bool:
@@ -54,13 +56,14 @@ class Sessions:
     idle_s: float
     _by_id: dict[str, Session] = field(default_factory=dict)
 
-    def start(self, user: User) -> Session:
+    def start(self, user: User, stamp: str | None = None) -> Session:
         now = self.clock.now()
         self._expire(now)
         if len(self._by_id) >= MAX_SESSIONS:
             oldest = min(self._by_id.values(), key=lambda s: s.seen)
             del self._by_id[oldest.id]
-        session = Session(new_token(), user, new_token(), now, now)
+        session = Session(new_token(), user, new_token(), now, now, stamp=stamp,
+                          checked=self.clock.monotonic())
         self._by_id[session.id] = session
         return session
 

@@ -12,14 +12,14 @@ import asyncio
 import getpass
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from office.archive import ArchiveError, open_archive
-from office.config import OfficeConfig, OfficeConfigError, load_config
-from office.users import Role, UserError, Users
+if TYPE_CHECKING:  # imported when a command runs: building busd's parser stays light
+    from office.config import OfficeConfig
 
+ROLES = ("viewer", "dispatcher")  # office.users.Role's values
 log = structlog.get_logger("office.web.cli")
 
 EXIT_OK = 0
@@ -58,7 +58,7 @@ def add_user_parser(sub: Any) -> None:
                                   required=True)
     add = actions.add_parser("add", help="a new user")
     add.add_argument("name")
-    add.add_argument("--role", choices=[r.value for r in Role], default=Role.VIEWER.value)
+    add.add_argument("--role", choices=ROLES, default="viewer")
     passwd = actions.add_parser("passwd", help="set a user's password")
     passwd.add_argument("name")
     for p in (add, passwd):
@@ -75,6 +75,7 @@ def add_user_parser(sub: Any) -> None:
 
 def _config(args: argparse.Namespace) -> OfficeConfig:
     from office.cli import archive_url
+    from office.config import load_config
 
     config = load_config(args.config)
     changes: dict[str, Any] = {}
@@ -104,15 +105,18 @@ def _config(args: argparse.Namespace) -> OfficeConfig:
 
 def web_main(args: argparse.Namespace) -> int:
     from busd.logs import configure_logging
+    from office.archive import ArchiveError
+    from office.config import OfficeConfigError
     from office.web.server import run_web
 
-    configure_logging(args.log_level, "auto")
     try:
         config = _config(args)
-        return asyncio.run(run_web(config, duration_s=args.duration))
     except (OfficeConfigError, ValueError) as err:
         print(f"busd office web: {err}", file=sys.stderr, flush=True)
         return EXIT_ERROR
+    configure_logging(args.log_level, "auto")
+    try:
+        return asyncio.run(run_web(config, duration_s=args.duration))
     except (ArchiveError, OSError) as err:
         log.error("office_web_failed", reason=str(err))
         print(f"busd office web: {err}", file=sys.stderr, flush=True)
@@ -121,6 +125,8 @@ def web_main(args: argparse.Namespace) -> int:
 
 def read_password(source: str | None) -> str:
     """From a file, standard input ('-'), or a prompt asked twice."""
+    from office.users import UserError
+
     if source == "-":
         return sys.stdin.readline().rstrip("\r\n")
     if source is not None:
@@ -133,6 +139,10 @@ def read_password(source: str | None) -> str:
 
 
 def user_main(args: argparse.Namespace) -> int:
+    from office.archive import ArchiveError
+    from office.config import OfficeConfigError
+    from office.users import UserError
+
     try:
         config = _config(args)
         password = None
@@ -145,6 +155,9 @@ def user_main(args: argparse.Namespace) -> int:
 
 
 async def _user(config: OfficeConfig, args: argparse.Namespace, password: str | None) -> int:
+    from office.archive import open_archive
+    from office.users import Role, Users
+
     async with open_archive(config.archive) as archive:
         users = Users(archive)
         action = args.user_action

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from busd.clock import Clock
+from busd.clock import Clock, SystemClock
 from office.archive import Archive, ArchiveError
 from office.archive.base import param
 from office.archive.gaps_sql import day_bounds, gaps_query
@@ -186,7 +186,8 @@ def bus_row(view: BusView, day: ArchiveDay | None, municipality: Municipality, *
 async def archive_days(archive: Archive, municipality: Municipality,
                        day: date) -> dict[str, ArchiveDay]:
     """Every bus's records, missing seqs and newest record on ``day`` (the municipality's
-    local day), from the archive's SQL: the same gap query as ``busd office gaps``."""
+    local day: midnight to midnight in its zone), from the archive's SQL: the same gap query
+    as ``busd office gaps``. Every bus of the archive; the caller keeps the municipality's."""
     start, end = day_bounds(day, municipality.tz)
     dialect = archive.dialect
 
@@ -206,8 +207,6 @@ async def archive_days(archive: Archive, municipality: Municipality,
         missing[bus] = missing.get(bus, 0) + int(nxt) - int(seq) - 1
     out: dict[str, ArchiveDay] = {}
     for bus, n, newest in counts:
-        if not municipality.has(bus):
-            continue
         when = newest if isinstance(newest, datetime) else (
             datetime.fromisoformat(newest) if newest else None)
         out[bus] = ArchiveDay(int(n), missing.get(bus, 0), when)
@@ -218,10 +217,15 @@ class FleetFeed:
     """The snapshot, rebuilt every ``push_interval_s``, versioned when it changes."""
 
     def __init__(self, *, config: OfficeConfig, archive: Archive, clock: Clock,
-                 office: Office | None, archive_poll_s: float = 10.0) -> None:
+                 office: Office | None, archive_poll_s: float = 10.0,
+                 pace: Clock | None = None) -> None:
+        """``clock``: the fleet's time (last seen, today); ``pace``: the clock the rebuilds
+        and polls are timed by, real time by default (the demo's fleet runs on an
+        accelerated clock, its pages are still pushed once a real second)."""
         self._config = config
         self._archive = archive
         self._clock = clock
+        self._pace = pace or SystemClock()
         self.office = office
         self._poll_s = archive_poll_s
         self._days: dict[str, ArchiveDay] = {}
@@ -274,7 +278,7 @@ class FleetFeed:
                 await self.refresh_archive()
             except ArchiveError as err:
                 log.warning("fleet_archive_poll_failed", reason=str(err))
-            await self._clock.sleep(self._poll_s)
+            await self._pace.sleep(self._poll_s)
 
     async def refresh_archive(self) -> None:
         now = self._clock.now()
@@ -282,7 +286,8 @@ class FleetFeed:
         for m in self._config.municipalities:
             today = datetime.fromtimestamp(now, UTC).astimezone(m.tz).date()
             found = await archive_days(self._archive, m, today)
-            days.update({b: d for b, d in found.items() if b not in days})
+            days.update({b: d for b, d in found.items()
+                         if self._config.municipality_of(b).id == m.id})
         self._days = days
         self._archive_buses = await self._archive.buses()
         self.archive_polled.set()
@@ -290,7 +295,7 @@ class FleetFeed:
     async def _push(self) -> None:
         while True:
             self.rebuild()
-            await self._clock.sleep(self._config.web.push_interval_s)
+            await self._pace.sleep(self._config.web.push_interval_s)
 
     def rebuild(self) -> None:
         now = self._clock.now()

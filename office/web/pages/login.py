@@ -64,7 +64,7 @@ async def login(request: web.Request) -> web.Response:
         log.warning("login_failed", reason="bad_credentials", failures=failures)
         return _login_form(request, error="login.failed", status=401)
     ctx.limiter.succeeded(*keys)
-    session = ctx.sessions.start(user)
+    session = ctx.sessions.start(user, await ctx.users.stamp(user.name))
     log.info("login", role=user.role.value, sessions=len(ctx.sessions))
     response = web.HTTPSeeOther("/")
     response.set_cookie(SESSION_COOKIE, session.id, **_cookie_args(ctx))  # type: ignore[arg-type]
