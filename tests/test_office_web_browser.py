@@ -205,6 +205,14 @@ async def test_map_shows_route_stops_and_buses_with_no_tile_server(
         assert "lift_door" in text
         low = page.locator("#fleet-table tr[data-bus=lt-02] td.soc")
         assert await low.inner_text() == "17.0"
+        # A broken stream (a proxy's timeout, a network blip): the page reconnects by itself.
+        await page.wait_for_function("() => window.fleetStreamOpens === 1")
+        server = web.runner.server
+        assert server is not None
+        for connection in server.connections:
+            connection.force_close()
+        await page.wait_for_function("() => window.fleetStreamOpens === 2", timeout=10_000)
+        await page.wait_for_selector("#stream-state[data-state=live]")
         await page.click("header .lang button[value=en]")
         await page.wait_for_selector("html[lang=en]")
         await page.wait_for_function("() => window.fleetMarkers.size === 2",

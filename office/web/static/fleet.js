@@ -160,7 +160,9 @@
 
   // EventSource reconnects by itself (after the stream's "retry"); we only show the state.
   const source = new EventSource("/fleet/events");
+  window.fleetStreamOpens = 0;
   source.addEventListener("open", function () {
+    window.fleetStreamOpens += 1;
     state.textContent = labels.live;
     state.dataset.state = "live";
   });
