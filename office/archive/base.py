@@ -19,6 +19,7 @@ from office.archive.derived import (
     VisitServices,
 )
 from office.archive.derived.reads import Buses
+from office.archive.derived.tables import POSTGRESQL, SQLITE, Dialect, placeholders
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
 # Days are the municipality's local days (Līvāni, Mažeikiai: both UTC+2/+3).
@@ -134,6 +135,18 @@ class Archive(Protocol):
 def param(dialect: str, name: str) -> str:
     """A named placeholder as ``dialect`` spells it: ``:name`` or ``%(name)s``."""
     return f":{name}" if dialect == "sqlite" else f"%({name})s"
+
+
+def dialect_of(archive: Archive) -> Dialect:
+    """How ``archive`` spells values (SQLite: times as UTC ISO text, days as text)."""
+    return SQLITE if archive.dialect == "sqlite" else POSTGRESQL
+
+
+async def select(archive: Archive, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """``archive.fetch`` with ``:name`` placeholders whatever the back end (rewritten for
+    psycopg): the reports' and the day view's read-only queries; values spelled by
+    :func:`dialect_of` (SQLite gives times back as UTC ISO text)."""
+    return await archive.fetch(placeholders(query, dialect_of(archive)), args)
 
 
 def sqlite_path(url: str) -> str:

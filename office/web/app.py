@@ -75,6 +75,8 @@ ACCOUNT_CHECK_S = 30.0
 PAGES: list[str] = [
     "office.web.pages.login",
     "office.web.pages.fleet",
+    "office.web.pages.reports",
+    "office.web.pages.day",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

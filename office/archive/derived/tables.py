@@ -169,9 +169,14 @@ def select_sql(table: Table, dialect: Dialect, *, buses: bool, where: str) -> st
                           if dialect is SQLITE else "bus = ANY(:buses)")
     text = (f"SELECT {', '.join(table.columns)} FROM {table.name} "
             f"WHERE {' AND '.join(conditions)} ORDER BY {table.order}")
+    return placeholders(text, dialect)
+
+
+def placeholders(query: str, dialect: Dialect) -> str:
+    """``query``'s ``:name`` placeholders in ``dialect``'s style (psycopg's ``%(name)s``)."""
     if dialect is SQLITE:
-        return text
-    return _COLON.sub(lambda m: f"%({m[1]})s", text)
+        return query
+    return _COLON.sub(lambda m: f"%({m[1]})s", query)
 
 
 def bus_args(bus: str | Sequence[str] | None, dialect: Dialect) -> dict[str, object]:
