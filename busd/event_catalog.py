@@ -324,6 +324,9 @@ class CommandDetail(EventModel):
 
     bus_ts: UtcTs | None = Field(default=None, description="ping: the bus's clock")
     version: int | None = Field(default=None, description="plan: the version now accepted")
+    scheduled: dt.date | None = Field(
+        default=None, description="plan: accepted for this later day, kept on the bus until "
+        "then (absent: followed now)")
     problems: list[tuple[str, str]] | None = Field(
         default=None, description="plan: each problem as [key, reason]")
     resent: int | None = Field(

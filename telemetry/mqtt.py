@@ -92,6 +92,7 @@ def make_client(
     protocol: aiomqtt.ProtocolVersion,
     will: aiomqtt.Will | None = None,
     persistent_session: bool = False,
+    session_expiry_s: int = 7 * 86400,  # the office may be off over a weekend
     max_inflight: int = 20,
     max_queued_incoming: int = 1000,
 ) -> aiomqtt.Client:
@@ -105,7 +106,7 @@ def make_client(
         clean_start = not persistent_session
         if persistent_session:
             properties = _properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = 7 * 86400  # the office may be off over a weekend
+            properties.SessionExpiryInterval = session_expiry_s
     else:
         clean_session = not persistent_session
     return aiomqtt.Client(

@@ -241,6 +241,9 @@ class Uplink:
         client = mqtt.make_client(
             self._settings, identifier=self._client_id, protocol=self._protocol, will=will,
             max_inflight=self._cfg.inflight, max_queued_incoming=100,
+            # The broker keeps the commands sent while the bus is offline (QoS 1, each until
+            # its own message expiry) and hands them over when it connects again.
+            persistent_session=True, session_expiry_s=self._mqtt_cfg.session_expiry_s,
         )
         async with client:
             self.connected = True

@@ -320,7 +320,7 @@ async def test_a_plan_accepted_while_the_disk_refuses_writes_is_answered_accepte
         assert result.detail.version == 3 and taken == [3]
         assert reports and reports[-1] is not None  # degraded and reported, not failed
         older = await commands.handle("plan", json.dumps(plan(2)).encode())
-        assert not older.accepted and "not above the accepted version 3" in older.reason
+        assert not older.accepted and "not above the version 3 accepted" in older.reason
 
         await read_only(outbox, False)
         await outbox.flush()  # the outbox's loop retries this after its back-off
