@@ -342,6 +342,16 @@ class CommandDetail(EventModel):
         "has, listed or not")
 
 
+class CommandReceived(EventModel):
+    """``.../cmd/result``: the receipt, kept when a valid command reaches the bus and before
+    it runs, so the office knows it was delivered; its answer follows as a ``cmd_result``.
+    A command answered before (a duplicate) gets its answer again, with no receipt."""
+
+    kind: Literal["cmd_received"] = "cmd_received"
+    command: str = Field(description="ping, plan, resend")
+    id: str = Field(description="the command's id")
+
+
 class CommandResult(EventModel):
     """``.../cmd/result``: the answer to every command, accepted or not."""
 
@@ -419,7 +429,7 @@ Event = Annotated[
 BusEvent = Annotated[
     VisitStarted | VisitEnded | LegCompleted | ChargingStarted | ChargingEnded | LiftCycle
     | PlanChanged | PlanAccepted | AlertRaised | AlertCleared | DataDropped | DailyReport
-    | CommandResult,
+    | CommandResult | CommandReceived,
     Field(discriminator="kind"),
 ]
 Report = DailyReport
@@ -456,6 +466,7 @@ __all__ = [
     "ChargingEnded",
     "ChargingStarted",
     "CommandDetail",
+    "CommandReceived",
     "CommandResult",
     "DailyReport",
     "DataDropped",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from busd.clock import Clock, utc_iso
-from busd.event_catalog import CommandResult
+from busd.event_catalog import CommandReceived, CommandResult
 from busd.plan import day_problem
 from busd.ports import CommandHandler, CommandOutcome
 from telemetry.command_answers import CommandAnswers, MetaStore, command_key, plan_key
@@ -46,6 +47,8 @@ from telemetry.models import (
 from telemetry.outbox import ResendPlan, ResendRefused
 
 log = structlog.get_logger("telemetry.commands")
+
+Receipt = Callable[[CommandReceived], Awaitable[None]]
 
 PLAN_VERSION_KEY = "cmd.plan.version"  # the last version accepted, whatever its day
 
@@ -140,11 +143,14 @@ class CommandDispatcher:
     def names(self) -> list[str]:
         return sorted(_MODELS)
 
-    async def handle(self, name: str, payload: bytes) -> CommandResult:
+    async def handle(self, name: str, payload: bytes, *,
+                     received: Receipt | None = None) -> CommandResult:
         """Validate and run one command; always returns the answer for cmd/result.
 
         A command answered before (the same name and id, or a plan of the same day and
-        version that was accepted) is not run again: it gets the answer it got then."""
+        version that was accepted) is not run again: it gets the answer it got then.
+        ``received`` is given the receipt of a valid command new to this bus before it runs
+        (the uplink keeps it for cmd/result: the office sees the command delivered)."""
         command_id: str | None = None
         keys: list[str] = []  # where this command's answer is remembered
         remember = True
@@ -178,6 +184,8 @@ class CommandDispatcher:
                                accepted=kept.accepted)
                 # The same answer, under this command's id (a plan sent again with a new id).
                 return kept.model_copy(update={"id": command_id})
+            if received is not None:
+                await received(CommandReceived(command=name, id=command_id or ""))
             if isinstance(command, CmdPlan):
                 outcome = await self._plan(command)
             elif isinstance(command, CmdResend):
