@@ -1,0 +1,165 @@
+"""Commands to a bus that is offline: kept by the broker in the bus's persistent session,
+delivered once when it connects, dropped when they expire; the office follows each one.
+
+Real mosquitto, the real uplink in process (``running_bus``), the office's live subscriber
+archiving what the buses publish, and :func:`office.dispatch.send_plan` as the dispatcher
+calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from busd.clock import ManualClock
+from busd.plan import Plan, parse_plan
+from busd.ports import CommandOutcome, JsonObject
+from office.archive import Archive
+from office.dispatch import command_statuses, plan_expiry, send_plan
+from office.dispatch.channel import CommandChannel
+from office.live import Office
+from office.records import DEFAULT_PREFIX
+from telemetry.models import CmdPing
+from telemetry.mqtt import BrokerSettings
+from tests.support.mosquitto import Mosquitto
+from tests.support.uplink_env import bus_config, running_bus, running_office
+
+BUS = "bus-01"
+
+
+def riga_today(days: int = 0) -> dt.date:
+    return dt.datetime.now(ZoneInfo("Europe/Riga")).date() + dt.timedelta(days=days)
+
+
+def day_plan(version: int, day: dt.date) -> Plan:
+    return parse_plan({"date": day.isoformat(), "version": version, "stops": [],
+                       "depot": {"id": "livani", "name": "Līvāni", "lat": 56.3543,
+                                 "lon": 26.1758}})
+
+
+class Planner:
+    """The bus's plan handler: what it was given."""
+
+    def __init__(self) -> None:
+        self.taken: list[int] = []
+
+    async def __call__(self, body: JsonObject) -> CommandOutcome:
+        self.taken.append(int(body["version"]))  # type: ignore[call-overload]
+        return CommandOutcome.accept()
+
+
+async def state_of(archive: Archive, command_id: str) -> str | None:
+    for status, state in await command_statuses(archive):
+        if status.sent.id == command_id:
+            return state
+    return None
+
+
+async def answers_for(archive: Archive, command_id: str) -> list[str]:
+    """The kinds of the bus's records about one command, as archived (receipt, answer)."""
+    return [r.kind for r in await archive.records(BUS)
+            if r.kind in ("cmd_received", "cmd_result") and isinstance(r.data, dict)
+            and r.data.get("id") == command_id]
+
+
+async def connect_once(config: Any, office: Office, planner: Planner) -> None:
+    """The bus connects (its session, with its subscriptions, is made) and stops cleanly."""
+    async with running_bus(config, handlers={"plan": planner}):
+        await office.wait_until(lambda: office.fleet.get(BUS) and office.fleet[BUS].online,
+                                timeout=10)
+    await office.wait_until(lambda: not office.fleet[BUS].online, timeout=10)
+
+
+async def test_a_plan_sent_while_the_bus_is_offline_lands_once_through_a_broker_restart(
+    mosquitto: Mosquitto, tmp_path: Path,
+) -> None:
+    config = bus_config(tmp_path, mosquitto.port)
+    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    planner = Planner()
+    async with running_office(mosquitto.port) as office:
+        await connect_once(config, office, planner)
+
+        plan = day_plan(3, riga_today())
+        sent = await send_plan(plan, bus=BUS, settings=settings, archive=office.archive,
+                               prefix=DEFAULT_PREFIX, timeout_s=0.3, command_id="plan-3")
+        assert sent.state == "pending" and sent.result is None
+        assert sent.sent.expires == plan_expiry(plan)
+        assert await state_of(office.archive, "plan-3") == "pending"
+
+        mosquitto.restart()  # the broker keeps the bus's session and the plan on disk
+
+        async with running_bus(config, handlers={"plan": planner}):
+            await office.wait_until(lambda: state_of(office.archive, "plan-3"), timeout=15)
+            await office.wait_until(
+                lambda: _is(state_of(office.archive, "plan-3"), "accepted"), timeout=15)
+            assert planner.taken == [3]
+            assert await answers_for(office.archive, "plan-3") == ["cmd_received", "cmd_result"]
+
+            # The same plan version again (the dispatcher pressed twice): the same answer,
+            # and the bus does not take it a second time.
+            again = await send_plan(plan, bus=BUS, settings=settings, archive=office.archive,
+                                    prefix=DEFAULT_PREFIX, timeout_s=10, command_id="plan-3b")
+            assert again.state == "accepted" and again.result is not None
+            assert again.result.detail.version == 3
+            assert planner.taken == [3]
+
+        # Connected again later: nothing is delivered a second time.
+        async with running_bus(config, handlers={"plan": planner}) as (parts, _):
+            await office.wait_until(lambda: office.fleet[BUS].online, timeout=10)
+            await ping(settings, "after-restart")
+            assert parts.commands.counters["accepted"] == 1  # the ping only
+        assert planner.taken == [3]
+        assert await answers_for(office.archive, "plan-3") == ["cmd_received", "cmd_result"]
+
+
+async def _is(state: Any, wanted: str) -> bool:
+    return bool(await state == wanted)
+
+
+async def ping(settings: BrokerSettings, command_id: str) -> None:
+    """A ping, answered: every command sent before it has been through the bus (the broker
+    delivers a session's messages in order)."""
+    async with CommandChannel(settings, buses=[BUS], prefix=DEFAULT_PREFIX) as channel:
+        now = dt.datetime.now(dt.UTC)
+        await channel.send(BUS, "ping", CmdPing(bus=BUS, ts=now.isoformat(), id=command_id))
+        answers = await channel.wait({(BUS, command_id)}, timeout_s=10)
+    assert answers[(BUS, command_id)].accepted
+
+
+async def test_a_plan_that_expires_before_the_bus_connects_never_lands(
+    mosquitto: Mosquitto, tmp_path: Path,
+) -> None:
+    config = bus_config(tmp_path, mosquitto.port)
+    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    planner = Planner()
+    async with running_office(mosquitto.port) as office:
+        await connect_once(config, office, planner)
+
+        # Yesterday's plan is not even sent.
+        old = await send_plan(day_plan(4, riga_today(-1)), bus=BUS, settings=settings,
+                              archive=office.archive, prefix=DEFAULT_PREFIX, timeout_s=1)
+        assert old.state == "expired" and "before it was sent" in old.reason
+
+        # Today's plan, sent (by the office's clock) one second before the day ends: the
+        # broker drops it after that second, as it would at midnight.
+        plan = day_plan(5, riga_today())
+        late = ManualClock(plan_expiry(plan).timestamp() - 1)
+        sent = await send_plan(plan, bus=BUS, settings=settings, archive=office.archive,
+                               prefix=DEFAULT_PREFIX, timeout_s=0.1, clock=late,
+                               command_id="late")
+        assert sent.state == "pending"
+        # The broker's own clock must pass the expiry: there is no event to wait on.
+        await asyncio.sleep(2.0)
+
+        async with running_bus(config, handlers={"plan": planner}):
+            await office.wait_until(lambda: office.fleet[BUS].online, timeout=10)
+            await ping(settings, "after-expiry")
+        assert planner.taken == []
+        assert await answers_for(office.archive, "late") == []
+        assert await state_of(office.archive, "late") == "pending"  # its day has not ended
+        statuses = await command_statuses(
+            office.archive, clock=ManualClock(plan_expiry(plan).timestamp()))
+        assert {s.sent.id: state for s, state in statuses} == {"late": "expired"}
