@@ -47,7 +47,7 @@ class Planner:
         self.taken: list[int] = []
 
     async def __call__(self, body: JsonObject) -> CommandOutcome:
-        self.taken.append(int(body["version"]))  # type: ignore[call-overload]
+        self.taken.append(int(body["version"]))
         return CommandOutcome.accept()
 
 
