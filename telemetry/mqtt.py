@@ -130,6 +130,22 @@ def make_client(
     )
 
 
+def manual_ack(client: aiomqtt.Client) -> None:
+    """Stop aiomqtt's paho client from acknowledging messages as it receives them.
+
+    aiomqtt 2.x has no public API for it (aiomqtt#345); its paho client does (paho-mqtt 2.x
+    ``manual_ack_set``). Call before connecting: a persistent session's queued messages come
+    right after the CONNACK.
+    """
+    client._client.manual_ack_set(True)
+
+
+def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """PUBACK one message (QoS 1). On a connection that is already gone this does nothing: the
+    broker sends the message again on the next connection (the receiver drops the copy)."""
+    client._client.ack(message.mid, message.qos)
+
+
 def _properties(packet_type: int) -> Properties:
     # paho ships py.typed but leaves Properties.__init__ unannotated
     return Properties(packet_type)  # type: ignore[no-untyped-call]

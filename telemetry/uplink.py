@@ -248,6 +248,9 @@ class Uplink:
             # its own message expiry) and hands them over when it connects again.
             persistent_session=True, session_expiry_s=self._mqtt_cfg.session_expiry_s,
         )
+        # A command is acknowledged only once its answer is kept: a bus killed in between gets
+        # it again on the next connection, and answers the copy from memory (exactly once).
+        mqtt.manual_ack(client)
         async with client:
             self.connected = True
             # Each command topic by name, not cmd/+, which would echo our own cmd/result back.
@@ -361,6 +364,7 @@ class Uplink:
         async for message in client.messages:
             topic = str(message.topic)
             if not topic.startswith(cmd_prefix):
+                mqtt.acknowledge(client, message)
                 continue
             name = topic[len(cmd_prefix):]
             payload = message.payload if isinstance(message.payload, bytes) else \
@@ -370,6 +374,7 @@ class Uplink:
             # On a full disk the answer waits in the outbox's memory and goes out when the
             # disk takes it again: the link stays up, the command is not lost.
             await self._keep_answer(result)
+            mqtt.acknowledge(client, message)
 
     async def _keep_answer(self, answer: CommandResult | CommandReceived) -> None:
         """A receipt or an answer, durable on cmd/result in order with the other records."""

@@ -163,3 +163,38 @@ async def test_a_plan_that_expires_before_the_bus_connects_never_lands(
         statuses = await command_statuses(
             office.archive, clock=ManualClock(plan_expiry(plan).timestamp()))
         assert {s.sent.id: state for s, state in statuses} == {"late": "expired"}
+
+
+async def test_a_command_the_bus_had_not_answered_when_it_stopped_comes_again(
+    mosquitto: Mosquitto, tmp_path: Path,
+) -> None:
+    """Acknowledged only once answered: a bus stopped while a plan was in its hands gets the
+    plan again on the next connection, and the office saw it delivered in between."""
+    config = bus_config(tmp_path, mosquitto.port)
+    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    planner = Planner()
+    stuck = asyncio.Event()
+
+    async def hangs(body: JsonObject) -> CommandOutcome:
+        stuck.set()
+        await asyncio.Event().wait()  # stopped before it answers
+        raise AssertionError("unreachable")
+
+    async with running_office(mosquitto.port) as office:
+        async with running_bus(config, handlers={"plan": hangs}):
+            await office.wait_until(lambda: office.fleet.get(BUS) and office.fleet[BUS].online,
+                                    timeout=10)
+            sent = await send_plan(day_plan(6, riga_today()), bus=BUS, settings=settings,
+                                   archive=office.archive, prefix=DEFAULT_PREFIX, timeout_s=0.2,
+                                   command_id="stuck")
+            assert sent.state in ("pending", "delivered")
+            await office.wait_until(lambda: _is(state_of(office.archive, "stuck"), "delivered"),
+                                    timeout=10)
+            assert stuck.is_set()
+
+        async with running_bus(config, handlers={"plan": planner}):
+            await office.wait_until(lambda: _is(state_of(office.archive, "stuck"), "accepted"),
+                                    timeout=15)
+        assert planner.taken == [6]
+        assert await answers_for(office.archive, "stuck") == [
+            "cmd_received", "cmd_received", "cmd_result"]
