@@ -6,7 +6,8 @@ its bus; the bus answers on ``cmd/result``, and publishes the records it still k
 original topics, where the ingest workers (or ``busd office``) archive them like any other record:
 the archive drops a record it already has by ``(bus, seq)``, so asking twice is harmless.
 
-This command only asks and reports; it archives nothing itself. It sends through
+This command asks and reports; it archives no record of its own, only each ask in the archive's
+``commands`` table and the answers it heard (as the ingest would). It sends through
 :class:`office.dispatch.channel.CommandChannel` (a clean session of its own, subscribed to the
 buses' ``cmd/result`` before it sends) and waits for every answer at most ``timeout_s``. A bus
 that is offline answers later (the command waits in its persistent session): the records then
@@ -26,8 +27,9 @@ import structlog
 
 from busd.clock import utc_iso
 from busd.event_catalog import CommandResult
-from office.archive import Gap, open_archive
-from office.dispatch.channel import CommandChannel
+from office.archive import Archive, Gap, open_archive
+from office.archive.commands import SentCommand
+from office.dispatch.channel import CommandChannel, Heard, archive_heard
 from telemetry import mqtt
 from telemetry.models import MAX_RESEND_RANGE, CmdResend
 
@@ -80,27 +82,35 @@ async def resend_gaps(
     timeout_s: float,
     connect_timeout_s: float = 10.0,
 ) -> list[ResendAnswer]:
-    """Ask for every gap of ``bus`` (every bus when None) on ``day`` (every day when None)."""
+    """Ask for every gap of ``bus`` (every bus when None) on ``day`` (every day when None).
+
+    Each ask is recorded in the archive's commands table (pending until its bus answers)."""
     async with open_archive(archive_url, tz=tz, connect_timeout_s=connect_timeout_s) as archive:
         gaps = await archive.gaps(bus=bus, day=day)
-    asks = asks_for(gaps, token=secrets.token_hex(4))
-    if not asks:
-        return []
-    return await _ask(settings, asks, prefix=prefix, timeout_s=timeout_s)
+        asks = asks_for(gaps, token=secrets.token_hex(4))
+        if not asks:
+            return []
+        return await _ask(settings, asks, prefix=prefix, timeout_s=timeout_s, archive=archive)
 
 
 async def _ask(settings: mqtt.BrokerSettings, asks: list[ResendAsk], *, prefix: str,
-               timeout_s: float) -> list[ResendAnswer]:
+               timeout_s: float, archive: Archive | None = None) -> list[ResendAnswer]:
+    heard: list[Heard] = []
     async with CommandChannel(settings, buses=(a.bus for a in asks), prefix=prefix,
                               name="resend") as channel:
-        now = utc_iso(datetime.now(UTC).timestamp())
+        now = datetime.now(UTC)
         for ask in asks:
-            command = CmdResend(bus=ask.bus, ts=now, id=ask.id, first_seq=ask.first,
-                                last_seq=ask.last)
+            command = CmdResend(bus=ask.bus, ts=utc_iso(now.timestamp()), id=ask.id,
+                                first_seq=ask.first, last_seq=ask.last)
+            if archive is not None:
+                await archive.add_command(SentCommand(bus=ask.bus, id=ask.id,
+                                                      command="resend", sent=now))
             await channel.send(ask.bus, "resend", command)
             log.info("resend_asked", bus=ask.bus, first_seq=ask.first, last_seq=ask.last,
                      id=ask.id)
-        answers = await channel.wait({(a.bus, a.id) for a in asks}, timeout_s)
+        answers = await channel.wait({(a.bus, a.id) for a in asks}, timeout_s, heard.append)
+    if archive is not None:
+        await archive_heard(archive, heard)
     return [ResendAnswer(a, answers.get((a.bus, a.id))) for a in asks]
 
 

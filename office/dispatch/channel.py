@@ -25,6 +25,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from busd.event_catalog import CommandReceived, CommandResult
+from office.archive import Archive
 from office.archive.models import ArchivedRecord
 from office.records import Topics, parse_records
 from telemetry import mqtt
@@ -60,6 +61,14 @@ def heard(topics: Topics, topic: str, payload: bytes, received: datetime) -> Hea
         except ValidationError:
             continue  # not ours to judge: the archive's readers count it
     return Heard(list(parsed.records), receipts, answers)
+
+
+async def archive_heard(archive: Archive, heard_messages: Iterable[Heard]) -> None:
+    """Put what was heard on ``cmd/result`` into the archive as the ingest would (it drops
+    what it has by (bus, seq)); the answers update the commands table in that transaction."""
+    records = [r for h in heard_messages for r in h.records]
+    if records:
+        await archive.insert_batch(records)
 
 
 class CommandChannel:

@@ -22,7 +22,7 @@ from busd.event_catalog import CommandResult
 from busd.plan import Plan, day_bounds
 from office.archive import Archive
 from office.archive.commands import CommandState, CommandStatus, SentCommand
-from office.dispatch.channel import CommandChannel, Heard
+from office.dispatch.channel import CommandChannel, Heard, archive_heard
 from telemetry import mqtt
 from telemetry.models import CmdPlan
 
@@ -105,11 +105,7 @@ async def send_command(
                  expires=None if expires is None else utc_iso(expires.timestamp()))
         answers = await channel.wait({(bus, command_id)}, timeout_s, heard_records.append)
     if archive is not None:
-        # What was heard goes into the archive as the ingest would put it (it drops what it
-        # has by (bus, seq)); its answers update the commands table in the same transaction.
-        records = [r for h in heard_records for r in h.records]
-        if records:
-            await archive.insert_batch(records)
+        await archive_heard(archive, heard_records)
     result = answers.get((bus, command_id))
     if result is not None:
         return SendOutcome(sent, "accepted" if result.accepted else "rejected",
