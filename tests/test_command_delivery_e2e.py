@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from busd.clock import ManualClock
 from busd.plan import Plan, parse_plan
 from busd.ports import CommandOutcome, JsonObject
@@ -26,6 +28,7 @@ from telemetry.models import CmdPing
 from telemetry.mqtt import BrokerSettings
 from tests.support.mosquitto import Mosquitto
 from tests.support.uplink_env import bus_config, running_bus, running_office
+from tests.support.wait import wait_until
 
 BUS = "bus-01"
 
@@ -198,3 +201,56 @@ async def test_a_command_the_bus_had_not_answered_when_it_stopped_comes_again(
         assert planner.taken == [6]
         assert await answers_for(office.archive, "stuck") == [
             "cmd_received", "cmd_received", "cmd_result"]
+
+
+async def test_the_command_line_sends_shows_the_answer_and_lists_the_statuses(
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from busd.cli import main as busd_main
+
+    config = bus_config(tmp_path, mosquitto.port)
+    url = f"sqlite:///{tmp_path}/office.db"
+    broker = ["--host", "127.0.0.1", "--port", str(mosquitto.port)]
+
+    def plan_file(name: str, version: int, day: dt.date, **extra: Any) -> str:
+        path = tmp_path / name
+        path.write_text(day_plan(version, day).model_copy(update=extra).model_dump_json())
+        return str(path)
+
+    async def send(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        status = await asyncio.to_thread(busd_main, ["office", "plan", "send", *broker,
+                                                     "--archive", url, *args])
+        return status, capsys.readouterr().out
+
+    planner = Planner()
+    async with running_bus(config, handlers={"plan": planner}) as (parts, _):
+        await wait_until(lambda: parts.uplink.connected_since is not None, timeout=10,
+                         what="the bus connected")
+        tomorrow = riga_today(1)
+        status, out = await send("--bus", BUS, "--id", "cli-1", "--timeout", "10",
+                                 plan_file("tomorrow.json", 1, tomorrow))
+        assert status == 0, out
+        # The test's handler accepts without scheduling; the planner's answer is shown as is.
+        assert f"{BUS} plan cli-1: accepted" in out
+
+        status, out = await send("--bus", BUS, "--timeout", "1",
+                                 plan_file("yesterday.json", 1, riga_today(-1)))
+        assert status == 4 and "not sent: expired at" in out
+
+        status, out = await send("--bus", BUS, plan_file("other.json", 2, tomorrow,
+                                                         bus="bus-02"))
+        assert status == 2 and "the plan is for bus 'bus-02', not 'bus-01'" in out
+
+        # Version 1 of tomorrow again, under a new id: the bus gives the same answer.
+        status, out = await send("--bus", BUS, "--id", "cli-2", "--timeout", "10", "--json",
+                                 plan_file("again.json", 1, tomorrow))
+        assert status == 0 and '"state":"accepted"' in out
+        assert planner.taken == [1]
+
+    capsys.readouterr()
+    assert await asyncio.to_thread(busd_main, ["office", "command", "status",
+                                               "--archive", url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[-1] for line in table[1:]] == ["cli-2", "cli-1"]
+    assert all(" accepted " in line for line in table[1:])
