@@ -207,15 +207,16 @@ class CmdPing(_Model):
 
 
 class CmdPlan(_Model):
-    """``.../cmd/plan`` (office to bus): a new stop plan; version must increase."""
+    """``.../cmd/plan`` (office to bus): a new stop plan; version must increase for its day."""
 
     bus: str
     ts: str
     schema_: Literal["busd.cmd.plan/1"] = Field(default=SCHEMA_CMD_PLAN, alias="schema")
     id: str = Field(min_length=1, max_length=64)
     version: int = Field(ge=1)
-    date: dt.date = Field(description="the operating day: the plan's own date, and today in "
-                          "the plan's time zone")
+    date: dt.date = Field(description="the operating day: the plan's own date, today or a "
+                          "later day in the plan's time zone (a later day's plan is kept until "
+                          "its day)")
     plan: Plan = Field(description="the plan itself, with the same date and version; the "
                        "planner gets only this")
 

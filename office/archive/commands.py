@@ -15,14 +15,18 @@ passed (the broker dropped it, or the bus got it too late and says so).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from busd.event_catalog import CommandDetail, CommandReceived, CommandResult
 from office.archive.derived.tables import Dialect
+
+if TYPE_CHECKING:  # psycopg is only installed for an office that runs PostgreSQL
+    import psycopg
 
 CommandState = Literal["pending", "delivered", "accepted", "rejected", "expired"]
 
@@ -197,7 +201,8 @@ class CommandTable:
         return [status_from_row(row) for row in await self._derived_fetch(query, args)]
 
 
-def apply_answers_sqlite(db: Any, rows: Iterable[tuple[str, int, str, str, str]]) -> None:
+def apply_answers_sqlite(db: sqlite3.Connection,
+                         rows: Iterable[tuple[str, int, str, str, str]]) -> None:
     """The answers among records just archived (``(bus, seq, ts, kind, data)``), in the
     caller's transaction: receipts first, so an answer in the same batch wins."""
     from office.archive.derived.tables import SQLITE
@@ -210,7 +215,8 @@ def apply_answers_sqlite(db: Any, rows: Iterable[tuple[str, int, str, str, str]]
         db.executemany(answer_sql(SQLITE), answers)
 
 
-async def apply_answers_postgres(conn: Any, items: Iterable[list[Any]]) -> None:
+async def apply_answers_postgres(conn: psycopg.AsyncConnection[Any],
+                                 items: Iterable[list[Any]]) -> None:
     """As :func:`apply_answers_sqlite`, for the records the PostgreSQL insert returned
     (``[bus, seq, ts, kind, data]``)."""
     from office.archive.derived.tables import POSTGRESQL
