@@ -83,7 +83,7 @@ def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
 
 def add_office_commands(office: argparse.ArgumentParser) -> None:
     """Add the sub-commands to the ``busd office`` parser."""
-    from office.dispatch.cli import add_command_commands, add_send_commands
+    from office.dispatch.cli import add_command_commands
 
     sub = office.add_subparsers(dest="office_command",
                                 metavar="{ingest,gaps,resend,plan,command}")
@@ -148,11 +148,18 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                         help="give up on the database after S seconds (default 10)")
     resend.add_argument("--json", action="store_true", help="one JSON object per line")
     resend.set_defaults(func=resend_main)
+    add_plan_parser(sub)
+    add_command_commands(sub)
+
+
+def add_plan_parser(sub: Any) -> None:
+    """``busd office plan``: sending a day's plan (office/dispatch/cli.py)."""
+    from office.dispatch.cli import add_send_commands
+
     plan = sub.add_parser("plan", help="day plans for the buses: send",
                           description="Day plans for the buses.")
-    plan_sub = plan.add_subparsers(dest="plan_command", metavar="{send}", required=True)
+    plan_sub = plan.add_subparsers(dest="plan_command", metavar="COMMAND", required=True)
     add_send_commands(plan_sub)
-    add_command_commands(sub)
 
 
 def ingest_main(args: argparse.Namespace) -> int:
