@@ -241,6 +241,12 @@ async def test_the_command_line_sends_shows_the_answer_and_lists_the_statuses(
         status, out = await send("--bus", BUS, plan_file("other.json", 2, tomorrow,
                                                          bus="bus-02"))
         assert status == 2 and "the plan is for bus 'bus-02', not 'bus-01'" in out
+        status, out = await send("--bus", BUS, "--id", "x" * 65,
+                                 plan_file("long-id.json", 2, tomorrow))
+        assert status == 2 and "id: String should have at most 64 characters" in out
+        (tmp_path / "broken.json").write_text('{"date": "2026-13-01"}')
+        status, out = await send("--bus", BUS, str(tmp_path / "broken.json"))
+        assert status == 2 and "date: " in out
 
         # Version 1 of tomorrow again, under a new id: the bus gives the same answer.
         status, out = await send("--bus", BUS, "--id", "cli-2", "--timeout", "10", "--json",

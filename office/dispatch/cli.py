@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 from aiomqtt import MqttError
+from pydantic import ValidationError
 
 from busd.errors import ConfigError
 from busd.plan import load_plan
@@ -98,6 +99,11 @@ def send_main(args: argparse.Namespace) -> int:
                                     url=archive_url(args.archive) if args.archive else None))
     except DispatchError as err:
         print(f"busd office plan send: {err}", flush=True)
+        return EXIT_ERROR
+    except ValidationError as err:  # e.g. an --id longer than a command id may be
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in err.errors())
+        print(f"busd office plan send: {problems}", flush=True)
         return EXIT_ERROR
     except (ArchiveError, MqttError, OSError) as err:
         log.error("office_plan_send_failed", reason=str(err))
