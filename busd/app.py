@@ -227,7 +227,7 @@ def _planner(
     async def on_plan_command(body: JsonObject) -> CommandOutcome:
         result = await planner.replace_plan(body)
         if result.accepted:
-            return CommandOutcome.accept()
+            return CommandOutcome.accept(scheduled=result.scheduled)
         return CommandOutcome.reject(
             "; ".join(f"{key}: {reason}" for key, reason in result.problems),
             problems=[list(p) for p in result.problems],

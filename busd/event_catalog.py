@@ -358,6 +358,9 @@ class CommandDetail(EventModel):
 
     bus_ts: UtcTs | None = Field(default=None, description="ping: the bus's clock")
     version: int | None = Field(default=None, description="plan: the version now accepted")
+    scheduled: dt.date | None = Field(
+        default=None, description="plan: accepted for this later day, kept on the bus until "
+        "then (absent: followed now)")
     problems: list[tuple[str, str]] | None = Field(
         default=None, description="plan: each problem as [key, reason]")
     resent: int | None = Field(
@@ -371,6 +374,16 @@ class CommandDetail(EventModel):
     missing_records: int | None = Field(
         default=None, ge=0, description="resend: every record of the range the bus no longer "
         "has, listed or not")
+
+
+class CommandReceived(EventModel):
+    """``.../cmd/result``: the receipt, kept when a valid command reaches the bus and before
+    it runs, so the office knows it was delivered; its answer follows as a ``cmd_result``.
+    A command answered before (a duplicate) gets its answer again, with no receipt."""
+
+    kind: Literal["cmd_received"] = "cmd_received"
+    command: str = Field(description="ping, plan, resend")
+    id: str = Field(description="the command's id")
 
 
 class CommandResult(EventModel):
@@ -456,7 +469,7 @@ BusEvent = Annotated[
     VisitStarted | VisitEnded | LegCompleted | ChargingStarted | ChargingEnded | LiftCycle
     | ServiceCounted | ActivityChanged
     | PlanChanged | PlanAccepted | AlertRaised | AlertCleared | DataDropped | DailyReport
-    | CommandResult,
+    | CommandResult | CommandReceived,
     Field(discriminator="kind"),
 ]
 Report = DailyReport
@@ -495,6 +508,7 @@ __all__ = [
     "ChargingEnded",
     "ChargingStarted",
     "CommandDetail",
+    "CommandReceived",
     "CommandResult",
     "DailyReport",
     "DataDropped",

@@ -315,13 +315,13 @@ async def _drop_schema(url: str) -> None:
     if url.startswith("sqlite:"):
         db = sqlite3.connect(sqlite_path(url))
         db.executescript("DROP TABLE records; DROP TABLE schema_migrations; "
-                         "DROP TABLE IF EXISTS users;"
+                         "DROP TABLE IF EXISTS users; DROP TABLE IF EXISTS commands;"
                          + "".join(f"DROP TABLE {t.name};" for t in TABLES))
         db.close()
         return
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("DROP TABLE records; DROP TABLE schema_migrations; "
-                           "DROP TABLE IF EXISTS users; "
+                           "DROP TABLE IF EXISTS users; DROP TABLE IF EXISTS commands; "
                            "DROP SEQUENCE records_arrival_seq; "
                            + "".join(f"DROP TABLE {t.name};" for t in TABLES))
 

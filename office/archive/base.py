@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from busd.clock import Clock, SystemClock
+from office.archive.commands import CommandStatus, SentCommand
 from office.archive.derived import (
     Alert,
     ChargingSession,
@@ -117,6 +118,16 @@ class Archive(Protocol):
         ...
 
     async def count(self, bus: str | None = None) -> int: ...
+
+    async def add_command(self, sent: SentCommand) -> bool:
+        """Record a command the office publishes (pending); False when its bus and id are
+        recorded already. The buses' receipts and answers update it as they are archived."""
+        ...
+
+    async def commands(self, *, bus: str | None = None, since: datetime | None = None,
+                       limit: int = 100) -> list[CommandStatus]:
+        """The commands sent (to ``bus``; at or after ``since``), newest first."""
+        ...
 
     async def buses(self) -> list[str]:
         """Every bus with a record in the archive, sorted."""

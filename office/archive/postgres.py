@@ -42,6 +42,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.commands import CommandTable
 from office.archive.derived import postgres_ops
 from office.archive.derived.reads import DerivedReads, RebuildResult
 from office.archive.derived.tables import POSTGRESQL
@@ -101,7 +102,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(_STAGING)
 
 
-class PostgresArchive(DerivedReads):
+class PostgresArchive(DerivedReads, CommandTable):
     _derived_dialect = POSTGRESQL
 
     def __init__(self, url: str, *, tz: str = DEFAULT_TZ, clock: Clock | None = None,

@@ -25,6 +25,7 @@ import structlog
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.commands import CommandTable
 from office.archive.derived import sqlite_ops
 from office.archive.derived.reads import DerivedReads, RebuildResult
 from office.archive.derived.tables import SQLITE
@@ -46,7 +47,7 @@ def _parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-class SqliteArchive(DerivedReads):
+class SqliteArchive(DerivedReads, CommandTable):
     _derived_dialect = SQLITE
 
     def __init__(self, path: Path | str = ":memory:", *, tz: str = DEFAULT_TZ,
