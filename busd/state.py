@@ -302,8 +302,19 @@ class VehicleState:
         )
 
     def value(self, name: str) -> Value | None:
-        """The current value, or None if stale or never received."""
-        return self.view(name).fresh_value
+        """The current value, or None if stale or never received.
+
+        ``view(name).fresh_value`` without building the view: the tracker and
+        the alert rules read a dozen values per sample, several times a second.
+        """
+        reading = self._readings.get(name)
+        if reading is None:
+            if name not in self._specs:  # an unknown signal is a KeyError, as in view()
+                raise KeyError(name)
+            return None
+        if self._clock.monotonic() - reading.received > self._freshness[name]:
+            return None
+        return reading.value
 
     def snapshot(self, names: Iterable[str] | None = None) -> dict[str, SignalView]:
         return {name: self.view(name) for name in (self._specs if names is None else names)}

@@ -269,3 +269,50 @@ async def test_the_bus_applies_acceptance_filters_before_building_frames(tmp_pat
         bus.shutdown()
         os.close(master)
         os.close(slave)
+
+
+_FILTERS = [{"can_id": 0x100, "can_mask": 0x7FF, "extended": False},
+            {"can_id": 0x00FEF100, "can_mask": 0x03FFFF00, "extended": True},
+            {"can_id": 0x200, "can_mask": 0x700}]
+# Data frames (the fast path's lines), some with a data length off by one.
+_data_lines = st.builds(
+    lambda head, data, cut, lower: (
+        (head + str(len(data)) + (data.hex() if lower else data.hex().upper())).encode()
+        [:None if not cut else -1]),
+    st.sampled_from(["t100", "t101", "t200", "t2FF", "t300", "t7FF", "t2ab", "T18FEF117",
+                     "T0CFEF300", "T0cfef200", "T00000100", "T00000255", "T1FFFFFFF"]),
+    st.binary(max_size=8), st.booleans(), st.booleans())
+
+
+@given(lines=st.lists(st.one_of(_data_lines, _near_lines, st.binary(max_size=12)),
+                      max_size=25))
+def test_filtered_reading_gives_what_parse_line_and_python_can_give(lines: list[bytes]) -> None:
+    # The filtered read has a fast path for data frames; whatever the lines,
+    # it keeps exactly the frames parse_line makes and python-can's rule passes, and
+    # counts as malformed exactly the lines parse_line refuses.
+    lines = [line.replace(b"\r", b"") for line in lines]
+    bus = can.Bus(interface="slcan_stream", channel="loop://", poll_timeout=0.01, gather_s=0,
+                  can_filters=_FILTERS)
+    assert isinstance(bus, SlcanStreamBus)
+    try:
+        port = bus._port
+        port.read(port.in_waiting)  # our own commands, echoed by the loop
+        last = (0x2AB, False, False, 1, b"\x00")  # t2AB100, sent after the rest
+        port.write(b"".join(line + b"\r" for line in lines) + b"t2AB100\r")
+        got: list[tuple[int, bool, bool, int, bytes]] = []
+        while not got or got[-1] != last:
+            msg = bus.recv(2.0)
+            assert msg is not None, f"only {got} arrived"
+            got.append((msg.arbitration_id, msg.is_extended_id, msg.is_remote_frame, msg.dlc,
+                        bytes(msg.data)))
+        got.pop()
+        probe = cast(can.BusABC, SimpleNamespace(_filters=_FILTERS))
+        parsed = [parse_line(line.lstrip(b"\x07")) for line in lines]
+        assert got == [(m.arbitration_id, m.is_extended_id, m.is_remote_frame, m.dlc,
+                        bytes(m.data)) for m in parsed
+                       if m is not None and can.BusABC._matches_filters(probe, m)]
+        assert bus.malformed_lines == sum(
+            m is None and line.lstrip(b"\x07") not in (b"", b"z", b"Z")
+            for m, line in zip(parsed, lines, strict=True))
+    finally:
+        bus.shutdown()

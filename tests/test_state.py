@@ -40,6 +40,24 @@ async def test_signal_past_its_freshness_reads_stale(
     assert state.value(sig.BATTERY_SOC) is None
 
 
+async def test_value_is_the_views_fresh_value_at_every_age(
+    state: VehicleState, clock: ManualClock,
+) -> None:
+    # value() reads the reading directly (no view built): the same answer as the view,
+    # the freshness limit itself included, and the same KeyError for an unknown name.
+    assert state.value(sig.BATTERY_SOC) is None is state.view(sig.BATTERY_SOC).fresh_value
+    state.update(sig.BATTERY_SOC, 80.0, source="can")
+    limit = state.freshness(sig.BATTERY_SOC)
+    for step in (0.0, limit / 2, limit / 2, 0.001):
+        await clock.advance(step)
+        assert state.value(sig.BATTERY_SOC) == state.view(sig.BATTERY_SOC).fresh_value
+    assert state.value(sig.BATTERY_SOC) is None
+    with pytest.raises(KeyError):
+        state.value("no.such.signal")
+    with pytest.raises(KeyError):
+        state.view("no.such.signal")
+
+
 def test_never_received_is_stale(state: VehicleState) -> None:
     view = state.view(sig.GPS_LAT)
     assert view.stale and view.value is None and view.age_s is None
