@@ -94,11 +94,13 @@ def _charging_at(
     return here if here not in progress.done else None
 
 
-def _under_way(charger: Charger, sit: Situation, cfg: PlannerConfig) -> ChargerNode:
-    """A charging session in progress: the power measured now, already plugged in (no
-    overhead), and no opening hours to wait for or to miss."""
+def _under_way(charger: Charger, sit: Situation, cfg: PlannerConfig, site_kw: float
+               ) -> ChargerNode:
+    """A charging session in progress: the power measured now less what the bus uses
+    standing (the charger feeds the heating first), already plugged in (no overhead), and
+    no opening hours to wait for or to miss."""
     assert sit.charging_kw is not None
-    power = sit.charging_kw
+    power = max(1.0, sit.charging_kw - site_kw)
     if sit.soc > cfg.charge_taper_pct:
         # The model tapers above taper_pct by itself: undo the taper already in the reading.
         k = (1 - cfg.charge_taper_floor) / max(1e-9, 100.0 - cfg.charge_taper_pct)
@@ -156,9 +158,13 @@ def build(
     # itinerary knows places by id, so a second charge there would be taken as done
     # and never counted (the planner would propose it again and again).
     charger_list: list[Charger] = [c for c in plan.chargers if c.id not in progress.done]
+    drive = energy.drive_kwh_per_km(sit.outside_temp)
+    site = energy.site_kw(sit.outside_temp)
+    # Into the pack: what the charger gives less the heating it feeds, at most what the
+    # pack takes (the charger covers the loads on top of that when it can).
     charger_nodes = [
-        _under_way(c, sit, cfg) if c.id == charging_at else ChargerNode(
-            id=c.id, power_kw=min(c.power_kw, cfg.max_charge_kw),
+        _under_way(c, sit, cfg, site) if c.id == charging_at else ChargerNode(
+            id=c.id, power_kw=max(1.0, min(c.power_kw - site, cfg.max_charge_kw)),
             opens=plan.at(c.opens), closes=plan.at(c.closes),
         )
         for c in charger_list
@@ -196,8 +202,6 @@ def build(
         )
         for i, a in enumerate(ids)
     )
-    drive = energy.drive_kwh_per_km(sit.outside_temp)
-    site = energy.site_kw(sit.outside_temp)
     # Active itinerary as nodes, with its minutes (a visit in progress: what is left of it).
     active_seq: list[int] = []
     minutes: dict[int, float] = {}

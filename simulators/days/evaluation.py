@@ -108,7 +108,8 @@ async def evaluate_days(count: int, *, seed: int = 1, spread: Spread | None = No
     config = config or PlannerConfig()
     base = base_scenario()
     learned = EnergyModel(config)
-    for spec in draw_days(random.Random(seed + 1_000_003), warmup_days, spread, base):
+    for spec in draw_days(random.Random(seed + 1_000_003), warmup_days, spread, base,
+                          first=-warmup_days):
         await run_day(scenario_of(spec, base), learned, config, vehicle=vehicle_of(spec))
     seeded = EnergyModel(config)
     out: list[BusDay] = []

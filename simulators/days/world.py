@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from simulators.can.model import VehicleParams
@@ -56,11 +57,12 @@ def base_scenario() -> LoadedScenario:
 
 
 def draw_days(rng: random.Random, count: int, spread: Spread,
-              base: LoadedScenario | None = None) -> list[DaySpec]:
+              base: LoadedScenario | None = None, *, first: int = 0) -> list[DaySpec]:
+    """``count`` days numbered from ``first`` (the day's date: the plan's plus its number)."""
     base = base or base_scenario()
     roads = [(r.a, r.b) for r in base.scenario.roads.leg]
     days = []
-    for index in range(count):
+    for index in range(first, first + count):
         detours = tuple(
             (a, b, 1.0 + rng.uniform(0.1, spread.detour_max))
             for a, b in roads if rng.random() < spread.detour_share
@@ -98,7 +100,9 @@ def scenario_of(spec: DaySpec, base: LoadedScenario) -> LoadedScenario:
         "chargers": sc.chargers.model_copy(update={"reachable": spec.charger}),
         "faults": [],
     })
-    plan = base.plan if spec.charger else base.plan.model_copy(update={"chargers": []})
+    plan = base.plan.model_copy(update={"date": base.plan.date + timedelta(days=spec.index)})
+    if not spec.charger:
+        plan = plan.model_copy(update={"chargers": []})
     loaded = LoadedScenario(scenario, plan, base.path)
     loaded.places = base.places  # the roads to the charger stay known, worked or not
     return loaded
