@@ -220,7 +220,9 @@ class PlannerCore:
         out: list[Outgoing] = []
         built = self._build(sit)
         active = built.project()
-        self.itinerary = self._charge_as_projected(built, active, sit.now)
+        itinerary = self._charge_as_projected(built, active, sit.now)
+        lengthened = itinerary != self.itinerary  # the driver must see the new length
+        self.itinerary = itinerary
         self.projection = projection_doc(built, active, sit.now)
         candidate = self._candidate(built, active, sit)
         if self.pending is not None:
@@ -229,7 +231,8 @@ class PlannerCore:
             out += self._propose(candidate, sit.now)
         depot = self.projection.depot_soc
         if not out and (
-            self._published_depot_soc is None
+            lengthened
+            or self._published_depot_soc is None
             or abs(depot - self._published_depot_soc) >= _PUBLISH_STEP_PCT
         ):
             out.append(self._plan_message(sit.now))

@@ -15,6 +15,7 @@ place of the plan (the tracker's open visit: :class:`Progress`) it counts as bei
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -202,6 +203,9 @@ def build(
         )
         for i, a in enumerate(ids)
     )
+    def inst_is_charger(v: int) -> bool:
+        return len(stop_ids) < v < len(ids) - 1
+
     # Active itinerary as nodes, with its minutes (a visit in progress: what is left of it).
     active_seq: list[int] = []
     minutes: dict[int, float] = {}
@@ -220,6 +224,17 @@ def build(
         dist[a][b] for a, b in zip([0, *active_seq], [*active_seq, len(ids) - 1], strict=False)
     ) + site * sum(minutes.values()) / 60
     margin = energy.margin_pct(remaining_kwh)
+    # After a charging stop of the itinerary, the line needs a margin for the energy after
+    # it only: the charge makes up for whatever the model got wrong before it. So the charge
+    # the projection shows at noon is the one the bus will take, not one that shrinks as
+    # the day's margin does.
+    after_charge: float | None = None
+    first_charge = next((k for k, v in enumerate(active_seq) if inst_is_charger(v)), None)
+    if first_charge is not None:
+        rest = [*active_seq[first_charge:], len(ids) - 1]
+        after_kwh = drive * sum(dist[a][b] for a, b in itertools.pairwise(rest))
+        after_kwh += site * sum(minutes.get(v, 0.0) for v in rest) / 60
+        after_charge = cfg.reserve_pct + energy.margin_pct(after_kwh) + extra_threshold_pct
     inst = Instance(
         now=sit.now,
         soc_pct=sit.soc,
@@ -239,6 +254,7 @@ def build(
         ),
         step_min=cfg.visit_step_min,
         reorder_penalty_min=cfg.reorder_penalty_min,
+        after_charge_threshold_pct=after_charge,
     )
     names = {p.id: p.name for p in places.values()}
     return Built(

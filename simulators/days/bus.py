@@ -24,11 +24,12 @@ from datetime import time
 
 from busd.clock import ManualClock
 from busd.config import MonitoringConfig, PlannerConfig
+from busd.event_catalog import PlanDocument
 from busd.monitoring.records import Sample, places_of
 from busd.monitoring.segment import DayTracker
 from busd.monitoring.tracker import event_of, settings_from
 from busd.motion import DEFAULT_MOTION
-from busd.planner.core import PlannerCore
+from busd.planner.core import Outgoing, PlannerCore
 from busd.planner.energy import EnergyModel
 from busd.planner.learning import learn_from
 from busd.planner.projection import Situation
@@ -98,7 +99,16 @@ async def run_day(
         outside_temp_c=loaded.temp_at(start), vehicle=vehicle, max_substep_s=DRIVE_STEP_S,
     )
     core = PlannerCore(config, bus_id=plan.bus or sc.bus_id, energy=energy)
-    core.load(plan, start)
+    # The driver follows the itinerary of the last plan document published (the display),
+    # as the scenario runner's driver reads the daemon's state file.
+    shown: list[tuple[str, str, float]] = []
+
+    def publish(out: list[Outgoing]) -> None:
+        for o in out:
+            if isinstance(o.payload, PlanDocument):
+                shown[:] = [(i.kind, i.id, i.minutes) for i in o.payload.itinerary]
+
+    publish(core.load(plan, start))
     monitoring = MonitoringConfig(energy_gap_s=STAND_STEP_S * 2)  # readings are exact here
     tracker = DayTracker(places=places_of(plan), settings=settings_from(monitoring,
                          DEFAULT_MOTION), zone=plan.zone)
@@ -109,8 +119,7 @@ async def run_day(
                 if v.kind != "depot" and v.departed_ts is not None]
 
     def follow(_done: frozenset[str], _now: float) -> Target:
-        items = [(i.kind, i.id, i.minutes) for i in core.itinerary]
-        return next_target(loaded, items, served())
+        return next_target(loaded, shown, served())
 
     driver = DayDriver(loaded, clock, model, itinerary=follow)
     driver.ignition_on()
@@ -145,8 +154,8 @@ async def run_day(
             t = model.state
             pos = driver.position(0.0)
             charging = t.charger_power_kw if t.charger_state is ChargerState.CHARGING else None
-            core.observe(Situation(now, t.soc, t.outside_temp_c, pos.lat, pos.lon,
-                                   charging_kw=charging or None))
+            publish(core.observe(Situation(now, t.soc, t.outside_temp_c, pos.lat, pos.lon,
+                                           charging_kw=charging or None)))
             if noon is None and now >= noon_ts and core.projection is not None:
                 noon = core.projection.depot_soc
         pending = core.pending
@@ -155,7 +164,8 @@ async def run_day(
             if pending.emergency and first == now:
                 emergencies += 1
             if now - first >= sc.driver.accept_after_s:
-                result, _ = core.acknowledge(pending.id, now)
+                result, out = core.acknowledge(pending.id, now)
+                publish(out)
                 accepted += result.accepted
     truth = driver.truth
     return _outcome(loaded, truth, departure or (start, sc.initial_soc), seen, accepted,
