@@ -148,3 +148,27 @@ def test_an_accepted_charge_lasts_what_the_projection_needs_now_without_a_new_pr
     assert core.projection is not None
     charge = next(p for p in core.projection.points if p.kind == "charge")
     assert longer == pytest.approx(charge.minutes, abs=0.1)
+
+
+def test_once_plugged_in_the_charge_never_shortens_on_a_wavering_reading(
+    raw: dict[str, Any],
+) -> None:
+    plan = parse_plan(raw)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    serve(core, "rozupe", "rudzati")
+    turki = plan.stop("turki")
+    core.visit_started("turki", "stop", plan.at(time(12, 10)))
+    core.observe(Situation(plan.at(time(12, 10)), 56, -12.0, turki.lat, turki.lon))
+    assert core.pending is not None and core.pending.kind == "charge"
+    core.acknowledge(core.pending.id, plan.at(time(12, 11)))
+    serve(core, "turki")
+    core.visit_started("preili", "charger", plan.at(time(12, 9)))
+
+    def charge_minutes(kw: float) -> float:
+        core.observe(at_preili(plan, 35, kw))
+        return next(i.minutes for i in core.itinerary if i.kind == "charge")
+
+    slow = charge_minutes(30.0)
+    assert charge_minutes(45.0) == slow  # a better reading: the driver keeps charging
+    assert charge_minutes(15.0) > slow + 1  # a worse one: longer

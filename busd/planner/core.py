@@ -268,7 +268,12 @@ class PlannerCore:
         items = []
         for item in self.itinerary:
             if item.kind == "charge" and item.id in needed and item.id not in self._seen.done:
-                minutes = needed[item.id] + (elapsed if item.id == self._seen.at else 0.0)
+                here = item.id == self._seen.at
+                minutes = needed[item.id] + (elapsed if here else 0.0)
+                # Plugged in, the charge only lengthens: the estimate wavers with each reading
+                # of the charger's power, and the driver unplugs at the first dip.
+                if here:
+                    minutes = max(minutes, item.minutes)
                 if abs(minutes - item.minutes) >= 1.0:
                     item = Item(kind="charge", id=item.id, minutes=round(minutes, 1))
             items.append(item)

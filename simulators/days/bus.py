@@ -121,7 +121,15 @@ async def run_day(
     def follow(_done: frozenset[str], _now: float) -> Target:
         return next_target(loaded, shown, served())
 
-    driver = DayDriver(loaded, clock, model, itinerary=follow)
+    # The scenario's charger faults (the charge point reports 0x21 and stops), as the
+    # scenario runner applies them; other faults need the processes the runner starts.
+    faults = [(loaded.at(f.at), loaded.at(f.at) + f.duration_min * 60.0)
+              for f in sc.faults if f.kind == "charger_fault"]
+
+    def charger_fault() -> int:
+        return 0x21 if any(a <= clock.now() < b for a, b in faults) else 0
+
+    driver = DayDriver(loaded, clock, model, itinerary=follow, charger_fault=charger_fault)
     driver.ignition_on()
     seen: dict[str, float] = {}
     accepted = emergencies = 0
