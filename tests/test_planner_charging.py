@@ -97,9 +97,10 @@ def test_the_measured_power_sets_the_time_and_there_is_no_plugging_in_overhead(
     assert slow.projection is not None and fast.projection is not None
     p_slow, p_fast = slow.projection.points[0], fast.projection.points[0]
     assert p_slow.minutes > 3 * p_fast.minutes
-    # the session is under way: its minutes are the charging alone
-    inst = fast._build(at_preili(plan, 35, 40.0)).instance
-    hours = charge_hours(inst, 40.0, 35, p_fast.soc_depart)
+    # the session is under way: its minutes are the charging alone, at the power measured
+    # less the heating the charger feeds first
+    built = fast._build(at_preili(plan, 35, 40.0))
+    hours = charge_hours(built.instance, 40.0 - built.site_kw, 35, p_fast.soc_depart)
     assert p_fast.minutes == pytest.approx(hours * 60, abs=0.1)
 
 
@@ -122,3 +123,52 @@ async def test_the_component_reads_the_chargers_state_and_power(tmp_path: Path) 
     await clock.advance(state.freshness(sig.CHARGER_POWER) + 1)  # the charger went silent
     feed(state, 41.0, 56.2944, 26.7246)
     assert charging_kw(planner) is None
+
+
+def test_an_accepted_charge_lasts_what_the_projection_needs_now_without_a_new_proposal(
+    raw: dict[str, Any],
+) -> None:
+    plan = parse_plan(raw)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    serve(core, "rozupe", "rudzati")
+    turki = plan.stop("turki")
+    core.visit_started("turki", "stop", plan.at(time(12, 10)))
+    core.observe(Situation(plan.at(time(12, 10)), 56, -12.0, turki.lat, turki.lon))
+    proposal = core.pending
+    assert proposal is not None and proposal.kind == "charge"
+    core.acknowledge(proposal.id, plan.at(time(12, 11)))
+    proposed = next(i.minutes for i in core.itinerary if i.kind == "charge")
+    # Less energy left than the proposal counted on: the charge lengthens, and the driver
+    # is not asked again (the length is not part of the proposal's shape).
+    out = core.observe(Situation(plan.at(time(12, 12)), 52, -12.0, turki.lat, turki.lon))
+    longer = next(i.minutes for i in core.itinerary if i.kind == "charge")
+    assert longer > proposed + 1
+    assert core.pending is None and [o.name for o in out if o.kind == "event"] == []
+    assert core.projection is not None
+    charge = next(p for p in core.projection.points if p.kind == "charge")
+    assert longer == pytest.approx(charge.minutes, abs=0.1)
+
+
+def test_once_plugged_in_the_charge_never_shortens_on_a_wavering_reading(
+    raw: dict[str, Any],
+) -> None:
+    plan = parse_plan(raw)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    serve(core, "rozupe", "rudzati")
+    turki = plan.stop("turki")
+    core.visit_started("turki", "stop", plan.at(time(12, 10)))
+    core.observe(Situation(plan.at(time(12, 10)), 56, -12.0, turki.lat, turki.lon))
+    assert core.pending is not None and core.pending.kind == "charge"
+    core.acknowledge(core.pending.id, plan.at(time(12, 11)))
+    serve(core, "turki")
+    core.visit_started("preili", "charger", plan.at(time(12, 9)))
+
+    def charge_minutes(kw: float) -> float:
+        core.observe(at_preili(plan, 35, kw))
+        return next(i.minutes for i in core.itinerary if i.kind == "charge")
+
+    slow = charge_minutes(30.0)
+    assert charge_minutes(45.0) == slow  # a better reading: the driver keeps charging
+    assert charge_minutes(15.0) > slow + 1  # a worse one: longer

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
+from busd.config import PlannerConfig
 from busd.event_catalog import LegCompleted
 from busd.files import write_atomic
 from busd.plan import Plan
 from busd.planner import component
+from busd.planner.energy import EnergyModel
 from busd.planner.learning import EnergyLearner
 from tests.monitoring_helpers import leg_event, visit_ended
 from tests.test_planner_component import ctx, make
@@ -194,3 +196,23 @@ async def test_a_dead_saver_fails_the_component(tmp_path: Path,
     with pytest.raises(ValueError, match="serialisable"):
         async with asyncio.timeout(10):
             await planner.run(ctx())
+
+
+def test_todays_lessons_count_on_their_own_and_a_new_day_starts_afresh() -> None:
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    for _ in range(20):  # the long run: the seed was right
+        model.learn_visit(60.0, model.seed_site_kw(-10.0), -10.0)
+    model.start_day(date(2026, 12, 14))
+    assert model.site_kw(-10.0) == pytest.approx(model.seed_site_kw(-10.0))
+    # Today the heater works 30 % harder: one visit says so, and counts half (the long run
+    # weighs like one lesson), where the long-run mean alone would move by learn_rate.
+    model.learn_visit(60.0, 1.3 * model.seed_site_kw(-10.0), -10.0)
+    assert model.site_kw(-10.0) == pytest.approx(1.15 * model.seed_site_kw(-10.0), rel=1e-6)
+    # A restart the same day keeps today's lessons; the next day starts from the long run.
+    again = EnergyModel.from_dict(cfg, model.to_dict())
+    again.start_day(date(2026, 12, 14))
+    assert again.site_kw(-10.0) == pytest.approx(model.site_kw(-10.0))
+    again.start_day(date(2026, 12, 15))
+    long_run = 1 + (1.3 - 1) * cfg.learn_rate
+    assert again.site_kw(-10.0) == pytest.approx(long_run * model.seed_site_kw(-10.0), rel=1e-6)

@@ -25,13 +25,18 @@ def instances(draw: st.DrawFn, max_stops: int = 6, max_chargers: int = 2,
     n = draw(st.integers(0, max_stops))
     m = draw(st.integers(0, max_chargers))
     rng = random.Random(seed)
-    return random_instance(
+    inst = random_instance(
         rng, n, m, step_min=step,
         in_progress=draw(st.booleans()),
         soc=draw(st.floats(20, 100)),
         temp=draw(st.floats(-25, 20)),
         road_noise=draw(st.sampled_from([0.0, 0.4])),
     )
+    # A lower line after a charging stop (a margin for the energy after it only), or none.
+    lower = draw(st.sampled_from([None, 0.0, 4.0]))
+    if lower is None:
+        return inst
+    return dataclasses.replace(inst, after_charge_threshold_pct=inst.threshold_pct - lower)
 
 
 def sequences(inst: Instance) -> Iterator[tuple[int, ...]]:

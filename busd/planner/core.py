@@ -128,6 +128,7 @@ class PlannerCore:
         done = self.progress.done
         if self.plan is not None and self.plan.date != plan.date:
             done = frozenset()
+        self.energy.start_day(plan.date)  # today's lessons start afresh on a new day
         self.plan = plan
         self.itinerary = initial_itinerary(plan)
         at = self.progress.at
@@ -236,6 +237,9 @@ class PlannerCore:
         out: list[Outgoing] = []
         built = self._build(sit)
         active = built.project()
+        itinerary = self._charge_as_projected(built, active, sit.now)
+        lengthened = itinerary != self.itinerary  # the driver must see the new length
+        self.itinerary = itinerary
         self.projection = projection_doc(built, active, sit.now)
         candidate = self._candidate(built, active, sit)
         if self.pending is not None:
@@ -244,7 +248,8 @@ class PlannerCore:
             out += self._propose(candidate, sit.now)
         depot = self.projection.depot_soc
         if not out and (
-            self._published_depot_soc is None
+            lengthened
+            or self._published_depot_soc is None
             or abs(depot - self._published_depot_soc) >= _PUBLISH_STEP_PCT
         ):
             out.append(self._plan_message(sit.now))
@@ -258,6 +263,38 @@ class PlannerCore:
             self.plan, self.itinerary, self._seen, sit, self.energy, self.cfg,
             extra_threshold_pct=extra,
         )
+
+    def _charge_as_projected(
+        self, built: Built, active: Evaluation, now: float
+    ) -> tuple[Item, ...]:
+        """The itinerary with each charging stop as long as the projection now needs it.
+
+        A charge is proposed for what the day needed then; as the day teaches the model
+        (and the SOC on arrival is known), the driver is told to charge for what it needs
+        now, so the bus comes home where the projection says rather than wherever an old
+        estimate left it. The length is not part of a proposal's shape: no proposal.
+        """
+        inst = built.instance
+        needed = {
+            built.node_ids[p.node]: p.minutes for p in active.points[:-1]
+            if inst.is_charger(p.node)
+        }
+        if not needed:
+            return self.itinerary
+        elapsed = self._elapsed(now)
+        items = []
+        for item in self.itinerary:
+            if item.kind == "charge" and item.id in needed and item.id not in self._seen.done:
+                here = item.id == self._seen.at
+                minutes = needed[item.id] + (elapsed if here else 0.0)
+                # Plugged in, the charge only lengthens: the estimate wavers with each reading
+                # of the charger's power, and the driver unplugs at the first dip.
+                if here:
+                    minutes = max(minutes, item.minutes)
+                if abs(minutes - item.minutes) >= 1.0:
+                    item = Item(kind="charge", id=item.id, minutes=round(minutes, 1))
+            items.append(item)
+        return tuple(items)
 
     def _elapsed(self, now: float) -> float:
         return (now - self._seen.arrived) / 60 if self._seen.arrived is not None else 0.0

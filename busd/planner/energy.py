@@ -8,6 +8,12 @@ ratios is the model's uncertainty, which widens the safety margin. The road
 factor (road km per great-circle km) is learned the same way from legs whose
 straight-line distance is known.
 
+Today's lessons also count on their own: a day differs from the long run (load, wind,
+a heater that works harder in this cold than the seed's kW per kelvin says), and by noon
+its own legs and visits say by how much. From :meth:`EnergyModel.start_day`, a prediction
+is the long-run factor as the day began times today's mean ratio against it, that mean
+shrunk toward 1 by ``_TODAY_PRIOR_N`` lessons' worth of trust in the long run.
+
 Pure and deterministic: the tracker calls :meth:`EnergyModel.learn_leg` and
 :meth:`EnergyModel.learn_visit`; the state round-trips through
 :meth:`to_dict`/:meth:`from_dict` so it survives restarts.
@@ -16,7 +22,8 @@ Pure and deterministic: the tracker calls :meth:`EnergyModel.learn_leg` and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 
 from busd.config import PlannerConfig
 
@@ -24,6 +31,7 @@ from busd.config import PlannerConfig
 # during a "visit"), not a lesson about the bus.
 _RATIO_MIN, _RATIO_MAX = 0.25, 4.0
 _MIN_CV = 0.03
+_TODAY_PRIOR_N = 1.0  # the long run weighs like this many of today's lessons
 
 
 @dataclass
@@ -53,12 +61,34 @@ class _Factor:
         return max(_MIN_CV, weight * prior + (1 - weight) * measured)
 
 
+@dataclass
+class _Today:
+    """The day's own lessons, as ratios against the long-run factors it began with."""
+
+    ordinal: int = 0  # date.toordinal() of the day; 0: no day started
+    drive_prior: float = 1.0
+    site_prior: float = 1.0
+    drive: _Factor = field(default_factory=_Factor)
+    site: _Factor = field(default_factory=_Factor)
+
+    @staticmethod
+    def shrunk(f: _Factor) -> float:
+        return 1.0 + (f.mean - 1.0) * f.n / (f.n + _TODAY_PRIOR_N)
+
+
 class EnergyModel:
     def __init__(self, config: PlannerConfig) -> None:
         self._c = config
         self._drive = _Factor()
         self._site = _Factor()
         self._road = _Factor(mean=config.road_factor)
+        self._today = _Today()
+
+    def start_day(self, day: date) -> None:
+        """A new operating day: today's lessons start afresh (the same day again, after a
+        restart, keeps them)."""
+        if day.toordinal() != self._today.ordinal:
+            self._today = _Today(day.toordinal(), self._drive.mean, self._site.mean)
 
     # --- prediction -------------------------------------------------------------
 
@@ -73,10 +103,17 @@ class EnergyModel:
         return c.site_kw + c.site_kw_per_k * max(0.0, c.site_ref_temp_c - outside_temp)
 
     def drive_kwh_per_km(self, outside_temp: float) -> float:
-        return self.seed_drive_kwh_per_km(outside_temp) * self._drive.mean
+        return self.seed_drive_kwh_per_km(outside_temp) * self._factor("drive")
 
     def site_kw(self, outside_temp: float) -> float:
-        return self.seed_site_kw(outside_temp) * self._site.mean
+        return self.seed_site_kw(outside_temp) * self._factor("site")
+
+    def _factor(self, name: str) -> float:
+        today = self._today
+        if not today.ordinal:
+            return float(getattr(self, f"_{name}").mean)
+        prior = today.drive_prior if name == "drive" else today.site_prior
+        return prior * today.shrunk(today.drive if name == "drive" else today.site)
 
     @property
     def road_factor(self) -> float:
@@ -102,6 +139,9 @@ class EnergyModel:
         if km >= 1.0 and kwh > 0:
             predicted = self.seed_drive_kwh_per_km(outside_temp) * km
             accepted = self._drive.learn(kwh / predicted, self._c.learn_rate)
+            if accepted and self._today.ordinal:
+                t = self._today
+                t.drive.learn(kwh / predicted / t.drive_prior, 1.0 / (t.drive.n + 1))
         if great_circle_km is not None and great_circle_km >= 1.0 and km > 0:
             ratio = km / great_circle_km
             if 1.0 <= ratio <= 3.0:
@@ -115,15 +155,28 @@ class EnergyModel:
         predicted = self.seed_site_kw(outside_temp) * minutes / 60
         if predicted <= 0.05:
             return False
-        return self._site.learn(max(kwh, 1e-6) / predicted, self._c.learn_rate)
+        ratio = max(kwh, 1e-6) / predicted
+        accepted = self._site.learn(ratio, self._c.learn_rate)
+        if accepted and self._today.ordinal:
+            t = self._today
+            t.site.learn(ratio / t.site_prior, 1.0 / (t.site.n + 1))
+        return accepted
 
     # --- persistence ----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, dict[str, float]]:
-        return {
+        t = self._today
+        out = {
             name: {"mean": f.mean, "var": f.var, "n": f.n}
             for name, f in (("drive", self._drive), ("site", self._site), ("road", self._road))
         }
+        if t.ordinal and (t.drive.n or t.site.n):  # saved with the lessons that make it
+            out["today"] = {
+                "ordinal": t.ordinal, "drive_prior": t.drive_prior, "site_prior": t.site_prior,
+                "drive_mean": t.drive.mean, "drive_var": t.drive.var, "drive_n": t.drive.n,
+                "site_mean": t.site.mean, "site_var": t.site.var, "site_n": t.site.n,
+            }
+        return out
 
     @classmethod
     def from_dict(cls, config: PlannerConfig, data: dict[str, dict[str, float]]) -> EnergyModel:
@@ -135,4 +188,12 @@ class EnergyModel:
                     model, f"_{name}",
                     _Factor(float(item["mean"]), float(item["var"]), int(item["n"])),
                 )
+        today = data.get("today")
+        if today:
+            model._today = _Today(
+                int(today["ordinal"]), float(today["drive_prior"]), float(today["site_prior"]),
+                _Factor(float(today["drive_mean"]), float(today["drive_var"]),
+                        int(today["drive_n"])),
+                _Factor(float(today["site_mean"]), float(today["site_var"]), int(today["site_n"])),
+            )
         return model

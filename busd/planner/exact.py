@@ -102,7 +102,7 @@ class Exact(OrderSearch):
         self.drive = inst.drive_kwh_per_km
         kwh_pct = inst.capacity_kwh / 100
         self.e_start = (inst.soc_pct - inst.threshold_pct) * kwh_pct
-        self.e_full = (inst.charge.max_pct - inst.threshold_pct) * kwh_pct
+        self.e_full = (inst.charge.max_pct - inst.threshold2) * kwh_pct
         self.in_progress = judge.in_progress
         s = inst.stops
         self.latest = [st.latest for st in s]
@@ -269,7 +269,11 @@ class Exact(OrderSearch):
         size = 1 << self.n
         F = self._forward()
         B = self._backward()
-        budget = judge.budget
+        thr, thr2 = inst.threshold_pct, inst.threshold2
+
+        def budget(start_pct: float, km: float) -> float:  # before a charge, or with none
+            return judge.budget(start_pct, km, thr)
+
         soc, full_pct = inst.soc_pct, inst.charge.max_pct
         minsum, value = self.minsum, self.value
 
@@ -285,7 +289,7 @@ class Exact(OrderSearch):
             b1 = [min(budget(soc, k), room - k / self.speed) if k < _INF else -_INF for k in km1]
             feas1 = [m for m in range(size) if b1[m] - minsum[m] >= -1e-6]
             km2 = self.entries[k]
-            b2 = [budget(full_pct, k) if k < _INF else -_INF for k in km2]
+            b2 = [judge.budget(full_pct, k, thr2) if k < _INF else -_INF for k in km2]
             best2 = [value[m] if b2[m] - minsum[m] >= -1e-6 else -1 for m in range(size)]
             by_value: dict[int, list[int]] = {}
             for m in range(size):

@@ -66,12 +66,13 @@ class OrderSearch:
     def _tick(self, k: int = 1) -> None:
         raise NotImplementedError  # Exact counts nodes against its budget
 
-    def _limit_km(self, start_pct: float, minutes: float, closes: float | None) -> float:
+    def _limit_km(self, start_pct: float, minutes: float, closes: float | None,
+                  line_pct: float) -> float:
         """The most km a part may drive and still afford ``minutes`` on site (a little
         generous: the judge has the last word)."""
         inst = self.inst
         need = minutes - 1e-6
-        spare = (start_pct - inst.threshold_pct) / 100 * inst.capacity_kwh
+        spare = (start_pct - line_pct) / 100 * inst.capacity_kwh
         if inst.site_kw > 1e-9:
             spare -= need * inst.site_kw / 60
         limit = spare / self.drive + 1e-6 if self.drive > 1e-12 else _INF
@@ -150,13 +151,13 @@ class OrderSearch:
             minutes[v - 1] = mins
         on1, on2 = sum(a1.values()), sum(a2.values())
         if not c:
-            k1 = self._limit_km(inst.soc_pct, on1, None)
+            k1 = self._limit_km(inst.soc_pct, on1, None, inst.threshold_pct)
             t_home = inst.now + (km1 / speed + on1) * 60
             sharp = self._window_late_one(m1) + max(0.0, (t_home - inst.return_by) / 60)
             return (max(lb, sharp), m1, c, m2, km1, k1, _INF, minutes)
         ch = inst.charger(c)
-        k1 = self._limit_km(inst.soc_pct, on1, ch.closes)
-        k2 = self._limit_km(inst.charge.max_pct, on2, None)
+        k1 = self._limit_km(inst.soc_pct, on1, ch.closes, inst.threshold_pct)
+        k2 = self._limit_km(inst.charge.max_pct, on2, None, inst.threshold2)
         ch_min = self._charge_lb(c, m1, m2, km1, km2, minutes)
         leave = max(inst.now + (km1 / speed + on1) * 60, ch.opens) + ch_min * 60
         t_home = leave + (km2 / speed + on2) * 60
@@ -189,7 +190,7 @@ class OrderSearch:
         soc_at = inst.soc_pct - used1 / cap * 100
         need2 = self.drive * km2 + self.site_min * sum([minutes[i] for i in self.bits[m2]])
         cp = inst.charge
-        target = min(cp.max_pct, inst.threshold_pct + need2 / cap * 100 + cp.buffer_pct)
+        target = min(cp.max_pct, inst.threshold2 + need2 / cap * 100 + cp.buffer_pct)
         ch = inst.charger(c)
         hours = charge_hours(inst, ch.power_kw, soc_at, target)
         overhead = cp.overhead_min if ch.overhead_min is None else ch.overhead_min

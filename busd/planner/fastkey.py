@@ -29,6 +29,7 @@ class Judge:
         self.drive = inst.drive_kwh_per_km
         self.site_kw = inst.site_kw
         self.thr = inst.threshold_pct
+        self.thr2 = inst.threshold2
         self.pen = inst.reorder_penalty_min
         s = inst.stops
         # index by node (0 unused); chargers and the depot are past n
@@ -45,9 +46,9 @@ class Judge:
         for r, v in enumerate(order):
             self.rank[v] = r
 
-    def budget(self, start_pct: float, km: float) -> float:
+    def budget(self, start_pct: float, km: float, line_pct: float) -> float:
         """Minutes on site the energy allows (``model._budget_min``)."""
-        spare_kwh = (start_pct - self.thr) / 100 * self.cap
+        spare_kwh = (start_pct - line_pct) / 100 * self.cap
         spare_kwh -= self.drive * km
         if self.site_kw <= _EPS:
             return math.inf if spare_kwh >= -_EPS else -math.inf
@@ -97,13 +98,13 @@ class Judge:
         seg1 = list(seq[:cut])
         seg2 = list(seq[cut + 1 :])
         safe = n_chargers <= 1
-        budget1 = self.budget(inst.soc_pct, km1)
+        budget1 = self.budget(inst.soc_pct, km1, self.thr)
         budget2 = 0.0
         if n_chargers:
             ch = inst.charger(seq[cut])
             latest_start = (ch.closes - inst.now) / 60 - km1 / speed
             budget1 = min(budget1, latest_start)
-            budget2 = self.budget(inst.charge.max_pct, km - km1)
+            budget2 = self.budget(inst.charge.max_pct, km - km1, self.thr2)
         m1 = self.allocate(seg1, budget1)
         m2 = self.allocate(seg2, budget2) if n_chargers else {}
         min_min = self.min_min
@@ -136,7 +137,7 @@ class Judge:
                 if soc < thr - 1e-6:
                     safe = False
                 cp = inst.charge
-                target = thr + (drive2 + site2) / cap * 100 + cp.buffer_pct
+                target = self.thr2 + (drive2 + site2) / cap * 100 + cp.buffer_pct
                 target = min(cp.max_pct, target)
                 wait = max(0.0, ch.opens - t)
                 hours = charge_hours(inst, ch.power_kw, soc, target)
@@ -150,7 +151,7 @@ class Judge:
             m = minutes[v]
             soc -= site_kw * m / 60 / cap * 100
             t += m * 60
-        if soc < thr - 1e-6:
+        if soc < (self.thr2 if n_chargers else thr) - 1e-6:
             safe = False
         stops = seg1 + seg2
         index = self.index

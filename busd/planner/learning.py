@@ -12,6 +12,7 @@ import structlog
 
 from busd.event_catalog import Event, LegCompleted, VisitEnded
 from busd.planner.component import Planner
+from busd.planner.energy import EnergyModel
 
 log = structlog.get_logger("busd.planner.learning")
 
@@ -29,15 +30,19 @@ class EnergyLearner:
             self._planner.save_energy()
 
     def _learn(self, event: Event) -> bool:
-        if not isinstance(event, LegCompleted | VisitEnded):
-            return False
-        temp = event.temp_c
-        if temp is None or event.gap_s or event.status != "closed":
-            return False  # no temperature, or figures with a data gap: not a lesson
-        model = self._planner.energy_model
-        net = event.out_kwh - event.regen_kwh
-        if isinstance(event, LegCompleted):
-            return bool(event.km) and model.learn_leg(event.km, net, temp)
-        if event.place_kind in ("stop", "unplanned"):
-            return model.learn_visit(event.duration_min, net, temp)
+        return learn_from(self._planner.energy_model, event)
+
+
+def learn_from(model: EnergyModel, event: Event) -> bool:
+    """Teach ``model`` one completed leg or stop visit; False when it is not a lesson."""
+    if not isinstance(event, LegCompleted | VisitEnded):
         return False
+    temp = event.temp_c
+    if temp is None or event.gap_s or event.status != "closed":
+        return False  # no temperature, or figures with a data gap: not a lesson
+    net = event.out_kwh - event.regen_kwh
+    if isinstance(event, LegCompleted):
+        return bool(event.km) and model.learn_leg(event.km, net, temp)
+    if event.place_kind in ("stop", "unplanned"):
+        return model.learn_visit(event.duration_min, net, temp)
+    return False

@@ -84,6 +84,16 @@ class Instance:
     charge: ChargeParams = ChargeParams()
     step_min: float = 5.0
     reorder_penalty_min: float = 20.0
+    # The line at the depot after a charging stop (None: ``threshold_pct``). A charge
+    # resets the error of the energy spent before it: what follows needs a margin for its
+    # own energy only.
+    after_charge_threshold_pct: float | None = None
+
+    @property
+    def threshold2(self) -> float:
+        """The line after a charging stop (and the charge's target rests on it)."""
+        t = self.after_charge_threshold_pct
+        return self.threshold_pct if t is None else t
 
     @property
     def n(self) -> int:
@@ -166,9 +176,10 @@ def charge_hours(inst: Instance, power_kw: float, soc_from: float, soc_to: float
     return hours
 
 
-def _budget_min(inst: Instance, start_pct: float, km: float) -> float:
-    """Minutes on site the energy allows over a segment of ``km`` driving."""
-    spare_kwh = (start_pct - inst.threshold_pct) / 100 * inst.capacity_kwh
+def _budget_min(inst: Instance, start_pct: float, km: float, line_pct: float) -> float:
+    """Minutes on site the energy allows over a segment of ``km`` driving, down to
+    ``line_pct``."""
+    spare_kwh = (start_pct - line_pct) / 100 * inst.capacity_kwh
     spare_kwh -= inst.drive_kwh_per_km * km
     if inst.site_kw <= _EPS:
         return math.inf if spare_kwh >= -_EPS else -math.inf
@@ -209,13 +220,13 @@ def evaluate(
     speed = inst.speed_kmh / 60.0  # km per minute
 
     safe = len(chargers) <= 1
-    budget1 = _budget_min(inst, inst.soc_pct, km1)
+    budget1 = _budget_min(inst, inst.soc_pct, km1, inst.threshold_pct)
     if chargers:
         ch = inst.charger(seq[cut])
         # The session must start before the charger closes (waiting for it to open is fine).
         latest_start = (ch.closes - inst.now) / 60 - km1 / speed
         budget1 = min(budget1, latest_start)
-        budget2 = _budget_min(inst, inst.charge.max_pct, km - km1)
+        budget2 = _budget_min(inst, inst.charge.max_pct, km - km1, inst.threshold2)
     if minutes is None:
         m1 = allocate(inst, seg1, budget1)
         m2 = allocate(inst, seg2, budget2) if chargers else {}
@@ -252,7 +263,7 @@ def evaluate(
             ch = inst.charger(v)
             if soc < inst.threshold_pct - 1e-6:
                 safe = False
-            target = inst.threshold_pct + (drive2 + site2) / cap * 100 + inst.charge.buffer_pct
+            target = inst.threshold2 + (drive2 + site2) / cap * 100 + inst.charge.buffer_pct
             target = min(inst.charge.max_pct, target)
             wait = max(0.0, ch.opens - t)
             hours = charge_hours(inst, ch.power_kw, soc, target)
@@ -274,7 +285,7 @@ def evaluate(
         soc -= inst.site_kw * m / 60 / cap * 100
         points.append(Point(v, t, t + m * 60, soc_arr, soc, m, late_here))
         t += m * 60
-    if soc < inst.threshold_pct - 1e-6:
+    if soc < (inst.threshold2 if chargers else inst.threshold_pct) - 1e-6:
         safe = False
 
     inversions = sum(

@@ -15,6 +15,7 @@ place of the plan (the tracker's open visit: :class:`Progress`) it counts as bei
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -94,11 +95,13 @@ def _charging_at(
     return here if here not in progress.done else None
 
 
-def _under_way(charger: Charger, sit: Situation, cfg: PlannerConfig) -> ChargerNode:
-    """A charging session in progress: the power measured now, already plugged in (no
-    overhead), and no opening hours to wait for or to miss."""
+def _under_way(charger: Charger, sit: Situation, cfg: PlannerConfig, site_kw: float
+               ) -> ChargerNode:
+    """A charging session in progress: the power measured now less what the bus uses
+    standing (the charger feeds the heating first), already plugged in (no overhead), and
+    no opening hours to wait for or to miss."""
     assert sit.charging_kw is not None
-    power = sit.charging_kw
+    power = max(1.0, sit.charging_kw - site_kw)
     if sit.soc > cfg.charge_taper_pct:
         # The model tapers above taper_pct by itself: undo the taper already in the reading.
         k = (1 - cfg.charge_taper_floor) / max(1e-9, 100.0 - cfg.charge_taper_pct)
@@ -156,9 +159,13 @@ def build(
     # itinerary knows places by id, so a second charge there would be taken as done
     # and never counted (the planner would propose it again and again).
     charger_list: list[Charger] = [c for c in plan.chargers if c.id not in progress.done]
+    drive = energy.drive_kwh_per_km(sit.outside_temp)
+    site = energy.site_kw(sit.outside_temp)
+    # Into the pack: what the charger gives less the heating it feeds, at most what the
+    # pack takes (the charger covers the loads on top of that when it can).
     charger_nodes = [
-        _under_way(c, sit, cfg) if c.id == charging_at else ChargerNode(
-            id=c.id, power_kw=min(c.power_kw, cfg.max_charge_kw),
+        _under_way(c, sit, cfg, site) if c.id == charging_at else ChargerNode(
+            id=c.id, power_kw=max(1.0, min(c.power_kw - site, cfg.max_charge_kw)),
             opens=plan.at(c.opens), closes=plan.at(c.closes),
         )
         for c in charger_list
@@ -196,8 +203,9 @@ def build(
         )
         for i, a in enumerate(ids)
     )
-    drive = energy.drive_kwh_per_km(sit.outside_temp)
-    site = energy.site_kw(sit.outside_temp)
+    def inst_is_charger(v: int) -> bool:
+        return len(stop_ids) < v < len(ids) - 1
+
     # Active itinerary as nodes, with its minutes (a visit in progress: what is left of it).
     active_seq: list[int] = []
     minutes: dict[int, float] = {}
@@ -216,6 +224,17 @@ def build(
         dist[a][b] for a, b in zip([0, *active_seq], [*active_seq, len(ids) - 1], strict=False)
     ) + site * sum(minutes.values()) / 60
     margin = energy.margin_pct(remaining_kwh)
+    # After a charging stop of the itinerary, the line needs a margin for the energy after
+    # it only: the charge makes up for whatever the model got wrong before it. So the charge
+    # the projection shows at noon is the one the bus will take, not one that shrinks as
+    # the day's margin does.
+    after_charge: float | None = None
+    first_charge = next((k for k, v in enumerate(active_seq) if inst_is_charger(v)), None)
+    if first_charge is not None:
+        rest = [*active_seq[first_charge:], len(ids) - 1]
+        after_kwh = drive * sum(dist[a][b] for a, b in itertools.pairwise(rest))
+        after_kwh += site * sum(minutes.get(v, 0.0) for v in rest) / 60
+        after_charge = cfg.reserve_pct + energy.margin_pct(after_kwh) + extra_threshold_pct
     inst = Instance(
         now=sit.now,
         soc_pct=sit.soc,
@@ -235,6 +254,7 @@ def build(
         ),
         step_min=cfg.visit_step_min,
         reorder_penalty_min=cfg.reorder_penalty_min,
+        after_charge_threshold_pct=after_charge,
     )
     names = {p.id: p.name for p in places.values()}
     return Built(

@@ -153,12 +153,16 @@ class VehicleModel:
         outside_temp_c: float = -5.0,
         vehicle: VehicleParams | None = None,
         pack: PackParams | None = None,
+        max_substep_s: float = MAX_SUBSTEP_S,
     ) -> None:
+        """``max_substep_s``: the integration step; a many-day evaluation (simulators/days)
+        takes coarser steps, which keep the energy balance but round the accelerations."""
         if capacity_kwh <= 0:
             raise ValueError("capacity_kwh must be positive")
         if not 0.0 <= initial_soc <= 100.0:
             raise ValueError("initial_soc must be within 0..100")
         self.capacity_kwh = capacity_kwh
+        self.max_substep_s = max_substep_s
         self.vehicle = vehicle or VehicleParams()
         self.pack = pack or PackParams()
         temp = (
@@ -190,7 +194,7 @@ class VehicleModel:
         """Advance by ``dt_s`` seconds of simulated time under ``inputs``."""
         if dt_s < 0:
             raise ValueError("dt_s must not be negative")
-        n = max(1, math.ceil(dt_s / MAX_SUBSTEP_S))
+        n = max(1, math.ceil(dt_s / self.max_substep_s))
         h = dt_s / n
         for _ in range(n):
             self._substep(h, inputs)

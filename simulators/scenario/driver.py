@@ -268,9 +268,10 @@ class DayDriver:
         self.truth.visits.append(self._visit)
 
     def _minutes_here(self) -> float:
-        """Minutes of service the active plan wants here now (it may have been shortened)."""
+        """Minutes the active plan wants here now: a visit may have been shortened, a charge
+        follows what the planner now projects the day to need."""
         assert self.target is not None
-        if self.target.kind != "stop":
+        if self.target.kind not in ("stop", "charger"):
             return self.target.minutes
         current = self.itinerary(frozenset(self.done), self.clock.now())
         if current.place_id == self.target.place_id:

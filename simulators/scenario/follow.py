@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,26 @@ class Acked:
     proposal_id: str
     at: float  # simulated time the request was dropped
     result: dict[str, Any] | None = None
+
+
+def next_target(
+    loaded: LoadedScenario, items: Sequence[tuple[str, str, float]], served: Iterable[str]
+) -> Target:
+    """The first (kind, id, minutes) item of the active itinerary the bus has not left yet,
+    matched to the places left in order and by count; the depot when nothing is left."""
+    plan = loaded.plan
+    stops = {s.id: s for s in plan.stops}
+    left = Counter(served)
+    for kind, place_id, minutes in items:
+        if left[place_id] > 0:
+            left[place_id] -= 1
+            continue
+        if kind == "charge":
+            return Target(place_id, "charger", minutes)
+        stop = stops.get(place_id)
+        earliest = plan.at(stop.window.earliest) if stop and stop.window else None
+        return Target(place_id, "stop", minutes, earliest)
+    return Target(plan.depot.id, "depot")
 
 
 class PlanFollower:
@@ -62,19 +82,8 @@ class PlanFollower:
     def __call__(self, done: frozenset[str], now: float) -> Target:
         if self.itinerary is None:
             return self._static(done, now)
-        plan = self.loaded.plan
-        stops = {s.id: s for s in plan.stops}
-        left = Counter(self.served())
-        for item in self.itinerary:
-            if left[item["id"]] > 0:
-                left[item["id"]] -= 1
-                continue
-            if item["kind"] == "charge":
-                return Target(item["id"], "charger", float(item["minutes"]))
-            stop = stops.get(item["id"])
-            earliest = plan.at(stop.window.earliest) if stop and stop.window else None
-            return Target(item["id"], "stop", float(item["minutes"]), earliest)
-        return Target(plan.depot.id, "depot")
+        items = [(str(i["kind"]), str(i["id"]), float(i["minutes"])) for i in self.itinerary]
+        return next_target(self.loaded, items, self.served())
 
     # --- the loop ---------------------------------------------------------------------
 
