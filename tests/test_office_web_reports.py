@@ -58,6 +58,26 @@ async def test_the_day_page_shows_a_shortened_stop_with_its_reason_in_each_langu
     assert "08:31\u201309:31" in html  # an en dash between
 
 
+async def test_the_day_pages_visits_show_the_clients_counted_at_each(
+        web: tuple[WebUnderTest, str]) -> None:
+    w, csrf = web
+    await w.client.post("/lang", data={"csrf": csrf, "lang": "en", "next": DAY})
+    html = await (await w.client.get(DAY, headers=HTML)).text()
+    visits = html.split('id="visits"')[1].split("</section>")[0]
+    # Rožupe: 3 notary + 4 social; Sutri: 3 + 4 (tests/support/office_day.py's 14 clients).
+    assert '<th class="num service" data-service="notary">Notary</th>' in visits
+    rozupe = visits.split('data-visit="visit-1@2026-03-09"')[1].split("</tr>")[0]
+    assert '<td class="num clients">7</td>' in rozupe
+    assert '<td class="num service" data-service="notary">3</td>' in rozupe
+    assert '<td class="num service" data-service="social">4</td>' in rozupe
+    assert "Set-up 10, Serving clients 50" in rozupe
+    assert "only as the day total" not in visits
+    # A day whose visits were not counted says so.
+    await w.ctx.archive.insert_batch(day_records(DaySpec(bus="lv-03", counted=False)))
+    plain = await (await w.client.get("/buses/lv-03/day/2026-03-09", headers=HTML)).text()
+    assert "only as the day total" in plain and 'class="num clients">\u2013</td>' in plain
+
+
 async def test_the_day_pages_refuse_what_is_not_a_bus_or_a_day(
         web: tuple[WebUnderTest, str]) -> None:
     w, _ = web

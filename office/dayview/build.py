@@ -180,6 +180,9 @@ async def bus_day(archive: Archive, bus: str, day: date, *, tz: str,
     first = next((made[p.proposal_id] for p in changes
                   if p.cause == "proposed" and p.proposal_id in made), None)
     over = report is not None or (now is not None and now >= end)
+    day_visits = {v.id for v in visits}
+    counted = {s.id: s for s in await archive.visit_services(bus, before, last=after)
+               if s.id in day_visits}
 
     series = await soc_series(archive, bus, start, end)
     soc = [SocPoint(ts=ts, soc=value) for ts, value in series]
@@ -210,4 +213,4 @@ async def bus_day(archive: Archive, bus: str, day: date, *, tz: str,
         reserve_pct=None if reference is None else reference.after.reserve_pct,
         threshold_pct=None if reference is None else reference.after.threshold_pct,
         projections=projections, legs=legs, visits=visits, charging=charging, alerts=alerts,
-        gaps=await _gaps(archive, bus, day, start, end), report=report)
+        gaps=await _gaps(archive, bus, day, start, end), report=report, services=counted)
