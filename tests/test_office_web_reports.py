@@ -115,6 +115,36 @@ async def test_the_report_page_and_its_downloads(web: tuple[WebUnderTest, str]) 
     assert one.status == 200 and "lv-02" in await one.text()
 
 
+async def test_reports_count_clients_per_service_and_time_per_activity(
+        web: tuple[WebUnderTest, str]) -> None:
+    """From the buses' daily reports (tests/support/office_day.py: lv-01's 14 clients on two
+    days, lv-02's 10 on one, split between notary and social; 15 min set-up and 90 serving a
+    day), per bus and in total, on the page and in both exports."""
+    w, csrf = web
+    xlsx = await w.client.get("/reports/export.xlsx?m=livani&period=2026-03")
+    book = openpyxl.load_workbook(io.BytesIO(await xlsx.read()), read_only=True)
+    services = [list(r) for r in book["Klienti pa pakalpojumiem"].iter_rows(values_only=True)]
+    assert services == [["Pakalpojums", "lv-01", "lv-02", "Kopā"],
+                        ["Sociālie", 16, 6, 22], ["Notārs", 12, 4, 16]]
+    activities = [list(r) for r in book["Laiks pa darbībām, min"].iter_rows(values_only=True)]
+    assert activities == [["Darbība", "lv-01", "lv-02", "Kopā"],
+                          ["Klientu apkalpošana", 180, 90, 270], ["Sagatavošana", 30, 15, 45]]
+    summary = {r[0]: r[1] for r in book.worksheets[0].iter_rows(values_only=True) if r}
+    assert summary["Klienti pa pakalpojumiem: Notārs"] == 16
+    assert summary["Laiks pa darbībām, min: Sagatavošana"] == 45
+    book.close()
+    await w.client.post("/lang", data={"csrf": csrf, "lang": "en", "next": "/reports"})
+    day = await w.client.get(
+        "/reports/export.csv?m=livani&period=2026-03-09&bus=lv-02&table=services")
+    rows = list(csv.reader(io.StringIO((await day.text()).removeprefix("\ufeff"))))
+    assert rows == [["Service", "lv-02", "Total"], ["Social", "6", "6"], ["Notary", "4", "4"]]
+    html = await (await w.client.get("/reports?m=livani&period=2026-03", headers=HTML)).text()
+    notary = html.split('data-service="notary">')[1].split("</tr>")[0]
+    assert notary == ('<td>Notary</td><td class="num">12</td><td class="num">4</td>'
+                      '<td class="num total">16</td>')
+    assert '<tr data-activity="setup"><td>Set-up</td>' in html
+
+
 async def test_the_report_pages_refuse_bad_queries(web: tuple[WebUnderTest, str]) -> None:
     w, _ = web
     c = w.client
