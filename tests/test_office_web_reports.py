@@ -7,13 +7,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
 
-from tests.support.office_day import DaySpec, day_records
+from office.dayview.planned import planned_points
+from tests.support.office_day import DaySpec, day_plan, day_records
 from tests.support.office_web import VIEWER, WebUnderTest, log_in, web_under_test
 
 HTML = {"Accept": "text/html"}
@@ -76,6 +78,23 @@ async def test_the_day_pages_visits_show_the_clients_counted_at_each(
     await w.ctx.archive.insert_batch(day_records(DaySpec(bus="lv-03", counted=False)))
     plain = await (await w.client.get("/buses/lv-03/day/2026-03-09", headers=HTML)).text()
     assert "only as the day total" in plain and 'class="num clients">\u2013</td>' in plain
+
+
+async def test_the_day_page_plans_a_day_without_a_proposal_from_the_plan_sent(
+        web: tuple[WebUnderTest, str]) -> None:
+    w, _ = web
+    spec = DaySpec(bus="lv-04", loaded=True, proposed=False)
+    await w.ctx.archive.insert_batch(day_records(spec))
+    html = await (await w.client.get("/buses/lv-04/day/2026-03-09", headers=HTML)).text()
+    assert 'id="plan-source"' in html and "v3" in html
+    points = planned_points(day_plan(spec))
+    for stop in ("rozupe", "sutri", "kalupe"):
+        row = html.split(f'data-stop="{stop}">')[1].split("</tr>")[0]
+        arrive, leave = (datetime.fromisoformat(points[stop].eta),
+                         datetime.fromisoformat(points[stop].etd))
+        riga = ZoneInfo("Europe/Riga")
+        assert (f"<td>{arrive.astimezone(riga):%H:%M}\u2013{leave.astimezone(riga):%H:%M}</td>"
+                in row), stop
 
 
 async def test_the_day_pages_refuse_what_is_not_a_bus_or_a_day(

@@ -39,7 +39,7 @@ class StopLine(_Model):
     stop_id: str
     name: str
     planned_min: float | None  # None: the archive holds no plan for it (an unplanned stop)
-    planned_arrival: AwareDatetime | None  # from the first projection of the day, if any
+    planned_arrival: AwareDatetime | None  # the loaded plan's projection, or the first proposal's
     planned_departure: AwareDatetime | None
     arrival: AwareDatetime | None  # the first visit's start
     departure: AwareDatetime | None  # the last visit's end (None: still there)
@@ -86,6 +86,7 @@ class DayView(_Model):
     start: AwareDatetime  # the local day's bounds, UTC
     end: AwareDatetime
     stops: list[StopLine]
+    plan_version: int | None = None  # the plan the bus loaded for the day (None: not archived)
     plan_events: list[PlanEvent]
     soc: list[SocPoint]
     soc_source: Literal["telemetry", "spans", "none"]  # spans: legs' and visits' ends

@@ -31,6 +31,7 @@ from busd.event_catalog import (
     StopOutcome,
     VisitEnded,
 )
+from busd.plan import Plan, parse_plan
 from busd.planner.i18n import render_all
 from busd.signals import BATTERY_SOC
 from office.archive import ArchivedRecord
@@ -67,6 +68,8 @@ class DaySpec:
     telemetry: bool = True
     lose_one: bool = True  # drop one record: the archive has a gap
     counted: bool = True  # the visits were counted on the staff page (services, activities)
+    loaded: bool = False  # the day starts with the office's plan loaded (plan_changed, 07:55)
+    proposed: bool = True  # the Sutri proposal is made and accepted
 
     def at(self, hhmm: str) -> datetime:
         """A local time of the day, as UTC."""
@@ -108,6 +111,17 @@ def _projection(spec: DaySpec, soc: float, sutri_min: float, depot_soc: float) -
                          reserve_pct=RESERVE_PCT, margin_pct=5.0, threshold_pct=THRESHOLD_PCT,
                          depot_soc=depot_soc, depot_margin_pct=depot_soc - THRESHOLD_PCT,
                          depot_eta=iso(depot), points=points)
+
+
+def day_plan(spec: DaySpec) -> Plan:
+    """The day's plan as the office sent it: leave Līvāni at 08:00, Rožupe, Sutri, Kalupe."""
+    return parse_plan({
+        "date": spec.day.isoformat(), "version": 3, "timezone": spec.tz, "bus": spec.bus,
+        "depot": {"id": "livani", "name": "Līvāni", "lat": 56.3543, "lon": 26.1758,
+                  "leave_at": "08:00", "return_by": "16:00"},
+        "stops": [{"id": sid, "name": name, "lat": 56.30 + 0.03 * i, "lon": 26.25 + 0.05 * i,
+                   "planned_min": minutes, "min_min": 15}
+                  for i, (sid, name, minutes) in enumerate(PLANNED)]})
 
 
 def proposal(spec: DaySpec) -> Proposal:
@@ -186,10 +200,6 @@ def day_records(spec: DaySpec) -> list[ArchivedRecord]:
                  rozupe), a("09:31")),
         (leg(f"leg-2@{spec.day}", a("09:32"), a("10:00"), km=LEGS_KM[1], kwh=LEGS_KWH[1],
              temp_c=spec.temp_c), a("10:00")),
-        (PlanChanged(cause="proposed", proposal=proposal(spec)), a("09:40")),
-        (PlanAccepted(proposal_id=proposal(spec).id, proposal_kind="reduce",
-                      changes=[SUTRI_CHANGE], itinerary=proposal(spec).itinerary,
-                      reasons=SUTRI_REASONS), a("09:42")),
         (visit_started(f"visit-2@{spec.day}", a("10:01"), place="sutri"), a("10:01")),
         (alert_raised("lift_fault", a("10:10")), a("10:10")),
         (alert_cleared("lift_fault", a("10:10"), 120.0), a("10:12")),
@@ -198,6 +208,14 @@ def day_records(spec: DaySpec) -> list[ArchivedRecord]:
         (leg(f"leg-3@{spec.day}", a("10:47"), a("11:30"), km=LEGS_KM[2], kwh=LEGS_KWH[2],
              temp_c=spec.temp_c), a("11:30")),
     ]
+    if spec.proposed:
+        events += [
+            (PlanChanged(cause="proposed", proposal=proposal(spec)), a("09:40")),
+            (PlanAccepted(proposal_id=proposal(spec).id, proposal_kind="reduce",
+                          changes=[SUTRI_CHANGE], itinerary=proposal(spec).itinerary,
+                          reasons=SUTRI_REASONS), a("09:42"))]
+    if spec.loaded:
+        events.append((PlanChanged(cause="office", version=3, plan=day_plan(spec)), a("07:55")))
     if spec.charge:
         session = charging(f"charge-1@{spec.day}", a("12:00"), a("12:40"), CHARGE_KWH)
         events.append((session, a("12:40")))
