@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import random
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ from pydantic import ValidationError
 from busd import __version__
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MotionConfig, MqttConfig, UplinkConfig
-from busd.errors import StorageError
+from busd.errors import BusdError, StorageError
 from busd.event_catalog import CommandReceived, CommandResult, PlanDocument
 from busd.motion import DEFAULT_MOTION, moving_now
 from busd.reconnect import Link, Reconnector
@@ -329,8 +330,13 @@ class Uplink:
         self.counters["records_resent" if resend else "records_sent"] += len(message.seqs)
 
     async def backlog(self) -> Backlog:
-        """The outbox's unsent records and the oldest one's age, for the state message."""
-        oldest = await self._outbox.oldest_unsent_ts()
+        """The outbox's unsent records and the oldest one's age, for the state message. A
+        read that fails leaves the age out: the state still goes (it carries the alerts)."""
+        try:
+            oldest = await self._outbox.oldest_unsent_ts()
+        except (BusdError, sqlite3.Error) as err:
+            self._log.warning("outbox_backlog_unread", reason=str(err))
+            oldest = None
         return Backlog(unsent=max(0, self._outbox.rows),
                        oldest_age_s=None if oldest is None
                        else round(max(0.0, self._clock.now() - oldest), 1))

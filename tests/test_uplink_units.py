@@ -187,3 +187,6 @@ async def test_the_state_message_carries_the_outbox_backlog(tmp_path: Path) -> N
         await parts.outbox.ack([first])  # acknowledged, still awaiting the group delete
         acked = await parts.uplink.backlog()
         assert (acked.unsent, acked.oldest_age_s) == (1, 30.0)
+    # A closed outbox: the state still goes, with the count and no age.
+    closed = await parts.uplink.backlog()
+    assert closed.oldest_age_s is None
