@@ -526,6 +526,18 @@ class Outbox:
         )
         return [Row(*r) for r in cur if r[0] not in self._acked]
 
+    async def oldest_unsent_ts(self) -> float | None:
+        """When the oldest record not yet acknowledged was made (None: nothing waits)."""
+        await self._ready()
+        return await self._call(self._oldest_sync)
+
+    def _oldest_sync(self) -> float | None:
+        # In seq order, lazily: acked rows awaiting the group delete are few and first.
+        for seq, ts in self._require_db().execute("SELECT seq, ts FROM outbox ORDER BY seq"):
+            if seq not in self._acked:
+                return float(ts)
+        return None
+
     async def ack(self, seqs: Iterable[int]) -> None:
         """The broker acknowledged these records: they go with the next group delete."""
         self._acked.update(seqs)

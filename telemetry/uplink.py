@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import random
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ from pydantic import ValidationError
 from busd import __version__
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MotionConfig, MqttConfig, UplinkConfig
-from busd.errors import StorageError
+from busd.errors import BusdError, StorageError
 from busd.event_catalog import CommandReceived, CommandResult, PlanDocument
 from busd.motion import DEFAULT_MOTION, moving_now
 from busd.reconnect import Link, Reconnector
@@ -51,7 +52,14 @@ from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
 from telemetry import mqtt
 from telemetry.commands import CommandDispatcher
-from telemetry.models import SCHEMA_BATCH, STREAM_SCHEMAS, PlanMessage, State, Status
+from telemetry.models import (
+    SCHEMA_BATCH,
+    STREAM_SCHEMAS,
+    Backlog,
+    PlanMessage,
+    State,
+    Status,
+)
 from telemetry.outbox import Outbox, Row
 from telemetry.sampler import compact
 
@@ -321,7 +329,19 @@ class Uplink:
         self.counters["messages"] += 1
         self.counters["records_resent" if resend else "records_sent"] += len(message.seqs)
 
-    def state_payload(self) -> bytes:
+    async def backlog(self) -> Backlog:
+        """The outbox's unsent records and the oldest one's age, for the state message. A
+        read that fails leaves the age out: the state still goes (it carries the alerts)."""
+        try:
+            oldest = await self._outbox.oldest_unsent_ts()
+        except (BusdError, sqlite3.Error) as err:
+            self._log.warning("outbox_backlog_unread", reason=str(err))
+            oldest = None
+        return Backlog(unsent=max(0, self._outbox.rows),
+                       oldest_age_s=None if oldest is None
+                       else round(max(0.0, self._clock.now() - oldest), 1))
+
+    def state_payload(self, backlog: Backlog | None = None) -> bytes:
         values: dict[str, Any] = {}
         ages: dict[str, float] = {}
         stale: list[str] = []
@@ -336,7 +356,7 @@ class Uplink:
         state = State(bus=self._bus, ts=utc_iso(self._clock.now()),
                       moving=moving_now(self._motion, self._state),
                       values=values, stale=stale or None, age_s=ages or None,
-                      alerts=self._active_alerts() or None)
+                      alerts=self._active_alerts() or None, outbox=backlog)
         return json.dumps(state.dump(), separators=(",", ":"), allow_nan=False).encode()
 
     async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
@@ -352,7 +372,8 @@ class Uplink:
             if now - last >= interval - 1e-6:
                 last = now
                 # QoS 0: a lost state is replaced by the next one; queueing it would be wrong.
-                await mqtt.publish(client, self.topic("state"), self.state_payload(), qos=0,
+                payload = self.state_payload(await self.backlog())
+                await mqtt.publish(client, self.topic("state"), payload, qos=0,
                                    retain=True, properties=props)
                 self.counters["state_published"] += 1
                 ctx.beat()

@@ -51,7 +51,8 @@ async def fleet_page(request: web.Request) -> web.Response:
     labels = {k.removeprefix("fleet.").removeprefix("stop."): i18n.translate(lang, k)
               for k in ("fleet.is_online", "fleet.is_offline", "fleet.reconnecting",
                         "fleet.live", "stop.done", "stop.now", "stop.next", "stop.skipped",
-                        "stop.planned", "legend.depot", "fleet.resend", "fleet.no_buses")}
+                        "stop.planned", "legend.depot", "fleet.resend", "fleet.no_buses",
+                        "fleet.day_link")}
     map_config = json.dumps({"tile_url": ctx.config.map.tile_url,
                              "attribution": ctx.config.map.attribution, "labels": labels})
     # Both JSON texts go into attributes, escaped by the template like any other text.
