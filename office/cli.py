@@ -82,7 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
 
 def add_office_commands(office: argparse.ArgumentParser) -> None:
     """Add the sub-commands to the ``busd office`` parser."""
-    sub = office.add_subparsers(dest="office_command", metavar="{ingest,gaps,resend}")
+    sub = office.add_subparsers(dest="office_command", metavar="{ingest,gaps,resend,plan}")
     ingest = sub.add_parser(
         "ingest", help="one of several workers writing the buses' records into the archive",
         description="Share the buses' record topics with the other workers of --group (MQTT 5 "
@@ -144,6 +144,18 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                         help="give up on the database after S seconds (default 10)")
     resend.add_argument("--json", action="store_true", help="one JSON object per line")
     resend.set_defaults(func=resend_main)
+    add_plan_parser(sub)
+
+
+def add_plan_parser(sub: Any) -> None:
+    """``busd office plan``: the schedule's commands (office/schedule/cli.py) and sending."""
+    from office.schedule.cli import add_plan_commands
+
+    plan = sub.add_parser("plan", help="day plans from the schedule: generate, proposals, "
+                          "confirm, coverage",
+                          description="Day plans from a municipality's service schedule.")
+    plan_sub = plan.add_subparsers(dest="plan_command", metavar="COMMAND", required=True)
+    add_plan_commands(plan_sub)
 
 
 def ingest_main(args: argparse.Namespace) -> int:

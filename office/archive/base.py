@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from busd.clock import Clock, SystemClock
 from office.archive.derived import (
@@ -85,6 +85,11 @@ class Archive(Protocol):
 
     async def daily_reports(self, bus: Buses, month: date) -> list[DayReport]:
         """The daily reports of the month ``month`` falls in."""
+        ...
+
+    async def query(self, statement: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One statement with ``:name`` placeholders (both dialects), in its own transaction;
+        its rows. For office parts that keep tables of their own (schedule proposals)."""
         ...
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:

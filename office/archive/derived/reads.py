@@ -33,6 +33,7 @@ from office.archive.derived.tables import (
     Dialect,
     Table,
     bus_args,
+    placeholders,
     select_sql,
 )
 from office.archive.gaps_sql import day_bounds
@@ -56,6 +57,11 @@ class DerivedReads:
 
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
+
+    async def query(self, statement: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One statement with ``:name`` placeholders, in its own transaction; its rows (a write
+        returns some only with ``RETURNING``). For office parts with tables of their own."""
+        return await self._derived_fetch(placeholders(statement, self._derived_dialect), args)
 
     async def _read(self, table: Table, model: type[R], bus: Buses, where: str,
                     args: dict[str, Any]) -> list[R]:

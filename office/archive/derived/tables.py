@@ -165,6 +165,11 @@ def select_sql(table: Table, dialect: Dialect, *, buses: bool, where: str) -> st
                           if dialect is SQLITE else "bus = ANY(:buses)")
     text = (f"SELECT {', '.join(table.columns)} FROM {table.name} "
             f"WHERE {' AND '.join(conditions)} ORDER BY {table.order}")
+    return placeholders(text, dialect)
+
+
+def placeholders(text: str, dialect: Dialect) -> str:
+    """``text``'s ``:name`` placeholders as ``dialect`` spells them."""
     if dialect is SQLITE:
         return text
     return _COLON.sub(lambda m: f"%({m[1]})s", text)
