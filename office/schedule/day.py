@@ -12,8 +12,6 @@ import json
 from datetime import date
 from pathlib import Path
 
-from pydantic import TypeAdapter
-
 from busd.clock import Clock
 from busd.files import write_atomic
 from office.archive import Archive
@@ -21,9 +19,6 @@ from office.schedule.energy import bus_energy
 from office.schedule.generate import BusDay, bus_day
 from office.schedule.model import Schedule
 from office.schedule.proposals import planned_make_ups
-
-SUMMARY = TypeAdapter(list[BusDay])
-
 
 async def generate_day(schedule: Schedule, day: date, *, archive: Archive | None, clock: Clock,
                        version: int | None = None, temp_c: float | None = None) -> list[BusDay]:
@@ -53,7 +48,11 @@ def write_day(out: Path, day: date, plans: list[BusDay]) -> list[Path]:
         path = out / (f"{bd.bus}.json" if bd.safe else f"{bd.bus}.unsafe.json")
         write_atomic(path, bd.plan.model_dump_json(indent=2) + "\n")
         written.append(path)
-    summary = json.loads(SUMMARY.dump_json(plans, exclude={"plan"}))
+    # The checks without the plans (those are the files), with each plan's version and file.
+    summary = [bd.model_dump(mode="json", exclude={"plan"}) | {
+        "version": None if bd.plan is None else bd.plan.version,
+        "file": None if bd.plan is None else
+        (f"{bd.bus}.json" if bd.safe else f"{bd.bus}.unsafe.json")} for bd in plans]
     write_atomic(out / f"{day.isoformat()}.summary.json",
                       json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return written
