@@ -20,6 +20,7 @@ from office.schedule.generate import BusDay, bus_day
 from office.schedule.model import Schedule
 from office.schedule.proposals import planned_make_ups
 
+
 async def generate_day(schedule: Schedule, day: date, *, archive: Archive | None, clock: Clock,
                        version: int | None = None, temp_c: float | None = None) -> list[BusDay]:
     """Every bus's plan for ``day``. ``archive`` gives the learned models and the confirmed
