@@ -116,7 +116,8 @@ async def test_coverage_counts_due_served_missed_and_made_up(
     report = await coverage(archive, schedule, date(2026, 12, 1))
     rows = {p.point_id: (p.due, p.served, p.missed, p.made_up) for p in report.places}
     # December 2026: five Tuesdays; Rudzāti also on the last Thursday (31st, a holiday);
-    # Jersika every Thursday (five) and every other Monday (14th, 28th); Sutri every other Thursday from 3rd.
+    # Jersika every Thursday (five) and every other Monday (14th, 28th); Sutri every other
+    # Thursday from the 3rd.
     assert rows == {"rozupe": (5, 1, 4, 0), "rudzati": (6, 0, 6, 0), "turki": (5, 0, 5, 1),
                     "jersika": (7, 0, 7, 0), "sutri": (3, 0, 3, 0)}
     assert report.totals == (26, 1, 25, 1)
