@@ -216,3 +216,51 @@ def test_the_office_archive_derives_the_day(
     assert result.report is not None
     assert (report.km, report.lift_cycles, report.clients_served) == (
         result.report["km"], result.report["lift_cycles"], result.report["clients_served"])
+
+
+def test_a_stop_the_day_lost_is_proposed_for_the_reserve_day(
+    day_of: Callable[[Path], DayResult], tmp_path: Path,
+) -> None:
+    """The winter day's real records (the planner shortened or skipped villages to keep the
+    depot SOC) in the office's archive: every stop the daily report lists as skipped, or that
+    was on site less than its minimum, becomes a make-up proposal for the next reserve day
+    (office/schedule/proposals.py). The day is the one the module already ran."""
+    import shutil
+
+    from busd.clock import ManualClock
+    from office.schedule.cycles import next_reserve_day
+    from office.schedule.model import parse_schedule
+    from office.schedule.proposals import find_missed
+
+    path = ROOT / "scenarios" / "winter-livani.toml"
+    loaded = load_scenario(path)
+    result = day_of(path)
+    plan = loaded.plan
+    bus = result.records[0]["bus"]
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[plan.date.weekday()]
+    # The scenario's plan as a schedule: every village weekly on the day's weekday.
+    schedule = parse_schedule({
+        "municipality": "Līvāni", "timezone": plan.timezone,
+        "depot": plan.depot.model_dump(mode="json"),
+        "points": [s.model_dump(mode="json", exclude={"leg_km", "cycle"})
+                   | {"cycles": [{"every": "weekly", "weekday": weekday}]}
+                   for s in plan.stops],
+        "buses": [{"id": bus, "points": [s.id for s in plan.stops]}],
+        "reserve": {"weekdays": ["fri"] if weekday != "fri" else ["sat"]}})
+    archive_file = tmp_path / "archive.db"
+    shutil.copy(result.archive, archive_file)  # the module's other tests read the original
+    assert result.report is not None
+    lost = {s["stop_id"] for s in result.report["stops"] if s["status"] == "skipped"}
+    lost |= {s["stop_id"] for s in result.report["stops"]
+             if s["status"] != "skipped" and s["minutes"] < plan.stop(s["stop_id"]).min_min}
+    assert lost, "the winter day is expected to lose a village"
+
+    async def proposals() -> set[tuple[str, str]]:
+        async with open_archive(f"sqlite:///{archive_file}", tz=plan.timezone) as archive:
+            found = await find_missed(archive, schedule, plan.date, plan.date,
+                                      clock=ManualClock())
+        assert {p.reserve_day for p in found} == {next_reserve_day(schedule, plan.date)}
+        return {(p.point_id, p.reason) for p in found}
+
+    found = asyncio.run(proposals())
+    assert {pid for pid, _ in found} == lost
