@@ -280,3 +280,14 @@ def test_window_order_is_kept_when_many_stops_are_due() -> None:
     ids = [s.id for s in result.plan.stops]
     assert ids.index("rozupe") < ids.index("rudzati")
     assert all(s.window is None or s.window.earliest >= time(8) for s in result.plan.stops)
+
+
+def test_the_readme_documents_every_schedule_key() -> None:
+    from office.schedule.model import Bus, Road, Route, ServicePoint
+
+    readme = (LIVANI.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The service schedule"):]
+    section = section[:section.index("\n## ")]
+    for model in (Schedule, ServicePoint, Bus, Road, Route):
+        for key in model.model_fields:
+            assert f"`{key}`" in section, f"{model.__name__}.{key}"
