@@ -75,13 +75,15 @@ class BusDay(BaseModel):
 @dataclass(frozen=True, slots=True)
 class _Timing:
     order: tuple[ServicePoint, ...]
-    late_min: float  # windows
+    arrive: tuple[datetime, ...]  # when each visit starts (after waiting for its window)
+    late: tuple[float, ...]  # minutes after each window's latest
+    back: datetime  # at the depot
     depot_late_min: float
     km: float
 
     @property
     def cost(self) -> tuple[float, float]:
-        return (round(self.late_min + self.depot_late_min, 3), round(self.km, 3))
+        return (round(sum(self.late) + self.depot_late_min, 3), round(self.km, 3))
 
 
 def road_km(schedule: Schedule, a: str, a_pos: tuple[float, float], b: str,
@@ -100,23 +102,29 @@ def _timing(schedule: Schedule, day: date, order: Sequence[ServicePoint], speed_
     depot = schedule.depot
     t = datetime.combine(day, depot.leave_at, tzinfo=zone)
     here, pos = depot.id, (depot.lat, depot.lon)
-    late = km = 0.0
+    km = 0.0
+    arrive: list[datetime] = []
+    late: list[float] = []
     for p in order:
         leg = road_km(schedule, here, pos, p.id, (p.lat, p.lon), road_factor)
         km += leg
         t += timedelta(hours=leg / speed_kmh)
+        late_here = 0.0
         if p.window is not None:
             earliest = datetime.combine(day, p.window.earliest, tzinfo=zone)
             latest = datetime.combine(day, p.window.latest, tzinfo=zone)
             t = max(t, earliest)
-            late += max(0.0, (t - latest).total_seconds() / 60)
+            late_here = max(0.0, (t - latest).total_seconds() / 60)
+        arrive.append(t)
+        late.append(late_here)
         t += timedelta(minutes=p.planned_min)
         here, pos = p.id, (p.lat, p.lon)
     leg = road_km(schedule, here, pos, depot.id, (depot.lat, depot.lon), road_factor)
     km += leg
     t += timedelta(hours=leg / speed_kmh)
     back_by = datetime.combine(day, depot.return_by, tzinfo=zone)
-    return _Timing(tuple(order), late, max(0.0, (t - back_by).total_seconds() / 60), km)
+    return _Timing(tuple(order), tuple(arrive), tuple(late), t,
+                   max(0.0, (t - back_by).total_seconds() / 60), km)
 
 
 def _windows_in_order(order: Sequence[ServicePoint]) -> bool:
@@ -163,10 +171,6 @@ def to_plan(schedule: Schedule, bus: Bus, day: date, order: Sequence[ServicePoin
                 stops=stops, chargers=list(schedule.chargers))
 
 
-def _hhmm(ts: float, schedule: Schedule) -> str:
-    return datetime.fromtimestamp(ts, schedule.zone).strftime("%H:%M")
-
-
 def bus_day(schedule: Schedule, bus: Bus, day: date, *, version: int, energy: EnergyModel,
             energy_source: str, make_ups: Sequence[tuple[str, str]] = (),
             temp_c: float | None = None) -> BusDay:
@@ -197,42 +201,28 @@ def bus_day(schedule: Schedule, bus: Bus, day: date, *, version: int, energy: En
     except ValidationError as err:  # e.g. two due points with overlapping windows
         found = [f"{key}: {reason}" for key, reason in plan_problems(err)]
         return base.model_copy(update={"safe": False, "problems": found})
-    leave = plan.at(schedule.depot.leave_at)
-    built = build(plan, initial_itinerary(plan), Progress(place=schedule.depot.id),
-                  Situation(now=leave, soc=bus.start_soc, outside_temp=temp,
-                            lat=schedule.depot.lat, lon=schedule.depot.lon),
+    leaving = Situation(now=plan.at(schedule.depot.leave_at), soc=bus.start_soc,
+                        outside_temp=temp, lat=schedule.depot.lat, lon=schedule.depot.lon)
+    built = build(plan, initial_itinerary(plan), Progress(place=schedule.depot.id), leaving,
                   energy, cfg)
     ev = built.project()
     threshold = built.instance.threshold_pct
     node_ids = built.node_ids
-    by_id = {p.id: p for p in timing.order}
     checks: list[StopCheck] = []
     problems: list[str] = []
     # Times from the order's own timing (it waits for windows to open, which the energy
-    # projection does not need to); SOC from the projection.
-    t = datetime.combine(day, schedule.depot.leave_at, tzinfo=schedule.zone).timestamp()
-    here, pos = schedule.depot.id, (schedule.depot.lat, schedule.depot.lon)
-    for point in ev.points[:-1]:
-        p = by_id[node_ids[point.node]]
-        t += road_km(schedule, here, pos, p.id, (p.lat, p.lon), energy.road_factor) \
-            / cfg.speed_kmh * 3600
-        late = 0.0
-        if p.window is not None:
-            t = max(t, plan.at(p.window.earliest))
-            late = max(0.0, (t - plan.at(p.window.latest)) / 60)
-        checks.append(StopCheck(id=p.id, arrive=_hhmm(t, schedule),
-                                depart=_hhmm(t + p.planned_min * 60, schedule),
-                                late_min=round(late, 1), soc_arrive=round(point.soc_arrive, 1)))
+    # projection does not need to); SOC from the projection, stop by stop in the same order.
+    for point, p, arrive, late in zip(ev.points[:-1], timing.order, timing.arrive, timing.late,
+                                      strict=True):
+        assert node_ids[point.node] == p.id
+        checks.append(StopCheck(
+            id=p.id, arrive=arrive.strftime("%H:%M"),
+            depart=(arrive + timedelta(minutes=p.planned_min)).strftime("%H:%M"),
+            late_min=round(late, 1), soc_arrive=round(point.soc_arrive, 1)))
         if late > 0:
             problems.append(f"{p.id}: arrives {late:.0f} min after its window closes")
-        t += p.planned_min * 60
-        here, pos = p.id, (p.lat, p.lon)
-    t += road_km(schedule, here, pos, schedule.depot.id,
-                 (schedule.depot.lat, schedule.depot.lon), energy.road_factor) \
-        / cfg.speed_kmh * 3600
-    depot_late = max(0.0, (t - plan.at(schedule.depot.return_by)) / 60)
-    if depot_late > 0:
-        problems.append(f"back at the depot {depot_late:.0f} min after "
+    if timing.depot_late_min > 0:
+        problems.append(f"back at the depot {timing.depot_late_min:.0f} min after "
                         f"{schedule.depot.return_by.strftime('%H:%M')}")
     if not ev.safe:
         problems.append(f"projected SOC at the depot {ev.depot_soc:.1f} % is below the reserve "
@@ -240,5 +230,5 @@ def bus_day(schedule: Schedule, bus: Bus, day: date, *, version: int, energy: En
     return base.model_copy(update={
         "plan": plan, "depot_soc": round(ev.depot_soc, 1),
         "threshold_pct": round(threshold, 1), "km": round(ev.km, 1),
-        "return_at": _hhmm(t, schedule), "stops": checks, "safe": not problems,
+        "return_at": timing.back.strftime("%H:%M"), "stops": checks, "safe": not problems,
         "problems": problems})
