@@ -95,13 +95,14 @@ async def coverage(archive: Archive, schedule: Schedule, month: date) -> Coverag
 
 
 def format_coverage(report: CoverageReport) -> str:
+    w = max([5, *(len(p.cycle) for p in report.places)])
     lines = [f"Coverage {report.municipality} {report.month.strftime('%Y-%m')}",
-             f"{'place':<12} {'name':<14} {'bus':<8} {'cycle':<22} {'due':>4} {'served':>7} "
+             f"{'place':<12} {'name':<14} {'bus':<8} {'cycle':<{w}} {'due':>4} {'served':>7} "
              f"{'missed':>7} {'made up':>8}"]
     for p in report.places:
-        lines.append(f"{p.point_id:<12} {p.name:<14} {p.bus:<8} {p.cycle:<22} {p.due:>4} "
+        lines.append(f"{p.point_id:<12} {p.name:<14} {p.bus:<8} {p.cycle:<{w}} {p.due:>4} "
                      f"{p.served:>7} {p.missed:>7} {p.made_up:>8}")
     due, served, missed, made_up = report.totals
-    lines.append(f"{'total':<12} {'':<14} {'':<8} {'':<22} {due:>4} {served:>7} {missed:>7} "
+    lines.append(f"{'total':<12} {'':<14} {'':<8} {'':<{w}} {due:>4} {served:>7} {missed:>7} "
                  f"{made_up:>8}")
     return "\n".join(lines)
