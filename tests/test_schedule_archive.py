@@ -103,6 +103,18 @@ async def test_a_skipped_and_a_shortened_stop_are_proposed_for_the_reserve_day(
     assert friday.make_ups == [turki.id] and friday.safe
 
 
+async def test_a_make_up_missed_on_its_reserve_day_is_proposed_again(
+        archive: Archive, schedule: Schedule) -> None:
+    clock = ManualClock(NOW.timestamp())
+    await archive.insert_batch(tuesday_with_a_skip())
+    await find_missed(archive, schedule, DAY, DAY, clock=clock)
+    await confirm(archive, "līvāni/turki/2026-12-08", clock=clock)
+    # Friday 11th passes without Turki: it is owed again, on the next reserve day.
+    new = await find_missed(archive, schedule, RESERVE, RESERVE, clock=clock)
+    assert [(p.id, p.reason, p.reserve_day) for p in new] == [
+        ("līvāni/turki/2026-12-11", "skipped", date(2026, 12, 18))]
+
+
 async def test_coverage_counts_due_served_missed_and_made_up(
         archive: Archive, schedule: Schedule) -> None:
     clock = ManualClock(NOW.timestamp())
