@@ -183,13 +183,14 @@ async def test_retention_removes_whole_old_months(archive: Archive) -> None:
 
 async def test_migrations_are_applied_once(archive_url: str) -> None:
     clock = ManualClock(NOW.timestamp())
+    every = [m.version for m in migrations.load("sqlite")]
     async with open_archive(archive_url, clock=clock) as first:
-        assert await first.applied_migrations() == [1, 2, 3, 4]
+        assert await first.applied_migrations() == every
         assert await first.migrate() == []
         await first.insert_batch([rec("lv-01", 1, NOW)])
     async with open_archive(archive_url, clock=clock) as second:
         assert await second.migrate() == []
-        assert await second.applied_migrations() == [1, 2, 3, 4]
+        assert await second.applied_migrations() == every
         assert await second.count() == 1
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from busd.clock import Clock
 from office.archive import Archive, Visit
+from office.archive.base import select
 from office.schedule.cycles import day_kind, days, due_points, next_reserve_day
 from office.schedule.model import Schedule, ServicePoint
 
@@ -102,7 +103,8 @@ def miss_of(point: ServicePoint, minutes: float, *, holiday: bool) -> MissReason
 
 async def planned_make_ups(archive: Archive, schedule: Schedule, day: date) -> list[MakeUp]:
     """The confirmed proposals whose reserve day is ``day``."""
-    rows = await archive.query(
+    rows = await select(
+        archive,
         f"SELECT {_COLUMNS} FROM schedule_proposals WHERE municipality = :m AND "
         "reserve_day = :day AND status = 'confirmed' ORDER BY id",
         {"m": schedule.municipality, "day": day.isoformat()})
@@ -150,7 +152,8 @@ async def find_missed(archive: Archive, schedule: Schedule, first: date, last: d
 
 
 async def _insert(archive: Archive, p: MakeUp) -> bool:
-    rows = await archive.query(
+    rows = await select(
+        archive,
         f"INSERT INTO schedule_proposals ({_COLUMNS}) VALUES (:id, :municipality, :bus, "
         ":point_id, :point_name, :missed_day, :reason, :minutes, :min_min, :reserve_day, "
         ":status, :created, NULL) ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -165,7 +168,8 @@ async def _insert(archive: Archive, p: MakeUp) -> bool:
 async def list_proposals(archive: Archive, schedule: Schedule, *,
                          since: date | None = None) -> list[MakeUp]:
     """The municipality's proposals (those missed on or after ``since``), by reserve day."""
-    rows = await archive.query(
+    rows = await select(
+        archive,
         f"SELECT {_COLUMNS} FROM schedule_proposals WHERE municipality = :m AND "
         "missed_day >= :since ORDER BY reserve_day, id",
         {"m": schedule.municipality, "since": (since or date(1970, 1, 1)).isoformat()})
@@ -175,10 +179,10 @@ async def list_proposals(archive: Archive, schedule: Schedule, *,
 async def confirm(archive: Archive, proposal: str, *, clock: Clock) -> MakeUp | None:
     """Confirm a proposal (again: no change); None when there is no such proposal."""
     now = datetime.fromtimestamp(clock.now(), UTC).isoformat(timespec="microseconds")
-    await archive.query(
-        "UPDATE schedule_proposals SET status = 'confirmed', confirmed = :now "
+    await select(
+            archive,         "UPDATE schedule_proposals SET status = 'confirmed', confirmed = :now "
         "WHERE id = :id AND status = 'proposed' RETURNING id", {"id": proposal, "now": now})
-    rows = await archive.query(f"SELECT {_COLUMNS} FROM schedule_proposals WHERE id = :id",
+    rows = await select(archive, f"SELECT {_COLUMNS} FROM schedule_proposals WHERE id = :id",
                                {"id": proposal})
     if not rows:
         return None

@@ -22,6 +22,7 @@ from office.archive.derived.models import (
     Leg,
     PlanChange,
     Visit,
+    VisitServices,
 )
 from office.archive.derived.tables import (
     ALERTS,
@@ -29,11 +30,11 @@ from office.archive.derived.tables import (
     DAILY_REPORTS,
     LEGS,
     PLAN_CHANGES,
+    VISIT_SERVICES,
     VISITS,
     Dialect,
     Table,
     bus_args,
-    placeholders,
     select_sql,
 )
 from office.archive.gaps_sql import day_bounds
@@ -58,11 +59,6 @@ class DerivedReads:
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    async def query(self, statement: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """One statement with ``:name`` placeholders, in its own transaction; its rows (a write
-        returns some only with ``RETURNING``). For office parts with tables of their own."""
-        return await self._derived_fetch(placeholders(statement, self._derived_dialect), args)
-
     async def _read(self, table: Table, model: type[R], bus: Buses, where: str,
                     args: dict[str, Any]) -> list[R]:
         dialect = self._derived_dialect
@@ -79,6 +75,14 @@ class DerivedReads:
         """Visits that started on the local days ``day``..``last``, by bus and start."""
         return await self._read(VISITS, Visit, bus, "day >= :first AND day <= :last",
                                 self._days(day, last))
+
+    async def visit_services(self, bus: Buses, day: date, *,
+                             last: date | None = None) -> list[VisitServices]:
+        """The counted visits of the local days ``day``..``last``: clients served per service
+        type and minutes per activity at each (the staff page's tallies, as the visit_ended
+        carried them), by bus and start. The monthly report sums these per place."""
+        return await self._read(VISIT_SERVICES, VisitServices, bus,
+                                "day >= :first AND day <= :last", self._days(day, last))
 
     async def legs(self, bus: Buses, day: date, *, last: date | None = None) -> list[Leg]:
         """Legs that started on the local days ``day``..``last``, by bus and start."""
