@@ -156,12 +156,17 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
 
 
 def add_plan_parser(sub: Any) -> None:
-    """``busd office plan``: sending a day's plan (office/dispatch/cli.py)."""
+    """``busd office plan``: the schedule's commands (office/schedule/cli.py) and sending a
+    day's plan (office/dispatch/cli.py)."""
     from office.dispatch.cli import add_send_commands
+    from office.schedule.cli import add_plan_commands
 
-    plan = sub.add_parser("plan", help="day plans for the buses: send",
-                          description="Day plans for the buses.")
+    plan = sub.add_parser("plan", help="day plans for the buses: generate, proposals, "
+                          "confirm, coverage, send",
+                          description="Day plans from a municipality's service schedule, "
+                                      "and sending them to the buses.")
     plan_sub = plan.add_subparsers(dest="plan_command", metavar="COMMAND", required=True)
+    add_plan_commands(plan_sub)
     add_send_commands(plan_sub)
 
 

@@ -37,12 +37,32 @@ def learn_from(model: EnergyModel, event: Event) -> bool:
     """Teach ``model`` one completed leg or stop visit; False when it is not a lesson."""
     if not isinstance(event, LegCompleted | VisitEnded):
         return False
-    temp = event.temp_c
-    if temp is None or event.gap_s or event.status != "closed":
-        return False  # no temperature, or figures with a data gap: not a lesson
     net = event.out_kwh - event.regen_kwh
     if isinstance(event, LegCompleted):
-        return bool(event.km) and model.learn_leg(event.km, net, temp)
-    if event.place_kind in ("stop", "unplanned"):
-        return model.learn_visit(event.duration_min, net, temp)
+        return learn_leg(model, km=event.km, net_kwh=net, temp_c=event.temp_c,
+                         gap_s=event.gap_s, status=event.status)
+    return learn_visit(model, minutes=event.duration_min, net_kwh=net, temp_c=event.temp_c,
+                       gap_s=event.gap_s, status=event.status, place_kind=event.place_kind)
+
+
+# The rules of what is a lesson, as plain figures: the bus applies them to its tracker's
+# events, the office (office/schedule) to the same legs and visits in its archive, so the
+# office's copy of a bus's model learns exactly what the bus learned.
+
+
+def learn_leg(model: EnergyModel, *, km: float, net_kwh: float, temp_c: float | None,
+              gap_s: float, status: str) -> bool:
+    """A completed leg: True when the model learned from it."""
+    if temp_c is None or gap_s or status != "closed":
+        return False  # no temperature, or figures with a data gap: not a lesson
+    return bool(km) and model.learn_leg(km, net_kwh, temp_c)
+
+
+def learn_visit(model: EnergyModel, *, minutes: float, net_kwh: float, temp_c: float | None,
+                gap_s: float, status: str, place_kind: str | None) -> bool:
+    """A finished visit: True when the model learned from it."""
+    if temp_c is None or gap_s or status != "closed":
+        return False
+    if place_kind in ("stop", "unplanned"):
+        return model.learn_visit(minutes, net_kwh, temp_c)
     return False

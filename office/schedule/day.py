@@ -1,0 +1,81 @@
+"""A day's plans for every bus of the schedule, and their files.
+
+Each bus's plan is written as ``DIR/{bus}.json``: exactly the plan ``cmd/plan`` carries and a
+plan file holds (:class:`busd.plan.Plan`). A plan that failed its checks is written as
+``DIR/{bus}.unsafe.json`` instead, so that no plan ready to send exists for a day that cannot
+be served safely; ``DIR/{date}.summary.json`` lists every bus's checks.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from busd.clock import Clock
+from busd.files import write_atomic
+from office.archive import Archive
+from office.schedule.energy import bus_energy
+from office.schedule.generate import BusDay, bus_day
+from office.schedule.model import Schedule
+from office.schedule.proposals import planned_make_ups
+
+
+async def generate_day(schedule: Schedule, day: date, *, archive: Archive | None, clock: Clock,
+                       version: int | None = None, temp_c: float | None = None) -> list[BusDay]:
+    """Every bus's plan for ``day``. ``archive`` gives the learned models and the confirmed
+    make-ups; None: seeded models and no make-ups."""
+    make_ups = [] if archive is None else await planned_make_ups(archive, schedule, day)
+    pairs = [(m.id, m.point_id) for m in make_ups]
+    result: list[BusDay] = []
+    for bus in schedule.buses:
+        energy = await bus_energy(archive, bus.id, bus.energy, day)
+        result.append(bus_day(schedule, bus, day, version=version or int(clock.now()),
+                              energy=energy.model, energy_source=energy.source,
+                              make_ups=pairs, temp_c=temp_c))
+    return result
+
+
+def write_day(out: Path, day: date, plans: list[BusDay]) -> list[Path]:
+    """The plan files and the summary; returns the plan files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for bd in plans:
+        for stale in (out / f"{bd.bus}.json", out / f"{bd.bus}.unsafe.json"):
+            if stale.exists():
+                stale.unlink()  # an earlier generation's file must not be sent by mistake
+        if bd.plan is None:
+            continue
+        path = out / (f"{bd.bus}.json" if bd.safe else f"{bd.bus}.unsafe.json")
+        write_atomic(path, bd.plan.model_dump_json(indent=2) + "\n")
+        written.append(path)
+    # The checks without the plans (those are the files), with each plan's version and file.
+    summary = [bd.model_dump(mode="json", exclude={"plan"}) | {
+        "version": None if bd.plan is None else bd.plan.version,
+        "file": None if bd.plan is None else
+        (f"{bd.bus}.json" if bd.safe else f"{bd.bus}.unsafe.json")} for bd in plans]
+    write_atomic(out / f"{day.isoformat()}.summary.json",
+                      json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return written
+
+
+def format_day(plans: list[BusDay]) -> str:
+    """The generator's summary for the terminal, one bus per block."""
+    lines: list[str] = []
+    for bd in plans:
+        head = f"{bd.date.isoformat()} {bd.bus}: {bd.kind}"
+        if bd.plan is None:
+            lines.append(f"{head}, nothing planned")
+            continue
+        flag = "OK" if bd.safe else "UNSAFE"
+        lines.append(
+            f"{head}, version {bd.plan.version}, {len(bd.plan.stops)} stops, {bd.km:.0f} km, "
+            f"back {bd.return_at}, depot SOC {bd.depot_soc:.1f} % "
+            f"(needs {bd.threshold_pct:.1f} %, {bd.energy} model, {bd.temp_c:.0f} °C): {flag}")
+        for s in bd.stops:
+            late = f", {s.late_min:.0f} min late" if s.late_min else ""
+            lines.append(f"    {s.arrive}-{s.depart} {s.id:<12} SOC {s.soc_arrive:5.1f} %{late}")
+        lines += [f"    ! {p}" for p in bd.problems]
+        if bd.make_ups:
+            lines.append(f"    make-ups: {', '.join(bd.make_ups)}")
+    return "\n".join(lines)
