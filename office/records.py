@@ -12,14 +12,16 @@ refused and counted: a bus's credentials must never put records into another bus
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from office.archive import ArchivedRecord
+from office.archive.models import MAX_SEQ
 from telemetry.models import (
     SCHEMA_BATCH,
     SCHEMA_CMD_RESULT,
@@ -145,6 +147,9 @@ def parse_records(topics: Topics, topic: str, payload: bytes, received: datetime
             msg.get("records"), list) else 1
         return Parsed(bus, suffix, rejected={Rejected.BUS_MISMATCH: max(1, count)},
                       reason=f"payload bus {str(named)[:64]!r} on bus {bus!r}'s topic")
+    fast = _fast_records(bus, suffix, msg, schema, received)
+    if fast is not None:
+        return Parsed(bus, suffix, fast)
     items: list[tuple[int, str, str, str, object]]
     try:
         if schema == SCHEMA_BATCH:
@@ -170,6 +175,67 @@ def parse_records(topics: Topics, topic: str, payload: bytes, received: datetime
             reason = reason or _short(err)
     return Parsed(bus, suffix, tuple(records),
                   {Rejected.MALFORMED: malformed} if malformed else {}, reason)
+
+
+# The fast path: what the bus writes (busd/clock.py utc_iso, compact JSON) and nothing odd.
+# Anything else goes the validating path, so the fast one never decides a refusal.
+_BUS = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
+_ITEM_KEYS: Final = frozenset({"seq", "ts", "schema", "kind", "data"})
+_BATCH_KEYS: Final = frozenset({"bus", "ts", "schema", "records"})
+_REQUIRED: Final = frozenset({"seq", "ts", "schema", "kind"})
+
+
+def _fast_records(bus: str, suffix: str, msg: dict[str, object], schema: object,
+                  received: datetime) -> tuple[ArchivedRecord, ...] | None:
+    """The records of a well-formed message, checked without pydantic (about 8 µs a record
+    instead of 45); None when anything is unusual, and the validating path decides.
+
+    Every check is the validators' own (office/archive/models.py, the envelope models
+    above) for the plain case: ASCII text, ``ts`` as the bus writes it, integer ``seq``.
+    Data whose JSON has an escape (non-ASCII, a control character, NUL) goes the slow way.
+    """
+    if schema == SCHEMA_BATCH:
+        items = msg.get("records")
+        if (not msg.keys() <= _BATCH_KEYS or type(msg.get("ts")) is not str
+                or type(items) is not list or not items):
+            return None
+    elif schema in _RECORD_SCHEMAS:
+        if not msg.keys() - {"bus"} <= _ITEM_KEYS:
+            return None
+        items = [msg]
+    else:
+        return None
+    if not _BUS.fullmatch(bus) or not suffix.isascii() or len(suffix) > 500:
+        return None
+    received = received.astimezone(UTC)
+    out: list[ArchivedRecord] = []
+    for item in items:
+        if type(item) is not dict or not _REQUIRED <= item.keys() <= _ITEM_KEYS | {"bus"}:
+            return None
+        if item is not msg and "bus" in item:
+            return None
+        seq, ts, rec_schema, kind = item["seq"], item["ts"], item["schema"], item["kind"]
+        if (type(seq) is not int or not 1 <= seq <= MAX_SEQ or type(ts) is not str
+                or rec_schema not in _RECORD_SCHEMAS or type(kind) is not str
+                or not 1 <= len(kind) <= 200 or not kind.isascii() or "\x00" in kind
+                or not _TS.fullmatch(ts)):
+            return None
+        data = item.get("data")
+        try:
+            text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+        except (ValueError, RecursionError):  # 1e999 reads as infinity, which is not JSON
+            return None
+        if "\\u" in text:  # non-ASCII, control characters, NUL: the validators check them
+            return None
+        try:
+            stamp = datetime.fromisoformat(ts).astimezone(UTC)
+        except ValueError:  # a date that does not exist (February 30th)
+            return None
+        out.append(ArchivedRecord.checked_wire(
+            bus=bus, seq=seq, ts=stamp, schema=str(rec_schema), kind=kind, topic=suffix,
+            received=received, data=data, data_json=text))
+    return tuple(out)
 
 
 def _short(err: Exception) -> str:

@@ -136,6 +136,34 @@ async def test_two_workers_share_the_load_and_the_archive_has_every_record_once(
     assert await archive.buses() == ["lv-01", "lv-02", "lv-03"]
 
 
+async def test_a_batch_is_bounded_by_records_not_by_messages(
+        mosquitto: Mosquitto, postgres_url: str) -> None:
+    # A bus's batch message carries many records: three of 4 make 12 >= 10, so the batch
+    # closes at once; counted in messages (3 < 10) it would wait out the hour's linger.
+    async with open_archive(postgres_url) as archive, \
+            running_worker(mosquitto.port, postgres_url, "ingest-r", batch_max_records=10,
+                           batch_linger_s=3600.0) as worker, \
+            publisher(mosquitto.port) as bus:
+        for first in (1, 5, 9):
+            await bus.publish("multimobile/v1/lv-01/event/tick",
+                              batch("lv-01", range(first, first + 4)), qos=1)
+
+        async def committed() -> bool:
+            return await archive.count() == 12
+
+        await eventually(committed, timeout=20, what="the 12 records committed")
+        assert (worker.counters.batches, worker.counters.messages) == (1, 3)
+
+
+async def test_a_worker_never_drops_a_message_it_received() -> None:
+    # aiomqtt discards what arrives while its queue is full (never acknowledged, so back only
+    # with the next connection); mosquitto 2.0.11 sends beyond Receive Maximum.
+    worker = IngestWorker(settings=BrokerSettings(host="127.0.0.1", port=1),
+                          archive=None,  # type: ignore[arg-type]  # never reached
+                          options=IngestOptions(client_id="x", receive_maximum=10))
+    assert worker._client()._queue.maxsize == 0  # unbounded
+
+
 async def test_a_worker_killed_mid_batch_loses_nothing(
         mosquitto: Mosquitto, archive_url: str, archive: Archive) -> None:
     # Batches of 30 and a linger of an hour: 30 records are committed, the next 20 wait in the
