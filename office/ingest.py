@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import aiomqtt
 import structlog
@@ -60,6 +62,10 @@ class IngestOptions:
     batch_linger_s: float = 0.2
     session_expiry_s: int = 300
     receive_maximum: int = 2000
+    # Which records: "live" (the record topics), "backlog" (``backlog/…``: late ones), or
+    # "all" on one connection. ``busd office ingest`` runs a live and a backlog worker, each
+    # on its own connection, so the broker queues a fleet's backlog apart from live records.
+    lane: Literal["all", "live", "backlog"] = "all"
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -127,7 +133,9 @@ class IngestWorker:
         self.options = options
         self._topics = topics or Topics()
         self._clock = clock or SystemClock()
-        self.filters = self._topics.filters(share=options.group)
+        self.filters = self._topics.filters(share=options.group,
+                                            live=options.lane != "backlog",
+                                            backlog=options.lane != "live")
         self.counters = IngestCounters()
         self.connected = asyncio.Event()
         self._log = log.bind(component="ingest", client_id=options.client_id)
@@ -140,7 +148,10 @@ class IngestWorker:
         settings = self._settings
         runner = Reconnector(
             ctx=self._ctx, clock=self._clock, target=f"broker {settings.host}:{settings.port}",
-            backoff=Backoff(initial_s=0.2, max_s=10.0),
+            # Capped at 2 s: after a broker restart, mosquitto 2.0.11 queues nothing for a
+            # restored session until its client is back, so every second away loses records
+            # (the bus's resend has to fill them). A handful of workers cannot flood a broker.
+            backoff=Backoff(initial_s=0.2, max_s=2.0),
             retry_on=(aiomqtt.MqttError, OSError, ArchiveError),
         )
         await runner.run(self._session)
@@ -170,8 +181,8 @@ class IngestWorker:
             async with client:
                 for topic_filter in self.filters:
                     await client.subscribe(topic_filter, qos=1)
-                self._log.info("ingest_connected", filters=self.filters,
-                               group=self.options.group)
+                self._log.info("ingest_connected", lane=self.options.lane,
+                               filters=self.filters, group=self.options.group)
                 link.connected()
                 link.working()
                 self.connected.set()
@@ -293,22 +304,30 @@ async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: Ing
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with open_archive(archive_url) as archive:
-        worker = IngestWorker(settings=settings, archive=archive, options=options,
-                              topics=Topics(prefix) if prefix else None)
-        task = asyncio.create_task(worker.run(), name="ingest")
+        # A live and a backlog worker, each its own MQTT session (``<client id>`` and
+        # ``<client id>-backlog``), into the one archive.
+        lanes = [dataclasses.replace(options, lane="live"),
+                 dataclasses.replace(options, lane="backlog",
+                                     client_id=f"{options.client_id}-backlog")]
+        workers = [IngestWorker(settings=settings, archive=archive, options=lane,
+                                topics=Topics(prefix) if prefix else None) for lane in lanes]
+        tasks = [asyncio.create_task(w.run(), name=f"ingest:{w.options.lane}") for w in workers]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration_s):
-                await asyncio.wait([task, asyncio.create_task(stop.wait())],
+                await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
                                    return_when=asyncio.FIRST_COMPLETED)
         # Stopping drops the batch being filled, unacknowledged: the broker keeps it for the
         # session, and sends it again when this worker (or its restart) connects.
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        c = worker.counters
-        log.info("ingest_stopped", messages=c.messages, batches=c.batches, inserted=c.inserted,
-                 duplicates=c.duplicates, unfit=c.unfit,
-                 rejected={k.value: v for k, v in c.rejected.items()})
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for w in workers:
+            c = w.counters
+            log.info("ingest_stopped", lane=w.options.lane, messages=c.messages,
+                     batches=c.batches, inserted=c.inserted, duplicates=c.duplicates,
+                     unfit=c.unfit, rejected={k.value: v for k, v in c.rejected.items()})
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     return 0

@@ -34,6 +34,9 @@ DEFAULT_PREFIX: Final = "multimobile/v1/{bus_id}"
 
 # The topics that carry durable records (numbered by the bus's outbox), under a bus's prefix.
 RECORD_SUFFIXES: Final = ("telemetry", "event/+", "report/+", "cmd/result")
+# The same records, sent late (an outage's backlog, a resend), under ``{prefix}/backlog/``
+# (telemetry/uplink.py): archived as if on their own topic.
+BACKLOG: Final = "backlog/"
 
 # The schemas of single records (a batch, ``busd.batch/1``, carries several of them).
 _RECORD_SCHEMAS: Final = frozenset({SCHEMA_TELEMETRY, SCHEMA_EVENT, SCHEMA_REPORT,
@@ -106,12 +109,15 @@ class Topics:
             return None
         return bus, after[len(self._tail) + 1:]
 
-    def filters(self, *, share: str | None = None) -> list[str]:
-        """The subscriptions for every bus's records; ``share`` makes them MQTT 5 shared
-        subscriptions (``$share/<group>/…``), so the broker spreads them over a group."""
+    def filters(self, *, share: str | None = None, live: bool = True,
+                backlog: bool = True) -> list[str]:
+        """The subscriptions for every bus's records, ``live`` ones and/or the ``backlog``;
+        ``share`` makes them MQTT 5 shared subscriptions (``$share/<group>/…``), so the
+        broker spreads them over a group."""
         every = self.prefix.format(bus_id="+")
         head = f"$share/{share}/" if share else ""
-        return [f"{head}{every}/{suffix}" for suffix in RECORD_SUFFIXES]
+        lanes = ([""] if live else []) + ([BACKLOG] if backlog else [])
+        return [f"{head}{every}/{lane}{suffix}" for lane in lanes for suffix in RECORD_SUFFIXES]
 
     def command(self, bus: str, name: str) -> str:
         return f"{self.prefix.format(bus_id=bus)}/cmd/{name}"
@@ -123,6 +129,7 @@ def not_json(constant: str) -> object:
 
 
 def is_record_topic(suffix: str) -> bool:
+    suffix = suffix.removeprefix(BACKLOG)
     return (suffix in ("telemetry", "cmd/result")
             or (suffix.startswith(("event/", "report/")) and suffix.count("/") == 1))
 
@@ -133,6 +140,7 @@ def parse_records(topics: Topics, topic: str, payload: bytes, received: datetime
     if where is None or not is_record_topic(where[1]):
         return Parsed(None, "", rejected={Rejected.FOREIGN_TOPIC: 1}, reason=f"topic {topic}")
     bus, suffix = where
+    suffix = suffix.removeprefix(BACKLOG)  # a late record is stored as any other
     try:
         msg = json.loads(payload, parse_constant=not_json)
         if not isinstance(msg, dict):

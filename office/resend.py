@@ -3,8 +3,9 @@
 The gaps come from the archive (:meth:`office.archive.Archive.gaps`, SQL over what is stored).
 Each gap becomes one ``cmd/resend`` (split into ranges of at most ``MAX_RESEND_RANGE`` seqs) to
 its bus; the bus answers on ``cmd/result``, and publishes the records it still keeps on their
-original topics, where the ingest workers (or ``busd office``) archive them like any other record:
-the archive drops a record it already has by ``(bus, seq)``, so asking twice is harmless.
+topics under ``backlog/``, where the ingest workers (or ``busd office``) archive them like any
+other record: the archive drops a record it already has by ``(bus, seq)``, so asking twice is
+harmless.
 
 This command only asks and reports; it archives nothing itself. It connects with a clean session
 and a client id of its own, subscribes to the buses' ``cmd/result`` before it sends, and waits

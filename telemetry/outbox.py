@@ -548,24 +548,19 @@ class Outbox:
         keep = ("INSERT OR IGNORE INTO sent SELECT seq, stream, kind, ts, prio, size, body, ? "
                 "FROM outbox WHERE ")
         with self._transaction(db):
-            if seqs[-1] - seqs[0] + 1 == len(seqs):  # the usual case: one contiguous run
-                where, args = "seq BETWEEN ? AND ?", (seqs[0], seqs[-1])
-                freed = db.execute(
-                    f"SELECT count(*), coalesce(sum(size),0) FROM outbox WHERE {where}", args
-                ).fetchone()
+            # In contiguous runs: the live and the backlog lanes (telemetry/uplink.py) ack
+            # interleaved ranges, each of them contiguous.
+            freed = [0, 0]
+            for first, last in _runs(seqs):
+                args = (first, last)
+                count, size = db.execute(
+                    "SELECT count(*), coalesce(sum(size),0) FROM outbox "
+                    "WHERE seq BETWEEN ? AND ?", args).fetchone()
+                freed[0] += count
+                freed[1] += size
                 if self._keep_sent:
-                    db.execute(keep + where, (now, *args))
-                db.execute(f"DELETE FROM outbox WHERE {where}", args)
-            else:
-                freed = [0, 0]
-                for seq in seqs:
-                    got = db.execute("SELECT size FROM outbox WHERE seq=?", (seq,)).fetchone()
-                    if got:
-                        freed[0] += 1
-                        freed[1] += got[0]
-                        if self._keep_sent:
-                            db.execute(keep + "seq=?", (now, seq))
-                        db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+                    db.execute(keep + "seq BETWEEN ? AND ?", (now, *args))
+                db.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", args)
             # The table may now be empty: keep the numbering in the same transaction.
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
                        (str(self._last_seq),))
@@ -803,6 +798,17 @@ class Outbox:
         })
         return event, sum(r[3] for r in rows)
 
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as contiguous (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and runs[-1][1] + 1 == seq:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
 
 
 def _add_range(ranges: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:

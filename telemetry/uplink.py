@@ -11,14 +11,19 @@ connects again with capped, jittered exponential back-off.
   clean shutdown publishes offline (reason ``shutdown``) itself.
 - ``state`` (retained, QoS 0, MQTT 5 message expiry): live, superseded by the
   next one, so never queued; it flows on its own task however big the backlog.
-- the drain: oldest records first, consecutive records of one topic packed into
-  a ``busd.batch/1`` message (up to ``batch_max_records`` / ``batch_max_kb``),
-  up to ``inflight`` messages awaiting PUBACK at once; each PUBACK moves its
-  records to the outbox's kept ``sent`` table. A lost connection resends whatever
-  was not acked.
+- the drain: consecutive records of one topic packed into a ``busd.batch/1``
+  message (up to ``batch_max_records`` / ``batch_max_kb``), up to ``inflight``
+  messages awaiting PUBACK at once; each PUBACK moves its records to the
+  outbox's kept ``sent`` table. A lost connection resends whatever was not acked.
+  Two lanes: records made since this connection came up are *live* and go first,
+  on the record topics; what the outbox held when it came up (an outage's backlog)
+  goes oldest first, one batch at a time while no live record waits, on the same
+  topics under ``backlog/`` (``{prefix}/backlog/telemetry``). The office reads the
+  backlog topics on a connection of their own, so a fleet's backlog never queues
+  at the broker in front of a live record.
 - resend (``cmd/resend``): kept records the office asked for again go out on
-  their original topics with their original ``seq`` and ``ts``, one batch at a
-  time and only while no live record waits, so they never hold live data back.
+  the backlog topics with their original ``seq`` and ``ts``, one batch at a
+  time and only while no live or backlog record waits.
 - ``cmd/+`` in: validated by :class:`CommandDispatcher`; each answer is a
   durable record on ``cmd/result``.
 """
@@ -55,6 +60,8 @@ from telemetry.sampler import compact
 log = structlog.get_logger("telemetry.uplink")
 
 PLAN_META_KEY = "uplink.plan"
+# Records older than the connection (and resends) go under ``{prefix}/backlog/``.
+BACKLOG = "backlog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,29 +279,46 @@ class Uplink:
                 raise
 
     async def _drain(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
-        sent_upto = 0  # rows below this are in flight or acked in this session
+        # What the outbox held when this connection came up is the backlog; what is made
+        # from now on is live. Live goes first, the backlog a batch at a time in between, on
+        # ``backlog/…`` topics: the office reads those on a connection of their own, so a
+        # fleet's hour of backlog never queues in front of a live record at the broker.
+        live_from = self._outbox.last_seq
+        live_upto = live_from  # live rows up to this are in flight or acked
+        backlog_upto = 0  # backlog rows up to this are in flight or acked
         window = asyncio.Semaphore(self._cfg.inflight)
         max_bytes = self._cfg.batch_max_kb * 1024
         async with asyncio.TaskGroup() as tg:
             while True:
-                rows = await self._outbox.peek(after_seq=sent_upto,
+                rows = await self._outbox.peek(after_seq=live_upto,
                                                limit=self._cfg.batch_max_records * 4)
-                resend = False
+                lane = "live"
+                if not rows and backlog_upto < live_from:
+                    rows = [r for r in await self._outbox.peek(
+                        after_seq=backlog_upto, limit=self._cfg.batch_max_records)
+                        if r.seq <= live_from]
+                    lane = "backlog"
+                    if not rows:
+                        backlog_upto = live_from
                 if not rows:
                     # Live records first: a resend goes one batch at a time in between.
                     rows = await self._outbox.peek_resend(limit=self._cfg.batch_max_records)
-                    resend = True
+                    lane = "resend"
                 if not rows:
-                    await self._outbox.wait_new(sent_upto)
+                    await self._outbox.wait_new(live_upto)
                     continue
                 for message in build_messages(
-                    rows, prefix=self.prefix, bus=self._bus, now=self._clock.now(),
+                    rows, prefix=self.prefix if lane == "live" else self.topic(BACKLOG),
+                    bus=self._bus, now=self._clock.now(),
                     max_records=self._cfg.batch_max_records, max_bytes=max_bytes,
                 ):
                     await window.acquire()
-                    tg.create_task(self._send(client, message, window, resend=resend))
-                    if not resend:
-                        sent_upto = message.seqs[-1]
+                    tg.create_task(self._send(client, message, window,
+                                              resend=lane == "resend"))
+                    if lane == "live":
+                        live_upto = message.seqs[-1]
+                    elif lane == "backlog":
+                        backlog_upto = message.seqs[-1]
                 ctx.counters.update(self.counters, backlog=self._outbox.rows)
                 ctx.beat()
 

@@ -83,9 +83,14 @@ def test_only_record_topics_under_the_prefix_are_records(topic: str) -> None:
 
 
 def test_shared_subscription_filters_and_a_custom_prefix() -> None:
-    assert TOPICS.filters(share="office") == [
+    assert TOPICS.filters(share="office")[:4] == [
         "$share/office/multimobile/v1/+/telemetry", "$share/office/multimobile/v1/+/event/+",
         "$share/office/multimobile/v1/+/report/+", "$share/office/multimobile/v1/+/cmd/result"]
+    assert TOPICS.filters(share="office")[4:] == [
+        "$share/office/multimobile/v1/+/backlog/telemetry",
+        "$share/office/multimobile/v1/+/backlog/event/+",
+        "$share/office/multimobile/v1/+/backlog/report/+",
+        "$share/office/multimobile/v1/+/backlog/cmd/result"]
     custom = Topics("fleet/{bus_id}/up")
     assert custom.split("fleet/lv-01/up/report/daily") == ("lv-01", "report/daily")
     assert custom.split("fleet/lv-01/down/report/daily") is None
@@ -177,3 +182,19 @@ def test_what_the_bus_writes_takes_the_fast_path() -> None:
     (event,) = parse_records(TOPICS, "multimobile/v1/lv-01/event/visit_started",
                              one("lv-01", 5), NOW).records
     assert event._wire_json is not None
+
+
+def test_a_late_record_on_a_backlog_topic_is_stored_under_its_own_topic() -> None:
+    parsed = parse_records(TOPICS, "multimobile/v1/lv-01/backlog/event/visit_started",
+                           one("lv-01", 5), NOW)
+    (rec,) = parsed.records
+    assert rec.topic == "event/visit_started" and not parsed.rejected
+    for foreign in ("backlog/state", "backlog/backlog/telemetry", "backlog/cmd/plan"):
+        parsed = parse_records(TOPICS, f"multimobile/v1/lv-01/{foreign}", one("lv-01", 5), NOW)
+        assert parsed.rejected == {Rejected.FOREIGN_TOPIC: 1}, foreign
+    assert TOPICS.filters(share="g", backlog=False) == [
+        "$share/g/multimobile/v1/+/telemetry", "$share/g/multimobile/v1/+/event/+",
+        "$share/g/multimobile/v1/+/report/+", "$share/g/multimobile/v1/+/cmd/result"]
+    assert TOPICS.filters(live=False) == [
+        "multimobile/v1/+/backlog/telemetry", "multimobile/v1/+/backlog/event/+",
+        "multimobile/v1/+/backlog/report/+", "multimobile/v1/+/backlog/cmd/result"]
