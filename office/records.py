@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from office.archive import ArchivedRecord
@@ -142,7 +143,7 @@ def parse_records(topics: Topics, topic: str, payload: bytes, received: datetime
     bus, suffix = where
     suffix = suffix.removeprefix(BACKLOG)  # a late record is stored as any other
     try:
-        msg = json.loads(payload, parse_constant=not_json)
+        msg, wire = _load(payload)
         if not isinstance(msg, dict):
             raise ValueError("not a JSON object")
     except (ValueError, RecursionError) as err:
@@ -155,7 +156,7 @@ def parse_records(topics: Topics, topic: str, payload: bytes, received: datetime
             msg.get("records"), list) else 1
         return Parsed(bus, suffix, rejected={Rejected.BUS_MISMATCH: max(1, count)},
                       reason=f"payload bus {str(named)[:64]!r} on bus {bus!r}'s topic")
-    fast = _fast_records(bus, suffix, msg, schema, received)
+    fast = _fast_records(bus, suffix, msg, schema, received) if wire else None
     if fast is not None:
         return Parsed(bus, suffix, fast)
     items: list[tuple[int, str, str, str, object]]
@@ -194,14 +195,34 @@ _BATCH_KEYS: Final = frozenset({"bus", "ts", "schema", "records"})
 _REQUIRED: Final = frozenset({"seq", "ts", "schema", "kind"})
 
 
+# An integer literal orjson would read as a float (beyond 64 bits): such a payload is read with
+# json, which keeps it an int. Digits in a string match too, which only costs speed.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+
+
+def _load(payload: bytes) -> tuple[Any, bool]:
+    """The payload's JSON, and whether orjson read it (about four times faster than json).
+
+    orjson refuses NaN, Infinity, 1e999 and lone surrogates, as :func:`not_json` and the
+    archive do; then json reads it, so what is refused, and why, is json's, as before."""
+    if _LONG_DIGITS.search(payload) is None:
+        try:
+            return orjson.loads(payload), True
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(payload, parse_constant=not_json), False
+
+
 def _fast_records(bus: str, suffix: str, msg: dict[str, object], schema: object,
                   received: datetime) -> tuple[ArchivedRecord, ...] | None:
-    """The records of a well-formed message, checked without pydantic (about 8 µs a record
-    instead of 45); None when anything is unusual, and the validating path decides.
+    """The records of a well-formed message that orjson read, checked without pydantic
+    (about 5 µs a record instead of 45); None when anything is unusual, and the validating
+    path decides.
 
     Every check is the validators' own (office/archive/models.py, the envelope models
-    above) for the plain case: ASCII text, ``ts`` as the bus writes it, integer ``seq``.
-    Data whose JSON has an escape (non-ASCII, a control character, NUL) goes the slow way.
+    above) for the plain case: ASCII kind, ``ts`` as the bus writes it, integer ``seq``.
+    Data whose JSON has an escape (a control character, NUL) goes the slow way; orjson has
+    refused lone surrogates already.
     """
     if schema == SCHEMA_BATCH:
         items = msg.get("records")
@@ -231,10 +252,11 @@ def _fast_records(bus: str, suffix: str, msg: dict[str, object], schema: object,
             return None
         data = item.get("data")
         try:
-            text = json.dumps(data, separators=(",", ":"), allow_nan=False)
-        except (ValueError, RecursionError):  # 1e999 reads as infinity, which is not JSON
+            # orjson read it, so no NaN or infinity (orjson would write them as null).
+            text = orjson.dumps(data).decode()
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes
             return None
-        if "\\u" in text:  # non-ASCII, control characters, NUL: the validators check them
+        if "\\u" in text:  # control characters, NUL: the validators check them
             return None
         try:
             stamp = datetime.fromisoformat(ts).astimezone(UTC)
