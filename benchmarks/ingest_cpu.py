@@ -98,9 +98,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         pg_pid = int((server.datadir / "postmaster.pid").read_text().split()[0])
         worker = ingest_process(broker.port, url, "cpu-1", "--log-level", "warning",
                                 log=work / "worker.log")
-        await asyncio.sleep(3.0)  # connected and subscribed (both lanes)
+        # Migrated, connected and subscribed (its last filter in the broker's log).
+        lane = "" if args.live_topics else "/backlog"
+        while True:
+            try:
+                await asyncio.to_thread(count, url)
+                if f"+{lane}/cmd/result" in broker.log_text():
+                    break
+            except Exception:  # no records table yet
+                pass
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited: {worker.returncode}")
+            await asyncio.sleep(0.2)
         worker0, pg0, t0 = cpu_s(worker.pid), cpu_s(pg_pid), time.time()
-        total = await publish(broker.port, fleet, "" if args.live_topics else "/backlog")
+        total = await publish(broker.port, fleet, lane)
         while (done := await asyncio.to_thread(count, url)) < total:
             if time.time() - t0 > args.timeout:
                 raise SystemExit(f"only {done} of {total} archived in {args.timeout} s")
