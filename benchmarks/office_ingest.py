@@ -414,6 +414,9 @@ def main() -> None:
     p.add_argument("--ingest-args", nargs=argparse.REMAINDER, default=[],
                    help="passed to every `busd office ingest` (last on the line)")
     args = p.parse_args()
+    from busd.logs import configure_logging
+
+    configure_logging("warning")  # to stderr: the resend's asks are not the result
     result = asyncio.run(main_async(args))
     print(json.dumps(result), flush=True)
 

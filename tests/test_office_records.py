@@ -208,3 +208,12 @@ def test_a_late_record_on_a_backlog_topic_is_stored_under_its_own_topic() -> Non
     assert TOPICS.filters(live=False) == [
         "multimobile/v1/+/backlog/telemetry", "multimobile/v1/+/backlog/event/+",
         "multimobile/v1/+/backlog/report/+", "multimobile/v1/+/backlog/cmd/result"]
+
+
+def test_a_copy_with_other_data_is_stored_with_that_data() -> None:
+    # The fast path keeps the JSON text it read; a changed copy must not write the old one.
+    (rec,) = parse_records(TOPICS, "multimobile/v1/lv-01/event/visit_started", one("lv-01", 5),
+                           NOW).records
+    changed = rec.model_copy(update={"seq": 6, "data": {"stop": "turki"}})
+    assert json.loads(changed.data_json()) == {"stop": "turki"} and changed.seq == 6
+    assert json.loads(rec.model_copy().data_json()) == {"stop": "rozupe"}

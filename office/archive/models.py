@@ -15,9 +15,10 @@ event catalogue (office/archive/derived/).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -105,6 +106,13 @@ class ArchivedRecord(BaseModel):
     def __hash__(self) -> int:  # frozen: hashable by its fields, as pydantic makes it
         return hash(tuple(self.__dict__.values()))
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        if update:  # the cached JSON text was the original's data
+            object.__setattr__(copied, "__pydantic_private__", {"_wire_json": None})
+        return copied
+
     def data_json(self) -> str:
         # Read from pydantic's private dict: the attribute goes through a slow __getattr__.
         private = self.__pydantic_private__
@@ -124,7 +132,7 @@ class ArchivedRecord(BaseModel):
         set_(record, "__dict__", {"bus": bus, "seq": seq, "ts": ts, "schema_": schema,
                                   "kind": kind, "topic": topic, "received": received,
                                   "data": data})
-        set_(record, "__pydantic_fields_set__", _ALL_FIELDS)
+        set_(record, "__pydantic_fields_set__", set(_ALL_FIELDS))
         set_(record, "__pydantic_extra__", None)
         set_(record, "__pydantic_private__", {"_wire_json": data_json})
         return record
