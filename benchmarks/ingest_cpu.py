@@ -72,13 +72,14 @@ def backlogs(work: Path, buses: int, minutes: float) -> list[tuple[str, list[Row
     return out
 
 
-async def publish(port: int, fleet: list[tuple[str, list[Row]]], lane: str) -> int:
+async def publish(port: int, fleet: list[tuple[str, list[Row]]], lane: str,
+                  per_message: int) -> int:
     records = 0
     async with make_client(BrokerSettings(host="127.0.0.1", port=port), identifier="bench-bus",
                            protocol=aiomqtt.ProtocolVersion.V5) as client:
         for bus, rows in fleet:
             for message in build_messages(rows, prefix=f"multimobile/v1/{bus}{lane}", bus=bus,
-                                          now=time.time(), max_records=1000,
+                                          now=time.time(), max_records=per_message,
                                           max_bytes=256 * 1024):
                 await client.publish(message.topic, message.payload, qos=1)
                 records += len(message.seqs)
@@ -111,7 +112,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
                 raise SystemExit(f"the worker exited: {worker.returncode}")
             await asyncio.sleep(0.2)
         worker0, pg0, t0 = cpu_s(worker.pid), cpu_s(pg_pid), time.time()
-        total = await publish(broker.port, fleet, lane)
+        total = await publish(broker.port, fleet, lane, args.per_message)
         while (done := await asyncio.to_thread(count, url)) < total:
             if time.time() - t0 > args.timeout:
                 raise SystemExit(f"only {done} of {total} archived in {args.timeout} s")
@@ -136,6 +137,8 @@ def main() -> None:
     p.add_argument("--buses", type=int, default=40)
     p.add_argument("--minutes", type=float, default=30.0, help="backlog per bus")
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--per-message", type=int, default=1000, metavar="N",
+                   help="records per message at most (1: live traffic, one record a message)")
     p.add_argument("--live-topics", action="store_true",
                    help="publish on the live record topics (a worker without the backlog lane)")
     print(json.dumps(asyncio.run(main_async(p.parse_args()))), flush=True)
