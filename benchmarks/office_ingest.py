@@ -112,6 +112,20 @@ async def missing(url: str, last: dict[str, int], backlog: dict[str, int]) -> li
     return notes
 
 
+async def workers_ready(broker: Mosquitto, url: str, workers: int) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        log = broker.log_text()
+        # Each worker's last filter of each lane: ".../+/cmd/result" and its backlog/ twin.
+        if log.count("/+/backlog/cmd/result") >= workers and \
+                log.count("/+/cmd/result") >= workers:
+            with contextlib.suppress(Exception):  # no records table until they migrated
+                await asyncio.to_thread(count, url)
+                return
+        await asyncio.sleep(0.5)
+    raise SystemExit("the ingest workers did not subscribe within 300 s")
+
+
 async def heal(url: str, port: int, run: Run) -> None:
     from office.archive import open_archive
     from office.archive.base import DEFAULT_TZ
@@ -205,7 +219,9 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
     total_backlog = backlog.backlog_records
     fleet_proc: asyncio.subprocess.Process | None = None
     try:
-        await asyncio.sleep(1.0)  # the workers subscribe before the buses connect
+        # The workers have migrated the archive and subscribed both lanes before the buses
+        # connect (a loaded machine takes its time: a fixed sleep was not enough).
+        await workers_ready(broker, url, workers)
         config = fleet_config(args, broker.port, outboxes, live=True, backlog_min=0)
         cfg_path = work / f"fleet-{backend}.json"
         cfg_path.write_text(config.model_dump_json())
