@@ -60,13 +60,14 @@ from busd.ports import (
     PlanPublisher,
 )
 from busd.secrets import check_secret_file
+from busd.services.counter import ServiceCounter
 from busd.state import VehicleState
 from busd.status import StatusServer, socket_path
 from busd.storage import StorageAlert, StorageStatus
 from busd.supervisor import Backoff, Component, Supervisor
 from busd.watchdog import SystemdWatchdog
 from drivers.can.decoder import FrameDecoder, load_dbc
-from telemetry.display_adapters import ClientsServed, UplinkStatusAdapter
+from telemetry.display_adapters import UplinkStatusAdapter
 from telemetry.monitoring_store import MonitoringStore
 from telemetry.mqtt import BrokerSettings
 from telemetry.outbox import Outbox
@@ -159,12 +160,17 @@ def build_daemon(
     components += [stop_notes, projections]
     components += [planner] if planner is not None else []
     # The tracker owns the day's progress; these follow its events, in this order.
-    clients = ClientsServed(store=store, clock=clock)
+    # The staff page's counters start before the tracker: a visit it resumes after a
+    # power cut finds its counts already read back.
+    clients = ServiceCounter(config=config.services, store=store, clock=clock, sink=events,
+                             timezone=config.monitoring.timezone,
+                             on_storage=storage.reporter("services"))
+    components.append(clients)
     followers: list[EventSubscriber] = [clients]
     if planner is not None:
         followers = [EnergyLearner(planner=planner), planner, clients]
     tracker, daily = _monitoring(config, state, clock, store, events, alerts, planner,
-                                 storage, followers)
+                                 storage, followers, clients)
     retention = RetentionJob(clock=clock, purge_before=store.purge_before,
                              days=config.monitoring.retention_days,
                              timezone=config.monitoring.timezone,
@@ -190,7 +196,7 @@ def build_daemon(
             config=config.display, state=state, clock=clock, alerts=alerts,
             health=lambda: supervisor.health,
             uplink=UplinkStatusAdapter(uplink=uplink.uplink, outbox=uplink.outbox),
-            clients=clients,
+            clients=clients, services=config.services,
             plan=PlannerDisplayView(planner) if planner is not None else None,
             lift_speed_threshold_kmh=config.lift_alert.speed_threshold_kmh,
         ))
@@ -221,7 +227,7 @@ def _planner(
     async def on_plan_command(body: JsonObject) -> CommandOutcome:
         result = await planner.replace_plan(body)
         if result.accepted:
-            return CommandOutcome.accept()
+            return CommandOutcome.accept(scheduled=result.scheduled)
         return CommandOutcome.reject(
             "; ".join(f"{key}: {reason}" for key, reason in result.problems),
             problems=[list(p) for p in result.problems],
@@ -234,7 +240,7 @@ def _planner(
 def _monitoring(
     config: BusdConfig, state: VehicleState, clock: Clock, store: MonitoringStore,
     events: EventForwarder, alerts: AlertBoard, planner: Planner | None,
-    storage: StorageStatus, followers: list[EventSubscriber],
+    storage: StorageStatus, followers: list[EventSubscriber], services: ServiceCounter,
 ) -> tuple[Tracker, DailySummaryJob]:
     """The tracker (legs, visits, charging) and the daily summary.
 
@@ -247,7 +253,7 @@ def _monitoring(
         plan = lambda: planner.core.plan or file_plan  # noqa: E731
     tracker = Tracker(state=state, clock=clock, plan=plan, store=store, sink=events,
                       config=config.monitoring, subscribers=followers, motion=config.motion,
-                      on_storage=storage.reporter("monitoring"))
+                      on_storage=storage.reporter("monitoring"), services=services)
     return (
         tracker,
         # A bus that comes home late gets its summary when it is back, not mid-leg.

@@ -188,6 +188,11 @@ class VisitEnded(_AtPlace):
     """The bus left the place (outside the geofence plus the exit margin)."""
 
     kind: Literal["visit_ended"] = "visit_ended"
+    services: dict[str, int] | None = Field(
+        default=None, description="clients served per service type (counts only); None "
+        "where nothing is counted (the depot, a bus without the staff page)")
+    activities_min: dict[str, float] | None = Field(
+        default=None, description="minutes per activity on site, when the toggle was used")
 
 
 class _Charge(_AtPlace):
@@ -243,6 +248,35 @@ class LiftCycle(EventModel):
     counter: int | None = Field(description="the lift unit's own counter, if it has one")
     place_id: str | None = Field(description="the place being visited, if any")
     place_name: str | None
+
+
+# --- the staff page: services by type, time by activity -------------------------------
+
+
+class ServiceCounted(EventModel):
+    """A specialist counted a client served (+1) or took a count back (-1): numbers only."""
+
+    kind: Literal["service_counted"] = "service_counted"
+    visit_id: str = Field(description="the tracker's visit the count belongs to")
+    day: dt.date
+    place_id: str | None
+    service: str = Field(description="the service type (config services.types)")
+    delta: Literal[1, -1]
+    count: int = Field(ge=0, description="this type's count at the visit, after the change")
+    visit_total: int = Field(ge=0, description="every type's count at the visit")
+
+
+class ActivityChanged(EventModel):
+    """The activity on site changed (or ended with the visit: ``activity`` None)."""
+
+    kind: Literal["activity_changed"] = "activity_changed"
+    visit_id: str
+    day: dt.date
+    place_id: str | None
+    activity: str | None = Field(description="the activity now (config services.activities)")
+    previous: str | None
+    activities_min: dict[str, float] = Field(
+        description="minutes per activity at the visit so far, the previous one closed")
 
 
 # --- the planner ---------------------------------------------------------------------
@@ -324,6 +358,9 @@ class CommandDetail(EventModel):
 
     bus_ts: UtcTs | None = Field(default=None, description="ping: the bus's clock")
     version: int | None = Field(default=None, description="plan: the version now accepted")
+    scheduled: dt.date | None = Field(
+        default=None, description="plan: accepted for this later day, kept on the bus until "
+        "then (absent: followed now)")
     problems: list[tuple[str, str]] | None = Field(
         default=None, description="plan: each problem as [key, reason]")
     resent: int | None = Field(
@@ -337,6 +374,16 @@ class CommandDetail(EventModel):
     missing_records: int | None = Field(
         default=None, ge=0, description="resend: every record of the range the bus no longer "
         "has, listed or not")
+
+
+class CommandReceived(EventModel):
+    """``.../cmd/result``: the receipt, kept when a valid command reaches the bus and before
+    it runs, so the office knows it was delivered; its answer follows as a ``cmd_result``.
+    A command answered before (a duplicate) gets its answer again, with no receipt."""
+
+    kind: Literal["cmd_received"] = "cmd_received"
+    command: str = Field(description="ping, plan, resend")
+    id: str = Field(description="the command's id")
 
 
 class CommandResult(EventModel):
@@ -388,7 +435,11 @@ class DailyReport(EventModel):
     charging_sessions: int
     min_soc: float | None
     lift_cycles: int
-    clients_served: int
+    clients_served: int = Field(description="every service type together")
+    services: dict[str, int] = Field(
+        default_factory=dict, description="clients served per service type")
+    activities_min: dict[str, float] = Field(
+        default_factory=dict, description="minutes on site per activity")
     alerts: int
     energy_gap_min: float
     switched_off_min: float = Field(
@@ -409,20 +460,23 @@ TrackerEvent = VisitStarted | VisitEnded | LegCompleted | ChargingStarted | Char
 # What goes to ``.../event/{kind}``.
 Event = Annotated[
     VisitStarted | VisitEnded | LegCompleted | ChargingStarted | ChargingEnded | LiftCycle
+    | ServiceCounted | ActivityChanged
     | PlanChanged | PlanAccepted | AlertRaised | AlertCleared | DataDropped,
     Field(discriminator="kind"),
 ]
 # Everything durable the bus emits: events, the daily report, command answers.
 BusEvent = Annotated[
     VisitStarted | VisitEnded | LegCompleted | ChargingStarted | ChargingEnded | LiftCycle
+    | ServiceCounted | ActivityChanged
     | PlanChanged | PlanAccepted | AlertRaised | AlertCleared | DataDropped | DailyReport
-    | CommandResult,
+    | CommandResult | CommandReceived,
     Field(discriminator="kind"),
 ]
 Report = DailyReport
 
 EVENT_MODELS: Final[tuple[type[EventModel], ...]] = (
     VisitStarted, VisitEnded, LegCompleted, ChargingStarted, ChargingEnded, LiftCycle,
+    ServiceCounted, ActivityChanged,
     PlanChanged, PlanAccepted, AlertRaised, AlertCleared, DataDropped,
 )
 REPORT_MODELS: Final[tuple[type[EventModel], ...]] = (DailyReport,)
@@ -446,6 +500,7 @@ def parse_event(data: object) -> BusEvent:
 
 
 __all__ = [
+    "ActivityChanged",
     "AlertCleared",
     "AlertRaised",
     "BusEvent",
@@ -453,6 +508,7 @@ __all__ = [
     "ChargingEnded",
     "ChargingStarted",
     "CommandDetail",
+    "CommandReceived",
     "CommandResult",
     "DailyReport",
     "DataDropped",
@@ -469,6 +525,7 @@ __all__ = [
     "Proposal",
     "Reason",
     "Report",
+    "ServiceCounted",
     "StopOutcome",
     "TrackerEvent",
     "UtcTs",

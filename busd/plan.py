@@ -215,16 +215,21 @@ def day_bounds(plan: Plan) -> tuple[float, float]:
 def day_problem(plan: Plan, today: date) -> str | None:
     """The one rule for the day a plan from the office may be for (None: acceptable).
 
-    Today only, in the plan's own time zone (``today = plan.local_date(now)``).
-    Both the command dispatcher (``cmd/plan``) and the planner apply this one
-    function, so they cannot disagree. Not a later day: the planner follows the
-    plan it accepts at once, so tomorrow's plan would replace today's; the
-    office sends a day's plan on its day (a bus that is offline then gets it when
-    it reconnects, if that is still the same day).
+    Today or a later day, in the plan's own time zone (``today =
+    plan.local_date(now)``); a plan for a day that has passed is expired. Both the
+    command dispatcher (``cmd/plan``) and the planner apply this one function, so
+    they cannot disagree. The planner follows a plan for today at once and keeps
+    one for a later day until that day (:func:`is_future`): the office may send a
+    day's plan ahead, and a bus that is offline gets it when it reconnects.
     """
-    if plan.date != today:
-        return f"plan is for {plan.date.isoformat()}, today is {today.isoformat()}"
+    if plan.date < today:
+        return f"expired: plan is for {plan.date.isoformat()}, today is {today.isoformat()}"
     return None
+
+
+def is_future(plan: Plan, today: date) -> bool:
+    """A plan for a later day: kept until its day, not followed now."""
+    return plan.date > today
 
 
 def validate_for_bus(
@@ -232,9 +237,10 @@ def validate_for_bus(
 ) -> list[tuple[str, str]]:
     """Problems with a valid plan that only the receiving bus can see (empty: acceptable).
 
-    A plan from the office must be for this bus (or any bus), for today (see
-    :func:`day_problem`: the plan's own time zone decides what "today" is, pass
-    the local date), and newer than the plan the bus follows.
+    A plan from the office must be for this bus (or any bus), for today or a later
+    day (see :func:`day_problem`: the plan's own time zone decides what "today" is,
+    pass the local date), and newer than the plan the bus has for that day
+    (``current_version``: None when it has none for the plan's day).
     """
     problems: list[tuple[str, str]] = []
     if plan.bus is not None and plan.bus != bus_id:

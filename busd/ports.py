@@ -91,8 +91,9 @@ class CommandRouter(Protocol):
 
     ``register("plan", handler)`` is how the planner takes ``cmd/plan``: the
     uplink has already checked JSON, size, schema, bus id, the plan's date
-    (:func:`busd.plan.day_problem`) and that the version increases; the handler
-    gets the plan inside the command and decides the rest; its outcome is sent on
+    (:func:`busd.plan.day_problem`: today or later) and that the version increases
+    for that day; the handler gets the plan inside the command and decides the rest
+    (the planner keeps a later day's plan until its day); its outcome is sent on
     ``cmd/result``. The version is remembered only when the handler accepts.
     """
 

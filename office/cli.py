@@ -1,4 +1,5 @@
-"""``busd office``: the live table (no sub-command), ``ingest``, ``gaps`` and ``resend``.
+"""``busd office``: the live table (no sub-command), ``ingest``, ``gaps``, ``resend``, ``plan``,
+``command``, ``web`` and ``user``.
 
 ``busd office`` alone runs the live subscriber and table (:mod:`office.live`); the sub-commands
 hang off its parser.
@@ -82,7 +83,11 @@ def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
 
 def add_office_commands(office: argparse.ArgumentParser) -> None:
     """Add the sub-commands to the ``busd office`` parser."""
-    sub = office.add_subparsers(dest="office_command", metavar="{ingest,gaps,resend}")
+    from office.dispatch.cli import add_command_commands
+    from office.web.cli import add_user_parser, add_web_parser
+
+    sub = office.add_subparsers(dest="office_command",
+                                metavar="{ingest,gaps,resend,plan,command,web,user}")
     ingest = sub.add_parser(
         "ingest", help="one of several workers writing the buses' records into the archive",
         description="Share the buses' record topics with the other workers of --group (MQTT 5 "
@@ -144,6 +149,20 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                         help="give up on the database after S seconds (default 10)")
     resend.add_argument("--json", action="store_true", help="one JSON object per line")
     resend.set_defaults(func=resend_main)
+    add_plan_parser(sub)
+    add_command_commands(sub)
+    add_web_parser(sub)
+    add_user_parser(sub)
+
+
+def add_plan_parser(sub: Any) -> None:
+    """``busd office plan``: sending a day's plan (office/dispatch/cli.py)."""
+    from office.dispatch.cli import add_send_commands
+
+    plan = sub.add_parser("plan", help="day plans for the buses: send",
+                          description="Day plans for the buses.")
+    plan_sub = plan.add_subparsers(dest="plan_command", metavar="COMMAND", required=True)
+    add_send_commands(plan_sub)
 
 
 def ingest_main(args: argparse.Namespace) -> int:

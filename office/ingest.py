@@ -9,7 +9,8 @@ batches (one transaction each) and acknowledges a message only after its batch i
   a worker received but had not committed is unacknowledged, so the broker sends it again when
   the worker's session resumes. aiomqtt 2.x acknowledges every message as it hands it over and
   has no public switch for that (aiomqtt#345, the draft aiomqtt#346); paho-mqtt 2.x, which it
-  wraps, has ``manual_ack``. :func:`manual_ack` turns it on through aiomqtt's paho client.
+  wraps, has ``manual_ack``. :func:`telemetry.mqtt.manual_ack` turns it on through aiomqtt's
+  paho client (the bus's uplink uses it too, for its commands).
 - **Short-expiry sessions.** A worker keeps its session (fixed client id, session expiry
   ``session_expiry_s``, default 5 minutes) so that a restarted worker, or every worker after a
   broker restart, gets back the messages it had not acknowledged and those published meanwhile.
@@ -47,7 +48,7 @@ from busd.reconnect import Link, Reconnector
 from busd.supervisor import Backoff, ComponentContext, ComponentHealth
 from office.archive import Archive, ArchivedRecord, ArchiveError
 from office.records import Rejected, Topics, parse_records
-from telemetry.mqtt import BrokerSettings
+from telemetry.mqtt import BrokerSettings, acknowledge, manual_ack
 
 log = structlog.get_logger("office.ingest")
 
@@ -106,21 +107,6 @@ def record_count(payload: object) -> int:
     if isinstance(payload, bytes | bytearray):
         return max(1, payload.count(b'"seq":'))
     return 1
-
-
-def manual_ack(client: aiomqtt.Client) -> None:
-    """Stop aiomqtt's paho client from acknowledging messages as it receives them.
-
-    aiomqtt 2.x has no public API for it (aiomqtt#345); its paho client does (paho-mqtt 2.x
-    ``manual_ack_set``). Call before subscribing: nothing arrives before.
-    """
-    client._client.manual_ack_set(True)
-
-
-def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-    """PUBACK one message (QoS 1). On a connection that is already gone this does nothing: the
-    broker sends the message again on the next connection, and the archive drops the copy."""
-    client._client.ack(message.mid, message.qos)
 
 
 class IngestWorker:

@@ -71,8 +71,12 @@ class Office:
         prefix: str = DEFAULT_PREFIX,
         client_id: str = "busd-office",
         clock: Clock | None = None,
+        persistent: bool = True,
     ) -> None:
         self._topics = Topics(prefix)
+        # False for a listener that wants only the live view (the web): its session is not
+        # kept by the broker while it is away.
+        self._persistent = persistent
         self._settings = settings
         self._archive = archive
         self._client_id = client_id
@@ -205,7 +209,7 @@ class Office:
 
     async def _receive(self, link: Link) -> None:
         client = mqtt.make_client(self._settings, identifier=self._client_id,
-                                  protocol=self._protocol, persistent_session=True,
+                                  protocol=self._protocol, persistent_session=self._persistent,
                                   max_queued_incoming=10_000)
         try:
             async with client:

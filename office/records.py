@@ -123,6 +123,12 @@ class Topics:
     def command(self, bus: str, name: str) -> str:
         return f"{self.prefix.format(bus_id=bus)}/cmd/{name}"
 
+    def results(self, bus: str) -> list[str]:
+        """Where ``bus``'s answers come: ``cmd/result``, and under ``backlog/`` an answer the
+        bus made before its connection came up (telemetry/uplink.py's lanes)."""
+        head = self.prefix.format(bus_id=bus)
+        return [f"{head}/cmd/result", f"{head}/{BACKLOG}cmd/result"]
+
 
 def not_json(constant: str) -> object:
     """Python's json reads NaN and Infinity, which JSON does not have: a malformed message."""

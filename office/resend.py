@@ -7,17 +7,17 @@ topics under ``backlog/``, where the ingest workers (or ``busd office``) archive
 other record: the archive drops a record it already has by ``(bus, seq)``, so asking twice is
 harmless.
 
-This command only asks and reports; it archives nothing itself. It connects with a clean session
-and a client id of its own, subscribes to the buses' ``cmd/result`` before it sends, and waits
-for every answer at most ``timeout_s``. A bus that is offline answers later (the command waits in
-its persistent session): the records then arrive in the archive without this command.
+This command asks and reports; it archives no record of its own, only each ask in the archive's
+``commands`` table and the answers it heard (as the ingest would). It sends through
+:class:`office.dispatch.channel.CommandChannel` (a clean session of its own, subscribed to the
+buses' ``cmd/result`` before it sends) and waits for every answer at most ``timeout_s``. A bus
+that is offline answers later (the command waits in its persistent session): the records then
+arrive in the archive without this command.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,12 +25,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
 from busd.clock import utc_iso
 from busd.event_catalog import CommandResult
-from office.archive import Gap, open_archive
-from office.records import Topics, parse_records
+from office.archive import Archive, Gap, open_archive
+from office.archive.commands import SentCommand
+from office.dispatch.channel import CommandChannel, Heard, archive_heard
 from telemetry import mqtt
 from telemetry.models import MAX_RESEND_RANGE, CmdResend
 
@@ -83,62 +83,36 @@ async def resend_gaps(
     timeout_s: float,
     connect_timeout_s: float = 10.0,
 ) -> list[ResendAnswer]:
-    """Ask for every gap of ``bus`` (every bus when None) on ``day`` (every day when None)."""
+    """Ask for every gap of ``bus`` (every bus when None) on ``day`` (every day when None).
+
+    Each ask is recorded in the archive's commands table (pending until its bus answers)."""
     async with open_archive(archive_url, tz=tz, connect_timeout_s=connect_timeout_s) as archive:
         gaps = await archive.gaps(bus=bus, day=day)
-    asks = asks_for(gaps, token=secrets.token_hex(4))
-    if not asks:
-        return []
-    return await _ask(settings, asks, prefix=prefix, timeout_s=timeout_s)
+        asks = asks_for(gaps, token=secrets.token_hex(4))
+        if not asks:
+            return []
+        return await _ask(settings, asks, prefix=prefix, timeout_s=timeout_s, archive=archive)
 
 
 async def _ask(settings: mqtt.BrokerSettings, asks: list[ResendAsk], *, prefix: str,
-               timeout_s: float) -> list[ResendAnswer]:
-    topics = Topics(prefix)
-    waiting = {(a.bus, a.id): a for a in asks}
-    answers: dict[tuple[str, str], CommandResult] = {}
-    protocol = mqtt.first_protocol(settings)
-    client = mqtt.make_client(settings, identifier=f"busd-office-resend-{os.getpid()}-"
-                              f"{secrets.token_hex(3)}", protocol=protocol)
-    async with client:
-        # Subscribed before anything is sent: the answer may come at once.
-        for bus in sorted({a.bus for a in asks}):
-            await client.subscribe(topics.command(bus, "result"), qos=1)
-        now = utc_iso(datetime.now(UTC).timestamp())
+               timeout_s: float, archive: Archive | None = None) -> list[ResendAnswer]:
+    heard: list[Heard] = []
+    async with CommandChannel(settings, buses=(a.bus for a in asks), prefix=prefix,
+                              name="resend") as channel:
+        now = datetime.now(UTC)
         for ask in asks:
-            command = CmdResend(bus=ask.bus, ts=now, id=ask.id, first_seq=ask.first,
-                                last_seq=ask.last)
-            await client.publish(topics.command(ask.bus, "resend"),
-                                 command.model_dump_json(by_alias=True).encode(), qos=1)
+            command = CmdResend(bus=ask.bus, ts=utc_iso(now.timestamp()), id=ask.id,
+                                first_seq=ask.first, last_seq=ask.last)
+            if archive is not None:
+                await archive.add_command(SentCommand(bus=ask.bus, id=ask.id,
+                                                      command="resend", sent=now))
+            await channel.send(ask.bus, "resend", command)
             log.info("resend_asked", bus=ask.bus, first_seq=ask.first, last_seq=ask.last,
                      id=ask.id)
-        try:
-            async with asyncio.timeout(timeout_s):
-                async for message in client.messages:
-                    payload = message.payload if isinstance(message.payload, bytes) else b""
-                    for key, result in _results(topics, str(message.topic), payload):
-                        if key in waiting:
-                            answers[key] = result
-                    if len(answers) == len(waiting):
-                        break
-        except TimeoutError:
-            log.warning("resend_unanswered", unanswered=len(waiting) - len(answers))
+        answers = await channel.wait({(a.bus, a.id) for a in asks}, timeout_s, heard.append)
+    if archive is not None:
+        await archive_heard(archive, heard)
     return [ResendAnswer(a, answers.get((a.bus, a.id))) for a in asks]
-
-
-def _results(topics: Topics, topic: str, payload: bytes) -> list[tuple[tuple[str, str],
-                                                                        CommandResult]]:
-    """The resend answers in one ``cmd/result`` message (a single record or a batch)."""
-    parsed = parse_records(topics, topic, payload, datetime.now(UTC))
-    out = []
-    for record in parsed.records:
-        try:
-            result = CommandResult.model_validate(record.data)
-        except ValidationError:
-            continue  # not ours to judge: the archive's readers count it
-        if result.command == "resend" and result.id is not None:
-            out.append(((record.bus, result.id), result))
-    return out
 
 
 def format_answers(answers: list[ResendAnswer], *, as_json: bool = False,

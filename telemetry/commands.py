@@ -3,13 +3,15 @@ r"""Commands from the office: validation, the handler registry, and answers for 
 Every command is checked in this order, and the first failure is the answer:
 size, UTF-8 JSON object (with no lone surrogate escape such as ``"\ud800"``: it
 decodes to text that is not Unicode and cannot be stored or sent), schema name,
-fields (pydantic, extra fields refused), bus id, then per command (plan: the
-plan inside is a valid plan whose date and version are the command's, for
-today in the plan's time zone, :func:`busd.plan.day_problem`, as the planner
-checks it, and its version is above the last accepted one; resend: a range of
-at most ``MAX_RESEND_RANGE`` seqs, first not above last). The planner's
-handler gets the plan inside the command, not the envelope; a resend is the
-outbox's (:class:`ResendSource`).
+fields (pydantic, extra fields refused), bus id, then whether it was answered
+before (:mod:`telemetry.command_answers`: a duplicate gets the same answer and
+is not run again), then per command (plan: the plan inside is a valid plan
+whose date and version are the command's, not for a day that has passed in the
+plan's time zone, :func:`busd.plan.day_problem`, as the planner checks it, and
+its version is above the last accepted for its day; resend: a range of at most
+``MAX_RESEND_RANGE`` seqs, first not above last). The planner's handler gets
+the plan inside the command, not the envelope, and keeps a plan for a later day
+until its day; a resend is the outbox's (:class:`ResendSource`).
 
 Nothing a command contains can raise out of :meth:`handle`: the answer's
 ``id`` is always valid UTF-8 (a lone surrogate in it is written as its
@@ -22,15 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any, Protocol
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
 from busd.clock import Clock, utc_iso
-from busd.event_catalog import CommandResult
+from busd.event_catalog import CommandReceived, CommandResult
 from busd.plan import day_problem
 from busd.ports import CommandHandler, CommandOutcome
+from telemetry.command_answers import CommandAnswers, MetaStore, command_key, plan_key
 from telemetry.models import (
     SCHEMA_CMD_PING,
     SCHEMA_CMD_PLAN,
@@ -43,18 +48,18 @@ from telemetry.outbox import ResendPlan, ResendRefused
 
 log = structlog.get_logger("telemetry.commands")
 
-PLAN_VERSION_KEY = "cmd.plan.version"
+Receipt = Callable[[CommandReceived], Awaitable[None]]
+
+PLAN_VERSION_KEY = "cmd.plan.version"  # the last version accepted, whatever its day
 
 
-class MetaStore(Protocol):
-    """Where the last accepted plan version survives restarts (the outbox's meta table)."""
+def plan_version_key(day: date) -> str:
+    """The last version accepted for the plan of ``day``: versions increase per day."""
+    return f"{PLAN_VERSION_KEY}.{day.isoformat()}"
 
-    async def get_meta(self, key: str) -> str | None: ...
 
-    async def keep_meta(self, key: str, value: str) -> None:
-        """Stored, or kept in memory and retried while the disk refuses it (never raises
-        StorageError: the storage policy of busd/storage.py)."""
-        ...
+__all__ = ["PLAN_VERSION_KEY", "CommandDispatcher", "CommandRejected", "MetaStore",
+           "ResendSource", "plan_version_key"]
 
 
 class ResendSource(Protocol):
@@ -66,9 +71,13 @@ class ResendSource(Protocol):
 
 
 class CommandRejected(Exception):
-    def __init__(self, reason: str) -> None:
+    """``transient``: the answer may differ next time (a handler that did not answer in
+    time), so it is not remembered for a duplicate."""
+
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.transient = transient
 
 
 _MODELS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -117,7 +126,8 @@ class CommandDispatcher:
         self._max_bytes = max_bytes
         self._timeout = handler_timeout_s
         self._handlers: dict[str, CommandHandler] = {}
-        self.counters = {"accepted": 0, "rejected": 0}
+        self._answers = CommandAnswers(store)
+        self.counters = {"accepted": 0, "rejected": 0, "duplicates": 0}
         self._log = log.bind(component="commands", bus=bus_id)
 
     def register(self, name: str, handler: CommandHandler) -> None:
@@ -133,9 +143,17 @@ class CommandDispatcher:
     def names(self) -> list[str]:
         return sorted(_MODELS)
 
-    async def handle(self, name: str, payload: bytes) -> CommandResult:
-        """Validate and run one command; always returns the answer for cmd/result."""
+    async def handle(self, name: str, payload: bytes, *,
+                     received: Receipt | None = None) -> CommandResult:
+        """Validate and run one command; always returns the answer for cmd/result.
+
+        A command answered before (the same name and id, or a plan of the same day and
+        version that was accepted) is not run again: it gets the answer it got then.
+        ``received`` is given the receipt of a valid command new to this bus before it runs
+        (the uplink keeps it for cmd/result: the office sees the command delivered)."""
         command_id: str | None = None
+        keys: list[str] = []  # where this command's answer is remembered
+        remember = True
         try:
             if name not in _MODELS:
                 raise CommandRejected(f"unknown command {name!r}; known: {', '.join(_MODELS)}")
@@ -156,6 +174,18 @@ class CommandDispatcher:
             if command.bus != self._bus:  # type: ignore[attr-defined]
                 raise CommandRejected(
                     f"addressed to bus {command.bus!r}, this is {self._bus!r}")  # type: ignore[attr-defined]
+            keys.append(command_key(name, command.id))  # type: ignore[attr-defined]
+            if isinstance(command, CmdPlan):
+                keys.append(plan_key(command.date, command.version))
+            kept = await self._answers.find(*keys)
+            if kept is not None:
+                self.counters["duplicates"] += 1
+                self._log.info("command_duplicate", command=name, id=command_id,
+                               accepted=kept.accepted)
+                # The same answer, under this command's id (a plan sent again with a new id).
+                return kept.model_copy(update={"id": command_id})
+            if received is not None:
+                await received(CommandReceived(command=name, id=command_id or ""))
             if isinstance(command, CmdPlan):
                 outcome = await self._plan(command)
             elif isinstance(command, CmdResend):
@@ -164,15 +194,22 @@ class CommandDispatcher:
                 outcome = await self._ping()
         except CommandRejected as rej:
             outcome = CommandOutcome.reject(rej.reason)
+            remember = not rej.transient
         except Exception as err:  # a handler's bug must not take the receive loop down
             self._log.exception("command_handler_failed", command=name)
             outcome = CommandOutcome.reject(f"internal error: {type(err).__name__}")
+            remember = False
         self.counters["accepted" if outcome.accepted else "rejected"] += 1
         self._log.info("command_" + ("accepted" if outcome.accepted else "rejected"),
                        command=name, id=command_id, reason=outcome.reason)
-        return CommandResult(command=name if name in _MODELS else "?", id=command_id,
-                             accepted=outcome.accepted, reason=outcome.reason,
-                             detail=outcome.detail)
+        result = CommandResult(command=name if name in _MODELS else "?", id=command_id,
+                               accepted=outcome.accepted, reason=outcome.reason,
+                               detail=outcome.detail)
+        if remember and keys:
+            # A rejected plan may come again with the same version, corrected: only an
+            # accepted one is remembered by its version.
+            await self._answers.remember(result, *(keys if outcome.accepted else keys[:1]))
+        return result
 
     @staticmethod
     def _parse(payload: bytes) -> dict[str, Any]:
@@ -216,7 +253,7 @@ class CommandDispatcher:
                 plan = await self._resend_source.request_resend(first, last)
         except TimeoutError:
             raise CommandRejected(
-                f"the outbox did not answer within {self._timeout:g} s") from None
+                f"the outbox did not answer within {self._timeout:g} s", transient=True) from None
         except ResendRefused as err:
             raise CommandRejected(str(err)) from None
         detail = {"resent": plan.resent, "pending": plan.pending,
@@ -241,24 +278,28 @@ class CommandDispatcher:
         wrong_day = day_problem(plan, plan.local_date(self._clock.now()))
         if wrong_day is not None:
             raise CommandRejected(f"date: {wrong_day}")
-        stored = await self._store.get_meta(PLAN_VERSION_KEY)
+        stored = await self._store.get_meta(plan_version_key(command.date))
         last = int(stored) if stored is not None else 0
         if command.version <= last:
             raise CommandRejected(
-                f"version {command.version} is not above the accepted version {last}")
+                f"version {command.version} is not above the version {last} accepted for "
+                f"{command.date.isoformat()}")
         handler = self._handlers.get("plan")
         if handler is None:
-            raise CommandRejected("no plan handler is registered on this bus")
+            raise CommandRejected("no plan handler is registered on this bus", transient=True)
         try:
             async with asyncio.timeout(self._timeout):
                 # The plan itself: the envelope (id, version, date) was checked above.
                 outcome = await handler(command.plan.model_dump(mode="json"))
         except TimeoutError:
             raise CommandRejected(
-                f"the plan handler did not answer within {self._timeout:g} s") from None
+                f"the plan handler did not answer within {self._timeout:g} s",
+                transient=True) from None
         if outcome.accepted:
-            # The planner has taken the plan: the version is remembered even on a full
-            # disk (in memory until it is written), so the answer is "accepted".
+            # The planner has taken the plan (for today, or kept for its day): the version is
+            # remembered even on a full disk (in memory until it is written), so the answer
+            # is "accepted".
+            await self._store.keep_meta(plan_version_key(command.date), str(command.version))
             await self._store.keep_meta(PLAN_VERSION_KEY, str(command.version))
             outcome = CommandOutcome(
                 True, "", outcome.detail.model_copy(update={"version": command.version}))

@@ -16,7 +16,7 @@ catalogue (busd/event_catalog.py); each kind has its own record model here
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -24,6 +24,7 @@ from busd.event_catalog import (
     EVENT_MODELS,
     REPORT_MODELS,
     BusEvent,
+    CommandReceived,
     CommandResult,
     DailyReport,
     Event,
@@ -147,14 +148,16 @@ class ReportRecord(_Record):
     data: DailyReport
 
 
-CmdResultData = CommandResult  # the answer's data is the catalogue's model
+# The answer's data is the catalogue's model; a receipt comes first (the command arrived).
+CmdResultData = Annotated[CommandResult | CommandReceived, Field(discriminator="kind")]
 
 
 class CmdResultRecord(_Record):
-    """``.../cmd/result``, QoS 1: the answer to every command, accepted or not."""
+    """``.../cmd/result``, QoS 1: the receipt of every valid command as it arrives
+    (``cmd_received``), then the answer to every command, accepted or not (``cmd_result``)."""
 
     schema_: Literal["busd.cmd_result/1"] = Field(default=SCHEMA_CMD_RESULT, alias="schema")
-    kind: Literal["cmd_result"] = "cmd_result"
+    kind: Literal["cmd_result", "cmd_received"] = "cmd_result"
     data: CmdResultData
 
 
@@ -204,15 +207,16 @@ class CmdPing(_Model):
 
 
 class CmdPlan(_Model):
-    """``.../cmd/plan`` (office to bus): a new stop plan; version must increase."""
+    """``.../cmd/plan`` (office to bus): a new stop plan; version must increase for its day."""
 
     bus: str
     ts: str
     schema_: Literal["busd.cmd.plan/1"] = Field(default=SCHEMA_CMD_PLAN, alias="schema")
     id: str = Field(min_length=1, max_length=64)
     version: int = Field(ge=1)
-    date: dt.date = Field(description="the operating day: the plan's own date, and today in "
-                          "the plan's time zone")
+    date: dt.date = Field(description="the operating day: the plan's own date, today or a "
+                          "later day in the plan's time zone (a later day's plan is kept until "
+                          "its day)")
     plan: Plan = Field(description="the plan itself, with the same date and version; the "
                        "planner gets only this")
 

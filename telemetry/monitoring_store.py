@@ -20,12 +20,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import structlog
 
 from busd.errors import StorageError
 from busd.plan import Plan
+from busd.services.tally import VisitTally
 
 Row = dict[str, Any]
 KINDS = {"leg": "legs", "visit": "visits", "charge": "charges"}
@@ -60,6 +62,14 @@ SCHEMA: dict[str, dict[str, type]] = {
     "stop_notes": {"day": str, "stop_id": str, "status": str, "reason": str, "ts": float},
     "daily_summaries": {"day": str, "created_ts": float, "alerts": int, "json": str},
     "clients_served": {"visit_id": str, "day": str, "count": int, "updated_ts": float},
+    # The staff page's tallies (busd/services): counts per service type, seconds per
+    # activity, and each visit's place and current activity. Numbers only, never who.
+    "service_counts": {"visit_id": str, "day": str, "service": str, "count": int,
+                       "updated_ts": float},
+    "activity_time": {"visit_id": str, "day": str, "activity": str, "seconds": float,
+                      "updated_ts": float},
+    "visit_services": {"visit_id": str, "day": str, "place_id": str, "activity": str,
+                       "since_ts": float, "updated_ts": float},
     # Each accepted plan's projected SOC curve (busd/monitoring/plan_projections.py).
     "plan_projections": {"day": str, "proposal_id": str, "seq": int, "accepted_ts": float,
                          "ts": float, "soc": float},
@@ -67,6 +77,8 @@ SCHEMA: dict[str, dict[str, type]] = {
 _PKS: dict[str, tuple[str, ...]] = {
     "legs": ("id",), "visits": ("id",), "charges": ("id",), "soc_samples": ("ts",),
     "clients_served": ("visit_id",), "plan_projections": ("proposal_id", "seq"),
+    "service_counts": ("visit_id", "service"), "activity_time": ("visit_id", "activity"),
+    "visit_services": ("visit_id",),
     "plan_stops": ("day", "stop_id"), "stop_notes": ("day", "stop_id"),
     "daily_summaries": ("day",),
 }
@@ -191,6 +203,39 @@ class MonitoringStore:
             _upsert(conn, "clients_served",
                     {"visit_id": visit_id, "day": day, "count": count, "updated_ts": ts})
 
+    def save_tally(self, tally: VisitTally, *, ts: float) -> None:
+        """One visit's tally in one transaction (its total too, as the clients served)."""
+        with self._writing("services") as conn:
+            base = {"visit_id": tally.visit_id, "day": tally.day, "updated_ts": ts}
+            for service, count in tally.counts.items():
+                _upsert(conn, "service_counts", {**base, "service": service, "count": count})
+            for activity, seconds in tally.activity_s.items():
+                _upsert(conn, "activity_time", {**base, "activity": activity, "seconds": seconds})
+            _upsert(conn, "visit_services", {**base, "place_id": tally.place_id,
+                                             "activity": tally.activity,
+                                             "since_ts": tally.since_ts})
+            _upsert(conn, "clients_served", {**base, "count": tally.total})
+
+    def tallies(self, since_day: str) -> list[VisitTally]:
+        """The tallies of visits on ``since_day`` (YYYY-MM-DD) and after."""
+        with self._lock:
+            heads = self._rows("SELECT * FROM [visit_services] WHERE day >= ?", [since_day])
+            counts = self._rows("SELECT * FROM [service_counts] WHERE day >= ?", [since_day])
+            times = self._rows("SELECT * FROM [activity_time] WHERE day >= ?", [since_day])
+        by_visit: dict[str, tuple[dict[str, int], dict[str, float]]] = {
+            h["visit_id"]: ({}, {}) for h in heads}
+        for c in counts:
+            by_visit.setdefault(c["visit_id"], ({}, {}))[0][c["service"]] = int(c["count"])
+        for t in times:
+            by_visit.setdefault(t["visit_id"], ({}, {}))[1][t["activity"]] = float(t["seconds"])
+        return [
+            VisitTally(visit_id=h["visit_id"], day=h["day"], place_id=h["place_id"],
+                       counts=MappingProxyType(by_visit[h["visit_id"]][0]),
+                       activity_s=MappingProxyType(by_visit[h["visit_id"]][1]),
+                       activity=h["activity"], since_ts=h["since_ts"])
+            for h in heads
+        ]
+
     @contextlib.contextmanager
     def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
         """One transaction under the lock; a disk that refuses it becomes StoreError."""
@@ -243,6 +288,8 @@ class MonitoringStore:
             out["plan_stops"] = rows("plan_stops", "day, seq")
             out["notes"] = rows("stop_notes")
             out["clients"] = rows("clients_served")
+            out["services"] = rows("service_counts")
+            out["activities"] = rows("activity_time")
             out["projections"] = rows("plan_projections", "accepted_ts, seq")
             out["summaries"] = rows("daily_summaries", "day")
         return out

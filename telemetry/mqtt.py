@@ -92,6 +92,7 @@ def make_client(
     protocol: aiomqtt.ProtocolVersion,
     will: aiomqtt.Will | None = None,
     persistent_session: bool = False,
+    session_expiry_s: int = 7 * 86400,  # the office may be off over a weekend
     max_inflight: int = 20,
     max_queued_incoming: int = 1000,
 ) -> aiomqtt.Client:
@@ -105,7 +106,7 @@ def make_client(
         clean_start = not persistent_session
         if persistent_session:
             properties = _properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = 7 * 86400  # the office may be off over a weekend
+            properties.SessionExpiryInterval = session_expiry_s
     else:
         clean_session = not persistent_session
     return aiomqtt.Client(
@@ -127,6 +128,22 @@ def make_client(
         clean_start=clean_start,
         properties=properties,
     )
+
+
+def manual_ack(client: aiomqtt.Client) -> None:
+    """Stop aiomqtt's paho client from acknowledging messages as it receives them.
+
+    aiomqtt 2.x has no public API for it (aiomqtt#345); its paho client does (paho-mqtt 2.x
+    ``manual_ack_set``). Call before connecting: a persistent session's queued messages come
+    right after the CONNACK.
+    """
+    client._client.manual_ack_set(True)
+
+
+def acknowledge(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    """PUBACK one message (QoS 1). On a connection that is already gone this does nothing: the
+    broker sends the message again on the next connection (the receiver drops the copy)."""
+    client._client.ack(message.mid, message.qos)
 
 
 def _properties(packet_type: int) -> Properties:

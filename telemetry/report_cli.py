@@ -185,6 +185,7 @@ def print_day(console: Console, s: Row, records: dict[str, list[Row]], zone: Zon
                             _n(r.get("energy_added_kwh"), 2), _n(r.get("peak_kw")),
                             _n(r.get("soc_start")), _n(r.get("soc_end")))
         console.print(charges)
+    print_services(console, s, records)
     if s["stops"]:
         stops = Table(title="Planned stops", title_justify="left")
         for col in ("stop", "status", "planned min", "min on site", "reason"):
@@ -228,12 +229,53 @@ def print_month(console: Console, s: Row) -> None:
         f"lift cycles {s['lift_cycles']}, alerts {s['alerts']}, "
         f"unplanned stops {s['unplanned_stops']}"
     )
+    print_services(console, s, None)
+
+
+def print_services(console: Console, s: Row, records: dict[str, list[Row]] | None) -> None:
+    """Clients served per service type (per visit, with the day's records) and minutes per
+    activity: the staff page's tallies."""
+    from rich.table import Table
+
+    if not s.get("services") and not s.get("activities_min"):
+        return
+    types = sorted(s.get("services") or {})
+    # The title on its own line: a narrow table would wrap it.
+    console.print(f"[italic]Clients served by type ({s.get('clients_served', 0)} in all)[/italic]")
+    table = Table()
+    table.add_column("place")
+    for name in types:
+        table.add_column(name, justify="right")
+    if records is not None:
+        names = {v["id"]: v.get("place_name") or "-" for v in records["visit"]}
+        by_visit: dict[str, dict[str, int]] = {}
+        for row in records.get("services", ()):
+            by_visit.setdefault(row["visit_id"], {})[row["service"]] = int(row["count"] or 0)
+        for visit_id, counts in by_visit.items():
+            table.add_row(names.get(visit_id, visit_id), *(str(counts.get(t, 0)) for t in types))
+    table.add_row("[bold]all[/bold]", *(str(s["services"][t]) for t in types))
+    console.print(table)
+    if s.get("activities_min"):
+        console.print("time by activity: " + ", ".join(
+            f"{name} {minutes:.0f} min" for name, minutes in s["activities_min"].items()))
 
 
 # --- CSV and plot ------------------------------------------------------------------
 
 
+def _flat(row: Row) -> Row:
+    """A summary row for CSV: each per-type or per-activity figure its own column."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
 def _write_csv(path: Path, rows: list[Row]) -> None:
+    rows = [_flat(row) for row in rows]
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -250,6 +292,8 @@ def write_day_csv(out: Path, day: str, summary: Row, records: dict[str, list[Row
         f"visits_{day}.csv": records["visit"],
         f"charging_{day}.csv": records["charge"],
         f"stops_{day}.csv": summary["stops"],
+        f"services_{day}.csv": records.get("services", []),
+        f"activities_{day}.csv": records.get("activities", []),
         f"summary_{day}.csv": [{k: v for k, v in summary.items() if k != "stops"}],
     }
     for name, rows in files.items():

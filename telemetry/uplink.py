@@ -24,8 +24,11 @@ connects again with capped, jittered exponential back-off.
 - resend (``cmd/resend``): kept records the office asked for again go out on
   the backlog topics with their original ``seq`` and ``ts``, one batch at a
   time and only while no live or backlog record waits.
-- ``cmd/+`` in: validated by :class:`CommandDispatcher`; each answer is a
-  durable record on ``cmd/result``.
+- ``cmd/+`` in (QoS 1, persistent session: what the office sent while the bus
+  was offline arrives when it connects, until ``mqtt.session_expiry_s`` or the
+  command's own message expiry): validated by :class:`CommandDispatcher`; a
+  receipt as the command arrives and each answer are durable records on
+  ``cmd/result``; a command delivered twice is answered from memory.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from busd import __version__
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MotionConfig, MqttConfig, UplinkConfig
 from busd.errors import StorageError
-from busd.event_catalog import PlanDocument
+from busd.event_catalog import CommandReceived, CommandResult, PlanDocument
 from busd.motion import DEFAULT_MOTION, moving_now
 from busd.reconnect import Link, Reconnector
 from busd.state import VehicleState
@@ -248,7 +251,13 @@ class Uplink:
         client = mqtt.make_client(
             self._settings, identifier=self._client_id, protocol=self._protocol, will=will,
             max_inflight=self._cfg.inflight, max_queued_incoming=100,
+            # The broker keeps the commands sent while the bus is offline (QoS 1, each until
+            # its own message expiry) and hands them over when it connects again.
+            persistent_session=True, session_expiry_s=self._mqtt_cfg.session_expiry_s,
         )
+        # A command is acknowledged only once its answer is kept: a bus killed in between gets
+        # it again on the next connection, and answers the copy from memory (exactly once).
+        mqtt.manual_ack(client)
         async with client:
             self.connected = True
             # Each command topic by name, not cmd/+, which would echo our own cmd/result back.
@@ -379,15 +388,21 @@ class Uplink:
         async for message in client.messages:
             topic = str(message.topic)
             if not topic.startswith(cmd_prefix):
+                mqtt.acknowledge(client, message)
                 continue
             name = topic[len(cmd_prefix):]
             payload = message.payload if isinstance(message.payload, bytes) else \
                 str(message.payload or "").encode()
             self.counters["commands"] += 1
-            result = await self._commands.handle(name, payload)
+            result = await self._commands.handle(name, payload, received=self._keep_answer)
             # On a full disk the answer waits in the outbox's memory and goes out when the
             # disk takes it again: the link stays up, the command is not lost.
-            await self._outbox.keep("cmd_result", result.kind, result)
+            await self._keep_answer(result)
+            mqtt.acknowledge(client, message)
+
+    async def _keep_answer(self, answer: CommandResult | CommandReceived) -> None:
+        """A receipt or an answer, durable on cmd/result in order with the other records."""
+        await self._outbox.keep("cmd_result", answer.kind, answer)
 
     async def _publish_plan(self, client: aiomqtt.Client) -> None:
         while True:

@@ -75,14 +75,13 @@ def dispatcher() -> RecordingDispatcher:
     ("plan", json.dumps({"schema": "busd.cmd.ping/1"}).encode(), "schema must be"),
     ("plan", json.dumps(plan(1, bus="bus-02")).encode(), "addressed to bus 'bus-02'"),
     ("plan", json.dumps(plan(1, date="2025-12-31")).encode(),
-     "date: plan is for 2025-12-31, today is 2026-01-01"),
-    ("plan", json.dumps(plan(1, date="2026-01-02")).encode(),
-     "date: plan is for 2026-01-02, today is 2026-01-01"),
+     "date: expired: plan is for 2025-12-31, today is 2026-01-01"),
     ("plan", json.dumps(plan(2, doc=plan_doc(1))).encode(),
      "the command is for 2026-01-01 version 2, its plan for 2026-01-01 version 1"),
     ("plan", json.dumps(plan(1, doc={"stops": []})).encode(), "invalid plan: plan.date: Field"),
-    ("plan", json.dumps(plan(1, doc=plan_doc(1, timezone="America/New_York"))).encode(),
-     "date: plan is for 2026-01-01, today is 2025-12-31"),  # 19:00 the day before there
+    ("plan", json.dumps(plan(1, date="2025-12-31",
+                             doc=plan_doc(1, "2025-12-31", timezone="Asia/Tokyo"))).encode(),
+     "date: expired: plan is for 2025-12-31, today is 2026-01-01"),  # 09:00 the day after there
     ("plan", json.dumps(plan(0)).encode(), "version: Input should be greater than or equal"),
     ("plan", json.dumps(plan(1, evil=True)).encode(), "evil: Extra inputs are not permitted"),
     ("plan", b" " * 5000, "payload is 5000 bytes, the limit is 4096"),
@@ -102,15 +101,47 @@ async def test_plan_version_must_increase_and_is_kept_only_when_accepted(
 ) -> None:
     assert (await dispatcher.handle("plan", json.dumps(plan(3)).encode())).accepted
     old = await dispatcher.handle("plan", json.dumps(plan(2)).encode())
-    assert old.reason == "version 2 is not above the accepted version 3"
+    assert old.reason == "version 2 is not above the version 3 accepted for 2026-01-01"
     assert old.id == "p2"
     with_stop = plan_doc(4, stops=[{"id": "x", "name": "X", "lat": 56.0, "lon": 26.0,
                                     "planned_min": 60, "min_min": 30, "priority": 5}])
     refused = await dispatcher.handle("plan", json.dumps(plan(4, doc=with_stop)).encode())
     assert refused.reason == "stop 'x' is not in the catalogue"
-    # The refused version 4 was not remembered, so 4 can come again.
-    assert (await dispatcher.handle("plan", json.dumps(plan(4)).encode())).accepted
+    # The refused version 4 was not remembered as the day's, so 4 can come again (a new
+    # command: the same one again gets the same answer).
+    again = await dispatcher.handle("plan", json.dumps(plan(4, doc=with_stop)).encode())
+    assert again == refused
+    corrected = plan(4) | {"id": "p4-corrected"}
+    assert (await dispatcher.handle("plan", json.dumps(corrected).encode())).accepted
     assert [b["version"] for b in dispatcher.received] == [3, 4, 4]
+
+
+async def test_a_command_delivered_twice_runs_once_and_gets_the_same_answer(
+    dispatcher: RecordingDispatcher,
+) -> None:
+    first = await dispatcher.handle("plan", json.dumps(plan(3)).encode())
+    assert first.accepted and first.detail.version == 3
+    # The broker delivers it again (QoS 1 after a lost connection): the same answer.
+    assert await dispatcher.handle("plan", json.dumps(plan(3)).encode()) == first
+    # The office sends the same plan version again under a new id: the same answer, its id.
+    resent = await dispatcher.handle("plan", json.dumps(plan(3) | {"id": "again"}).encode())
+    assert resent == first.model_copy(update={"id": "again"})
+    assert [b["version"] for b in dispatcher.received] == [3]
+    assert dispatcher.counters["duplicates"] == 2
+
+
+async def test_answers_survive_a_restart_and_stay_bounded() -> None:
+    from telemetry.command_answers import ANSWERS_KEY
+
+    store = Store()
+    first = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=store)
+    ping = {"schema": "busd.cmd.ping/1", "bus": "bus-01", "ts": "2026-01-01T00:00:00.000Z"}
+    answer = await first.handle("ping", json.dumps(ping | {"id": "ping-0"}).encode())
+    restarted = CommandDispatcher(bus_id="bus-01", clock=ManualClock(), store=store)
+    assert await restarted.handle("ping", json.dumps(ping | {"id": "ping-0"}).encode()) == answer
+    for n in range(1, 260):
+        await restarted.handle("ping", json.dumps(ping | {"id": f"ping-{n}"}).encode())
+    assert len(json.loads(store.meta[ANSWERS_KEY])) == 200  # the oldest went
 
 
 async def test_plan_without_handler_and_slow_handler(dispatcher: RecordingDispatcher) -> None:
@@ -206,10 +237,11 @@ async def test_hostile_commands_over_the_broker(mosquitto: Mosquitto, tmp_path: 
         assert [r["accepted"] for r in results] == [False, False, True, False, False, True]
         assert results[0]["reason"].startswith("not valid JSON")
         assert results[1]["reason"] == "addressed to bus 'bus-02', this is 'bus-01'"
-        assert results[2]["detail"] == {"bus_ts": None, "version": 5, "problems": None,
+        assert results[2]["detail"] == {"bus_ts": None, "version": 5, "scheduled": None,
+                                        "problems": None,
                                         "resent": None, "pending": None, "missing": None,
                                         "missing_records": None}
-        assert results[3]["reason"] == "version 4 is not above the accepted version 5"
+        assert results[3]["reason"] == f"version 4 is not above the version 5 accepted for {today}"
         assert results[4]["reason"].startswith("payload is 10485762 bytes")
         assert results[5]["id"] == "ping-1" and results[5]["detail"]["bus_ts"].endswith("Z")
         # Still alive and publishing after all that.
@@ -242,4 +274,6 @@ async def test_the_dispatcher_and_the_planner_accept_the_same_days(date: str, zo
         doc, now=clock.now())
     assert by_dispatcher.accepted == by_planner.accepted
     local = dt.datetime.fromtimestamp(clock.now(), ZoneInfo(zone)).date().isoformat()
-    assert by_planner.accepted == (date == local)
+    # Today is followed, a later day kept for its day, a day passed expired.
+    assert by_planner.accepted == (date >= local)
+    assert by_planner.scheduled == (dt.date.fromisoformat(date) if date > local else None)

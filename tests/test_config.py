@@ -225,3 +225,16 @@ def test_run_stops_cleanly_on_sigterm_within_5_s(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "busd_stopped" in rest
     assert took < 5.0
+
+
+@pytest.mark.parametrize("seconds", [0, 59, 30 * 86400 + 1])
+def test_the_session_expiry_is_bounded(tmp_path: Path, seconds: int) -> None:
+    """The broker keeps a bus's session (and the commands sent while it is away) for a bounded
+    time: never for ever, never too short to ride out a restart."""
+    path = write_config(tmp_path, MINIMAL + f"[mqtt]\nsession_expiry_s = {seconds}\n")
+    assert [key for key, _ in problems(path)] == ["mqtt.session_expiry_s"]
+
+
+def test_the_session_expiry_defaults_to_two_days(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, MINIMAL))
+    assert config.mqtt.session_expiry_s == 2 * 86400

@@ -248,25 +248,24 @@ async def test_proposal_appears_and_accept_acknowledges_it(browser: Browser) -> 
             await screenshot(page, "display-lv-800x480.png")
 
 
-async def test_clients_counter_counts_per_visit(browser: Browser) -> None:
+async def test_the_drivers_page_shows_the_days_total_and_no_counter(browser: Browser) -> None:
     clock = SystemClock()
     state = fed_state(clock)
-    counter = FakeClientsCounter()
+    counter = FakeClientsCounter(counts={"turki-1": 5})
     async with serving(make_server(state, clock, clients=counter), clock) as srv:
         page = await open_page(browser, srv.url)
-        await page.wait_for_selector("#plus:not([disabled])")
-        assert await text_of(page, "#clients-count") == "0"
-        for _ in range(3):
-            await page.click("#plus")
         await page.wait_for_function("() => document.getElementById('clients-count')"
-                                     ".textContent === '3'")
-        await page.click("#minus")
+                                     ".textContent === '5'")
+        assert await page.locator("#clients-card button").count() == 0  # counting is on /staff
+        await counter.increment(1, "notary")
+        await counter.increment(1, "social")
         await page.wait_for_function("() => document.getElementById('clients-count')"
-                                     ".textContent === '2'")
-        assert counter.counts == {"rudzati-1": 2}
-        counter.visit_id = None  # the bus left: the counter is off until the next visit
-        await page.wait_for_selector("#plus[disabled]")
-        assert await text_of(page, "#clients-note") == "Nav apmeklējuma"
+                                     ".textContent === '7'")
+        assert await text_of(page, "#clients-note") == "Šajā apmeklējumā: 2"
+        counter.visit_id = None  # the bus left: the day's total stays
+        await page.wait_for_function("() => document.getElementById('clients-note')"
+                                     ".textContent === 'Nav apmeklējuma'")
+        assert await text_of(page, "#clients-count") == "7"
 
 
 async def test_page_recovers_after_the_daemon_restarts(browser: Browser) -> None:
@@ -277,20 +276,23 @@ async def test_page_recovers_after_the_daemon_restarts(browser: Browser) -> None
     async with serving(server, clock):
         port = server.port
         assert port is not None
-        page = await open_page(browser, server.url)
+        driver = await open_page(browser, server.url)
+        page = await open_page(browser, server.url + "staff")
         await page.wait_for_selector("body:not(.unreachable)")
-        await page.click("#plus")
+        await page.click("li[data-type=notary] .plus")
         await wait_until(lambda: counter.counts.get("rudzati-1") == 1, timeout=5, what="count")
     # Daemon down: the page says so plainly.
-    await page.wait_for_selector("body.unreachable")
-    assert await text_of(page, "#stale-text") == catalogues()["lv"]["stale.unreachable"]
+    for shown in (driver, page):
+        await shown.wait_for_selector("body.unreachable")
+        assert await text_of(shown, "#stale-text") == catalogues()["lv"]["stale.unreachable"]
     state.update(sig.BATTERY_SOC, 41.0, source="test")
     restarted = make_server(state, clock, clients=counter, port=port)  # a new process: new secret
     async with serving(restarted, clock):
         await page.wait_for_selector("body:not(.unreachable)", timeout=15000)
-        await page.wait_for_function("() => document.getElementById('soc').textContent === '41 %'")
+        await driver.wait_for_function(
+            "() => document.getElementById('soc').textContent === '41 %'", timeout=15000)
         # The page took the new session token from the stream: writes still work.
-        await page.click("#plus")
+        await page.click("li[data-type=notary] .plus")
         await wait_until(lambda: counter.counts.get("rudzati-1") == 2, timeout=5,
                          what="count after restart")
 
@@ -334,7 +336,7 @@ async def test_language_switch_changes_every_visible_text(browser: Browser, lang
         title = await page.title()
         left = [t for t in _distinct_lv_texts(lang) if t.lower() in body or t in title]
         assert not left, f"Latvian left on the {lang} page: {left}"
-        for key in ("proposal.accept", "stops.title", "clients.title", "alerts.title"):
+        for key in ("proposal.accept", "stops.title", "clients.today", "alerts.title"):
             assert catalogues()[lang][key].lower() in body
         assert title == catalogues()[lang]["app.title"]
         if lang == "en":

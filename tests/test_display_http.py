@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from busd import signals as sig
 from busd.clock import SystemClock
-from busd.config import BusdConfig, DisplayConfig
+from busd.config import BusdConfig, DisplayConfig, ServicesConfig
 from busd.display import security
 from busd.display.i18n import catalogues
 from busd.display.server import DisplayServer
@@ -56,7 +56,7 @@ async def test_writes_need_the_token_and_the_same_origin(served: Served) -> None
     origin = url.rstrip("/")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         token = await _page_token(session, url)
-        body = {"delta": 1}
+        body = {"delta": 1, "service": "notary"}
         cases = [
             ({"Origin": origin}, "no token"),
             ({"Origin": origin, security.TOKEN_HEADER: "0" * 64}, "wrong token"),
@@ -79,8 +79,21 @@ async def test_writes_need_the_token_and_the_same_origin(served: Served) -> None
         form = {**good, "Content-Type": "application/x-www-form-urlencoded"}
         async with session.post(url + "api/clients", data="delta=1", headers=form) as r:
             assert r.status == 415  # a form post never counts
-        async with session.post(url + "api/clients", json={"delta": 5}, headers=good) as r:
+        async with session.post(url + "api/clients", json={"delta": 5, "service": "notary"},
+                                headers=good) as r:
             assert r.status == 400
+        for bad in ({"delta": 1}, {"delta": 1, "service": "haircut"}, {"delta": 1, "service": 7}):
+            async with session.post(url + "api/clients", json=bad, headers=good) as r:
+                assert r.status == 400, bad
+        for bad_activity in ({"activity": "nap"}, {"activity": 3}):
+            async with session.post(url + "api/activity", json=bad_activity, headers=good) as r:
+                assert r.status == 400, bad_activity
+        async with session.post(url + "api/activity", json={"activity": "waiting"},
+                                headers=headers) as r:
+            assert r.status == 403  # the last refused case's headers: no write
+        async with session.post(url + "api/activity", json={"activity": "consultation"},
+                                headers=good) as r:
+            assert r.status == 200 and (await r.json())["activity"] == "consultation"
         async with session.post(url + "api/plan/ack", json={"proposal_id": "old"},
                                 headers=good) as r:
             assert r.status == 409
@@ -88,6 +101,7 @@ async def test_writes_need_the_token_and_the_same_origin(served: Served) -> None
                                 headers={"Referer": url, security.TOKEN_HEADER: token}) as r:
             assert r.status == 200
         assert counter.counts == {"rudzati-1": 1} and planner.acknowledged == ["p-3"]
+        assert counter.by_type == {"notary": 1} and counter.activity == "consultation"
 
     # Another browser session's token is not this one's.
     async with (
@@ -103,9 +117,13 @@ async def test_no_visit_is_a_conflict_not_an_error(served: Served) -> None:
     counter.visit_id = None
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         token = await _page_token(session, server.url)
-        async with session.post(server.url + "api/clients", json={"delta": 1}, headers={
-            "Origin": server.url.rstrip("/"), security.TOKEN_HEADER: token}) as r:
-            assert r.status == 409
+        headers = {"Origin": server.url.rstrip("/"), security.TOKEN_HEADER: token}
+        async with session.post(server.url + "api/clients",
+                                json={"delta": 1, "service": "notary"}, headers=headers) as r:
+            assert r.status == 409 and (await r.json())["reason"] == "no_visit"
+        async with session.post(server.url + "api/activity", json={"activity": "waiting"},
+                                headers=headers) as r:
+            assert r.status == 409 and (await r.json())["reason"] == "no_visit"
 
 
 async def test_nothing_else_changes_state_and_foreign_hosts_are_refused(served: Served) -> None:
@@ -128,7 +146,7 @@ async def test_nothing_else_changes_state_and_foreign_hosts_are_refused(served: 
 
 
 def test_assets_are_all_local_and_markup_holds_no_text() -> None:
-    for name in ("index.html", "app.js", "app.css"):
+    for name in ("index.html", "app.js", "app.css", "staff.html", "staff.js", "staff.css"):
         text = STATIC.joinpath(name).read_text("utf-8")
         assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import|url\(", text), name
 
@@ -147,13 +165,14 @@ def test_assets_are_all_local_and_markup_holds_no_text() -> None:
             if not self._in_script and data.strip():
                 self.texts.append(data.strip())
 
-    parser = Texts()
-    parser.feed(STATIC.joinpath("index.html").read_text("utf-8"))
-    assert parser.texts == []
-    assert parser.keys and set(parser.keys) <= set(catalogues()["lv"])
-    script = STATIC.joinpath("app.js").read_text("utf-8")
-    for key in re.findall(r'\bt\("([a-z_.]*[a-z_])"', script):
-        assert key in catalogues()["lv"], key
+    for page, js in (("index.html", "app.js"), ("staff.html", "staff.js")):
+        parser = Texts()
+        parser.feed(STATIC.joinpath(page).read_text("utf-8"))
+        assert parser.texts == [], page
+        assert parser.keys and set(parser.keys) <= set(catalogues()["lv"]), page
+        script = STATIC.joinpath(js).read_text("utf-8")
+        for key in re.findall(r'\bt\("([a-z_.]*[a-z_])"', script):
+            assert key in catalogues()["lv"], (js, key)
 
 
 def test_catalogues_agree() -> None:
@@ -216,3 +235,25 @@ def test_session_tokens() -> None:
     assert security.host_allowed("bus-7.local", allowed)
     assert not security.host_allowed("evil.example:8080", allowed)
     assert not security.host_allowed(None, allowed)
+
+
+async def test_the_staff_page_is_served_with_the_configured_types_and_labels() -> None:
+    clock = SystemClock()
+    services = ServicesConfig(types=["passports", "other"], activities=[],
+                              labels={"passports": {"lv": "Pases", "lt": "Pasai",
+                                                    "en": "Passports"}})
+    server = make_server(VehicleState(clock), clock, clients=FakeClientsCounter(),
+                         services=services)
+    async with (serving(server, clock),
+                aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session,
+                session.get(server.url + "staff?lang=lt") as r):
+        assert r.status == 200 and "script-src 'self'" in r.headers["Content-Security-Policy"]
+        html = await r.text()
+    boot_text = re.search(r'<script id="boot" type="application/json">(.*?)</script>', html)
+    assert boot_text is not None and '<html lang="lt">' in html
+    boot = json.loads(boot_text.group(1))
+    assert boot["services"] == {
+        "types": [{"id": "passports", "labels": {"lv": "Pases", "lt": "Pasai", "en": "Passports"}},
+                  {"id": "other", "labels": {"lv": "Citi", "lt": "Kita", "en": "Other"}}],
+        "activities": []}  # no activity toggle
+    assert boot["token"] and '<script src="/static/staff.js"' in html

@@ -27,7 +27,8 @@ def test_every_kind_is_a_frozen_strict_model_with_its_own_kind() -> None:
     assert len(set(kinds)) == len(kinds)
     assert {"visit_started", "visit_ended", "leg_completed", "charging_started",
             "charging_ended", "plan_changed", "plan_accepted", "alert_raised", "alert_cleared",
-            "lift_cycle", "data_dropped", "cmd_result", "daily"} == set(kinds)
+            "lift_cycle", "data_dropped", "cmd_result", "daily", "service_counted",
+            "activity_changed"} == set(kinds)
     for model in ALL:
         config = model.model_config
         assert config.get("frozen") and config.get("extra") == "forbid", model

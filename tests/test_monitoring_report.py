@@ -12,6 +12,7 @@ import pytest
 
 from busd.monitoring.segment import DayTracker, Settings, places_of
 from busd.monitoring.summary import daily_summary, expected_visits, monthly_summary
+from busd.services.tally import VisitTally
 from telemetry import report_cli
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import DEPOT, PREILI, ROZUPE, TURKI, make_plan
@@ -65,7 +66,8 @@ def test_csv_files_for_spreadsheets(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "csv"
     assert report_cli.main(["report", DAY, "--db", str(db), "--csv", str(out)]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == [f"{k}_{DAY}.csv" for k in ("charging", "legs", "stops", "summary", "visits")]
+    assert names == [f"{k}_{DAY}.csv" for k in ("activities", "charging", "legs", "services",
+                                                 "stops", "summary", "visits")]
     with (out / f"visits_{DAY}.csv").open(encoding="utf-8") as f:
         visits = list(csv.DictReader(f))
     assert [v["place_name"] for v in visits] == [
@@ -74,6 +76,43 @@ def test_csv_files_for_spreadsheets(db: Path, tmp_path: Path) -> None:
     with (out / f"summary_{DAY}.csv").open(encoding="utf-8") as f:
         (summary,) = list(csv.DictReader(f))
     assert float(summary["km"]) > 50 and summary["lift_cycles"] == "3"
+
+
+def count_services(store: MonitoringStore, day: str) -> None:
+    """The staff page's tallies at the day's stops: Rožupe 2 notary + 1 social, Turki 3 social;
+    Rožupe set up 5 min and served 20."""
+    visits = {v["place_id"]: v for v in store.day_records_sync(day)["visit"]}
+    for place, counts, seconds in (("rozupe", {"notary": 2, "social": 1},
+                                    {"setup": 300.0, "serving": 1200.0}),
+                                   ("turki", {"social": 3}, {})):
+        store.save_tally(VisitTally(visits[place]["id"], day, place, counts=counts,
+                                    activity_s=seconds), ts=0.0)
+
+
+def test_services_by_type_and_time_by_activity_in_the_day_and_the_month(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = MonitoringStore(db)
+    count_services(store, DAY)
+    store.close()
+    out_dir = tmp_path / "csv"
+    assert report_cli.main(["report", DAY, "--db", str(db), "--csv", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Clients served by type (6 in all)" in out
+    assert "time by activity: serving 20 min, setup 5 min" in out
+    table = out.split("Clients served by type", 1)[1].splitlines()
+    header = next(line for line in table if "place" in line)
+    rozupe = next(line for line in table if "Rožupe" in line)
+    cells = dict(zip([c.strip() for c in header.split("┃")],
+                     [c.strip() for c in rozupe.split("│")], strict=True))
+    assert (cells["notary"], cells["social"]) == ("2", "1"), rozupe
+    with (out_dir / f"summary_{DAY}.csv").open(encoding="utf-8") as f:
+        (summary,) = list(csv.DictReader(f))
+    assert (summary["clients_served"], summary["services.notary"], summary["services.social"],
+            summary["activities_min.serving"]) == ("6", "2", "4", "20.0")
+    assert report_cli.main(["report", "--month", "2026-01", "--db", str(db)]) == 0
+    month = capsys.readouterr().out
+    assert "Clients served by type (6 in all)" in month and "serving 20 min" in month
 
 
 def test_soc_plot_is_written(db: Path, tmp_path: Path) -> None:

@@ -205,6 +205,8 @@ def test_a_late_record_on_a_backlog_topic_is_stored_under_its_own_topic() -> Non
     assert TOPICS.filters(share="g", backlog=False) == [
         "$share/g/multimobile/v1/+/telemetry", "$share/g/multimobile/v1/+/event/+",
         "$share/g/multimobile/v1/+/report/+", "$share/g/multimobile/v1/+/cmd/result"]
+    assert TOPICS.results("lv-01") == ["multimobile/v1/lv-01/cmd/result",
+                                       "multimobile/v1/lv-01/backlog/cmd/result"]
     assert TOPICS.filters(live=False) == [
         "multimobile/v1/+/backlog/telemetry", "multimobile/v1/+/backlog/event/+",
         "multimobile/v1/+/backlog/report/+", "multimobile/v1/+/backlog/cmd/result"]

@@ -370,3 +370,40 @@ async def test_the_ack_inbox_is_read_once_a_second_not_on_every_change(tmp_path:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_plan_kept_for_tomorrow_is_followed_when_the_day_turns_and_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    planner, state, clock, sink = make(tmp_path, start=time(23, 59))
+    plan = load_plan(PLAN_FILE)
+    depot = plan.depot
+    feed(state, 80, depot.lat, depot.lon)
+    tomorrow = json.loads(plan.model_dump_json()) | {
+        "date": "2026-12-15", "version": 7}
+    c = ctx()
+    task = asyncio.create_task(planner.run(c))
+    try:
+        await wait_until(lambda: planner.core.plan is not None, timeout=5, what="today's plan")
+        result = await planner.replace_plan(tomorrow)
+        assert result.accepted and str(result.scheduled) == "2026-12-15"
+        assert planner.core.plan is not None and planner.core.plan.version == plan.version
+        assert (tmp_path / "planner" / "plans" / "2026-12-15.json").exists()
+
+        await clock.advance(120)  # past midnight in Riga
+        feed(state, 79, depot.lat, depot.lon)  # wakes the loop
+        # Announced once the planner follows it (the core holds it a moment before).
+        await wait_until(lambda: ("plan_changed", "office", 7) in [
+            (kind, e.get("cause"), e.get("version")) for kind, e in sink.events],
+            timeout=5, what="tomorrow's plan followed")
+        assert planner.core.plan is not None and planner.core.plan.version == 7
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    # A restart on that day follows the kept office plan, not the plan file.
+    restarted = Planner(config=PlannerConfig(), bus_id="sim-01", state=state, clock=clock,
+                        plan_source=FilePlanSource(PLAN_FILE), plan_sink=sink, events=sink,
+                        data_dir=tmp_path)
+    await run_until(restarted, plan_loaded(restarted), what="the kept plan")
+    assert restarted.core.plan is not None and restarted.core.plan.version == 7

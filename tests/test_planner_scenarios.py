@@ -228,7 +228,8 @@ def office(core: PlannerCore, plan_date: date, data: dict[str, Any]
          "(plan)", "unknown charger 'riga'"),
         (lambda d: d["stops"][0].update(planned_min=-30), "stops.0.planned_min", "greater than 0"),
         (lambda d: d["stops"][2].update(min_min=-5), "stops.2.min_min", "greater than or equal"),
-        (lambda d: d.update(date="2026-12-15"), "date", "today is 2026-12-14"),
+        (lambda d: d.update(date="2026-12-13"), "date", "expired: plan is for 2026-12-13, "
+         "today is 2026-12-14"),
         (lambda d: d.update(bus="sim-02"), "bus", "this is 'sim-01'"),
         (lambda d: d.update(version=1), "version", "not newer than the current 1"),
     ],

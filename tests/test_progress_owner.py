@@ -16,16 +16,16 @@ from zoneinfo import ZoneInfo
 
 from busd import signals as sig
 from busd.clock import ManualClock
-from busd.config import MonitoringConfig, PlannerConfig
+from busd.config import MonitoringConfig, PlannerConfig, ServicesConfig
 from busd.display.ports import NoVisit
 from busd.display.snapshot import SnapshotSettings, build_snapshot
 from busd.monitoring.tracker import Tracker
 from busd.plan import Plan, haversine_m
 from busd.planner.component import Planner
 from busd.planner.display_view import PlannerDisplayView
+from busd.services.counter import ServiceCounter
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth, Phase
-from telemetry.display_adapters import ClientsServed
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import DEPOT, ROZUPE, TURKI, CaptureSink, make_plan
 from tests.support.wait import wait_until
@@ -54,16 +54,15 @@ class Day:
                                clock=clock, plan_source=OnePlan(self.plan), plan_sink=self,
                                events=self.office)
         self.planner.core.load(self.plan, clock.now())
-        self.clients = ClientsServed(store=store, clock=clock)
+        self.clients = ServiceCounter(config=ServicesConfig(), store=store, clock=clock,
+                                      sink=self.office, timezone="Europe/Riga")
         self.view = PlannerDisplayView(self.planner)
         self.tracker = Tracker(state=self.state, clock=clock, plan=self.plan, store=store,
                                sink=self.office, config=MonitoringConfig(min_visit_min=3.0),
-                               subscribers=[self.planner, self.clients])
+                               subscribers=[self.planner, self.clients], services=self.clients)
         self.lat, self.lon, self.odo = DEPOT[2], DEPOT[3], 5000.0
 
     async def close(self) -> None:
-        # The counter reads a resumed visit's count off the loop: let those reads finish.
-        await asyncio.gather(*(asyncio.all_tasks() - {asyncio.current_task()}))
         self.store.close()
 
     async def publish_plan(self, document: Any) -> None:  # the planner's PlanPublisher
@@ -151,20 +150,20 @@ async def test_no_visit_means_no_now_and_the_counter_refuses(tmp_path: Path) -> 
     assert haversine_m(day.lat, day.lon, ROZUPE[2], ROZUPE[3]) < 150
     assert all(not now_stops(s) and s["clients"] is None for s in shots)
     try:
-        await day.clients.increment(1)
+        await day.clients.increment(1, "other")
     except NoVisit:
         pass
     else:
         raise AssertionError("the counter counted outside a visit")
     shots = await day.park(3 * 60 + 1)
     assert now_stops(shots[-1]) == ["rozupe"] and shots[-1]["clients"] is not None
-    assert await day.clients.increment(1) == 1
+    assert await day.clients.increment(1, "other") == 1
     await day.close()
 
 
-async def start(tracker: Tracker, clock: ManualClock) -> asyncio.Task[None]:
-    health = ComponentHealth(tracker.name, False)
-    task = asyncio.create_task(tracker.run(ComponentContext(health, clock)))
+async def start(part: Tracker | ServiceCounter, clock: ManualClock) -> asyncio.Task[None]:
+    health = ComponentHealth(part.name, False)
+    task = asyncio.create_task(part.run(ComponentContext(health, clock)))
     await wait_until(lambda: health.phase is Phase.RUNNING, timeout=5, what="tracker ready")
     return task
 
@@ -180,28 +179,37 @@ async def test_after_a_restart_the_planner_and_the_counter_follow_the_resumed_vi
     await first.park(300)
     visit = first.tracker.day.visit
     assert visit is not None and visit.place is not None and visit.place.id == "rozupe"
-    await first.clients.increment(2)
-    task = await start(first.tracker, clock)  # its writer stores the open visit on stop
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await first.clients.increment(1, "notary")
+    await first.clients.increment(1, "social")
+    tasks = [await start(first.clients, clock), await start(first.tracker, clock)]
+    for task in tasks:  # the tracker's writer stores the open visit on stop
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     await first.close()
 
     await clock.advance(120.0)  # busd was down for two minutes
     again = Day(tmp_path, clock, MonitoringStore(path))
     again.lat, again.lon, again.odo = first.lat, first.lon, first.odo
+    # Started as busd/app.py starts them: the counter (its tallies read back) first.
+    counter = await start(again.clients, clock)
     task = await start(again.tracker, clock)
     try:
         # Told on start, before any sample: where the bus is, and since when.
         progress = again.planner.core.progress
         assert progress.at == "rozupe" and progress.arrived == visit.start.ts
         assert now_stops(again.snapshot()) == ["rozupe"]
-        def counted() -> bool:  # the count is read back from the store, off the loop
-            count = again.clients.current()
-            return count is not None and count.count == 2 and count.visit_id == visit.id
-
-        await wait_until(counted, timeout=5, what="the resumed visit's count")
+        count = again.clients.current()
+        assert count is not None and count.visit_id == visit.id
+        assert (count.count, dict(count.counts)) == (2, {"notary": 1, "social": 1})
+        # The visit that resumed ends: its visit_ended carries every type's count.
+        await again.drive(TURKI)
+        ended = again.office.of("visit_ended")
+        assert [e["place_id"] for e in ended] == ["rozupe"]
+        assert ended[0]["services"] == {"municipal": 0, "social": 1, "notary": 1,
+                                        "orphans_court": 0, "library": 0, "other": 0}
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for running in (task, counter):
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
     assert again.office.of("visit_started") == []  # the office heard of it from the first run
     await again.close()

@@ -19,6 +19,7 @@ import pytest
 
 from busd.cli import main as busd_main
 from office.archive import Archive, open_archive
+from office.dispatch import command_statuses
 from office.live import Office
 from telemetry.mqtt import BrokerSettings, make_client
 from telemetry.wiring import UplinkParts
@@ -92,6 +93,10 @@ async def test_records_the_broker_acknowledged_but_no_office_archived_are_recove
             assert answer["result"]["accepted"] is True
             assert answer["result"]["detail"]["resent"] == lost_to - lost_from + 1
             assert answer["result"]["detail"]["missing"] == []
+            # The ask is followed in the archive's commands table like any command.
+            [(sent, state)] = await command_statuses(archive, bus=BUS)
+            assert (sent.sent.command, sent.sent.id, state) == ("resend", answer["id"],
+                                                                "accepted")
 
             async def healed() -> bool:
                 return await archive.gaps(BUS) == []

@@ -270,9 +270,10 @@ async def test_a_command_answered_while_the_disk_refuses_writes_is_kept_and_deli
             await wait_until(lambda: parts.uplink.counters["commands"] == 1, timeout=10,
                              what="the command to be handled")
             await wait_until(lambda: sup.health["outbox"].phase is Phase.DEGRADED, timeout=10)
-            # The answer is kept in memory (the counter above moves before it is handed over).
-            await wait_until(lambda: parts.outbox.unwritten == 1, timeout=10,
-                             what="the answer kept in memory")
+            # The receipt and the answer are kept in memory (the counter above moves before
+            # they are handed over).
+            await wait_until(lambda: parts.outbox.unwritten == 2, timeout=10,
+                             what="the receipt and the answer kept in memory")
             # The uplink goes on: not failed, still connected.
             assert sup.health["uplink"].restarts == 0 and sup.health["uplink"].last_error == ""
             assert parts.uplink.connected
@@ -320,7 +321,7 @@ async def test_a_plan_accepted_while_the_disk_refuses_writes_is_answered_accepte
         assert result.detail.version == 3 and taken == [3]
         assert reports and reports[-1] is not None  # degraded and reported, not failed
         older = await commands.handle("plan", json.dumps(plan(2)).encode())
-        assert not older.accepted and "not above the accepted version 3" in older.reason
+        assert not older.accepted and "not above the version 3 accepted" in older.reason
 
         await read_only(outbox, False)
         await outbox.flush()  # the outbox's loop retries this after its back-off

@@ -208,7 +208,7 @@ async def test_the_daemon_wires_every_writer_to_one_alert_shown_on_the_live_stat
         if policy is not None:
             policy.refused("full")
     expected = {"outbox", "events", "alerts", "stop notes", "plan projections", "monitoring",
-                "daily summary", "monitoring retention"} | (
+                "daily summary", "monitoring retention", "services"} | (
                     {"planner"} if "planner" in names else set())
     assert set(status.failing) == expected
     daemon.store.close()

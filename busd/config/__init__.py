@@ -11,7 +11,7 @@ by ``busd check-config`` and when ``busd run`` refuses to start.
 Import everything from here. One module per part of the file:
 :mod:`~busd.config.base` (``Strict``, ``log``, ``supervisor``, ``motion``),
 :mod:`~busd.config.devices` (``can``, ``gps``, ``lift``, ``lift_alert``),
-:mod:`~busd.config.display`, :mod:`~busd.config.simulators`,
+:mod:`~busd.config.display`, :mod:`~busd.config.services`, :mod:`~busd.config.simulators`,
 :mod:`~busd.config.uplink` (``mqtt``, ``outbox``, ``uplink``),
 :mod:`~busd.config.day` (``monitoring``, ``planner``), and
 :mod:`~busd.config.loading` (``BusdConfig``, ``load_config``).
@@ -30,6 +30,7 @@ from busd.config.devices import (
 )
 from busd.config.display import DisplayConfig
 from busd.config.loading import CONFIG_ENV, BusdConfig, BusId, load_config, outbox_path
+from busd.config.services import ServicesConfig
 from busd.config.simulators import (
     BrokerSimulatorConfig,
     CanSimulatorConfig,
@@ -71,6 +72,7 @@ __all__ = [
     "MqttConfig",
     "OutboxConfig",
     "PlannerConfig",
+    "ServicesConfig",
     "SignalMapping",
     "SimulatorsConfig",
     "Strict",

@@ -14,6 +14,7 @@ from busd.config.base import LogConfig, MotionConfig, SupervisorConfig
 from busd.config.day import MonitoringConfig, PlannerConfig
 from busd.config.devices import CanConfig, GpsConfig, LiftAlertConfig, LiftConfig
 from busd.config.display import DisplayConfig
+from busd.config.services import ServicesConfig
 from busd.config.simulators import SimulatorsConfig
 from busd.config.uplink import MqttConfig, OutboxConfig, UplinkConfig
 from busd.errors import ConfigError
@@ -58,6 +59,10 @@ class BusdConfig(BaseModel):
         default=DisplayConfig(), description="the driver's display (web page)"
     )
     planner: PlannerConfig = PlannerConfig()
+    services: ServicesConfig = Field(
+        default=ServicesConfig(), description="service types counted and activities timed "
+        "per visit (the staff page)"
+    )
 
     @property
     def monitoring_db(self) -> Path:

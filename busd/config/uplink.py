@@ -46,6 +46,11 @@ class MqttConfig(Strict):
     timeout_s: float = Field(default=10.0, gt=0, description="connect/publish/ack timeout")
     reconnect_initial_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
+    session_expiry_s: int = Field(
+        default=2 * 86400, ge=60, le=30 * 86400,
+        description="the broker keeps the bus's session (its subscriptions, and the commands "
+        "sent while it is offline) this long after the bus disconnects",
+    )
     topic_prefix: str = Field(
         default="multimobile/v1/{bus_id}", description="every topic starts with this"
     )

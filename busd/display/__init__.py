@@ -14,6 +14,7 @@ from busd.display.ports import (
     Proposal,
     StopLine,
     StopStatus,
+    UnknownChoice,
     UplinkPort,
     UplinkStatus,
     VisitCount,
@@ -22,5 +23,6 @@ from busd.display.server import DisplayError, DisplayServer
 
 __all__ = [
     "ClientsCounter", "DisplayError", "DisplayServer", "NoVisit", "PlanPort", "PlanView",
-    "Proposal", "StopLine", "StopStatus", "UplinkPort", "UplinkStatus", "VisitCount",
+    "Proposal", "StopLine", "StopStatus", "UnknownChoice", "UplinkPort", "UplinkStatus",
+    "VisitCount",
 ]

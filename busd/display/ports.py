@@ -10,7 +10,7 @@ The two writes are async and may do I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -89,26 +89,45 @@ class UplinkPort(Protocol):
 
 
 class NoVisit(Exception):
-    """Raised by :meth:`ClientsCounter.increment` when the bus is not on a visit."""
+    """Raised by :class:`ClientsCounter` writes when the bus is not on a visit at a site."""
+
+
+class UnknownChoice(ValueError):
+    """A service type or activity the config does not name."""
 
 
 @dataclass(frozen=True, slots=True)
 class VisitCount:
+    """The current visit's services: counts per type, the activity and its minutes."""
+
     visit_id: str
-    count: int
+    count: int  # every type together
+    counts: Mapping[str, int] = field(default_factory=dict)
+    activity: str | None = None
+    activities_min: Mapping[str, float] = field(default_factory=dict)
+    place_name: str | None = None
 
 
 class ClientsCounter(Protocol):
-    """Clients served during the current visit: a count only, never personal data."""
+    """Clients served per service type at the current visit, and the activity on site:
+    counts only, never personal data (busd/services/counter.py)."""
 
     def current(self) -> VisitCount | None:
-        """The current visit's count; None when the bus is not on a visit. Cheap, non-blocking."""
+        """The current visit's counts; None when the bus is not on a visit. Cheap, non-blocking."""
         ...
 
-    async def increment(self, delta: int) -> int:
-        """Add ``delta`` (+1 or -1) to the current visit's count, store it, return the new count.
+    def day_total(self) -> int:
+        """Clients served today, every visit and type together. Cheap, non-blocking."""
+        ...
 
-        Never below zero. Raises :class:`NoVisit` when the bus is not on a visit.
+    async def increment(self, delta: int, service: str) -> int:
+        """Add ``delta`` (+1 or -1) to ``service``'s count at the current visit, store it,
+        return the new count. Never below zero. Raises :class:`NoVisit` when the bus is not
+        on a visit, :class:`UnknownChoice` for a type the config does not name.
         """
         ...
 
+    async def switch(self, activity: str | None) -> str | None:
+        """The activity on site from now (None: none), stored. Raises :class:`NoVisit`,
+        :class:`UnknownChoice` as :meth:`increment` does."""
+        ...

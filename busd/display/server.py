@@ -10,8 +10,11 @@ daemon from a lost one. Each stream holds
 at most one unsent snapshot: a slow screen gets the latest, never a backlog
 (dropped ones are counted).
 
-Only two requests change anything (``POST /api/plan/ack``, ``POST
-/api/clients``); see :mod:`busd.display.security` for how they are guarded.
+Two pages share the stream: the driver's (``/``) and the service specialists'
+staff page (``/staff``: a +/- counter per service type, the activity toggle).
+Only three requests change anything (``POST /api/plan/ack``, ``POST
+/api/clients``, ``POST /api/activity``); see :mod:`busd.display.security` for
+how they are guarded.
 Push timing runs on real time, not the injected clock: it paces a screen for
 human eyes, and an accelerated simulation must not turn it into a busy loop.
 """
@@ -21,31 +24,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from busd.alerts import AlertBoard
 from busd.clock import Clock
-from busd.config import DisplayConfig
+from busd.config import DisplayConfig, ServicesConfig
 from busd.display import security
 from busd.display.http import HttpError, HttpServer, Request, Response, Router, Stream
 from busd.display.i18n import LANGUAGES, catalogues
-from busd.display.ports import ClientsCounter, NoVisit, PlanPort, UplinkPort
+from busd.display.ports import ClientsCounter, NoVisit, PlanPort, UnknownChoice, UplinkPort
 from busd.display.snapshot import WATCHED, SnapshotSettings, build_snapshot
 from busd.errors import BusdError
 from busd.state import VehicleState
 from busd.supervisor import ComponentContext, ComponentHealth
 
 log = structlog.get_logger("busd.display")
+T = TypeVar("T")
 
 PORT_POLL_S = 1.0  # how often ports without change notifications are looked at
 WRITE_TIMEOUT_S = 5.0  # a port's write (acknowledge, increment) must answer within this
-_STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+_STATIC = {"app.js": "text/javascript", "app.css": "text/css",
+           "staff.js": "text/javascript", "staff.css": "text/css"}
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+class _Refused(Exception):
+    """A write refused with a JSON answer the page reads (not on a visit)."""
+
+    def __init__(self, body: dict[str, Any], status: int) -> None:
+        super().__init__(body)
+        self.body, self.status = body, status
 
 
 class DisplayError(BusdError):
@@ -93,6 +106,7 @@ class DisplayServer:
         plan: PlanPort | None = None,
         uplink: UplinkPort | None = None,
         clients: ClientsCounter | None = None,
+        services: ServicesConfig | None = None,
         lift_speed_threshold_kmh: float = 3.0,
         name: str = "display",
     ) -> None:
@@ -105,6 +119,7 @@ class DisplayServer:
         self._plan = plan
         self._uplink = uplink
         self._clients = clients
+        self._services = services or ServicesConfig()
         self._settings = SnapshotSettings(
             margin_amber_pct=config.margin_amber_pct,
             charge_target_soc=config.charge_target_soc,
@@ -116,6 +131,7 @@ class DisplayServer:
         )
         self._messages = catalogues()  # fails at construction, not on the first page load
         self._page = _asset("index.html").decode("utf-8")
+        self._staff_page = _asset("staff.html").decode("utf-8")
         self._assets = {name: _asset(name) for name in _STATIC}
         self._allowed_hosts = security.allowed_host_names(config.host, config.allowed_hosts)
         self._secret = security.new_secret()
@@ -155,6 +171,7 @@ class DisplayServer:
             settings=self._settings,
             has_plan_port=self._plan is not None,
             has_clients_port=self._clients is not None,
+            clients_today=self._clients.day_total() if self._clients is not None else None,
         )
 
     # --- the component -----------------------------------------------------------------
@@ -216,11 +233,13 @@ class DisplayServer:
     def _make_router(self) -> Router:
         router = Router()
         router.add("GET", "/", self._index)
+        router.add("GET", "/staff", self._staff)
         router.add("GET", "/static/{name}", self._static)
         router.add("GET", "/events", self._events)
         router.add("GET", "/api/snapshot", self._snapshot_json)
         router.add("POST", "/api/plan/ack", self._ack)
         router.add("POST", "/api/clients", self._count)
+        router.add("POST", "/api/activity", self._activity)
         return router
 
     def _admit(self, request: Request) -> None:
@@ -251,6 +270,20 @@ class DisplayServer:
             f"{security.SESSION_COOKIE}={sid}; HttpOnly; Path=/; SameSite=Strict")
 
     async def _index(self, request: Request) -> Response:
+        return self._render(request, self._page)
+
+    async def _staff(self, request: Request) -> Response:
+        return self._render(request, self._staff_page)
+
+    def _services_boot(self) -> dict[str, Any]:
+        """The staff page's choices, each with its labels (lv, lt, en)."""
+        def entries(ids: list[str]) -> list[dict[str, Any]]:
+            return [{"id": i, "labels": self._services.label(i).model_dump()} for i in ids]
+
+        return {"types": entries(self._services.types),
+                "activities": entries(self._services.activities)}
+
+    def _render(self, request: Request, page: str) -> Response:
         sid, new = self._session(request)
         lang = request.query.get("lang", self._config.language)
         boot = {
@@ -260,10 +293,11 @@ class DisplayServer:
             "messages": self._messages,
             "tz": self._config.timezone,
             "heartbeat_s": self._config.heartbeat_s,
+            "services": self._services_boot(),
         }
         # "<" escaped so no value can close the script element.
         boot_json = json.dumps(boot, ensure_ascii=False).replace("<", "\\u003c")
-        html = self._page.replace(
+        html = page.replace(
             "<!--BOOT-->", f'<script id="boot" type="application/json">{boot_json}</script>'
         ).replace('<html lang="lv">', f'<html lang="{boot["lang"]}">')
         response = Response(200, html.encode("utf-8"), "text/html; charset=utf-8",
@@ -366,19 +400,47 @@ class DisplayServer:
 
     async def _count(self, request: Request) -> Response:
         body = await self._checked_body(request)
-        delta = body.get("delta")
+        delta, service = body.get("delta"), body.get("service")
         if isinstance(delta, bool) or delta not in (1, -1):
             raise HttpError(400, "delta must be 1 or -1\n")
+        if not isinstance(service, str) or not 0 < len(service) <= 64:
+            raise HttpError(400, "service must be a service type\n")
         if self._clients is None:
             raise HttpError(404, "no clients counter\n")
+        clients = self._clients
+        try:
+            count = await self._write("count", lambda: clients.increment(int(delta), service))
+        except _Refused as refused:
+            return Response.json(refused.body, status=refused.status)
+        return Response.json({"ok": True, "count": count})
+
+    async def _activity(self, request: Request) -> Response:
+        body = await self._checked_body(request)
+        activity = body.get("activity")
+        if activity is not None and (not isinstance(activity, str) or not 0 < len(activity) <= 64):
+            raise HttpError(400, "activity must be an activity or null\n")
+        if self._clients is None:
+            raise HttpError(404, "no clients counter\n")
+        clients = self._clients
+        try:
+            now = await self._write("activity", lambda: clients.switch(activity))
+        except _Refused as refused:
+            return Response.json(refused.body, status=refused.status)
+        return Response.json({"ok": True, "activity": now})
+
+    async def _write(self, what: str, write: Callable[[], Awaitable[T]]) -> T:
+        """A counter write: refused outside a visit (409), unknown choice (400), a store
+        that did not take it (503); each said plainly to the page."""
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
-                count = await self._clients.increment(int(delta))
+                result = await write()
         except NoVisit:
-            return Response.json({"ok": False, "reason": "no_visit"}, status=409)
+            raise _Refused({"ok": False, "reason": "no_visit"}, 409) from None
+        except UnknownChoice as err:
+            raise HttpError(400, f"{err}\n") from None
         except Exception as err:
-            log.error("display_count_failed", error=repr(err))
-            raise HttpError(503, "the count was not stored\n") from err
+            log.error("display_write_failed", what=what, error=repr(err))
+            raise HttpError(503, "not stored\n") from err
         self._counters["writes"] = self._counters.get("writes", 0) + 1
         self._poke.set()
-        return Response.json({"ok": True, "count": count})
+        return result

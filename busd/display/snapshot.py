@@ -154,6 +154,7 @@ def build_snapshot(
     settings: SnapshotSettings,
     has_plan_port: bool = True,
     has_clients_port: bool = True,
+    clients_today: int | None = None,
 ) -> dict[str, Any]:
     """Everything the page draws, as plain JSON types."""
     lift_view = views.get(sig.LIFT_STATE)
@@ -214,6 +215,11 @@ def build_snapshot(
             for h in health.values()
             if h.phase in (Phase.DEGRADED, Phase.BACKOFF)
         ],
-        "clients": None if clients is None else {"visit": clients.visit_id, "count": clients.count},
+        "clients": None if clients is None else {
+            "visit": clients.visit_id, "count": clients.count, "counts": dict(clients.counts),
+            "activity": clients.activity, "activities_min": dict(clients.activities_min),
+            "place": clients.place_name,
+        },
+        "clients_today": clients_today,
         "has_clients": has_clients_port,
     }

@@ -3,7 +3,8 @@
 Daily: km, energy (out, regenerated, charged, net), kWh/km, how the day splits
 (driving / on site / charging), each planned stop served, shortened or skipped
 (with the reason where one was recorded), unplanned stops, min SOC, lift
-cycles, alerts, and how long the energy figures had no data.
+cycles, clients served per service type, minutes per activity, alerts, and how
+long the energy figures had no data.
 
 Monthly: visits per village against the plan's cycle (weekly, fortnightly,
 monthly), time on site per village, and the month's totals.
@@ -116,11 +117,25 @@ def daily_summary(
         "min_soc": _r(min(socs) if socs else None, 1),
         "lift_cycles": int(_sum(legs, "lift_cycles") + _sum(visits, "lift_cycles")),
         "clients_served": int(sum(int(c["count"]) for c in records.get("clients", ()))),
+        **services_and_activities(records),
         "alerts": alerts,
         "energy_gap_min": round((_sum(legs, "gap_s") + _sum(visits, "gap_s")) / 60.0, 1),
         "switched_off_min": round((_sum(legs, "off_s") + _sum(visits, "off_s")) / 60.0, 1),
         "open_records": sum(1 for r in (*legs, *visits, *charges) if r.get("status") == "open"),
     }
+
+
+def services_and_activities(records: Mapping[str, Sequence[Row]]) -> dict[str, Any]:
+    """Clients served per service type and minutes per activity (the staff page's tallies;
+    closed activity time only: a day's visits have ended when its summary is made)."""
+    services: dict[str, int] = defaultdict(int)
+    for row in records.get("services", ()):
+        services[row["service"]] += int(row["count"] or 0)
+    seconds: dict[str, float] = defaultdict(float)
+    for row in records.get("activities", ()):
+        seconds[row["activity"]] += float(row["seconds"] or 0.0)
+    return {"services": dict(sorted(services.items())),
+            "activities_min": {k: round(v / 60.0, 1) for k, v in sorted(seconds.items())}}
 
 
 def expected_visits(cycle: str | None, year: int, month: int) -> float | None:
@@ -170,4 +185,6 @@ def monthly_summary(month: str, records: Mapping[str, Sequence[Row]]) -> dict[st
         "charging_h": round(totals["charging_min"] / 60, 1),
         "lift_cycles": totals["lift_cycles"], "alerts": alerts,
         "unplanned_stops": totals["unplanned_stops"],
+        "clients_served": totals["clients_served"], "services": totals["services"],
+        "activities_min": totals["activities_min"],
     }

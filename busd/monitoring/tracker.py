@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -78,6 +79,15 @@ class TrackerStore(Protocol):
     async def write(self, rows: list[tuple[str, Row]], samples: list[Row]) -> None: ...
 
     async def save_plan(self, plan: Plan) -> None: ...
+
+
+class VisitServices(Protocol):
+    """What a visit's ``visit_ended`` carries from the staff page (busd/services/counter.py):
+    counts per service type and minutes per activity; None for a visit not counted.
+    Called on the loop: in memory, never blocking."""
+
+    def at_end(self, visit_id: str, end_ts: float) -> tuple[dict[str, int],
+                                                             dict[str, float]] | None: ...
 
 
 def settings_from(config: MonitoringConfig, motion: MotionConfig) -> Settings:
@@ -154,6 +164,7 @@ class Tracker:
         tick_s: float = 1.0,
         name: str = "monitoring.tracker",
         on_storage: Report | None = None,
+        services: VisitServices | None = None,
     ) -> None:
         """``on_storage(reason)`` is told when the store refuses writes (None: it takes
         them again)."""
@@ -170,6 +181,7 @@ class Tracker:
         self._sink = sink
         self._config = config
         self._subscribers = tuple(subscribers)
+        self._services = services
         self._tick_s = tick_s
         zone = self._plan_source()
         self._zone = ZoneInfo(zone.timezone if zone is not None else config.timezone)
@@ -275,7 +287,7 @@ class Tracker:
         self._queue(changes)
         for change in changes:
             if change.event is not None:
-                self._emit(event_of(change))
+                self._emit(self._with_services(event_of(change)))
         if self.day.lift.cycles > lift_before:
             self._emit(self._lift_cycle(self.day.lift.cycles - lift_before))
         if sample.mono >= self._next_sample:
@@ -285,6 +297,18 @@ class Tracker:
             self._next_checkpoint = sample.mono + self._config.checkpoint_s
             self._queue(self.day.checkpoint())
         return changes
+
+    def _with_services(self, event: TrackerEvent) -> TrackerEvent:
+        """A ``visit_ended`` with the visit's services and activity minutes, when counted."""
+        if not isinstance(event, VisitEnded) or self._services is None:
+            return event
+        end = self._clock.now() if event.end is None else _epoch(event.end)
+        found = self._services.at_end(event.id, end)
+        if found is None:
+            return event
+        counts, minutes = found
+        return VisitEnded.model_validate({**event.model_dump(), "services": counts,
+                                          "activities_min": minutes or None})
 
     def _emit(self, event: TrackerEvent | LiftCycle) -> None:
         self.events += 1
@@ -327,6 +351,10 @@ _EVENTS: dict[str, type[TrackerEvent]] = {
     for m in (VisitStarted, VisitEnded, LegCompleted, ChargingStarted, ChargingEnded)
 }
 _ROW_ONLY = ("updated_ts", "temp_s", "start_ts", "end_ts")  # store bookkeeping, not the event's
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def event_of(change: Change) -> TrackerEvent:

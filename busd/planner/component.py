@@ -11,6 +11,10 @@ Files in ``<data_dir>/planner/`` (until the CLI talks to the daemon directly):
 - ``ack/<proposal id>``: an acknowledgement request dropped by ``busd plan ack``;
   the component takes it within a second, acknowledges, writes the result to
   ``ack/<proposal id>.result`` and removes the request.
+- ``plans/<day>.json``: each plan the office sent that the bus accepted, for today or
+  a later day, written durably before the answer; at start (and when the day turns)
+  the day's kept plan is followed instead of the plan file's, and a plan kept for a
+  day that has passed is removed.
 - ``energy.json``: the learned energy model, saved after every lesson. The
   snapshot is taken on the loop (where the model changes) and written by the
   component's saver task in a worker thread, durably: a temporary file,
@@ -164,14 +168,68 @@ class Planner:
         return result
 
     async def replace_plan(self, data: object) -> CommandResult:
-        """``cmd/plan`` from the office: the result goes back on ``cmd/result``."""
+        """``cmd/plan`` from the office: the result goes back on ``cmd/result``.
+
+        A plan for a later day is kept (``plans/<day>.json``) and followed from its day on;
+        when the disk refuses to keep it, it is rejected with the reason: accepted, it
+        would be lost at the next restart without the office knowing."""
         async with self._lock:
             # "Today" in the new plan's time zone, as the command dispatcher checked it.
             result, out = self.core.replace_plan(data, now=self._clock.now())
+            if result.accepted:
+                plan = self.core.plan if result.scheduled is None else \
+                    self.core.scheduled.get(result.scheduled)
+                problem = await self._keep_plan(plan) if plan is not None else None
+                if problem is not None and result.scheduled is not None:
+                    self.core.scheduled.pop(result.scheduled, None)
+                    result = CommandResult(accepted=False, problems=[("plan", problem)])
             await self._send(out)
         if not result.accepted:
             log.warning("plan_rejected", problems=result.problems)
         return result
+
+    async def _keep_plan(self, plan: Plan) -> str | None:
+        """Write an office plan for its day, durably; the reason when the disk refuses."""
+        if self._dir is None:
+            return None
+        path = self._dir / "plans" / f"{plan.date.isoformat()}.json"
+        try:
+            await asyncio.to_thread(write_atomic, path, plan.model_dump_json(), durable=True)
+        except OSError as err:
+            log.warning("plan_not_kept", day=plan.date.isoformat(), error=str(err))
+            return f"cannot keep the plan for {plan.date.isoformat()}: {err.strerror or err}"
+        return None
+
+    def _kept_plans(self, today: date) -> dict[date, Plan]:
+        """The office plans kept for today and later days (those of days passed are removed).
+        Runs in a worker thread."""
+        folder = self._dir / "plans" if self._dir is not None else None
+        if folder is None or not folder.is_dir():
+            return {}
+        kept: dict[date, Plan] = {}
+        for path in sorted(folder.glob("*.json")):
+            try:
+                plan = load_plan(path)
+            except ConfigError as err:
+                log.warning("kept_plan_unreadable", file=path.name, problems=len(err.problems))
+                continue
+            if plan.date < today:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            kept[plan.date] = plan
+        return kept
+
+    async def _turn_day(self, ctx: ComponentContext) -> None:
+        """A plan kept for today, while the planner follows another day's: follow it."""
+        today = self._today()
+        if self.core.plan is not None and self.core.plan.date == today:
+            return
+        plan = self.core.take_scheduled(today)
+        if plan is not None:
+            async with self._lock:
+                await self._send(self.core.load(plan, self._clock.now(), cause="office"))
+            ctx.ready()
 
     def on_event(self, event: Event) -> None:
         """The tracker's events, handed over synchronously on the loop as they happen (its
@@ -283,9 +341,14 @@ class Planner:
         self._ctx = ctx
         today = self._today()
         current = self.core.plan
+        if not self.core.scheduled:
+            self.core.scheduled = await asyncio.to_thread(self._kept_plans, today)
         if current is None or current.date != today:
             # A restart after a failure keeps the day as it was (office plan, acks, progress).
-            plan = await asyncio.to_thread(self._source.plan_for, today)
+            # The office's plan for today, when it sent one, replaced the file's.
+            plan = self.core.take_scheduled(today)
+            if plan is None:
+                plan = await asyncio.to_thread(self._source.plan_for, today)
             if plan is None:
                 ctx.degraded(f"no plan for {today.isoformat()}")
             else:
@@ -310,6 +373,7 @@ class Planner:
             if now_mono >= next_inbox:
                 next_inbox = now_mono + 0.9 * _INBOX_POLL_S
                 await self._take_acks()
+                await self._turn_day(ctx)
             await self.tick(ctx)
             ctx.beat()
             await self._wait(watcher)

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
 from busd.event_catalog import PlanAccepted, PlanChanged, PlanDocument
-from busd.plan import Plan, parse_plan, validate_for_bus
+from busd.plan import Plan, is_future, parse_plan, validate_for_bus
 from busd.planner.energy import EnergyModel
 from busd.planner.model import Evaluation, evaluate
 from busd.planner.projection import (
@@ -88,6 +88,7 @@ class CommandResult(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     accepted: bool
     problems: list[tuple[str, str]] = []
+    scheduled: date | None = None  # accepted for a later day: kept until that day
 
 
 class PlannerCore:
@@ -105,6 +106,8 @@ class PlannerCore:
         # thread while the tracker's events may update ``progress`` on the loop.
         self._seen = self.progress
         self.pending: Proposal | None = None
+        # Office plans for later days, kept until their day (the component keeps them on disk).
+        self.scheduled: dict[date, Plan] = {}
         self.projection: ProjectionDoc | None = None
         self.last_search: SearchStats | None = None
         # proposal id -> final status
@@ -151,12 +154,26 @@ class PlannerCore:
             plan = data if isinstance(data, Plan) else parse_plan(data)
         except ConfigError as err:
             return CommandResult(accepted=False, problems=err.problems), []
-        current = self.plan.version if self.plan is not None else None
         today = plan.local_date(now) if today is None else today
+        # Versions increase per day: the plan this one would replace is the same day's.
+        same_day = self.scheduled.get(plan.date) if is_future(plan, today) else self.plan
+        current = same_day.version if same_day is not None and same_day.date == plan.date \
+            else None
         problems = validate_for_bus(plan, self.bus_id, today, current)
         if problems:
             return CommandResult(accepted=False, problems=problems), []
+        if is_future(plan, today):
+            self.scheduled[plan.date] = plan
+            log.info("plan_scheduled", version=plan.version, day=plan.date.isoformat())
+            return CommandResult(accepted=True, scheduled=plan.date), []
         return CommandResult(accepted=True), self.load(plan, now, cause="office")
+
+    def take_scheduled(self, today: date) -> Plan | None:
+        """The office plan kept for ``today``, if one waits (it is the day's from now on);
+        plans kept for days that have passed are dropped."""
+        for day in [d for d in self.scheduled if d < today]:
+            del self.scheduled[day]
+        return self.scheduled.pop(today, None)
 
     # --- the tracker's word (busd.monitoring.tracker owns arrival, departure, served) ---
 

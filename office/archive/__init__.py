@@ -16,9 +16,10 @@ from office.archive.derived import (
     PlanChange,
     RebuildResult,
     Visit,
+    VisitServices,
 )
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
 __all__ = ["DEFAULT_TZ", "Alert", "Archive", "ArchiveError", "ArchivedRecord", "ChargingSession",
            "DayReport", "Gap", "InsertResult", "Leg", "PlanChange", "RebuildResult", "Visit",
-           "open_archive"]
+           "VisitServices", "open_archive"]

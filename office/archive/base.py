@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from busd.clock import Clock, SystemClock
+from office.archive.commands import CommandStatus, SentCommand
 from office.archive.derived import (
     Alert,
     ChargingSession,
@@ -16,8 +17,10 @@ from office.archive.derived import (
     PlanChange,
     RebuildResult,
     Visit,
+    VisitServices,
 )
 from office.archive.derived.reads import Buses
+from office.archive.derived.tables import POSTGRESQL, SQLITE, Dialect, placeholders
 from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
 
 # Days are the municipality's local days (Līvāni, Mažeikiai: both UTC+2/+3).
@@ -48,6 +51,15 @@ class Archive(Protocol):
 
     async def applied_migrations(self) -> list[int]: ...
 
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]: ...
+
+    async def fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One statement with named parameters, spelled by :func:`param` for this
+        ``dialect``; its rows (a write gives rows only with ``RETURNING``). For the office's
+        own small tables (users) and read-only queries of the web pages."""
+        ...
+
     async def insert_batch(self, records: Sequence[ArchivedRecord]) -> InsertResult:
         """Store a batch in one transaction; a record already archived is a duplicate.
 
@@ -65,6 +77,12 @@ class Archive(Protocol):
     # ``day``..``last``: local days (the archive's time zone), ``last`` defaults to ``day``.
 
     async def visits(self, bus: Buses, day: date, *, last: date | None = None) -> list[Visit]:
+        ...
+
+    async def visit_services(self, bus: Buses, day: date, *,
+                             last: date | None = None) -> list[VisitServices]:
+        """The counted visits of those days: clients served per service type and minutes per
+        activity at each (for the monthly report)."""
         ...
 
     async def legs(self, bus: Buses, day: date, *, last: date | None = None) -> list[Leg]:
@@ -101,6 +119,16 @@ class Archive(Protocol):
 
     async def count(self, bus: str | None = None) -> int: ...
 
+    async def add_command(self, sent: SentCommand) -> bool:
+        """Record a command the office publishes (pending); False when its bus and id are
+        recorded already. The buses' receipts and answers update it as they are archived."""
+        ...
+
+    async def commands(self, *, bus: str | None = None, since: datetime | None = None,
+                       limit: int = 100) -> list[CommandStatus]:
+        """The commands sent (to ``bus``; at or after ``since``), newest first."""
+        ...
+
     async def buses(self) -> list[str]:
         """Every bus with a record in the archive, sorted."""
         ...
@@ -113,6 +141,23 @@ class Archive(Protocol):
         an alert's raise, a report's or plan change's record) lies in those months go too.
         """
         ...
+
+
+def param(dialect: str, name: str) -> str:
+    """A named placeholder as ``dialect`` spells it: ``:name`` or ``%(name)s``."""
+    return f":{name}" if dialect == "sqlite" else f"%({name})s"
+
+
+def dialect_of(archive: Archive) -> Dialect:
+    """How ``archive`` spells values (SQLite: times as UTC ISO text, days as text)."""
+    return SQLITE if archive.dialect == "sqlite" else POSTGRESQL
+
+
+async def select(archive: Archive, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """``archive.fetch`` with ``:name`` placeholders whatever the back end (rewritten for
+    psycopg): the reports' and the day view's read-only queries; values spelled by
+    :func:`dialect_of` (SQLite gives times back as UTC ISO text)."""
+    return await archive.fetch(placeholders(query, dialect_of(archive)), args)
 
 
 def sqlite_path(url: str) -> str:

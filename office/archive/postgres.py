@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -42,6 +42,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.commands import CommandTable
 from office.archive.derived import postgres_ops
 from office.archive.derived.reads import DerivedReads, RebuildResult
 from office.archive.derived.tables import POSTGRESQL
@@ -101,7 +102,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute(_STAGING)
 
 
-class PostgresArchive(DerivedReads):
+class PostgresArchive(DerivedReads, CommandTable):
     _derived_dialect = POSTGRESQL
 
     def __init__(self, url: str, *, tz: str = DEFAULT_TZ, clock: Clock | None = None,
@@ -151,6 +152,13 @@ class PostgresArchive(DerivedReads):
         return RebuildResult(read, unfit)
 
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return await self._fetch(query, args)
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]:
+        return "postgresql"
+
+    async def fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         return await self._fetch(query, args)
 
     async def _fetch(self, query: str | sql.Composed, args: Any = None) -> list[tuple[Any, ...]]:

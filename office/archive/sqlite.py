@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -25,6 +25,7 @@ import structlog
 from busd.clock import Clock, SystemClock
 from office.archive import migrations
 from office.archive.base import DEFAULT_TZ
+from office.archive.commands import CommandTable
 from office.archive.derived import sqlite_ops
 from office.archive.derived.reads import DerivedReads, RebuildResult
 from office.archive.derived.tables import SQLITE
@@ -46,7 +47,7 @@ def _parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-class SqliteArchive(DerivedReads):
+class SqliteArchive(DerivedReads, CommandTable):
     _derived_dialect = SQLITE
 
     def __init__(self, path: Path | str = ":memory:", *, tz: str = DEFAULT_TZ,
@@ -223,6 +224,16 @@ class SqliteArchive(DerivedReads):
 
     async def _derived_fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         return await self._call(self._query, query, args)
+
+    @property
+    def dialect(self) -> Literal["sqlite", "postgresql"]:
+        return "sqlite"
+
+    async def fetch(self, query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            return await self._call(self._query, query, args)
+        except sqlite3.Error as err:
+            raise ArchiveError(f"archive query failed: {err}") from err
 
     async def gaps(self, bus: str | None = None, day: date | None = None) -> list[Gap]:
         query = gaps_query(by_bus=bus is not None, by_day=day is not None,

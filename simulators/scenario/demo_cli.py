@@ -46,6 +46,9 @@ def add_demo_parser(
     p.add_argument("--display-port", type=int, default=None,
                    help="port of the driver's display (default: a free one)")
     p.add_argument("--no-display", action="store_true", help="do not serve the driver's display")
+    p.add_argument("--web-port", type=int, default=None,
+                   help="port of the office web (default: a free one)")
+    p.add_argument("--no-web", action="store_true", help="do not serve the office web")
     p.add_argument("--plain", action="store_true",
                    help="plain progress lines even on a terminal")
     p.set_defaults(func=demo_main)
@@ -100,9 +103,17 @@ async def _run(args: argparse.Namespace, loaded: LoadedScenario, workdir: Path) 
                 state["changes"] = p.plan_changes
                 print(_line(loaded, p), flush=True)
 
+    web_port = web_password = None
+    if not args.no_web:
+        from office.web.demo import DEMO_USER, demo_password
+        from simulators.scenario.processes import free_port as free_web_port
+
+        web_port, web_password = args.web_port or free_web_port(), demo_password()
+        print(f"Office web:       http://127.0.0.1:{web_port}/  (log in as {DEMO_USER!r}, "
+              f"password {web_password!r}; a dispatcher)", flush=True)
     runner = ScenarioRunner(loaded, workdir=workdir, speed=args.speed,
                             display=not args.no_display, display_port=args.display_port,
-                            progress=progress)
+                            progress=progress, web_port=web_port, web_password=web_password)
     if not args.no_display:
         # The port is chosen before the run starts; print the URL at once.
         from simulators.scenario.processes import free_port

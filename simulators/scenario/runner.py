@@ -145,8 +145,13 @@ class ScenarioRunner:
         display_port: int | None = None,
         progress: Callable[[Progress], None] | None = None,
         itinerary: Itinerary | None = None,
+        web_port: int | None = None,
+        web_password: str | None = None,
     ) -> None:
         self.loaded = loaded
+        # The office web over the day's archive and broker (busd demo), with the demo login.
+        self.web_port = web_port
+        self.web_password = web_password
         self.scenario = loaded.scenario
         self.workdir = workdir
         self.speed = speed or self.scenario.speed
@@ -239,7 +244,14 @@ class ScenarioRunner:
             self.display_url = f"http://127.0.0.1:{self.display_port}/"
         report: dict[str, Any] | None = None
         finished = False
+        web = contextlib.AsyncExitStack()
         try:
+            if self.web_port is not None:
+                from office.web.demo import demo_password, demo_web
+
+                await web.enter_async_context(demo_web(
+                    archive, broker_port=broker.port, port=self.web_port, clock=clock,
+                    password=self.web_password or demo_password()))
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(office.run(), name="office")]
                 for name, comp in (("sim.can", can), ("sim.gps", gps), ("sim.lift", lift)):
@@ -266,6 +278,7 @@ class ScenarioRunner:
                         task.cancel()
         finally:
             driver.record_totals()
+            await web.aclose()
             await daemon.stop()
             await gpsd.stop()
             await broker.stop()

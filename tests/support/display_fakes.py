@@ -14,6 +14,7 @@ from busd.display.ports import (
     Proposal,
     StopLine,
     StopStatus,
+    UnknownChoice,
     UplinkStatus,
     VisitCount,
 )
@@ -82,19 +83,41 @@ class FakeUplink:
 
 @dataclass
 class FakeClientsCounter:
-    """A ClientsCounter: counts per visit id, as the monitoring store stores them."""
+    """A ClientsCounter: counts per visit id and service type, as the store keeps them."""
 
     visit_id: str | None = "rudzati-1"
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # visit id -> every type's total
+    by_type: dict[str, int] = field(default_factory=dict)  # the current visit's, per type
+    activity: str | None = None
+    types: tuple[str, ...] = ("municipal", "social", "notary", "orphans_court", "library",
+                              "other")
+    activities: tuple[str, ...] = ("serving", "consultation", "setup", "waiting")
 
     def current(self) -> VisitCount | None:
         if self.visit_id is None:
             return None
-        return VisitCount(self.visit_id, self.counts.get(self.visit_id, 0))
+        return VisitCount(self.visit_id, self.counts.get(self.visit_id, 0),
+                          counts=dict(self.by_type), activity=self.activity,
+                          place_name="Rudzāti")
 
-    async def increment(self, delta: int) -> int:
+    def day_total(self) -> int:
+        return sum(self.counts.values())
+
+    async def increment(self, delta: int, service: str) -> int:
         if self.visit_id is None:
             raise NoVisit()
-        count = max(0, self.counts.get(self.visit_id, 0) + delta)
-        self.counts[self.visit_id] = count
+        if service not in self.types:
+            raise UnknownChoice(service)
+        count = max(0, self.by_type.get(service, 0) + delta)
+        self.counts[self.visit_id] = self.counts.get(self.visit_id, 0) + count - self.by_type.get(
+            service, 0)
+        self.by_type[service] = count
         return count
+
+    async def switch(self, activity: str | None) -> str | None:
+        if self.visit_id is None:
+            raise NoVisit()
+        if activity is not None and activity not in self.activities:
+            raise UnknownChoice(activity)
+        self.activity = activity
+        return activity

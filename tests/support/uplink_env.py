@@ -10,6 +10,7 @@ from typing import Any
 
 from busd.clock import SystemClock
 from busd.config import BusdConfig
+from busd.ports import CommandHandler
 from busd.state import VehicleState
 from busd.supervisor import Backoff, Supervisor
 from office.archive import open_archive
@@ -31,10 +32,15 @@ def bus_config(tmp_path: Path, port: int, bus_id: str = "bus-01", **mqtt: Any) -
 
 
 @contextlib.asynccontextmanager
-async def running_bus(config: BusdConfig) -> AsyncIterator[tuple[UplinkParts, VehicleState]]:
+async def running_bus(config: BusdConfig, *, handlers: dict[str, CommandHandler] | None = None,
+                      ) -> AsyncIterator[tuple[UplinkParts, VehicleState]]:
+    """``handlers``: registered before the uplink connects, as the daemon does (a command
+    waiting in the bus's session arrives at once)."""
     clock = SystemClock()
     state = VehicleState(clock)
     parts = build_uplink(config, state=state, clock=clock)
+    for name, handler in (handlers or {}).items():
+        parts.commands.register(name, handler)
     supervisor = Supervisor(parts.components, clock=clock,
                             backoff=Backoff(initial_s=0.05, max_s=0.3))
     task = asyncio.create_task(supervisor.run(), name="test:supervisor")

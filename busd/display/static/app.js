@@ -14,7 +14,6 @@
   let retryMs = 2000;
   let proposalNote = null; // key of a note under the Accept button
   let pendingAck = null;
-  let clientsNote = null;
   const $ = (id) => document.getElementById(id);
 
   // --- texts and formats ------------------------------------------------------------------
@@ -227,16 +226,16 @@
     setText("proposal-note", proposalNote ? t(proposalNote) : "");
   }
 
+  // The day's total; the counting itself is on the staff page (/staff).
   function renderClients() {
     const c = snap.clients;
     $("clients-card").hidden = !snap.has_clients;
-    $("plus").disabled = !c || !connected;
-    $("minus").disabled = !c || !connected || c.count <= 0;
-    setText("clients-count", c ? String(c.count) : "—");
-    setText("clients-note", clientsNote ? t(clientsNote) : c ? "" : t("clients.novisit"));
+    const today = snap.clients_today;
+    setText("clients-count", today === null || today === undefined ? "—" : String(today));
+    setText("clients-note", c ? t("clients.visit", { n: c.count }) : t("clients.novisit"));
   }
 
-  // --- the two writes ------------------------------------------------------------------
+  // --- the write ------------------------------------------------------------------
   async function post(path, body) {
     return fetch(path, {
       method: "POST",
@@ -262,24 +261,6 @@
     pendingAck = null;
     render();
   });
-
-  async function count(delta) {
-    clientsNote = null;
-    try {
-      const r = await post("/api/clients", { delta: delta });
-      if (r.ok) {
-        const body = await r.json();
-        if (snap && snap.clients) snap.clients.count = body.count;
-      } else {
-        clientsNote = r.status === 409 ? "clients.novisit" : "clients.failed";
-      }
-    } catch (e) {
-      clientsNote = "clients.failed";
-    }
-    render();
-  }
-  $("plus").addEventListener("click", () => count(1));
-  $("minus").addEventListener("click", () => count(-1));
 
   // --- the live stream ------------------------------------------------------------------
   let lastMessageTs = null;

@@ -12,8 +12,9 @@ from office.archive.derived.models import (
     Leg,
     PlanChange,
     Visit,
+    VisitServices,
 )
 from office.archive.derived.reads import RebuildResult
 
 __all__ = ["Alert", "ChargingSession", "DayReport", "Leg", "PlanChange", "RebuildResult",
-           "Visit"]
+           "Visit", "VisitServices"]

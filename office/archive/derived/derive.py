@@ -11,6 +11,9 @@ Which row a record gives, and how it is keyed:
 - daily (``.../report/daily``): one row per bus and report day; the latest seq wins.
 - plan_changed, plan_accepted, and a cmd_result of an office plan: one row per record.
 - alert_raised/alert_cleared: one row per (bus, alert, raised_at), each filling its half.
+- a visit_ended with the staff page's tallies also gives its ``visit_services`` row (keyed by
+  the visit's id); service_counted and activity_changed are archived only (the visit_ended
+  and the daily report carry the totals).
 - lift_cycle, data_dropped and other command results: archived only (visits carry the lift
   cycles; gaps and the outbox's losses are read from the records).
 """
@@ -126,6 +129,15 @@ def _span(name: str, record: Stored, event: VisitStarted | VisitEnded | Charging
     return Write(statement, _pick(statement, fields))
 
 
+def _services(record: Stored, event: VisitEnded, tz: ZoneInfo) -> Write:
+    """A counted visit's row of ``visit_services`` (its tallies, as the visit_ended has them)."""
+    start = utc(event.start)
+    return Write(STATEMENTS["visit_services"], {
+        "bus": record.bus, "id": event.id, "seq": record.seq, "day": local_day(start, tz),
+        "start_ts": start, "place_id": event.place_id, "place_name": event.place_name,
+        "services": _json(event.services), "activities_min": _json(event.activities_min or {})})
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
@@ -135,6 +147,8 @@ def derive(record: Stored, tz: ZoneInfo) -> list[Write]:
     event = read(record)
     common = {"bus": record.bus}
     match event:
+        case VisitEnded() if event.services is not None:
+            return [_span("visits", record, event, tz), _services(record, event, tz)]
         case VisitStarted() | VisitEnded():
             return [_span("visits", record, event, tz)]
         case ChargingStarted() | ChargingEnded():
@@ -145,7 +159,8 @@ def derive(record: Stored, tz: ZoneInfo) -> list[Write]:
             statement = STATEMENTS["daily_reports"]
             values = event.model_dump(exclude={"kind"}) | common | {
                 "seq": record.seq, "ts": record.ts, "created": utc(event.created),
-                "stops": _json([s.to_dict() for s in event.stops])}
+                "stops": _json([s.to_dict() for s in event.stops]),
+                "services": _json(event.services), "activities_min": _json(event.activities_min)}
             return [Write(statement, _pick(statement, values))]
         case PlanChanged() | PlanAccepted() | CommandResult():
             change = _plan_change(record, event, tz)

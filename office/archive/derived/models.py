@@ -129,7 +129,7 @@ class DayReport(DerivedRow):
     charging_sessions: int
     min_soc: float | None
     lift_cycles: int
-    clients_served: int
+    clients_served: int  # every service type together
     alerts: int
     energy_gap_min: float
     switched_off_min: float
@@ -137,6 +137,28 @@ class DayReport(DerivedRow):
     charging_battery_kwh: float
     charging_diff_kwh: float | None
     open_records: int
+    services: dict[str, int] = {}  # clients served per service type
+    activities_min: dict[str, float] = {}  # minutes on site per activity
+
+
+class VisitServices(DerivedRow):
+    """One counted visit's services and activity time, as its visit_ended carried them (the
+    staff page's tallies on the bus; counts only): what the monthly report sums per place
+    (:meth:`~office.archive.derived.reads.DerivedReads.visit_services`). Visits not counted
+    (the depot, one still open, a bus without the staff page) have no row."""
+
+    id: str  # the visit's id (as in ``visits``)
+    seq: int  # the visit_ended record that gave it
+    day: date
+    start_ts: AwareDatetime
+    place_id: str | None
+    place_name: str | None
+    services: dict[str, int]  # clients served per service type, every configured type
+    activities_min: dict[str, float]  # minutes per activity ({}: the toggle was not used)
+
+    @property
+    def clients_served(self) -> int:
+        return sum(self.services.values())
 
 
 PlanCause = Literal["file", "office", "proposed", "superseded", "withdrawn", "accepted",

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from office.archive.commands import apply_answers_postgres
 from office.archive.derived.derive import DERIVED_SCHEMAS, Plan, Stored, Write, plan
 from office.archive.derived.tables import POSTGRESQL, STATEMENTS, TABLES, upsert_sql
 
@@ -51,8 +52,10 @@ async def apply(conn: psycopg.AsyncConnection[Any], writes: list[Write]) -> None
 
 async def derive_inserted(conn: psycopg.AsyncConnection[Any], items: Iterable[list[Any]],
                           tz: ZoneInfo) -> Plan:
+    items = list(items)
     done = plan(stored_from_json(items), tz)
     await apply(conn, done.writes)
+    await apply_answers_postgres(conn, items)  # the commands table: receipts and answers
     return done
 
 

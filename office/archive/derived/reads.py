@@ -22,6 +22,7 @@ from office.archive.derived.models import (
     Leg,
     PlanChange,
     Visit,
+    VisitServices,
 )
 from office.archive.derived.tables import (
     ALERTS,
@@ -29,6 +30,7 @@ from office.archive.derived.tables import (
     DAILY_REPORTS,
     LEGS,
     PLAN_CHANGES,
+    VISIT_SERVICES,
     VISITS,
     Dialect,
     Table,
@@ -73,6 +75,14 @@ class DerivedReads:
         """Visits that started on the local days ``day``..``last``, by bus and start."""
         return await self._read(VISITS, Visit, bus, "day >= :first AND day <= :last",
                                 self._days(day, last))
+
+    async def visit_services(self, bus: Buses, day: date, *,
+                             last: date | None = None) -> list[VisitServices]:
+        """The counted visits of the local days ``day``..``last``: clients served per service
+        type and minutes per activity at each (the staff page's tallies, as the visit_ended
+        carried them), by bus and start. The monthly report sums these per place."""
+        return await self._read(VISIT_SERVICES, VisitServices, bus,
+                                "day >= :first AND day <= :last", self._days(day, last))
 
     async def legs(self, bus: Buses, day: date, *, last: date | None = None) -> list[Leg]:
         """Legs that started on the local days ``day``..``last``, by bus and start."""

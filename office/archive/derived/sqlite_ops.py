@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from office.archive.commands import apply_answers_sqlite
 from office.archive.derived.derive import DERIVED_SCHEMAS, Plan, Stored, Write, plan
 from office.archive.derived.tables import SQLITE, STATEMENTS, TABLES, upsert_sql
 
@@ -45,6 +46,7 @@ def derive_since(db: sqlite3.Connection, arrival: int, tz: ZoneInfo) -> Plan:
     rows = db.execute(f"{_SELECT} AND arrival > ?", (*DERIVED_SCHEMAS, arrival)).fetchall()
     done = plan(_stored(rows), tz)
     apply(db, done.writes)
+    apply_answers_sqlite(db, rows)  # the commands table: the buses' receipts and answers
     return done
 
 

@@ -24,6 +24,7 @@ from office.archive.derived.models import (
     Leg,
     PlanChange,
     Visit,
+    VisitServices,
 )
 
 
@@ -50,15 +51,17 @@ class Table:
 
 _SPAN_ORDER = "bus, start_ts, id"
 VISITS: Final = Table("visits", Visit, ("bus", "id"), "start_ts", _SPAN_ORDER)
+VISIT_SERVICES: Final = Table("visit_services", VisitServices, ("bus", "id"), "start_ts",
+                              _SPAN_ORDER, frozenset({"services", "activities_min"}))
 LEGS: Final = Table("legs", Leg, ("bus", "id"), "start_ts", _SPAN_ORDER)
 CHARGING: Final = Table("charging", ChargingSession, ("bus", "id"), "start_ts", _SPAN_ORDER)
 DAILY_REPORTS: Final = Table("daily_reports", DayReport, ("bus", "day"), "ts", "bus, day",
-                             frozenset({"stops"}))
+                             frozenset({"stops", "services", "activities_min"}))
 PLAN_CHANGES: Final = Table("plan_changes", PlanChange, ("bus", "seq"), "ts", "bus, ts, seq",
                             frozenset({"changes", "reasons", "itinerary"}))
 ALERTS: Final = Table("alerts", Alert, ("bus", "alert", "raised_at"), "raised_at",
                       "bus, raised_at, alert", frozenset({"details", "cleared_details"}))
-TABLES: Final = (VISITS, LEGS, CHARGING, DAILY_REPORTS, PLAN_CHANGES, ALERTS)
+TABLES: Final = (VISITS, LEGS, CHARGING, DAILY_REPORTS, PLAN_CHANGES, ALERTS, VISIT_SERVICES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ _CLEARED = ("cleared_at", "duration_s", "cleared_details", "cleared_seq")
 # batches take their row locks in one order and cannot deadlock.
 STATEMENTS: Final = {s.name: s for s in (
     _latest(VISITS), _latest(LEGS), _latest(CHARGING), _latest(DAILY_REPORTS),
+    _latest(VISIT_SERVICES),
     Statement("plan_changes", PLAN_CHANGES, PLAN_CHANGES.columns),
     # The raise and the clear each fill their own half of an alert's row.
     Statement("alert_raised", ALERTS, _ALERT_KEY + _RAISED, _RAISED, "raised_seq"),
@@ -165,9 +169,14 @@ def select_sql(table: Table, dialect: Dialect, *, buses: bool, where: str) -> st
                           if dialect is SQLITE else "bus = ANY(:buses)")
     text = (f"SELECT {', '.join(table.columns)} FROM {table.name} "
             f"WHERE {' AND '.join(conditions)} ORDER BY {table.order}")
+    return placeholders(text, dialect)
+
+
+def placeholders(query: str, dialect: Dialect) -> str:
+    """``query``'s ``:name`` placeholders in ``dialect``'s style (psycopg's ``%(name)s``)."""
     if dialect is SQLITE:
-        return text
-    return _COLON.sub(lambda m: f"%({m[1]})s", text)
+        return query
+    return _COLON.sub(lambda m: f"%({m[1]})s", query)
 
 
 def bus_args(bus: str | Sequence[str] | None, dialect: Dialect) -> dict[str, object]:
