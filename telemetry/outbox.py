@@ -514,17 +514,23 @@ class Outbox:
             self._new_records.clear()
             await self._new_records.wait()
 
-    async def peek(self, *, after_seq: int, limit: int) -> list[Row]:
-        """The oldest committed records with seq > ``after_seq``."""
+    async def peek(self, *, after_seq: int, limit: int, upto: int | None = None) -> list[Row]:
+        """The oldest committed records not yet acknowledged with seq > ``after_seq`` (and at
+        most ``upto``): up to ``limit`` of them; none means there are none."""
         await self._ready()
-        return await self._call(self._peek_sync, after_seq, limit)
+        return await self._call(self._peek_sync, after_seq, limit, upto)
 
-    def _peek_sync(self, after_seq: int, limit: int) -> list[Row]:
+    def _peek_sync(self, after_seq: int, limit: int, upto: int | None) -> list[Row]:
+        # Acknowledged rows wait in the table for the next group delete: read past as many as
+        # there are, so they never hide the unacknowledged rows behind them (a peek that gave
+        # none while some waited further on would end a drain early).
+        acked = self._acked
         cur = self._require_db().execute(
-            "SELECT seq, stream, kind, ts, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
+            "SELECT seq, stream, kind, ts, body FROM outbox WHERE seq > ? AND seq <= ? "
+            "ORDER BY seq LIMIT ?",
+            (after_seq, upto if upto is not None else 2**63 - 1, limit + len(acked)),
         )
-        return [Row(*r) for r in cur if r[0] not in self._acked]
+        return [Row(*r) for r in cur if r[0] not in acked][:limit]
 
     async def ack(self, seqs: Iterable[int]) -> None:
         """The broker acknowledged these records: they go with the next group delete."""

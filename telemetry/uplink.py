@@ -303,11 +303,10 @@ class Uplink:
                                                limit=self._cfg.batch_max_records * 4)
                 lane = "live"
                 if not rows and backlog_upto < live_from:
-                    rows = [r for r in await self._outbox.peek(
-                        after_seq=backlog_upto, limit=self._cfg.batch_max_records)
-                        if r.seq <= live_from]
+                    rows = await self._outbox.peek(after_seq=backlog_upto, upto=live_from,
+                                                   limit=self._cfg.batch_max_records)
                     lane = "backlog"
-                    if not rows:
+                    if not rows:  # every backlog row is acknowledged or in flight
                         backlog_upto = live_from
                 if not rows:
                     # Live records first: a resend goes one batch at a time in between.

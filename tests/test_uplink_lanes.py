@@ -65,3 +65,33 @@ async def test_a_live_record_overtakes_the_backlog_which_goes_on_backlog_topics(
             assert suffix == "event/tick", (suffix, s)
     # Live went first: it did not wait for the 300 records made before the connection.
     assert order.index(live_seq) < order.index(backlog_last)
+
+
+async def test_acknowledged_rows_awaiting_their_delete_do_not_hide_the_backlog_behind_them(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # A reconnect reads the backlog from the outbox's head, where acknowledged rows wait for
+    # the next group delete (every 2000): more of them than a batch must not end the backlog
+    # lane with a record still unsent behind them (it stayed in the outbox for good).
+    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    async with TcpProxy(mosquitto.port) as link, \
+            make_client(settings, identifier="test-office",
+                        protocol=aiomqtt.ProtocolVersion.V5) as office:
+        await office.subscribe(f"{PREFIX}/backlog/#", qos=1)
+        link.cut()
+        config = bus_config(tmp_path, link.port, bus_id=BUS, protocol="5")
+        config = config.model_copy(update={"uplink": config.uplink.model_copy(
+            update={"batch_max_records": 5})})
+        async with running_bus(config) as (parts, _):
+            await parts.outbox.append("event", "tick", {"first": True})  # once it is open
+            for i in range(99):
+                parts.outbox.add_telemetry({"i": i}, full=True)
+            await parts.outbox.flush()
+            last = parts.outbox.last_seq
+            await parts.outbox.ack(range(1, last))  # all but the last, not yet deleted
+            link.restore()
+            async with asyncio.timeout(20):
+                async for message in office.messages:
+                    assert isinstance(message.payload, bytes)
+                    if last in seqs(message.payload):
+                        break
+            assert str(message.topic) == f"{PREFIX}/backlog/telemetry"
