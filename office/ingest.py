@@ -281,8 +281,10 @@ class IngestWorker:
 
 
 async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: IngestOptions,
-                     prefix: str | None = None, duration_s: float | None = None) -> int:
-    """The ``busd office ingest`` command: one worker until SIGTERM (or ``duration_s``)."""
+                     prefix: str | None = None, duration_s: float | None = None,
+                     both_lanes: bool = True) -> int:
+    """The ``busd office ingest`` command: one worker until SIGTERM (or ``duration_s``);
+    ``both_lanes``: a live and a backlog worker, else the one ``options.lane`` says."""
     from office.archive import open_archive
 
     stop = asyncio.Event()
@@ -291,10 +293,11 @@ async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: Ing
         loop.add_signal_handler(sig, stop.set)
     async with open_archive(archive_url) as archive:
         # A live and a backlog worker, each its own MQTT session (``<client id>`` and
-        # ``<client id>-backlog``), into the one archive.
+        # ``<client id>-backlog``), into the one archive; or the one lane asked for.
         lanes = [dataclasses.replace(options, lane="live"),
                  dataclasses.replace(options, lane="backlog",
-                                     client_id=f"{options.client_id}-backlog")]
+                                     client_id=f"{options.client_id}-backlog")] \
+            if both_lanes else [options]
         workers = [IngestWorker(settings=settings, archive=archive, options=lane,
                                 topics=Topics(prefix) if prefix else None) for lane in lanes]
         tasks = [asyncio.create_task(w.run(), name=f"ingest:{w.options.lane}") for w in workers]

@@ -164,11 +164,16 @@ async def test_a_worker_never_drops_a_message_it_received() -> None:
     assert worker._client()._queue.maxsize == 0  # unbounded
 
 
-async def test_the_ingest_command_reads_live_and_backlog_on_two_connections(
-        mosquitto: Mosquitto, postgres_url: str) -> None:
-    worker = ingest_process(mosquitto.port, postgres_url, "ingest-l", "--batch-linger", "0.05")
+@pytest.mark.parametrize("lanes", ["both", "all"])
+async def test_the_ingest_command_reads_live_and_backlog_records(
+        mosquitto: Mosquitto, postgres_url: str, lanes: str) -> None:
+    # both: two sessions, ingest-l and ingest-l-backlog; all: one (a broker that binds client
+    # ids to usernames holds one connection a username).
+    worker = ingest_process(mosquitto.port, postgres_url, "ingest-l", "--batch-linger", "0.05",
+                            "--lanes", lanes)
     try:
-        await until_line(worker, b"ingest_connected", also=b"live", timeout=20)
+        await until_line(worker, b"ingest_connected", also=b"live" if lanes == "both" else
+                         b"all", timeout=20)
 
         async def backlog_subscribed() -> bool:  # its last filter, in the broker's log
             return "+/backlog/cmd/result" in mosquitto.log_text()
@@ -186,7 +191,8 @@ async def test_the_ingest_command_reads_live_and_backlog_on_two_connections(
             assert [r.topic for r in await archive.records("lv-01")] == \
                 ["telemetry"] * 3 + ["event/tick"]
         clients = mosquitto.log_text()
-        assert "ingest-l " in clients and "ingest-l-backlog" in clients
+        assert "ingest-l " in clients
+        assert ("ingest-l-backlog" in clients) == (lanes == "both")
     finally:
         worker.terminate()
         assert worker.wait(timeout=10) == 0
