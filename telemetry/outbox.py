@@ -532,6 +532,22 @@ class Outbox:
         )
         return [Row(*r) for r in cur if r[0] not in acked][:limit]
 
+    async def seq_before(self, ts: float) -> int:
+        """The last seq made before ``ts``: the newest unsent record older than ``ts``; when
+        every unsent record is as new, the seq before the oldest; with none, the last seq."""
+        await self._ready()
+        return await self._call(self._seq_before_sync, ts)
+
+    def _seq_before_sync(self, ts: float) -> int:
+        db = self._require_db()
+        # Backwards along the primary key: stops at the first old row, reading only the new.
+        row = db.execute("SELECT seq FROM outbox WHERE ts < ? ORDER BY seq DESC LIMIT 1",
+                         (ts,)).fetchone()
+        if row is None:
+            row = db.execute("SELECT min(seq) - 1 FROM outbox").fetchone()
+        return self._last_seq if row is None or row[0] is None else min(int(row[0]),
+                                                                         self._last_seq)
+
     async def ack(self, seqs: Iterable[int]) -> None:
         """The broker acknowledged these records: they go with the next group delete."""
         self._acked.update(seqs)

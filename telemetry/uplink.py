@@ -15,8 +15,9 @@ connects again with capped, jittered exponential back-off.
   message (up to ``batch_max_records`` / ``batch_max_kb``), up to ``inflight``
   messages awaiting PUBACK at once; each PUBACK moves its records to the
   outbox's kept ``sent`` table. A lost connection resends whatever was not acked.
-  Two lanes: records made since this connection came up are *live* and go first,
-  on the record topics; what the outbox held when it came up (an outage's backlog)
+  Two lanes: records made since this connection came up, or less than
+  ``LIVE_WINDOW_S`` (30 s) before, are *live* and go first, on the record topics;
+  what the outbox held from before (an outage's backlog)
   goes oldest first, one batch at a time while no live record waits, on the same
   topics under ``backlog/`` (``{prefix}/backlog/telemetry``). The office reads the
   backlog topics on a connection of their own, so a fleet's backlog never queues
@@ -65,6 +66,8 @@ log = structlog.get_logger("telemetry.uplink")
 PLAN_META_KEY = "uplink.plan"
 # Records older than the connection (and resends) go under ``{prefix}/backlog/``.
 BACKLOG = "backlog"
+# How old a record may be at connection time and still go in the live lane.
+LIVE_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +295,9 @@ class Uplink:
         # from now on is live. Live goes first, the backlog a batch at a time in between, on
         # ``backlog/…`` topics: the office reads those on a connection of their own, so a
         # fleet's hour of backlog never queues in front of a live record at the broker.
-        live_from = self._outbox.last_seq
+        # Records made in the last LIVE_WINDOW_S before it came up count as live too: a short
+        # drop (a broker restart, a tunnel) must not send them behind a whole backlog.
+        live_from = await self._outbox.seq_before(self._clock.now() - LIVE_WINDOW_S)
         live_upto = live_from  # live rows up to this are in flight or acked
         backlog_upto = 0  # backlog rows up to this are in flight or acked
         window = asyncio.Semaphore(self._cfg.inflight)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import aiomqtt
@@ -38,8 +39,9 @@ async def test_a_live_record_overtakes_the_backlog_which_goes_on_backlog_topics(
             update={"batch_max_records": 5, "inflight": 1})})
         async with running_bus(config) as (parts, _):
             await parts.outbox.append("event", "tick", {"first": True})  # once it is open
+            an_hour_ago = time.time() - 3600  # older than the live window
             for i in range(299):
-                parts.outbox.add_telemetry({"i": i}, full=True)
+                parts.outbox.add_telemetry({"i": i}, full=True, ts=an_hour_ago + i)
             await parts.outbox.flush()
             backlog_last = parts.outbox.last_seq
             link.restore()
@@ -84,7 +86,7 @@ async def test_acknowledged_rows_awaiting_their_delete_do_not_hide_the_backlog_b
         async with running_bus(config) as (parts, _):
             await parts.outbox.append("event", "tick", {"first": True})  # once it is open
             for i in range(99):
-                parts.outbox.add_telemetry({"i": i}, full=True)
+                parts.outbox.add_telemetry({"i": i}, full=True, ts=time.time() - 3600 + i)
             await parts.outbox.flush()
             last = parts.outbox.last_seq
             await parts.outbox.ack(range(1, last))  # all but the last, not yet deleted
@@ -95,3 +97,38 @@ async def test_acknowledged_rows_awaiting_their_delete_do_not_hide_the_backlog_b
                     if last in seqs(message.payload):
                         break
             assert str(message.topic) == f"{PREFIX}/backlog/telemetry"
+
+
+async def test_records_made_just_before_the_connection_still_go_live(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # A short drop (a broker restart) must not send its few seconds of records behind a whole
+    # backlog: those younger than LIVE_WINDOW_S at the connection are live.
+    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    arrived: dict[int, str] = {}
+    async with TcpProxy(mosquitto.port) as link, \
+            make_client(settings, identifier="test-office",
+                        protocol=aiomqtt.ProtocolVersion.V5) as office:
+        await office.subscribe(f"{PREFIX}/#", qos=1)
+        link.cut()
+        config = bus_config(tmp_path, link.port, bus_id=BUS, protocol="5")
+        async with running_bus(config) as (parts, _):
+            await parts.outbox.append("event", "tick", {"first": True})  # once it is open
+            now = time.time()
+            for i in range(10):  # an hour ago, then the last few seconds
+                parts.outbox.add_telemetry({"i": i}, full=True,
+                                           ts=now - 3600 + i if i < 5 else now - 10 + i)
+            await parts.outbox.flush()
+            last = parts.outbox.last_seq
+            link.restore()
+            async with asyncio.timeout(20):
+                async for message in office.messages:
+                    suffix = str(message.topic).removeprefix(PREFIX + "/")
+                    if suffix in ("status", "state", "plan"):
+                        continue
+                    assert isinstance(message.payload, bytes)
+                    arrived.update(dict.fromkeys(seqs(message.payload), suffix))
+                    if len(arrived) == last:
+                        break
+    # seq 1 (the event, made now) comes before the hour-old samples: it is backlog too.
+    assert {s for s, t in arrived.items() if t.startswith("backlog/")} == set(range(1, 7))
+    assert {s for s, t in arrived.items() if t == "telemetry"} == set(range(7, last + 1))
