@@ -102,6 +102,13 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                              "survives a restart; a broker with use_username_as_clientid uses "
                              "the username instead (default busd-ingest-HOSTNAME)")
     ingest.add_argument("--group", default="office", help="the shared subscription's group")
+    ingest.add_argument("--lanes", choices=("both", "live", "backlog", "all"), default="both",
+                        help="both (default): live and backlog records on two MQTT sessions, "
+                             "--client-id and --client-id-backlog, so a backlog never queues "
+                             "in front of live records; live or backlog: that lane alone; all: "
+                             "both on one session. A broker with use_username_as_clientid (the "
+                             "shipped one) holds one connection a username: run a live and a "
+                             "backlog worker with a username each, or use all")
     ingest.add_argument("--batch-max", type=int, default=1000, metavar="N",
                         help="records per archive transaction at most (default 1000)")
     ingest.add_argument("--batch-linger", type=float, default=0.2, metavar="S",
@@ -180,14 +187,16 @@ def ingest_main(args: argparse.Namespace) -> int:
         options = IngestOptions(
             client_id=args.client_id, group=args.group, batch_max_records=args.batch_max,
             batch_linger_s=args.batch_linger, session_expiry_s=args.session_expiry,
-            receive_maximum=max(args.receive_maximum, args.batch_max))
+            receive_maximum=max(args.receive_maximum, args.batch_max),
+            lane="live" if args.lanes == "both" else args.lanes)
     except ValueError as err:
         print(f"busd office ingest: {err}", flush=True)
         return EXIT_ERROR
     try:
         return asyncio.run(run_ingest(settings=settings_from_args(args),
                                       archive_url=archive_url(args.archive), options=options,
-                                      prefix=args.prefix, duration_s=args.duration))
+                                      prefix=args.prefix, duration_s=args.duration,
+                                      both_lanes=args.lanes == "both"))
     except ArchiveError as err:
         log.error("office_ingest_failed", reason=str(err))
         print(f"busd office ingest: {err}", flush=True)

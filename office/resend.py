@@ -3,8 +3,9 @@
 The gaps come from the archive (:meth:`office.archive.Archive.gaps`, SQL over what is stored).
 Each gap becomes one ``cmd/resend`` (split into ranges of at most ``MAX_RESEND_RANGE`` seqs) to
 its bus; the bus answers on ``cmd/result``, and publishes the records it still keeps on their
-original topics, where the ingest workers (or ``busd office``) archive them like any other record:
-the archive drops a record it already has by ``(bus, seq)``, so asking twice is harmless.
+topics under ``backlog/``, where the ingest workers (or ``busd office``) archive them like any
+other record: the archive drops a record it already has by ``(bus, seq)``, so asking twice is
+harmless.
 
 This command asks and reports; it archives no record of its own, only each ask in the archive's
 ``commands`` table and the answers it heard (as the ingest would). It sends through

@@ -237,7 +237,7 @@ class CmdPlan(_Model):
 class CmdResend(_Model):
     """``.../cmd/resend`` (office to bus): publish again the records ``first_seq`` ..
     ``last_seq`` (at most 100,000) that the bus still keeps after their PUBACK, on their
-    original topics with their original ``seq`` and ``ts``; the answer on cmd/result says
+    topics under backlog/ with their original ``seq`` and ``ts``; the answer on cmd/result says
     how many (``detail.resent``) and which ranges the bus no longer has
     (``detail.missing``). Asking twice is harmless: the office drops duplicates by seq."""
 

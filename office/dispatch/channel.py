@@ -88,7 +88,8 @@ class CommandChannel:
         await self._client.__aenter__()
         try:
             for bus in self._buses:
-                await self._client.subscribe(self.topics.command(bus, "result"), qos=1)
+                for topic in self.topics.results(bus):
+                    await self._client.subscribe(topic, qos=1)
         except BaseException:
             await self._client.__aexit__(None, None, None)
             raise
