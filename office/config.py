@@ -57,6 +57,19 @@ class Municipality(_Strict):
                                   "office/schedule): the dashboard's schedule page reads it; "
                                   "relative to the config file")
 
+    plans_dir: Path | None = Field(
+        default=None, description="where busd office plan generate --out writes this "
+                                  "municipality's day plans: the commands page offers them "
+                                  "for sending; relative to the config file")
+
+    @field_validator("plans_dir")
+    @classmethod
+    def _plans_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base")
+        if value is not None and not value.is_absolute() and isinstance(base, Path):
+            return base / value
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _schedule_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:

@@ -10,12 +10,14 @@ tells a sender (``busd office plan send``) that a file it was given is one of th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from busd.clock import Clock
+from busd.errors import ConfigError
 from busd.files import write_atomic
-from busd.plan import Plan
+from busd.plan import Plan, load_plan
 from office.archive import Archive
 from office.schedule.energy import bus_energy
 from office.schedule.generate import BusDay, bus_day
@@ -94,6 +96,33 @@ def unsafe_reason(path: Path, plan: Plan) -> str | None:
             return (f"{summary.name} flags {path.name} unsafe"
                     + (f" ({problems})" if problems else ""))
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedPlan:
+    """A plan file ready to send, found in a generator's output directory."""
+
+    name: str  # relative to the directory: BUS.json or YYYY-MM-DD/BUS.json
+    plan: Plan
+
+
+def ready_plans(out: Path, *, since: date) -> list[GeneratedPlan]:
+    """The plans in ``out`` (one day's, or a month's ``DIR/YYYY-MM-DD/``) for ``since`` and
+    later that are ready to send: for a bus, not flagged unsafe (:func:`unsafe_reason`), and
+    readable (a broken file is skipped). By day, then bus."""
+    found: list[GeneratedPlan] = []
+    for path in sorted([*out.glob("*.json"), *out.glob("*/*.json")]):
+        if path.name.endswith((UNSAFE_SUFFIX, ".summary.json")):
+            continue
+        try:
+            plan = load_plan(path)
+        except ConfigError:
+            continue
+        if plan.bus is None or plan.date < since or unsafe_reason(path, plan) is not None:
+            continue
+        found.append(GeneratedPlan(path.relative_to(out).as_posix(), plan))
+    found.sort(key=lambda g: (g.plan.date, g.plan.bus or "", g.name))
+    return found
 
 
 def format_day(plans: list[BusDay]) -> str:
