@@ -10,6 +10,7 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from busd.clock import ManualClock
@@ -105,6 +106,13 @@ async def test_dispatchers_confirm_make_ups_viewers_read_and_coverage_is_shown(
         table = {r[0]: r[4:] for r in rows[1:]}
         assert table["turki"] == ["5", "0", "5", "1"] and table["rozupe"] == ["5", "1", "4", "0"]
         assert table["Total"] == ["26", "1", "25", "1"]
+        book_file = await w.client.get("/schedule/coverage.xlsx?m=livani&month=2026-12")
+        assert book_file.status == 200
+        book = openpyxl.load_workbook(io.BytesIO(await book_file.read()), read_only=True)
+        [sheet] = book.worksheets
+        cells = {r[0]: r[4:] for r in sheet.iter_rows(values_only=True)}
+        book.close()
+        assert cells["turki"] == (5, 0, 5, 1) and cells["Total"] == (26, 1, 25, 1)
         await w.client.post("/logout", data={"csrf": csrf})
 
         # A viewer sees the proposals and the coverage, but no button, and is refused.

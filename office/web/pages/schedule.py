@@ -10,8 +10,8 @@ config names its schedule file (``municipalities.N.schedule``):
   14 days (``POST /schedule/scan``), as ``busd office plan proposals`` does; viewers see the
   list only;
 - the coverage report (:func:`office.schedule.coverage.coverage`): per place, due, served,
-  missed, made up; ``GET /schedule/coverage.csv`` is the same table (UTF-8 with a BOM, as the
-  reports' CSV).
+  missed, made up; ``GET /schedule/coverage.csv`` and ``.xlsx`` are the same table (the CSV
+  in UTF-8 with a BOM, as the reports' CSV).
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
+from openpyxl import Workbook
 
 from busd.errors import ConfigError
 from office.config import Municipality
-from office.reports.export import CSV_MEDIA_TYPE
+from office.reports.export import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
 from office.schedule.coverage import CoverageReport, coverage
 from office.schedule.model import Schedule, load_schedule
 from office.schedule.proposals import confirm, find_missed, list_proposals, scan_window
@@ -53,6 +54,7 @@ def setup(app: web.Application, ctx: WebContext) -> None:
     ctx.nav.append(NavItem("/schedule", "nav.schedule"))
     app.router.add_get("/schedule", schedule_page)
     app.router.add_get("/schedule/coverage.csv", coverage_csv)
+    app.router.add_get("/schedule/coverage.xlsx", coverage_xlsx)
     app.router.add_post("/schedule/confirm", dispatcher_only(confirm_form))
     app.router.add_post("/schedule/scan", dispatcher_only(scan_form))
 
@@ -109,7 +111,8 @@ async def schedule_page(request: web.Request) -> web.Response:
         month = _month(request.query.get("month"), _today(ctx, municipality))
         schedule = _schedule(municipality)
         values.update(month=month.strftime("%Y-%m"), schedule=schedule,
-                      csv_url=_url("/schedule/coverage.csv", municipality, month))
+                      csv_url=_url("/schedule/coverage.csv", municipality, month),
+                      xlsx_url=_url("/schedule/coverage.xlsx", municipality, month))
         if schedule is not None:
             since = (month - timedelta(days=1)).replace(day=1)
             values["proposals"] = await list_proposals(ctx.archive, schedule, since=since)
@@ -164,20 +167,44 @@ async def scan_form(request: web.Request) -> web.Response:
                                 n=str(len(new))))
 
 
-def coverage_table(report: CoverageReport, lang: str) -> bytes:
-    """The coverage report as CSV, headings in ``lang``; a total line last."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+def coverage_rows(report: CoverageReport, lang: str) -> list[list[str | int]]:
+    """The coverage table, headings in ``lang``; a total line last."""
     heads = ("place", "name", "bus", "cycle", "due", "served", "missed", "made_up")
-    writer.writerow([translate(lang, f"schedule.{h}") for h in heads])
-    for p in report.places:
-        writer.writerow([p.point_id, p.name, p.bus, p.cycle, p.due, p.served, p.missed,
-                         p.made_up])
-    writer.writerow([translate(lang, "schedule.total"), "", "", "", *report.totals])
+    out: list[list[str | int]] = [[translate(lang, f"schedule.{h}") for h in heads]]
+    out += [[p.point_id, p.name, p.bus, p.cycle, p.due, p.served, p.missed, p.made_up]
+            for p in report.places]
+    out.append([translate(lang, "schedule.total"), "", "", "", *report.totals])
+    return out
+
+
+def coverage_table(report: CoverageReport, lang: str) -> bytes:
+    """The coverage report as CSV (UTF-8 with a BOM, as the reports' CSV)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(coverage_rows(report, lang))
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+def coverage_book(report: CoverageReport, lang: str) -> bytes:
+    """The coverage report as XLSX: one sheet, numbers as numbers."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(translate(lang, "schedule.coverage",
+                                        month=report.month.strftime("%Y-%m"))[:31])
+    for row in coverage_rows(report, lang):
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 async def coverage_csv(request: web.Request) -> web.Response:
+    return await _export(request, "csv")
+
+
+async def coverage_xlsx(request: web.Request) -> web.Response:
+    return await _export(request, "xlsx")
+
+
+async def _export(request: web.Request, kind: str) -> web.Response:
     ctx = context(request)
     municipality = _municipality(ctx, request.query.get("m"))
     schedule = None if municipality is None else _schedule(municipality)
@@ -185,8 +212,11 @@ async def coverage_csv(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="this municipality has no schedule\n")
     month = _month(request.query.get("month"), _today(ctx, municipality))
     report = await coverage(ctx.archive, schedule, month)
-    name = f"coverage-{municipality.id}-{month.strftime('%Y-%m')}.csv"
-    log.info("coverage_exported", municipality=municipality.id, month=month.isoformat())
-    return web.Response(body=coverage_table(report, session_language(request)),
-                        headers={"Content-Type": CSV_MEDIA_TYPE,
-                                 "Content-Disposition": f'attachment; filename="{name}"'})
+    name = f"coverage-{municipality.id}-{month.strftime('%Y-%m')}.{kind}"
+    lang = session_language(request)
+    log.info("coverage_exported", municipality=municipality.id, month=month.isoformat(),
+             format=kind)
+    body, media_type = ((coverage_table(report, lang), CSV_MEDIA_TYPE) if kind == "csv"
+                        else (coverage_book(report, lang), XLSX_MEDIA_TYPE))
+    return web.Response(body=body, headers={
+        "Content-Type": media_type, "Content-Disposition": f'attachment; filename="{name}"'})
