@@ -154,6 +154,9 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                         help="wait at most S seconds for the answers (default 30)")
     resend.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                         help="give up on the database after S seconds (default 10)")
+    resend.add_argument("--expiry", type=float, default=None, metavar="S",
+                        help="the broker drops an ask a bus has not taken after S seconds "
+                             "(MQTT 5 message expiry; default 86400, a day)")
     resend.add_argument("--json", action="store_true", help="one JSON object per line")
     resend.set_defaults(func=resend_main)
     add_plan_parser(sub)
@@ -273,8 +276,8 @@ def resend_main(args: argparse.Namespace) -> int:
         answers = asyncio.run(resend_gaps(
             settings=settings_from_args(args), archive_url=url, bus=args.bus, day=args.day,
             tz=args.tz, prefix=args.prefix, timeout_s=args.timeout,
-            connect_timeout_s=args.connect_timeout))
-    except (ArchiveError, MqttError, OSError) as err:
+            connect_timeout_s=args.connect_timeout, expiry_s=args.expiry))
+    except (ArchiveError, MqttError, OSError, ValueError) as err:
         log.error("office_resend_failed", reason=str(err))
         print(f"busd office resend: {err}", flush=True)
         return EXIT_ERROR

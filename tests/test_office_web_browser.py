@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -287,6 +287,10 @@ async def test_login_roles_csrf_logout_and_expiry_in_the_browser(
                 message = await anext(aiter(bus.messages))
             command = json.loads(bytes(message.payload))
             assert (command["first_seq"], command["last_seq"]) == (4, 6)
+            # Recorded, with the resend's expiry: the commands page follows it.
+            [recorded] = await web.ctx.archive.commands(bus="lv-01")
+            assert recorded.sent.id == command["id"] and recorded.sent.command == "resend"
+            assert recorded.sent.expires == recorded.sent.sent + timedelta(hours=24)
 
         # The session's lifetime passes: the open page goes to the login by itself.
         await clock.advance(cfg.web.session_minutes * 60 + 1)

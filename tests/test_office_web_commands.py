@@ -39,11 +39,14 @@ def plan_json(version: int, *, bus: str | None = BUS, days: int = 0) -> str:
 
 
 @asynccontextmanager
-async def dispatching(tmp_path: Path, port: int, *,
-                      wait_s: float = 10.0) -> AsyncIterator[WebUnderTest]:
-    """The web with a broker on ``port``, its clock at real time (plans are for today)."""
+async def dispatching(tmp_path: Path, port: int, *, wait_s: float = 10.0,
+                      plans_dir: Path | None = None) -> AsyncIterator[WebUnderTest]:
+    """The web with a broker on ``port``, its clock at real time (plans are for today).
+    ``plans_dir``: Līvāni's generated plans (its buses: bus-*)."""
+    extra: dict[str, Any] = {} if plans_dir is None else {"municipalities": [
+        {"id": "livani", "name": "Līvāni", "buses": ["bus-*"], "plans_dir": str(plans_dir)}]}
     config = parse_config({"web": {"port": 0},
-                           "mqtt": {"host": "127.0.0.1", "port": port}})
+                           "mqtt": {"host": "127.0.0.1", "port": port}, **extra})
     async with web_under_test(tmp_path, config=config) as w:
         await w.clock.advance(time.time() - w.clock.now())
         w.ctx.broker = BrokerSettings(host="127.0.0.1", port=port, timeout_s=5)
@@ -159,4 +162,39 @@ async def test_a_plan_for_a_bus_that_does_not_answer_is_pending(mosquitto: Mosqu
         late = await post_plan(w, csrf, text=plan_json(1, days=-1))
         html = await (await w.client.get(late.headers["Location"], headers=HTML)).text()
         assert "outcome-expired" in html and "diena ir beigusies" in html
+        assert len(await w.ctx.archive.commands()) == 1
+
+
+async def test_a_generated_plan_is_picked_from_the_plans_dir_and_sent(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """The plans busd office plan generate wrote: those ready (today on, not flagged unsafe)
+    are offered to dispatchers only, and the one picked is sent to its own bus."""
+    out = tmp_path / "plans"
+    (out / riga_today(1).isoformat()).mkdir(parents=True)
+    (out / "bus-01.json").write_text(plan_json(11), encoding="utf-8")
+    (out / riga_today(1).isoformat() / "bus-02.json").write_text(
+        plan_json(12, bus="bus-02", days=1), encoding="utf-8")
+    (out / "bus-03.unsafe.json").write_text(plan_json(13, bus="bus-03"), encoding="utf-8")
+    (out / "old.json").write_text(plan_json(14, days=-1), encoding="utf-8")
+    async with dispatching(tmp_path, mosquitto.port, wait_s=0.3, plans_dir=out) as w:
+        csrf = await log_in(w.client, *VIEWER)
+        html = await (await w.client.get("/commands", headers=HTML)).text()
+        assert 'action="/commands/generated"' not in html
+        await w.client.post("/logout", data={"csrf": csrf})
+
+        csrf = await log_in(w.client, *DISPATCHER)
+        html = await (await w.client.get("/commands", headers=HTML)).text()
+        offered = [line.split('"')[1] for line in html.split("<option value=")[1:]]
+        assert offered == ["livani:bus-01.json",
+                           f"livani:{riga_today(1).isoformat()}/bus-02.json"]
+        sent = await w.client.post("/commands/generated", allow_redirects=False, data={
+            "csrf": csrf, "pick": offered[1]})
+        assert sent.status == 303 and "to=bus-02" in sent.headers["Location"]
+        [command] = await w.ctx.archive.commands()
+        assert (command.sent.bus, command.sent.version, command.sent.day) == (
+            "bus-02", 12, riga_today(1))
+        for bad in ("livani:bus-03.unsafe.json", "livani:old.json", "livani:../x.json"):
+            refused = await w.client.post("/commands/generated", data={"csrf": csrf,
+                                                                       "pick": bad})
+            assert refused.status == 400 and "not a generated plan" in await refused.text()
         assert len(await w.ctx.archive.commands()) == 1

@@ -291,3 +291,43 @@ def test_the_readme_documents_every_schedule_key() -> None:
     for model in (Schedule, ServicePoint, Bus, Road, Route):
         for key in model.model_fields:
             assert f"`{key}`" in section, f"{model.__name__}.{key}"
+
+
+def test_plan_send_refuses_a_plan_generate_flagged_unsafe_unless_forced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from busd.cli import main
+
+    schedule_file = tmp_path / "schedule.toml"
+    schedule_file.write_text(LIVANI.read_text(encoding="utf-8").replace(
+        "start_soc = 96", "start_soc = 32"), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["office", "plan", "generate", "--schedule", str(schedule_file),
+                 "--date", "2026-12-08", "--out", str(out), "--version", "5"]) == EXIT_UNSAFE
+    # Renamed by hand: the summary beside it still flags bus sim-01's version 5.
+    renamed = out / "sim-01.json"
+    renamed.write_bytes((out / "sim-01.unsafe.json").read_bytes())
+    with socket.socket() as s:  # a port nobody listens on: a forced send fails to connect
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    send = ["office", "plan", "send", "--host", "127.0.0.1", "--port", port, "--bus", "sim-01",
+            "--timeout", "0.1"]
+    for file, flag in ((out / "sim-01.unsafe.json", "sim-01.unsafe.json was flagged unsafe"),
+                       (renamed, "2026-12-08.summary.json flags sim-01.json unsafe (")):
+        capsys.readouterr()
+        assert main([*send, str(file)]) == 2
+        said = capsys.readouterr().out
+        assert "not sent: " in said and flag in said and "--force" in said, said
+    capsys.readouterr()
+    assert main([*send, "--force", str(renamed)]) == 2  # sent (tried): the broker is absent
+    said = capsys.readouterr().out
+    assert "Connection refused" in said and "not sent: " not in said, said
+    # A safe plan with a summary that says so is sent (tried) without --force.
+    ok = tmp_path / "ok"
+    assert main(["office", "plan", "generate", "--schedule", str(LIVANI), "--date", "2026-12-08",
+                 "--out", str(ok), "--version", "5"]) == 0
+    capsys.readouterr()
+    assert main([*send, str(ok / "sim-01.json")]) == 2
+    said = capsys.readouterr().out
+    assert "Connection refused" in said and "not sent: " not in said, said

@@ -3,17 +3,21 @@
 Each bus's plan is written as ``DIR/{bus}.json``: exactly the plan ``cmd/plan`` carries and a
 plan file holds (:class:`busd.plan.Plan`). A plan that failed its checks is written as
 ``DIR/{bus}.unsafe.json`` instead, so that no plan ready to send exists for a day that cannot
-be served safely; ``DIR/{date}.summary.json`` lists every bus's checks.
+be served safely; ``DIR/{date}.summary.json`` lists every bus's checks. :func:`unsafe_reason`
+tells a sender (``busd office plan send``) that a file it was given is one of those.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from busd.clock import Clock
+from busd.errors import ConfigError
 from busd.files import write_atomic
+from busd.plan import Plan, load_plan
 from office.archive import Archive
 from office.schedule.energy import bus_energy
 from office.schedule.generate import BusDay, bus_day
@@ -54,9 +58,71 @@ def write_day(out: Path, day: date, plans: list[BusDay]) -> list[Path]:
         "version": None if bd.plan is None else bd.plan.version,
         "file": None if bd.plan is None else
         (f"{bd.bus}.json" if bd.safe else f"{bd.bus}.unsafe.json")} for bd in plans]
-    write_atomic(out / f"{day.isoformat()}.summary.json",
+    write_atomic(summary_path(out, day),
                       json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return written
+
+
+UNSAFE_SUFFIX = ".unsafe.json"
+
+
+def summary_path(out: Path, day: date) -> Path:
+    return out / f"{day.isoformat()}.summary.json"
+
+
+def unsafe_reason(path: Path, plan: Plan) -> str | None:
+    """Why the plan file at ``path`` was flagged unsafe by the generator, or None.
+
+    Flagged: its name ends in ``.unsafe.json``, or the day's summary beside it lists it (by
+    file name, or by bus and version) as not safe. A summary that cannot be read says
+    nothing: a hand-written plan has none."""
+    if path.name.endswith(UNSAFE_SUFFIX):
+        return f"{path.name} was flagged unsafe by busd office plan generate"
+    summary = summary_path(path.parent, plan.date)
+    try:
+        entries = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entries, list):
+        return None
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        mine = entry.get("file") == path.name or (
+            plan.bus is not None and entry.get("bus") == plan.bus
+            and entry.get("version") == plan.version)
+        if mine and entry.get("safe") is False:
+            problems = "; ".join(str(p) for p in entry.get("problems") or [])
+            return (f"{summary.name} flags {path.name} unsafe"
+                    + (f" ({problems})" if problems else ""))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedPlan:
+    """A plan file ready to send, found in a generator's output directory."""
+
+    name: str  # relative to the directory: BUS.json or YYYY-MM-DD/BUS.json
+    plan: Plan
+
+
+def ready_plans(out: Path, *, since: date) -> list[GeneratedPlan]:
+    """The plans in ``out`` (one day's, or a month's ``DIR/YYYY-MM-DD/``) for ``since`` and
+    later that are ready to send: for a bus, not flagged unsafe (:func:`unsafe_reason`), and
+    readable (a broken file is skipped). By day, then bus."""
+    found: list[GeneratedPlan] = []
+    for path in sorted([*out.glob("*.json"), *out.glob("*/*.json")]):
+        if path.name.endswith((UNSAFE_SUFFIX, ".summary.json")):
+            continue
+        try:
+            plan = load_plan(path)
+        except ConfigError:
+            continue
+        if plan.bus is None or plan.date < since or unsafe_reason(path, plan) is not None:
+            continue
+        found.append(GeneratedPlan(path.relative_to(out).as_posix(), plan))
+    found.sort(key=lambda g: (g.plan.date, g.plan.bus or "", g.name))
+    return found
 
 
 def format_day(plans: list[BusDay]) -> str:

@@ -79,6 +79,7 @@ PAGES: list[str] = [
     "office.web.pages.reports",
     "office.web.pages.day",
     "office.web.pages.commands",
+    "office.web.pages.schedule",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -28,6 +29,8 @@ from busd.errors import ConfigError
 from busd.plan import Plan, parse_plan
 from office.archive import ArchiveError
 from office.dispatch import DispatchError, command_statuses, send_plan
+from office.schedule.day import GeneratedPlan, ready_plans
+from office.users import Role
 from office.web.app import (
     NavItem,
     WebContext,
@@ -47,6 +50,7 @@ def setup(app: web.Application, ctx: WebContext) -> None:
     ctx.nav.append(NavItem("/commands", "nav.commands"))
     app.router.add_get("/commands", commands_page)
     app.router.add_post("/commands/plan", dispatcher_only(send_plan_form))
+    app.router.add_post("/commands/generated", dispatcher_only(send_generated_form))
 
 
 async def _page(request: web.Request, *, status: int = 200, problems: list[str] | None = None,
@@ -57,7 +61,9 @@ async def _page(request: web.Request, *, status: int = 200, problems: list[str] 
     if bus is not None and not BUS_ID.match(bus):
         raise web.HTTPNotFound(text="no such bus\n")
     rows = await command_statuses(ctx.archive, bus=bus, limit=LIST_LIMIT, clock=ctx.clock)
+    generated = _generated(ctx) if session_of(request).user.role is Role.DISPATCHER else []
     return render(request, "commands.html", status=status, rows=rows, bus=bus,
+                  generated=generated,
                   problems=problems or [], form=form or {"bus": bus or "", "plan": ""},
                   outcome=outcome, can_send=ctx.config.mqtt.enabled,
                   config_municipality=ctx.config.municipality_of)
@@ -97,23 +103,57 @@ async def _plan_text(request: web.Request) -> tuple[str, str]:
     return bus, text
 
 
-async def send_plan_form(request: web.Request) -> web.Response:
+def _generated(ctx: WebContext) -> list[tuple[str, GeneratedPlan]]:
+    """(municipality id, plan) for each plan ready to send in a municipality's
+    ``plans_dir``, from its today on."""
+    out: list[tuple[str, GeneratedPlan]] = []
+    for m in ctx.config.municipalities:
+        if m.plans_dir is None or not m.plans_dir.is_dir():
+            continue
+        today = datetime.fromtimestamp(ctx.clock.now(), UTC).astimezone(m.tz).date()
+        out += [(m.id, g) for g in ready_plans(m.plans_dir, since=today)]
+    return out
+
+
+async def send_generated_form(request: web.Request) -> web.Response:
+    """Send a plan ``busd office plan generate`` wrote (form ``pick``: ``municipality:name``),
+    to the bus it was made for, only if it is one the page offers (ready, not flagged)."""
     ctx = context(request)
+    form = await request.post()
+    pick = str(form.get("pick", ""))
+    offered = {f"{m}:{g.name}": g for m, g in _generated(ctx)}
+    generated = offered.get(pick)
+    if generated is None or generated.plan.bus is None:
+        return await _page(request, status=400, problems=[
+            "plan: not a generated plan ready to send (gone, for a past day, or flagged "
+            "unsafe by busd office plan generate)"])
+    return await _send(request, generated.plan.bus, generated.plan,
+                       {"bus": generated.plan.bus, "plan": ""})
+
+
+async def send_plan_form(request: web.Request) -> web.Response:
     bus, text = await _plan_text(request)
     form = {"bus": bus, "plan": text}
     role = session_of(request).user.role.value
     if not BUS_ID.match(bus):
         return await _page(request, status=400, form=form,
                            problems=["bus: not a bus id (a-z, 0-9, -)"])
-    if not ctx.config.mqtt.enabled:
-        return await _page(request, status=503, form=form,
-                           problems=["mqtt: this office has no broker (mqtt.enabled = false)"])
     try:
         plan = plan_from_text(text)
     except ConfigError as err:
         log.warning("web_plan_invalid", bus=bus, problems=len(err.problems), role=role)
         return await _page(request, status=400, form=form,
                            problems=[f"{key}: {reason}" for key, reason in err.problems])
+    return await _send(request, bus, plan, form)
+
+
+async def _send(request: web.Request, bus: str, plan: Plan,
+                form: dict[str, str]) -> web.Response:
+    ctx = context(request)
+    role = session_of(request).user.role.value
+    if not ctx.config.mqtt.enabled:
+        return await _page(request, status=503, form=form,
+                           problems=["mqtt: this office has no broker (mqtt.enabled = false)"])
     from office.web.server import broker_settings
 
     try:
