@@ -21,13 +21,32 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from busd.errors import ConfigError
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 PlaceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+# An IANA zone name the system knows (Europe/Riga): the plan's, a schedule's, a municipality's.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -103,22 +122,13 @@ class Plan(_Strict):
     bus: str | None = Field(default=None, description="the bus it is for; None = any")
     date: date
     version: int = Field(ge=1, description="must increase with every replacement")
-    timezone: str = "Europe/Riga"
+    timezone: TimeZoneName = "Europe/Riga"
     depot: Depot
     stops: list[Stop] = Field(max_length=40)
     chargers: list[Charger] = Field(default_factory=list, max_length=20)
     charging: list[PlannedCharge] = Field(
         default_factory=list, max_length=1, description="a planned charging stop, if any"
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

@@ -12,13 +12,22 @@ import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
-from busd.plan import ArrivalWindow, Charger, Depot, Latitude, Longitude, PlaceId, plan_problems
+from busd.plan import (
+    ArrivalWindow,
+    Charger,
+    Depot,
+    Latitude,
+    Longitude,
+    PlaceId,
+    TimeZoneName,
+    plan_problems,
+)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -116,7 +125,7 @@ class ReserveDays(_Strict):
 
 class Schedule(_Strict):
     municipality: str = Field(min_length=1, max_length=80)
-    timezone: str = "Europe/Riga"
+    timezone: TimeZoneName = "Europe/Riga"
     depot: Depot
     chargers: list[Charger] = Field(default_factory=list, max_length=20)
     points: list[ServicePoint] = Field(min_length=1, max_length=200)
@@ -128,15 +137,6 @@ class Schedule(_Strict):
     month_temp_c: list[float] = Field(
         default=list(DEFAULT_MONTH_TEMP_C), min_length=12, max_length=12,
         description="outside temperature the energy check assumes, January first")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @property
     def zone(self) -> ZoneInfo:
