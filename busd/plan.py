@@ -78,24 +78,30 @@ class ArrivalWindow(_Strict):
         return self
 
 
-class Stop(Place):
+class ServedPlace(Place):
+    """A place the bus serves: how long on site, how important, when it is expected. A plan's
+    stop is one, and so is a municipality's service point (office/schedule/model.py)."""
+
     window: ArrivalWindow | None = Field(default=None, description="announced arrival window")
     planned_min: float = Field(gt=0, le=720, description="planned minutes on site")
     min_min: float = Field(ge=0, le=720, description="shortest acceptable visit, minutes")
     priority: int = Field(default=5, ge=1, le=10, description="10 = most important")
     must_serve: bool = False
+
+    @model_validator(mode="after")
+    def _durations(self) -> ServedPlace:
+        if self.min_min > self.planned_min:
+            raise ValueError("min_min is longer than planned_min")
+        return self
+
+
+class Stop(ServedPlace):
     leg_km: float | None = Field(
         default=None, gt=0, description="road km from the previous place, when known"
     )
     cycle: Literal["weekly", "fortnightly", "monthly"] | None = Field(
         default=None, description="how often the village is served"
     )
-
-    @model_validator(mode="after")
-    def _durations(self) -> Stop:
-        if self.min_min > self.planned_min:
-            raise ValueError("min_min is longer than planned_min")
-        return self
 
 
 class Depot(Place):
