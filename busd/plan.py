@@ -21,13 +21,32 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from busd.errors import ConfigError
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 PlaceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+# An IANA zone name the system knows (Europe/Riga): the plan's, a schedule's, a municipality's.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -59,24 +78,30 @@ class ArrivalWindow(_Strict):
         return self
 
 
-class Stop(Place):
+class ServedPlace(Place):
+    """A place the bus serves: how long on site, how important, when it is expected. A plan's
+    stop is one, and so is a municipality's service point (office/schedule/model.py)."""
+
     window: ArrivalWindow | None = Field(default=None, description="announced arrival window")
     planned_min: float = Field(gt=0, le=720, description="planned minutes on site")
     min_min: float = Field(ge=0, le=720, description="shortest acceptable visit, minutes")
     priority: int = Field(default=5, ge=1, le=10, description="10 = most important")
     must_serve: bool = False
+
+    @model_validator(mode="after")
+    def _durations(self) -> ServedPlace:
+        if self.min_min > self.planned_min:
+            raise ValueError("min_min is longer than planned_min")
+        return self
+
+
+class Stop(ServedPlace):
     leg_km: float | None = Field(
         default=None, gt=0, description="road km from the previous place, when known"
     )
     cycle: Literal["weekly", "fortnightly", "monthly"] | None = Field(
         default=None, description="how often the village is served"
     )
-
-    @model_validator(mode="after")
-    def _durations(self) -> Stop:
-        if self.min_min > self.planned_min:
-            raise ValueError("min_min is longer than planned_min")
-        return self
 
 
 class Depot(Place):
@@ -103,22 +128,13 @@ class Plan(_Strict):
     bus: str | None = Field(default=None, description="the bus it is for; None = any")
     date: date
     version: int = Field(ge=1, description="must increase with every replacement")
-    timezone: str = "Europe/Riga"
+    timezone: TimeZoneName = "Europe/Riga"
     depot: Depot
     stops: list[Stop] = Field(max_length=40)
     chargers: list[Charger] = Field(default_factory=list, max_length=20)
     charging: list[PlannedCharge] = Field(
         default_factory=list, max_length=1, description="a planned charging stop, if any"
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

@@ -257,6 +257,15 @@ class StoragePolicy:
             if ctx is not None:
                 ctx.beat()
 
+    async def next_write(self, dirty: asyncio.Event, ctx: ComponentContext | None = None) -> None:
+        """A writer loop's pause: while the disk refuses, the back-off (then retry what is
+        kept); otherwise until ``dirty`` says there is something new. Clears ``dirty``."""
+        if self.failing:
+            await self.wait(ctx)
+        else:
+            await dirty.wait()
+        dirty.clear()
+
     async def attempt(
         self, write: Callable[[], Awaitable[object]], ctx: ComponentContext | None = None
     ) -> bool:

@@ -213,11 +213,18 @@ def archive_url(value: str) -> str:
     return f"sqlite:///{Path(value).resolve()}"
 
 
+def missing_archive(url: str) -> str | None:
+    """The SQLite file ``url`` names when it does not exist, else None: a command that only
+    reads must not leave an empty archive behind where there was none (a mistyped path)."""
+    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
+        return sqlite_path(url)
+    return None
+
+
 def gaps_main(args: argparse.Namespace) -> int:
     url = archive_url(args.archive)
-    # Reading must not leave an empty archive behind where there was none (a mistyped path).
-    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
-        print(f"busd office gaps: no archive at {sqlite_path(url)}", flush=True)
+    if (missing := missing_archive(url)) is not None:
+        print(f"busd office gaps: no archive at {missing}", flush=True)
         return EXIT_ERROR
     try:
         found = asyncio.run(_gaps(url, bus=args.bus, day=args.day, tz=args.tz,
@@ -269,8 +276,8 @@ def resend_main(args: argparse.Namespace) -> int:
     from office.resend import format_answers, resend_gaps
 
     url = archive_url(args.archive)
-    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
-        print(f"busd office resend: no archive at {sqlite_path(url)}", flush=True)
+    if (missing := missing_archive(url)) is not None:
+        print(f"busd office resend: no archive at {missing}", flush=True)
         return EXIT_ERROR
     try:
         answers = asyncio.run(resend_gaps(

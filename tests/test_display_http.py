@@ -146,7 +146,8 @@ async def test_nothing_else_changes_state_and_foreign_hosts_are_refused(served: 
 
 
 def test_assets_are_all_local_and_markup_holds_no_text() -> None:
-    for name in ("index.html", "app.js", "app.css", "staff.html", "staff.js", "staff.css"):
+    for name in ("index.html", "common.js", "app.js", "app.css", "staff.html", "staff.js",
+                 "staff.css"):
         text = STATIC.joinpath(name).read_text("utf-8")
         assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import|url\(", text), name
 

@@ -73,10 +73,11 @@ def test_a_plain_path_is_a_sqlite_archive(tmp_path: Path,
     assert "lv-01  2026-03-09: 1 record missing" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [["gaps"], ["command", "status"]])
 def test_a_missing_archive_is_an_error_and_is_not_created(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     missing = tmp_path / "nope.db"
-    assert main(["office", "gaps", "--archive", str(missing)]) == 2
+    assert main(["office", *command, "--archive", str(missing)]) == 2
     assert "no archive at" in capsys.readouterr().out
     assert not missing.exists()
 

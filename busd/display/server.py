@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 PORT_POLL_S = 1.0  # how often ports without change notifications are looked at
 WRITE_TIMEOUT_S = 5.0  # a port's write (acknowledge, increment) must answer within this
-_STATIC = {"app.js": "text/javascript", "app.css": "text/css",
+_STATIC = {"common.js": "text/javascript", "app.js": "text/javascript", "app.css": "text/css",
            "staff.js": "text/javascript", "staff.css": "text/css"}
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

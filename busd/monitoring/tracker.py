@@ -237,11 +237,7 @@ class Tracker:
 
     async def _writer(self, ctx: ComponentContext) -> None:
         while True:
-            if self._storage.failing:
-                await self._storage.wait(ctx)
-            else:
-                await self._dirty.wait()
-            self._dirty.clear()
+            await self._storage.next_write(self._dirty, ctx)
             await self._flush(ctx)
 
     async def _flush(self, ctx: ComponentContext) -> bool:

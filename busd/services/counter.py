@@ -90,11 +90,7 @@ class ServiceCounter:
             self._tallies.setdefault(tally.visit_id, tally)
         ctx.ready()
         while True:
-            if self._storage.failing:
-                await self._storage.wait(ctx)
-            else:
-                await self._dirty.wait()
-            self._dirty.clear()
+            await self._storage.next_write(self._dirty, ctx)
             # Under the lock the staff page's writes take: an older tally of a visit never
             # lands after a newer one.
             async with self._lock:

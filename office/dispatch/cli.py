@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from busd.errors import ConfigError
 from busd.plan import load_plan
 from office.archive import ArchiveError, open_archive
-from office.archive.base import sqlite_path
 from office.archive.commands import CommandState, CommandStatus
 from office.dispatch.send import DispatchError, SendOutcome, command_statuses, send_plan
 from office.schedule.day import unsafe_reason
@@ -167,11 +166,11 @@ def format_outcome(outcome: SendOutcome, *, as_json: bool = False, timeout_s: fl
 
 
 def status_main(args: argparse.Namespace) -> int:
-    from office.cli import archive_url
+    from office.cli import archive_url, missing_archive
 
     url = archive_url(args.archive)
-    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
-        print(f"busd office command status: no archive at {sqlite_path(url)}", flush=True)
+    if (missing := missing_archive(url)) is not None:
+        print(f"busd office command status: no archive at {missing}", flush=True)
         return EXIT_ERROR
     since = args.since
     if since is not None and since.tzinfo is None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from busd.plan import TimeZoneName
 from office.archive.models import BusId
 
 
@@ -26,17 +27,8 @@ class Municipality(_Model):
     """A group of buses reported together, in its own time zone."""
 
     name: str = Field(min_length=1, max_length=200)
-    tz: str = "Europe/Riga"
+    tz: TimeZoneName = "Europe/Riga"
     buses: tuple[BusId, ...] = Field(min_length=1)
-
-    @field_validator("tz")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @property
     def zone(self) -> ZoneInfo:

@@ -18,7 +18,8 @@ import structlog
 from busd.clock import Clock, SystemClock
 from busd.errors import ConfigError
 from office.archive import Archive, ArchiveError, open_archive
-from office.archive.base import sqlite_path
+from office.cli import archive_url as _archive_url
+from office.cli import missing_archive
 from office.schedule.coverage import CoverageReport, coverage, format_coverage
 from office.schedule.cycles import days
 from office.schedule.day import format_day, generate_day, write_day
@@ -31,10 +32,6 @@ log = structlog.get_logger("office.schedule.cli")
 EXIT_OK = 0
 EXIT_ERROR = 2
 EXIT_UNSAFE = 3
-
-
-def _archive_url(value: str) -> str:
-    return value if "://" in value else f"sqlite:///{Path(value).resolve()}"
 
 
 def _month(value: str) -> date:
@@ -102,8 +99,8 @@ def _load(args: argparse.Namespace, command: str) -> Schedule | None:
 
 def _open(url: str, schedule: Schedule | None) -> Archive:
     tz = schedule.timezone if schedule is not None else "Europe/Riga"
-    if url.startswith("sqlite:") and not Path(sqlite_path(url)).exists():
-        raise ArchiveError(f"no archive at {sqlite_path(url)}")
+    if (missing := missing_archive(url)) is not None:
+        raise ArchiveError(f"no archive at {missing}")
     return open_archive(url, tz=tz)
 
 

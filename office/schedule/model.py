@@ -12,13 +12,20 @@ import tomllib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from busd.config import PlannerConfig
 from busd.errors import ConfigError
-from busd.plan import ArrivalWindow, Charger, Depot, Latitude, Longitude, PlaceId, plan_problems
+from busd.plan import (
+    Charger,
+    Depot,
+    PlaceId,
+    ServedPlace,
+    TimeZoneName,
+    plan_problems,
+)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -61,27 +68,12 @@ class Monthly(_Strict):
 Cycle = Annotated[Weekly | Fortnightly | Monthly, Field(discriminator="every")]
 
 
-class ServicePoint(_Strict):
-    """A village the bus serves: where, how long, how important, and how often."""
+class ServicePoint(ServedPlace):
+    """A village the bus serves: where, how long, how important (the fields of a plan's stop,
+    :class:`busd.plan.ServedPlace`), and how often."""
 
-    id: PlaceId
-    name: str = Field(min_length=1, max_length=80)
-    lat: Latitude
-    lon: Longitude
-    geofence_m: float = Field(default=150.0, gt=10, le=2000, description="radius of the site")
-    planned_min: float = Field(gt=0, le=720, description="planned minutes on site")
-    min_min: float = Field(ge=0, le=720, description="shortest acceptable visit, minutes")
-    priority: int = Field(default=5, ge=1, le=10, description="10 = most important")
-    must_serve: bool = False
-    window: ArrivalWindow | None = Field(default=None, description="announced arrival window")
     cycles: list[Cycle] = Field(min_length=1, max_length=7,
                                 description="when it is due; several cycles may add up")
-
-    @model_validator(mode="after")
-    def _durations(self) -> ServicePoint:
-        if self.min_min > self.planned_min:
-            raise ValueError("min_min is longer than planned_min")
-        return self
 
 
 class Road(_Strict):
@@ -116,7 +108,7 @@ class ReserveDays(_Strict):
 
 class Schedule(_Strict):
     municipality: str = Field(min_length=1, max_length=80)
-    timezone: str = "Europe/Riga"
+    timezone: TimeZoneName = "Europe/Riga"
     depot: Depot
     chargers: list[Charger] = Field(default_factory=list, max_length=20)
     points: list[ServicePoint] = Field(min_length=1, max_length=200)
@@ -128,15 +120,6 @@ class Schedule(_Strict):
     month_temp_c: list[float] = Field(
         default=list(DEFAULT_MONTH_TEMP_C), min_length=12, max_length=12,
         description="outside temperature the energy check assumes, January first")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @property
     def zone(self) -> ZoneInfo:

@@ -4,28 +4,19 @@
 "use strict";
 
 (function () {
-  const boot = JSON.parse(document.getElementById("boot").textContent);
+  const page = window.busdPage; // common.js
+  const boot = page.boot;
   let lang = boot.lang;
   let token = boot.token;
   let snap = null;
-  let connected = false;
-  let lastMessage = 0;
-  let source = null;
-  let retryMs = 2000;
+  let live = { connected: false, lastMessage: 0 }; // the stream's state, once it is started
+  let lastMessageTs = null; // the daemon's time of the last message, epoch seconds
   let proposalNote = null; // key of a note under the Accept button
   let pendingAck = null;
   const $ = (id) => document.getElementById(id);
 
   // --- texts and formats ------------------------------------------------------------------
-  function t(key, params) {
-    const messages = boot.messages[lang] || boot.messages.lv;
-    let text = messages[key];
-    if (text === undefined) text = boot.messages.lv[key] || key;
-    if (params) {
-      for (const [name, value] of Object.entries(params)) text = text.split("{" + name + "}").join(String(value));
-    }
-    return text;
-  }
+  const t = (key, params) => page.translate(lang, key, params);
   function num(x, digits) {
     if (x === null || x === undefined || !isFinite(x)) return "—";
     return Number(x).toFixed(digits).replace(".", t("fmt.decimal"));
@@ -61,33 +52,21 @@
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
     const nav = $("langs");
     nav.setAttribute("aria-label", t("language"));
-    nav.replaceChildren();
-    for (const code of boot.languages) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.textContent = code.toUpperCase();
-      b.dataset.lang = code;
-      b.className = code === lang ? "on" : "";
-      b.addEventListener("click", () => {
-        lang = code;
-        const url = new URL(location.href);
-        url.searchParams.set("lang", code);
-        history.replaceState(null, "", url);
-        applyLanguage();
-      });
-      nav.appendChild(b);
-    }
+    page.languageButtons(nav, lang, (code) => {
+      lang = code;
+      applyLanguage();
+    });
     render();
   }
 
   // --- drawing ------------------------------------------------------------------------------
   function render() {
-    const unreachable = !connected;
+    const unreachable = !live.connected;
     document.body.classList.toggle("unreachable", unreachable);
     const stale = unreachable || !snap || snap.stale;
     document.body.classList.toggle("stale", stale);
     setText("stale-text", unreachable ? t("stale.unreachable") : stale ? t("stale.banner") : "");
-    setText("updated", lastMessage ? t("updated", { t: clock(lastMessageTs, true) }) : "");
+    setText("updated", live.lastMessage ? t("updated", { t: clock(lastMessageTs, true) }) : "");
     if (!snap) return;
     document.body.classList.toggle("night", !!snap.night);
 
@@ -236,15 +215,6 @@
   }
 
   // --- the write ------------------------------------------------------------------
-  async function post(path, body) {
-    return fetch(path, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-Busd-Token": token },
-      body: JSON.stringify(body),
-    });
-  }
-
   $("accept").addEventListener("click", async () => {
     const p = snap && snap.plan && snap.plan.proposal;
     if (!p || pendingAck) return;
@@ -252,7 +222,7 @@
     proposalNote = null;
     render();
     try {
-      const r = await post("/api/plan/ack", { proposal_id: p.id });
+      const r = await page.post("/api/plan/ack", { proposal_id: p.id }, token);
       if (r.status === 409) proposalNote = "proposal.outdated";
       else if (!r.ok) proposalNote = "proposal.failed";
     } catch (e) {
@@ -263,55 +233,19 @@
   });
 
   // --- the live stream ------------------------------------------------------------------
-  let lastMessageTs = null;
-  function heard(ts) {
-    lastMessage = Date.now();
-    if (ts !== undefined) lastMessageTs = ts;
-    retryMs = 2000;
-    if (!connected) {
-      connected = true;
-    }
-  }
-
-  function connect() {
-    source = new EventSource("/events");
-    source.addEventListener("hello", (e) => {
-      token = JSON.parse(e.data).token; // a restarted daemon has a new secret
-      heard();
-    });
-    source.addEventListener("snapshot", (e) => {
-      snap = JSON.parse(e.data);
-      heard(snap.ts);
-      render();
-    });
-    source.addEventListener("ping", (e) => {
-      heard(JSON.parse(e.data).ts);
-      render();
-    });
-    source.onerror = () => {
-      connected = false;
-      render();
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (e.g. an error status): retry ourselves, backing off.
-        source = null;
-        const wait = retryMs * (0.5 + Math.random() / 2);
-        retryMs = Math.min(30000, retryMs * 2);
-        setTimeout(connect, wait);
-      }
-    };
-  }
-
-  // A stream that went silent for longer than a few heartbeats is as good as lost.
-  setInterval(() => {
-    if (connected && Date.now() - lastMessage > (boot.heartbeat_s * 2.5 + 1) * 1000) {
-      connected = false;
-      render();
-      if (source) source.close();
-      source = null;
-      connect();
-    }
-  }, 1000);
+  live = page.stream({
+    hello: (data) => {
+      token = data.token; // a restarted daemon has a new secret
+    },
+    snapshot: (data) => {
+      snap = data;
+      lastMessageTs = snap.ts;
+    },
+    ping: (data) => {
+      lastMessageTs = data.ts;
+    },
+    change: render,
+  });
 
   applyLanguage();
-  connect();
 })();

@@ -6,28 +6,18 @@
 "use strict";
 
 (function () {
-  const boot = JSON.parse(document.getElementById("boot").textContent);
+  const page = window.busdPage; // common.js
+  const boot = page.boot;
   const services = boot.services;
   let lang = boot.lang;
   let token = boot.token;
   let snap = null;
-  let connected = false;
-  let lastMessage = 0;
-  let source = null;
-  let retryMs = 2000;
+  let live = { connected: false }; // the stream's state, once it is started
   let note = null; // key of the note in the footer
   let busy = false;
   const $ = (id) => document.getElementById(id);
 
-  function t(key, params) {
-    const messages = boot.messages[lang] || boot.messages.lv;
-    let text = messages[key];
-    if (text === undefined) text = boot.messages.lv[key] || key;
-    if (params) {
-      for (const [name, value] of Object.entries(params)) text = text.split("{" + name + "}").join(String(value));
-    }
-    return text;
-  }
+  const t = (key, params) => page.translate(lang, key, params);
   const label = (entry) => entry.labels[lang] || entry.labels.lv;
   function setText(el, text) {
     if (el.textContent !== text) el.textContent = text;
@@ -78,24 +68,16 @@
   function applyLanguage() {
     document.documentElement.lang = lang;
     for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-    const nav = $("langs");
-    nav.replaceChildren();
-    for (const code of boot.languages) {
-      const b = button(code === lang ? "on" : "", code.toUpperCase(), () => {
-        lang = code;
-        const url = new URL(location.href);
-        url.searchParams.set("lang", code);
-        history.replaceState(null, "", url);
-        applyLanguage();
-      });
-      b.dataset.lang = code;
-      nav.appendChild(b);
-    }
+    page.languageButtons($("langs"), lang, (code) => {
+      lang = code;
+      applyLanguage();
+    });
     build();
     render();
   }
 
   function render() {
+    const connected = live.connected;
     document.body.classList.toggle("unreachable", !connected);
     document.body.classList.toggle("night", !!(snap && snap.night));
     setText($("stale-text"), connected ? "" : t("stale.unreachable"));
@@ -120,20 +102,12 @@
     setText($("note"), note ? t(note) : "");
   }
 
-  async function post(path, body) {
-    return fetch(path, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-Busd-Token": token },
-      body: JSON.stringify(body),
-    });
-  }
   async function write(path, body, apply) {
     note = null;
     busy = true;
     render();
     try {
-      const r = await post(path, body);
+      const r = await page.post(path, body, token);
       if (r.ok) apply(await r.json());
       else note = r.status === 409 ? "clients.novisit" : "clients.failed";
     } catch (e) {
@@ -158,47 +132,15 @@
   }
 
   // --- the live stream (as the driver's page) -------------------------------------------------
-  function heard() {
-    lastMessage = Date.now();
-    retryMs = 2000;
-    connected = true;
-  }
-  function connect() {
-    source = new EventSource("/events");
-    source.addEventListener("hello", (e) => {
-      token = JSON.parse(e.data).token; // a restarted daemon has a new secret
-      heard();
-    });
-    source.addEventListener("snapshot", (e) => {
-      snap = JSON.parse(e.data);
-      heard();
-      render();
-    });
-    source.addEventListener("ping", () => {
-      heard();
-      render();
-    });
-    source.onerror = () => {
-      connected = false;
-      render();
-      if (source.readyState === EventSource.CLOSED) {
-        source = null;
-        const wait = retryMs * (0.5 + Math.random() / 2);
-        retryMs = Math.min(30000, retryMs * 2);
-        setTimeout(connect, wait);
-      }
-    };
-  }
-  setInterval(() => {
-    if (connected && Date.now() - lastMessage > (boot.heartbeat_s * 2.5 + 1) * 1000) {
-      connected = false;
-      render();
-      if (source) source.close();
-      source = null;
-      connect();
-    }
-  }, 1000);
+  live = page.stream({
+    hello: (data) => {
+      token = data.token; // a restarted daemon has a new secret
+    },
+    snapshot: (data) => {
+      snap = data;
+    },
+    change: render,
+  });
 
   applyLanguage();
-  connect();
 })();
