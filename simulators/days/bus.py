@@ -152,7 +152,7 @@ async def run_day(
             if change.event is None:
                 continue
             event = event_of(change)
-            learn_from(energy, event)
+            learn_from(energy, event, core.plan)
             if event.kind == "visit_started":
                 core.visit_started(event.place_id, event.place_kind, change.row["start_ts"])
                 moved = True
