@@ -16,8 +16,10 @@ time, and charges each piece with the change it makes:
   stop skipped), and the projection's own simplifications.
 
 The four add up to the error (projected minus actual, positive: the projection was
-optimistic). The order matters a little (a charge in the itinerary absorbs what came
-before it): roads, then drive, then site.
+optimistic), in that order. A charge still ahead at noon is projected as long as the rest
+of the day needs, so on such a day the truth changes the charge and not the SOC home:
+roads, drive and site come out near zero and the errors after the charge (a detour on the
+way home) count as ``plan``.
 """
 
 from __future__ import annotations
