@@ -285,15 +285,18 @@ class ActivityChanged(EventModel):
 class PlanChanged(EventModel):
     """The active plan or the pending proposal changed.
 
-    ``cause``: ``file``/``office``: a plan was loaded (``version``); ``proposed``: a new
-    proposal awaits the driver (``proposal``); ``superseded``/``withdrawn``: the pending
-    proposal is gone (``proposal_id``)."""
+    ``cause``: ``file``/``office``: a plan was loaded (``version``, and the ``plan`` itself:
+    the office's record of the day as planned); ``proposed``: a new proposal awaits the
+    driver (``proposal``); ``superseded``/``withdrawn``: the pending proposal is gone
+    (``proposal_id``)."""
 
     kind: Literal["plan_changed"] = "plan_changed"
     cause: Literal["file", "office", "proposed", "superseded", "withdrawn"]
     version: int | None = None
     proposal_id: str | None = None
     proposal: Proposal | None = None
+    plan: Plan | None = Field(
+        default=None, description="file/office: the plan loaded, as the bus follows it")
 
 
 class PlanAccepted(EventModel):

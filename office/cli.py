@@ -102,6 +102,13 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                              "survives a restart; a broker with use_username_as_clientid uses "
                              "the username instead (default busd-ingest-HOSTNAME)")
     ingest.add_argument("--group", default="office", help="the shared subscription's group")
+    ingest.add_argument("--lanes", choices=("both", "live", "backlog", "all"), default="both",
+                        help="both (default): live and backlog records on two MQTT sessions, "
+                             "--client-id and --client-id-backlog, so a backlog never queues "
+                             "in front of live records; live or backlog: that lane alone; all: "
+                             "both on one session. A broker with use_username_as_clientid (the "
+                             "shipped one) holds one connection a username: run a live and a "
+                             "backlog worker with a username each, or use all")
     ingest.add_argument("--batch-max", type=int, default=1000, metavar="N",
                         help="records per archive transaction at most (default 1000)")
     ingest.add_argument("--batch-linger", type=float, default=0.2, metavar="S",
@@ -147,6 +154,9 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
                         help="wait at most S seconds for the answers (default 30)")
     resend.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                         help="give up on the database after S seconds (default 10)")
+    resend.add_argument("--expiry", type=float, default=None, metavar="S",
+                        help="the broker drops an ask a bus has not taken after S seconds "
+                             "(MQTT 5 message expiry; default 86400, a day)")
     resend.add_argument("--json", action="store_true", help="one JSON object per line")
     resend.set_defaults(func=resend_main)
     add_plan_parser(sub)
@@ -156,12 +166,17 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
 
 
 def add_plan_parser(sub: Any) -> None:
-    """``busd office plan``: sending a day's plan (office/dispatch/cli.py)."""
+    """``busd office plan``: the schedule's commands (office/schedule/cli.py) and sending a
+    day's plan (office/dispatch/cli.py)."""
     from office.dispatch.cli import add_send_commands
+    from office.schedule.cli import add_plan_commands
 
-    plan = sub.add_parser("plan", help="day plans for the buses: send",
-                          description="Day plans for the buses.")
+    plan = sub.add_parser("plan", help="day plans for the buses: generate, proposals, "
+                          "confirm, coverage, send",
+                          description="Day plans from a municipality's service schedule, "
+                                      "and sending them to the buses.")
     plan_sub = plan.add_subparsers(dest="plan_command", metavar="COMMAND", required=True)
+    add_plan_commands(plan_sub)
     add_send_commands(plan_sub)
 
 
@@ -175,14 +190,16 @@ def ingest_main(args: argparse.Namespace) -> int:
         options = IngestOptions(
             client_id=args.client_id, group=args.group, batch_max_records=args.batch_max,
             batch_linger_s=args.batch_linger, session_expiry_s=args.session_expiry,
-            receive_maximum=max(args.receive_maximum, args.batch_max))
+            receive_maximum=max(args.receive_maximum, args.batch_max),
+            lane="live" if args.lanes == "both" else args.lanes)
     except ValueError as err:
         print(f"busd office ingest: {err}", flush=True)
         return EXIT_ERROR
     try:
         return asyncio.run(run_ingest(settings=settings_from_args(args),
                                       archive_url=archive_url(args.archive), options=options,
-                                      prefix=args.prefix, duration_s=args.duration))
+                                      prefix=args.prefix, duration_s=args.duration,
+                                      both_lanes=args.lanes == "both"))
     except ArchiveError as err:
         log.error("office_ingest_failed", reason=str(err))
         print(f"busd office ingest: {err}", flush=True)
@@ -259,8 +276,8 @@ def resend_main(args: argparse.Namespace) -> int:
         answers = asyncio.run(resend_gaps(
             settings=settings_from_args(args), archive_url=url, bus=args.bus, day=args.day,
             tz=args.tz, prefix=args.prefix, timeout_s=args.timeout,
-            connect_timeout_s=args.connect_timeout))
-    except (ArchiveError, MqttError, OSError) as err:
+            connect_timeout_s=args.connect_timeout, expiry_s=args.expiry))
+    except (ArchiveError, MqttError, OSError, ValueError) as err:
         log.error("office_resend_failed", reason=str(err))
         print(f"busd office resend: {err}", flush=True)
         return EXIT_ERROR

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from office.records import DEFAULT_PREFIX
 
@@ -44,6 +52,42 @@ class Municipality(_Strict):
     language: Language = "lv"
     buses: Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]],
                      Field(min_length=1, description="bus ids or shell patterns: lv-*")]
+    schedule: Path | None = Field(
+        default=None, description="the municipality's service schedule (TOML, "
+                                  "office/schedule): the dashboard's schedule page reads it; "
+                                  "relative to the config file")
+
+    plans_dir: Path | None = Field(
+        default=None, description="where busd office plan generate --out writes this "
+                                  "municipality's day plans: the commands page offers them "
+                                  "for sending; relative to the config file")
+
+    @field_validator("plans_dir")
+    @classmethod
+    def _plans_dir(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base")
+        if value is not None and not value.is_absolute() and isinstance(base, Path):
+            return base / value
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Checked now, every problem named, rather than when a dispatcher opens the page.
+        if value is None:
+            return None
+        base = (info.context or {}).get("base")
+        if not value.is_absolute() and isinstance(base, Path):
+            value = base / value
+        from busd.errors import ConfigError
+        from office.schedule.model import load_schedule
+
+        try:
+            load_schedule(value)
+        except ConfigError as err:
+            raise ValueError("; ".join(f"{key}: {reason}" for key, reason in err.problems)
+                             ) from None
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -167,9 +211,10 @@ def _key(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def parse_config(data: dict[str, object]) -> OfficeConfig:
+def parse_config(data: dict[str, object], *, base: Path | None = None) -> OfficeConfig:
+    """``base``: the directory relative file names (a municipality's ``schedule``) are in."""
     try:
-        return OfficeConfig.model_validate(data)
+        return OfficeConfig.model_validate(data, context={"base": base or Path.cwd()})
     except ValidationError as err:
         problems = "; ".join(f"{_key(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
                              for e in err.errors())
@@ -186,4 +231,4 @@ def load_config(path: Path | None) -> OfficeConfig:
         raise OfficeConfigError(f"{path}: {err.strerror or err}") from None
     except tomllib.TOMLDecodeError as err:
         raise OfficeConfigError(f"{path}: not TOML: {err}") from None
-    return parse_config(data)
+    return parse_config(data, base=path.parent)

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import aiomqtt
 import structlog
@@ -61,6 +63,10 @@ class IngestOptions:
     batch_linger_s: float = 0.2
     session_expiry_s: int = 300
     receive_maximum: int = 2000
+    # Which records: "live" (the record topics), "backlog" (``backlog/…``: late ones), or
+    # "all" on one connection. ``busd office ingest`` runs a live and a backlog worker, each
+    # on its own connection, so the broker queues a fleet's backlog apart from live records.
+    lane: Literal["all", "live", "backlog"] = "all"
 
     def __post_init__(self) -> None:
         if not self.client_id:
@@ -78,6 +84,14 @@ class IngestOptions:
 
 
 @dataclass
+class _Batch:
+    """Messages taken for one transaction, and their records, parsed as they came."""
+
+    messages: list[aiomqtt.Message]
+    records: list[ArchivedRecord] = field(default_factory=list)
+
+
+@dataclass
 class IngestCounters:
     messages: int = 0  # MQTT messages received (a batch message counts once)
     batches: int = 0  # archive transactions committed
@@ -85,6 +99,14 @@ class IngestCounters:
     duplicates: int = 0  # records the archive already had
     unfit: int = 0  # events archived whose data does not fit the catalogue (not derived)
     rejected: Counter[Rejected] = field(default_factory=Counter)
+
+
+def record_count(payload: object) -> int:
+    """About how many records a message carries, without parsing it: for the batch's size
+    only (each record has one ``"seq":``; a record's data may have more, never fewer)."""
+    if isinstance(payload, bytes | bytearray):
+        return max(1, payload.count(b'"seq":'))
+    return 1
 
 
 class IngestWorker:
@@ -97,7 +119,9 @@ class IngestWorker:
         self.options = options
         self._topics = topics or Topics()
         self._clock = clock or SystemClock()
-        self.filters = self._topics.filters(share=options.group)
+        self.filters = self._topics.filters(share=options.group,
+                                            live=options.lane != "backlog",
+                                            backlog=options.lane != "live")
         self.counters = IngestCounters()
         self.connected = asyncio.Event()
         self._log = log.bind(component="ingest", client_id=options.client_id)
@@ -110,7 +134,10 @@ class IngestWorker:
         settings = self._settings
         runner = Reconnector(
             ctx=self._ctx, clock=self._clock, target=f"broker {settings.host}:{settings.port}",
-            backoff=Backoff(initial_s=0.2, max_s=10.0),
+            # Capped at 2 s: after a broker restart, mosquitto 2.0.11 queues nothing for a
+            # restored session until its client is back, so every second away loses records
+            # (the bus's resend has to fill them). A handful of workers cannot flood a broker.
+            backoff=Backoff(initial_s=0.2, max_s=2.0),
             retry_on=(aiomqtt.MqttError, OSError, ArchiveError),
         )
         await runner.run(self._session)
@@ -126,8 +153,11 @@ class IngestWorker:
             identifier=opts.client_id, protocol=aiomqtt.ProtocolVersion.V5,
             keepalive=s.keepalive_s, timeout=s.timeout_s, tls_context=s.ssl_context(),
             clean_start=False, properties=props,
-            # Never full: the broker sends at most receive_maximum unacknowledged messages.
-            max_queued_incoming_messages=opts.receive_maximum * 2,
+            # Unbounded: aiomqtt drops a message silently when its queue is full, and mosquitto
+            # 2.0.11 sends more than Receive Maximum (a resumed session's queue, its share of a
+            # shared subscription). A dropped message is never acknowledged, so it would come
+            # back only with the next connection. Receive Maximum bounds it in practice.
+            max_queued_incoming_messages=0,
         )
 
     async def _session(self, link: Link) -> None:
@@ -137,8 +167,8 @@ class IngestWorker:
             async with client:
                 for topic_filter in self.filters:
                     await client.subscribe(topic_filter, qos=1)
-                self._log.info("ingest_connected", filters=self.filters,
-                               group=self.options.group)
+                self._log.info("ingest_connected", lane=self.options.lane,
+                               filters=self.filters, group=self.options.group)
                 link.connected()
                 link.working()
                 self.connected.set()
@@ -160,70 +190,101 @@ class IngestWorker:
         # it had just taken; a wait on an asyncio.Queue leaves the item in the queue.
         try:
             async for message in client.messages:
-                inbox.put_nowait(message)  # bounded by the broker's Receive Maximum
+                inbox.put_nowait(message)  # unbounded: see _client
         except Exception as err:  # the connection ended: the batcher raises it
             inbox.put_nowait(err)
 
     async def _batches(self, client: aiomqtt.Client,
                        inbox: asyncio.Queue[aiomqtt.Message | BaseException], link: Link) -> None:
+        """Fill a batch while the previous one commits: the worker parses while the database
+        writes. One commit at a time, so the PUBACKs go out in the order received."""
+        committing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                batch = self._parse(await self._fill(inbox))
+                if committing is not None:
+                    await committing
+                    link.working()
+                committing = asyncio.create_task(self._commit(client, batch),
+                                                 name="ingest:commit")
+        finally:
+            if committing is not None and not committing.done():
+                # The connection ended (or we stop): this batch's PUBACKs cannot go out on it,
+                # so the broker sends its messages again, and the archive drops the copies.
+                committing.cancel()
+            if committing is not None:
+                with contextlib.suppress(asyncio.CancelledError, ArchiveError):
+                    await committing
+
+    async def _fill(self, inbox: asyncio.Queue[aiomqtt.Message | BaseException]
+                    ) -> list[aiomqtt.Message]:
+        """Messages until they hold ``batch_max_records`` records (a bus's batch message
+        carries up to a thousand) or ``batch_linger_s`` after the first."""
         opts = self.options
         loop = asyncio.get_running_loop()
-        while True:
-            first = await inbox.get()
-            if isinstance(first, BaseException):
-                raise first
-            batch = [first]
-            deadline = loop.time() + opts.batch_linger_s
-            ended: BaseException | None = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(deadline):
-                    while len(batch) < opts.batch_max_records:
-                        item = await inbox.get()
-                        if isinstance(item, BaseException):
-                            ended = item
-                            break
-                        batch.append(item)
-            if ended is not None:
-                # The connection is gone: nothing can be acknowledged on it. The broker sends
-                # these again on the next connection; committing them now would only save that.
-                raise ended
-            await self._commit(client, batch)
-            link.working()
+        first = await inbox.get()
+        if isinstance(first, BaseException):
+            raise first
+        messages = [first]
+        records = record_count(first.payload)
+        deadline = loop.time() + opts.batch_linger_s
+        ended: BaseException | None = None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while records < opts.batch_max_records:
+                    item = await inbox.get()
+                    if isinstance(item, BaseException):
+                        ended = item
+                        break
+                    messages.append(item)
+                    records += record_count(item.payload)
+        if ended is not None:
+            # The connection is gone: nothing can be acknowledged on it. The broker sends
+            # these again on the next connection; committing them now would only save that.
+            raise ended
+        return messages
 
-    async def _commit(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
+    def _parse(self, messages: list[aiomqtt.Message]) -> _Batch:
+        # ``received``: the worker's clock when it took the batch (its commit follows, once
+        # the previous batch's is done).
         received = datetime.fromtimestamp(self._clock.now(), UTC)
-        records: list[ArchivedRecord] = []
-        for message in batch:
+        batch = _Batch(messages)
+        for message in messages:
             payload = message.payload if isinstance(message.payload, bytes) else \
                 str(message.payload or "").encode()
             parsed = parse_records(self._topics, str(message.topic), payload, received)
-            records.extend(parsed.records)
+            batch.records.extend(parsed.records)
             for why, n in parsed.rejected.items():
                 self.counters.rejected[why] += n
                 self._log.warning("record_rejected", reason=why.value, records=n,
                                   topic=str(message.topic), detail=parsed.reason)
+        return batch
+
+    async def _commit(self, client: aiomqtt.Client, batch: _Batch) -> None:
         try:
-            result = await self._archive.insert_batch(records)
+            result = await self._archive.insert_batch(batch.records)
         except ArchiveError as err:
-            self._log.error("archive_batch_failed", records=len(records), error=str(err))
+            self._log.error("archive_batch_failed", records=len(batch.records), error=str(err))
             raise
         # Only now: the batch is committed, so the broker may forget these messages.
         # In the order received, as MQTT asks of PUBACKs.
-        for message in batch:
+        for message in batch.messages:
             acknowledge(client, message)
         c = self.counters
-        c.messages += len(batch)
+        c.messages += len(batch.messages)
         c.batches += 1
         c.inserted += result.inserted
         c.duplicates += result.duplicates
         c.unfit += result.unfit
-        self._log.debug("batch_committed", messages=len(batch), inserted=result.inserted,
-                        duplicates=result.duplicates)
+        self._log.debug("batch_committed", messages=len(batch.messages),
+                        inserted=result.inserted, duplicates=result.duplicates)
 
 
 async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: IngestOptions,
-                     prefix: str | None = None, duration_s: float | None = None) -> int:
-    """The ``busd office ingest`` command: one worker until SIGTERM (or ``duration_s``)."""
+                     prefix: str | None = None, duration_s: float | None = None,
+                     both_lanes: bool = True) -> int:
+    """The ``busd office ingest`` command: one worker until SIGTERM (or ``duration_s``);
+    ``both_lanes``: a live and a backlog worker, else the one ``options.lane`` says."""
     from office.archive import open_archive
 
     stop = asyncio.Event()
@@ -231,22 +292,31 @@ async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: Ing
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with open_archive(archive_url) as archive:
-        worker = IngestWorker(settings=settings, archive=archive, options=options,
-                              topics=Topics(prefix) if prefix else None)
-        task = asyncio.create_task(worker.run(), name="ingest")
+        # A live and a backlog worker, each its own MQTT session (``<client id>`` and
+        # ``<client id>-backlog``), into the one archive; or the one lane asked for.
+        lanes = [dataclasses.replace(options, lane="live"),
+                 dataclasses.replace(options, lane="backlog",
+                                     client_id=f"{options.client_id}-backlog")] \
+            if both_lanes else [options]
+        workers = [IngestWorker(settings=settings, archive=archive, options=lane,
+                                topics=Topics(prefix) if prefix else None) for lane in lanes]
+        tasks = [asyncio.create_task(w.run(), name=f"ingest:{w.options.lane}") for w in workers]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration_s):
-                await asyncio.wait([task, asyncio.create_task(stop.wait())],
+                await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
                                    return_when=asyncio.FIRST_COMPLETED)
         # Stopping drops the batch being filled, unacknowledged: the broker keeps it for the
         # session, and sends it again when this worker (or its restart) connects.
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        c = worker.counters
-        log.info("ingest_stopped", messages=c.messages, batches=c.batches, inserted=c.inserted,
-                 duplicates=c.duplicates, unfit=c.unfit,
-                 rejected={k.value: v for k, v in c.rejected.items()})
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for w in workers:
+            c = w.counters
+            log.info("ingest_stopped", lane=w.options.lane, messages=c.messages,
+                     batches=c.batches, inserted=c.inserted, duplicates=c.duplicates,
+                     unfit=c.unfit, rejected={k.value: v for k, v in c.rejected.items()})
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     return 0

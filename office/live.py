@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -225,13 +226,22 @@ class Office:
             self._client = None
             self.connected.clear()
 
-    async def send_command(self, bus: str, name: str, payload: bytes | dict[str, Any]) -> None:
-        """Publish a command to a bus (QoS 1); needs a live connection."""
+    async def send_command(self, bus: str, name: str, payload: bytes | dict[str, Any], *,
+                           expiry_s: float | None = None) -> None:
+        """Publish a command to a bus (QoS 1); needs a live connection. It expires (MQTT 5)
+        after ``expiry_s`` seconds, or its kind's default (:mod:`office.dispatch.expiry`)."""
+        from office.dispatch.expiry import default_expiry_s
+
         if self._client is None:
             raise RuntimeError("office is not connected")
         body = payload if isinstance(payload, bytes) else \
             json.dumps(payload, allow_nan=False).encode()
-        await self._client.publish(self._topics.command(bus, name), body, qos=1)
+        properties = None
+        if self._protocol == aiomqtt.ProtocolVersion.V5:
+            seconds = default_expiry_s(name) if expiry_s is None else expiry_s
+            properties = mqtt.expiry_properties(max(1, math.ceil(seconds)))
+        await self._client.publish(self._topics.command(bus, name), body, qos=1,
+                                   properties=properties)
 
     # --- the terminal table ----------------------------------------------------------------
 

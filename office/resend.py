@@ -3,15 +3,17 @@
 The gaps come from the archive (:meth:`office.archive.Archive.gaps`, SQL over what is stored).
 Each gap becomes one ``cmd/resend`` (split into ranges of at most ``MAX_RESEND_RANGE`` seqs) to
 its bus; the bus answers on ``cmd/result``, and publishes the records it still keeps on their
-original topics, where the ingest workers (or ``busd office``) archive them like any other record:
-the archive drops a record it already has by ``(bus, seq)``, so asking twice is harmless.
+topics under ``backlog/``, where the ingest workers (or ``busd office``) archive them like any
+other record: the archive drops a record it already has by ``(bus, seq)``, so asking twice is
+harmless.
 
 This command asks and reports; it archives no record of its own, only each ask in the archive's
 ``commands`` table and the answers it heard (as the ingest would). It sends through
 :class:`office.dispatch.channel.CommandChannel` (a clean session of its own, subscribed to the
-buses' ``cmd/result`` before it sends) and waits for every answer at most ``timeout_s``. A bus
-that is offline answers later (the command waits in its persistent session): the records then
-arrive in the archive without this command.
+buses' ``cmd/result`` before it sends), each ask expiring after ``--expiry`` (24 h: the broker
+drops it for a bus that stays offline, and its status reads expired), and waits for every answer
+at most ``timeout_s``. A bus that is offline answers later (the command waits in its persistent
+session): the records then arrive in the archive without this command.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from busd.event_catalog import CommandResult
 from office.archive import Archive, Gap, open_archive
 from office.archive.commands import SentCommand
 from office.dispatch.channel import CommandChannel, Heard, archive_heard
+from office.dispatch.expiry import command_expiry
 from telemetry import mqtt
 from telemetry.models import MAX_RESEND_RANGE, CmdResend
 
@@ -81,31 +84,38 @@ async def resend_gaps(
     prefix: str,
     timeout_s: float,
     connect_timeout_s: float = 10.0,
+    expiry_s: float | None = None,
 ) -> list[ResendAnswer]:
     """Ask for every gap of ``bus`` (every bus when None) on ``day`` (every day when None).
 
-    Each ask is recorded in the archive's commands table (pending until its bus answers)."""
+    Each ask is recorded in the archive's commands table (pending until its bus answers) and
+    expires ``expiry_s`` after it is sent (None: the resend default, 24 h)."""
     async with open_archive(archive_url, tz=tz, connect_timeout_s=connect_timeout_s) as archive:
         gaps = await archive.gaps(bus=bus, day=day)
         asks = asks_for(gaps, token=secrets.token_hex(4))
         if not asks:
             return []
-        return await _ask(settings, asks, prefix=prefix, timeout_s=timeout_s, archive=archive)
+        return await ask_resends(settings, asks, prefix=prefix, timeout_s=timeout_s,
+                                 archive=archive, expiry_s=expiry_s)
 
 
-async def _ask(settings: mqtt.BrokerSettings, asks: list[ResendAsk], *, prefix: str,
-               timeout_s: float, archive: Archive | None = None) -> list[ResendAnswer]:
+async def ask_resends(settings: mqtt.BrokerSettings, asks: list[ResendAsk], *, prefix: str,
+                      timeout_s: float, archive: Archive | None = None,
+                      expiry_s: float | None = None) -> list[ResendAnswer]:
+    """Send ``asks`` (each recorded in ``archive``, expiring ``expiry_s`` after now: None,
+    the resend default) and wait at most ``timeout_s`` for their answers."""
     heard: list[Heard] = []
     async with CommandChannel(settings, buses=(a.bus for a in asks), prefix=prefix,
                               name="resend") as channel:
         now = datetime.now(UTC)
+        expires = command_expiry("resend", now, expiry_s)
         for ask in asks:
             command = CmdResend(bus=ask.bus, ts=utc_iso(now.timestamp()), id=ask.id,
                                 first_seq=ask.first, last_seq=ask.last)
             if archive is not None:
-                await archive.add_command(SentCommand(bus=ask.bus, id=ask.id,
-                                                      command="resend", sent=now))
-            await channel.send(ask.bus, "resend", command)
+                await archive.add_command(SentCommand(bus=ask.bus, id=ask.id, command="resend",
+                                                      sent=now, expires=expires))
+            await channel.send(ask.bus, "resend", command, expires=expires, now=now)
             log.info("resend_asked", bus=ask.bus, first_seq=ask.first, last_seq=ask.last,
                      id=ask.id)
         answers = await channel.wait({(a.bus, a.id) for a in asks}, timeout_s, heard.append)

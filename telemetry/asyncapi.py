@@ -77,6 +77,11 @@ def topics() -> list[Topic]:
               "office to bus: publish a seq range again that the office lacks (what the bus "
               "still keeps after the PUBACK); the answer says what is gone"),
     ]
+    # Every record topic again under backlog/: what the outbox held when the connection came
+    # up, and resends (telemetry/uplink.py); the office reads them on a connection of their own.
+    out += [Topic(f"backlog/{t.suffix}", t.models, True, 1, False,
+                  f"late (an outage's backlog, a resend): {t.summary}")
+            for t in out if t.send and not t.retain and t.qos == 1]
     return out
 
 

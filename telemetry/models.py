@@ -84,6 +84,16 @@ class Status(_Model):
     reason: str | None = Field(None, description="why offline: shutdown, connection_lost")
 
 
+class Backlog(_Model):
+    """The outbox's records the broker has not acknowledged yet (what the office still
+    waits for)."""
+
+    unsent: int = Field(ge=0, description="records in the outbox not yet acknowledged")
+    oldest_age_s: float | None = Field(
+        None, ge=0, description="how old the oldest unsent record is, seconds; absent when "
+        "nothing waits")
+
+
 class State(_Model):
     """``.../state``, retained: the current signals. Stale signals are listed, never valued."""
 
@@ -101,6 +111,9 @@ class State(_Model):
         None, description="active alerts, kind: message; absent when none is. Live, not "
         "durable: the alert events are the record, but while the disk refuses writes "
         "(storage_unwritable) this is how the office learns of it at once")
+    outbox: Backlog | None = Field(
+        None, description="the outbox's backlog when this state was made: how far behind "
+        "the office's archive is, as the bus sees it")
 
 
 class TelemetryData(_Model):
@@ -224,7 +237,7 @@ class CmdPlan(_Model):
 class CmdResend(_Model):
     """``.../cmd/resend`` (office to bus): publish again the records ``first_seq`` ..
     ``last_seq`` (at most 100,000) that the bus still keeps after their PUBACK, on their
-    original topics with their original ``seq`` and ``ts``; the answer on cmd/result says
+    topics under backlog/ with their original ``seq`` and ``ts``; the answer on cmd/result says
     how many (``detail.resent``) and which ranges the bus no longer has
     (``detail.missing``). Asking twice is harmless: the office drops duplicates by seq."""
 

@@ -514,17 +514,51 @@ class Outbox:
             self._new_records.clear()
             await self._new_records.wait()
 
-    async def peek(self, *, after_seq: int, limit: int) -> list[Row]:
-        """The oldest committed records with seq > ``after_seq``."""
+    async def peek(self, *, after_seq: int, limit: int, upto: int | None = None) -> list[Row]:
+        """The oldest committed records not yet acknowledged with seq > ``after_seq`` (and at
+        most ``upto``): up to ``limit`` of them; none means there are none."""
         await self._ready()
-        return await self._call(self._peek_sync, after_seq, limit)
+        return await self._call(self._peek_sync, after_seq, limit, upto)
 
-    def _peek_sync(self, after_seq: int, limit: int) -> list[Row]:
+    def _peek_sync(self, after_seq: int, limit: int, upto: int | None) -> list[Row]:
+        # Acknowledged rows wait in the table for the next group delete: read past as many as
+        # there are, so they never hide the unacknowledged rows behind them (a peek that gave
+        # none while some waited further on would end a drain early).
+        acked = self._acked
         cur = self._require_db().execute(
-            "SELECT seq, stream, kind, ts, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
+            "SELECT seq, stream, kind, ts, body FROM outbox WHERE seq > ? AND seq <= ? "
+            "ORDER BY seq LIMIT ?",
+            (after_seq, upto if upto is not None else 2**63 - 1, limit + len(acked)),
         )
-        return [Row(*r) for r in cur if r[0] not in self._acked]
+        return [Row(*r) for r in cur if r[0] not in acked][:limit]
+
+    async def seq_before(self, ts: float) -> int:
+        """The last seq made before ``ts``: the newest unsent record older than ``ts``; when
+        every unsent record is as new, the seq before the oldest; with none, the last seq."""
+        await self._ready()
+        return await self._call(self._seq_before_sync, ts)
+
+    def _seq_before_sync(self, ts: float) -> int:
+        db = self._require_db()
+        # Backwards along the primary key: stops at the first old row, reading only the new.
+        row = db.execute("SELECT seq FROM outbox WHERE ts < ? ORDER BY seq DESC LIMIT 1",
+                         (ts,)).fetchone()
+        if row is None:
+            row = db.execute("SELECT min(seq) - 1 FROM outbox").fetchone()
+        return self._last_seq if row is None or row[0] is None else min(int(row[0]),
+                                                                         self._last_seq)
+
+    async def oldest_unsent_ts(self) -> float | None:
+        """When the oldest record not yet acknowledged was made (None: nothing waits)."""
+        await self._ready()
+        return await self._call(self._oldest_sync)
+
+    def _oldest_sync(self) -> float | None:
+        # In seq order, lazily: acked rows awaiting the group delete are few and first.
+        for seq, ts in self._require_db().execute("SELECT seq, ts FROM outbox ORDER BY seq"):
+            if seq not in self._acked:
+                return float(ts)
+        return None
 
     async def ack(self, seqs: Iterable[int]) -> None:
         """The broker acknowledged these records: they go with the next group delete."""
@@ -548,24 +582,19 @@ class Outbox:
         keep = ("INSERT OR IGNORE INTO sent SELECT seq, stream, kind, ts, prio, size, body, ? "
                 "FROM outbox WHERE ")
         with self._transaction(db):
-            if seqs[-1] - seqs[0] + 1 == len(seqs):  # the usual case: one contiguous run
-                where, args = "seq BETWEEN ? AND ?", (seqs[0], seqs[-1])
-                freed = db.execute(
-                    f"SELECT count(*), coalesce(sum(size),0) FROM outbox WHERE {where}", args
-                ).fetchone()
+            # In contiguous runs: the live and the backlog lanes (telemetry/uplink.py) ack
+            # interleaved ranges, each of them contiguous.
+            freed = [0, 0]
+            for first, last in _runs(seqs):
+                args = (first, last)
+                count, size = db.execute(
+                    "SELECT count(*), coalesce(sum(size),0) FROM outbox "
+                    "WHERE seq BETWEEN ? AND ?", args).fetchone()
+                freed[0] += count
+                freed[1] += size
                 if self._keep_sent:
-                    db.execute(keep + where, (now, *args))
-                db.execute(f"DELETE FROM outbox WHERE {where}", args)
-            else:
-                freed = [0, 0]
-                for seq in seqs:
-                    got = db.execute("SELECT size FROM outbox WHERE seq=?", (seq,)).fetchone()
-                    if got:
-                        freed[0] += 1
-                        freed[1] += got[0]
-                        if self._keep_sent:
-                            db.execute(keep + "seq=?", (now, seq))
-                        db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+                    db.execute(keep + "seq BETWEEN ? AND ?", (now, *args))
+                db.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", args)
             # The table may now be empty: keep the numbering in the same transaction.
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)",
                        (str(self._last_seq),))
@@ -803,6 +832,17 @@ class Outbox:
         })
         return event, sum(r[3] for r in rows)
 
+
+
+def _runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted seqs as contiguous (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and runs[-1][1] + 1 == seq:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
 
 
 def _add_range(ranges: list[tuple[int, int]], first: int, last: int) -> list[tuple[int, int]]:

@@ -11,14 +11,20 @@ connects again with capped, jittered exponential back-off.
   clean shutdown publishes offline (reason ``shutdown``) itself.
 - ``state`` (retained, QoS 0, MQTT 5 message expiry): live, superseded by the
   next one, so never queued; it flows on its own task however big the backlog.
-- the drain: oldest records first, consecutive records of one topic packed into
-  a ``busd.batch/1`` message (up to ``batch_max_records`` / ``batch_max_kb``),
-  up to ``inflight`` messages awaiting PUBACK at once; each PUBACK moves its
-  records to the outbox's kept ``sent`` table. A lost connection resends whatever
-  was not acked.
+- the drain: consecutive records of one topic packed into a ``busd.batch/1``
+  message (up to ``batch_max_records`` / ``batch_max_kb``), up to ``inflight``
+  messages awaiting PUBACK at once; each PUBACK moves its records to the
+  outbox's kept ``sent`` table. A lost connection resends whatever was not acked.
+  Two lanes: records made since this connection came up, or less than
+  ``LIVE_WINDOW_S`` (30 s) before, are *live* and go first, on the record topics;
+  what the outbox held from before (an outage's backlog)
+  goes oldest first, one batch at a time while no live record waits, on the same
+  topics under ``backlog/`` (``{prefix}/backlog/telemetry``). The office reads the
+  backlog topics on a connection of their own, so a fleet's backlog never queues
+  at the broker in front of a live record.
 - resend (``cmd/resend``): kept records the office asked for again go out on
-  their original topics with their original ``seq`` and ``ts``, one batch at a
-  time and only while no live record waits, so they never hold live data back.
+  the backlog topics with their original ``seq`` and ``ts``, one batch at a
+  time and only while no live or backlog record waits.
 - ``cmd/+`` in (QoS 1, persistent session: what the office sent while the bus
   was offline arrives when it connects, until ``mqtt.session_expiry_s`` or the
   command's own message expiry): validated by :class:`CommandDispatcher`; a
@@ -32,6 +38,7 @@ import asyncio
 import contextlib
 import json
 import random
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +50,7 @@ from pydantic import ValidationError
 from busd import __version__
 from busd.clock import Clock, utc_iso
 from busd.config import BusdConfig, MotionConfig, MqttConfig, UplinkConfig
-from busd.errors import StorageError
+from busd.errors import BusdError, StorageError
 from busd.event_catalog import CommandReceived, CommandResult, PlanDocument
 from busd.motion import DEFAULT_MOTION, moving_now
 from busd.reconnect import Link, Reconnector
@@ -51,13 +58,24 @@ from busd.state import VehicleState
 from busd.supervisor import Backoff, ComponentContext
 from telemetry import mqtt
 from telemetry.commands import CommandDispatcher
-from telemetry.models import SCHEMA_BATCH, STREAM_SCHEMAS, PlanMessage, State, Status
+from telemetry.models import (
+    SCHEMA_BATCH,
+    STREAM_SCHEMAS,
+    Backlog,
+    PlanMessage,
+    State,
+    Status,
+)
 from telemetry.outbox import Outbox, Row
 from telemetry.sampler import compact
 
 log = structlog.get_logger("telemetry.uplink")
 
 PLAN_META_KEY = "uplink.plan"
+# Records older than the connection (and resends) go under ``{prefix}/backlog/``.
+BACKLOG = "backlog"
+# How old a record may be at connection time and still go in the live lane.
+LIVE_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,29 +299,47 @@ class Uplink:
                 raise
 
     async def _drain(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
-        sent_upto = 0  # rows below this are in flight or acked in this session
+        # What the outbox held when this connection came up is the backlog; what is made
+        # from now on is live. Live goes first, the backlog a batch at a time in between, on
+        # ``backlog/…`` topics: the office reads those on a connection of their own, so a
+        # fleet's hour of backlog never queues in front of a live record at the broker.
+        # Records made in the last LIVE_WINDOW_S before it came up count as live too: a short
+        # drop (a broker restart, a tunnel) must not send them behind a whole backlog.
+        live_from = await self._outbox.seq_before(self._clock.now() - LIVE_WINDOW_S)
+        live_upto = live_from  # live rows up to this are in flight or acked
+        backlog_upto = 0  # backlog rows up to this are in flight or acked
         window = asyncio.Semaphore(self._cfg.inflight)
         max_bytes = self._cfg.batch_max_kb * 1024
         async with asyncio.TaskGroup() as tg:
             while True:
-                rows = await self._outbox.peek(after_seq=sent_upto,
+                rows = await self._outbox.peek(after_seq=live_upto,
                                                limit=self._cfg.batch_max_records * 4)
-                resend = False
+                lane = "live"
+                if not rows and backlog_upto < live_from:
+                    rows = await self._outbox.peek(after_seq=backlog_upto, upto=live_from,
+                                                   limit=self._cfg.batch_max_records)
+                    lane = "backlog"
+                    if not rows:  # every backlog row is acknowledged or in flight
+                        backlog_upto = live_from
                 if not rows:
                     # Live records first: a resend goes one batch at a time in between.
                     rows = await self._outbox.peek_resend(limit=self._cfg.batch_max_records)
-                    resend = True
+                    lane = "resend"
                 if not rows:
-                    await self._outbox.wait_new(sent_upto)
+                    await self._outbox.wait_new(live_upto)
                     continue
                 for message in build_messages(
-                    rows, prefix=self.prefix, bus=self._bus, now=self._clock.now(),
+                    rows, prefix=self.prefix if lane == "live" else self.topic(BACKLOG),
+                    bus=self._bus, now=self._clock.now(),
                     max_records=self._cfg.batch_max_records, max_bytes=max_bytes,
                 ):
                     await window.acquire()
-                    tg.create_task(self._send(client, message, window, resend=resend))
-                    if not resend:
-                        sent_upto = message.seqs[-1]
+                    tg.create_task(self._send(client, message, window,
+                                              resend=lane == "resend"))
+                    if lane == "live":
+                        live_upto = message.seqs[-1]
+                    elif lane == "backlog":
+                        backlog_upto = message.seqs[-1]
                 ctx.counters.update(self.counters, backlog=self._outbox.rows)
                 ctx.beat()
 
@@ -321,7 +357,19 @@ class Uplink:
         self.counters["messages"] += 1
         self.counters["records_resent" if resend else "records_sent"] += len(message.seqs)
 
-    def state_payload(self) -> bytes:
+    async def backlog(self) -> Backlog:
+        """The outbox's unsent records and the oldest one's age, for the state message. A
+        read that fails leaves the age out: the state still goes (it carries the alerts)."""
+        try:
+            oldest = await self._outbox.oldest_unsent_ts()
+        except (BusdError, sqlite3.Error) as err:
+            self._log.warning("outbox_backlog_unread", reason=str(err))
+            oldest = None
+        return Backlog(unsent=max(0, self._outbox.rows),
+                       oldest_age_s=None if oldest is None
+                       else round(max(0.0, self._clock.now() - oldest), 1))
+
+    def state_payload(self, backlog: Backlog | None = None) -> bytes:
         values: dict[str, Any] = {}
         ages: dict[str, float] = {}
         stale: list[str] = []
@@ -336,7 +384,7 @@ class Uplink:
         state = State(bus=self._bus, ts=utc_iso(self._clock.now()),
                       moving=moving_now(self._motion, self._state),
                       values=values, stale=stale or None, age_s=ages or None,
-                      alerts=self._active_alerts() or None)
+                      alerts=self._active_alerts() or None, outbox=backlog)
         return json.dumps(state.dump(), separators=(",", ":"), allow_nan=False).encode()
 
     async def _publish_state(self, client: aiomqtt.Client, ctx: ComponentContext) -> None:
@@ -352,7 +400,8 @@ class Uplink:
             if now - last >= interval - 1e-6:
                 last = now
                 # QoS 0: a lost state is replaced by the next one; queueing it would be wrong.
-                await mqtt.publish(client, self.topic("state"), self.state_payload(), qos=0,
+                payload = self.state_payload(await self.backlog())
+                await mqtt.publish(client, self.topic("state"), payload, qos=0,
                                    retain=True, properties=props)
                 self.counters["state_published"] += 1
                 ctx.beat()

@@ -71,10 +71,11 @@ def test_every_reference_resolves_inside_the_document() -> None:
 def test_the_whole_interface_is_there() -> None:
     addresses = {c["address"].removeprefix("multimobile/v1/{bus_id}/")
                  for c in DOCUMENT["channels"].values()}
-    assert {f"event/{k}" for k in EVENT_RECORDS} | {f"report/{k}" for k in REPORT_RECORDS} \
-        | {"status", "state", "telemetry", "plan", "cmd/result", "cmd/ping", "cmd/plan",
-           "cmd/resend"} \
-        == addresses
+    records = {f"event/{k}" for k in EVENT_RECORDS} | {f"report/{k}" for k in REPORT_RECORDS} \
+        | {"telemetry", "cmd/result"}
+    # Every record topic twice: live, and late under backlog/ (telemetry/uplink.py).
+    assert records | {f"backlog/{t}" for t in records} \
+        | {"status", "state", "plan", "cmd/ping", "cmd/plan", "cmd/resend"} == addresses
     actions = {name: op["action"] for name, op in DOCUMENT["operations"].items()}
     assert actions["receive_cmd_plan"] == "receive" and actions["publish_plan"] == "send"
     assert DOCUMENT["operations"]["publish_plan"]["bindings"]["mqtt"]["retain"] is True

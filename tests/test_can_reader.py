@@ -35,7 +35,9 @@ def can_config(channel: str, **overrides: Any) -> CanConfig:
                      **overrides)
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    # Generous: a reader thread starved on a loaded 2-core CI machine once missed 5 s;
+    # a passing condition returns as soon as it holds, so this costs nothing.
     await wait.wait_until(predicate, timeout=timeout)
 
 

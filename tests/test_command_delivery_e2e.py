@@ -24,6 +24,7 @@ from office.dispatch import command_statuses, plan_expiry, send_plan
 from office.dispatch.channel import CommandChannel
 from office.live import Office
 from office.records import DEFAULT_PREFIX
+from office.resend import ResendAsk, ask_resends
 from telemetry.models import CmdPing
 from telemetry.mqtt import BrokerSettings
 from tests.support.mosquitto import Mosquitto
@@ -166,6 +167,38 @@ async def test_a_plan_that_expires_before_the_bus_connects_never_lands(
         statuses = await command_statuses(
             office.archive, clock=ManualClock(plan_expiry(plan).timestamp()))
         assert {s.sent.id: state for s, state in statuses} == {"late": "expired"}
+
+
+async def test_every_command_expires_a_resend_that_outlives_its_expiry_never_lands(
+    mosquitto: Mosquitto, tmp_path: Path,
+) -> None:
+    """Not only plans: a resend carries a message expiry (24 h by default, ``expiry_s`` when
+    asked), the broker drops it for a bus that stays offline past it, and the office reads
+    it expired instead of pending for the bus's whole session."""
+    config = bus_config(tmp_path, mosquitto.port)
+    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    async with running_office(mosquitto.port) as office:
+        await connect_once(config, office, Planner())
+
+        short = await ask_resends(settings, [ResendAsk(BUS, 1, 5, "resend-short")],
+                                  prefix=DEFAULT_PREFIX, timeout_s=0.1, archive=office.archive,
+                                  expiry_s=1)
+        day = await ask_resends(settings, [ResendAsk(BUS, 1, 5, "resend-day")],
+                                prefix=DEFAULT_PREFIX, timeout_s=0.1, archive=office.archive)
+        assert short[0].result is None and day[0].result is None
+        sent = {s.sent.id: s.sent for s, _ in await command_statuses(office.archive)}
+        assert sent["resend-short"].expires == sent["resend-short"].sent + dt.timedelta(seconds=1)
+        assert sent["resend-day"].expires == sent["resend-day"].sent + dt.timedelta(hours=24)
+        # The broker's own clock must pass the expiry: there is no event to wait on.
+        await asyncio.sleep(2.0)
+
+        async with running_bus(config):
+            await office.wait_until(lambda: _is(state_of(office.archive, "resend-day"),
+                                                "accepted"), timeout=15)
+            await ping(settings, "after-resend-expiry")
+        assert await answers_for(office.archive, "resend-short") == []
+        assert await answers_for(office.archive, "resend-day") == ["cmd_received", "cmd_result"]
+        assert await state_of(office.archive, "resend-short") == "expired"
 
 
 async def test_a_command_the_bus_had_not_answered_when_it_stopped_comes_again(

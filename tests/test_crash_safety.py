@@ -29,6 +29,9 @@ def daemon_config(tmp_path: Path) -> Path:
 format = "json"
 [outbox]
 commit_interval_s = 0.5
+[monitoring]
+soc_sample_s = 0.5
+checkpoint_s = 1
 [uplink]
 telemetry_interval_moving_s = 0.2
 telemetry_interval_parked_s = 0.2
@@ -99,13 +102,33 @@ def test_sigkill_at_random_moments_leaves_databases_whole(tmp_path: Path) -> Non
         [sys.executable, "-m", "busd.cli", "run", "--config", str(config), "--view", "off"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    monitoring = tmp_path / "data" / "monitoring.sqlite"
     try:
-        wait_for_rows(outbox, len(outbox_state(outbox)[0]))
+        # The outbox grows before the tracker's first sample (the uplink's records come
+        # first), so wait for what this run must show: SOC samples it stored itself.
+        wait_for_soc_samples(monitoring, more_than=soc_sample_count(monitoring))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
     finally:
         proc.kill()
         proc.wait()
-    with sqlite3.connect(tmp_path / "data" / "monitoring.sqlite") as db:
+    with sqlite3.connect(monitoring) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert db.execute("SELECT count(*) FROM soc_samples").fetchone()[0] > 0
+
+
+def soc_sample_count(path: Path) -> int:
+    with sqlite3.connect(path, timeout=1) as db:
+        count: int = db.execute("SELECT count(*) FROM soc_samples").fetchone()[0]
+    return count
+
+
+def wait_for_soc_samples(path: Path, more_than: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if soc_sample_count(path) > more_than:
+                return
+        except sqlite3.OperationalError:
+            pass  # locked for a moment
+        time.sleep(0.05)
+    raise TimeoutError(f"the daemon stored no SOC sample after the kills (still {more_than})")

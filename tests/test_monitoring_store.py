@@ -350,3 +350,24 @@ def test_an_older_charges_table_gets_both_energies_and_their_summary(tmp_path: P
     assert (summary["charging_charger_kwh"], summary["charging_battery_kwh"],
             summary["charging_diff_kwh"], summary["charger_counter_rejects"]) == (
         32.5, 30.0, 2.5, 3)
+
+
+async def test_the_first_soc_sample_is_logged_as_soon_as_the_soc_is_known(tmp_path: Path) -> None:
+    # A tracker whose first ticks come before the first CAN SOC used to wait a whole
+    # soc_sample_s (60 s) for its first sample: a daemon run shorter than that logged none.
+    clock = ManualClock(start=T0)
+    store = MonitoringStore(tmp_path / "monitoring.sqlite")
+    state = VehicleState(clock)
+    task = await start(make_tracker(state, clock, store), clock)
+    try:
+        for _ in range(3):  # ticks with no SOC yet: nothing to log
+            await clock.advance(1.0)
+            await asyncio.sleep(0)
+        await Bus(state, clock).park(3)  # the SOC arrives
+        rows = await wait_rows(store, lambda r: len(r["samples"]) > 0)
+        assert rows["samples"][0]["soc"] == 80.0
+        assert rows["samples"][0]["ts"] >= T0 + 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()

@@ -99,9 +99,13 @@ async def test_a_bus_publishes_only_under_its_own_prefix(broker: Mosquitto,
         await bus.publish("multimobile/v1/lv-02/cmd/plan", b"{}", qos=1)  # no commands either
         await bus.publish("multimobile/v1/lv-01/cmd/plan", b"{}", qos=1)  # not even its own
         await bus.publish("elsewhere/lv-01", b"{}", qos=1)
-        await bus.publish("multimobile/v1/lv-01/event/tick", record("lv-01", 1), qos=1)
+        await bus.publish("multimobile/v1/lv-02/backlog/telemetry", record("lv-02", 2), qos=1)
+        await bus.publish("multimobile/v1/lv-01/backlog/cmd/plan", b"{}", qos=1)
+        # Its own records, live and late (telemetry/uplink.py's backlog lane).
+        await bus.publish("multimobile/v1/lv-01/backlog/telemetry", record("lv-01", 1), qos=1)
+        await bus.publish("multimobile/v1/lv-01/event/tick", record("lv-01", 2), qos=1)
         seen = await received_until(office, "multimobile/v1/lv-01/event/tick")
-    assert seen == ["multimobile/v1/lv-01/event/tick"]
+    assert seen == ["multimobile/v1/lv-01/backlog/telemetry", "multimobile/v1/lv-01/event/tick"]
 
 
 async def test_a_bus_reads_only_its_own_commands_and_the_office_sends_them(

@@ -13,6 +13,7 @@ from busd.planner.i18n import render
 from office.archive import open_archive
 from office.archive.base import Archive
 from office.dayview import DayView, ReasonNote, bus_day, reason_text
+from office.dayview.planned import planned_points
 from tests.support.bus_events import archived as archived_event
 from tests.support.bus_events import leg
 from tests.support.office_day import (
@@ -21,6 +22,7 @@ from tests.support.office_day import (
     SUTRI_AFTER_MIN,
     THRESHOLD_PCT,
     DaySpec,
+    day_plan,
     day_records,
     last_seq,
 )
@@ -126,7 +128,8 @@ async def test_a_day_in_progress_has_pending_stops(archive: Archive) -> None:
                          now=SPEC.at("11:00"))
     assert [(s.stop_id, s.status) for s in view.stops] == [("sutri", "shortened"),
                                                           ("kalupe", "pending")]
-    assert view.report is None and view.clients_served is None
+    # Before the report comes, the clients are the counted visits' (both ended by 11:00).
+    assert view.report is None and view.clients_served == 14
     later = await bus_day(archive, "lv-01", SPEC.day, tz=SPEC.tz,
                           now=SPEC.at("11:00") + timedelta(days=1))
     assert [s.status for s in later.stops] == ["shortened", "skipped"]
@@ -136,3 +139,31 @@ async def test_an_empty_day_is_empty(archive: Archive) -> None:
     view = await bus_day(archive, "lv-09", date(2026, 3, 9), tz="Europe/Vilnius")
     assert (view.stops, view.soc, view.legs, view.gaps, view.soc_source) == (
         [], [], [], [], "none")
+
+
+async def test_a_day_without_a_proposal_has_the_loaded_plans_planned_times(
+        archive: Archive) -> None:
+    """The plan the office sent, as the bus loaded it (its plan_changed carries it): the stops,
+    their minutes and their times as the bus's planner projects them from the depot."""
+    spec = DaySpec(loaded=True, proposed=False, lose_one=False)
+    await archive.insert_batch([r for r in day_records(spec) if r.kind != "daily"])
+    view = await bus_day(archive, "lv-01", spec.day, tz=spec.tz, now=spec.at("11:00"))
+    assert view.plan_version == 3 and not view.projections
+    assert [(s.stop_id, s.planned_min) for s in view.stops] == [
+        ("rozupe", 60.0), ("sutri", 90.0), ("kalupe", 30.0)]
+    expected = planned_points(day_plan(spec))
+    for stop in view.stops:
+        assert stop.planned_arrival == datetime.fromisoformat(expected[stop.stop_id].eta)
+        assert stop.planned_departure == datetime.fromisoformat(expected[stop.stop_id].etd)
+    rozupe, sutri, kalupe = view.stops
+    assert rozupe.planned_arrival is not None and sutri.planned_arrival is not None
+    assert spec.at("08:00") < rozupe.planned_arrival < sutri.planned_arrival
+    assert rozupe.planned_departure == rozupe.planned_arrival + timedelta(minutes=60)
+    assert kalupe.planned_arrival is not None and kalupe.status == "pending"
+    # Without the loaded plan (an older bus) and no proposal: the places visited, no times.
+    older_spec = DaySpec(bus="lv-02", proposed=False, lose_one=False)
+    await archive.insert_batch([r for r in day_records(older_spec) if r.kind != "daily"])
+    older = await bus_day(archive, "lv-02", spec.day, tz=spec.tz, now=spec.at("11:00"))
+    assert older.plan_version is None
+    assert [(s.stop_id, s.planned_arrival) for s in older.stops] == [
+        ("rozupe", None), ("sutri", None)]

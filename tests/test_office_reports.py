@@ -111,7 +111,8 @@ async def test_the_exports_hold_the_reports_numbers(archive: Archive, tmp_path: 
     book = openpyxl.load_workbook(io.BytesIO(to_xlsx(report, "lv")), read_only=True)
     assert book.sheetnames == ["Kopsavilkums", "Autobuss un diena", "Pa autobusiem",
                                "Pa dienām", "Vietas", "Enerģija pēc temperatūras",
-                               "Brīdinājumi"]
+                               "Brīdinājumi", "Klienti pa pakalpojumiem",
+                               "Laiks pa darbībām, min"]
     summary = {row[0]: row[1] for row in book["Kopsavilkums"].iter_rows(values_only=True)
                if row and row[0] is not None}
     assert summary["Pašvaldība"] == "Līvāni" and summary["Periods"] == "2026-03"

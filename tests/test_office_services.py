@@ -1,12 +1,16 @@
 """Services by type and time by activity, from the bus's counter to the office's derived tables
 (SQLite and a private PostgreSQL): the visit_ended the tracker sends with the visit's tallies,
 the daily report made from the bus's monitoring store, each archived as the bus sends it and
-read back typed (``visit_services``, ``daily_reports``)."""
+read back typed (``visit_services``, ``daily_reports``), and on into the monthly report and
+its XLSX."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import openpyxl
 
 from busd.clock import ManualClock
 from busd.config import ServicesConfig
@@ -15,6 +19,7 @@ from busd.monitoring.summary import daily_summary
 from busd.services.counter import ServiceCounter
 from office.archive import ArchivedRecord, open_archive
 from office.archive.base import Archive
+from office.reports import Municipality, Period, build_report, to_xlsx
 from telemetry.monitoring_store import MonitoringStore
 from tests.monitoring_helpers import CaptureSink
 from tests.support.bus_events import archived, daily, visit_ended, visit_started
@@ -143,3 +148,36 @@ async def test_the_migration_fills_visit_services_from_an_archive_of_counted_day
         assert (await opened.visit_services("lv-01", DAY),
                 await opened.daily_reports("lv-01", DAY)) == expected
     assert len(expected[0]) == 2 and expected[1][0].services["library"] == 3
+
+
+async def test_counts_made_on_the_bus_come_out_in_the_monthly_report_and_its_xlsx(
+    archive: Archive, tmp_path: Path,
+) -> None:
+    """The whole chain: the staff page's counter (the real ServiceCounter on a real monitoring
+    store) → the events the bus sends → the office archive (insert_batch) → the municipality's
+    month report (build_report) → its XLSX read back with openpyxl."""
+    events = await a_counted_day(tmp_path)
+    await archive.insert_batch([archived(e, i + 1, at(i)) for i, e in enumerate(events)])
+    livani = Municipality(name="Līvāni", tz="Europe/Riga", buses=("lv-01", "lv-02"))
+    report = await build_report(archive, livani, Period.month(2026, 3))
+    assert report.totals.clients_served == 7
+    # visit-1: notary ×2, social; visit-2: social, library ×3. lv-02 counted nothing.
+    assert {s.name: (s.by_bus, s.total) for s in report.services} == {
+        "notary": ({"lv-01": 2, "lv-02": 0}, 2), "social": ({"lv-01": 2, "lv-02": 0}, 2),
+        "library": ({"lv-01": 3, "lv-02": 0}, 3)}
+    # 10 min set-up then 30 min serving at each visit.
+    assert {a.name: a.total for a in report.activities} == {"setup": 20.0, "serving": 60.0}
+
+    book = openpyxl.load_workbook(io.BytesIO(to_xlsx(report, "en")), read_only=True)
+    sheets = {name: list(book[name].iter_rows(values_only=True)) for name in book.sheetnames}
+    book.close()
+    summary = {row[0]: row[1] for row in sheets["Summary"] if len(row) > 1}
+    assert summary["Clients served"] == 7
+    assert (summary["Clients by service: Notary"], summary["Clients by service: Social"],
+            summary["Clients by service: Library"]) == (2, 2, 3)
+    services = sheets["Clients by service"]
+    assert services[0] == ("Service", "lv-01", "lv-02", "Total")
+    assert {r[0]: r[1:] for r in services[1:]} == {
+        "Notary": (2, 0, 2), "Social": (2, 0, 2), "Library": (3, 0, 3)}
+    activities = sheets["Time by activity, min"]
+    assert {r[0]: r[-1] for r in activities[1:]} == {"Set-up": 20.0, "Serving clients": 60.0}

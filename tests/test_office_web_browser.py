@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,7 +165,8 @@ def _plan_document() -> dict[str, Any]:
 
 async def publish_bus(port: int, bus: str, *, lat: float, lon: float, soc: float,
                       plan: dict[str, Any] | None = None,
-                      alerts: dict[str, str] | None = None) -> None:
+                      alerts: dict[str, str] | None = None,
+                      outbox: dict[str, Any] | None = None) -> None:
     now = utc_iso(datetime.now(UTC).timestamp())
     async with aiomqtt.Client("127.0.0.1", port) as client:
         base = f"multimobile/v1/{bus}"
@@ -178,6 +179,8 @@ async def publish_bus(port: int, bus: str, *, lat: float, lon: float, soc: float
                                      "gps.heading": 135.0}}
         if alerts:
             state["alerts"] = alerts
+        if outbox:
+            state["outbox"] = outbox
         await client.publish(f"{base}/state", json.dumps(state), qos=1, retain=True)
         if plan is not None:
             await client.publish(f"{base}/plan", json.dumps(plan), qos=1, retain=True)
@@ -187,7 +190,8 @@ async def test_map_shows_route_stops_and_buses_with_no_tile_server(
         browser: Browser, mosquitto: Mosquitto, tmp_path: Path) -> None:
     cfg = config(broker_port=mosquitto.port)
     await publish_bus(mosquitto.port, "lv-01", lat=56.331, lon=26.221, soc=63.5,
-                      plan=_plan_document(), alerts={"lift_door": "lift door open"})
+                      plan=_plan_document(), alerts={"lift_door": "lift door open"},
+                      outbox={"unsent": 1234, "oldest_age_s": 95.4})
     await publish_bus(mosquitto.port, "lt-02", lat=56.312, lon=22.341, soc=17.0)
     async with web_over(tmp_path, cfg) as web:
         page = await log_in(browser, web.url, DISPATCHER)
@@ -203,6 +207,17 @@ async def test_map_shows_route_stops_and_buses_with_no_tile_server(
         text = await row.inner_text()
         assert "Jersika" in text and "Turki" in text and "41 / 20" in text
         assert "lift_door" in text
+        assert await row.locator("td.backlog").inner_text() == "1234 · 95 s"  # the bus's own
+        assert await row.locator("a.day-link").get_attribute("href") == "/buses/lv-01/day"
+        # The marker's popup links to the same day page.
+        await page.evaluate("() => window.fleetMarkers.get('lv-01').openPopup()")
+        popup_link = page.locator(".leaflet-popup a.day-link")
+        assert await popup_link.get_attribute("href") == "/buses/lv-01/day"
+        await popup_link.click()
+        await page.wait_for_url("**/buses/lv-01/day/**")
+        await page.go_back()
+        await page.wait_for_function("() => window.fleetMarkers.size === 2",
+                                     timeout=15_000)
         low = page.locator("#fleet-table tr[data-bus=lt-02] td.soc")
         assert await low.inner_text() == "17.0"
         # A broken stream (a proxy's timeout, a network blip): the page reconnects by itself.
@@ -272,6 +287,10 @@ async def test_login_roles_csrf_logout_and_expiry_in_the_browser(
                 message = await anext(aiter(bus.messages))
             command = json.loads(bytes(message.payload))
             assert (command["first_seq"], command["last_seq"]) == (4, 6)
+            # Recorded, with the resend's expiry: the commands page follows it.
+            [recorded] = await web.ctx.archive.commands(bus="lv-01")
+            assert recorded.sent.id == command["id"] and recorded.sent.command == "resend"
+            assert recorded.sent.expires == recorded.sent.sent + timedelta(hours=24)
 
         # The session's lifetime passes: the open page goes to the login by itself.
         await clock.advance(cfg.web.session_minutes * 60 + 1)

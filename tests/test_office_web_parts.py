@@ -171,12 +171,14 @@ def test_bus_row_in_the_municipality_zone_and_its_depot_projection() -> None:
     view = BusView("us-01", online=True, plan=_plan(),
                    state={"ts": "2026-12-05T10:00:00.000Z", "moving": True,
                           "values": {"battery.soc": 40.5, "gps.lat": 40.0, "gps.lon": -74.0,
-                                     "gps.heading": 90}, "alerts": {"lift_door": "open"}})
+                                     "gps.heading": 90}, "alerts": {"lift_door": "open"},
+                          "outbox": {"unsent": 1200, "oldest_age_s": 3600.5}})
     row = bus_row(view, None, config.municipality_of("us-01"), now=seen + 5,
                   offline_after_s=120)
     assert row.online and row.soc == 40.5 and row.heading == 90
     assert row.last_seen_local == "05:00:00"  # New York, not UTC
     assert row.depot_ok is False and row.alerts == ["lift_door"]
+    assert (row.outbox_unsent, row.outbox_oldest_s) == (1200, 3600.5)  # the bus's own count
     stale = bus_row(view, None, config.municipality_of("us-01"), now=seen + 600,
                     offline_after_s=120)
     assert not stale.online  # said online, but silent for ten minutes

@@ -17,7 +17,7 @@ from busd.clock import ManualClock
 from busd.config import BusdConfig, PlannerConfig
 from busd.errors import ConfigError
 from busd.event_catalog import DailyReport, Event, PlanDocument
-from busd.plan import load_plan
+from busd.plan import Plan, load_plan
 from busd.planner.cli import add_plan_parser, cmd_plan_ack, cmd_plan_show
 from busd.planner.component import FilePlanSource, Planner
 from busd.planner.energy import EnergyModel
@@ -111,6 +111,8 @@ async def test_component_publishes_plan_proposes_and_takes_the_drivers_ack(tmp_p
     feed(state, 50, turki.lat, turki.lon)
     await run_until(planner, lambda _c: bool(sink.events), what="the plan loaded and announced")
     assert sink.events[0][0] == "plan_changed" and sink.events[0][1]["cause"] == "file"
+    # The plan itself goes with it: the office's record of the day as planned.
+    assert Plan.model_validate(sink.events[0][1]["plan"]) == plan
     at_third_stop(planner, _clock)
     assert planner.core.progress.at == "turki"
     assert await planner.tick(force=True)

@@ -197,6 +197,7 @@ async def test_a_resend_does_not_hold_live_records_back(
                                identifier="listener", protocol=aiomqtt.ProtocolVersion.V311)
         async with listener:
             await listener.subscribe(f"multimobile/v1/{BUS}/event/#", qos=1)
+            await listener.subscribe(f"multimobile/v1/{BUS}/backlog/event/#", qos=1)  # resends
             await parts.outbox.request_resend(1, 2000)
             live = await parts.outbox.append("event", "live", {})
 

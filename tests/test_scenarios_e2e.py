@@ -216,3 +216,52 @@ def test_the_office_archive_derives_the_day(
     assert result.report is not None
     assert (report.km, report.lift_cycles, report.clients_served) == (
         result.report["km"], result.report["lift_cycles"], result.report["clients_served"])
+
+
+def test_a_stop_the_day_lost_is_proposed_for_the_reserve_day(
+    day_of: Callable[[Path], DayResult], tmp_path: Path,
+) -> None:
+    """The winter day's real records (the planner changed the plan to keep the depot SOC) in
+    the office's archive, against a schedule that owes each village its full planned visit
+    (its minimum is the planned length less the bus's own "shortened" tolerance): every stop
+    the daily report lists as skipped or shortened becomes a make-up proposal for the next
+    reserve day (office/schedule/proposals.py). The day is the one the module already ran."""
+    import shutil
+
+    from busd.clock import ManualClock
+    from busd.monitoring.summary import SHORTENED_TOLERANCE_MIN
+    from office.schedule.cycles import next_reserve_day
+    from office.schedule.model import parse_schedule
+    from office.schedule.proposals import find_missed
+
+    path = ROOT / "scenarios" / "winter-livani.toml"
+    loaded = load_scenario(path)
+    result = day_of(path)
+    plan = loaded.plan
+    bus = result.records[0]["bus"]
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[plan.date.weekday()]
+    # The scenario's plan as a schedule: every village weekly on the day's weekday.
+    schedule = parse_schedule({
+        "municipality": "Līvāni", "timezone": plan.timezone,
+        "depot": plan.depot.model_dump(mode="json"),
+        "points": [s.model_dump(mode="json", exclude={"leg_km", "cycle"})
+                   | {"cycles": [{"every": "weekly", "weekday": weekday}],
+                      "min_min": max(0.0, s.planned_min - SHORTENED_TOLERANCE_MIN)}
+                   for s in plan.stops],
+        "buses": [{"id": bus, "points": [s.id for s in plan.stops]}],
+        "reserve": {"weekdays": ["fri"] if weekday != "fri" else ["sat"]}})
+    archive_file = tmp_path / "archive.db"
+    shutil.copy(result.archive, archive_file)  # the module's other tests read the original
+    assert result.report is not None
+    lost = {(s["stop_id"], s["status"]) for s in result.report["stops"]
+            if s["status"] != "served"}
+    assert lost, f"the winter day is expected to cut a village short: {result.report['stops']}"
+
+    async def proposals() -> set[tuple[str, str]]:
+        async with open_archive(f"sqlite:///{archive_file}", tz=plan.timezone) as archive:
+            found = await find_missed(archive, schedule, plan.date, plan.date,
+                                      clock=ManualClock())
+        assert {p.reserve_day for p in found} == {next_reserve_day(schedule, plan.date)}
+        return {(p.point_id, p.reason) for p in found}
+
+    assert asyncio.run(proposals()) == lost

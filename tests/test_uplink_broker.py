@@ -75,6 +75,7 @@ async def test_state_and_telemetry_carry_the_signals(mosquitto: Mosquitto, tmp_p
         st = office.fleet[BUS].state
         assert st["schema"] == "busd.state/1" and st["bus"] == BUS and st["moving"] is True
         assert st["ts"].endswith("Z")
+        assert isinstance(st["outbox"]["unsent"], int)  # the backlog, as the bus counts it
 
         async def sampled() -> bool:
             recs = await office.archive.records(BUS, kind="sample")

@@ -163,3 +163,30 @@ def test_the_state_message_shows_the_active_alerts(tmp_path: Path) -> None:
     active["storage_unwritable"] = "cannot write outbox: full"
     loud = State.model_validate(json.loads(parts.uplink.state_payload()))
     assert loud.alerts == {"storage_unwritable": "cannot write outbox: full"}
+
+
+async def test_the_state_message_carries_the_outbox_backlog(tmp_path: Path) -> None:
+    """The office shows how much a bus still has to send and since when: from the bus."""
+    from telemetry.models import State
+    from telemetry.wiring import build_uplink
+    from tests.support.uplink_env import bus_config
+
+    clock = ManualClock(start=1_700_000_000.0)
+    parts = build_uplink(bus_config(tmp_path, 1883), state=VehicleState(clock), clock=clock)
+    async with parts.outbox:
+        empty = await parts.uplink.backlog()
+        assert (empty.unsent, empty.oldest_age_s) == (0, None)
+        first = await parts.outbox.append("event", "note", {"n": 1})
+        await clock.advance(60)
+        await parts.outbox.append("event", "note", {"n": 2})
+        await clock.advance(30)
+        state = State.model_validate(json.loads(
+            parts.uplink.state_payload(await parts.uplink.backlog())))
+        assert state.outbox is not None
+        assert (state.outbox.unsent, state.outbox.oldest_age_s) == (2, 90.0)
+        await parts.outbox.ack([first])  # acknowledged, still awaiting the group delete
+        acked = await parts.uplink.backlog()
+        assert (acked.unsent, acked.oldest_age_s) == (1, 30.0)
+    # A closed outbox: the state still goes, with the count and no age.
+    closed = await parts.uplink.backlog()
+    assert closed.oldest_age_s is None

@@ -290,7 +290,9 @@ class Tracker:
                 self._emit(self._with_services(event_of(change)))
         if self.day.lift.cycles > lift_before:
             self._emit(self._lift_cycle(self.day.lift.cycles - lift_before))
-        if sample.mono >= self._next_sample:
+        # Not due again until a sample had a SOC: the first is logged as soon as the SOC
+        # is read, not a whole soc_sample_s after a first tick that came before it.
+        if sample.mono >= self._next_sample and sample.soc is not None:
             self._next_sample = sample.mono + self._config.soc_sample_s
             self._soc_sample(sample)
         if sample.mono >= self._next_checkpoint:

@@ -139,7 +139,7 @@ class PlannerCore:
         self.projection = None
         self._published_depot_soc = None
         log.info("plan_loaded", version=plan.version, stops=len(plan.stops), cause=cause)
-        out.append(self._event(PlanChanged(cause=cause, version=plan.version)))
+        out.append(self._event(PlanChanged(cause=cause, version=plan.version, plan=plan)))
         out.append(self._plan_message(now))
         return out
 

@@ -42,31 +42,58 @@ def learn_from(model: EnergyModel, event: Event, plan: Plan | None = None) -> bo
     also teaches the road overrun (the km driven against the plan's)."""
     if not isinstance(event, LegCompleted | VisitEnded):
         return False
-    temp = event.temp_c
-    if temp is None or event.gap_s or event.status != "closed":
-        return False  # no temperature, or figures with a data gap: not a lesson
     net = event.out_kwh - event.regen_kwh
     if isinstance(event, LegCompleted):
-        road = _road_of(plan, event) if plan is not None else None
-        planned = straight = None
-        if plan is not None and road is not None and event.km_source == "odometer":
-            planned = plan_leg_km(plan, *road)
-            straight = _great_circle_km(plan, *road) if planned is None else None
-        learned = bool(event.km) and model.learn_leg(event.km, net, temp,
-                                                     great_circle_km=straight, road=road)
-        if planned is not None:
-            learned = model.learn_overrun(event.km, planned) or learned
-        return learned
-    if event.place_kind in ("stop", "unplanned"):
-        return model.learn_visit(event.duration_min, net, temp)
+        return learn_leg(model, km=event.km, net_kwh=net, temp_c=event.temp_c,
+                         gap_s=event.gap_s, status=event.status, plan=plan,
+                         road=_road_of(plan, event.from_place, event.to_place),
+                         odometer=event.km_source == "odometer")
+    return learn_visit(model, minutes=event.duration_min, net_kwh=net, temp_c=event.temp_c,
+                       gap_s=event.gap_s, status=event.status, place_kind=event.place_kind)
+
+
+# The rules of what is a lesson, as plain figures: the bus applies them to its tracker's
+# events, the office (office/schedule) to the same legs and visits in its archive, so the
+# office's copy of a bus's model learns exactly what the bus learned.
+
+
+def learn_leg(model: EnergyModel, *, km: float, net_kwh: float, temp_c: float | None,
+              gap_s: float, status: str, plan: Plan | None = None,
+              road: tuple[str, str] | None = None, odometer: bool = True) -> bool:
+    """A completed leg: True when the model learned from it.
+
+    On a ``road`` between two places of the day's ``plan`` (odometer km), the leg also
+    teaches that road's cost per km, and the road factor (km per straight-line km) or,
+    where the plan gives the leg's length, the road overrun (km per plan km)."""
+    if temp_c is None or gap_s or status != "closed":
+        return False  # no temperature, or figures with a data gap: not a lesson
+    planned = straight = None
+    if plan is not None and road is not None and odometer:
+        planned = plan_leg_km(plan, *road)
+        straight = _great_circle_km(plan, *road) if planned is None else None
+    learned = bool(km) and model.learn_leg(km, net_kwh, temp_c, great_circle_km=straight,
+                                           road=road if plan is not None else None)
+    if planned is not None:
+        learned = model.learn_overrun(km, planned) or learned
+    return learned
+
+
+def learn_visit(model: EnergyModel, *, minutes: float, net_kwh: float, temp_c: float | None,
+                gap_s: float, status: str, place_kind: str | None) -> bool:
+    """A finished visit: True when the model learned from it."""
+    if temp_c is None or gap_s or status != "closed":
+        return False
+    if place_kind in ("stop", "unplanned"):
+        return model.learn_visit(minutes, net_kwh, temp_c)
     return False
 
 
-def _road_of(plan: Plan, event: LegCompleted) -> tuple[str, str] | None:
+def _road_of(plan: Plan | None, a: str | None, b: str | None) -> tuple[str, str] | None:
     """The leg's road as two places of the plan (None: it began or ended elsewhere)."""
+    if plan is None or a is None or b is None or a == b:
+        return None
     places = {p.id for p in (plan.depot, *plan.stops, *plan.chargers)}
-    a, b = event.from_place, event.to_place
-    return (a, b) if a in places and b in places and a != b and a and b else None
+    return (a, b) if a in places and b in places else None
 
 
 def _great_circle_km(plan: Plan, a: str, b: str) -> float:

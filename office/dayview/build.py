@@ -1,10 +1,13 @@
 """A bus's day, assembled from the archive: the plan as sent against what happened.
 
-The plan the office can see is what the bus sent: its daily report lists every planned stop
-with its planned minutes and outcome, and each proposal carries the projection it was made
-from (``before``: arrival and departure at each remaining stop). A stop cut short or skipped
-takes its reason from the plan change the driver accepted (its ``changes`` and ``reasons``, as
-codes); a stop that got less time with no plan change behind it gets the office's own code.
+The plan the office can see is what the bus sent: the plan it loaded (from a file or the
+office; its ``plan_changed`` carries it), projected with the bus's planner for the planned
+times; its daily report lists every planned stop with its planned minutes and outcome, and
+each proposal carries the projection it was made from (``before``: arrival and departure at
+each remaining stop), which gives the planned times when the loaded plan is not archived.
+A stop cut short or skipped takes its reason from the plan change the driver accepted (its
+``changes`` and ``reasons``, as codes); a stop that got less time with no plan change behind
+it gets the office's own code.
 
 The day is the municipality's local day: rows are read for the archive's days around it and
 kept by their own times, so a municipality in another zone than the archive's still splits
@@ -17,9 +20,10 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from busd.event_catalog import Proposal, Reason
+from busd.event_catalog import PointDoc, Proposal, Reason
 from busd.monitoring.plan_projections import projection_points
 from busd.monitoring.summary import SHORTENED_TOLERANCE_MIN
+from busd.plan import Plan
 from office.archive import Archive, DayReport, Gap, PlanChange, Visit
 from office.archive.gaps_sql import day_bounds
 from office.dayview.models import (
@@ -31,7 +35,8 @@ from office.dayview.models import (
     StopLine,
     StopStatus,
 )
-from office.dayview.reads import proposals, soc_series
+from office.dayview.planned import planned_points
+from office.dayview.reads import loaded_plans, plan_changes, proposals, soc_series
 
 # A change of this kind for a stop is explained by the reason of this code (busd/planner/
 # proposal.py adds one reason per change, in the changes' order).
@@ -87,11 +92,14 @@ def _status(visits: list[Visit], minutes: float, planned: float | None,
     return "served"
 
 
-def _planned(report: DayReport | None, first: Proposal | None,
+def _planned(report: DayReport | None, sent: Plan | None, first: Proposal | None,
              visits: list[Visit]) -> list[tuple[str, str, float | None]]:
-    """(stop id, name, planned minutes) in the plan's order, from the best source there is."""
+    """(stop id, name, planned minutes) in the plan's order, from the best source there is:
+    the bus's report, the plan it loaded, its first proposal, the places it visited."""
     if report is not None and report.stops:
         return [(s.stop_id, s.name, s.planned_min) for s in report.stops]
+    if sent is not None:
+        return [(s.id, s.name, s.planned_min) for s in sent.stops]
     if first is not None:
         return [(p.id, p.id, p.minutes) for p in first.before.points if p.kind == "stop"]
     seen: dict[str, str] = {}
@@ -101,8 +109,8 @@ def _planned(report: DayReport | None, first: Proposal | None,
     return [(sid, name, None) for sid, name in seen.items()]
 
 
-def _stops(report: DayReport | None, first: Proposal | None, visits: list[Visit],
-           changes: list[PlanChange], over: bool) -> list[StopLine]:
+def _stops(report: DayReport | None, sent: Plan | None, first: Proposal | None,
+           visits: list[Visit], changes: list[PlanChange], over: bool) -> list[StopLine]:
     at: dict[str, list[Visit]] = defaultdict(list)
     for v in visits:
         if v.place_id is not None:
@@ -112,9 +120,13 @@ def _stops(report: DayReport | None, first: Proposal | None, visits: list[Visit]
         if change.cause == "accepted":
             planner |= stop_reasons(change)
     reported = {s.stop_id: s for s in report.stops} if report is not None else {}
-    times = {p.id: p for p in first.before.points} if first is not None else {}
+    # Planned times: the plan the bus loaded, as its planner projects it from the depot; a
+    # stop it does not have, from the first proposal's projection.
+    times: dict[str, PointDoc] = {p.id: p for p in first.before.points} if first else {}
+    if sent is not None:
+        times |= planned_points(sent)
     lines = []
-    for sid, name, planned in _planned(report, first, visits):
+    for sid, name, planned in _planned(report, sent, first, visits):
         here = at.get(sid, [])
         minutes = sum(v.duration_min for v in here)
         status: StopStatus = (reported[sid].status if sid in reported
@@ -176,10 +188,16 @@ async def bus_day(archive: Archive, bus: str, day: date, *, tz: str,
               if a.raised_at < end and (a.cleared_at is None or a.cleared_at >= start)]
     changes = [p for p in await archive.plan_changes(bus, before, last=after) if inside(p.ts)]
     report = next((r for r in await archive.daily_reports(bus, day) if r.day == day), None)
-    made = await proposals(archive, bus, start - timedelta(days=1), end)
+    announced = await plan_changes(archive, bus, start - timedelta(days=1), end)
+    made = proposals(announced)
+    # The plan as sent: the last one the bus loaded for this day (a later version replaces).
+    sent = next((p for _, p in reversed(loaded_plans(announced)) if p.date == day), None)
     first = next((made[p.proposal_id] for p in changes
                   if p.cause == "proposed" and p.proposal_id in made), None)
     over = report is not None or (now is not None and now >= end)
+    day_visits = {v.id for v in visits}
+    counted = {s.id: s for s in await archive.visit_services(bus, before, last=after)
+               if s.id in day_visits}
 
     series = await soc_series(archive, bus, start, end)
     soc = [SocPoint(ts=ts, soc=value) for ts, value in series]
@@ -201,7 +219,8 @@ async def bus_day(archive: Archive, bus: str, day: date, *, tz: str,
     reference = first or next(iter(made.values()), None)
     return DayView(
         bus=bus, day=day, tz=tz, start=start, end=end,
-        stops=_stops(report, first, visits, changes, over),
+        stops=_stops(report, sent, first, visits, changes, over), plan_version=(
+            None if sent is None else sent.version),
         plan_events=[PlanEvent(ts=p.ts, cause=p.cause, version=p.version,
                                proposal_id=p.proposal_id, proposal_kind=p.proposal_kind,
                                emergency=bool(p.emergency), accepted=p.accepted,
@@ -210,4 +229,4 @@ async def bus_day(archive: Archive, bus: str, day: date, *, tz: str,
         reserve_pct=None if reference is None else reference.after.reserve_pct,
         threshold_pct=None if reference is None else reference.after.threshold_pct,
         projections=projections, legs=legs, visits=visits, charging=charging, alerts=alerts,
-        gaps=await _gaps(archive, bus, day, start, end), report=report)
+        gaps=await _gaps(archive, bus, day, start, end), report=report, services=counted)

@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from busd.event_catalog import Scalar
-from office.archive import Alert, ChargingSession, DayReport, Gap, Leg, Visit
+from office.archive import Alert, ChargingSession, DayReport, Gap, Leg, Visit, VisitServices
+from office.reports.labels import in_order
 
 
 class _Model(BaseModel):
@@ -38,7 +39,7 @@ class StopLine(_Model):
     stop_id: str
     name: str
     planned_min: float | None  # None: the archive holds no plan for it (an unplanned stop)
-    planned_arrival: AwareDatetime | None  # from the first projection of the day, if any
+    planned_arrival: AwareDatetime | None  # the loaded plan's projection, or the first proposal's
     planned_departure: AwareDatetime | None
     arrival: AwareDatetime | None  # the first visit's start
     departure: AwareDatetime | None  # the last visit's end (None: still there)
@@ -85,6 +86,7 @@ class DayView(_Model):
     start: AwareDatetime  # the local day's bounds, UTC
     end: AwareDatetime
     stops: list[StopLine]
+    plan_version: int | None = None  # the plan the bus loaded for the day (None: not archived)
     plan_events: list[PlanEvent]
     soc: list[SocPoint]
     soc_source: Literal["telemetry", "spans", "none"]  # spans: legs' and visits' ends
@@ -97,11 +99,23 @@ class DayView(_Model):
     alerts: list[Alert]
     gaps: list[Gap]
     report: DayReport | None  # the bus's own daily report, once it came
+    # The counted visits' clients per service type and minutes per activity, by visit id (a
+    # visit not counted on the staff page has none).
+    services: dict[str, VisitServices] = {}
 
     @property
     def clients_served(self) -> int | None:
-        """The day's clients (the daily report's; the bus does not send them per visit)."""
-        return None if self.report is None else self.report.clients_served
+        """The day's clients: the daily report's, or before it came the counted visits'."""
+        if self.report is not None:
+            return self.report.clients_served
+        if self.services:
+            return sum(v.clients_served for v in self.services.values())
+        return None
+
+    @property
+    def service_types(self) -> list[str]:
+        """The service types counted at any visit of the day, in the staff page's order."""
+        return in_order(t for v in self.services.values() for t in v.services)
 
     @property
     def missing_records(self) -> int:

@@ -1,11 +1,12 @@
 """One connection for sending commands to buses and reading their ``cmd/result``.
 
-Shared by every office command that talks to buses (``plan send``, ``resend``): it connects
-with a clean session and a client id of its own, subscribes to the buses' ``cmd/result``
-before anything is sent (the answer may come at once), publishes each command at QoS 1 with
-an MQTT 5 message expiry when it has one, and hands every receipt and answer it reads to the
-caller. A bus that is offline gets the command from its persistent session when it connects,
-unless the expiry passed first; its answer then reaches the archive through the ingest.
+Shared by every office command that talks to buses (``plan send``, ``resend``): it connects with
+a clean session and a client id of its own, subscribes to the buses' ``cmd/result`` before
+anything is sent (the answer may come at once), publishes each command at QoS 1 with an MQTT 5
+message expiry (given, or the command kind's default), and hands every receipt and answer it
+reads to the caller. A bus that is offline gets the command from its persistent session when it
+connects, unless the expiry passed first; its answer then reaches the archive through the
+ingest.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from busd.event_catalog import CommandReceived, CommandResult
 from office.archive import Archive
 from office.archive.models import ArchivedRecord
+from office.dispatch.expiry import command_expiry
 from office.records import Topics, parse_records
 from telemetry import mqtt
 
@@ -88,7 +90,8 @@ class CommandChannel:
         await self._client.__aenter__()
         try:
             for bus in self._buses:
-                await self._client.subscribe(self.topics.command(bus, "result"), qos=1)
+                for topic in self.topics.results(bus):
+                    await self._client.subscribe(topic, qos=1)
         except BaseException:
             await self._client.__aexit__(None, None, None)
             raise
@@ -103,12 +106,16 @@ class CommandChannel:
         """Publish ``command`` on the bus's ``cmd/{name}`` (QoS 1; returns at the PUBACK).
 
         ``expires``: the broker drops it then if the bus has not taken it (MQTT 5; a 3.1.1
-        broker keeps it, and the bus rejects a plan whose day has passed)."""
+        broker keeps it, and the bus rejects a plan whose day has passed); None: the kind's
+        default (:func:`office.dispatch.expiry.command_expiry`)."""
         if bus not in self._buses:
             raise ValueError(f"bus {bus!r} is not one this channel listens to")
+        now = now or datetime.now(UTC)
+        if expires is None:
+            expires = command_expiry(name, now)
         properties = None
-        if expires is not None and self._protocol == aiomqtt.ProtocolVersion.V5:
-            left = (expires - (now or datetime.now(UTC))).total_seconds()
+        if self._protocol == aiomqtt.ProtocolVersion.V5:
+            left = (expires - now).total_seconds()
             properties = mqtt.expiry_properties(max(1, math.ceil(left)))
         await self._client.publish(self.topics.command(bus, name),
                                    command.model_dump_json(by_alias=True).encode(), qos=1,

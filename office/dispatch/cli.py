@@ -6,7 +6,8 @@ Registered by :func:`add_send_commands` (under ``busd office plan``) and
 Exit status of ``plan send``: 0 accepted (now, or kept for a later day), 3 rejected (the
 reason printed), 1 no answer within ``--timeout`` (pending: the bus may be offline, it gets
 the plan when it connects; or delivered: it has the plan and has not answered yet), 4 the
-plan's day is over (not sent), 2 an error (a bad file, no broker, no archive).
+plan's day is over (not sent), 2 an error (a bad file, no broker, no archive, a plan
+``busd office plan generate`` flagged unsafe without ``--force``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from office.archive import ArchiveError, open_archive
 from office.archive.base import sqlite_path
 from office.archive.commands import CommandState, CommandStatus
 from office.dispatch.send import DispatchError, SendOutcome, command_statuses, send_plan
+from office.schedule.day import unsafe_reason
 
 log = structlog.get_logger("office.dispatch")
 
@@ -62,6 +64,9 @@ def add_send_commands(plan_subparsers: Any) -> None:
                       help="wait at most S seconds for the answer (default 30)")
     send.add_argument("--id", dest="command_id", help="the command's id (default: made up)")
     send.add_argument("--json", action="store_true", help="the outcome as one JSON object")
+    send.add_argument("--force", action="store_true",
+                      help="send a plan busd office plan generate flagged unsafe (its "
+                           "BUS.unsafe.json file, or the day's summary) all the same")
     send.set_defaults(func=send_main)
 
 
@@ -94,6 +99,17 @@ def send_main(args: argparse.Namespace) -> int:
         print(f"busd office plan send: {args.file}: " + "; ".join(
             f"{key}: {reason}" for key, reason in err.problems), flush=True)
         return EXIT_ERROR
+    unsafe = unsafe_reason(args.file, plan)
+    if unsafe is not None:
+        if not args.force:
+            log.warning("office_plan_send_refused_unsafe", day=plan.date.isoformat(),
+                        version=plan.version)
+            print(f"busd office plan send: not sent: {unsafe}: the day cannot be served "
+                  "safely. Fix the schedule and generate again, or send it anyway with "
+                  "--force", flush=True)
+            return EXIT_ERROR
+        log.warning("office_plan_send_forced_unsafe", day=plan.date.isoformat(),
+                    version=plan.version)
     try:
         outcome = asyncio.run(_send(args, plan=plan, settings=settings_from_args(args),
                                     url=archive_url(args.archive) if args.archive else None))

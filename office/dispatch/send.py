@@ -23,6 +23,7 @@ from busd.plan import Plan, day_bounds
 from office.archive import Archive
 from office.archive.commands import CommandState, CommandStatus, SentCommand
 from office.dispatch.channel import CommandChannel, Heard, archive_heard
+from office.dispatch.expiry import command_expiry
 from telemetry import mqtt
 from telemetry.models import CmdPlan
 
@@ -85,11 +86,15 @@ async def send_command(
     archive: Archive | None, prefix: str, timeout_s: float, clock: Clock,
     expires: datetime | None = None, day: date | None = None, version: int | None = None,
 ) -> SendOutcome:
-    """Send any command model (with an ``id``) and wait for its answer; see :func:`send_plan`."""
+    """Send any command model (with an ``id``) and wait for its answer; see :func:`send_plan`.
+
+    ``expires`` None: the command kind's default (:mod:`office.dispatch.expiry`)."""
     command_id = getattr(command, "id", None)
     if not isinstance(command_id, str):
         raise DispatchError("a command needs an id")
     now = datetime.fromtimestamp(clock.now(), UTC)
+    if expires is None:
+        expires = command_expiry(name, now)
     sent = SentCommand(bus=bus, id=command_id, command=name, sent=now, expires=expires,
                        day=day, version=version)
     if expires is not None and expires <= now:
@@ -102,7 +107,7 @@ async def send_command(
     async with CommandChannel(settings, buses=[bus], prefix=prefix, name=name) as channel:
         await channel.send(bus, name, command, expires=expires, now=now)
         log.info("command_sent", bus=bus, command=name, id=command_id,
-                 expires=None if expires is None else utc_iso(expires.timestamp()))
+                 expires=utc_iso(expires.timestamp()))
         answers = await channel.wait({(bus, command_id)}, timeout_s, heard_records.append)
     if archive is not None:
         await archive_heard(archive, heard_records)

@@ -16,8 +16,9 @@ from datetime import date, datetime
 
 import structlog
 
-from office.archive import Archive
+from office.archive import Archive, DayReport
 from office.dayview.reads import as_utc
+from office.reports.labels import in_order
 from office.reports.models import (
     TEMP_BANDS,
     AlertLine,
@@ -30,6 +31,7 @@ from office.reports.models import (
     Period,
     PlaceLine,
     Report,
+    TallyLine,
 )
 from office.reports.queries import Rows, fetch
 
@@ -180,6 +182,20 @@ def _alerts(rows: Rows) -> list[AlertLine]:
             for a, (c, s) in sorted(counts.items())]
 
 
+def tallies(reports: Iterable[DayReport], buses: list[str], *,
+            activities: bool) -> list[TallyLine]:
+    """Clients per service type (or minutes per activity) per bus and in total, from the
+    daily reports (each the bus's own sum of its counted visits)."""
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(buses, 0.0))
+    for r in reports:
+        for name, value in (r.activities_min if activities else r.services).items():
+            sums[name][r.bus] = sums[name].get(r.bus, 0.0) + float(value)
+    digits = 1 if activities else 0
+    return [TallyLine(name=n, by_bus={b: round(v, digits) for b, v in sums[n].items()},
+                      total=round(sum(sums[n].values()), digits))
+            for n in in_order(sums)]
+
+
 async def build_report(archive: Archive, municipality: Municipality, period: Period, *,
                        bus: str | None = None) -> Report:
     """``municipality``'s report for ``period`` (its buses together), or one of its buses'
@@ -203,10 +219,15 @@ async def build_report(archive: Archive, municipality: Municipality, period: Per
                   days_visited=len(p.days), minutes=round(p.minutes, 1),
                   coverage=_ratio(len(p.days & p.planned_days), len(p.planned_days), 3))
         for pid, p in sorted(places.items(), key=lambda item: item[1].name)]
+    # The period is one day or one calendar month: one month's reports, kept by their days.
+    day_reports = [r for r in await archive.daily_reports(buses, period.first)
+                   if period.first <= r.day <= period.last]
     report = Report(municipality=municipality.name, tz=municipality.tz,
                     buses=tuple(buses), bus=bus, period=period,
                     totals=indicators(facts.values()), by_bus=by_bus, by_day=by_day,
-                    lines=lines, places=place_lines, bands=_bands(rows), alerts=_alerts(rows))
+                    lines=lines, places=place_lines, bands=_bands(rows), alerts=_alerts(rows),
+                    services=tallies(day_reports, buses, activities=False),
+                    activities=tallies(day_reports, buses, activities=True))
     log.info("report_built", municipality=municipality.name, period=period.label,
              buses=len(buses), lines=len(lines),
              seconds=round(time.perf_counter() - began, 3))

@@ -15,12 +15,14 @@ from typing import Literal
 
 from openpyxl import Workbook
 
-from office.reports.labels import INDICATORS, Language, band, indicator, word
-from office.reports.models import Indicators, Report
+from office.reports.labels import INDICATORS, Language, band, indicator, service_label, word
+from office.reports.models import Indicators, Report, TallyLine
 
 Cell = str | int | float | None
-Table = Literal["lines", "by_bus", "by_day", "places", "bands", "alerts"]
-TABLES: tuple[Table, ...] = ("lines", "by_bus", "by_day", "places", "bands", "alerts")
+Table = Literal["lines", "by_bus", "by_day", "places", "bands", "alerts", "services",
+                "activities"]
+TABLES: tuple[Table, ...] = ("lines", "by_bus", "by_day", "places", "bands", "alerts",
+                             "services", "activities")
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -32,6 +34,20 @@ def _values(values: Indicators) -> list[Cell]:
 
 def _heads(lang: Language) -> list[str]:
     return [indicator(name, lang) for name in INDICATORS]
+
+
+def _number(value: float, activities: bool) -> Cell:
+    return value if activities else int(value)
+
+
+def _tallies(report: Report, lines: list[TallyLine], head: str, lang: Language, *,
+             activities: bool) -> Iterator[Sequence[Cell]]:
+    """A service type (or activity) a row: its name, each bus's figure, the total."""
+    yield [word(head, lang), *report.buses, word("total", lang)]
+    for line in lines:
+        yield [service_label(line.name, lang),
+               *(_number(line.by_bus.get(b, 0.0), activities) for b in report.buses),
+               _number(line.total, activities)]
 
 
 def rows(report: Report, table: Table, lang: Language) -> Iterator[Sequence[Cell]]:
@@ -65,6 +81,10 @@ def rows(report: Report, table: Table, lang: Language) -> Iterator[Sequence[Cell
                indicator("kwh", lang), indicator("kwh_per_km", lang)]
         for x in report.bands:
             yield [band(x.band, lang), x.legs, x.km, x.kwh, x.kwh_per_km]
+    elif table == "services":
+        yield from _tallies(report, report.services, "service", lang, activities=False)
+    elif table == "activities":
+        yield from _tallies(report, report.activities, "activity", lang, activities=True)
     else:
         yield [word("alert", lang), word("count", lang), word("minutes", lang)]
         for a in report.alerts:
@@ -90,6 +110,10 @@ def _summary(report: Report, lang: Language) -> Iterator[Sequence[Cell]]:
     yield [word("indicator", lang), word("value", lang)]
     for name, value in zip(INDICATORS, _values(report.totals), strict=True):
         yield [indicator(name, lang), value]
+    for line in report.services:
+        yield [f"{word('services', lang)}: {service_label(line.name, lang)}", int(line.total)]
+    for line in report.activities:
+        yield [f"{word('activities', lang)}: {service_label(line.name, lang)}", line.total]
 
 
 def to_xlsx(report: Report, lang: Language) -> bytes:

@@ -3,13 +3,15 @@ sheet names, temperature bands. One table, used by the exports and the pages ali
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
+from busd.config.services import BUILT_IN_LABELS, DEFAULT_ACTIVITIES, DEFAULT_TYPES
 from busd.planner.i18n import LANGUAGES, Language
 from office.reports.models import Indicators, TempBand
 
-__all__ = ["BANDS", "INDICATORS", "LANGUAGES", "WORDS", "Language", "band", "indicator",
-           "word"]
+__all__ = ["BANDS", "INDICATORS", "LANGUAGES", "WORDS", "Language", "band", "in_order",
+           "indicator", "service_label", "word"]
 
 # In the order the exports list them; each with its unit in the heading.
 INDICATORS: Final[dict[str, dict[Language, str]]] = {
@@ -74,6 +76,12 @@ WORDS: Final[dict[str, dict[Language, str]]] = {
               "en": "Energy by temperature"},
     "alerts": {"lv": "Brīdinājumi", "lt": "Įspėjimai", "en": "Alerts"},
     "time_zone": {"lv": "Laika josla", "lt": "Laiko juosta", "en": "Time zone"},
+    "services": {"lv": "Klienti pa pakalpojumiem", "lt": "Klientai pagal paslaugas",
+                 "en": "Clients by service"},
+    "activities": {"lv": "Laiks pa darbībām, min", "lt": "Laikas pagal veiklas, min",
+                   "en": "Time by activity, min"},
+    "service": {"lv": "Pakalpojums", "lt": "Paslauga", "en": "Service"},
+    "activity": {"lv": "Darbība", "lt": "Veikla", "en": "Activity"},
 }
 
 BANDS: Final[dict[TempBand, dict[Language, str]]] = {
@@ -96,3 +104,18 @@ def word(name: str, lang: Language) -> str:
 
 def band(name: TempBand, lang: Language) -> str:
     return BANDS[name][lang]
+
+
+def service_label(name: str, lang: Language) -> str:
+    """A service type's or an activity's name (the bus's built-in labels; an id a bus
+    configured with its own labels is shown as its id: the office does not have them)."""
+    labels = BUILT_IN_LABELS.get(name)
+    return name if labels is None else str(getattr(labels, lang))
+
+
+_ORDER: Final = {name: i for i, name in enumerate((*DEFAULT_TYPES, *DEFAULT_ACTIVITIES))}
+
+
+def in_order(names: Iterable[str]) -> list[str]:
+    """Service types or activities in the staff page's order, unknown ids after, by name."""
+    return sorted(set(names), key=lambda n: (_ORDER.get(n, len(_ORDER)), n))

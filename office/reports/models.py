@@ -159,6 +159,15 @@ class AlertLine(_Model):
     minutes: float
 
 
+class TallyLine(_Model):
+    """One service type's clients (or one activity's minutes): per bus and in total, summed
+    from the buses' daily reports (the staff page's tallies)."""
+
+    name: str  # the service type's or activity's id
+    by_bus: dict[str, float]  # every bus of the report, 0 where it had none
+    total: float
+
+
 class Report(_Model):
     """A municipality's (or one of its buses') report for a day or a month."""
 
@@ -174,3 +183,5 @@ class Report(_Model):
     places: list[PlaceLine]
     bands: list[BandLine]
     alerts: list[AlertLine]
+    services: list[TallyLine] = []  # clients per service type, staff page order
+    activities: list[TallyLine] = []  # minutes per activity

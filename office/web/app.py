@@ -61,6 +61,7 @@ from office.web.auth import (
     Sessions,
     tokens_equal,
 )
+from telemetry.mqtt import BrokerSettings
 
 log = structlog.get_logger("office.web")
 
@@ -77,6 +78,8 @@ PAGES: list[str] = [
     "office.web.pages.fleet",
     "office.web.pages.reports",
     "office.web.pages.day",
+    "office.web.pages.commands",
+    "office.web.pages.schedule",
 ]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -120,6 +123,10 @@ class WebContext:
     templates: jinja2.Environment = field(init=False)
     nav: list[NavItem] = field(default_factory=list)
     hasher: PasswordHasher | None = None  # tests pass a cheap one
+    # The broker commands go out through (None: the config's [mqtt]); how long a send waits
+    # for the bus's answer before the page shows it pending.
+    broker: BrokerSettings | None = None
+    dispatch_wait_s: float = 5.0
 
     def __post_init__(self) -> None:
         web_cfg = self.config.web

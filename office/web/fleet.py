@@ -4,7 +4,8 @@ Where it comes from:
 
 - the buses' retained ``status``, ``state`` and ``plan`` and their records, heard by one
   :class:`office.live.Office` (the live subscriber the terminal table uses) with a clean
-  session: position, heading, SOC, online, alerts, the plan's stops and projection;
+  session: position, heading, SOC, online, alerts, the outbox backlog (unsent records and the
+  oldest one's age, as the bus counts them), the plan's stops and projection;
 - the archive, every ``archive_poll_s``: the local day's records and seq gaps per bus (data
   completeness) and the newest archived record (how far the archive is behind the bus).
 
@@ -65,6 +66,10 @@ class BusRow(BaseModel):
     stop_next: str | None = None
     alerts: list[str] = []
     archive_behind_s: float | None = None
+    # The bus's own outbox backlog, from its retained state (None: an older bus, or no
+    # state yet; the table then shows the archive's lag instead).
+    outbox_unsent: int | None = None
+    outbox_oldest_s: float | None = None
     complete_pct: float | None = None
     missing: int = 0
     route: list[StopMark] = []
@@ -166,6 +171,9 @@ def bus_row(view: BusView, day: ArchiveDay | None, municipality: Municipality, *
         depot_ok = None if margin is None else margin >= 0
     alerts = state.get("alerts") if isinstance(state.get("alerts"), dict) else {}
     assert isinstance(alerts, dict)
+    backlog = state.get("outbox") if isinstance(state.get("outbox"), dict) else {}
+    assert isinstance(backlog, dict)
+    unsent = backlog.get("unsent")
     behind = None
     if day is not None and day.newest is not None and seen is not None:
         behind = max(0.0, round(seen - day.newest.timestamp(), 1))
@@ -179,6 +187,9 @@ def bus_row(view: BusView, day: ArchiveDay | None, municipality: Municipality, *
         depot_soc=depot_soc, reserve_pct=reserve, depot_ok=depot_ok,
         stop_now=stop_now, stop_next=stop_next, alerts=sorted(str(k) for k in alerts),
         archive_behind_s=behind,
+        outbox_unsent=unsent if isinstance(unsent, int) and not isinstance(unsent, bool)
+        else None,
+        outbox_oldest_s=_float(backlog.get("oldest_age_s")),
         complete_pct=day.complete_pct if day else None, missing=day.missing if day else 0,
         route=route)
 

@@ -6,6 +6,8 @@ planner's real reasons, accepted at 09:42), serves Sutri for 45 min, never reach
 (30 min planned, no plan change: skipped), and is back at 11:30. Three legs (12.5 + 10 + 20 km,
 3 + 2.5 + 5 kWh net), a lift alert at 10:10 for 2 minutes, an optional charging session,
 SOC samples every 30 minutes, one record lost (a gap), and the bus's daily report at 23:00.
+Both visits were counted on the staff page (:func:`visit_tallies`: the day's clients split
+between notary and social; set-up and serving minutes), and the report sums them.
 Used by the day view's, the reports' and the web pages' tests.
 """
 
@@ -27,7 +29,9 @@ from busd.event_catalog import (
     Proposal,
     Reason,
     StopOutcome,
+    VisitEnded,
 )
+from busd.plan import Plan, parse_plan
 from busd.planner.i18n import render_all
 from busd.signals import BATTERY_SOC
 from office.archive import ArchivedRecord
@@ -63,6 +67,9 @@ class DaySpec:
     charge: bool = False
     telemetry: bool = True
     lose_one: bool = True  # drop one record: the archive has a gap
+    counted: bool = True  # the visits were counted on the staff page (services, activities)
+    loaded: bool = False  # the day starts with the office's plan loaded (plan_changed, 07:55)
+    proposed: bool = True  # the Sutri proposal is made and accepted
 
     def at(self, hhmm: str) -> datetime:
         """A local time of the day, as UTC."""
@@ -106,6 +113,17 @@ def _projection(spec: DaySpec, soc: float, sutri_min: float, depot_soc: float) -
                          depot_eta=iso(depot), points=points)
 
 
+def day_plan(spec: DaySpec) -> Plan:
+    """The day's plan as the office sent it: leave Līvāni at 08:00, Rožupe, Sutri, Kalupe."""
+    return parse_plan({
+        "date": spec.day.isoformat(), "version": 3, "timezone": spec.tz, "bus": spec.bus,
+        "depot": {"id": "livani", "name": "Līvāni", "lat": 56.3543, "lon": 26.1758,
+                  "leave_at": "08:00", "return_by": "16:00"},
+        "stops": [{"id": sid, "name": name, "lat": 56.30 + 0.03 * i, "lon": 26.25 + 0.05 * i,
+                   "planned_min": minutes, "min_min": 15}
+                  for i, (sid, name, minutes) in enumerate(PLANNED)]})
+
+
 def proposal(spec: DaySpec) -> Proposal:
     return Proposal(id=f"p-{spec.bus}-{spec.day}", plan_version=1, created=iso(spec.at("09:40")),
                     kind="reduce", emergency=False, changes=[SUTRI_CHANGE],
@@ -115,7 +133,27 @@ def proposal(spec: DaySpec) -> Proposal:
                     after=_projection(spec, 60.0, 45.0, 21.0), reasons=SUTRI_REASONS)
 
 
+def visit_tallies(spec: DaySpec) -> list[tuple[dict[str, int], dict[str, float]]]:
+    """Rožupe's and Sutri's counts per service type and minutes per activity: half the day's
+    clients at each, split between notary and social."""
+    half = spec.clients // 2
+    rest = spec.clients - half
+    return [({"notary": half // 2, "social": half - half // 2},
+             {"setup": 10.0, "serving": 50.0}),
+            ({"notary": rest // 2, "social": rest - rest // 2},
+             {"setup": 5.0, "serving": 40.0})]
+
+
+def summed(parts: list[dict[str, int]] | list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in parts:
+        for key, value in part.items():
+            out[key] = out.get(key, 0) + value
+    return out
+
+
 def report(spec: DaySpec) -> DailyReport:
+    tallies = visit_tallies(spec) if spec.counted else []
     km = sum(LEGS_KM)
     net = sum(LEGS_KWH)
     return DailyReport(
@@ -131,7 +169,16 @@ def report(spec: DaySpec) -> DailyReport:
                StopOutcome(stop_id="kalupe", name="Kalupe", status="skipped", planned_min=30,
                            minutes=0, reason="not visited")],
         charging_sessions=1 if spec.charge else 0, min_soc=44.0, lift_cycles=4,
-        clients_served=spec.clients, alerts=1, energy_gap_min=0.0, open_records=0)
+        clients_served=spec.clients, alerts=1, energy_gap_min=0.0, open_records=0,
+        services={k: int(v) for k, v in summed([t[0] for t in tallies]).items()},
+        activities_min=summed([t[1] for t in tallies]))
+
+
+def counted(spec: DaySpec, ended: VisitEnded,
+            tallies: tuple[dict[str, int], dict[str, float]]) -> VisitEnded:
+    if not spec.counted:
+        return ended
+    return ended.model_copy(update={"services": tallies[0], "activities_min": tallies[1]})
 
 
 def sample(spec: DaySpec, seq: int, ts: datetime, soc: float) -> ArchivedRecord:
@@ -144,24 +191,31 @@ def sample(spec: DaySpec, seq: int, ts: datetime, soc: float) -> ArchivedRecord:
 def day_records(spec: DaySpec) -> list[ArchivedRecord]:
     """The day's records in seq order, from ``spec.first_seq`` (see the module's docstring)."""
     a = spec.at
+    rozupe, sutri = visit_tallies(spec)
     events: list[tuple[EventModel | float, datetime]] = [
         (leg(f"leg-1@{spec.day}", a("08:00"), a("08:30"), km=LEGS_KM[0], kwh=LEGS_KWH[0],
              temp_c=spec.temp_c), a("08:30")),
         (visit_started(f"visit-1@{spec.day}", a("08:31"), place="rozupe"), a("08:31")),
-        (visit_ended(f"visit-1@{spec.day}", a("08:31"), a("09:31"), place="rozupe"), a("09:31")),
+        (counted(spec, visit_ended(f"visit-1@{spec.day}", a("08:31"), a("09:31"), place="rozupe"),
+                 rozupe), a("09:31")),
         (leg(f"leg-2@{spec.day}", a("09:32"), a("10:00"), km=LEGS_KM[1], kwh=LEGS_KWH[1],
              temp_c=spec.temp_c), a("10:00")),
-        (PlanChanged(cause="proposed", proposal=proposal(spec)), a("09:40")),
-        (PlanAccepted(proposal_id=proposal(spec).id, proposal_kind="reduce",
-                      changes=[SUTRI_CHANGE], itinerary=proposal(spec).itinerary,
-                      reasons=SUTRI_REASONS), a("09:42")),
         (visit_started(f"visit-2@{spec.day}", a("10:01"), place="sutri"), a("10:01")),
         (alert_raised("lift_fault", a("10:10")), a("10:10")),
         (alert_cleared("lift_fault", a("10:10"), 120.0), a("10:12")),
-        (visit_ended(f"visit-2@{spec.day}", a("10:01"), a("10:46"), place="sutri"), a("10:46")),
+        (counted(spec, visit_ended(f"visit-2@{spec.day}", a("10:01"), a("10:46"), place="sutri"),
+                 sutri), a("10:46")),
         (leg(f"leg-3@{spec.day}", a("10:47"), a("11:30"), km=LEGS_KM[2], kwh=LEGS_KWH[2],
              temp_c=spec.temp_c), a("11:30")),
     ]
+    if spec.proposed:
+        events += [
+            (PlanChanged(cause="proposed", proposal=proposal(spec)), a("09:40")),
+            (PlanAccepted(proposal_id=proposal(spec).id, proposal_kind="reduce",
+                          changes=[SUTRI_CHANGE], itinerary=proposal(spec).itinerary,
+                          reasons=SUTRI_REASONS), a("09:42"))]
+    if spec.loaded:
+        events.append((PlanChanged(cause="office", version=3, plan=day_plan(spec)), a("07:55")))
     if spec.charge:
         session = charging(f"charge-1@{spec.day}", a("12:00"), a("12:40"), CHARGE_KWH)
         events.append((session, a("12:40")))

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from office.dayview import DayView, ReasonNote, bus_day, reason_text
+from office.reports.labels import service_label
 from office.web import i18n
 from office.web.app import WebContext, context, render, session_language
 
@@ -89,7 +90,10 @@ async def day_page(request: web.Request) -> web.Response:
     def reason(note: ReasonNote) -> str:
         return reason_text(note, lang)
 
+    def label(name: str) -> str:
+        return service_label(name, lang)
+
     return render(request, "day.html", view=view, bus=bus, day=day, municipality=municipality,
-                  reason=reason, chart=json.dumps(chart_data(view, lang)),
+                  reason=reason, label=label, chart=json.dumps(chart_data(view, lang)),
                   prev_day=(day - timedelta(days=1)).isoformat(),
                   next_day=(day + timedelta(days=1)).isoformat())

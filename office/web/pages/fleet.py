@@ -13,11 +13,14 @@ import contextlib
 import json
 import re
 import secrets
+from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
 
 from busd.clock import utc_iso
+from office.archive.commands import SentCommand
+from office.dispatch.expiry import command_expiry
 from office.resend import asks_for
 from office.web import i18n
 from office.web.app import (
@@ -51,7 +54,8 @@ async def fleet_page(request: web.Request) -> web.Response:
     labels = {k.removeprefix("fleet.").removeprefix("stop."): i18n.translate(lang, k)
               for k in ("fleet.is_online", "fleet.is_offline", "fleet.reconnecting",
                         "fleet.live", "stop.done", "stop.now", "stop.next", "stop.skipped",
-                        "stop.planned", "legend.depot", "fleet.resend", "fleet.no_buses")}
+                        "stop.planned", "legend.depot", "fleet.resend", "fleet.no_buses",
+                        "fleet.day_link")}
     map_config = json.dumps({"tile_url": ctx.config.map.tile_url,
                              "attribution": ctx.config.map.attribution, "labels": labels})
     # Both JSON texts go into attributes, escaped by the template like any other text.
@@ -102,12 +106,17 @@ async def resend(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther("/?flash=fleet.resend_offline")
     gaps = await ctx.archive.gaps(bus=bus)
     asks = asks_for(gaps, token=secrets.token_hex(4))
-    now = utc_iso(ctx.clock.now())
+    sent = datetime.fromtimestamp(ctx.clock.now(), UTC)
+    expires = command_expiry("resend", sent)
     for ask in asks:
-        command = CmdResend(bus=bus, ts=now, id=ask.id, first_seq=ask.first,
-                            last_seq=ask.last)
-        await office.send_command(bus, "resend", command.model_dump(mode="json",
-                                                                    by_alias=True))
+        command = CmdResend(bus=bus, ts=utc_iso(sent.timestamp()), id=ask.id,
+                            first_seq=ask.first, last_seq=ask.last)
+        # Recorded first, as busd office resend does: the commands page follows it, and reads
+        # it expired if the bus stays offline past its expiry.
+        await ctx.archive.add_command(SentCommand(bus=bus, id=ask.id, command="resend",
+                                                  sent=sent, expires=expires))
+        await office.send_command(bus, "resend", command.model_dump(mode="json", by_alias=True),
+                                  expiry_s=(expires - sent).total_seconds())
     log.info("web_resend_asked", bus=bus, ranges=len(asks),
              role=session_of(request).user.role.value)
     flash = "fleet.resend_asked" if asks else "fleet.resend_none"

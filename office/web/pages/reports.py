@@ -21,7 +21,7 @@ from office.config import Municipality
 from office.reports import Municipality as ReportScope
 from office.reports import Period, Report, build_report, filename, to_csv, to_xlsx
 from office.reports.export import CSV_MEDIA_TYPE, TABLES, XLSX_MEDIA_TYPE, Table
-from office.reports.labels import INDICATORS, band, indicator, word
+from office.reports.labels import INDICATORS, band, indicator, service_label, word
 from office.web.app import NavItem, WebContext, context, render, session_language
 
 log = structlog.get_logger("office.web.reports")
@@ -84,6 +84,7 @@ async def reports_page(request: web.Request) -> web.Response:
                   period=period, bus=bus, indicators=list(INDICATORS),
                   indicator=lambda name: indicator(name, lang),
                   word=lambda name: word(name, lang), band=lambda name: band(name, lang),
+                  label=lambda name: service_label(name, lang),
                   csv_url="/reports/export.csv?" + _query(municipality, period, bus),
                   xlsx_url="/reports/export.xlsx?" + _query(municipality, period, bus),
                   tables=TABLES,

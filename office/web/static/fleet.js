@@ -35,6 +35,19 @@
     return "#1a7f37";
   }
 
+  // The bus's day page (today in its municipality; the server picks the day).
+  function dayHref(bus) { return "/buses/" + encodeURIComponent(bus.bus) + "/day"; }
+
+  function popup(bus) {
+    const holder = document.createElement("div");
+    const link = document.createElement("a");
+    link.href = dayHref(bus);
+    link.className = "day-link";
+    link.textContent = bus.bus + " · " + labels.day_link;
+    holder.appendChild(link);
+    return holder;
+  }
+
   function text(value) { return value === null || value === undefined ? "–" : String(value); }
 
   function drawRoutes(snapshot) {
@@ -89,6 +102,7 @@
         marker = L.marker([bus.lat, bus.lon], { icon: busIcon(bus), title: bus.bus,
                                                 keyboard: false });
         marker.bindTooltip(tip);
+        marker.bindPopup(popup(bus));
         marker.addTo(buses);
         markers.set(bus.bus, marker);
       } else {
@@ -120,7 +134,12 @@
       const tr = document.createElement("tr");
       tr.dataset.bus = bus.bus;
       tr.dataset.online = bus.online ? "yes" : "no";
-      cell(tr, bus.bus);
+      const name = cell(tr, null);
+      const link = document.createElement("a");
+      link.href = dayHref(bus);
+      link.textContent = bus.bus;
+      link.className = "day-link";
+      name.replaceChildren(link);
       cell(tr, bus.online ? labels.is_online : labels.is_offline, bus.online ? "online" : "offline");
       cell(tr, bus.soc === null ? null : bus.soc.toFixed(1), "num soc");
       const depot = bus.depot_soc === null ? null :
@@ -129,8 +148,13 @@
       cell(tr, bus.stop_now);
       cell(tr, bus.stop_next);
       cell(tr, bus.alerts.join(", ") || null, "alerts");
-      cell(tr, bus.archive_behind_s === null ? null : Math.round(bus.archive_behind_s) + " s",
-           "num");
+      // The bus's own backlog (unsent records, oldest one's age); an older bus that does not
+      // send it: how far the archive is behind its last state.
+      const backlog = bus.outbox_unsent !== null ?
+        bus.outbox_unsent + " · " + (bus.outbox_oldest_s === null ? "0" :
+                                     Math.round(bus.outbox_oldest_s)) + " s" :
+        bus.archive_behind_s === null ? null : "≈ " + Math.round(bus.archive_behind_s) + " s";
+      cell(tr, backlog, "num backlog");
       cell(tr, bus.complete_pct === null ? null : bus.complete_pct.toFixed(1) + " %",
            "num complete");
       cell(tr, bus.last_seen_local, "seen");
