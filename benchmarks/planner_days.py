@@ -11,7 +11,8 @@ Usage: python benchmarks/planner_days.py [--days 100] [--seed 1] [--temp-min -25
 The last output line is one JSON object: days, minutes_ratio (minutes served / the
 oracle's), days_below_reserve (bus-days ending more than 1 point below the reserve),
 worst_end_margin_pct, skipped_vs_oracle, noon_error_p50_pct / p95, proposals_per_day,
-and the oracle check (oracle_violations must be 0).
+and the oracle check (oracle_violations must be 0). --verbose also breaks each day's
+noon projection error down into its causes (simulators/days/noon.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 
 from simulators.days.evaluation import run
+from simulators.days.noon import summary
 from simulators.days.world import Spread
 
 
@@ -38,7 +40,8 @@ def main() -> None:
     parser.add_argument("--temp-max", type=float, default=25.0)
     parser.add_argument("--noise", type=float, default=0.15,
                         help="consumption and heating vary within ± this share")
-    parser.add_argument("--verbose", action="store_true", help="one line per bus-day")
+    parser.add_argument("--verbose", action="store_true",
+                        help="one line per bus-day, and the noon error's causes")
     args = parser.parse_args()
     if args.temp_max < args.temp_min or not 0 <= args.noise < 1 or args.days < 1:
         parser.error("need --temp-min <= --temp-max, 0 <= --noise < 1 and --days >= 1")
@@ -54,7 +57,9 @@ def main() -> None:
             print(f"{d.bus:7s} {d.spec.label()}: {o.minutes:5.0f} of the oracle's "
                   f"{d.oracle.minutes:5.0f} min, home at {o.end_soc:5.1f} %, noon said "
                   f"{o.noon_projection if o.noon_projection is not None else float('nan'):5.1f}"
-                  f", {o.proposals} proposal(s)")
+                  f", {o.proposals} proposal(s)" + (f"; {d.noon.label()}" if d.noon else ""))
+        for line in summary([d.noon for d in days if d.noon is not None]):
+            print(line)
     print(f"{len(days)} bus-days in {elapsed:.1f} s")
     print(figures.model_dump_json())
 

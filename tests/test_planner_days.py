@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from simulators.days.evaluation import run
+import pytest
+
+from simulators.days.evaluation import BusDay, Figures, run
 
 
-def test_ten_days_end_above_the_reserve_and_the_oracle_is_never_beaten() -> None:
-    figures, days = run(10, seed=3, warmup_days=5)
+@pytest.fixture(scope="module")
+def ten_days() -> tuple[Figures, list[BusDay]]:
+    return run(10, seed=3, warmup_days=5)
+
+
+def test_ten_days_end_above_the_reserve_and_the_oracle_is_never_beaten(
+    ten_days: tuple[Figures, list[BusDay]],
+) -> None:
+    figures, days = ten_days
     assert len(days) == 20 and figures.days == 10
     for day in days:
         label = f"{day.bus} {day.spec.label()}"
@@ -17,3 +26,21 @@ def test_ten_days_end_above_the_reserve_and_the_oracle_is_never_beaten() -> None
         assert set(day.outcome.served) <= {s.id for s in day.oracle.instance.stops}, label
     assert figures.days_below_reserve == 0 and figures.oracle_violations == 0
     assert 0 < figures.minutes_ratio <= 1.2
+
+
+def test_the_noon_error_breaks_down_into_causes_that_add_up(
+    ten_days: tuple[Figures, list[BusDay]],
+) -> None:
+    _, days = ten_days
+    for day in days:
+        label = f"{day.bus} {day.spec.label()}"
+        noon, projected = day.noon, day.outcome.noon_projection
+        assert noon is not None and projected is not None, label
+        # the breakdown starts from the projection the planner showed (rounded to 0.01)
+        assert noon.error == pytest.approx(projected - day.outcome.end_soc, abs=0.02), label
+        parts = noon.roads + noon.drive + noon.site + noon.plan
+        assert parts == pytest.approx(noon.error, abs=1e-9), label
+        if not day.spec.detours:  # no detour today: the roads are the planner's own error
+            assert abs(noon.roads) < 2.0, label
+    # a day with a detour on the afternoon's roads shows it as a cost of the roads
+    assert any(d.noon is not None and d.noon.roads > 0.5 for d in days if d.spec.detours)

@@ -16,7 +16,7 @@ from busd.config import PlannerConfig
 from busd.event_catalog import LegCompleted
 from busd.files import write_atomic
 from busd.plan import Plan
-from busd.planner import component
+from busd.planner import component, energy
 from busd.planner.energy import EnergyModel
 from busd.planner.learning import EnergyLearner
 from tests.monitoring_helpers import leg_event, visit_ended
@@ -205,10 +205,13 @@ def test_todays_lessons_count_on_their_own_and_a_new_day_starts_afresh() -> None
         model.learn_visit(60.0, model.seed_site_kw(-10.0), -10.0)
     model.start_day(date(2026, 12, 14))
     assert model.site_kw(-10.0) == pytest.approx(model.seed_site_kw(-10.0))
-    # Today the heater works 30 % harder: one visit says so, and counts half (the long run
-    # weighs like one lesson), where the long-run mean alone would move by learn_rate.
+    # Today the heater works 30 % harder: one visit says so, and counts for most of it (the
+    # long run weighs like a fraction of a lesson), where the long-run mean alone would
+    # move by learn_rate.
     model.learn_visit(60.0, 1.3 * model.seed_site_kw(-10.0), -10.0)
-    assert model.site_kw(-10.0) == pytest.approx(1.15 * model.seed_site_kw(-10.0), rel=1e-6)
+    today = 1 + 0.3 / (1 + energy._TODAY_PRIOR_N)
+    assert 1.2 < today < 1.3
+    assert model.site_kw(-10.0) == pytest.approx(today * model.seed_site_kw(-10.0), rel=1e-6)
     # A restart the same day keeps today's lessons; the next day starts from the long run.
     again = EnergyModel.from_dict(cfg, model.to_dict())
     again.start_day(date(2026, 12, 14))

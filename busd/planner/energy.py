@@ -8,6 +8,21 @@ ratios is the model's uncertainty, which widens the safety margin. The road
 factor (road km per great-circle km) is learned the same way from legs whose
 straight-line distance is known.
 
+Roads also run longer than the plan says: a detour round roadworks or a closed bridge
+makes a leg longer on the day, and no one tells the bus beforehand. The road factor
+(legs the plan gives no length for) and the road overrun (the km driven against the
+plan's ``leg_km``) are long-run means of what the bus drove, detours included, so the
+depot SOC the projection shows is the expected one, not the day without a detour. Both
+learn slowly (``_ROAD_MIN_RATE``): a day's detour is luck, the share of detours is not.
+
+Roads differ in what a km costs, too: a slow gravel road spends less on air resistance
+per km than a fast asphalt one (and more on heating, in the cold). Each road the bus
+drives (a pair of places) has its own factor, its legs against the bus's average; the
+day's and the long run's drive factors learn from legs with their road's factor taken
+out, and :meth:`EnergyModel.road_energy` gives it back for the roads still ahead. Without
+it a morning on fast roads would tell the model that the afternoon's slow ones cost as
+much.
+
 Today's lessons also count on their own: a day differs from the long run (load, wind,
 a heater that works harder in this cold than the seed's kW per kelvin says), and by noon
 its own legs and visits say by how much. From :meth:`EnergyModel.start_day`, a prediction
@@ -31,7 +46,20 @@ from busd.config import PlannerConfig
 # during a "visit"), not a lesson about the bus.
 _RATIO_MIN, _RATIO_MAX = 0.25, 4.0
 _MIN_CV = 0.03
-_TODAY_PRIOR_N = 1.0  # the long run weighs like this many of today's lessons
+_TODAY_PRIOR_N = 0.3  # the long run weighs like this many of today's lessons
+# A leg against the plan's km: shorter than half or over three times is another road
+# (a wrong turn, a stop skipped on the way), not a detour to expect.
+_OVERRUN_MIN, _OVERRUN_MAX = 0.5, 3.0
+# The road factors: the seed weighs like this many legs, and the mean remembers some
+# 1 / rate legs (a few weeks' worth): one leg's detour moves the projection little.
+_ROAD_PRIOR_N = 5
+_ROAD_MIN_RATE = 0.03
+_ROAD_ENERGY_MIN_RATE = 0.1  # a road's cost per km: its last ten or so legs
+
+
+def road_key(a: str, b: str) -> str:
+    """A road between two places, either way."""
+    return "|".join(sorted((a, b)))
 
 
 @dataclass
@@ -53,6 +81,10 @@ class _Factor:
             self.var = (1 - rate) * (self.var + rate * diff * diff)
         self.n += 1
         return True
+
+    def average(self, ratio: float, min_rate: float) -> bool:
+        """A long-run mean: every lesson counts alike until there are ``1 / min_rate``."""
+        return self.learn(ratio, max(min_rate, 1.0 / (self.n + 1)))
 
     def cv(self, prior: float) -> float:
         """Relative uncertainty; the prior fades as samples arrive."""
@@ -81,7 +113,9 @@ class EnergyModel:
         self._c = config
         self._drive = _Factor()
         self._site = _Factor()
-        self._road = _Factor(mean=config.road_factor)
+        self._road = _Factor(mean=config.road_factor, n=_ROAD_PRIOR_N)
+        self._overrun = _Factor(mean=1.0, n=_ROAD_PRIOR_N)  # the seed: the plan is right
+        self._roads: dict[str, _Factor] = {}  # road_key -> its kWh per km / the average's
         self._today = _Today()
 
     def start_day(self, day: date) -> None:
@@ -119,6 +153,16 @@ class EnergyModel:
     def road_factor(self) -> float:
         return self._road.mean
 
+    @property
+    def road_overrun(self) -> float:
+        """Expected km driven per km of the plan (detours included), from the bus's legs."""
+        return self._overrun.mean
+
+    def road_energy(self, a: str, b: str) -> float:
+        """What a km of the road from ``a`` to ``b`` costs against the bus's average km."""
+        f = self._roads.get(road_key(a, b))
+        return f.mean if f is not None else 1.0
+
     def uncertainty(self) -> float:
         """Relative standard error of an energy prediction (drive and site alike)."""
         prior = self._c.prior_cv
@@ -132,21 +176,37 @@ class EnergyModel:
     # --- learning (called by the tracker) -----------------------------------------
 
     def learn_leg(
-        self, km: float, kwh: float, outside_temp: float, *, great_circle_km: float | None = None
+        self, km: float, kwh: float, outside_temp: float, *, great_circle_km: float | None = None,
+        road: tuple[str, str] | None = None,
     ) -> bool:
-        """A completed leg; returns False when it was implausible and ignored."""
+        """A completed leg (on ``road``, when it ran between two known places); returns False
+        when it was implausible and ignored."""
         accepted = False
         if km >= 1.0 and kwh > 0:
-            predicted = self.seed_drive_kwh_per_km(outside_temp) * km
-            accepted = self._drive.learn(kwh / predicted, self._c.learn_rate)
+            ratio = kwh / (self.seed_drive_kwh_per_km(outside_temp) * km)
+            this_road = self.road_energy(*road) if road is not None else 1.0
+            average = self._drive.mean
+            accepted = self._drive.learn(ratio / this_road, self._c.learn_rate)
             if accepted and self._today.ordinal:
                 t = self._today
-                t.drive.learn(kwh / predicted / t.drive_prior, 1.0 / (t.drive.n + 1))
+                t.drive.learn(ratio / this_road / t.drive_prior, 1.0 / (t.drive.n + 1))
+            if accepted and road is not None:
+                f = self._roads.setdefault(road_key(*road), _Factor(n=1))
+                f.average(ratio / average, _ROAD_ENERGY_MIN_RATE)
         if great_circle_km is not None and great_circle_km >= 1.0 and km > 0:
             ratio = km / great_circle_km
             if 1.0 <= ratio <= 3.0:
-                self._road.learn(ratio, self._c.learn_rate)
+                self._road.average(ratio, _ROAD_MIN_RATE)
         return accepted
+
+    def learn_overrun(self, km: float, plan_km: float) -> bool:
+        """A completed leg of ``km`` against the plan's ``plan_km`` for it."""
+        if plan_km < 1.0 or km <= 0:
+            return False
+        ratio = km / plan_km
+        if not _OVERRUN_MIN <= ratio <= _OVERRUN_MAX:
+            return False
+        return self._overrun.average(ratio, _ROAD_MIN_RATE)
 
     def learn_visit(self, minutes: float, kwh: float, outside_temp: float) -> bool:
         """A completed visit; returns False when it was implausible and ignored."""
@@ -168,8 +228,12 @@ class EnergyModel:
         t = self._today
         out = {
             name: {"mean": f.mean, "var": f.var, "n": f.n}
-            for name, f in (("drive", self._drive), ("site", self._site), ("road", self._road))
+            for name, f in (("drive", self._drive), ("site", self._site), ("road", self._road),
+                            ("overrun", self._overrun))
         }
+        if self._roads:
+            out["roads"] = {k: f.mean for k, f in self._roads.items()}
+            out["roads_n"] = {k: float(f.n) for k, f in self._roads.items()}
         if t.ordinal and (t.drive.n or t.site.n):  # saved with the lessons that make it
             out["today"] = {
                 "ordinal": t.ordinal, "drive_prior": t.drive_prior, "site_prior": t.site_prior,
@@ -181,13 +245,16 @@ class EnergyModel:
     @classmethod
     def from_dict(cls, config: PlannerConfig, data: dict[str, dict[str, float]]) -> EnergyModel:
         model = cls(config)
-        for name in ("drive", "site", "road"):
+        for name in ("drive", "site", "road", "overrun"):
             item = data.get(name)
             if item:
                 setattr(
                     model, f"_{name}",
                     _Factor(float(item["mean"]), float(item["var"]), int(item["n"])),
                 )
+        counts = data.get("roads_n", {})
+        model._roads = {k: _Factor(float(m), 0.0, int(counts.get(k, 1)))
+                        for k, m in data.get("roads", {}).items()}
         today = data.get("today")
         if today:
             model._today = _Today(

@@ -9,8 +9,15 @@ itinerary's, followed by skipped stops in the plan's order.
 
 Distances: the plan's ``leg_km`` for a stop reached from its predecessor in
 the plan (and ``depot.return_leg_km`` home from the last stop), else the
-great-circle distance times the learned road factor. When the bus stands at a
-place of the plan (the tracker's open visit: :class:`Progress`) it counts as being there.
+great-circle distance times the learned road factor; all of them times the learned road
+overrun (:attr:`EnergyModel.road_overrun`: the detours the bus has met against the plan's
+km), so that the projection is the expected day rather than the day without a detour.
+When the bus stands at a place of the plan (the tracker's open visit: :class:`Progress`)
+it counts as being there.
+
+Energy: the model's kWh per km at the outside temperature, weighed by the cost per km the
+bus has learned for each road of the itinerary still ahead
+(:meth:`EnergyModel.road_energy`); on site, the model's kW.
 """
 
 from __future__ import annotations
@@ -34,6 +41,17 @@ def initial_itinerary(plan: Plan) -> tuple[Item, ...]:
         pos = next((k + 1 for k, i in enumerate(items) if i.id == planned.after), 0)
         items.insert(pos, charge)
     return tuple(items)
+
+
+def plan_leg_km(plan: Plan, a: str | None, b: str | None) -> float | None:
+    """The plan's own length of the road from ``a`` to ``b``, when it gives one: a stop's
+    ``leg_km`` from its predecessor in the plan, ``return_leg_km`` from the last stop home."""
+    for k, s in enumerate(plan.stops):
+        if s.id == b and s.leg_km is not None:
+            return s.leg_km if (plan.stops[k - 1].id if k else plan.depot.id) == a else None
+    if b == plan.depot.id and plan.stops and a == plan.stops[-1].id:
+        return plan.depot.return_leg_km
+    return None
 
 
 @dataclass(frozen=True)
@@ -177,23 +195,24 @@ def build(
     }
     last_stop = plan.stops[-1].id if plan.stops else None
     road = energy.road_factor
+    overrun = energy.road_overrun
 
     def km(a: str, b: str) -> float:
         if a == b:
             return 0.0
         target = places[b]
         if isinstance(target, Stop) and target.leg_km is not None and previous.get(b) == a:
-            return target.leg_km
+            return target.leg_km * overrun
         if b == plan.depot.id and a == last_stop and plan.depot.return_leg_km is not None:
-            return plan.depot.return_leg_km
+            return plan.depot.return_leg_km * overrun
         pa = places[a]
-        return haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000 * road
+        return haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000 * road * overrun
 
     def km_from_here(b: str) -> float:
         if here is not None and here in places:
             return km(here, b)
         t = places[b]
-        return haversine_m(sit.lat, sit.lon, t.lat, t.lon) / 1000 * road
+        return haversine_m(sit.lat, sit.lon, t.lat, t.lon) / 1000 * road * overrun
 
     ids = node_ids
     dist = tuple(
@@ -220,9 +239,17 @@ def build(
         active_seq.append(v)
         if item.kind == "stop":
             minutes[v] = item.minutes
-    remaining_kwh = drive * sum(
-        dist[a][b] for a, b in zip([0, *active_seq], [*active_seq, len(ids) - 1], strict=False)
-    ) + site * sum(minutes.values()) / 60
+    legs = list(zip([0, *active_seq], [*active_seq, len(ids) - 1], strict=False))
+    # The instance has one kWh per km: the bus's average, weighed by what a km costs on
+    # each road still ahead (slow gravel less than fast asphalt), the itinerary's roads.
+    ahead_km = sum(dist[a][b] for a, b in legs)
+    if ahead_km > 0:
+        drive *= sum(
+            dist[a][b] * (energy.road_energy(here or "", ids[b]) if a == 0 else
+                          energy.road_energy(ids[a], ids[b]))
+            for a, b in legs
+        ) / ahead_km
+    remaining_kwh = drive * ahead_km + site * sum(minutes.values()) / 60
     margin = energy.margin_pct(remaining_kwh)
     # After a charging stop of the itinerary, the line needs a margin for the energy after
     # it only: the charge makes up for whatever the model got wrong before it. So the charge

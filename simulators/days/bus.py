@@ -32,7 +32,7 @@ from busd.motion import DEFAULT_MOTION
 from busd.planner.core import Outgoing, PlannerCore
 from busd.planner.energy import EnergyModel
 from busd.planner.learning import learn_from
-from busd.planner.projection import Situation
+from busd.planner.projection import Built, Situation, build
 from simulators.can.model import ChargerState, VehicleModel, VehicleParams
 from simulators.scenario.driver import DayDriver, DayTruth, Target
 from simulators.scenario.follow import next_target
@@ -62,6 +62,7 @@ class DayOutcome:
     site_kw: float
     legs_km: dict[tuple[str, str], float] = field(default_factory=dict)
     truth: DayTruth | None = None
+    noon_built: Built | None = None  # the projection at noon, as the planner built it
 
     @property
     def minutes(self) -> float:
@@ -134,6 +135,7 @@ async def run_day(
     seen: dict[str, float] = {}
     accepted = emergencies = 0
     noon: float | None = None
+    noon_built: Built | None = None
     last_observe = -1e18
     noon_ts = plan.at(NOON)
     departure: tuple[float, float] | None = None
@@ -150,7 +152,7 @@ async def run_day(
             if change.event is None:
                 continue
             event = event_of(change)
-            learn_from(energy, event)
+            learn_from(energy, event, core.plan)
             if event.kind == "visit_started":
                 core.visit_started(event.place_id, event.place_kind, change.row["start_ts"])
                 moved = True
@@ -162,10 +164,14 @@ async def run_day(
             t = model.state
             pos = driver.position(0.0)
             charging = t.charger_power_kw if t.charger_state is ChargerState.CHARGING else None
-            publish(core.observe(Situation(now, t.soc, t.outside_temp_c, pos.lat, pos.lon,
-                                           charging_kw=charging or None)))
+            sit = Situation(now, t.soc, t.outside_temp_c, pos.lat, pos.lon,
+                            charging_kw=charging or None)
+            itinerary, progress = core.itinerary, core.progress
+            publish(core.observe(sit))
             if noon is None and now >= noon_ts and core.projection is not None:
                 noon = core.projection.depot_soc
+                # The projection again, as the core built it, to tell its error's causes.
+                noon_built = build(plan, itinerary, progress, sit, energy, config)
         pending = core.pending
         if pending is not None:
             first = seen.setdefault(pending.id, now)
@@ -177,12 +183,12 @@ async def run_day(
                 accepted += result.accepted
     truth = driver.truth
     return _outcome(loaded, truth, departure or (start, sc.initial_soc), seen, accepted,
-                    emergencies, noon)
+                    emergencies, noon, noon_built)
 
 
 def _outcome(loaded: LoadedScenario, truth: DayTruth, departure: tuple[float, float],
              seen: dict[str, float], accepted: int, emergencies: int,
-             noon: float | None) -> DayOutcome:
+             noon: float | None, noon_built: Built | None) -> DayOutcome:
     plan = loaded.plan
     served: dict[str, float] = {}
     site_kwh = site_h = 0.0
@@ -211,4 +217,5 @@ def _outcome(loaded: LoadedScenario, truth: DayTruth, departure: tuple[float, fl
         site_kw=site_kwh / site_h if site_h > 0 else 0.0,
         legs_km={(leg.from_id, leg.to_id): leg.km for leg in legs},
         truth=truth,
+        noon_built=noon_built,
     )

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from busd.config import PlannerConfig
 from busd.planner.energy import EnergyModel
 from simulators.days.bus import DayOutcome, run_day
+from simulators.days.noon import NoonBreakdown, noon_breakdown
 from simulators.days.oracle import OracleDay, oracle_day, planner_key
 from simulators.days.world import DaySpec, Spread, base_scenario, draw_days, scenario_of, vehicle_of
 from simulators.scenario.model import LoadedScenario
@@ -30,6 +31,7 @@ class BusDay:
     outcome: DayOutcome
     oracle: OracleDay
     reserve_pct: float
+    noon: NoonBreakdown | None = None  # the noon projection's error, cause by cause
 
     @property
     def end_margin(self) -> float:
@@ -98,7 +100,11 @@ async def _day(bus: str, spec: DaySpec, base: LoadedScenario, energy: EnergyMode
                config: PlannerConfig) -> BusDay:
     loaded = scenario_of(spec, base)
     outcome = await run_day(loaded, energy, config, vehicle=vehicle_of(spec))
-    return BusDay(bus, spec, outcome, oracle_day(loaded, outcome, config), config.reserve_pct)
+    noon = None
+    if outcome.noon_built is not None and outcome.truth is not None:
+        noon = noon_breakdown(loaded, outcome.noon_built, outcome.truth, outcome.end_soc)
+    return BusDay(bus, spec, outcome, oracle_day(loaded, outcome, config), config.reserve_pct,
+                  noon)
 
 
 async def evaluate_days(count: int, *, seed: int = 1, spread: Spread | None = None,

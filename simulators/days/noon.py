@@ -1,0 +1,109 @@
+"""Why the noon projection missed: its error on one bus-day, cause by cause.
+
+The figure (:mod:`simulators.days.evaluation`) is the depot SOC the planner projected at
+noon against the SOC the bus really came home with. The projection at noon is an
+evaluation of the active itinerary (:meth:`busd.planner.projection.Built.project`); the
+breakdown evaluates that same itinerary again, putting the day's truth in one piece at a
+time, and charges each piece with the change it makes:
+
+- ``roads``: the real km of the remaining legs (detours, and the planner's straight line
+  times road factor against the real road), the leg under way at noon left as projected;
+- ``drive``: the afternoon's real kWh per km (the day's consumption, the roads' surfaces
+  and speeds, the temperature as it went) against the model's at noon;
+- ``site``: the afternoon's real on-site kW against the model's;
+- ``plan``: what is left once all three are true: the plan the bus followed after noon
+  was not the one projected (minutes given back or cut, a charge longer or shorter, a
+  stop skipped), and the projection's own simplifications.
+
+The four add up to the error (projected minus actual, positive: the projection was
+optimistic), in that order. A charge still ahead at noon is projected as long as the rest
+of the day needs, so on such a day the truth changes the charge and not the SOC home:
+roads, drive and site come out near zero and the errors after the charge (a detour on the
+way home) count as ``plan``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from busd.planner.model import evaluate
+from busd.planner.projection import Built
+from simulators.scenario.driver import DayTruth
+from simulators.scenario.model import LoadedScenario
+
+
+@dataclass(frozen=True)
+class NoonBreakdown:
+    error: float  # projected depot SOC at noon minus the SOC the bus came home with
+    roads: float
+    drive: float
+    site: float
+    plan: float
+    drive_kwh_per_km: tuple[float, float]  # (the model's at noon, the afternoon's real)
+    site_kw: tuple[float, float]
+
+    def label(self) -> str:
+        return (f"noon error {self.error:+5.1f} = roads {self.roads:+4.1f} drive "
+                f"{self.drive:+4.1f} site {self.site:+4.1f} plan {self.plan:+4.1f}")
+
+
+def _afternoon_rates(truth: DayTruth, since: float) -> tuple[float | None, float | None]:
+    """The real kWh per km on the road and kW on stop visits after ``since``."""
+    km = drive_kwh = 0.0
+    for leg in truth.legs:
+        if leg.end_ts is None or leg.end_ts <= since or leg.end_ts <= leg.start_ts:
+            continue
+        share = 1.0 if leg.start_ts >= since else (leg.end_ts - since) / (leg.end_ts -
+                                                                           leg.start_ts)
+        km += leg.km * share
+        drive_kwh += truth.out_kwh_between(max(leg.start_ts, since), leg.end_ts) \
+            - leg.regen_kwh * share
+    hours = site_kwh = 0.0
+    for v in truth.visits:
+        if v.kind != "stop" or v.departed_ts is None or v.departed_ts <= since:
+            continue
+        begin = max(v.arrived_ts, since)
+        hours += (v.departed_ts - begin) / 3600.0
+        site_kwh += truth.out_kwh_between(begin, v.departed_ts)
+    return (drive_kwh / km if km >= 1.0 else None,
+            site_kwh / hours if hours >= 0.1 else None)
+
+
+def noon_breakdown(loaded: LoadedScenario, built: Built, truth: DayTruth,
+                   end_soc: float) -> NoonBreakdown:
+    """The error of the projection ``built`` (the planner's at noon) against ``end_soc``."""
+    inst = built.instance
+    ids = built.node_ids
+
+    def real_km(i: int, j: int) -> float:
+        if i == 0 or j == 0 or i == j:
+            return inst.dist[i][j]  # the leg under way: as projected
+        return loaded.road(ids[i], ids[j])[0]
+
+    n = len(ids)
+    dist = tuple(tuple(real_km(i, j) for j in range(n)) for i in range(n))
+    drive, site = _afternoon_rates(truth, inst.now)
+    drive = inst.drive_kwh_per_km if drive is None else drive
+    site = inst.site_kw if site is None else site
+    steps = [inst, replace(inst, dist=dist)]
+    steps.append(replace(steps[-1], drive_kwh_per_km=drive))
+    steps.append(replace(steps[-1], site_kw=site))
+    socs = [evaluate(s, built.active_seq, built.active_minutes).depot_soc for s in steps]
+    return NoonBreakdown(
+        error=socs[0] - end_soc, roads=socs[0] - socs[1], drive=socs[1] - socs[2],
+        site=socs[2] - socs[3], plan=socs[3] - end_soc,
+        drive_kwh_per_km=(inst.drive_kwh_per_km, drive), site_kw=(inst.site_kw, site),
+    )
+
+
+def summary(days: list[NoonBreakdown]) -> list[str]:
+    """Per cause over many days: its mean (a bias) and its mean size (the spread)."""
+    if not days:
+        return []
+    out = []
+    for cause in ("error", "roads", "drive", "site", "plan"):
+        values = [getattr(d, cause) for d in days]
+        mean = sum(values) / len(values)
+        size = sum(abs(v) for v in values) / len(values)
+        out.append(f"noon {cause:5s}: mean {mean:+5.2f}, mean size {size:4.2f} points")
+    return out

@@ -1,0 +1,133 @@
+"""The roads as the bus learns them: detours to expect, and what a km costs on each road.
+
+The noon projection (issue 17) is a prediction of the day: it expects the detours the bus
+has met (a learned road factor or overrun, not the best case of no detour) and prices
+each road still ahead at its own cost per km (a slow gravel road spends less than a fast
+asphalt one), learned from the bus's own legs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from busd.config import PlannerConfig
+from busd.event_catalog import LegCompleted
+from busd.plan import Plan, haversine_m, load_plan
+from busd.planner.energy import EnergyModel
+from busd.planner.learning import learn_from
+from busd.planner.projection import (
+    Progress,
+    Situation,
+    build,
+    initial_itinerary,
+    plan_leg_km,
+)
+from tests.monitoring_helpers import leg_event
+
+REPO = Path(__file__).resolve().parents[1]
+CFG = PlannerConfig()
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    return load_plan(REPO / "config" / "plans" / "livani-winter.toml")
+
+
+def straight_km(plan: Plan, a: str, b: str) -> float:
+    places = {p.id: p for p in (plan.depot, *plan.stops, *plan.chargers)}
+    return haversine_m(places[a].lat, places[a].lon, places[b].lat, places[b].lon) / 1000
+
+
+def road_leg(a: str, b: str, km: float, kwh: float) -> LegCompleted:
+    return leg_event(id=f"leg-{a}-{b}", km=km, out_kwh=kwh, temp_c=-5.0, from_place=a,
+                     to_place=b)
+
+
+def depot_soc(plan: Plan, energy: EnergyModel) -> float:
+    depot = plan.depot
+    sit = Situation(plan.at(depot.leave_at), 90.0, -5.0, depot.lat, depot.lon)
+    built = build(plan, initial_itinerary(plan), Progress(place=depot.id), sit, energy, CFG)
+    return built.project().depot_soc
+
+
+def test_detours_met_on_the_roads_are_expected_in_the_projection(plan: Plan) -> None:
+    model = EnergyModel(CFG)
+    first, second = plan.depot.id, plan.stops[0].id
+    gc = straight_km(plan, first, second)
+    rate = model.drive_kwh_per_km(-5.0)
+    # One long detour moves the expectation a little: a day's detour is luck.
+    assert learn_from(model, road_leg(first, second, gc * 2.0, gc * 2.0 * rate), plan)
+    assert CFG.road_factor < model.road_factor < CFG.road_factor + (2.0 - CFG.road_factor) / 4
+    # Week after week of roads a fifth longer than the seed says: that is the rule.
+    for _ in range(150):
+        learn_from(model, road_leg(first, second, gc * 1.3 * 1.2, gc * 1.56 * rate), plan)
+    assert model.road_factor == pytest.approx(1.3 * 1.2, rel=0.02)
+    # The projection drives the longer roads: it comes home lower than with the seed.
+    assert depot_soc(plan, model) < depot_soc(plan, EnergyModel(CFG)) - 2.0
+    again = EnergyModel.from_dict(CFG, json.loads(json.dumps(model.to_dict())))
+    assert again.road_factor == model.road_factor
+
+
+def test_the_plans_own_leg_km_is_stretched_by_the_overrun_met_on_it(plan: Plan) -> None:
+    stop = plan.stops[0]
+    with_km = plan.model_copy(update={"stops": [stop.model_copy(update={"leg_km": 20.0}),
+                                                *plan.stops[1:]]})
+    assert plan_leg_km(with_km, plan.depot.id, stop.id) == 20.0
+    assert plan_leg_km(with_km, plan.stops[1].id, stop.id) is None  # not the plan's leg
+    model = EnergyModel(CFG)
+    for _ in range(150):
+        learn_from(model, road_leg(plan.depot.id, stop.id, 22.0, 22.0 * 0.4), with_km)
+    assert model.road_overrun == pytest.approx(1.1, rel=0.01)
+    assert model.road_factor == CFG.road_factor  # the leg had a plan length: not a lesson
+    depot = plan.depot
+    sit = Situation(plan.at(depot.leave_at), 90.0, -5.0, depot.lat, depot.lon)
+    built = build(with_km, initial_itinerary(with_km), Progress(place=depot.id), sit, model,
+                  CFG)
+    assert built.instance.dist[0][built.node(stop.id)] == pytest.approx(22.0, rel=0.01)
+
+
+def test_each_road_has_its_cost_per_km_and_the_days_factor_leaves_it_out(plan: Plan) -> None:
+    model = EnergyModel(CFG)
+    seed = model.seed_drive_kwh_per_km(-5.0)
+    fast = (plan.depot.id, plan.stops[0].id)
+    slow = (plan.stops[0].id, plan.stops[1].id)
+    for _ in range(40):  # the slow road costs 20 % less per km, either way
+        learn_from(model, road_leg(*fast, 10.0, 10.0 * seed * 1.1), plan)
+        learn_from(model, road_leg(slow[1], slow[0], 10.0, 10.0 * seed * 1.1 * 0.8), plan)
+    assert model.road_energy(*slow) / model.road_energy(*fast) == pytest.approx(0.8, rel=0.02)
+    # A morning on the fast road at its usual cost: today is an ordinary day, the slow
+    # road ahead is still cheaper (without road costs, the day would seem dearer).
+    model.start_day(plan.date)
+    learn_from(model, road_leg(*fast, 10.0, 10.0 * seed * 1.1), plan)
+    average = model.drive_kwh_per_km(-5.0)
+    assert average * model.road_energy(*fast) == pytest.approx(seed * 1.1, rel=0.02)
+    assert average * model.road_energy(*slow) == pytest.approx(seed * 1.1 * 0.8, rel=0.02)
+    again = EnergyModel.from_dict(CFG, json.loads(json.dumps(model.to_dict())))
+    assert again.road_energy(*slow) == model.road_energy(*slow)
+
+
+def test_the_projection_prices_the_roads_ahead_at_their_own_cost(plan: Plan) -> None:
+    model = EnergyModel(CFG)
+    seed = model.seed_drive_kwh_per_km(-5.0)
+    cheap = EnergyModel(CFG)
+    ids = [plan.depot.id, *(s.id for s in plan.stops), plan.depot.id]
+    for _ in range(30):  # thirty days on the same roads
+        for a, b in itertools.pairwise(ids):
+            for m, share in ((model, 1.0), (cheap, 0.7 if a == ids[1] else 1.0)):
+                learn_from(m, road_leg(a, b, 10.0, 10.0 * seed * share), plan)
+    # The same bus, but one road of the day costs 30 % less: the day's km cost less, by
+    # that road's share of the km ahead.
+    depot = plan.depot
+    sit = Situation(plan.at(depot.leave_at), 90.0, -5.0, depot.lat, depot.lon)
+    day = [build(plan, initial_itinerary(plan), Progress(place=depot.id), sit, m, CFG)
+           for m in (model, cheap)]
+    inst = day[0].instance
+    seq = [0, *day[0].active_seq, inst.depot]
+    km = [inst.dist[a][b] for a, b in itertools.pairwise(seq)]
+    share = km[1] / sum(km)  # the road from the first stop
+    assert day[0].drive_kwh_per_km == pytest.approx(seed, rel=0.01)
+    assert day[1].drive_kwh_per_km == pytest.approx(seed * (1 - 0.3 * share), rel=0.01)
