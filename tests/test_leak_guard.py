@@ -7,6 +7,8 @@ import subprocess
 import sys
 import threading
 
+import psutil
+
 from tests.support import leaks
 
 
@@ -58,3 +60,32 @@ def test_what_ran_before_the_snapshot_is_allowed() -> None:
         server.listen()
         before = leaks.snapshot()
         assert leaks.wait_for_no_leaks(before, timeout=0.05) == []
+
+
+def test_a_session_owned_tree_is_not_a_tests_leak() -> None:
+    # The shared Chromium starts helpers under its server whenever it likes; they belong
+    # to the session fixture, while anything else started meanwhile is still a leak.
+    session = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    leaks.keep_for_session(session.pid)
+    try:
+        before = leaks.snapshot()
+        helper = subprocess.Popen(  # a grandchild appearing under the session's process
+            [sys.executable, "-c", "import subprocess, sys, time; "
+             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+             "time.sleep(60)"])
+        leaks.keep_for_session(helper.pid)
+        stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            found = leaks.wait_for_no_leaks(before, timeout=0.05)
+            assert found == [f"child process pid {stray.pid} "
+                             f"'{sys.executable} -c import time; time.sleep(60)'"]
+        finally:
+            for proc in (helper, stray):
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    child.kill()
+                proc.kill()
+                proc.wait()
+    finally:
+        session.kill()
+        session.wait()
+        leaks._session_roots.difference_update({session.pid, helper.pid})

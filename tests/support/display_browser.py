@@ -26,6 +26,7 @@ from busd.config import DisplayConfig
 from busd.display.server import DisplayServer
 from busd.state import VehicleState
 from tests.conftest import REPO
+from tests.support import leaks
 from tests.support.components import running
 from tests.support.wait import wait_until
 
@@ -79,6 +80,7 @@ def browser_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser
     process = subprocess.Popen(
         [str(node), str(cli), "launch-server", "--browser", "chromium", "--config", str(config)],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    leaks.keep_for_session(process.pid)  # Chromium's helpers come and go during any test
     try:
         assert process.stdout is not None
         # The server prints its endpoint once Chromium is up, then nothing more.

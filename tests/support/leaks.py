@@ -27,9 +27,33 @@ class Snapshot:
     listening: frozenset[tuple[str, int]]
 
 
+# Processes a session fixture owns (the shared Chromium behind Playwright's launch-server):
+# they and their descendants outlive every test by design, and Chromium starts helper
+# processes of its own whenever it likes, during whichever test happens to be running.
+_session_roots: set[int] = set()
+
+
+def keep_for_session(pid: int) -> None:
+    """``pid`` and every process below it belong to the session, not to a test."""
+    _session_roots.add(pid)
+
+
+def _session_owned() -> set[int]:
+    owned = set(_session_roots)
+    for pid in _session_roots:
+        try:
+            owned.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            continue
+    return owned
+
+
 def _children() -> dict[tuple[int, float], psutil.Process]:
     found: dict[tuple[int, float], psutil.Process] = {}
+    owned = _session_owned()
     for child in psutil.Process().children(recursive=True):
+        if child.pid in owned:
+            continue
         try:
             if child.status() == psutil.STATUS_ZOMBIE:
                 continue  # it exited; the kernel only keeps its exit status
