@@ -60,7 +60,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.office_month_report import TZ, fill_month, fleet  # noqa: E402
+from office_month_report import TZ, fill_month, fleet  # noqa: E402  (the script's folder)
+
 from busd.clock import SystemClock  # noqa: E402
 from office.archive import open_archive  # noqa: E402
 from office.config import OfficeConfig  # noqa: E402
