@@ -11,9 +11,10 @@ simulator uses (``lv-001``…), so the fleet page's per-bus archive queries (com
 record) scan a full day of a full archive. Then one ``busd office ingest`` worker, the fleet
 simulator (simulators/fleet: the production outbox and uplink) with ``--buses`` buses driving
 at 10x (state and telemetry once a real second per moving bus), and ``busd office web`` as a
-process of its own. A live bus's seqs start at 1 again, under the month's (PostgreSQL's key is
-``(bus, seq, ts)``, so they are archived): today's completeness shows the seqs between as
-missing, which costs the query nothing more. Then, ``--runs`` times on the same archive, in
+process of its own. A live bus's seqs start at 1 again, under the month's: PostgreSQL's key is
+``(bus, seq, ts)``, so they are archived, and today's completeness shows the seqs between them
+and the month's as missing (one more gap per bus); SQLite's key is ``(bus, seq)``, so there
+they are duplicates until past the month's. Then, ``--runs`` times on the same archive, in
 headless Chromium:
 
 - ``fleet_page_s``: a logged-in user opens the fleet page; the time from navigation start
