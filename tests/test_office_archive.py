@@ -42,14 +42,6 @@ def rec(bus: str, seq: int, ts: datetime, **data: object) -> ArchivedRecord:
                           data=data or {"stop": f"s{seq}", "soc": 80.5})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/archive.db"
-    # Only the PostgreSQL runs start the server.
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
 async def archive(archive_url: str) -> AsyncIterator[Archive]:
     async with open_archive(archive_url, clock=ManualClock(NOW.timestamp())) as opened:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +15,6 @@ from office.dispatch import SentCommand, command_statuses
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 DAY_END = datetime(2026, 3, 10, 22, 0, tzinfo=UTC)  # midnight in Riga
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/archive.db"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

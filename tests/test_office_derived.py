@@ -8,7 +8,6 @@ import random
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -47,13 +46,6 @@ def _z(month: int, day: int, hour: int, minute: int = 0, second: float = 0.0) ->
 
 def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/archive.db"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

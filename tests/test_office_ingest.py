@@ -50,13 +50,6 @@ async def eventually(predicate: Callable[[], Awaitable[bool]], *,
         raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/archive.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
 async def archive(archive_url: str) -> AsyncIterator[Archive]:
     async with open_archive(archive_url) as opened:

@@ -30,13 +30,6 @@ MARCH = Period.month(2026, 3)
 NINTH = date(2026, 3, 9)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/archive.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
 async def archive(archive_url: str) -> AsyncIterator[Archive]:
     """March 2026 of Līvāni's two buses, and one bus of another municipality:

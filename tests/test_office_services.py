@@ -25,9 +25,9 @@ from tests.monitoring_helpers import CaptureSink
 from tests.support.bus_events import archived, daily, visit_ended, visit_started
 from tests.support.components import running
 from tests.support.wait import wait_until
-from tests.test_office_derived import NOW, _sql, archive, archive_url
+from tests.test_office_derived import NOW, _sql, archive
 
-__all__ = ["archive", "archive_url"]  # the fixtures, imported to be used here
+__all__ = ["archive"]  # the fixture, imported to be used here
 
 T0 = datetime(2026, 3, 9, 7, 0, tzinfo=UTC)  # 09:00 in Riga
 DAY = date(2026, 3, 9)

@@ -135,3 +135,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the session's server."""
     return postgres_server.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty office archive on each back end, so one test runs against both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/archive.db"
+    # Only the PostgreSQL runs start the server.
+    return str(request.getfixturevalue("postgres_url"))
