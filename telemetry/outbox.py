@@ -55,9 +55,10 @@ import contextlib
 import json
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -151,6 +152,15 @@ class Row:
     kind: str
     ts: float
     body: str  # the record's ``data``, as compact JSON
+
+
+@dataclass(frozen=True, slots=True)
+class PeekRange:
+    """Records with ``after_seq`` < seq <= ``upto`` (None: no upper end), at most ``limit``."""
+
+    after_seq: int
+    limit: int
+    upto: int | None = None
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
@@ -530,7 +540,23 @@ class Outbox:
             "ORDER BY seq LIMIT ?",
             (after_seq, upto if upto is not None else 2**63 - 1, limit + len(acked)),
         )
-        return [Row(*r) for r in cur if r[0] not in acked][:limit]
+        # Lazily: the cursor stops stepping at the limit-th unacknowledged row.
+        return [Row(*r) for r in islice((r for r in cur if r[0] not in acked), limit)]
+
+    async def peek_first(self, ranges: Sequence[PeekRange]) -> tuple[int, list[Row]]:
+        """The first of ``ranges`` that holds records not yet acknowledged: (its index, its
+        oldest records as :meth:`peek` gives them); (-1, []) when none does. One trip to the
+        outbox's thread for all of them: the drain asks for live records and, only when none
+        wait, a backlog batch, and every trip waits its turn behind the other work there."""
+        await self._ready()
+        return await self._call(self._peek_first_sync, tuple(ranges))
+
+    def _peek_first_sync(self, ranges: tuple[PeekRange, ...]) -> tuple[int, list[Row]]:
+        for index, wanted in enumerate(ranges):
+            rows = self._peek_sync(wanted.after_seq, wanted.limit, wanted.upto)
+            if rows:
+                return index, rows
+        return -1, []
 
     async def seq_before(self, ts: float) -> int:
         """The last seq made before ``ts``: the newest unsent record older than ``ts``; when

@@ -66,7 +66,7 @@ from telemetry.models import (
     State,
     Status,
 )
-from telemetry.outbox import Outbox, Row
+from telemetry.outbox import Outbox, PeekRange, Row
 from telemetry.sampler import compact
 
 log = structlog.get_logger("telemetry.uplink")
@@ -312,15 +312,14 @@ class Uplink:
         max_bytes = self._cfg.batch_max_kb * 1024
         async with asyncio.TaskGroup() as tg:
             while True:
-                rows = await self._outbox.peek(after_seq=live_upto,
-                                               limit=self._cfg.batch_max_records * 4)
-                lane = "live"
-                if not rows and backlog_upto < live_from:
-                    rows = await self._outbox.peek(after_seq=backlog_upto, upto=live_from,
-                                                   limit=self._cfg.batch_max_records)
-                    lane = "backlog"
-                    if not rows:  # every backlog row is acknowledged or in flight
-                        backlog_upto = live_from
+                ranges = [PeekRange(after_seq=live_upto, limit=self._cfg.batch_max_records * 4)]
+                if backlog_upto < live_from:
+                    ranges.append(PeekRange(after_seq=backlog_upto, upto=live_from,
+                                            limit=self._cfg.batch_max_records))
+                found, rows = await self._outbox.peek_first(ranges)
+                lane = "live" if found <= 0 else "backlog"
+                if found < 0 and len(ranges) > 1:
+                    backlog_upto = live_from  # every backlog row is acknowledged or in flight
                 if not rows:
                     # Live records first: a resend goes one batch at a time in between.
                     rows = await self._outbox.peek_resend(limit=self._cfg.batch_max_records)

@@ -11,7 +11,7 @@ import pytest
 
 from busd.clock import ManualClock
 from busd.config import OutboxConfig
-from telemetry.outbox import Outbox, OutboxClosed
+from telemetry.outbox import Outbox, OutboxClosed, PeekRange
 
 
 def make(tmp_path: Path, **cfg: Any) -> Outbox:
@@ -67,6 +67,24 @@ async def test_peek_is_oldest_first_and_ack_deletes(tmp_path: Path) -> None:
         await box.ack([6, 8])
         assert [r.seq for r in await box.peek(after_seq=0, limit=100)] == [5, 7, 9, 10]
         assert box.rows == 4
+
+
+async def test_peek_first_gives_the_first_range_holding_unacknowledged_records(
+    tmp_path: Path,
+) -> None:
+    async with make(tmp_path) as box:
+        for i in range(10):
+            await box.append("event", "e", {"i": i})
+        await box.ack([8, 9, 10])
+        live, backlog = PeekRange(after_seq=7, limit=4), PeekRange(after_seq=0, upto=5, limit=2)
+        # Records 8..10 are acknowledged: the live range is empty, the backlog's comes.
+        found, rows = await box.peek_first([live, backlog])
+        assert (found, [r.seq for r in rows]) == (1, [1, 2])
+        # The first range wins when it holds any (what the drain does: live first).
+        found, rows = await box.peek_first([PeekRange(after_seq=5, limit=4), backlog])
+        assert (found, [r.seq for r in rows]) == (0, [6, 7])
+        await box.ack([1, 2, 3, 4, 5])
+        assert await box.peek_first([live, backlog]) == (-1, [])
 
 
 async def test_wait_new_wakes_on_commit(tmp_path: Path) -> None:
