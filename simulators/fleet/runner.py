@@ -31,6 +31,7 @@ from busd.logs import configure_logging
 from simulators.broker import die_with_parent
 from simulators.fleet.bus import BusResult, SimBus, live_start
 from simulators.fleet.config import FleetConfig
+from simulators.fleet.loop_lag import LoopLag, watch_loop
 
 log = structlog.get_logger("simulators.fleet")
 
@@ -47,6 +48,7 @@ class ProcessDone(BaseModel):
     event: Literal["done"] = "done"
     process: int
     buses: list[BusResult]
+    loop_lags: list[LoopLag] = []  # the process's late wake-ups while its buses ran
 
 
 class FleetLive(BaseModel):
@@ -69,6 +71,7 @@ class FleetReport(BaseModel):
     events: int
     failed_processes: int
     per_bus: list[BusResult]
+    loop_lags: list[LoopLag] = []  # every process's late wake-ups (simulators/fleet/loop_lag)
 
     def last_seqs(self) -> dict[str, int]:
         return {b.bus: b.last_seq for b in self.per_bus}
@@ -112,13 +115,16 @@ async def run_process(config: FleetConfig, process: int, out: TextIO = sys.stdou
         stop.set()
 
     ends = asyncio.create_task(timer(), name="fleet:duration")
+    lags: list[LoopLag] = []
+    watch = asyncio.create_task(watch_loop(lags), name="fleet:loop-lag")
     try:
         results = await asyncio.gather(*(b.run(clock=clock, stop=stop) for b in buses))
     finally:
-        ends.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ends
-    _print(ProcessDone(process=process, buses=list(results)), out)
+        for task in (ends, watch):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    _print(ProcessDone(process=process, buses=list(results), loop_lags=lags), out)
 
 
 def dump_tasks() -> None:
@@ -204,7 +210,8 @@ async def _supervise(config: FleetConfig, config_file: Path, out: TextIO) -> Fle
         buses=len(per_bus), records=sum(b.last_seq for b in per_bus),
         undelivered=sum(b.undelivered for b in per_bus), outages=sum(b.outages for b in per_bus),
         events=sum(b.events for b in per_bus),
-        failed_processes=sum(1 for c in children if c.returncode != 0), per_bus=per_bus)
+        failed_processes=sum(1 for c in children if c.returncode != 0), per_bus=per_bus,
+        loop_lags=sorted((lag for p in done for lag in p.loop_lags), key=lambda lag: lag.t))
     if report.failed_processes or report.buses != config.buses:
         log.error("fleet_incomplete", buses=report.buses, expected=config.buses,
                   failed_processes=report.failed_processes)
