@@ -32,8 +32,8 @@ Figures (the last line, one JSON object):
   a live record waits on its bus before it is even published; a real bus has its own CPU.
   The first is the worst lateness of a fleet process's loop during the drain, the second how
   long that start-up burst lasted, and the third the live lag's p99 and the records at 2 s or
-  more, for records made during that burst, in the 5 s after the worker was killed, and the
-  rest. ``live_lag_p99_s`` itself leaves none of them out.
+  more, for records made during that burst, from 2 s before the worker was killed to 5 s
+  after, and the rest. ``live_lag_p99_s`` itself leaves none of them out.
 - ``gap_records_before_resend``: records missing between archived ones a few seconds after the
   drain (what the broker's restart lost); the run then asks the buses for them as
   ``busd office resend`` does (``resend_s``: until no gap is left).
@@ -222,12 +222,13 @@ def saturated_until(lags: list[LoopLag], t0: float, *, late_s: float = 0.2,
 def phase_lags(pairs: list[tuple[float, float]], *, t0: float, start_s: float,
                killed_at: float | None) -> dict[str, dict[str, float | int | None]]:
     """The live lag by where in the run the record was made: during the fleet's start-up
-    burst, in the 5 s after the worker was killed, or the rest."""
+    burst, from 2 s before the worker was killed (what it held unacknowledged) to 5 s after
+    (its share, which the broker keeps for its session until it is back), or the rest."""
     phases: dict[str, list[float]] = {"fleet_start": [], "worker_kill": [], "rest": []}
     for ts, lag in pairs:
         if ts < t0 + start_s:
             phases["fleet_start"].append(lag)
-        elif killed_at is not None and killed_at <= ts <= killed_at + 5:
+        elif killed_at is not None and killed_at - 2 <= ts <= killed_at + 5:
             phases["worker_kill"].append(lag)
         else:
             phases["rest"].append(lag)
