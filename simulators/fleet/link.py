@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 from types import TracebackType
 
+from simulators.ports import listen_port
+
 
 class Link:
     def __init__(self, host: str, port: int) -> None:
@@ -26,7 +28,17 @@ class Link:
         self.cuts = 0
 
     async def __aenter__(self) -> Link:
-        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        # Below the ephemeral range: restore() listens on this port again after a cut, and
+        # an outgoing connection meanwhile could take a port the kernel picked.
+        for attempt in range(20):
+            try:
+                self._server = await asyncio.start_server(self._client, "127.0.0.1",
+                                                          listen_port())
+                break
+            except OSError:  # taken between the pick and the bind
+                if attempt == 19:
+                    raise
+        assert self._server is not None
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 

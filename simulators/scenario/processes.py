@@ -20,19 +20,18 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from busd.errors import DeviceError
 from simulators.broker import BrokerSimulator, die_with_parent, mosquitto_binary
+from simulators.ports import listen_port
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the ephemeral range: a broker restarted on it finds it free."""
+    return listen_port()
 
 
 async def wait_port(port: int, proc: asyncio.subprocess.Process, *, limit_s: float,

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from simulators.ports import listen_port
 from simulators.pty import PtyLink
 from tests.support.wait import wait_until
 
@@ -33,9 +33,8 @@ def gpsd_binary() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the ephemeral range: a server restarted on it finds it free."""
+    return listen_port()
 
 
 def nmea(body: str) -> bytes:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from simulators.ports import listen_port
+
 REPO = Path(__file__).resolve().parents[2]
 OPEN_ACL = "# tests: anyone may do anything\ntopic readwrite #\npattern readwrite #\n"
 
@@ -32,9 +34,8 @@ def mosquitto_binary() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range: a server restarted on it finds it free."""
+    return listen_port()
 
 
 def _wait_port(port: int, *, up: bool, timeout: float = 10.0) -> None:
