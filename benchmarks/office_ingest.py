@@ -213,7 +213,7 @@ def saturated_until(lags: list[LoopLag], t0: float, *, late_s: float = 0.2,
     for lag in lags:
         if lag.lag_s < late_s or lag.t < t0:
             continue
-        if lag.t - end > quiet_s:
+        if lag.t - lag.lag_s - end > quiet_s:  # it was blocked from t - lag_s to t
             break
         end = lag.t
     return round(end - t0, 1)
