@@ -13,8 +13,9 @@ PostgreSQL as an unprivileged account when run as root). The buses are the fleet
 2. PostgreSQL, two ``busd office ingest`` workers (MQTT 5 shared subscription). The buses
    connect at once (t0) and drain their backlogs while they go on producing live records in
    real time (speed 1, so a record's ``ts`` is the real time it was made). When a third of the
-   backlog is archived, one worker is SIGKILLed and restarted a second later; at two thirds the
-   broker is stopped and started again (its persistence keeps the sessions).
+   backlog is archived, one worker is SIGKILLed and restarted as its shipped systemd unit
+   would (``RestartSec``); at two thirds the broker is stopped and started again (its
+   persistence keeps the sessions).
 3. SQLite, one worker, the same backlog, no faults: for comparison.
 
 Figures (the last line, one JSON object):
@@ -68,7 +69,14 @@ sys.path.insert(0, str(REPO))
 from simulators.fleet.config import FleetConfig, OutageConfig, RatesConfig  # noqa: E402
 from simulators.fleet.loop_lag import LoopLag  # noqa: E402
 from simulators.fleet.runner import FleetLive, FleetReport  # noqa: E402
-from tests.support.fleet import check, count, ingest_process, stop_process, tally  # noqa: E402
+from tests.support.fleet import (  # noqa: E402
+    check,
+    count,
+    ingest_process,
+    ingest_restart_s,
+    stop_process,
+    tally,
+)
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.postgres import start_postgres, stop_postgres  # noqa: E402
 
@@ -328,7 +336,7 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
                 killed_cpu = tree_cpu_s(procs[1].pid)
                 procs[1].send_signal(signal.SIGKILL)
                 procs[1].wait()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(ingest_restart_s())  # as systemd would, by the unit
                 procs[1] = worker(1)
                 last_change = time.time()
             elif faults and killed and not restarted and (

@@ -280,43 +280,80 @@ class IngestWorker:
                         inserted=result.inserted, duplicates=result.duplicates)
 
 
+async def open_when_reachable(archive_url: str, stop: asyncio.Event, *,
+                              attempt_timeout_s: float = 2.0, backoff_max_s: float = 10.0
+                              ) -> Archive | None:
+    """The archive, opened as soon as its server answers; None if ``stop`` came first.
+
+    A worker that started while its database was down (a reboot of both, a failover) waits
+    for it instead of exiting: exits would use up systemd's start limit and leave the worker
+    down for good, and its unit can then restart it at once after a real crash (the broker
+    holds a dead worker's share of the live records until it is back). Any other error, a
+    wrong URL or a refused login, ends the command as before."""
+    from office.archive import ArchiveUnreachable, open_archive
+
+    delay = 0.5
+    while not stop.is_set():
+        archive = open_archive(archive_url, connect_timeout_s=attempt_timeout_s)
+        try:
+            return await archive.open()
+        except ArchiveUnreachable as err:
+            log.warning("archive_unreachable", retry_in_s=delay, reason=str(err))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()
+        delay = min(2 * delay, backoff_max_s)
+    return None
+
+
 async def run_ingest(*, settings: BrokerSettings, archive_url: str, options: IngestOptions,
                      prefix: str | None = None, duration_s: float | None = None,
                      both_lanes: bool = True) -> int:
     """The ``busd office ingest`` command: one worker until SIGTERM (or ``duration_s``);
     ``both_lanes``: a live and a backlog worker, else the one ``options.lane`` says."""
-    from office.archive import open_archive
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with open_archive(archive_url) as archive:
-        # A live and a backlog worker, each its own MQTT session (``<client id>`` and
-        # ``<client id>-backlog``), into the one archive; or the one lane asked for.
-        lanes = [dataclasses.replace(options, lane="live"),
-                 dataclasses.replace(options, lane="backlog",
-                                     client_id=f"{options.client_id}-backlog")] \
-            if both_lanes else [options]
-        workers = [IngestWorker(settings=settings, archive=archive, options=lane,
-                                topics=Topics(prefix) if prefix else None) for lane in lanes]
-        tasks = [asyncio.create_task(w.run(), name=f"ingest:{w.options.lane}") for w in workers]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(duration_s):
-                await asyncio.wait([*tasks, asyncio.create_task(stop.wait())],
-                                   return_when=asyncio.FIRST_COMPLETED)
-        # Stopping drops the batch being filled, unacknowledged: the broker keeps it for the
-        # session, and sends it again when this worker (or its restart) connects.
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for w in workers:
-            c = w.counters
-            log.info("ingest_stopped", lane=w.options.lane, messages=c.messages,
-                     batches=c.batches, inserted=c.inserted, duplicates=c.duplicates,
-                     unfit=c.unfit, rejected={k.value: v for k, v in c.rejected.items()})
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
+    try:
+        archive = await open_when_reachable(archive_url, stop)
+        if archive is not None:
+            try:
+                await _ingest(archive, settings=settings, options=options, prefix=prefix,
+                              duration_s=duration_s, both_lanes=both_lanes, stop=stop)
+            finally:
+                await archive.close()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
     return 0
+
+
+async def _ingest(archive: Archive, *, settings: BrokerSettings, options: IngestOptions,
+                  prefix: str | None, duration_s: float | None, both_lanes: bool,
+                  stop: asyncio.Event) -> None:
+    # A live and a backlog worker, each its own MQTT session (``<client id>`` and
+    # ``<client id>-backlog``), into the one archive; or the one lane asked for.
+    lanes = [dataclasses.replace(options, lane="live"),
+             dataclasses.replace(options, lane="backlog",
+                                 client_id=f"{options.client_id}-backlog")] \
+        if both_lanes else [options]
+    workers = [IngestWorker(settings=settings, archive=archive, options=lane,
+                            topics=Topics(prefix) if prefix else None) for lane in lanes]
+    tasks = [asyncio.create_task(w.run(), name=f"ingest:{w.options.lane}") for w in workers]
+    stopped = asyncio.create_task(stop.wait(), name="ingest:stop")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(duration_s):
+            await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+    # Stopping drops the batch being filled, unacknowledged: the broker keeps it for the
+    # session, and sends it again when this worker (or its restart) connects.
+    for task in [*tasks, stopped]:
+        task.cancel()
+    for task in [*tasks, stopped]:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for w in workers:
+        c = w.counters
+        log.info("ingest_stopped", lane=w.options.lane, messages=c.messages,
+                 batches=c.batches, inserted=c.inserted, duplicates=c.duplicates,
+                 unfit=c.unfit, rejected={k.value: v for k, v in c.rejected.items()})

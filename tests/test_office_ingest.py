@@ -315,3 +315,44 @@ async def test_a_record_whose_payload_names_another_bus_is_rejected_and_counted(
 
 async def _settled(worker: IngestWorker, messages: int) -> bool:
     return worker.counters.messages >= messages
+
+
+async def test_a_worker_started_before_its_database_waits_for_it(
+        mosquitto: Mosquitto, postgres_url: str) -> None:
+    # A reboot of both, a failover: the worker waits instead of exiting, so systemd's start
+    # limit is not used up and it need not be started by hand once the database is back.
+    pg_port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
+    async with TcpProxy(pg_port) as database:
+        database.cut()  # refused, as a server still starting
+        late_url = postgres_url.replace(f":{pg_port}/", f":{database.port}/")
+        worker = ingest_process(mosquitto.port, late_url, "ingest-w", "--batch-linger", "0.05")
+        try:
+            await until_line(worker, b"archive_unreachable", timeout=30)
+            await until_line(worker, b"archive_unreachable", timeout=30)  # and again
+            assert worker.poll() is None
+            database.restore()
+            await until_line(worker, b"ingest_connected", timeout=30)
+            async with open_archive(postgres_url) as archive, publisher(mosquitto.port) as bus:
+                await bus.publish("multimobile/v1/lv-01/event/tick", record("lv-01", 1), qos=1)
+
+                async def archived() -> bool:
+                    return await archive.count() == 1
+
+                await eventually(archived, timeout=20, what="the record archived")
+        finally:
+            worker.terminate()
+            assert worker.wait(timeout=10) == 0
+
+
+async def test_a_worker_waiting_for_its_database_stops_at_once_when_told(
+        mosquitto: Mosquitto, postgres_url: str) -> None:
+    pg_port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
+    async with TcpProxy(pg_port) as database:
+        database.cut()
+        late_url = postgres_url.replace(f":{pg_port}/", f":{database.port}/")
+        worker = ingest_process(mosquitto.port, late_url, "ingest-s")
+        try:
+            await until_line(worker, b"archive_unreachable", timeout=30)
+        finally:
+            worker.terminate()
+            assert await asyncio.to_thread(worker.wait, 10) == 0

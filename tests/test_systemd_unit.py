@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 from tests.conftest import REPO
+from tests.support.fleet import ingest_restart_s
 
 UNIT = REPO / "systemd" / "busd.service"
 
@@ -68,9 +69,7 @@ def test_the_ingest_worker_units_command_line_is_one_busd_accepts() -> None:
     args = build_parser().parse_args(argv)
     assert args.func is ingest_main
     assert (args.username, args.client_id, args.tls) == ("ingest-3", "ingest-3", True)
-    # Restarted at once after a SIGKILL, well within the broker's session expiry.
+    # Restarted at once after a SIGKILL (the broker holds its share of the live records
+    # until it is back), well within the broker's session expiry.
     assert "Restart=always" in text
-    restart_sec = re.search(r"RestartSec=(\d+)", text)
-    assert restart_sec is not None
-    restart = float(restart_sec.group(1))
-    assert restart < args.session_expiry / 10
+    assert ingest_restart_s() <= 0.5 < args.session_expiry / 10

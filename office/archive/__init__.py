@@ -18,8 +18,15 @@ from office.archive.derived import (
     Visit,
     VisitServices,
 )
-from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
+from office.archive.models import (
+    ArchivedRecord,
+    ArchiveError,
+    ArchiveUnreachable,
+    Gap,
+    InsertResult,
+)
 
-__all__ = ["DEFAULT_TZ", "Alert", "Archive", "ArchiveError", "ArchivedRecord", "ChargingSession",
-           "DayReport", "Gap", "InsertResult", "Leg", "PlanChange", "RebuildResult", "Visit",
+__all__ = ["DEFAULT_TZ", "Alert", "Archive", "ArchiveError", "ArchiveUnreachable",
+           "ArchivedRecord", "ChargingSession", "DayReport", "Gap", "InsertResult", "Leg",
+           "PlanChange", "RebuildResult", "Visit",
            "VisitServices", "open_archive"]

@@ -34,6 +34,10 @@ class ArchiveError(BusdError):
     """The archive could not do what was asked (the database refused, the schema is unknown)."""
 
 
+class ArchiveUnreachable(ArchiveError):
+    """The archive's server did not answer: worth trying again later, unlike other errors."""
+
+
 def _check_strings(value: Any, where: str) -> None:
     """Refuse what PostgreSQL cannot store (NUL, lone surrogates), so both back ends agree."""
     if isinstance(value, str):

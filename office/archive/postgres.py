@@ -47,7 +47,13 @@ from office.archive.derived import postgres_ops
 from office.archive.derived.reads import DerivedReads, RebuildResult
 from office.archive.derived.tables import POSTGRESQL
 from office.archive.gaps_sql import day_bounds, gaps_query
-from office.archive.models import ArchivedRecord, ArchiveError, Gap, InsertResult
+from office.archive.models import (
+    ArchivedRecord,
+    ArchiveError,
+    ArchiveUnreachable,
+    Gap,
+    InsertResult,
+)
 from office.archive.months import month_of, month_start, next_month, retention_boundary
 
 log = structlog.get_logger("office.archive")
@@ -126,7 +132,7 @@ class PostgresArchive(DerivedReads, CommandTable):
             await self._pool.open(wait=True, timeout=self._connect_timeout_s)
         except PoolTimeout as err:
             await self._pool.close()
-            raise ArchiveError(f"cannot connect to the PostgreSQL archive: {err}") from err
+            raise ArchiveUnreachable(f"cannot connect to the PostgreSQL archive: {err}") from err
         await self.migrate()
         this_month = month_of(datetime.fromtimestamp(self._clock.now(), UTC))
         await self._ensure_partitions({this_month, next_month(this_month)})

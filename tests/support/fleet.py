@@ -5,6 +5,7 @@ Shared by tests/test_fleet_office.py and benchmarks/office_ingest.py.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -125,3 +126,15 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def ingest_restart_s() -> float:
+    """The shipped ingest unit's ``RestartSec`` in seconds: how soon systemd starts a worker
+    again after it died (the benchmark waits as long before its restart)."""
+    text = (REPO / "systemd" / "busd-office-ingest@.service").read_text(encoding="utf-8")
+    found = re.search(r"^RestartSec=([0-9.]+)(ms|s)?$", text, re.M)
+    if found is None:
+        raise ValueError("the ingest unit has no RestartSec")
+    value = float(found.group(1))
+    return value / 1000 if found.group(2) == "ms" else value
+

@@ -12,6 +12,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._open = True
         self._conns: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self.port = 0
 
     async def __aenter__(self) -> TcpProxy:
@@ -24,6 +25,10 @@ class TcpProxy:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+        # Python 3.11's wait_closed does not wait for the connections' handlers: ours do.
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
 
     def cut(self) -> None:
         """Drop every connection and refuse new ones until :meth:`restore`."""
@@ -36,6 +41,10 @@ class TcpProxy:
         self._open = True
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        handler.add_done_callback(self._handlers.discard)
         if not self._open:
             writer.transport.abort()
             return
