@@ -199,18 +199,24 @@ def lags(url: str, since: float) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in rows]
 
 
-def say_lag_profile(backend: str, pairs: list[tuple[float, float]], t0: float) -> None:
+def say_lag_profile(backend: str, pairs: list[tuple[float, float]], t0: float,
+                    loop_lags: list[LoopLag]) -> None:
     """Where the live lag's tail lies in the run: per 2 s of ``ts`` after t0, the records
-    made then, their p50, their worst lag and how many took 2 s (the target) or more (to
-    stderr; the faults' times are said above)."""
+    made then, their p50, their worst lag, how many took 2 s (the target) or more, and how
+    late the fleet's own loops ran then (to stderr; the faults' times are said above)."""
     buckets: dict[int, list[float]] = {}
     for ts, lag in pairs:
         buckets.setdefault(int((ts - t0) // 2) * 2, []).append(lag)
+    late: dict[int, float] = {}
+    for sample in loop_lags:
+        start = int((sample.t - t0) // 2) * 2
+        late[start] = max(late.get(start, 0.0), sample.lag_s)
     for start in sorted(buckets):
         lags_here = buckets[start]
         say(f"{backend}: made at +{start:3d}..{start + 2:3d} s: {len(lags_here):5d} records, "
             f"lag p50 {percentile(lags_here, 0.5):6.3f} max {max(lags_here):6.3f} s, "
-            f"{sum(lag >= 2.0 for lag in lags_here)} at 2 s or more")
+            f"{sum(lag >= 2.0 for lag in lags_here):4d} at 2 s or more; fleet loop late by "
+            f"up to {late.get(start, 0.0):.2f} s")
 
 
 def saturated_until(lags: list[LoopLag], t0: float, *, late_s: float = 0.2,
@@ -398,7 +404,7 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
             pairs = [(ts, lag) for ts, lag in pairs if not down[0] <= ts <= down[1]]
         values = [lag for _, lag in pairs]
         run.lag_p50, run.lag_p99 = percentile(values, 0.5), percentile(values, 0.99)
-        say_lag_profile(backend, pairs, t0)
+        say_lag_profile(backend, pairs, t0, report.loop_lags)
         during = [lag for lag in report.loop_lags if t0 <= lag.t <= t_done]
         run.fleet_loop_lag_max_s = max((lag.lag_s for lag in during), default=0.0)
         run.fleet_start_saturated_s = saturated_until(report.loop_lags, t0)
