@@ -4,7 +4,8 @@ The *itinerary* is what the driver currently follows: the plan's stops in the
 announced order with their minutes, minus what accepted proposals skipped or
 shortened, plus a charging stop if one was accepted. Stops already served
 are gone; a visit in progress is the first node with only its remaining
-minutes. The instance's announced order (for the reorder cost) is the
+minutes of service, plus the wait for its arrival window when the bus came early
+(:func:`service_elapsed_min`). The instance's announced order (for the reorder cost) is the
 itinerary's, followed by skipped stops in the plan's order.
 
 Distances: the plan's ``leg_km`` for a stop reached from its predecessor in
@@ -62,6 +63,24 @@ class Progress:
     at: str | None = None  # stop or charger where the bus is on a visit now
     arrived: float | None = None  # epoch s: when that visit began
     place: str | None = None  # any plan place the bus stands at (the depot too)
+
+
+def service_elapsed_min(plan: Plan, progress: Progress, now: float) -> float:
+    """Minutes the visit in progress has served so far: since the bus arrived, or since the
+    stop's arrival window opened when it came early (negative while it waits for the window).
+
+    An itinerary's minutes at a stop are minutes of service, as the driver counts them: from
+    the window's opening (residents come then), not from the arrival. Counted from the
+    arrival, the wait would be taken for service, and the driver, still serving, would stay
+    on past what the planner projects.
+    """
+    if progress.arrived is None:
+        return 0.0
+    start = progress.arrived
+    stop = next((s for s in plan.stops if s.id == progress.at), None)
+    if stop is not None and stop.window is not None:
+        start = max(start, plan.at(stop.window.earliest))
+    return (now - start) / 60
 
 
 @dataclass(frozen=True)
@@ -155,7 +174,9 @@ def build(
         order.remove(progress.at)
         order.insert(0, progress.at)
     stop_ids = order + skipped
-    elapsed = (sit.now - progress.arrived) / 60 if progress.arrived is not None else 0.0
+    # A visit in progress: the service left of it, and the wait for its window if the bus
+    # came early (the bus stands, heated, all that time).
+    elapsed = service_elapsed_min(plan, progress, sit.now)
 
     stop_nodes: list[StopNode] = []
     active_minutes_by_id = {i.id: i.minutes for i in active if i.kind == "stop"}

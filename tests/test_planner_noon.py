@@ -1,0 +1,63 @@
+"""The noon projection projects the day the bus will really have (issue 17).
+
+Each test pins one way the projection and the day the driver carries out had parted.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+from busd.clock import utc_iso
+from busd.config import PlannerConfig
+from busd.plan import load_plan
+from busd.planner.core import PlannerCore
+from busd.planner.energy import EnergyModel
+from busd.planner.projection import Progress, Situation, build, initial_itinerary, itinerary_of
+from tests.conftest import REPO
+from tests.progress_helpers import serve
+
+PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
+
+
+def test_a_visit_that_came_early_counts_its_minutes_from_the_window_not_the_arrival() -> None:
+    """Rudzāti opens at 10:00; the bus came at 09:00. At 09:30 the visit has served nothing:
+    the bus stands 30 more minutes (heated) and then serves its full 120."""
+    plan = load_plan(PLAN_FILE)
+    rudzati = plan.stop("rudzati")
+    sit = Situation(plan.at(time(9, 30)), 70.0, -12.0, rudzati.lat, rudzati.lon)
+    progress = Progress(frozenset({"rozupe"}), "rudzati", plan.at(time(9, 0)), "rudzati")
+    itinerary = initial_itinerary(plan)
+    built = build(plan, itinerary, progress, sit, EnergyModel(PlannerConfig()), PlannerConfig())
+    node = built.instance.stops[0]
+    assert node.id == "rudzati" and node.in_progress
+    assert node.planned_min == 150 and node.min_min == 90
+    active = built.project()
+    first = active.points[0]
+    assert first.depart == plan.at(time(12, 0))  # the window opens at 10:00, then 120 min
+    # Back as an itinerary: the minutes of service, as the driver counts them.
+    items = itinerary_of(built, active, progress, -30.0)
+    assert items[0].id == "rudzati" and items[0].minutes == 120
+
+
+def test_a_proposal_at_a_visit_that_came_early_keeps_the_minutes_the_driver_serves() -> None:
+    """Cold and short of energy at Rudzāti, 100 minutes after an early arrival (40 of them
+    served): the proposal's minutes are minutes of service from the window. Counted from the
+    arrival, the planner took the wait for service, gave the stop "100 minutes" that the
+    driver served from 10:00 (an hour past the projected departure), and the bus stood on,
+    heated, while each reading proposed the next cut."""
+    plan = load_plan(PLAN_FILE)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    serve(core, "rozupe")
+    core.visit_started("rudzati", "stop", plan.at(time(9, 0)))
+    rudzati = plan.stop("rudzati")
+    now = plan.at(time(10, 40))
+    core.observe(Situation(now, 40.0, -20.0, rudzati.lat, rudzati.lon))
+    assert core.pending is not None
+    minutes = next(i.minutes for i in core.pending.itinerary if i.id == "rudzati")
+    assert 60 <= minutes <= 120  # the must-serve minimum at least, served from 10:00
+    after = core.pending.after.points[0]
+    assert after.id == "rudzati"
+    # The projected departure is the driver's: the window's opening plus the minutes.
+    assert after.etd == utc_iso(plan.at(time(10, 0)) + minutes * 60)
+
