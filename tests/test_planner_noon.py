@@ -5,7 +5,8 @@ Each test pins one way the projection and the day the driver carries out had par
 
 from __future__ import annotations
 
-from datetime import time
+import json
+from datetime import date, time, timedelta
 
 from busd.clock import utc_iso
 from busd.config import PlannerConfig
@@ -61,3 +62,49 @@ def test_a_proposal_at_a_visit_that_came_early_keeps_the_minutes_the_driver_serv
     # The projected departure is the driver's: the window's opening plus the minutes.
     assert after.etd == utc_iso(plan.at(time(10, 0)) + minutes * 60)
 
+
+
+def _days_that_differ(model: EnergyModel, days: int) -> None:
+    """Days a fifth colder or warmer than the seed in turn, alike from morning to evening."""
+    for d in range(days):
+        model.start_day(date(2026, 12, 1) + timedelta(days=d))
+        factor = 0.8 if d % 2 else 1.2
+        for _ in range(4):
+            assert model.learn_leg(20, model.seed_drive_kwh_per_km(-5) * 20 * factor, -5)
+            assert model.learn_visit(60, model.seed_site_kw(-5) * factor, -5)
+
+
+def test_the_margin_for_the_rest_of_the_day_is_the_error_left_once_the_day_has_taught() -> None:
+    """Days differ by a fifth, so before a day's first leg and visit the model may be a fifth
+    out; once they are in, what is left is how far the day's later legs and visits strayed
+    from what its morning said (here: not at all). A margin kept for the day-to-day spread
+    all afternoon was energy handed back late, after noon had projected the day."""
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    _days_that_differ(model, 12)
+    model.start_day(date(2026, 12, 20))
+    morning = model.uncertainty()
+    assert morning > 0.1  # the day-to-day spread
+    assert model.learn_leg(20, model.seed_drive_kwh_per_km(-5) * 20 * 1.2, -5)
+    assert model.learn_visit(60, model.seed_site_kw(-5) * 1.2, -5)
+    assert model.uncertainty() < morning / 2
+    assert model.margin_pct(40) < cfg.margin_pct + morning * 40 / cfg.capacity_kwh * 100 / 2
+    again = EnergyModel.from_dict(cfg, json.loads(json.dumps(model.to_dict())))
+    assert again.uncertainty() == model.uncertainty()
+
+
+def test_a_day_whose_afternoon_strays_from_its_morning_keeps_a_wide_margin() -> None:
+    """The measured error, not a hope: when the days' later legs and visits stray from what
+    their mornings said, the afternoon's margin stays wide."""
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    for d in range(12):
+        model.start_day(date(2026, 12, 1) + timedelta(days=d))
+        for k in range(4):
+            factor = 0.8 if k % 2 else 1.2
+            assert model.learn_leg(20, model.seed_drive_kwh_per_km(-5) * 20 * factor, -5)
+            assert model.learn_visit(60, model.seed_site_kw(-5) * factor, -5)
+    model.start_day(date(2026, 12, 20))
+    assert model.learn_leg(20, model.seed_drive_kwh_per_km(-5) * 20, -5)
+    assert model.learn_visit(60, model.seed_site_kw(-5), -5)
+    assert model.uncertainty() > 0.1

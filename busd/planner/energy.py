@@ -94,6 +94,27 @@ class _Factor:
 
 
 @dataclass
+class _Error:
+    """The model's own prediction errors (observed / predicted − 1), as an EW mean square."""
+
+    ms: float = 0.0
+    n: int = 0
+
+    def learn(self, error: float, rate: float) -> None:
+        r = max(rate, 1.0 / (self.n + 1))
+        self.ms += r * (error * error - self.ms)
+        self.n += 1
+
+    def cv(self, prior: float) -> float:
+        """Relative error of a prediction; the prior fades as errors are measured."""
+        weight = 1.0 / (1.0 + self.n)
+        return max(_MIN_CV, weight * prior + (1 - weight) * math.sqrt(self.ms))
+
+
+_ERRORS = ("drive_first", "drive_later", "site_first", "site_later")
+
+
+@dataclass
 class _Today:
     """The day's own lessons, as ratios against the long-run factors it began with."""
 
@@ -117,6 +138,10 @@ class EnergyModel:
         self._overrun = _Factor(mean=1.0, n=_ROAD_PRIOR_N)  # the seed: the plan is right
         self._roads: dict[str, _Factor] = {}  # road_key -> its kWh per km / the average's
         self._today = _Today()
+        # How far the model's predictions were from what the bus then used: before the day
+        # has taught it anything ("first": the day against the long run) and after
+        # ("later": the rest of the day against what its morning said).
+        self._errors = {name: _Error() for name in _ERRORS}
 
     def start_day(self, day: date) -> None:
         """A new operating day: today's lessons start afresh (the same day again, after a
@@ -163,10 +188,30 @@ class EnergyModel:
         f = self._roads.get(road_key(a, b))
         return f.mean if f is not None else 1.0
 
+    def _error(self, name: str) -> _Error:
+        """The errors of the predictions the model makes now, for ``name`` (drive, site)."""
+        today = self._today.drive if name == "drive" else self._today.site
+        return self._errors[f"{name}_{'later' if self._today.ordinal and today.n else 'first'}"]
+
     def uncertainty(self) -> float:
-        """Relative standard error of an energy prediction (drive and site alike)."""
+        """Relative error of an energy prediction as the model makes it now (drive and site
+        alike): its measured error, once the day's own lessons are in, against the day's
+        later legs and visits; before them, against the first of a day.
+
+        The spread of the bus's legs around the long run is mostly how days differ (the cold,
+        the load), and by mid-morning the day's own lessons have told the model that: a
+        margin for the rest of the day sized by that spread keeps, through the afternoon,
+        energy the bus will not need, and hands it back late (a plan that changes after the
+        noon projection said where the bus comes home).
+        """
         prior = self._c.prior_cv
-        return max(self._drive.cv(prior), self._site.cv(prior))
+        return max(self._cv("drive", self._drive, prior), self._cv("site", self._site, prior))
+
+    def _cv(self, name: str, factor: _Factor, prior: float) -> float:
+        today = self._today.drive if name == "drive" else self._today.site
+        if self._today.ordinal and today.n:
+            return self._errors[f"{name}_later"].cv(prior)
+        return factor.cv(prior)
 
     def margin_pct(self, remaining_kwh: float) -> float:
         """Safety margin in SOC % for a day with ``remaining_kwh`` still to use."""
@@ -186,7 +231,11 @@ class EnergyModel:
             ratio = kwh / (self.seed_drive_kwh_per_km(outside_temp) * km)
             this_road = self.road_energy(*road) if road is not None else 1.0
             average = self._drive.mean
+            predicted, error = self._factor("drive"), self._error("drive")
+            known = self._drive.n > 0  # the seed's own error is the prior's, not a measured one
             accepted = self._drive.learn(ratio / this_road, self._c.learn_rate)
+            if accepted and known:
+                error.learn(ratio / this_road / predicted - 1.0, self._c.learn_rate)
             if accepted and self._today.ordinal:
                 t = self._today
                 t.drive.learn(ratio / this_road / t.drive_prior, 1.0 / (t.drive.n + 1))
@@ -216,7 +265,10 @@ class EnergyModel:
         if predicted <= 0.05:
             return False
         ratio = max(kwh, 1e-6) / predicted
+        factor, error, known = self._factor("site"), self._error("site"), self._site.n > 0
         accepted = self._site.learn(ratio, self._c.learn_rate)
+        if accepted and known:
+            error.learn(ratio / factor - 1.0, self._c.learn_rate)
         if accepted and self._today.ordinal:
             t = self._today
             t.site.learn(ratio / t.site_prior, 1.0 / (t.site.n + 1))
@@ -234,6 +286,8 @@ class EnergyModel:
         if self._roads:
             out["roads"] = {k: f.mean for k, f in self._roads.items()}
             out["roads_n"] = {k: float(f.n) for k, f in self._roads.items()}
+        out["errors"] = {k: v for name, e in self._errors.items()
+                         for k, v in ((name, e.ms), (f"{name}_n", float(e.n)))}
         if t.ordinal and (t.drive.n or t.site.n):  # saved with the lessons that make it
             out["today"] = {
                 "ordinal": t.ordinal, "drive_prior": t.drive_prior, "site_prior": t.site_prior,
@@ -255,6 +309,11 @@ class EnergyModel:
         counts = data.get("roads_n", {})
         model._roads = {k: _Factor(float(m), 0.0, int(counts.get(k, 1)))
                         for k, m in data.get("roads", {}).items()}
+        errors = data.get("errors", {})
+        for name in _ERRORS:
+            if name in errors:
+                model._errors[name] = _Error(float(errors[name]),
+                                             int(errors.get(f"{name}_n", 0)))
         today = data.get("today")
         if today:
             model._today = _Today(
