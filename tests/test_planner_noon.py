@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 from datetime import date, time, timedelta
 
+import pytest
+
 from busd.clock import utc_iso
 from busd.config import PlannerConfig
 from busd.plan import load_plan
 from busd.planner.core import PlannerCore
 from busd.planner.energy import EnergyModel
+from busd.planner.learning import learn_from
 from busd.planner.projection import Progress, Situation, build, initial_itinerary, itinerary_of
 from tests.conftest import REPO
+from tests.monitoring_helpers import leg_event, visit_ended
 from tests.progress_helpers import serve
 
 PLAN_FILE = REPO / "config" / "plans" / "livani-winter.toml"
@@ -108,3 +112,35 @@ def test_a_day_whose_afternoon_strays_from_its_morning_keeps_a_wide_margin() -> 
     assert model.learn_leg(20, model.seed_drive_kwh_per_km(-5) * 20, -5)
     assert model.learn_visit(60, model.seed_site_kw(-5), -5)
     assert model.uncertainty() > 0.1
+
+
+def test_the_projection_spends_the_soc_the_pack_loses_not_only_the_kwh_at_its_terminals() -> None:
+    """The tracker's kWh are the terminals' (V·I integrated there); the pack's own I²R heat
+    comes out of the SOC on top, a per cent or so while driving. Learned from the legs' SOC
+    against their kWh, it is in the projection: without it every projection was that much
+    optimistic (seed 1: "plan" +0.4 points on warm days with nothing changing)."""
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    assert model.pack_factor("drive") == 1.0  # nothing learned: the terminals' kWh
+    for k in range(20):
+        kwh = 8.0 + k % 3
+        event = leg_event(id=f"leg-{k}", km=20.0, out_kwh=kwh, temp_c=-5.0, soc_start=80.0,
+                          soc_end=80.0 - kwh * 1.012 / cfg.capacity_kwh * 100)
+        assert learn_from(model, event)
+    for k in range(5):
+        visit = visit_ended(id=f"visit-{k}", duration_min=60.0, out_kwh=4.0, temp_c=-5.0,
+                            place_kind="stop", soc_start=60.0,
+                            soc_end=60.0 - 4.0 / cfg.capacity_kwh * 100)
+        assert learn_from(model, visit)
+    assert model.pack_factor("drive") == pytest.approx(1.012)
+    assert model.pack_factor("site") == pytest.approx(1.0)
+    plan = load_plan(PLAN_FILE)
+    depot = plan.depot
+    sit = Situation(plan.at(depot.leave_at), 90.0, -5.0, depot.lat, depot.lon)
+    built = build(plan, initial_itinerary(plan), Progress(place=depot.id), sit, model, cfg)
+    bare = EnergyModel.from_dict(cfg, {k: v for k, v in model.to_dict().items() if k != "pack"})
+    plain = build(plan, initial_itinerary(plan), Progress(place=depot.id), sit, bare, cfg)
+    assert built.drive_kwh_per_km == pytest.approx(plain.drive_kwh_per_km * 1.012)
+    assert built.project().depot_soc < plain.project().depot_soc
+    again = EnergyModel.from_dict(cfg, json.loads(json.dumps(model.to_dict())))
+    assert again.pack_factor("drive") == model.pack_factor("drive")

@@ -55,6 +55,11 @@ _OVERRUN_MIN, _OVERRUN_MAX = 0.5, 3.0
 _ROAD_PRIOR_N = 5
 _ROAD_MIN_RATE = 0.03
 _ROAD_ENERGY_MIN_RATE = 0.1  # a road's cost per km: its last ten or so legs
+# The pack's SOC against the energy at its terminals: a long-run mean of legs and visits
+# that moved the SOC enough to read (the SOC comes in steps; a kWh or two is a few of them).
+_PACK_MIN_KWH = 2.0
+_PACK_MIN, _PACK_MAX = 0.8, 1.25
+_PACK_MIN_RATE = 0.05
 
 
 def road_key(a: str, b: str) -> str:
@@ -137,6 +142,10 @@ class EnergyModel:
         self._road = _Factor(mean=config.road_factor, n=_ROAD_PRIOR_N)
         self._overrun = _Factor(mean=1.0, n=_ROAD_PRIOR_N)  # the seed: the plan is right
         self._roads: dict[str, _Factor] = {}  # road_key -> its kWh per km / the average's
+        # The SOC a kWh out at the pack's terminals costs (capacity × ΔSOC / kWh), driving and
+        # standing: the pack's own losses (its I²R heat, more at a driving current), and a
+        # capacity that is not quite the nominal one.
+        self._pack = {"drive": _Factor(), "site": _Factor()}
         self._today = _Today()
         # How far the model's predictions were from what the bus then used: before the day
         # has taught it anything ("first": the day against the long run) and after
@@ -188,6 +197,20 @@ class EnergyModel:
         f = self._roads.get(road_key(a, b))
         return f.mean if f is not None else 1.0
 
+    def pack_factor(self, name: str) -> float:
+        """SOC energy per kWh out at the terminals, ``name`` "drive" or "site": the model's
+        kWh are the terminals' (the tracker integrates V·I there); the SOC, which the
+        projection is about, falls by these times more."""
+        f = self._pack[name]
+        return f.mean if f.n else 1.0
+
+    def _learn_pack(self, name: str, kwh: float, soc_used: float | None) -> None:
+        if soc_used is None or kwh < _PACK_MIN_KWH:
+            return
+        ratio = soc_used / 100 * self._c.capacity_kwh / kwh
+        if _PACK_MIN <= ratio <= _PACK_MAX:
+            self._pack[name].average(ratio, _PACK_MIN_RATE)
+
     def _error(self, name: str) -> _Error:
         """The errors of the predictions the model makes now, for ``name`` (drive, site)."""
         today = self._today.drive if name == "drive" else self._today.site
@@ -222,10 +245,11 @@ class EnergyModel:
 
     def learn_leg(
         self, km: float, kwh: float, outside_temp: float, *, great_circle_km: float | None = None,
-        road: tuple[str, str] | None = None,
+        road: tuple[str, str] | None = None, soc_used: float | None = None,
     ) -> bool:
-        """A completed leg (on ``road``, when it ran between two known places); returns False
-        when it was implausible and ignored."""
+        """A completed leg (on ``road``, when it ran between two known places, using
+        ``soc_used`` points of SOC when that is known); returns False when it was implausible
+        and ignored."""
         accepted = False
         if km >= 1.0 and kwh > 0:
             ratio = kwh / (self.seed_drive_kwh_per_km(outside_temp) * km)
@@ -242,6 +266,8 @@ class EnergyModel:
             if accepted and road is not None:
                 f = self._roads.setdefault(road_key(*road), _Factor(n=1))
                 f.average(ratio / average, _ROAD_ENERGY_MIN_RATE)
+            if accepted:
+                self._learn_pack("drive", kwh, soc_used)
         if great_circle_km is not None and great_circle_km >= 1.0 and km > 0:
             ratio = km / great_circle_km
             if 1.0 <= ratio <= 3.0:
@@ -257,8 +283,10 @@ class EnergyModel:
             return False
         return self._overrun.average(ratio, _ROAD_MIN_RATE)
 
-    def learn_visit(self, minutes: float, kwh: float, outside_temp: float) -> bool:
-        """A completed visit; returns False when it was implausible and ignored."""
+    def learn_visit(self, minutes: float, kwh: float, outside_temp: float, *,
+                    soc_used: float | None = None) -> bool:
+        """A completed visit (that used ``soc_used`` points of SOC, when known); returns False
+        when it was implausible and ignored."""
         if minutes < 10 or kwh < 0:
             return False
         predicted = self.seed_site_kw(outside_temp) * minutes / 60
@@ -269,6 +297,8 @@ class EnergyModel:
         accepted = self._site.learn(ratio, self._c.learn_rate)
         if accepted and known:
             error.learn(ratio / factor - 1.0, self._c.learn_rate)
+        if accepted:
+            self._learn_pack("site", kwh, soc_used)
         if accepted and self._today.ordinal:
             t = self._today
             t.site.learn(ratio / t.site_prior, 1.0 / (t.site.n + 1))
@@ -286,6 +316,8 @@ class EnergyModel:
         if self._roads:
             out["roads"] = {k: f.mean for k, f in self._roads.items()}
             out["roads_n"] = {k: float(f.n) for k, f in self._roads.items()}
+        out["pack"] = {k: v for name, f in self._pack.items()
+                       for k, v in ((name, f.mean), (f"{name}_n", float(f.n)))}
         out["errors"] = {k: v for name, e in self._errors.items()
                          for k, v in ((name, e.ms), (f"{name}_n", float(e.n)))}
         if t.ordinal and (t.drive.n or t.site.n):  # saved with the lessons that make it
@@ -309,6 +341,10 @@ class EnergyModel:
         counts = data.get("roads_n", {})
         model._roads = {k: _Factor(float(m), 0.0, int(counts.get(k, 1)))
                         for k, m in data.get("roads", {}).items()}
+        pack = data.get("pack", {})
+        for name in model._pack:
+            if name in pack:
+                model._pack[name] = _Factor(float(pack[name]), 0.0, int(pack.get(f"{name}_n", 0)))
         errors = data.get("errors", {})
         for name in _ERRORS:
             if name in errors:

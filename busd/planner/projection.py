@@ -18,7 +18,8 @@ it counts as being there.
 
 Energy: the model's kWh per km at the outside temperature, weighed by the cost per km the
 bus has learned for each road of the itinerary still ahead
-(:meth:`EnergyModel.road_energy`); on site, the model's kW.
+(:meth:`EnergyModel.road_energy`); on site, the model's kW; both as the SOC spends them
+(:meth:`EnergyModel.pack_factor`: the pack's losses on top of the kWh at its terminals).
 """
 
 from __future__ import annotations
@@ -200,11 +201,16 @@ def build(
     charger_list: list[Charger] = [c for c in plan.chargers if c.id not in progress.done]
     drive = energy.drive_kwh_per_km(sit.outside_temp)
     site = energy.site_kw(sit.outside_temp)
+    # The loads the charger feeds (kW at the pack's terminals), before the SOC they cost.
+    loads = site
+    # The model's kWh are the terminals'; the SOC falls by the pack's own losses more.
+    drive *= energy.pack_factor("drive")
+    site *= energy.pack_factor("site")
     # Into the pack: what the charger gives less the heating it feeds, at most what the
     # pack takes (the charger covers the loads on top of that when it can).
     charger_nodes = [
-        _under_way(c, sit, cfg, site) if c.id == charging_at else ChargerNode(
-            id=c.id, power_kw=max(1.0, min(c.power_kw - site, cfg.max_charge_kw)),
+        _under_way(c, sit, cfg, loads) if c.id == charging_at else ChargerNode(
+            id=c.id, power_kw=max(1.0, min(c.power_kw - loads, cfg.max_charge_kw)),
             opens=plan.at(c.opens), closes=plan.at(c.closes),
         )
         for c in charger_list
