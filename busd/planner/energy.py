@@ -55,6 +55,7 @@ _OVERRUN_MIN, _OVERRUN_MAX = 0.5, 3.0
 _ROAD_PRIOR_N = 5
 _ROAD_MIN_RATE = 0.03
 _ROAD_ENERGY_MIN_RATE = 0.1  # a road's cost per km: its last ten or so legs
+_ROAD_KM_PRIOR_N = 1  # a road's km: the straight line times the road factor weighs one leg
 # The pack's SOC against the energy at its terminals: a long-run mean of legs and visits
 # that moved the SOC enough to read (the SOC comes in steps; a kWh or two is a few of them).
 _PACK_MIN_KWH = 2.0
@@ -142,6 +143,8 @@ class EnergyModel:
         self._road = _Factor(mean=config.road_factor, n=_ROAD_PRIOR_N)
         self._overrun = _Factor(mean=1.0, n=_ROAD_PRIOR_N)  # the seed: the plan is right
         self._roads: dict[str, _Factor] = {}  # road_key -> its kWh per km / the average's
+        # road_key -> the km its legs ran (detours too) per straight-line km
+        self._road_km: dict[str, _Factor] = {}
         # The SOC a kWh out at the pack's terminals costs (capacity × ΔSOC / kWh), driving and
         # standing: the pack's own losses (its I²R heat, more at a driving current), and a
         # capacity that is not quite the nominal one.
@@ -191,6 +194,16 @@ class EnergyModel:
     def road_overrun(self) -> float:
         """Expected km driven per km of the plan (detours included), from the bus's legs."""
         return self._overrun.mean
+
+    def road_km(self, a: str, b: str, straight_km: float) -> float | None:
+        """The km of the road from ``a`` to ``b`` (``straight_km`` apart), as the bus has
+        driven it: the long-run mean of its legs, detours included, with the straight line
+        times the road factor weighing one leg. None: the bus has not driven it."""
+        f = self._road_km.get(road_key(a, b))
+        if f is None or not f.n:
+            return None
+        factor = (f.mean * f.n + self._road.mean * _ROAD_KM_PRIOR_N) / (f.n + _ROAD_KM_PRIOR_N)
+        return straight_km * factor
 
     def road_energy(self, a: str, b: str) -> float:
         """What a km of the road from ``a`` to ``b`` costs against the bus's average km."""
@@ -272,6 +285,9 @@ class EnergyModel:
             ratio = km / great_circle_km
             if 1.0 <= ratio <= 3.0:
                 self._road.average(ratio, _ROAD_MIN_RATE)
+                if road is not None:  # each road its own length: one factor fits none exactly
+                    self._road_km.setdefault(road_key(*road), _Factor()).average(
+                        ratio, _ROAD_MIN_RATE)
         return accepted
 
     def learn_overrun(self, km: float, plan_km: float) -> bool:
@@ -316,6 +332,9 @@ class EnergyModel:
         if self._roads:
             out["roads"] = {k: f.mean for k, f in self._roads.items()}
             out["roads_n"] = {k: float(f.n) for k, f in self._roads.items()}
+        if self._road_km:
+            out["road_km"] = {k: f.mean for k, f in self._road_km.items()}
+            out["road_km_n"] = {k: float(f.n) for k, f in self._road_km.items()}
         out["pack"] = {k: v for name, f in self._pack.items()
                        for k, v in ((name, f.mean), (f"{name}_n", float(f.n)))}
         out["errors"] = {k: v for name, e in self._errors.items()
@@ -341,6 +360,9 @@ class EnergyModel:
         counts = data.get("roads_n", {})
         model._roads = {k: _Factor(float(m), 0.0, int(counts.get(k, 1)))
                         for k, m in data.get("roads", {}).items()}
+        km_n = data.get("road_km_n", {})
+        model._road_km = {k: _Factor(float(m), 0.0, int(km_n.get(k, 1)))
+                          for k, m in data.get("road_km", {}).items()}
         pack = data.get("pack", {})
         for name in model._pack:
             if name in pack:

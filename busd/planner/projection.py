@@ -9,10 +9,11 @@ minutes of service, plus the wait for its arrival window when the bus came early
 itinerary's, followed by skipped stops in the plan's order.
 
 Distances: the plan's ``leg_km`` for a stop reached from its predecessor in
-the plan (and ``depot.return_leg_km`` home from the last stop), else the
-great-circle distance times the learned road factor; all of them times the learned road
+the plan (and ``depot.return_leg_km`` home from the last stop), times the learned road
 overrun (:attr:`EnergyModel.road_overrun`: the detours the bus has met against the plan's
-km), so that the projection is the expected day rather than the day without a detour.
+km); else the km the bus has driven that road (:meth:`EnergyModel.road_km`: a long-run
+mean, detours included); else the great-circle distance times the learned road factor and
+the overrun. So the projection is the expected day rather than the day without a detour.
 When the bus stands at a place of the plan (the tracker's open visit: :class:`Progress`)
 it counts as being there.
 
@@ -233,7 +234,9 @@ def build(
         if b == plan.depot.id and a == last_stop and plan.depot.return_leg_km is not None:
             return plan.depot.return_leg_km * overrun
         pa = places[a]
-        return haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000 * road * overrun
+        straight = haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000
+        driven = energy.road_km(a, b, straight)
+        return straight * road * overrun if driven is None else driven
 
     def km_from_here(b: str) -> float:
         if here is not None and here in places:
