@@ -21,7 +21,9 @@ drives (a pair of places) has its own factor, its legs against the bus's average
 day's and the long run's drive factors learn from legs with their road's factor taken
 out, and :meth:`EnergyModel.road_energy` gives it back for the roads still ahead. Without
 it a morning on fast roads would tell the model that the afternoon's slow ones cost as
-much.
+much. How much less a slow road costs depends on the cold (its longer hours heat the bus),
+so a road's factor is a line in the heating's share of the average km
+(:class:`_RoadCost`): a factor learned over winter and summer alike fits neither.
 
 Today's lessons also count on their own: a day differs from the long run (load, wind,
 a heater that works harder in this cold than the seed's kW per kelvin says), and by noon
@@ -99,6 +101,36 @@ class _Factor:
         return max(_MIN_CV, weight * prior + (1 - weight) * measured)
 
 
+_H_RIDGE = 0.01  # a road's line: its slope counts half once the heating share varies 0.1
+
+
+@dataclass
+class _RoadCost:
+    """A road's kWh per km against the bus's average, as a line in ``h``, the heating's
+    share of the average km (0 in the warm): EW means and co-moments of (h, ratio)."""
+
+    mh: float = 0.0
+    mr: float = 1.0
+    vhh: float = 0.0
+    chr: float = 0.0
+    n: int = 0
+
+    def learn(self, h: float, ratio: float, min_rate: float) -> None:
+        rate = max(min_rate, 1.0 / (self.n + 1))
+        dh, dr = h - self.mh, ratio - self.mr
+        self.mh += rate * dh
+        self.mr += rate * dr
+        self.vhh = (1 - rate) * (self.vhh + rate * dh * dh)
+        self.chr = (1 - rate) * (self.chr + rate * dh * dr)
+        self.n += 1
+
+    def at(self, h: float | None) -> float:
+        if h is None:
+            return self.mr
+        value = self.mr + self.chr / (self.vhh + _H_RIDGE) * (h - self.mh)
+        return min(_RATIO_MAX, max(_RATIO_MIN, value))
+
+
 @dataclass
 class _Error:
     """The model's own prediction errors (observed / predicted − 1), as an EW mean square."""
@@ -142,7 +174,7 @@ class EnergyModel:
         self._site = _Factor()
         self._road = _Factor(mean=config.road_factor, n=_ROAD_PRIOR_N)
         self._overrun = _Factor(mean=1.0, n=_ROAD_PRIOR_N)  # the seed: the plan is right
-        self._roads: dict[str, _Factor] = {}  # road_key -> its kWh per km / the average's
+        self._roads: dict[str, _RoadCost] = {}  # road_key -> its kWh per km / the average's
         # road_key -> the km its legs ran (detours too) per straight-line km
         self._road_km: dict[str, _Factor] = {}
         # The SOC a kWh out at the pack's terminals costs (capacity × ΔSOC / kWh), driving and
@@ -205,10 +237,17 @@ class EnergyModel:
         factor = (f.mean * f.n + self._road.mean * _ROAD_KM_PRIOR_N) / (f.n + _ROAD_KM_PRIOR_N)
         return straight_km * factor
 
-    def road_energy(self, a: str, b: str) -> float:
-        """What a km of the road from ``a`` to ``b`` costs against the bus's average km."""
+    def road_energy(self, a: str, b: str, outside_temp: float | None = None) -> float:
+        """What a km of the road from ``a`` to ``b`` costs against the bus's average km (at
+        ``outside_temp``; None: over the temperatures it was driven in)."""
         f = self._roads.get(road_key(a, b))
-        return f.mean if f is not None else 1.0
+        if f is None:
+            return 1.0
+        return f.at(None if outside_temp is None else self._heating_share(outside_temp))
+
+    def _heating_share(self, outside_temp: float) -> float:
+        """The heating's share of the seed's kWh per km at ``outside_temp``."""
+        return 1.0 - self._c.drive_kwh_per_km / self.seed_drive_kwh_per_km(outside_temp)
 
     def pack_factor(self, name: str) -> float:
         """SOC energy per kWh out at the terminals, ``name`` "drive" or "site": the model's
@@ -266,7 +305,7 @@ class EnergyModel:
         accepted = False
         if km >= 1.0 and kwh > 0:
             ratio = kwh / (self.seed_drive_kwh_per_km(outside_temp) * km)
-            this_road = self.road_energy(*road) if road is not None else 1.0
+            this_road = self.road_energy(*road, outside_temp) if road is not None else 1.0
             average = self._drive.mean
             predicted, error = self._factor("drive"), self._error("drive")
             known = self._drive.n > 0  # the seed's own error is the prior's, not a measured one
@@ -277,8 +316,10 @@ class EnergyModel:
                 t = self._today
                 t.drive.learn(ratio / this_road / t.drive_prior, 1.0 / (t.drive.n + 1))
             if accepted and road is not None:
-                f = self._roads.setdefault(road_key(*road), _Factor(n=1))
-                f.average(ratio / average, _ROAD_ENERGY_MIN_RATE)
+                h = self._heating_share(outside_temp)
+                # The prior: one leg at the average's cost, in this leg's cold.
+                f = self._roads.setdefault(road_key(*road), _RoadCost(mh=h, n=1))
+                f.learn(h, ratio / average, _ROAD_ENERGY_MIN_RATE)
             if accepted:
                 self._learn_pack("drive", kwh, soc_used)
         if great_circle_km is not None and great_circle_km >= 1.0 and km > 0:
@@ -330,8 +371,11 @@ class EnergyModel:
                             ("overrun", self._overrun))
         }
         if self._roads:
-            out["roads"] = {k: f.mean for k, f in self._roads.items()}
+            out["roads"] = {k: f.mr for k, f in self._roads.items()}
             out["roads_n"] = {k: float(f.n) for k, f in self._roads.items()}
+            out["roads_h"] = {k: f.mh for k, f in self._roads.items()}
+            out["roads_hh"] = {k: f.vhh for k, f in self._roads.items()}
+            out["roads_hr"] = {k: f.chr for k, f in self._roads.items()}
         if self._road_km:
             out["road_km"] = {k: f.mean for k, f in self._road_km.items()}
             out["road_km_n"] = {k: float(f.n) for k, f in self._road_km.items()}
@@ -357,8 +401,10 @@ class EnergyModel:
                     model, f"_{name}",
                     _Factor(float(item["mean"]), float(item["var"]), int(item["n"])),
                 )
-        counts = data.get("roads_n", {})
-        model._roads = {k: _Factor(float(m), 0.0, int(counts.get(k, 1)))
+        counts, hs = data.get("roads_n", {}), data.get("roads_h", {})
+        hh, hr = data.get("roads_hh", {}), data.get("roads_hr", {})
+        model._roads = {k: _RoadCost(float(hs.get(k, 0.0)), float(m), float(hh.get(k, 0.0)),
+                                     float(hr.get(k, 0.0)), int(counts.get(k, 1)))
                         for k, m in data.get("roads", {}).items()}
         km_n = data.get("road_km_n", {})
         model._road_km = {k: _Factor(float(m), 0.0, int(km_n.get(k, 1)))

@@ -275,8 +275,8 @@ def build(
     ahead_km = sum(dist[a][b] for a, b in legs)
     if ahead_km > 0:
         drive *= sum(
-            dist[a][b] * (energy.road_energy(here or "", ids[b]) if a == 0 else
-                          energy.road_energy(ids[a], ids[b]))
+            dist[a][b] * (energy.road_energy(here or "", ids[b], sit.outside_temp) if a == 0
+                          else energy.road_energy(ids[a], ids[b], sit.outside_temp))
             for a, b in legs
         ) / ahead_km
     remaining_kwh = drive * ahead_km + site * sum(minutes.values()) / 60
