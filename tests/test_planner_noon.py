@@ -17,6 +17,7 @@ from busd.plan import load_plan
 from busd.planner.core import PlannerCore
 from busd.planner.energy import EnergyModel
 from busd.planner.learning import learn_from
+from busd.planner.model import evaluate
 from busd.planner.projection import Progress, Situation, build, initial_itinerary, itinerary_of
 from tests.conftest import REPO
 from tests.monitoring_helpers import leg_event, visit_ended
@@ -240,3 +241,34 @@ def test_a_slow_road_costs_less_against_a_fast_one_in_the_warm_than_in_the_cold(
     assert model.road_energy(*slow) == pytest.approx((warm + cold) / 2, abs=0.1)  # no cold
     again = EnergyModel.from_dict(cfg, json.loads(json.dumps(model.to_dict())))
     assert again.road_energy(*slow, 20.0) == model.road_energy(*slow, 20.0)
+
+
+def test_the_noon_breakdown_holds_a_charge_ahead_at_the_soc_it_was_projected_to_reach() -> None:
+    """A charge ahead at noon is evaluated, as the projection does, to what the rest of the
+    day needs: put the afternoon's truth in and the charge grows with it, the SOC home does
+    not move, and every error after the charge (a detour on the way home) counted as 'plan'.
+    Held at the SOC it was projected to reach, those errors come home with the bus."""
+    from dataclasses import replace
+
+    from busd.event_catalog import Item
+    from simulators.days.noon import _charging_to
+
+    plan = load_plan(PLAN_FILE)
+    items = list(initial_itinerary(plan))
+    items.insert(2, Item(kind="charge", id="preili", minutes=40.0))
+    depot = plan.depot
+    sit = Situation(plan.at(depot.leave_at), 60.0, -12.0, depot.lat, depot.lon)
+    built = build(plan, items, Progress(place=depot.id), sit, EnergyModel(PlannerConfig()),
+                  PlannerConfig())
+    inst, seq, minutes = built.instance, built.active_seq, built.active_minutes
+    projected = evaluate(inst, seq, minutes)
+    charge = next(p for p in projected.points if inst.is_charger(p.node))
+    hungrier = replace(inst, drive_kwh_per_km=inst.drive_kwh_per_km * 1.05)
+    # as the projection evaluates it: the charge takes it all, the SOC home is the same
+    assert evaluate(hungrier, seq, minutes).depot_soc == pytest.approx(projected.depot_soc)
+    held = evaluate(_charging_to(hungrier, seq, minutes, charge.soc_depart), seq, minutes)
+    assert next(p for p in held.points if inst.is_charger(p.node)).soc_depart == \
+        pytest.approx(charge.soc_depart)
+    assert held.depot_soc < projected.depot_soc - 0.5
+    same = evaluate(_charging_to(inst, seq, minutes, charge.soc_depart), seq, minutes)
+    assert same.depot_soc == pytest.approx(projected.depot_soc)

@@ -16,17 +16,20 @@ time, and charges each piece with the change it makes:
   stop skipped), and the projection's own simplifications.
 
 The four add up to the error (projected minus actual, positive: the projection was
-optimistic), in that order. A charge still ahead at noon is projected as long as the rest
-of the day needs, so on such a day the truth changes the charge and not the SOC home:
-roads, drive and site come out near zero and the errors after the charge (a detour on the
-way home) count as ``plan``.
+optimistic), in that order. A charge still ahead at noon (or under way) ends at the SOC
+the projection gave it, held in every step: the bus charges to what the rest of the day
+then needs, so the truth before the charge changes the charge and not the SOC home, while
+the truth after it (a detour on the way home, a hungrier afternoon) comes home with the
+bus and counts as roads, drive and site. Evaluated as the projection does, a charge would
+take up every error after it too, and those would all count as ``plan``.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
-from busd.planner.model import evaluate
+from busd.planner.model import Instance, evaluate
 from busd.planner.projection import Built
 from simulators.scenario.driver import DayTruth
 from simulators.scenario.model import LoadedScenario
@@ -88,12 +91,31 @@ def noon_breakdown(loaded: LoadedScenario, built: Built, truth: DayTruth,
     steps = [inst, replace(inst, dist=dist)]
     steps.append(replace(steps[-1], drive_kwh_per_km=drive))
     steps.append(replace(steps[-1], site_kw=site))
-    socs = [evaluate(s, built.active_seq, built.active_minutes).depot_soc for s in steps]
+    seq, minutes = built.active_seq, built.active_minutes
+    charge = next((p for p in evaluate(inst, seq, minutes).points if inst.is_charger(p.node)),
+                  None)
+    if charge is not None:
+        steps = [_charging_to(s, seq, minutes, charge.soc_depart) for s in steps]
+    socs = [evaluate(s, seq, minutes).depot_soc for s in steps]
     return NoonBreakdown(
         error=socs[0] - end_soc, roads=socs[0] - socs[1], drive=socs[1] - socs[2],
         site=socs[2] - socs[3], plan=socs[3] - end_soc,
         drive_kwh_per_km=(inst.drive_kwh_per_km, drive), site_kw=(inst.site_kw, site),
     )
+
+
+def _charging_to(inst: Instance, seq: tuple[int, ...], minutes: dict[int, float],
+                 soc: float) -> Instance:
+    """``inst`` with the line after the charge set so that the charge ends at ``soc``: the
+    target :func:`~busd.planner.model.evaluate` charges to is that line, the energy after the
+    charge and the buffer."""
+    cut = next(k for k, v in enumerate(seq) if inst.is_charger(v))
+    path = [*seq[cut:], inst.depot]
+    km = sum(inst.dist[a][b] for a, b in itertools.pairwise(path))
+    after = inst.drive_kwh_per_km * km + inst.site_kw * sum(
+        minutes.get(v, 0.0) for v in seq[cut + 1:]) / 60
+    line = soc - inst.charge.buffer_pct - after / inst.capacity_kwh * 100
+    return replace(inst, after_charge_threshold_pct=line)
 
 
 def summary(days: list[NoonBreakdown]) -> list[str]:
