@@ -272,3 +272,26 @@ def test_the_noon_breakdown_holds_a_charge_ahead_at_the_soc_it_was_projected_to_
     assert held.depot_soc < projected.depot_soc - 0.5
     same = evaluate(_charging_to(inst, seq, minutes, charge.soc_depart), seq, minutes)
     assert same.depot_soc == pytest.approx(projected.depot_soc)
+
+
+def test_the_noon_breakdown_reads_the_afternoon_as_the_soc_spent_it() -> None:
+    """The projection spends the SOC (the pack's losses on top of the terminals' kWh): the
+    breakdown's truth is the afternoon's kWh as the SOC spent them, so a projection that
+    counts the losses right shows no 'drive' error (and one that leaves them out, 'plan')."""
+    from simulators.days.noon import _afternoon_rates
+    from simulators.scenario.driver import DayTruth, LegTruth, VisitTruth
+
+    cap = PlannerConfig().capacity_kwh
+    truth = DayTruth()
+    truth.energy_log = [(0.0, 0.0), (3600.0, 4.0), (5400.0, 14.0)]
+    # a visit of an hour, 4 kWh, no losses; then a leg of 20 km, 10 kWh, 2 % lost in the pack
+    truth.visits = [
+        VisitTruth("turki", "stop", 0.0, 3600.0, soc_arrived=60.0,
+                   soc_departed=60.0 - 4.0 / cap * 100),
+        VisitTruth("jersika", "stop", 5400.0, None,
+                   soc_arrived=60.0 - 4.0 / cap * 100 - 10.0 * 1.02 / cap * 100),
+    ]
+    truth.legs = [LegTruth("turki", "jersika", 3600.0, 20.0, 5400.0, 20.0, 10.0, 0.0)]
+    drive, site = _afternoon_rates(truth, 0.0, cap)
+    assert drive == pytest.approx(10.0 * 1.02 / 20.0)
+    assert site == pytest.approx(4.0)
