@@ -4,7 +4,9 @@ The seeds (config) are linear in the kelvins below a reference temperature:
 heating is the large share of a winter day. The bus's own completed legs and
 visits correct each seed by a multiplicative factor, learned as an
 exponentially weighted mean of observed/predicted ratios; the spread of those
-ratios is the model's uncertainty, which widens the safety margin. The road
+ratios is the model's uncertainty before a day's first lessons, and the model's measured
+error of its own day-corrected predictions after them (:meth:`EnergyModel.uncertainty`),
+which widens the safety margin. The road
 factor (road km per great-circle km) is learned the same way from legs whose
 straight-line distance is known.
 
