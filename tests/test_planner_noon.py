@@ -295,3 +295,16 @@ def test_the_noon_breakdown_reads_the_afternoon_as_the_soc_spent_it() -> None:
     drive, site = _afternoon_rates(truth, 0.0, cap)
     assert drive == pytest.approx(10.0 * 1.02 / 20.0)
     assert site == pytest.approx(4.0)
+
+
+def test_a_new_models_first_leg_does_not_make_its_road_look_dear() -> None:
+    """A road's cost is against the bus's average, and before its first leg the bus has
+    none: judged against the seed, the first road driven looked as much dearer than the
+    others as the seed was wrong (a new bus's first weeks: 25 % on Livani to Rozupe), and
+    every leg on it then taught the day's factor that much too little."""
+    model = EnergyModel(PlannerConfig())
+    seed = model.seed_drive_kwh_per_km(-10.0)
+    assert model.learn_leg(19.0, seed * 19.0 * 1.5, -10.0, road=("livani", "rozupe"))
+    assert model.road_energy("livani", "rozupe", -10.0) == 1.0
+    assert model.learn_leg(8.5, seed * 8.5 * 1.5, -10.0, road=("rozupe", "rudzati"))
+    assert model.road_energy("rozupe", "rudzati", -10.0) == pytest.approx(1.0)

@@ -317,7 +317,9 @@ class EnergyModel:
             if accepted and self._today.ordinal:
                 t = self._today
                 t.drive.learn(ratio / this_road / t.drive_prior, 1.0 / (t.drive.n + 1))
-            if accepted and road is not None:
+            # A road's cost is against the bus's average: none before its first leg (the
+            # seed's error is not the road's).
+            if accepted and road is not None and known:
                 h = self._heating_share(outside_temp)
                 # The prior: one leg at the average's cost, in this leg's cold.
                 f = self._roads.setdefault(road_key(*road), _RoadCost(mh=h, n=1))
