@@ -188,8 +188,10 @@ def test_restoring_a_skipped_stop_needs_a_clear_margin(raw: dict[str, Any]) -> N
     core, _ = third_stop(plan, soc=56)
     assert core.pending is not None
     core.acknowledge(core.pending.id, plan.at(time(12, 11)))
-    # a little better: stays as accepted
-    core.observe(at_turki(plan, 58, minutes_in=2))
+    # a little better, but less than restore_margin_pct to spare: stays as accepted
+    core.observe(at_turki(plan, 56.5, minutes_in=2))
+    assert core.projection is not None
+    assert core.projection.depot_margin_pct < PlannerConfig().restore_margin_pct
     assert pending(core) is None
     # much better (charged from a socket, say): offers to serve the skipped stops again
     core.observe(at_turki(plan, 95, minutes_in=3))

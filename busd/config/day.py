@@ -130,8 +130,12 @@ class PlannerConfig(Strict):
         description="a pending proposal is replaced only when its projected depot SOC moves "
         "this much, and withdrawn only when the active plan is this much above the line",
     )
+    # Twice the hysteresis: a restoration leaves at least hysteresis_pct to spare, so the
+    # spare left unused waits in [hysteresis, restore) until it is handed back, often after
+    # the noon projection said where the bus comes home. The margin below the line already
+    # holds the model's measured error; this band is for stability only.
     restore_margin_pct: float = Field(
-        default=6.0, ge=0, le=50,
+        default=4.0, ge=0, le=50,
         description="propose restoring shortened or skipped stops only with this much to spare",
     )
     min_interval_s: float = Field(

@@ -47,6 +47,7 @@ from busd.planner.projection import (
     build,
     initial_itinerary,
     itinerary_of,
+    service_elapsed_min,
 )
 from busd.planner.proposal import (
     ProjectionDoc,
@@ -297,7 +298,8 @@ class PlannerCore:
         return tuple(items)
 
     def _elapsed(self, now: float) -> float:
-        return (now - self._seen.arrived) / 60 if self._seen.arrived is not None else 0.0
+        assert self.plan is not None
+        return service_elapsed_min(self.plan, self._seen, now)
 
     def _reduced(self) -> bool:
         assert self.plan is not None

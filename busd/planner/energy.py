@@ -4,7 +4,9 @@ The seeds (config) are linear in the kelvins below a reference temperature:
 heating is the large share of a winter day. The bus's own completed legs and
 visits correct each seed by a multiplicative factor, learned as an
 exponentially weighted mean of observed/predicted ratios; the spread of those
-ratios is the model's uncertainty, which widens the safety margin. The road
+ratios is the model's uncertainty before a day's first lessons, and the model's measured
+error of its own day-corrected predictions after them (:meth:`EnergyModel.uncertainty`),
+which widens the safety margin. The road
 factor (road km per great-circle km) is learned the same way from legs whose
 straight-line distance is known.
 
@@ -21,7 +23,9 @@ drives (a pair of places) has its own factor, its legs against the bus's average
 day's and the long run's drive factors learn from legs with their road's factor taken
 out, and :meth:`EnergyModel.road_energy` gives it back for the roads still ahead. Without
 it a morning on fast roads would tell the model that the afternoon's slow ones cost as
-much.
+much. How much less a slow road costs depends on the cold (its longer hours heat the bus),
+so a road's factor is a line in the heating's share of the average km
+(:class:`_RoadCost`): a factor learned over winter and summer alike fits neither.
 
 Today's lessons also count on their own: a day differs from the long run (load, wind,
 a heater that works harder in this cold than the seed's kW per kelvin says), and by noon
@@ -55,6 +59,12 @@ _OVERRUN_MIN, _OVERRUN_MAX = 0.5, 3.0
 _ROAD_PRIOR_N = 5
 _ROAD_MIN_RATE = 0.03
 _ROAD_ENERGY_MIN_RATE = 0.1  # a road's cost per km: its last ten or so legs
+_ROAD_KM_PRIOR_N = 1  # a road's km: the straight line times the road factor weighs one leg
+# The pack's SOC against the energy at its terminals: a long-run mean of legs and visits
+# that moved the SOC enough to read (the SOC comes in steps; a kWh or two is a few of them).
+_PACK_MIN_KWH = 2.0
+_PACK_MIN, _PACK_MAX = 0.8, 1.25
+_PACK_MIN_RATE = 0.05
 
 
 def road_key(a: str, b: str) -> str:
@@ -93,6 +103,57 @@ class _Factor:
         return max(_MIN_CV, weight * prior + (1 - weight) * measured)
 
 
+_H_RIDGE = 0.01  # a road's line: its slope counts half once the heating share varies 0.1
+
+
+@dataclass
+class _RoadCost:
+    """A road's kWh per km against the bus's average, as a line in ``h``, the heating's
+    share of the average km (0 in the warm): EW means and co-moments of (h, ratio)."""
+
+    mh: float = 0.0
+    mr: float = 1.0
+    vhh: float = 0.0
+    chr: float = 0.0
+    n: int = 0
+
+    def learn(self, h: float, ratio: float, min_rate: float) -> None:
+        rate = max(min_rate, 1.0 / (self.n + 1))
+        dh, dr = h - self.mh, ratio - self.mr
+        self.mh += rate * dh
+        self.mr += rate * dr
+        self.vhh = (1 - rate) * (self.vhh + rate * dh * dh)
+        self.chr = (1 - rate) * (self.chr + rate * dh * dr)
+        self.n += 1
+
+    def at(self, h: float | None) -> float:
+        if h is None:
+            return self.mr
+        value = self.mr + self.chr / (self.vhh + _H_RIDGE) * (h - self.mh)
+        return min(_RATIO_MAX, max(_RATIO_MIN, value))
+
+
+@dataclass
+class _Error:
+    """The model's own prediction errors (observed / predicted − 1), as an EW mean square."""
+
+    ms: float = 0.0
+    n: int = 0
+
+    def learn(self, error: float, rate: float) -> None:
+        r = max(rate, 1.0 / (self.n + 1))
+        self.ms += r * (error * error - self.ms)
+        self.n += 1
+
+    def cv(self, prior: float) -> float:
+        """Relative error of a prediction; the prior fades as errors are measured."""
+        weight = 1.0 / (1.0 + self.n)
+        return max(_MIN_CV, weight * prior + (1 - weight) * math.sqrt(self.ms))
+
+
+_ERRORS = ("drive_first", "drive_later", "site_first", "site_later")
+
+
 @dataclass
 class _Today:
     """The day's own lessons, as ratios against the long-run factors it began with."""
@@ -115,8 +176,18 @@ class EnergyModel:
         self._site = _Factor()
         self._road = _Factor(mean=config.road_factor, n=_ROAD_PRIOR_N)
         self._overrun = _Factor(mean=1.0, n=_ROAD_PRIOR_N)  # the seed: the plan is right
-        self._roads: dict[str, _Factor] = {}  # road_key -> its kWh per km / the average's
+        self._roads: dict[str, _RoadCost] = {}  # road_key -> its kWh per km / the average's
+        # road_key -> the km its legs ran (detours too) per straight-line km
+        self._road_km: dict[str, _Factor] = {}
+        # The SOC a kWh out at the pack's terminals costs (capacity × ΔSOC / kWh), driving and
+        # standing: the pack's own losses (its I²R heat, more at a driving current), and a
+        # capacity that is not quite the nominal one.
+        self._pack = {"drive": _Factor(), "site": _Factor()}
         self._today = _Today()
+        # How far the model's predictions were from what the bus then used: before the day
+        # has taught it anything ("first": the day against the long run) and after
+        # ("later": the rest of the day against what its morning said).
+        self._errors = {name: _Error() for name in _ERRORS}
 
     def start_day(self, day: date) -> None:
         """A new operating day: today's lessons start afresh (the same day again, after a
@@ -158,15 +229,66 @@ class EnergyModel:
         """Expected km driven per km of the plan (detours included), from the bus's legs."""
         return self._overrun.mean
 
-    def road_energy(self, a: str, b: str) -> float:
-        """What a km of the road from ``a`` to ``b`` costs against the bus's average km."""
+    def road_km(self, a: str, b: str, straight_km: float) -> float | None:
+        """The km of the road from ``a`` to ``b`` (``straight_km`` apart), as the bus has
+        driven it: the long-run mean of its legs, detours included, with the straight line
+        times the road factor weighing one leg. None: the bus has not driven it."""
+        f = self._road_km.get(road_key(a, b))
+        if f is None or not f.n:
+            return None
+        factor = (f.mean * f.n + self._road.mean * _ROAD_KM_PRIOR_N) / (f.n + _ROAD_KM_PRIOR_N)
+        return straight_km * factor
+
+    def road_energy(self, a: str, b: str, outside_temp: float | None = None) -> float:
+        """What a km of the road from ``a`` to ``b`` costs against the bus's average km (at
+        ``outside_temp``; None: over the temperatures it was driven in)."""
         f = self._roads.get(road_key(a, b))
-        return f.mean if f is not None else 1.0
+        if f is None:
+            return 1.0
+        return f.at(None if outside_temp is None else self._heating_share(outside_temp))
+
+    def _heating_share(self, outside_temp: float) -> float:
+        """The heating's share of the seed's kWh per km at ``outside_temp``."""
+        return 1.0 - self._c.drive_kwh_per_km / self.seed_drive_kwh_per_km(outside_temp)
+
+    def pack_factor(self, name: str) -> float:
+        """SOC energy per kWh out at the terminals, ``name`` "drive" or "site": the model's
+        kWh are the terminals' (the tracker integrates V·I there); the SOC, which the
+        projection is about, falls by these times more."""
+        f = self._pack[name]
+        return f.mean if f.n else 1.0
+
+    def _learn_pack(self, name: str, kwh: float, soc_used: float | None) -> None:
+        if soc_used is None or kwh < _PACK_MIN_KWH:
+            return
+        ratio = soc_used / 100 * self._c.capacity_kwh / kwh
+        if _PACK_MIN <= ratio <= _PACK_MAX:
+            self._pack[name].average(ratio, _PACK_MIN_RATE)
+
+    def _error(self, name: str) -> _Error:
+        """The errors of the predictions the model makes now, for ``name`` (drive, site)."""
+        today = self._today.drive if name == "drive" else self._today.site
+        return self._errors[f"{name}_{'later' if self._today.ordinal and today.n else 'first'}"]
 
     def uncertainty(self) -> float:
-        """Relative standard error of an energy prediction (drive and site alike)."""
+        """Relative error of an energy prediction as the model makes it now (drive and site
+        alike): its measured error, once the day's own lessons are in, against the day's
+        later legs and visits; before them, against the first of a day.
+
+        The spread of the bus's legs around the long run is mostly how days differ (the cold,
+        the load), and by mid-morning the day's own lessons have told the model that: a
+        margin for the rest of the day sized by that spread keeps, through the afternoon,
+        energy the bus will not need, and hands it back late (a plan that changes after the
+        noon projection said where the bus comes home).
+        """
         prior = self._c.prior_cv
-        return max(self._drive.cv(prior), self._site.cv(prior))
+        return max(self._cv("drive", self._drive, prior), self._cv("site", self._site, prior))
+
+    def _cv(self, name: str, factor: _Factor, prior: float) -> float:
+        today = self._today.drive if name == "drive" else self._today.site
+        if self._today.ordinal and today.n:
+            return self._errors[f"{name}_later"].cv(prior)
+        return factor.cv(prior)
 
     def margin_pct(self, remaining_kwh: float) -> float:
         """Safety margin in SOC % for a day with ``remaining_kwh`` still to use."""
@@ -177,26 +299,40 @@ class EnergyModel:
 
     def learn_leg(
         self, km: float, kwh: float, outside_temp: float, *, great_circle_km: float | None = None,
-        road: tuple[str, str] | None = None,
+        road: tuple[str, str] | None = None, soc_used: float | None = None,
     ) -> bool:
-        """A completed leg (on ``road``, when it ran between two known places); returns False
-        when it was implausible and ignored."""
+        """A completed leg (on ``road``, when it ran between two known places, using
+        ``soc_used`` points of SOC when that is known); returns False when it was implausible
+        and ignored."""
         accepted = False
         if km >= 1.0 and kwh > 0:
             ratio = kwh / (self.seed_drive_kwh_per_km(outside_temp) * km)
-            this_road = self.road_energy(*road) if road is not None else 1.0
+            this_road = self.road_energy(*road, outside_temp) if road is not None else 1.0
             average = self._drive.mean
+            predicted, error = self._factor("drive"), self._error("drive")
+            known = self._drive.n > 0  # the seed's own error is the prior's, not a measured one
             accepted = self._drive.learn(ratio / this_road, self._c.learn_rate)
+            if accepted and known:
+                error.learn(ratio / this_road / predicted - 1.0, self._c.learn_rate)
             if accepted and self._today.ordinal:
                 t = self._today
                 t.drive.learn(ratio / this_road / t.drive_prior, 1.0 / (t.drive.n + 1))
-            if accepted and road is not None:
-                f = self._roads.setdefault(road_key(*road), _Factor(n=1))
-                f.average(ratio / average, _ROAD_ENERGY_MIN_RATE)
+            # A road's cost is against the bus's average: none before its first leg (the
+            # seed's error is not the road's).
+            if accepted and road is not None and known:
+                h = self._heating_share(outside_temp)
+                # The prior: one leg at the average's cost, in this leg's cold.
+                f = self._roads.setdefault(road_key(*road), _RoadCost(mh=h, n=1))
+                f.learn(h, ratio / average, _ROAD_ENERGY_MIN_RATE)
+            if accepted:
+                self._learn_pack("drive", kwh, soc_used)
         if great_circle_km is not None and great_circle_km >= 1.0 and km > 0:
             ratio = km / great_circle_km
             if 1.0 <= ratio <= 3.0:
                 self._road.average(ratio, _ROAD_MIN_RATE)
+                if road is not None:  # each road its own length: one factor fits none exactly
+                    self._road_km.setdefault(road_key(*road), _Factor()).average(
+                        ratio, _ROAD_MIN_RATE)
         return accepted
 
     def learn_overrun(self, km: float, plan_km: float) -> bool:
@@ -208,15 +344,22 @@ class EnergyModel:
             return False
         return self._overrun.average(ratio, _ROAD_MIN_RATE)
 
-    def learn_visit(self, minutes: float, kwh: float, outside_temp: float) -> bool:
-        """A completed visit; returns False when it was implausible and ignored."""
+    def learn_visit(self, minutes: float, kwh: float, outside_temp: float, *,
+                    soc_used: float | None = None) -> bool:
+        """A completed visit (that used ``soc_used`` points of SOC, when known); returns False
+        when it was implausible and ignored."""
         if minutes < 10 or kwh < 0:
             return False
         predicted = self.seed_site_kw(outside_temp) * minutes / 60
         if predicted <= 0.05:
             return False
         ratio = max(kwh, 1e-6) / predicted
+        factor, error, known = self._factor("site"), self._error("site"), self._site.n > 0
         accepted = self._site.learn(ratio, self._c.learn_rate)
+        if accepted and known:
+            error.learn(ratio / factor - 1.0, self._c.learn_rate)
+        if accepted:
+            self._learn_pack("site", kwh, soc_used)
         if accepted and self._today.ordinal:
             t = self._today
             t.site.learn(ratio / t.site_prior, 1.0 / (t.site.n + 1))
@@ -232,8 +375,18 @@ class EnergyModel:
                             ("overrun", self._overrun))
         }
         if self._roads:
-            out["roads"] = {k: f.mean for k, f in self._roads.items()}
+            out["roads"] = {k: f.mr for k, f in self._roads.items()}
             out["roads_n"] = {k: float(f.n) for k, f in self._roads.items()}
+            out["roads_h"] = {k: f.mh for k, f in self._roads.items()}
+            out["roads_hh"] = {k: f.vhh for k, f in self._roads.items()}
+            out["roads_hr"] = {k: f.chr for k, f in self._roads.items()}
+        if self._road_km:
+            out["road_km"] = {k: f.mean for k, f in self._road_km.items()}
+            out["road_km_n"] = {k: float(f.n) for k, f in self._road_km.items()}
+        out["pack"] = {k: v for name, f in self._pack.items()
+                       for k, v in ((name, f.mean), (f"{name}_n", float(f.n)))}
+        out["errors"] = {k: v for name, e in self._errors.items()
+                         for k, v in ((name, e.ms), (f"{name}_n", float(e.n)))}
         if t.ordinal and (t.drive.n or t.site.n):  # saved with the lessons that make it
             out["today"] = {
                 "ordinal": t.ordinal, "drive_prior": t.drive_prior, "site_prior": t.site_prior,
@@ -252,9 +405,23 @@ class EnergyModel:
                     model, f"_{name}",
                     _Factor(float(item["mean"]), float(item["var"]), int(item["n"])),
                 )
-        counts = data.get("roads_n", {})
-        model._roads = {k: _Factor(float(m), 0.0, int(counts.get(k, 1)))
+        counts, hs = data.get("roads_n", {}), data.get("roads_h", {})
+        hh, hr = data.get("roads_hh", {}), data.get("roads_hr", {})
+        model._roads = {k: _RoadCost(float(hs.get(k, 0.0)), float(m), float(hh.get(k, 0.0)),
+                                     float(hr.get(k, 0.0)), int(counts.get(k, 1)))
                         for k, m in data.get("roads", {}).items()}
+        km_n = data.get("road_km_n", {})
+        model._road_km = {k: _Factor(float(m), 0.0, int(km_n.get(k, 1)))
+                          for k, m in data.get("road_km", {}).items()}
+        pack = data.get("pack", {})
+        for name in model._pack:
+            if name in pack:
+                model._pack[name] = _Factor(float(pack[name]), 0.0, int(pack.get(f"{name}_n", 0)))
+        errors = data.get("errors", {})
+        for name in _ERRORS:
+            if name in errors:
+                model._errors[name] = _Error(float(errors[name]),
+                                             int(errors.get(f"{name}_n", 0)))
         today = data.get("today")
         if today:
             model._today = _Today(

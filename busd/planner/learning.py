@@ -43,13 +43,16 @@ def learn_from(model: EnergyModel, event: Event, plan: Plan | None = None) -> bo
     if not isinstance(event, LegCompleted | VisitEnded):
         return False
     net = event.out_kwh - event.regen_kwh
+    soc_used = None if event.soc_start is None or event.soc_end is None \
+        else event.soc_start - event.soc_end
     if isinstance(event, LegCompleted):
         return learn_leg(model, km=event.km, net_kwh=net, temp_c=event.temp_c,
                          gap_s=event.gap_s, status=event.status, plan=plan,
                          road=_road_of(plan, event.from_place, event.to_place),
-                         odometer=event.km_source == "odometer")
+                         odometer=event.km_source == "odometer", soc_used=soc_used)
     return learn_visit(model, minutes=event.duration_min, net_kwh=net, temp_c=event.temp_c,
-                       gap_s=event.gap_s, status=event.status, place_kind=event.place_kind)
+                       gap_s=event.gap_s, status=event.status, place_kind=event.place_kind,
+                       soc_used=soc_used)
 
 
 # The rules of what is a lesson, as plain figures: the bus applies them to its tracker's
@@ -59,7 +62,8 @@ def learn_from(model: EnergyModel, event: Event, plan: Plan | None = None) -> bo
 
 def learn_leg(model: EnergyModel, *, km: float, net_kwh: float, temp_c: float | None,
               gap_s: float, status: str, plan: Plan | None = None,
-              road: tuple[str, str] | None = None, odometer: bool = True) -> bool:
+              road: tuple[str, str] | None = None, odometer: bool = True,
+              soc_used: float | None = None) -> bool:
     """A completed leg: True when the model learned from it.
 
     On a ``road`` between two places of the day's ``plan`` (odometer km), the leg also
@@ -72,19 +76,21 @@ def learn_leg(model: EnergyModel, *, km: float, net_kwh: float, temp_c: float | 
         planned = plan_leg_km(plan, *road)
         straight = _great_circle_km(plan, *road) if planned is None else None
     learned = bool(km) and model.learn_leg(km, net_kwh, temp_c, great_circle_km=straight,
-                                           road=road if plan is not None else None)
+                                           road=road if plan is not None else None,
+                                           soc_used=soc_used)
     if planned is not None:
         learned = model.learn_overrun(km, planned) or learned
     return learned
 
 
 def learn_visit(model: EnergyModel, *, minutes: float, net_kwh: float, temp_c: float | None,
-                gap_s: float, status: str, place_kind: str | None) -> bool:
+                gap_s: float, status: str, place_kind: str | None,
+                soc_used: float | None = None) -> bool:
     """A finished visit: True when the model learned from it."""
     if temp_c is None or gap_s or status != "closed":
         return False
     if place_kind in ("stop", "unplanned"):
-        return model.learn_visit(minutes, net_kwh, temp_c)
+        return model.learn_visit(minutes, net_kwh, temp_c, soc_used=soc_used)
     return False
 
 

@@ -4,20 +4,23 @@ The *itinerary* is what the driver currently follows: the plan's stops in the
 announced order with their minutes, minus what accepted proposals skipped or
 shortened, plus a charging stop if one was accepted. Stops already served
 are gone; a visit in progress is the first node with only its remaining
-minutes. The instance's announced order (for the reorder cost) is the
+minutes of service, plus the wait for its arrival window when the bus came early
+(:func:`service_elapsed_min`). The instance's announced order (for the reorder cost) is the
 itinerary's, followed by skipped stops in the plan's order.
 
 Distances: the plan's ``leg_km`` for a stop reached from its predecessor in
-the plan (and ``depot.return_leg_km`` home from the last stop), else the
-great-circle distance times the learned road factor; all of them times the learned road
+the plan (and ``depot.return_leg_km`` home from the last stop), times the learned road
 overrun (:attr:`EnergyModel.road_overrun`: the detours the bus has met against the plan's
-km), so that the projection is the expected day rather than the day without a detour.
+km); else the km the bus has driven that road (:meth:`EnergyModel.road_km`: a long-run
+mean, detours included); else the great-circle distance times the learned road factor and
+the overrun. So the projection is the expected day rather than the day without a detour.
 When the bus stands at a place of the plan (the tracker's open visit: :class:`Progress`)
 it counts as being there.
 
 Energy: the model's kWh per km at the outside temperature, weighed by the cost per km the
 bus has learned for each road of the itinerary still ahead
-(:meth:`EnergyModel.road_energy`); on site, the model's kW.
+(:meth:`EnergyModel.road_energy`); on site, the model's kW; both as the SOC spends them
+(:meth:`EnergyModel.pack_factor`: the pack's losses on top of the kWh at its terminals).
 """
 
 from __future__ import annotations
@@ -62,6 +65,24 @@ class Progress:
     at: str | None = None  # stop or charger where the bus is on a visit now
     arrived: float | None = None  # epoch s: when that visit began
     place: str | None = None  # any plan place the bus stands at (the depot too)
+
+
+def service_elapsed_min(plan: Plan, progress: Progress, now: float) -> float:
+    """Minutes the visit in progress has served so far: since the bus arrived, or since the
+    stop's arrival window opened when it came early (negative while it waits for the window).
+
+    An itinerary's minutes at a stop are minutes of service, as the driver counts them: from
+    the window's opening (residents come then), not from the arrival. Counted from the
+    arrival, the wait would be taken for service, and the driver, still serving, would stay
+    on past what the planner projects.
+    """
+    if progress.arrived is None:
+        return 0.0
+    start = progress.arrived
+    stop = next((s for s in plan.stops if s.id == progress.at), None)
+    if stop is not None and stop.window is not None:
+        start = max(start, plan.at(stop.window.earliest))
+    return (now - start) / 60
 
 
 @dataclass(frozen=True)
@@ -155,7 +176,9 @@ def build(
         order.remove(progress.at)
         order.insert(0, progress.at)
     stop_ids = order + skipped
-    elapsed = (sit.now - progress.arrived) / 60 if progress.arrived is not None else 0.0
+    # A visit in progress: the service left of it, and the wait for its window if the bus
+    # came early (the bus stands, heated, all that time).
+    elapsed = service_elapsed_min(plan, progress, sit.now)
 
     stop_nodes: list[StopNode] = []
     active_minutes_by_id = {i.id: i.minutes for i in active if i.kind == "stop"}
@@ -179,11 +202,16 @@ def build(
     charger_list: list[Charger] = [c for c in plan.chargers if c.id not in progress.done]
     drive = energy.drive_kwh_per_km(sit.outside_temp)
     site = energy.site_kw(sit.outside_temp)
+    # The loads the charger feeds (kW at the pack's terminals), before the SOC they cost.
+    loads = site
+    # The model's kWh are the terminals'; the SOC falls by the pack's own losses more.
+    drive *= energy.pack_factor("drive")
+    site *= energy.pack_factor("site")
     # Into the pack: what the charger gives less the heating it feeds, at most what the
     # pack takes (the charger covers the loads on top of that when it can).
     charger_nodes = [
-        _under_way(c, sit, cfg, site) if c.id == charging_at else ChargerNode(
-            id=c.id, power_kw=max(1.0, min(c.power_kw - site, cfg.max_charge_kw)),
+        _under_way(c, sit, cfg, loads) if c.id == charging_at else ChargerNode(
+            id=c.id, power_kw=max(1.0, min(c.power_kw - loads, cfg.max_charge_kw)),
             opens=plan.at(c.opens), closes=plan.at(c.closes),
         )
         for c in charger_list
@@ -206,7 +234,9 @@ def build(
         if b == plan.depot.id and a == last_stop and plan.depot.return_leg_km is not None:
             return plan.depot.return_leg_km * overrun
         pa = places[a]
-        return haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000 * road * overrun
+        straight = haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000
+        driven = energy.road_km(a, b, straight)
+        return straight * road * overrun if driven is None else driven
 
     def km_from_here(b: str) -> float:
         if here is not None and here in places:
@@ -245,8 +275,8 @@ def build(
     ahead_km = sum(dist[a][b] for a, b in legs)
     if ahead_km > 0:
         drive *= sum(
-            dist[a][b] * (energy.road_energy(here or "", ids[b]) if a == 0 else
-                          energy.road_energy(ids[a], ids[b]))
+            dist[a][b] * (energy.road_energy(here or "", ids[b], sit.outside_temp) if a == 0
+                          else energy.road_energy(ids[a], ids[b], sit.outside_temp))
             for a, b in legs
         ) / ahead_km
     remaining_kwh = drive * ahead_km + site * sum(minutes.values()) / 60
