@@ -200,6 +200,30 @@ def test_restoring_a_skipped_stop_needs_a_clear_margin(raw: dict[str, Any]) -> N
     assert core.pending.after.depot_margin_pct >= PlannerConfig().hysteresis_pct - 1e-6
 
 
+def test_an_offered_restore_stays_while_its_minutes_are_safe_and_is_withdrawn_when_not(
+    raw: dict[str, Any],
+) -> None:
+    plan = no_chargers(raw)
+    core, _ = third_stop(plan, soc=56)
+    assert core.pending is not None
+    core.acknowledge(core.pending.id, plan.at(time(12, 11)))
+    core.observe(at_turki(plan, 57, minutes_in=3))
+    offered = pending(core)
+    assert offered is not None and offered.kind == "restore"
+    # The spare dips under the restore line, so a search would offer nothing now; but what
+    # the offer gives back is still safe: it stays, not withdrawn and offered again later.
+    out = core.observe(at_turki(plan, 56, minutes_in=4))
+    assert core.projection is not None
+    assert core.projection.depot_margin_pct < PlannerConfig().restore_margin_pct
+    still = pending(core)
+    assert still is not None and still.id == offered.id
+    assert "withdrawn" not in [e.payload.cause for e in out if isinstance(e.payload, PlanChanged)]
+    # Colder, or the SOC read lower: those minutes are no longer safe, the offer goes.
+    out = core.observe(at_turki(plan, 54, minutes_in=5))
+    assert pending(core) is None
+    assert "withdrawn" in [e.payload.cause for e in out if isinstance(e.payload, PlanChanged)]
+
+
 def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(
     raw: dict[str, Any],
 ) -> None:

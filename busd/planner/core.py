@@ -18,7 +18,8 @@ Stability (the documented hysteresis, ``hysteresis_pct`` = H):
 - A pending proposal is kept while the new best has the same shape (stops,
   minutes, charger); it is replaced only when it has become unsafe, the new
   best serves more, or the new best's depot SOC differs by H or more.
-- A pending proposal is withdrawn only when the active itinerary is safe by H.
+- A pending proposal is withdrawn only when the active itinerary is safe by H; a pending
+  restoration only when the minutes it gives back are no longer safe.
 - Proposal ids hash the plan version and the itineraries before and after,
   so the same situation always yields the same proposal.
 """
@@ -376,6 +377,15 @@ class PlannerCore:
         pending = self.pending
         margin = active.depot_soc - built.instance.threshold_pct
         if candidate is None:
+            if pending.kind == "restore":
+                # Given back while the spare was clear; withdrawn only once the minutes it
+                # gives back are no longer safe. Withdrawing as soon as the spare dips under
+                # the restore line (the search then finds nothing) and offering it again a
+                # minute later put the same proposal before the driver twice.
+                still = self._evaluate_items(built, tuple(pending.itinerary), sit.now)
+                if still is None or not still.safe:
+                    return self._drop_pending("withdrawn", sit.now)
+                return []
             if active.safe and margin >= self.cfg.hysteresis_pct:
                 return self._drop_pending("withdrawn", sit.now)
             return []
