@@ -317,14 +317,21 @@ async def _settled(worker: IngestWorker, messages: int) -> bool:
     return worker.counters.messages >= messages
 
 
+@contextlib.asynccontextmanager
+async def refused_database(postgres_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """The database behind a proxy that refuses connections (a server still starting) until
+    the test restores it; yields the proxy and the database's URL through it."""
+    pg_port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
+    async with TcpProxy(pg_port) as database:
+        database.cut()
+        yield database, postgres_url.replace(f":{pg_port}/", f":{database.port}/")
+
+
 async def test_a_worker_started_before_its_database_waits_for_it(
         mosquitto: Mosquitto, postgres_url: str) -> None:
     # A reboot of both, a failover: the worker waits instead of exiting, so systemd's start
     # limit is not used up and it need not be started by hand once the database is back.
-    pg_port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
-    async with TcpProxy(pg_port) as database:
-        database.cut()  # refused, as a server still starting
-        late_url = postgres_url.replace(f":{pg_port}/", f":{database.port}/")
+    async with refused_database(postgres_url) as (database, late_url):
         worker = ingest_process(mosquitto.port, late_url, "ingest-w", "--batch-linger", "0.05")
         try:
             await until_line(worker, b"archive_unreachable", timeout=30)
@@ -346,10 +353,7 @@ async def test_a_worker_started_before_its_database_waits_for_it(
 
 async def test_a_worker_waiting_for_its_database_stops_at_once_when_told(
         mosquitto: Mosquitto, postgres_url: str) -> None:
-    pg_port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
-    async with TcpProxy(pg_port) as database:
-        database.cut()
-        late_url = postgres_url.replace(f":{pg_port}/", f":{database.port}/")
+    async with refused_database(postgres_url) as (_, late_url):
         worker = ingest_process(mosquitto.port, late_url, "ingest-s")
         try:
             await until_line(worker, b"archive_unreachable", timeout=30)

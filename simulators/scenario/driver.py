@@ -143,6 +143,7 @@ class DayDriver:
         self._charger_fault = charger_fault
         self.truth = DayTruth()
         self.phase = "off"  # off | depot | drive | site | home | parked
+        self.plugged = False  # plugged in at a charger, as the last inputs said
         self.place_id = loaded.plan.depot.id
         self.target: Target | None = None
         self.done: set[str] = set()
@@ -173,6 +174,11 @@ class DayDriver:
     # --- input source ------------------------------------------------------------------
 
     def __call__(self, _elapsed_s: float) -> Inputs:
+        inputs = self._inputs()
+        self.plugged = inputs.plugged  # the runner's charger fault waits for it
+        return inputs
+
+    def _inputs(self) -> Inputs:
         now = self.clock.now()
         t = self.model.state
         self.truth.min_soc = min(self.truth.min_soc, t.soc)

@@ -67,6 +67,15 @@ SIM_RATES_HZ = {
 LIFT_DWELL_S = 120.0
 
 
+@dataclass(frozen=True)
+class FaultWindow:
+    """A fault as it was applied: from ``start`` to ``end`` (simulated seconds)."""
+
+    kind: str
+    start: float
+    end: float
+
+
 @dataclass
 class DayResult:
     scenario: str
@@ -83,6 +92,7 @@ class DayResult:
     display_url: str | None
     blind: list[tuple[float, float]] = field(default_factory=list)
     finished: bool = False
+    faults: list[FaultWindow] = field(default_factory=list)  # as applied, in order of end
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [r for r in self.records if r["schema"].startswith("busd.event")
@@ -162,6 +172,7 @@ class ScenarioRunner:
         self.bus_id = loaded.plan.bus or self.scenario.bus_id
         self.display_url: str | None = None
         self.faults_active: list[str] = []
+        self.fault_windows: list[FaultWindow] = []  # when each fault really was on
         self.blind: list[tuple[float, float]] = []
         self._blind_since: dict[str, float] = {}
         self._backlog: int | None = None
@@ -292,7 +303,7 @@ class ScenarioRunner:
             archive=wd / "office.sqlite", monitoring_db=wd / "bus" / "monitoring.sqlite",
             plan_path=plan_path, report=report, records=records, duplicates=duplicates,
             gaps=gaps, daemon_starts=daemon.starts, display_url=self.display_url,
-            blind=list(self.blind), finished=finished)
+            blind=list(self.blind), finished=finished, faults=list(self.fault_windows))
 
     def _live(self, *signals: str) -> bool:
         view = self.office.fleet.get(self.bus_id)
@@ -364,18 +375,27 @@ class ScenarioRunner:
     # --- faults ---------------------------------------------------------------------
 
     async def _faults(self) -> None:
-        events: list[tuple[float, str, Fault]] = []
-        for fault in self.scenario.faults:
-            start = self.loaded.at(fault.at)
-            events.append((start, "start", fault))
-            if fault.kind == "daemon_kill":
-                events.append((start + fault.restart_after_min * 60.0, "end", fault))
-            else:
-                events.append((start + fault.duration_min * 60.0, "end", fault))
-        events.sort(key=lambda e: (e[0], e[1] == "start"))
-        for at, what, fault in events:
-            await self.clock.sleep(at - self.clock.now())
-            await self._apply(fault, what == "start")
+        async with asyncio.TaskGroup() as tg:
+            for fault in self.scenario.faults:
+                tg.create_task(self._fault(fault), name=f"fault:{fault.kind}")
+
+    async def _fault(self, fault: Fault) -> None:
+        """One fault at its local time, for its length. A charger fault needs the bus on the
+        charger: one due while it is not plugged in waits until it is (the planner decides
+        when the charging stop comes, and it may come a few minutes later than the scenario
+        was written for)."""
+        await self.clock.sleep(self.loaded.at(fault.at) - self.clock.now())
+        if fault.kind == "charger_fault" and not self.driver.plugged:
+            log.info("scenario_fault_waits_for_the_charger", kind=fault.kind)
+            while not self.driver.plugged:  # the driver is a model, polled on the clock
+                await self.clock.sleep(10.0)
+        start = self.clock.now()
+        await self._apply(fault, True)
+        length_min = fault.restart_after_min if fault.kind == "daemon_kill" else \
+            fault.duration_min
+        await self.clock.sleep(start + length_min * 60.0 - self.clock.now())
+        await self._apply(fault, False)
+        self.fault_windows.append(FaultWindow(fault.kind, start, self.clock.now()))
 
     async def _apply(self, fault: Fault, on: bool) -> None:
         kind = fault.kind
