@@ -67,6 +67,10 @@ SIM_RATES_HZ = {
 LIFT_DWELL_S = 120.0
 
 
+# A charger fault that waited for the plug starts this long into the charge.
+CHARGE_UNDER_WAY_S = 300.0
+
+
 @dataclass(frozen=True)
 class FaultWindow:
     """A fault as it was applied: from ``start`` to ``end`` (simulated seconds)."""
@@ -381,14 +385,15 @@ class ScenarioRunner:
 
     async def _fault(self, fault: Fault) -> None:
         """One fault at its local time, for its length. A charger fault needs the bus on the
-        charger: one due while it is not plugged in waits until it is (the planner decides
-        when the charging stop comes, and it may come a few minutes later than the scenario
-        was written for)."""
+        charger, and the planner decides when the charging stop comes: one due while the bus
+        is not plugged in waits for the next plug, and starts once that charge is under way
+        (``CHARGE_UNDER_WAY_S`` later)."""
         await self.clock.sleep(self.loaded.at(fault.at) - self.clock.now())
-        if fault.kind == "charger_fault" and not self.driver.plugged:
+        if fault.kind == "charger_fault" and not self._plugged():
             log.info("scenario_fault_waits_for_the_charger", kind=fault.kind)
-            while not self.driver.plugged:  # the driver is a model, polled on the clock
+            while not self._plugged():  # the driver is a model, polled on the clock
                 await self.clock.sleep(10.0)
+            await self.clock.sleep(CHARGE_UNDER_WAY_S)
         start = self.clock.now()
         await self._apply(fault, True)
         length_min = fault.restart_after_min if fault.kind == "daemon_kill" else \
@@ -396,6 +401,9 @@ class ScenarioRunner:
         await self.clock.sleep(start + length_min * 60.0 - self.clock.now())
         await self._apply(fault, False)
         self.fault_windows.append(FaultWindow(fault.kind, start, self.clock.now()))
+
+    def _plugged(self) -> bool:
+        return self.driver.plugged
 
     async def _apply(self, fault: Fault, on: bool) -> None:
         kind = fault.kind
