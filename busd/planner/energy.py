@@ -265,10 +265,15 @@ class EnergyModel:
         if _PACK_MIN <= ratio <= _PACK_MAX:
             self._pack[name].average(ratio, _PACK_MIN_RATE)
 
+    def _taught_today(self, name: str) -> bool:
+        """Whether the day has taught the model about ``name`` (drive, site) already: its
+        predictions are then the day-corrected ones, with errors of their own."""
+        today = self._today.drive if name == "drive" else self._today.site
+        return bool(self._today.ordinal and today.n)
+
     def _error(self, name: str) -> _Error:
         """The errors of the predictions the model makes now, for ``name`` (drive, site)."""
-        today = self._today.drive if name == "drive" else self._today.site
-        return self._errors[f"{name}_{'later' if self._today.ordinal and today.n else 'first'}"]
+        return self._errors[f"{name}_{'later' if self._taught_today(name) else 'first'}"]
 
     def uncertainty(self) -> float:
         """Relative error of an energy prediction as the model makes it now (drive and site
@@ -285,10 +290,7 @@ class EnergyModel:
         return max(self._cv("drive", self._drive, prior), self._cv("site", self._site, prior))
 
     def _cv(self, name: str, factor: _Factor, prior: float) -> float:
-        today = self._today.drive if name == "drive" else self._today.site
-        if self._today.ordinal and today.n:
-            return self._errors[f"{name}_later"].cv(prior)
-        return factor.cv(prior)
+        return self._error(name).cv(prior) if self._taught_today(name) else factor.cv(prior)
 
     def margin_pct(self, remaining_kwh: float) -> float:
         """Safety margin in SOC % for a day with ``remaining_kwh`` still to use."""

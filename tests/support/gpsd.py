@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.ports import listen_port
 from simulators.pty import PtyLink
+from tests.support.mosquitto import free_port
 from tests.support.wait import wait_until
 
 GPSD_CANDIDATES = ("gpsd", "/usr/sbin/gpsd")
@@ -30,11 +30,6 @@ def gpsd_binary() -> str:
         if found:
             return found
     pytest.fail("gpsd is not installed: run `apt-get install -y gpsd` (tests need a real gpsd)")
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range: a server restarted on it finds it free."""
-    return listen_port()
 
 
 def nmea(body: str) -> bytes:
