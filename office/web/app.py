@@ -35,6 +35,7 @@ with ``templates/day.html`` extending ``base.html`` (blocks ``title``, ``head``,
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,6 +69,8 @@ log = structlog.get_logger("office.web")
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 MAX_BODY = 64 * 1024
+# A bus id in a path or a form, checked before it reaches a query or a topic.
+BUS_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 # How often a session's account is compared with the archive's (removed, new role or
 # password: the session ends). Accounts are changed by another process (busd office user).
 ACCOUNT_CHECK_S = 30.0

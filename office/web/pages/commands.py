@@ -15,7 +15,6 @@ reaches the archive through the ingest, and this list shows it.
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +31,7 @@ from office.dispatch import DispatchError, command_statuses, send_plan
 from office.schedule.day import GeneratedPlan, ready_plans
 from office.users import Role
 from office.web.app import (
+    BUS_ID,
     NavItem,
     WebContext,
     context,
@@ -42,7 +42,6 @@ from office.web.app import (
 
 log = structlog.get_logger("office.web.commands")
 
-BUS_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 LIST_LIMIT = 200
 
 

@@ -11,7 +11,6 @@ CSP allows no inline script).
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,9 +20,7 @@ from aiohttp import web
 from office.dayview import DayView, ReasonNote, bus_day, reason_text
 from office.reports.labels import service_label
 from office.web import i18n
-from office.web.app import WebContext, context, render, session_language
-
-BUS_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+from office.web.app import BUS_ID, WebContext, context, render, session_language
 
 
 def setup(app: web.Application, ctx: WebContext) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import secrets
 from datetime import UTC, datetime
 
@@ -24,6 +23,7 @@ from office.dispatch.expiry import command_expiry
 from office.resend import asks_for
 from office.web import i18n
 from office.web.app import (
+    BUS_ID,
     NavItem,
     WebContext,
     context,
@@ -36,7 +36,6 @@ from telemetry.models import CmdResend
 
 log = structlog.get_logger("office.web.fleet")
 
-BUS_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 KEEPALIVE_S = 15.0
 
 
