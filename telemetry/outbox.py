@@ -518,9 +518,10 @@ class Outbox:
         """Records (at most) still queued to be published again."""
         return sum(last - first + 1 for first, last in self._resend)
 
-    async def wait_new(self, after_seq: int) -> None:
-        """Return once a record with seq > ``after_seq`` is committed, or a resend is queued."""
-        while self._last_seq <= after_seq and not self._resend:
+    async def wait_new(self, after_seq: int, *, resends: bool = True) -> None:
+        """Return once a record with seq > ``after_seq`` is committed, or (``resends``) a
+        resend is queued."""
+        while self._last_seq <= after_seq and not (resends and self._resend):
             self._new_records.clear()
             await self._new_records.wait()
 

@@ -21,7 +21,8 @@ connects again with capped, jittered exponential back-off.
   goes oldest first, one batch at a time while no live record waits, on the same
   topics under ``backlog/`` (``{prefix}/backlog/telemetry``). The office reads the
   backlog topics on a connection of their own, so a fleet's backlog never queues
-  at the broker in front of a live record.
+  at the broker in front of a live record. The backlog and resends go at most
+  ``uplink.backlog_records_per_s`` (telemetry/pace.py); live is never paced.
 - resend (``cmd/resend``): kept records the office asked for again go out on
   the backlog topics with their original ``seq`` and ``ts``, one batch at a
   time and only while no live or backlog record waits.
@@ -67,6 +68,7 @@ from telemetry.models import (
     Status,
 )
 from telemetry.outbox import Outbox, PeekRange, Row
+from telemetry.pace import Pace
 from telemetry.sampler import compact
 
 log = structlog.get_logger("telemetry.uplink")
@@ -310,23 +312,35 @@ class Uplink:
         backlog_upto = 0  # backlog rows up to this are in flight or acked
         window = asyncio.Semaphore(self._cfg.inflight)
         max_bytes = self._cfg.batch_max_kb * 1024
+        # The backlog and resends at their pace (telemetry/pace.py); live never waits for it.
+        # Backlog batches of about a second's pace each, so that it flows evenly.
+        backlog_batch = self._cfg.batch_max_records
+        if self._cfg.backlog_records_per_s > 0:
+            backlog_batch = min(backlog_batch, max(1, int(self._cfg.backlog_records_per_s)))
+        pace = Pace(rate=self._cfg.backlog_records_per_s, burst=backlog_batch, clock=self._clock)
         async with asyncio.TaskGroup() as tg:
             while True:
+                paced_s = pace.wait_s()
                 ranges = [PeekRange(after_seq=live_upto, limit=self._cfg.batch_max_records * 4)]
-                if backlog_upto < live_from:
+                if backlog_upto < live_from and paced_s == 0:
                     ranges.append(PeekRange(after_seq=backlog_upto, upto=live_from,
-                                            limit=self._cfg.batch_max_records))
+                                            limit=backlog_batch))
                 found, rows = await self._outbox.peek_first(ranges)
                 lane = "live" if found <= 0 else "backlog"
                 if found < 0 and len(ranges) > 1:
                     backlog_upto = live_from  # every backlog row is acknowledged or in flight
-                if not rows:
+                if not rows and paced_s == 0:
                     # Live records first: a resend goes one batch at a time in between.
-                    rows = await self._outbox.peek_resend(limit=self._cfg.batch_max_records)
+                    rows = await self._outbox.peek_resend(limit=backlog_batch)
                     lane = "resend"
                 if not rows:
-                    await self._outbox.wait_new(live_upto)
+                    if paced_s > 0 and (backlog_upto < live_from or self._outbox.resend_waiting):
+                        await self._live_or_pace(live_upto, paced_s)
+                    else:
+                        await self._outbox.wait_new(live_upto)
                     continue
+                if lane != "live":
+                    pace.spend(len(rows))
                 for message in build_messages(
                     rows, prefix=self.prefix if lane == "live" else self.topic(BACKLOG),
                     bus=self._bus, now=self._clock.now(),
@@ -341,6 +355,17 @@ class Uplink:
                         backlog_upto = message.seqs[-1]
                 ctx.counters.update(self.counters, backlog=self._outbox.rows)
                 ctx.beat()
+
+    async def _live_or_pace(self, live_upto: int, paced_s: float) -> None:
+        """Until a live record comes, or the backlog's pace lets the next batch go."""
+        live = asyncio.ensure_future(self._outbox.wait_new(live_upto, resends=False))
+        paced = asyncio.ensure_future(self._clock.sleep(paced_s))
+        try:
+            await asyncio.wait((live, paced), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (live, paced):
+                task.cancel()
+            await asyncio.gather(live, paced, return_exceptions=True)
 
     async def _send(self, client: aiomqtt.Client, message: Message,
                     window: asyncio.Semaphore, *, resend: bool = False) -> None:

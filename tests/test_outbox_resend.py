@@ -245,3 +245,23 @@ def test_the_window_is_validated() -> None:
     with pytest.raises(ValidationError, match="keep_sent_days"):
         OutboxConfig(keep_sent_days=-1)
     assert OutboxConfig(max_mb=10).keep_sent_mb == 50  # the default yields to a small bound
+
+
+async def test_a_queued_resend_wakes_the_drain_unless_it_waits_only_for_new_records(
+        tmp_path: Path) -> None:
+    # The uplink waits for new records alone while the backlog's pace holds resends back:
+    # a queued resend must not wake it over and over.
+    import asyncio
+
+    async with make(tmp_path, keep_sent_days=7) as box:
+        await sent_through(box, 3)
+        await box.request_resend(1, 3)
+        async with asyncio.timeout(2):
+            await box.wait_new(box.last_seq)  # a resend is waiting: at once
+        waiter = asyncio.create_task(box.wait_new(box.last_seq, resends=False))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        seq = await box.append("event", "tick", {"new": True})
+        async with asyncio.timeout(2):
+            await waiter
+        assert seq == box.last_seq

@@ -69,6 +69,49 @@ async def test_a_live_record_overtakes_the_backlog_which_goes_on_backlog_topics(
     assert order.index(live_seq) < order.index(backlog_last)
 
 
+async def test_the_backlog_goes_at_its_pace_and_a_live_record_does_not_wait_for_it(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # 600 backlog records at 200 a second: 200 at once, then 2 s for the rest. A live record
+    # made meanwhile goes at once.
+    arrivals: list[tuple[float, str, list[int]]] = []
+    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
+    async with TcpProxy(mosquitto.port) as link, \
+            make_client(settings, identifier="test-office",
+                        protocol=aiomqtt.ProtocolVersion.V5) as office:
+        await office.subscribe(f"{PREFIX}/#", qos=1)
+        link.cut()
+        config = bus_config(tmp_path, link.port, bus_id=BUS, protocol="5")
+        config = config.model_copy(update={"uplink": config.uplink.model_copy(
+            update={"backlog_records_per_s": 200})})
+        async with running_bus(config) as (parts, _):
+            await parts.outbox.append("event", "tick", {"first": True})  # once it is open
+            an_hour_ago = time.time() - 3600
+            for i in range(599):
+                parts.outbox.add_telemetry({"i": i}, full=True, ts=an_hour_ago + i)
+            await parts.outbox.flush()
+            backlog_last = parts.outbox.last_seq
+            link.restore()
+            live_seq = 0
+            async with asyncio.timeout(30):
+                async for message in office.messages:
+                    suffix = str(message.topic).removeprefix(PREFIX + "/")
+                    if suffix in ("status", "state", "plan"):
+                        continue
+                    assert isinstance(message.payload, bytes)
+                    arrivals.append((time.monotonic(), suffix, seqs(message.payload)))
+                    if not live_seq:
+                        live_seq = await parts.outbox.append("event", "tick", {"live": True})
+                    if any(backlog_last in s for _, _, s in arrivals) and any(
+                            live_seq in s for _, _, s in arrivals):
+                        break
+    backlog = [(t, s) for t, suffix, s in arrivals if suffix.startswith("backlog/")]
+    assert max(len(s) for _, s in backlog) <= 200  # batches of a second's pace
+    assert sorted(seq for _, s in backlog for seq in s) == list(range(1, backlog_last + 1))
+    assert backlog[-1][0] - backlog[0][0] >= 1.8  # (600 - 200) / 200 s, less the clock's grain
+    live_at = next(t for t, _, s in arrivals if live_seq in s)
+    assert live_at < backlog[-1][0]  # it did not wait for the paced backlog
+
+
 async def test_acknowledged_rows_awaiting_their_delete_do_not_hide_the_backlog_behind_them(
         mosquitto: Mosquitto, tmp_path: Path) -> None:
     # A reconnect reads the backlog from the outbox's head, where acknowledged rows wait for

@@ -146,6 +146,11 @@ class UplinkConfig(Strict):
     batch_max_records: int = Field(default=1000, ge=1)
     batch_max_kb: int = Field(default=256, ge=1, le=100_000)
     inflight: int = Field(default=16, ge=1, le=1000, description="QoS 1 messages awaiting PUBACK")
+    backlog_records_per_s: float = Field(
+        default=250, ge=0,
+        description="the backlog and resends go at most this fast (live records never wait); "
+                    "0: no limit",
+    )
     command_max_bytes: int = Field(default=256 * 1024, ge=256)
 
     @model_validator(mode="after")

@@ -1,0 +1,43 @@
+"""The backlog's pace: at most so many records a second, on the bus's clock.
+
+A bus back from a long outage, or a whole fleet back after the office's, would otherwise send
+its backlog as fast as its CPU and link allow. On the bus that link is also the staff's
+internet for the residents' services, and at the office a fleet's backlogs all at once are a
+flood in front of every live record. A token bucket: one batch may go at once, then ``rate``
+records a second on average. Live records are never paced; the backlog and resends are.
+"""
+
+from __future__ import annotations
+
+from busd.clock import Clock
+
+
+class Pace:
+    def __init__(self, *, rate: float, burst: int, clock: Clock) -> None:
+        """``rate``: records a second (0: no limit); ``burst``: records that may go at once."""
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock.monotonic()
+
+    def _refill(self) -> None:
+        now = self._clock.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+
+    def wait_s(self) -> float:
+        """Seconds until the next batch may go; 0 when it may go now."""
+        if self._rate <= 0:
+            return 0.0
+        self._refill()
+        # The next batch waits for a full batch's credit: never faster than the rate, and a
+        # batch larger than the burst is paid back before the next one. (Within a millionth
+        # of a record: a wait from the clock's float seconds may land a hair short.)
+        short = self._burst - self._tokens
+        return 0.0 if short <= 1e-6 else short / self._rate
+
+    def spend(self, records: int) -> None:
+        if self._rate > 0:
+            self._refill()
+            self._tokens -= records
