@@ -3,8 +3,9 @@
 A bus back from a long outage, or a whole fleet back after the office's, would otherwise send
 its backlog as fast as its CPU and link allow. On the bus that link is also the staff's
 internet for the residents' services, and at the office a fleet's backlogs all at once are a
-flood in front of every live record. A token bucket: one batch may go at once, then ``rate``
-records a second on average. Live records are never paced; the backlog and resends are.
+flood in front of every live record. A token bucket: a batch goes when the bucket holds a
+batch's credit, so ``rate`` records a second on average. Live records are never paced; the
+backlog and resends are.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from busd.clock import Clock
 
 
 class Pace:
-    def __init__(self, *, rate: float, burst: int, clock: Clock) -> None:
-        """``rate``: records a second (0: no limit); ``burst``: records that may go at once."""
+    def __init__(self, *, rate: float, burst: int, clock: Clock,
+                 credit: float | None = None) -> None:
+        """``rate``: records a second (0: no limit); ``burst``: records that may go at once
+        (a batch); ``credit``: what may go at the start (``burst`` when unset)."""
         self._rate = rate
         self._burst = float(burst)
         self._clock = clock
-        self._tokens = float(burst)
+        self._tokens = float(burst if credit is None else min(credit, burst))
         self._at = clock.monotonic()
 
     def _refill(self) -> None:

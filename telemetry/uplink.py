@@ -313,11 +313,11 @@ class Uplink:
         window = asyncio.Semaphore(self._cfg.inflight)
         max_bytes = self._cfg.batch_max_kb * 1024
         # The backlog and resends at their pace (telemetry/pace.py); live never waits for it.
-        # Backlog batches of about a second's pace each, so that it flows evenly.
+        # The first batch after a random share of a batch's interval: a fleet that comes back
+        # together after an outage spreads its first batches, as its reconnects are spread.
         backlog_batch = self._cfg.batch_max_records
-        if self._cfg.backlog_records_per_s > 0:
-            backlog_batch = min(backlog_batch, max(1, int(self._cfg.backlog_records_per_s)))
-        pace = Pace(rate=self._cfg.backlog_records_per_s, burst=backlog_batch, clock=self._clock)
+        pace = Pace(rate=self._cfg.backlog_records_per_s, burst=backlog_batch, clock=self._clock,
+                    credit=self._rng.uniform(0, backlog_batch))
         async with asyncio.TaskGroup() as tg:
             while True:
                 paced_s = pace.wait_s()

@@ -45,3 +45,11 @@ async def test_no_rate_means_no_wait() -> None:
     for _ in range(100):
         pace.spend(1_000_000)
         assert pace.wait_s() == 0
+
+
+async def test_a_start_credit_shortens_the_first_wait() -> None:
+    clock = ManualClock()
+    pace = Pace(rate=100, burst=100, clock=clock, credit=25)
+    assert pace.wait_s() == 0.75  # the rest of a batch's credit
+    await clock.advance(0.75)
+    assert pace.wait_s() == 0
