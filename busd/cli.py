@@ -14,12 +14,16 @@ from typing import TYPE_CHECKING
 import structlog
 
 from busd import __version__
-from busd.config import CONFIG_ENV, BusdConfig, load_config
 from busd.errors import ConfigError
 from busd.logs import configure_logging
 
 if TYPE_CHECKING:
     from busd.app import Prepared
+    from busd.config import BusdConfig
+
+# The bus's config is loaded only by the commands that read it (busd.config.loading.CONFIG_ENV,
+# checked by tests/test_lean_imports.py): a restarted office worker starts without it.
+CONFIG_ENV = "BUSD_CONFIG"
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -41,6 +45,7 @@ _BUILT_IN = ("run", "check-config")
 
 def _load_and_prepare(path: str | None) -> tuple[BusdConfig, Prepared]:
     from busd.app import prepare
+    from busd.config import load_config
 
     config = load_config(path)
     return config, prepare(config)

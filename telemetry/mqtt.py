@@ -10,7 +10,7 @@ import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -18,8 +18,10 @@ from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY, CleanStartOption
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from busd.config import MqttConfig
 from busd.errors import ConfigError
+
+if TYPE_CHECKING:  # the office's workers need no bus config: a faster start after a crash
+    from busd.config import MqttConfig
 
 # aiomqtt warns "There are N pending publish calls" whenever more than 10 QoS 1
 # publishes await their PUBACK, which the drain does on purpose (a window of

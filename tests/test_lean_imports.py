@@ -67,3 +67,31 @@ def test_help_and_a_mistyped_command_still_list_every_command() -> None:
     help_text = build_parser(None).format_help()
     assert "{run,check-config,office,report,status,plan,demo}" in help_text
     assert "{run,check-config,office}" in build_parser("office").format_help()
+
+
+_INGEST_IMPORTS = """
+import sys
+import busd.cli
+busd.cli.build_parser(busd.cli.command_of(["office", "ingest", "--archive", "x"]))
+import office.ingest, office.archive.postgres, office.archive.sqlite
+print(sorted(name for name in ("busd.config", "busd.planner.core", "office.schedule.day",
+                              "office.schedule.model")
+             if name in sys.modules))
+"""
+
+
+def test_an_ingest_worker_loads_neither_the_bus_config_nor_the_schedule() -> None:
+    # Every `busd office` command builds the plan commands' parsers; their modules (the
+    # schedule, the planner, the bus's whole config) are imported when a plan command runs.
+    # A worker restarted after a crash is back about a fifth of a second sooner when idle, and
+    # its share of the live records waits at the broker for it meanwhile.
+    out = subprocess.run([sys.executable, "-c", _INGEST_IMPORTS], cwd=REPO, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_cli_names_the_config_variable_the_loader_reads() -> None:
+    from busd.cli import CONFIG_ENV
+    from busd.config import CONFIG_ENV as LOADER_ENV
+
+    assert CONFIG_ENV == LOADER_ENV

@@ -24,11 +24,9 @@ from aiomqtt import MqttError
 from pydantic import ValidationError
 
 from busd.errors import ConfigError
-from busd.plan import load_plan
 from office.archive import ArchiveError, open_archive
 from office.archive.commands import CommandState, CommandStatus
 from office.dispatch.send import DispatchError, SendOutcome, command_statuses, send_plan
-from office.schedule.day import unsafe_reason
 
 log = structlog.get_logger("office.dispatch")
 
@@ -90,7 +88,10 @@ def add_command_commands(office_subparsers: Any) -> None:
 
 
 def send_main(args: argparse.Namespace) -> int:
+    # The plan's and the schedule's modules only when sending (office/schedule/cli.py says why).
+    from busd.plan import load_plan
     from office.cli import archive_url, settings_from_args
+    from office.schedule.day import unsafe_reason
 
     try:
         plan = load_plan(args.file)

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -20,12 +20,15 @@ from busd.errors import ConfigError
 from office.archive import Archive, ArchiveError, open_archive
 from office.cli import archive_url as _archive_url
 from office.cli import missing_archive
-from office.schedule.coverage import CoverageReport, coverage, format_coverage
-from office.schedule.cycles import days
-from office.schedule.day import format_day, generate_day, write_day
-from office.schedule.generate import BusDay
-from office.schedule.model import Schedule, load_schedule
-from office.schedule.proposals import MakeUp, confirm, find_missed, list_proposals, scan_window
+
+# Each command imports the schedule's modules it runs, and only then: every ``busd office``
+# command builds this parser, and the schedule brings the planner and the bus's config (about
+# a fifth of a second) that a restarted ingest worker does not need.
+if TYPE_CHECKING:
+    from office.schedule.coverage import CoverageReport
+    from office.schedule.generate import BusDay
+    from office.schedule.model import Schedule
+    from office.schedule.proposals import MakeUp
 
 log = structlog.get_logger("office.schedule.cli")
 
@@ -88,6 +91,8 @@ def add_plan_commands(plan_sub: Any) -> None:
 
 
 def _load(args: argparse.Namespace, command: str) -> Schedule | None:
+    from office.schedule.model import load_schedule
+
     try:
         return load_schedule(args.schedule)
     except ConfigError as err:
@@ -105,6 +110,8 @@ def _open(url: str, schedule: Schedule | None) -> Archive:
 
 
 def generate_main(args: argparse.Namespace) -> int:
+    from office.schedule.day import format_day
+
     schedule = _load(args, "generate")
     if schedule is None:
         return EXIT_ERROR
@@ -129,6 +136,9 @@ def generate_main(args: argparse.Namespace) -> int:
 
 
 async def _generate(schedule: Schedule, args: argparse.Namespace, clock: Clock) -> list[BusDay]:
+    from office.schedule.cycles import days
+    from office.schedule.day import generate_day, write_day
+
     archive = None if args.archive is None else _open(_archive_url(args.archive), schedule)
     last = args.through or args.date
     results: list[BusDay] = []
@@ -161,6 +171,8 @@ def format_proposals(found: list[MakeUp], *, as_json: bool) -> str:
 
 
 def proposals_main(args: argparse.Namespace) -> int:
+    from office.schedule.proposals import find_missed, list_proposals, scan_window
+
     schedule = _load(args, "proposals")
     if schedule is None:
         return EXIT_ERROR
@@ -184,6 +196,8 @@ def proposals_main(args: argparse.Namespace) -> int:
 
 
 def confirm_main(args: argparse.Namespace) -> int:
+    from office.schedule.proposals import confirm
+
     async def run() -> MakeUp | None:
         async with _open(_archive_url(args.archive), None) as archive:
             return await confirm(archive, args.id, clock=SystemClock())
@@ -202,6 +216,8 @@ def confirm_main(args: argparse.Namespace) -> int:
 
 
 def coverage_main(args: argparse.Namespace) -> int:
+    from office.schedule.coverage import coverage, format_coverage
+
     schedule = _load(args, "coverage")
     if schedule is None:
         return EXIT_ERROR
