@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import aiomqtt
-import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,18 +36,9 @@ from simulators.fleet.config import FleetConfig, OutageConfig, RatesConfig  # no
 from telemetry.mqtt import BrokerSettings, make_client  # noqa: E402
 from telemetry.outbox import Row  # noqa: E402
 from telemetry.uplink import build_messages  # noqa: E402
-from tests.support.fleet import count, ingest_process, stop_process  # noqa: E402
+from tests.support.fleet import count, ingest_process, stop_process, tree_cpu_s  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.postgres import start_postgres, stop_postgres  # noqa: E402
-
-
-def cpu_s(pid: int) -> float:
-    root = psutil.Process(pid)
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        t = proc.cpu_times()
-        total += t.user + t.system
-    return total
 
 
 def backlogs(work: Path, buses: int, minutes: float) -> list[tuple[str, list[Row]]]:
@@ -111,14 +101,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
             if worker.poll() is not None:
                 raise SystemExit(f"the worker exited: {worker.returncode}")
             await asyncio.sleep(0.2)
-        worker0, pg0, t0 = cpu_s(worker.pid), cpu_s(pg_pid), time.time()
+        worker0, pg0, t0 = tree_cpu_s(worker.pid), tree_cpu_s(pg_pid), time.time()
         total = await publish(broker.port, fleet, lane, args.per_message)
         while (done := await asyncio.to_thread(count, url)) < total:
             if time.time() - t0 > args.timeout:
                 raise SystemExit(f"only {done} of {total} archived in {args.timeout} s")
             await asyncio.sleep(0.2)
         wall = time.time() - t0
-        worker_s, pg_s = cpu_s(worker.pid) - worker0, cpu_s(pg_pid) - pg0
+        worker_s, pg_s = tree_cpu_s(worker.pid) - worker0, tree_cpu_s(pg_pid) - pg0
         return {"records": total, "records_per_s": round(total / wall),
                 "worker_us_per_record": round(worker_s / total * 1e6, 1),
                 "postgresql_us_per_record": round(pg_s / total * 1e6, 1),

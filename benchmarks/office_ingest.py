@@ -61,8 +61,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -76,6 +74,7 @@ from tests.support.fleet import (  # noqa: E402
     ingest_restart_s,
     stop_process,
     tally,
+    tree_cpu_s,
 )
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.postgres import start_postgres, stop_postgres  # noqa: E402
@@ -94,20 +93,6 @@ def fleet_config(args: argparse.Namespace, port: int, data_dir: Path, *, live: b
         rates=RatesConfig(telemetry_moving_s=1, telemetry_parked_s=1, state_moving_s=1,
                           state_parked_s=30, commit_interval_s=0.5, tick_s=1),
         reconnect_initial_s=0.5, reconnect_max_s=5, drain_timeout_s=300, log_level="error")
-
-
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children so far."""
-    try:
-        root = psutil.Process(pid)
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                total += t.user + t.system
-        return total
-    except psutil.Error:
-        return 0.0
 
 
 async def missing(url: str, last: dict[str, int], backlog: dict[str, int]) -> list[str]:

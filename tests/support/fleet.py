@@ -1,16 +1,19 @@
 """The fleet against the office: ingest worker processes, and what the archive holds per bus.
 
-Shared by tests/test_fleet_office.py and benchmarks/office_ingest.py.
+Shared by tests/test_fleet_office.py, benchmarks/office_ingest.py and benchmarks/ingest_cpu.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from office.archive.base import sqlite_path
 from tests.support.mosquitto import REPO
@@ -138,3 +141,16 @@ def ingest_restart_s() -> float:
     value = float(found.group(1))
     return value / 1000 if found.group(2) == "ms" else value
 
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
+    except psutil.Error:
+        return 0.0
