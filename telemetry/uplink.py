@@ -315,23 +315,23 @@ class Uplink:
         # The backlog and resends at their pace (telemetry/pace.py); live never waits for it.
         # The first batch after a random share of a batch's interval: a fleet that comes back
         # together after an outage spreads its first batches, as its reconnects are spread.
-        backlog_batch = self._cfg.batch_max_records
-        pace = Pace(rate=self._cfg.backlog_records_per_s, burst=backlog_batch, clock=self._clock,
-                    credit=self._rng.uniform(0, backlog_batch))
+        batch = self._cfg.batch_max_records
+        pace = Pace(rate=self._cfg.backlog_records_per_s, burst=batch, clock=self._clock,
+                    credit=self._rng.uniform(0, batch))
         async with asyncio.TaskGroup() as tg:
             while True:
                 paced_s = pace.wait_s()
-                ranges = [PeekRange(after_seq=live_upto, limit=self._cfg.batch_max_records * 4)]
+                ranges = [PeekRange(after_seq=live_upto, limit=batch * 4)]
                 if backlog_upto < live_from and paced_s == 0:
                     ranges.append(PeekRange(after_seq=backlog_upto, upto=live_from,
-                                            limit=backlog_batch))
+                                            limit=batch))
                 found, rows = await self._outbox.peek_first(ranges)
                 lane = "live" if found <= 0 else "backlog"
                 if found < 0 and len(ranges) > 1:
                     backlog_upto = live_from  # every backlog row is acknowledged or in flight
                 if not rows and paced_s == 0:
                     # Live records first: a resend goes one batch at a time in between.
-                    rows = await self._outbox.peek_resend(limit=backlog_batch)
+                    rows = await self._outbox.peek_resend(limit=batch)
                     lane = "resend"
                 if not rows:
                     if paced_s > 0 and (backlog_upto < live_from or self._outbox.resend_waiting):
@@ -344,7 +344,7 @@ class Uplink:
                 for message in build_messages(
                     rows, prefix=self.prefix if lane == "live" else self.topic(BACKLOG),
                     bus=self._bus, now=self._clock.now(),
-                    max_records=self._cfg.batch_max_records, max_bytes=max_bytes,
+                    max_records=batch, max_bytes=max_bytes,
                 ):
                     await window.acquire()
                     tg.create_task(self._send(client, message, window,
