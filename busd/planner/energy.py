@@ -1,8 +1,11 @@
-"""Energy model: kWh per km on the road and kW on site, both depending on the cold.
+"""Energy model: kWh per km on the road and kW on site, depending on the cold and the heat.
 
-The seeds (config) are linear in the kelvins below a reference temperature:
-heating is the large share of a winter day. The bus's own completed legs and
-visits correct each seed by a multiplicative factor, learned as an
+The seeds (config) are linear in the kelvins below a reference temperature (heating, the
+large share of a winter day) and in the kelvins above ``cooling_above_c`` (the air
+conditioning of a hot afternoon, which no morning below that line shows: without it in the
+seed, a day's lessons from a mild morning said nothing of the hot afternoon's cooling).
+The bus's own completed legs and visits correct each seed by a multiplicative factor
+(heating, cooling and the rest alike), learned as an
 exponentially weighted mean of observed/predicted ratios; the spread of those
 ratios is the model's uncertainty before a day's first lessons, and the model's measured
 error of its own day-corrected predictions after them (:meth:`EnergyModel.uncertainty`),
@@ -18,14 +21,16 @@ depot SOC the projection shows is the expected one, not the day without a detour
 learn slowly (``_ROAD_MIN_RATE``): a day's detour is luck, the share of detours is not.
 
 Roads differ in what a km costs, too: a slow gravel road spends less on air resistance
-per km than a fast asphalt one (and more on heating, in the cold). Each road the bus
-drives (a pair of places) has its own factor, its legs against the bus's average; the
+per km than a fast asphalt one (and more on heating in the cold, on cooling in the heat).
+Each road the bus drives (a pair of places) has its own factor, its legs against the
+bus's average; the
 day's and the long run's drive factors learn from legs with their road's factor taken
 out, and :meth:`EnergyModel.road_energy` gives it back for the roads still ahead. Without
 it a morning on fast roads would tell the model that the afternoon's slow ones cost as
-much. How much less a slow road costs depends on the cold (its longer hours heat the bus),
-so a road's factor is a line in the heating's share of the average km
-(:class:`_RoadCost`): a factor learned over winter and summer alike fits neither.
+much. How much less a slow road costs depends on the weather (its longer hours heat or cool
+the bus), so a road's factor is a line in the climate's (heating's or cooling's) share of
+the average km (:class:`_RoadCost`): a factor learned over winter and summer alike fits
+neither.
 
 Today's lessons also count on their own: a day differs from the long run (load, wind,
 a heater that works harder in this cold than the seed's kW per kelvin says), and by noon
@@ -43,6 +48,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
 
 from busd.config import PlannerConfig
 
@@ -65,6 +71,9 @@ _ROAD_KM_PRIOR_N = 1  # a road's km: the straight line times the road factor wei
 _PACK_MIN_KWH = 2.0
 _PACK_MIN, _PACK_MAX = 0.8, 1.25
 _PACK_MIN_RATE = 0.05
+
+
+Climate = Literal["heating", "cooling", "neither"]
 
 
 def road_key(a: str, b: str) -> str:
@@ -103,13 +112,14 @@ class _Factor:
         return max(_MIN_CV, weight * prior + (1 - weight) * measured)
 
 
-_H_RIDGE = 0.01  # a road's line: its slope counts half once the heating share varies 0.1
+_H_RIDGE = 0.01  # a road's line: its slope counts half once the climate share varies 0.1
 
 
 @dataclass
 class _RoadCost:
-    """A road's kWh per km against the bus's average, as a line in ``h``, the heating's
-    share of the average km (0 in the warm): EW means and co-moments of (h, ratio)."""
+    """A road's kWh per km against the bus's average, as a line in ``h``, the climate's
+    (heating's or cooling's) share of the average km (0 in the mild): EW means and
+    co-moments of (h, ratio)."""
 
     mh: float = 0.0
     mr: float = 1.0
@@ -199,13 +209,26 @@ class EnergyModel:
 
     def seed_drive_kwh_per_km(self, outside_temp: float) -> float:
         c = self._c
-        return c.drive_kwh_per_km + c.drive_kwh_per_km_per_k * max(
-            0.0, c.drive_ref_temp_c - outside_temp
-        )
+        return (c.drive_kwh_per_km
+                + c.drive_kwh_per_km_per_k * max(0.0, c.drive_ref_temp_c - outside_temp)
+                + c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp))
 
     def seed_site_kw(self, outside_temp: float) -> float:
         c = self._c
-        return c.site_kw + c.site_kw_per_k * max(0.0, c.site_ref_temp_c - outside_temp)
+        return (c.site_kw + c.site_kw_per_k * max(0.0, c.site_ref_temp_c - outside_temp)
+                + c.site_cooling_kw_per_k * self._cooling_k(outside_temp))
+
+    def _cooling_k(self, outside_temp: float) -> float:
+        return max(0.0, outside_temp - self._c.cooling_above_c)
+
+    def climate(self, outside_temp: float) -> Climate:
+        """What the bus spends on its climate at ``outside_temp``, as the seeds have it."""
+        c = self._c
+        if outside_temp > c.cooling_above_c:
+            return "cooling"
+        if outside_temp < max(c.site_ref_temp_c, c.drive_ref_temp_c):
+            return "heating"
+        return "neither"
 
     def drive_kwh_per_km(self, outside_temp: float) -> float:
         return self.seed_drive_kwh_per_km(outside_temp) * self._factor("drive")
@@ -245,10 +268,10 @@ class EnergyModel:
         f = self._roads.get(road_key(a, b))
         if f is None:
             return 1.0
-        return f.at(None if outside_temp is None else self._heating_share(outside_temp))
+        return f.at(None if outside_temp is None else self._climate_share(outside_temp))
 
-    def _heating_share(self, outside_temp: float) -> float:
-        """The heating's share of the seed's kWh per km at ``outside_temp``."""
+    def _climate_share(self, outside_temp: float) -> float:
+        """The heating's or cooling's share of the seed's kWh per km at ``outside_temp``."""
         return 1.0 - self._c.drive_kwh_per_km / self.seed_drive_kwh_per_km(outside_temp)
 
     def pack_factor(self, name: str) -> float:
@@ -322,7 +345,7 @@ class EnergyModel:
             # A road's cost is against the bus's average: none before its first leg (the
             # seed's error is not the road's).
             if accepted and road is not None and known:
-                h = self._heating_share(outside_temp)
+                h = self._climate_share(outside_temp)
                 # The prior: one leg at the average's cost, in this leg's cold.
                 f = self._roads.setdefault(road_key(*road), _RoadCost(mh=h, n=1))
                 f.learn(h, ratio / average, _ROAD_ENERGY_MIN_RATE)
