@@ -92,6 +92,26 @@ def test_hot_days_of_every_heat_teach_a_model_that_projects_the_next_one() -> No
     assert blind.site_kw(32.0) < site_truth(32.0) * 0.85
 
 
+def test_the_cooling_on_the_road_is_not_made_dearer_by_what_makes_a_km_dear() -> None:
+    """A bus whose km costs 40 % more than the seed's (its mass, its tyres: a mild morning's
+    legs say so) has the same air conditioning: on a hot afternoon the road's kWh per km are
+    its dearer km plus the cooling its visits taught, not the cooling 40 % dearer too (seed
+    1: hot afternoons' driving then came home a point above what noon said)."""
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    model.start_day(date(2026, 7, 1))
+    for _ in range(3):
+        assert model.learn_leg(20, cfg.drive_kwh_per_km * 1.4 * 20, 22.0)
+        assert model.learn_visit(60, cfg.site_kw, 22.0)
+    mild = model.drive_kwh_per_km(22.0)
+    assert mild > cfg.drive_kwh_per_km * 1.3  # the day's dearer km
+    cooling = 6 * cfg.drive_cooling_kwh_per_km_per_k
+    assert model.drive_kwh_per_km(30.0) == pytest.approx(mild + cooling)
+    # A hot leg that draws just that teaches the drive factor nothing new.
+    assert model.learn_leg(20, (mild + cooling) * 20, 30.0)
+    assert model.drive_kwh_per_km(22.0) == pytest.approx(mild)
+
+
 def test_a_proposal_on_a_hot_day_names_the_air_conditioning_not_the_heating() -> None:
     """The reasons say in plain words why: at 30 °C the bus cools, it does not heat."""
     plan = load_plan(PLAN_FILE)

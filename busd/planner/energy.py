@@ -5,7 +5,8 @@ large share of a winter day) and in the kelvins above ``cooling_above_c`` (the a
 conditioning of a hot afternoon, which no morning below that line shows: without it in the
 seed, a day's lessons from a mild morning said nothing of the hot afternoon's cooling).
 The bus's own completed legs and visits correct each seed by a multiplicative factor
-(heating, cooling and the rest alike), learned as an
+(the cooling on the road too takes the on-site factor: :meth:`EnergyModel._drive_cooling`),
+learned as an
 exponentially weighted mean of observed/predicted ratios; the spread of those
 ratios is the model's uncertainty before a day's first lessons, and the model's measured
 error of its own day-corrected predictions after them (:meth:`EnergyModel.uncertainty`),
@@ -21,16 +22,14 @@ depot SOC the projection shows is the expected one, not the day without a detour
 learn slowly (``_ROAD_MIN_RATE``): a day's detour is luck, the share of detours is not.
 
 Roads differ in what a km costs, too: a slow gravel road spends less on air resistance
-per km than a fast asphalt one (and more on heating in the cold, on cooling in the heat).
-Each road the bus drives (a pair of places) has its own factor, its legs against the
-bus's average; the
+per km than a fast asphalt one (and more on heating, in the cold). Each road the bus
+drives (a pair of places) has its own factor, its legs against the bus's average; the
 day's and the long run's drive factors learn from legs with their road's factor taken
 out, and :meth:`EnergyModel.road_energy` gives it back for the roads still ahead. Without
 it a morning on fast roads would tell the model that the afternoon's slow ones cost as
-much. How much less a slow road costs depends on the weather (its longer hours heat or cool
-the bus), so a road's factor is a line in the climate's (heating's or cooling's) share of
-the average km (:class:`_RoadCost`): a factor learned over winter and summer alike fits
-neither.
+much. How much less a slow road costs depends on the cold (its longer hours heat the bus),
+so a road's factor is a line in the heating's share of the average km
+(:class:`_RoadCost`): a factor learned over winter and summer alike fits neither.
 
 Today's lessons also count on their own: a day differs from the long run (load, wind,
 a heater that works harder in this cold than the seed's kW per kelvin says), and by noon
@@ -112,14 +111,13 @@ class _Factor:
         return max(_MIN_CV, weight * prior + (1 - weight) * measured)
 
 
-_H_RIDGE = 0.01  # a road's line: its slope counts half once the climate share varies 0.1
+_H_RIDGE = 0.01  # a road's line: its slope counts half once the heating share varies 0.1
 
 
 @dataclass
 class _RoadCost:
-    """A road's kWh per km against the bus's average, as a line in ``h``, the climate's
-    (heating's or cooling's) share of the average km (0 in the mild): EW means and
-    co-moments of (h, ratio)."""
+    """A road's kWh per km against the bus's average, as a line in ``h``, the heating's
+    share of the average km (0 in the warm): EW means and co-moments of (h, ratio)."""
 
     mh: float = 0.0
     mr: float = 1.0
@@ -231,7 +229,23 @@ class EnergyModel:
         return "neither"
 
     def drive_kwh_per_km(self, outside_temp: float) -> float:
-        return self.seed_drive_kwh_per_km(outside_temp) * self._factor("drive")
+        return (self._seed_drive_rest(outside_temp) * self._factor("drive")
+                + self._drive_cooling(outside_temp))
+
+    def _seed_drive_rest(self, outside_temp: float) -> float:
+        """The seed's kWh per km of the road and the heating: all but the cooling."""
+        return (self.seed_drive_kwh_per_km(outside_temp)
+                - self._c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp))
+
+    def _drive_cooling(self, outside_temp: float) -> float:
+        """The air conditioning's kWh per km: the seed's, times what the bus's visits taught
+        of its on-site kW. It is the same air conditioning, and on site it is most of what
+        a hot visit draws; on the road it is a few per cent of a km, under the drive factor
+        it would grow with everything that makes the bus's km dearer than the seed's (its
+        mass, its tyres), which a mild morning teaches and a hot afternoon's cooling does
+        not share."""
+        return (self._c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp)
+                * self._factor("site"))
 
     def site_kw(self, outside_temp: float) -> float:
         return self.seed_site_kw(outside_temp) * self._factor("site")
@@ -268,11 +282,11 @@ class EnergyModel:
         f = self._roads.get(road_key(a, b))
         if f is None:
             return 1.0
-        return f.at(None if outside_temp is None else self._climate_share(outside_temp))
+        return f.at(None if outside_temp is None else self._heating_share(outside_temp))
 
-    def _climate_share(self, outside_temp: float) -> float:
-        """The heating's or cooling's share of the seed's kWh per km at ``outside_temp``."""
-        return 1.0 - self._c.drive_kwh_per_km / self.seed_drive_kwh_per_km(outside_temp)
+    def _heating_share(self, outside_temp: float) -> float:
+        """The heating's share of the seed's kWh per km at ``outside_temp``."""
+        return 1.0 - self._c.drive_kwh_per_km / self._seed_drive_rest(outside_temp)
 
     def pack_factor(self, name: str) -> float:
         """SOC energy per kWh out at the terminals, ``name`` "drive" or "site": the model's
@@ -331,7 +345,10 @@ class EnergyModel:
         and ignored."""
         accepted = False
         if km >= 1.0 and kwh > 0:
-            ratio = kwh / (self.seed_drive_kwh_per_km(outside_temp) * km)
+            # The cooling is the site factor's to learn (:meth:`_drive_cooling`); the rest of
+            # the leg teaches the drive factor.
+            ratio = (kwh / km - self._drive_cooling(outside_temp)) / self._seed_drive_rest(
+                outside_temp)
             this_road = self.road_energy(*road, outside_temp) if road is not None else 1.0
             average = self._drive.mean
             predicted, error = self._factor("drive"), self._error("drive")
@@ -345,7 +362,7 @@ class EnergyModel:
             # A road's cost is against the bus's average: none before its first leg (the
             # seed's error is not the road's).
             if accepted and road is not None and known:
-                h = self._climate_share(outside_temp)
+                h = self._heating_share(outside_temp)
                 # The prior: one leg at the average's cost, in this leg's cold.
                 f = self._roads.setdefault(road_key(*road), _RoadCost(mh=h, n=1))
                 f.learn(h, ratio / average, _ROAD_ENERGY_MIN_RATE)
