@@ -58,10 +58,12 @@ class MonitoringConfig(Strict):
 class PlannerConfig(Strict):
     """The SOC-aware stop planner: energy model seeds, safety, stability.
 
-    Energy seeds are linear in the cold: driving ``drive_kwh_per_km`` plus
-    ``drive_kwh_per_km_per_k`` for every kelvin below ``drive_ref_temp_c``; on
-    site ``site_kw`` plus ``site_kw_per_k`` below ``site_ref_temp_c`` (heating).
-    The bus's own legs and visits correct them (see busd.planner.energy).
+    Energy seeds are linear in the cold and in the heat: driving ``drive_kwh_per_km`` plus
+    ``drive_kwh_per_km_per_k`` for every kelvin below ``drive_ref_temp_c`` (heating) and
+    ``drive_cooling_kwh_per_km_per_k`` for every kelvin above ``cooling_above_c`` (air
+    conditioning); on site ``site_kw`` plus ``site_kw_per_k`` below ``site_ref_temp_c`` and
+    ``site_cooling_kw_per_k`` above ``cooling_above_c``. The bus's own legs and visits
+    correct them (see busd.planner.energy).
     """
 
     enabled: bool = Field(default=True, description="run the planner component")
@@ -90,6 +92,21 @@ class PlannerConfig(Strict):
         default=0.12, ge=0, le=5, description="seed, extra on-site kW per kelvin below ref"
     )
     site_ref_temp_c: float = Field(default=18.0, ge=-20, le=40)
+    # The air conditioning: about 0.12 kW per kelvin above 24 °C on a minibus of this size
+    # (simulators/can/model.py draws as much); driving at 50 km/h, 0.0024 kWh per km.
+    cooling_above_c: float = Field(
+        default=24.0, ge=-20, le=50,
+        description="air conditioning above this outside temperature (no heating above "
+        "either reference temperature)",
+    )
+    site_cooling_kw_per_k: float = Field(
+        default=0.12, ge=0, le=5, description="seed, extra on-site kW per kelvin above "
+        "cooling_above_c",
+    )
+    drive_cooling_kwh_per_km_per_k: float = Field(
+        default=0.0024, ge=0, le=0.1, description="seed, extra kWh/km per kelvin above "
+        "cooling_above_c",
+    )
     road_factor: float = Field(
         default=1.3, ge=1.0, le=3.0, description="seed, road km per great-circle km"
     )
@@ -152,4 +169,7 @@ class PlannerConfig(Strict):
             raise ValueError("reserve_pct + margin_pct must be below charge_max_pct")
         if self.max_interval_s < self.min_interval_s:
             raise ValueError("max_interval_s is below min_interval_s")
+        if self.cooling_above_c < max(self.site_ref_temp_c, self.drive_ref_temp_c):
+            # A bus does not heat and cool at once: the seeds would count both.
+            raise ValueError("cooling_above_c is below site_ref_temp_c or drive_ref_temp_c")
         return self

@@ -1,8 +1,12 @@
-"""Energy model: kWh per km on the road and kW on site, both depending on the cold.
+"""Energy model: kWh per km on the road and kW on site, depending on the cold and the heat.
 
-The seeds (config) are linear in the kelvins below a reference temperature:
-heating is the large share of a winter day. The bus's own completed legs and
-visits correct each seed by a multiplicative factor, learned as an
+The seeds (config) are linear in the kelvins below a reference temperature (heating, the
+large share of a winter day) and in the kelvins above ``cooling_above_c`` (the air
+conditioning of a hot afternoon, which no morning below that line shows: without it in the
+seed, a day's lessons from a mild morning said nothing of the hot afternoon's cooling).
+The bus's own completed legs and visits correct each seed by a multiplicative factor
+(the cooling on the road too takes the on-site factor: :meth:`EnergyModel._drive_cooling`),
+learned as an
 exponentially weighted mean of observed/predicted ratios; the spread of those
 ratios is the model's uncertainty before a day's first lessons, and the model's measured
 error of its own day-corrected predictions after them (:meth:`EnergyModel.uncertainty`),
@@ -43,6 +47,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
 
 from busd.config import PlannerConfig
 
@@ -65,6 +70,9 @@ _ROAD_KM_PRIOR_N = 1  # a road's km: the straight line times the road factor wei
 _PACK_MIN_KWH = 2.0
 _PACK_MIN, _PACK_MAX = 0.8, 1.25
 _PACK_MIN_RATE = 0.05
+
+
+Climate = Literal["heating", "cooling", "neither"]
 
 
 def road_key(a: str, b: str) -> str:
@@ -199,16 +207,45 @@ class EnergyModel:
 
     def seed_drive_kwh_per_km(self, outside_temp: float) -> float:
         c = self._c
-        return c.drive_kwh_per_km + c.drive_kwh_per_km_per_k * max(
-            0.0, c.drive_ref_temp_c - outside_temp
-        )
+        return (c.drive_kwh_per_km
+                + c.drive_kwh_per_km_per_k * max(0.0, c.drive_ref_temp_c - outside_temp)
+                + c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp))
 
     def seed_site_kw(self, outside_temp: float) -> float:
         c = self._c
-        return c.site_kw + c.site_kw_per_k * max(0.0, c.site_ref_temp_c - outside_temp)
+        return (c.site_kw + c.site_kw_per_k * max(0.0, c.site_ref_temp_c - outside_temp)
+                + c.site_cooling_kw_per_k * self._cooling_k(outside_temp))
+
+    def _cooling_k(self, outside_temp: float) -> float:
+        return max(0.0, outside_temp - self._c.cooling_above_c)
+
+    def climate(self, outside_temp: float) -> Climate:
+        """What the bus spends on its climate at ``outside_temp``, as the seeds have it."""
+        c = self._c
+        if outside_temp > c.cooling_above_c:
+            return "cooling"
+        if outside_temp < max(c.site_ref_temp_c, c.drive_ref_temp_c):
+            return "heating"
+        return "neither"
 
     def drive_kwh_per_km(self, outside_temp: float) -> float:
-        return self.seed_drive_kwh_per_km(outside_temp) * self._factor("drive")
+        return (self._seed_drive_rest(outside_temp) * self._factor("drive")
+                + self._drive_cooling(outside_temp))
+
+    def _seed_drive_rest(self, outside_temp: float) -> float:
+        """The seed's kWh per km of the road and the heating: all but the cooling."""
+        return (self.seed_drive_kwh_per_km(outside_temp)
+                - self._c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp))
+
+    def _drive_cooling(self, outside_temp: float) -> float:
+        """The air conditioning's kWh per km: the seed's, times what the bus's visits taught
+        of its on-site kW. It is the same air conditioning, and on site it is most of what
+        a hot visit draws; on the road it is a few per cent of a km, under the drive factor
+        it would grow with everything that makes the bus's km dearer than the seed's (its
+        mass, its tyres), which a mild morning teaches and a hot afternoon's cooling does
+        not share."""
+        return (self._c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp)
+                * self._factor("site"))
 
     def site_kw(self, outside_temp: float) -> float:
         return self.seed_site_kw(outside_temp) * self._factor("site")
@@ -249,7 +286,7 @@ class EnergyModel:
 
     def _heating_share(self, outside_temp: float) -> float:
         """The heating's share of the seed's kWh per km at ``outside_temp``."""
-        return 1.0 - self._c.drive_kwh_per_km / self.seed_drive_kwh_per_km(outside_temp)
+        return 1.0 - self._c.drive_kwh_per_km / self._seed_drive_rest(outside_temp)
 
     def pack_factor(self, name: str) -> float:
         """SOC energy per kWh out at the terminals, ``name`` "drive" or "site": the model's
@@ -308,7 +345,10 @@ class EnergyModel:
         and ignored."""
         accepted = False
         if km >= 1.0 and kwh > 0:
-            ratio = kwh / (self.seed_drive_kwh_per_km(outside_temp) * km)
+            # The cooling is the site factor's to learn (:meth:`_drive_cooling`); the rest of
+            # the leg teaches the drive factor.
+            ratio = (kwh / km - self._drive_cooling(outside_temp)) / self._seed_drive_rest(
+                outside_temp)
             this_road = self.road_energy(*road, outside_temp) if road is not None else 1.0
             average = self._drive.mean
             predicted, error = self._factor("drive"), self._error("drive")

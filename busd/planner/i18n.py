@@ -30,6 +30,24 @@ TEMPLATES: dict[str, dict[Language, str]] = {
         "en": "Outside {temp:.0f} °C: heating on site uses about {site_kw:.1f} kW, driving "
         "{drive:.2f} kWh/km.",
     },
+    # The bus's consumption as the projection has it, named for what the weather makes it:
+    # heating ("cold"), air conditioning ("hot"), or neither ("mild").
+    "hot": {
+        "lv": "Ārā {temp:.0f} °C: gaisa kondicionēšana stāvvietā patērē ap {site_kw:.1f} kW, "
+        "braucot {drive:.2f} kWh/km.",
+        "lt": "Lauke {temp:.0f} °C: oro kondicionavimas stovint naudoja apie {site_kw:.1f} kW, "
+        "važiuojant {drive:.2f} kWh/km.",
+        "en": "Outside {temp:.0f} °C: air conditioning on site uses about {site_kw:.1f} kW, "
+        "driving {drive:.2f} kWh/km.",
+    },
+    "mild": {
+        "lv": "Ārā {temp:.0f} °C: stāvvietā autobuss patērē ap {site_kw:.1f} kW, braucot "
+        "{drive:.2f} kWh/km.",
+        "lt": "Lauke {temp:.0f} °C: stovėdamas autobusas naudoja apie {site_kw:.1f} kW, "
+        "važiuodamas {drive:.2f} kWh/km.",
+        "en": "Outside {temp:.0f} °C: on site the bus uses about {site_kw:.1f} kW, driving "
+        "{drive:.2f} kWh/km.",
+    },
     "shorten": {
         "lv": "Saīsināt apmeklējumu {name}: {before:.0f} → {after:.0f} min.",
         "lt": "Sutrumpinti apsilankymą {name}: {before:.0f} → {after:.0f} min.",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from busd.config import PlannerConfig
 from busd.event_catalog import Item as Item  # re-exported: the itinerary entry of the events
 from busd.plan import Charger, Plan, Stop, haversine_m
-from busd.planner.energy import EnergyModel
+from busd.planner.energy import Climate, EnergyModel
 from busd.planner.model import ChargeParams, ChargerNode, Evaluation, Instance, StopNode, evaluate
 
 
@@ -106,6 +106,7 @@ class Built:
     site_kw: float
     drive_kwh_per_km: float
     names: dict[str, str] = field(default_factory=dict)
+    climate: Climate = "heating"  # what the weather makes the bus spend on (the reasons say)
 
     def node(self, place_id: str) -> int:
         return self.node_ids.index(place_id)
@@ -315,7 +316,8 @@ def build(
     )
     names = {p.id: p.name for p in places.values()}
     return Built(
-        inst, ids, tuple(active_seq), minutes, cfg.reserve_pct, margin, site, drive, names
+        inst, ids, tuple(active_seq), minutes, cfg.reserve_pct, margin, site, drive, names,
+        energy.climate(sit.outside_temp),
     )
 
 

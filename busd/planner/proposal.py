@@ -148,8 +148,9 @@ def make_proposal(
             "unsafe", soc=round(active.depot_soc, 1), need=round(need, 1),
             reserve=built.reserve_pct, margin=round(built.margin_pct, 1),
         )
+        weather = {"heating": "cold", "cooling": "hot", "neither": "mild"}[built.climate]
         reason(
-            "cold", temp=round(sit.outside_temp, 1), site_kw=round(built.site_kw, 2),
+            weather, temp=round(sit.outside_temp, 1), site_kw=round(built.site_kw, 2),
             drive=round(built.drive_kwh_per_km, 3),
         )
     else:
