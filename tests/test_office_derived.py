@@ -70,7 +70,7 @@ def a_day(bus: str = "lv-01", first_seq: int = 1) -> list[ArchivedRecord]:
         (visit_ended("visit-1", at(31), at(120)), at(121)),
         (charging("charge-1", at(150), None, 0.0), at(151)),
         (charging("charge-1", at(150), at(190), 14.5), at(191)),
-        (daily(DAY, at(600)), at(600)),
+        (daily(DAY, at(600), counter_rejects=2), at(600)),
     ]
     return [archived(e, first_seq + i, ts, bus) for i, (e, ts) in enumerate(events)]
 
@@ -112,6 +112,16 @@ async def test_a_day_of_events_gives_typed_rows(archive: Archive) -> None:
     (report,) = await archive.daily_reports("lv-01", DAY)
     assert (report.day, report.km, report.clients_served, report.stops[0].reason) == (
         DAY, 80.0, 14, "Depot SOC below the reserve")
+    assert report.charger_counter_rejects == 2
+
+
+def test_the_office_keeps_every_figure_of_the_bus_daily_report() -> None:
+    # The stored row repeats the report's fields; one the office forgot (the charger's
+    # rejected counter readings) was lost to the monthly figures without a word.
+    from busd.event_catalog import DailyReport
+    from office.archive import DayReport
+
+    assert set(DailyReport.model_fields) - {"kind"} <= set(DayReport.model_fields)
 
 
 async def test_a_record_arriving_twice_gives_one_row(archive: Archive) -> None:

@@ -144,7 +144,8 @@ def plan_answer(accepted: bool, version: int) -> CommandResult:
                          detail=CommandDetail(version=version if accepted else None))
 
 
-def daily(day: date, created: datetime, *, km: float = 80.0, clients: int = 14) -> DailyReport:
+def daily(day: date, created: datetime, *, km: float = 80.0, clients: int = 14,
+          counter_rejects: int = 0) -> DailyReport:
     return DailyReport(
         day=day, created=iso(created), km=km, energy_out_kwh=30.0, energy_regen_kwh=3.0,
         energy_charged_kwh=0.0, energy_net_kwh=27.0, driving_kwh_per_km=0.3,
@@ -153,4 +154,4 @@ def daily(day: date, created: datetime, *, km: float = 80.0, clients: int = 14) 
         stops=[StopOutcome(stop_id="sutri", name="Sutri", status="shortened", planned_min=90,
                            minutes=45, reason="Depot SOC below the reserve")],
         charging_sessions=0, min_soc=21.0, lift_cycles=6, clients_served=clients, alerts=1,
-        energy_gap_min=0.0, open_records=0)
+        energy_gap_min=0.0, open_records=0, charger_counter_rejects=counter_rejects)

@@ -112,7 +112,7 @@ _RENAMED = {"start": "start_ts", "end": "end_ts"}
 _ADDED: dict[str, object] = {
     "off_s": 0.0, "charger_kwh": None, "battery_kwh": None, "charge_diff_kwh": None,
     "switched_off_min": 0.0, "charging_charger_kwh": None, "charging_battery_kwh": 0.0,
-    "charging_diff_kwh": None}
+    "charging_diff_kwh": None, "charger_counter_rejects": 0}
 
 
 def _pick(statement: Statement, fields: dict[str, Any]) -> dict[str, object]:

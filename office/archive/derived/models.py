@@ -137,6 +137,7 @@ class DayReport(DerivedRow):
     charging_battery_kwh: float
     charging_diff_kwh: float | None
     open_records: int
+    charger_counter_rejects: int = 0  # charger counter readings rejected (a reset, a jump)
     services: dict[str, int] = {}  # clients served per service type
     activities_min: dict[str, float] = {}  # minutes on site per activity
 
