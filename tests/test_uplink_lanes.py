@@ -24,56 +24,17 @@ def seqs(payload: bytes) -> list[int]:
     return [r["seq"] for r in msg["records"]] if "records" in msg else [msg["seq"]]
 
 
-async def test_a_live_record_overtakes_the_backlog_which_goes_on_backlog_topics(
-        mosquitto: Mosquitto, tmp_path: Path) -> None:
-    arrived: list[tuple[str, list[int]]] = []  # (topic suffix, seqs), in arrival order
-    settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
-    async with TcpProxy(mosquitto.port) as link, \
-            make_client(settings, identifier="test-office",
-                        protocol=aiomqtt.ProtocolVersion.V5) as office:
-        await office.subscribe(f"{PREFIX}/#", qos=1)
-        link.cut()  # the bus starts out of reach: what it makes is its backlog
-        config = bus_config(tmp_path, link.port, bus_id=BUS, protocol="5")
-        # Small batches, one in flight: the 300 backlog records take 60 round trips.
-        config = config.model_copy(update={"uplink": config.uplink.model_copy(
-            update={"batch_max_records": 5, "inflight": 1})})
-        async with running_bus(config) as (parts, _):
-            await parts.outbox.append("event", "tick", {"first": True})  # once it is open
-            an_hour_ago = time.time() - 3600  # older than the live window
-            for i in range(299):
-                parts.outbox.add_telemetry({"i": i}, full=True, ts=an_hour_ago + i)
-            await parts.outbox.flush()
-            backlog_last = parts.outbox.last_seq
-            link.restore()
-            live_seq = 0
-            async with asyncio.timeout(30):
-                async for message in office.messages:
-                    suffix = str(message.topic).removeprefix(PREFIX + "/")
-                    if suffix in ("status", "state", "plan"):
-                        continue
-                    assert isinstance(message.payload, bytes)
-                    arrived.append((suffix, seqs(message.payload)))
-                    if not live_seq:  # the first of the backlog is out: make a live record
-                        live_seq = await parts.outbox.append("event", "tick", {"live": True})
-                    if any(backlog_last in s for _, s in arrived) and any(
-                            live_seq in s for _, s in arrived):
-                        break
-    order = [seq for _, s in arrived for seq in s]
-    assert sorted(order) == list(range(1, live_seq + 1))  # each once
-    for suffix, s in arrived:
-        if s[0] <= backlog_last:
-            assert suffix.startswith("backlog/"), (suffix, s)
-        else:
-            assert suffix == "event/tick", (suffix, s)
-    # Live went first: it did not wait for the 300 records made before the connection.
-    assert order.index(live_seq) < order.index(backlog_last)
+Arrival = tuple[float, str, list[int]]  # (monotonic time, topic suffix, seqs)
 
 
-async def test_the_backlog_goes_at_its_pace_and_a_live_record_does_not_wait_for_it(
-        mosquitto: Mosquitto, tmp_path: Path) -> None:
-    # 600 backlog records at 200 a second in batches of 100: one each 0.5 s after the first
-    # (itself within 0.5 s), 2.5 s in all. A live record made meanwhile goes at once.
-    arrivals: list[tuple[float, str, list[int]]] = []
+async def backlog_then_live(mosquitto: Mosquitto, tmp_path: Path, records: int,
+                            **uplink: object) -> tuple[list[Arrival], int, int]:
+    """A bus that starts out of reach makes a backlog of ``records`` (an event made as it
+    opens, then samples an hour old, older than the live window), then reaches the broker and
+    makes one live record as soon as the first record arrives. Returns every record message
+    in arrival order until the backlog's last and the live record are in, the backlog's last
+    seq and the live record's seq."""
+    arrivals: list[Arrival] = []
     settings = BrokerSettings(host="127.0.0.1", port=mosquitto.port)
     async with TcpProxy(mosquitto.port) as link, \
             make_client(settings, identifier="test-office",
@@ -81,12 +42,11 @@ async def test_the_backlog_goes_at_its_pace_and_a_live_record_does_not_wait_for_
         await office.subscribe(f"{PREFIX}/#", qos=1)
         link.cut()
         config = bus_config(tmp_path, link.port, bus_id=BUS, protocol="5")
-        config = config.model_copy(update={"uplink": config.uplink.model_copy(
-            update={"backlog_records_per_s": 200, "batch_max_records": 100})})
+        config = config.model_copy(update={"uplink": config.uplink.model_copy(update=uplink)})
         async with running_bus(config) as (parts, _):
             await parts.outbox.append("event", "tick", {"first": True})  # once it is open
             an_hour_ago = time.time() - 3600
-            for i in range(599):
+            for i in range(records - 1):
                 parts.outbox.add_telemetry({"i": i}, full=True, ts=an_hour_ago + i)
             await parts.outbox.flush()
             backlog_last = parts.outbox.last_seq
@@ -99,11 +59,36 @@ async def test_the_backlog_goes_at_its_pace_and_a_live_record_does_not_wait_for_
                         continue
                     assert isinstance(message.payload, bytes)
                     arrivals.append((time.monotonic(), suffix, seqs(message.payload)))
-                    if not live_seq:
+                    if not live_seq:  # the first of the backlog is out: make a live record
                         live_seq = await parts.outbox.append("event", "tick", {"live": True})
                     if any(backlog_last in s for _, _, s in arrivals) and any(
                             live_seq in s for _, _, s in arrivals):
                         break
+    return arrivals, backlog_last, live_seq
+
+
+async def test_a_live_record_overtakes_the_backlog_which_goes_on_backlog_topics(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # Small batches, one in flight: the 300 backlog records take 60 round trips.
+    arrivals, backlog_last, live_seq = await backlog_then_live(
+        mosquitto, tmp_path, 300, batch_max_records=5, inflight=1)
+    order = [seq for _, _, s in arrivals for seq in s]
+    assert sorted(order) == list(range(1, live_seq + 1))  # each once
+    for _, suffix, s in arrivals:
+        if s[0] <= backlog_last:
+            assert suffix.startswith("backlog/"), (suffix, s)
+        else:
+            assert suffix == "event/tick", (suffix, s)
+    # Live went first: it did not wait for the 300 records made before the connection.
+    assert order.index(live_seq) < order.index(backlog_last)
+
+
+async def test_the_backlog_goes_at_its_pace_and_a_live_record_does_not_wait_for_it(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # 600 backlog records at 200 a second in batches of 100: one each 0.5 s after the first
+    # (itself within 0.5 s), 2.5 s in all. A live record made meanwhile goes at once.
+    arrivals, backlog_last, live_seq = await backlog_then_live(
+        mosquitto, tmp_path, 600, backlog_records_per_s=200, batch_max_records=100)
     backlog = [(t, s) for t, suffix, s in arrivals if suffix.startswith("backlog/")]
     assert sorted(seq for _, s in backlog for seq in s) == list(range(1, backlog_last + 1))
     assert backlog[-1][0] - backlog[0][0] >= 2.4  # 5 × 0.5 s, less the clock's grain
