@@ -17,6 +17,7 @@ from busd.plan import load_plan
 from busd.planner.core import PlannerCore
 from busd.planner.energy import EnergyModel
 from busd.planner.projection import Progress, Situation, build, initial_itinerary
+from busd.planner.proposal import Proposal
 from tests.conftest import REPO
 from tests.progress_helpers import serve
 
@@ -112,16 +113,21 @@ def test_the_cooling_on_the_road_is_not_made_dearer_by_what_makes_a_km_dear() ->
     assert model.drive_kwh_per_km(22.0) == pytest.approx(mild)
 
 
-def test_a_proposal_on_a_hot_day_names_the_air_conditioning_not_the_heating() -> None:
-    """The reasons say in plain words why: at 30 °C the bus cools, it does not heat."""
+def proposal_at(temp_c: float) -> Proposal:
+    """The proposal a bus at 30 % SOC makes at Rožupe at 09:00 with ``temp_c`` outside."""
     plan = load_plan(PLAN_FILE)
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, plan.at(plan.depot.leave_at))
     serve(core, "rozupe")
     rozupe = plan.stop("rozupe")
-    core.observe(Situation(plan.at(time(9, 0)), 30.0, 30.0, rozupe.lat, rozupe.lon))
-    pending = core.pending
-    assert pending is not None
+    core.observe(Situation(plan.at(time(9, 0)), 30.0, temp_c, rozupe.lat, rozupe.lon))
+    assert core.pending is not None
+    return core.pending
+
+
+def test_a_proposal_on_a_hot_day_names_the_air_conditioning_not_the_heating() -> None:
+    """The reasons say in plain words why: at 30 °C the bus cools, it does not heat."""
+    pending = proposal_at(30.0)
     codes = [r.code for r in pending.reasons]
     assert "hot" in codes and "cold" not in codes
     hot = next(r for r in pending.reasons if r.code == "hot")
@@ -130,14 +136,7 @@ def test_a_proposal_on_a_hot_day_names_the_air_conditioning_not_the_heating() ->
 
 
 def test_a_proposal_on_a_mild_day_names_neither_heating_nor_cooling() -> None:
-    plan = load_plan(PLAN_FILE)
-    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
-    core.load(plan, plan.at(plan.depot.leave_at))
-    serve(core, "rozupe")
-    rozupe = plan.stop("rozupe")
-    core.observe(Situation(plan.at(time(9, 0)), 30.0, 20.0, rozupe.lat, rozupe.lon))
-    pending = core.pending
-    assert pending is not None
+    pending = proposal_at(20.0)
     mild = next(r for r in pending.reasons if r.code == "mild")
     assert "heating" not in mild.text["en"] and "air conditioning" not in mild.text["en"]
 
