@@ -342,3 +342,27 @@ async def test_the_next_month_is_made_ahead_as_the_clock_moves_on(postgres_url: 
         await archive.insert_batch([rec("lv-01", 1, NOW + timedelta(days=25))])
         assert await archive.partitions() == [date(2026, 3, 1), date(2026, 4, 1),
                                               date(2026, 5, 1)]
+
+
+async def test_a_writer_opening_a_locked_sqlite_archive_waits_its_turn(tmp_path: Path) -> None:
+    """A second worker opening the file while another holds its write lock longer than
+    sqlite3's own 5 s default (a loaded machine, a long migration) waits, and opens."""
+    path = tmp_path / "archive.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    held = threading.Event()
+
+    def release_later() -> None:
+        held.wait(6.0)  # released after 6 s at most: past the 5 s default
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    try:
+        async with open_archive(f"sqlite:///{path}",
+                                clock=ManualClock(NOW.timestamp())) as archive:
+            assert await archive.count() == 0
+    finally:
+        held.set()
+        releaser.join()

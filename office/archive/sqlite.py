@@ -36,6 +36,8 @@ from office.archive.months import retention_boundary
 T = TypeVar("T")
 log = structlog.get_logger("office.archive")
 
+# How long a writer waits for another's write lock (several workers may share the file).
+_BUSY_S = 30.0
 _COLUMNS = "bus, seq, ts, schema, kind, topic, received, data"
 
 def _text_ts(ts: datetime) -> str:
@@ -83,12 +85,16 @@ class SqliteArchive(DerivedReads, CommandTable):
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE takes the write lock
         # up front, so two writers queue on busy_timeout instead of failing mid-transaction).
-        db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        # The busy timeout from the start: a second worker opening a new archive while the
+        # first turns it to WAL and migrates it waits its turn (sqlite3's default is 5 s, and
+        # a loaded machine once took longer).
+        db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None,
+                             timeout=_BUSY_S)
+        db.execute(f"PRAGMA busy_timeout={int(_BUSY_S * 1000)}")
         db.execute("PRAGMA journal_mode=WAL")
         # The broker redelivers what a worker had not acknowledged, so NORMAL (crash-safe,
         # not power-loss-safe) is enough.
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=30000")
         self._db = db
 
     async def close(self) -> None:
