@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import random
 import signal
 from collections import Counter
 from dataclasses import dataclass, field
@@ -292,17 +293,20 @@ async def open_when_reachable(archive_url: str, stop: asyncio.Event, *,
     wrong URL or a refused login, ends the command as before."""
     from office.archive import ArchiveUnreachable, open_archive
 
-    delay = 0.5
+    backoff = Backoff(initial_s=1.0, max_s=backoff_max_s)
+    rng = random.Random()
+    failures = 0
     while not stop.is_set():
         archive = open_archive(archive_url, connect_timeout_s=attempt_timeout_s)
         try:
             return await archive.open()
         except ArchiveUnreachable as err:
-            log.warning("archive_unreachable", retry_in_s=delay, reason=str(err))
+            failures += 1
+            delay = backoff.delay(failures, rng)
+            log.warning("archive_unreachable", retry_in_s=round(delay, 2), reason=str(err))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):
                 await stop.wait()
-        delay = min(2 * delay, backoff_max_s)
     return None
 
 
