@@ -206,10 +206,8 @@ class EnergyModel:
     # --- prediction -------------------------------------------------------------
 
     def seed_drive_kwh_per_km(self, outside_temp: float) -> float:
-        c = self._c
-        return (c.drive_kwh_per_km
-                + c.drive_kwh_per_km_per_k * max(0.0, c.drive_ref_temp_c - outside_temp)
-                + c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp))
+        return (self._seed_drive_rest(outside_temp)
+                + self._c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp))
 
     def seed_site_kw(self, outside_temp: float) -> float:
         c = self._c
@@ -234,8 +232,9 @@ class EnergyModel:
 
     def _seed_drive_rest(self, outside_temp: float) -> float:
         """The seed's kWh per km of the road and the heating: all but the cooling."""
-        return (self.seed_drive_kwh_per_km(outside_temp)
-                - self._c.drive_cooling_kwh_per_km_per_k * self._cooling_k(outside_temp))
+        c = self._c
+        return c.drive_kwh_per_km + c.drive_kwh_per_km_per_k * max(
+            0.0, c.drive_ref_temp_c - outside_temp)
 
     def _drive_cooling(self, outside_temp: float) -> float:
         """The air conditioning's kWh per km: the seed's, times what the bus's visits taught
