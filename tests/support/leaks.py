@@ -50,8 +50,11 @@ def _session_owned() -> set[int]:
 
 def _children() -> dict[tuple[int, float], psutil.Process]:
     found: dict[tuple[int, float], psutil.Process] = {}
+    # The children first, then what the session owns: a session process's helper started
+    # between the two is then in both lists, not taken for a test's child.
+    children = psutil.Process().children(recursive=True)
     owned = _session_owned()
-    for child in psutil.Process().children(recursive=True):
+    for child in children:
         if child.pid in owned:
             continue
         try:
