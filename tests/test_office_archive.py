@@ -366,3 +366,36 @@ async def test_a_writer_opening_a_locked_sqlite_archive_waits_its_turn(tmp_path:
     finally:
         held.set()
         releaser.join()
+
+
+async def test_a_worker_turning_a_new_archive_to_wal_waits_for_another_writer(
+        tmp_path: Path) -> None:
+    """Two workers starting on a new file: while one writes (here, holds the write lock of the
+    file still in its first journal mode), the other's switch to WAL meets SQLite's deadlock
+    rule, which answers "locked" at once instead of waiting. The second waits, and opens."""
+    path = tmp_path / "archive.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other_writer (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other_writer VALUES (1)")
+    released = threading.Event()
+
+    def release_soon() -> None:
+        released.wait(0.5)
+        holder.execute("COMMIT")
+        holder.close()
+
+    releaser = threading.Thread(target=release_soon)
+    releaser.start()
+    try:
+        async with open_archive(f"sqlite:///{path}",
+                                clock=ManualClock(NOW.timestamp())) as archive:
+            assert await archive.count() == 0
+        reader = sqlite3.connect(path)
+        try:
+            assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        finally:
+            reader.close()
+    finally:
+        released.set()
+        releaser.join()

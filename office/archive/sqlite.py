@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
@@ -47,6 +49,24 @@ def _text_ts(ts: datetime) -> str:
 
 def _parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _turn_to_wal(db: sqlite3.Connection) -> None:
+    """Set WAL, waiting out another connection's write as the busy timeout would.
+
+    The switch reads the file, then asks for the write lock. If another connection holds that
+    lock (a second worker turning a new file to WAL, or migrating it), SQLite answers "locked"
+    at once instead of calling the busy handler, since waiting while holding a read lock could
+    deadlock. So the wait is here: short, jittered retries until the busy timeout."""
+    deadline = time.monotonic() + _BUSY_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
 
 
 class SqliteArchive(DerivedReads, CommandTable):
@@ -91,7 +111,7 @@ class SqliteArchive(DerivedReads, CommandTable):
         db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None,
                              timeout=_BUSY_S)
         db.execute(f"PRAGMA busy_timeout={int(_BUSY_S * 1000)}")
-        db.execute("PRAGMA journal_mode=WAL")
+        _turn_to_wal(db)
         # The broker redelivers what a worker had not acknowledged, so NORMAL (crash-safe,
         # not power-loss-safe) is enough.
         db.execute("PRAGMA synchronous=NORMAL")
