@@ -6,6 +6,11 @@ into SQLite, and the daemon as a subprocess, on one clock at x600 (a
 10-hour day in a minute; ``BUSD_SCENARIO_SPEED`` overrides). The runner
 waits on conditions (the office's live state, the day's report in the
 archive, an empty outbox), never on sleeps.
+
+The selected days run two at a time (``BUSD_SCENARIO_PARALLEL`` overrides): a day at x600
+keeps about half a core busy, so two share a CI machine's two cores, and the days were
+four of the suite's ten minutes one after another. Each day has its own broker, ports,
+processes and directory.
 """
 
 from __future__ import annotations
@@ -33,17 +38,42 @@ HAS_PLANNER = importlib.util.find_spec("busd.planner") is not None
 
 pytestmark = pytest.mark.slow
 
+PARALLEL = int(os.environ.get("BUSD_SCENARIO_PARALLEL", "2"))
+
 _results: dict[str, DayResult] = {}
 
 
+def _selected_days(session: pytest.Session) -> list[Path]:
+    """The scenario days this session's selected tests of this module read."""
+    days: list[Path] = []
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        path = callspec.params.get("path") if callspec is not None else None
+        if item.path == Path(__file__) and isinstance(path, Path) and path not in days:
+            days.append(path)
+    return days
+
+
 @pytest.fixture(scope="module")
-def day_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], DayResult]:
+def day_of(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], DayResult]:
+    async def run_days(paths: list[Path]) -> None:
+        slots = asyncio.Semaphore(max(1, PARALLEL))
+
+        async def one(path: Path) -> None:
+            async with slots:
+                runner = ScenarioRunner(load_scenario(path),
+                                        workdir=tmp_path_factory.mktemp(path.stem), speed=SPEED)
+                _results[path.stem] = await runner.run()
+
+        await asyncio.gather(*(one(p) for p in paths))
+
     def run(path: Path) -> DayResult:
         if path.stem not in _results:
-            loaded = load_scenario(path)
-            workdir = tmp_path_factory.mktemp(path.stem)
-            _results[path.stem] = asyncio.run(
-                ScenarioRunner(loaded, workdir=workdir, speed=SPEED).run())
+            # The first test to ask runs every selected day (and this one, selected or not).
+            pending = [p for p in [path, *_selected_days(request.session)]
+                       if p.stem not in _results]
+            asyncio.run(run_days(list(dict.fromkeys(pending))))
         return _results[path.stem]
 
     return run
