@@ -308,3 +308,21 @@ def test_a_new_models_first_leg_does_not_make_its_road_look_dear() -> None:
     assert model.road_energy("livani", "rozupe", -10.0) == 1.0
     assert model.learn_leg(8.5, seed * 8.5 * 1.5, -10.0, road=("rozupe", "rudzati"))
     assert model.road_energy("rozupe", "rudzati", -10.0) == pytest.approx(1.0)
+
+
+def test_the_noon_summary_gives_each_causes_bias_spread_and_p95() -> None:
+    """The benchmark's --verbose summary: per cause, the mean (signed), the mean size and the
+    p95 of the size (the figure the target is on; the roads' alone is its floor)."""
+    from simulators.days.noon import NoonBreakdown, summary
+
+    def day(roads: float) -> NoonBreakdown:
+        return NoonBreakdown(error=roads + 0.5, roads=roads, drive=0.5, site=0.0, plan=0.0,
+                             drive_kwh_per_km=(0.4, 0.4), site_kw=(3.0, 3.0))
+
+    lines = summary([day(float(r)) for r in range(-10, 11)])  # roads -10..10: 21 days
+    by_cause = {line.split(":")[0].split()[1]: line for line in lines}
+    assert by_cause["roads"].endswith("mean +0.00, mean size 5.24, p95 size 10.00 points")
+    assert by_cause["drive"].endswith("mean +0.50, mean size 0.50, p95 size 0.50 points")
+    # The error's sizes: 0.5 twice, 1.5 twice … 9.5 twice, 10.5 once; the p95 is the 20th.
+    assert by_cause["error"].endswith("mean +0.50, mean size 5.26, p95 size 9.50 points")
+    assert summary([]) == []

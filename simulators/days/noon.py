@@ -28,6 +28,7 @@ take up every error after it too, and those would all count as ``plan``.
 from __future__ import annotations
 
 import itertools
+import statistics
 from dataclasses import dataclass, replace
 
 from busd.planner.model import Instance, evaluate
@@ -136,13 +137,19 @@ def _charging_to(inst: Instance, seq: tuple[int, ...], minutes: dict[int, float]
 
 
 def summary(days: list[NoonBreakdown]) -> list[str]:
-    """Per cause over many days: its mean (a bias) and its mean size (the spread)."""
+    """Per cause over many days: its mean (a bias), its mean size (the spread) and the p95 of
+    its size. The p95 of ``roads`` alone is the figure's floor on these days: the error of a
+    projection that knew the afternoon's consumption exactly and only expected the detours."""
     if not days:
         return []
     out = []
     for cause in ("error", "roads", "drive", "site", "plan"):
         values = [getattr(d, cause) for d in days]
+        sizes = [abs(v) for v in values]
         mean = sum(values) / len(values)
-        size = sum(abs(v) for v in values) / len(values)
-        out.append(f"noon {cause:5s}: mean {mean:+5.2f}, mean size {size:4.2f} points")
+        size = sum(sizes) / len(sizes)
+        p95 = statistics.quantiles(sizes, n=20, method="inclusive")[18] if len(sizes) > 1 \
+            else sizes[0]
+        out.append(f"noon {cause:5s}: mean {mean:+5.2f}, mean size {size:4.2f}, "
+                   f"p95 size {p95:4.2f} points")
     return out
