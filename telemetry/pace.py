@@ -29,15 +29,19 @@ class Pace:
         self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
         self._at = now
 
-    def wait_s(self) -> float:
-        """Seconds until the next batch may go; 0 when it may go now."""
+    def wait_s(self, records: float | None = None) -> float:
+        """Seconds until the next batch may go; 0 when it may go now. ``records``: what the
+        next batch takes at most (the backlog's tail, a few records after a short outage),
+        when less than a whole batch: it waits only for its own credit."""
         if self._rate <= 0:
             return 0.0
         self._refill()
-        # The next batch waits for a full batch's credit: never faster than the rate, and a
-        # batch larger than the burst is paid back before the next one. (Within a millionth
-        # of a record: a wait from the clock's float seconds may land a hair short.)
-        short = self._burst - self._tokens
+        # The next batch waits for its credit, a whole batch's unless told less: never faster
+        # than the rate, and a batch larger than the burst is paid back before the next one.
+        # (Within a millionth of a record: a wait from the clock's float seconds may land a
+        # hair short.)
+        need = self._burst if records is None else min(self._burst, max(0.0, records))
+        short = need - self._tokens
         return 0.0 if short <= 1e-6 else short / self._rate
 
     def spend(self, records: int) -> None:

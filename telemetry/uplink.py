@@ -320,7 +320,11 @@ class Uplink:
                     credit=self._rng.uniform(0, batch))
         async with asyncio.TaskGroup() as tg:
             while True:
-                paced_s = pace.wait_s()
+                # The backlog's tail, or the few records of a short outage, waits only for
+                # its own credit, not a whole batch's (at most what is left: its seqs, or the
+                # outbox's unacknowledged rows); a resend waits for a whole batch's.
+                backlog_left = min(live_from - backlog_upto, self._outbox.rows)
+                paced_s = pace.wait_s(backlog_left if backlog_upto < live_from else None)
                 ranges = [PeekRange(after_seq=live_upto, limit=batch * 4)]
                 if backlog_upto < live_from and paced_s == 0:
                     ranges.append(PeekRange(after_seq=backlog_upto, upto=live_from,

@@ -53,3 +53,15 @@ async def test_a_start_credit_shortens_the_first_wait() -> None:
     assert pace.wait_s() == 0.75  # the rest of a batch's credit
     await clock.advance(0.75)
     assert pace.wait_s() == 0
+
+
+async def test_a_batch_smaller_than_the_burst_waits_only_for_its_own_credit() -> None:
+    clock = ManualClock()
+    pace = Pace(rate=100, burst=1000, clock=clock, credit=0)
+    assert pace.wait_s() == 10.0  # a whole batch's credit
+    assert pace.wait_s(records=50) == 0.5  # the backlog's last 50 records
+    assert pace.wait_s(records=5000) == 10.0  # never more than a batch's
+    await clock.advance(0.5)
+    assert pace.wait_s(records=50) == 0
+    pace.spend(50)
+    assert pace.wait_s(records=50) == 0.5  # and still no faster than the rate

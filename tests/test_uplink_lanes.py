@@ -96,6 +96,19 @@ async def test_the_backlog_goes_at_its_pace_and_a_live_record_does_not_wait_for_
     assert live_at < backlog[-1][0]  # it did not wait for the paced backlog
 
 
+async def test_a_few_backlog_records_wait_only_for_their_own_credit_not_a_whole_batchs(
+        mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # 10 backlog records at half a record a second in batches of 1000: a whole batch's credit
+    # would take the first batch 2000 s less its random start credit (over 30 s but 1.5 % of
+    # the time); their own credit, 20 s at most (and none 99 % of the time).
+    start = time.monotonic()
+    arrivals, backlog_last, _ = await backlog_then_live(
+        mosquitto, tmp_path, 10, backlog_records_per_s=0.5, batch_max_records=1000)
+    backlog = [s for _, suffix, s in arrivals if suffix.startswith("backlog/")]
+    assert sorted(seq for s in backlog for seq in s) == list(range(1, backlog_last + 1))
+    assert arrivals[-1][0] - start < 25.0
+
+
 async def test_acknowledged_rows_awaiting_their_delete_do_not_hide_the_backlog_behind_them(
         mosquitto: Mosquitto, tmp_path: Path) -> None:
     # A reconnect reads the backlog from the outbox's head, where acknowledged rows wait for
