@@ -302,9 +302,11 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
         deadline = time.time() + args.timeout
         last_done, last_change = -1, time.time()
         t_done: float | None = None
+        progress: list[tuple[float, int]] = []  # (s since t0, backlog records archived)
         while True:
             done = await asyncio.to_thread(count, url, where, backlog_iso)
             now = time.time()
+            progress.append((now - t0, done))
             if done >= total_backlog:
                 break
             if done != last_done:
@@ -355,6 +357,8 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
         run.records_per_s = round(archived / (t_done - t0))
         say(f"{backend}: backlog drained in {run.drain_s} s, {archived} records archived "
             f"({run.records_per_s}/s)")
+        for line in drain_timeline(progress):
+            say(f"{backend}: {line}")
         await asyncio.sleep(args.live_tail)  # live traffic alone for a while
         # What the broker lost (mosquitto 2.0.11 queues nothing for a session restored from
         # its store until that client is back) shows as gaps: the office asks the buses again
@@ -410,6 +414,19 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
         for proc in procs.values():
             stop_process(proc)
         broker.stop()
+
+
+def drain_timeline(progress: list[tuple[float, int]], step_s: float = 2.0) -> list[str]:
+    """The backlog's drain rate in ``step_s`` windows: where the time went (a slow start, the
+    worker's kill, the broker's restart, a tail of the last buses)."""
+    lines = []
+    mark_t, mark_done = 0.0, 0
+    for t, done in progress:
+        if t - mark_t >= step_s:
+            lines.append(f"drained +{mark_t:5.1f}..{t:5.1f} s: {done - mark_done:6d} backlog "
+                         f"records, {(done - mark_done) / (t - mark_t):6.0f}/s")
+            mark_t, mark_done = t, done
+    return lines
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
