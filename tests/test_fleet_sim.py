@@ -98,3 +98,13 @@ def test_the_config_names_what_is_wrong() -> None:
     with pytest.raises(ValidationError, match="extra"):
         FleetConfig.model_validate({"busses": 3})
     assert FleetConfig(buses=5, processes=2).share(1) == [1, 3]
+
+
+def test_the_fleet_reconnects_as_a_bus_does_by_default() -> None:
+    """The simulated buses take the uplink's own back-off unless a run says otherwise: the
+    office benchmark measures the broker's restart as the real fleet would live through it."""
+    from busd.config.uplink import MqttConfig
+
+    fleet = FleetConfig()
+    assert (fleet.reconnect_initial_s, fleet.reconnect_max_s) == (
+        MqttConfig().reconnect_initial_s, MqttConfig().reconnect_max_s)

@@ -85,7 +85,8 @@ class FleetConfig(Strict):
     day: DayConfig = DayConfig()
     outages: OutageConfig = OutageConfig()
     rates: RatesConfig = RatesConfig()
-    reconnect_initial_s: float = Field(default=1.0, gt=0, description="the uplink's back-off")
+    reconnect_initial_s: float = Field(default=0.5, gt=0,
+                                       description="the uplink's back-off (its default)")
     reconnect_max_s: float = Field(default=60.0, gt=0)
     drain_timeout_s: float = Field(
         default=120.0, gt=0, description="real seconds to wait for the outboxes to empty")
