@@ -112,7 +112,8 @@ def add_office_commands(office: argparse.ArgumentParser) -> None:
     ingest.add_argument("--batch-max", type=int, default=1000, metavar="N",
                         help="records per archive transaction at most (default 1000)")
     ingest.add_argument("--batch-linger", type=float, default=0.2, metavar="S",
-                        help="wait at most S seconds to fill a batch (default 0.2)")
+                        help="wait at most S seconds to fill a batch (default 0.2; the live "
+                             "lane waits 0.05 s at most)")
     ingest.add_argument("--session-expiry", type=int, default=300, metavar="S",
                         help="the broker keeps this worker's session S seconds after it "
                              "disconnects (default 300)")

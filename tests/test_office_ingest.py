@@ -148,6 +148,25 @@ async def test_a_batch_is_bounded_by_records_not_by_messages(
         assert (worker.counters.batches, worker.counters.messages) == (1, 3)
 
 
+async def test_a_live_batch_waits_a_twentieth_of_a_second_at_most_whatever_the_linger(
+        mosquitto: Mosquitto, postgres_url: str) -> None:
+    # The backlog lane waits out its linger to fill a batch; the live lane commits a record
+    # within LIVE_LINGER_MAX_S of taking it (here the linger asked for is an hour).
+    assert IngestOptions(client_id="x", lane="live", batch_linger_s=0.01).linger_s == 0.01
+    assert IngestOptions(client_id="x", lane="backlog", batch_linger_s=3600).linger_s == 3600
+    async with open_archive(postgres_url) as archive, \
+            running_worker(mosquitto.port, postgres_url, "ingest-live", lane="live",
+                           batch_linger_s=3600.0) as worker, \
+            publisher(mosquitto.port) as bus:
+        await bus.publish("multimobile/v1/lv-01/event/tick", batch("lv-01", range(1, 4)), qos=1)
+
+        async def committed() -> bool:
+            return await archive.count() == 3
+
+        await eventually(committed, timeout=20, what="the live records committed")
+        assert worker.counters.batches == 1
+
+
 async def test_a_worker_never_drops_a_message_it_received() -> None:
     # aiomqtt discards what arrives while its queue is full (never acknowledged, so back only
     # with the next connection); mosquitto 2.0.11 sends beyond Receive Maximum.
