@@ -213,15 +213,17 @@ async def test_the_ingest_command_reads_live_and_backlog_records(
 async def test_a_worker_killed_mid_batch_loses_nothing(
         mosquitto: Mosquitto, archive_url: str, archive: Archive) -> None:
     # Batches of 30 and a linger of an hour: 30 records are committed, the next 20 wait in the
-    # worker, received but neither committed nor acknowledged, when it is SIGKILLed.
+    # worker, received but neither committed nor acknowledged, when it is SIGKILLed. (The
+    # backlog lane: the live lane waits LIVE_LINGER_MAX_S at most.)
     worker = ingest_process(mosquitto.port, archive_url, "ingest-k", "--batch-max", "30",
                             "--batch-linger", "3600")
     try:
-        # The live lane's connection: the records below go on the live topics.
-        await until_line(worker, b"ingest_connected", also=b"live", timeout=20)
+        # The backlog lane's connection: the records below go on the backlog topics.
+        await until_line(worker, b"ingest_connected", also=b"backlog", timeout=20)
         async with publisher(mosquitto.port) as bus:
             for seq in range(1, 51):
-                await bus.publish("multimobile/v1/lv-01/event/tick", record("lv-01", seq), qos=1)
+                await bus.publish("multimobile/v1/lv-01/backlog/event/tick",
+                                  record("lv-01", seq), qos=1)
 
         async def first_batch() -> bool:
             return await archive.count() == 30
