@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -344,28 +345,39 @@ async def test_the_next_month_is_made_ahead_as_the_clock_moves_on(postgres_url: 
                                               date(2026, 5, 1)]
 
 
-async def test_a_writer_opening_a_locked_sqlite_archive_waits_its_turn(tmp_path: Path) -> None:
-    """A second worker opening the file while another holds its write lock longer than
-    sqlite3's own 5 s default (a loaded machine, a long migration) waits, and opens."""
-    path = tmp_path / "archive.db"
+@contextlib.contextmanager
+def another_writer(path: Path, take: Sequence[str], release: str,
+                   hold_s: float) -> Iterator[None]:
+    """Another connection to ``path`` runs ``take`` (taking a lock) and then ``release``
+    after ``hold_s`` at most, or as soon as the block ends."""
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN EXCLUSIVE")
-    held = threading.Event()
+    for statement in take:
+        holder.execute(statement)
+    done = threading.Event()
 
     def release_later() -> None:
-        held.wait(6.0)  # released after 6 s at most: past the 5 s default
-        holder.execute("ROLLBACK")
+        done.wait(hold_s)
+        holder.execute(release)
         holder.close()
 
     releaser = threading.Thread(target=release_later)
     releaser.start()
     try:
+        yield
+    finally:
+        done.set()
+        releaser.join()
+
+
+async def test_a_writer_opening_a_locked_sqlite_archive_waits_its_turn(tmp_path: Path) -> None:
+    """A second worker opening the file while another holds its write lock longer than
+    sqlite3's own 5 s default (a loaded machine, a long migration) waits, and opens."""
+    path = tmp_path / "archive.db"
+    # Released after 6 s at most: past the 5 s default.
+    with another_writer(path, ["BEGIN EXCLUSIVE"], "ROLLBACK", hold_s=6.0):
         async with open_archive(f"sqlite:///{path}",
                                 clock=ManualClock(NOW.timestamp())) as archive:
             assert await archive.count() == 0
-    finally:
-        held.set()
-        releaser.join()
 
 
 async def test_a_worker_turning_a_new_archive_to_wal_waits_for_another_writer(
@@ -374,28 +386,14 @@ async def test_a_worker_turning_a_new_archive_to_wal_waits_for_another_writer(
     file still in its first journal mode), the other's switch to WAL meets SQLite's deadlock
     rule, which answers "locked" at once instead of waiting. The second waits, and opens."""
     path = tmp_path / "archive.db"
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("CREATE TABLE other_writer (x)")
-    holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO other_writer VALUES (1)")
-    released = threading.Event()
-
-    def release_soon() -> None:
-        released.wait(0.5)
-        holder.execute("COMMIT")
-        holder.close()
-
-    releaser = threading.Thread(target=release_soon)
-    releaser.start()
-    try:
+    take = ["CREATE TABLE other_writer (x)", "BEGIN IMMEDIATE",
+            "INSERT INTO other_writer VALUES (1)"]
+    with another_writer(path, take, "COMMIT", hold_s=0.5):
         async with open_archive(f"sqlite:///{path}",
                                 clock=ManualClock(NOW.timestamp())) as archive:
             assert await archive.count() == 0
-        reader = sqlite3.connect(path)
-        try:
-            assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        finally:
-            reader.close()
+    reader = sqlite3.connect(path)
+    try:
+        assert reader.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
-        released.set()
-        releaser.join()
+        reader.close()
