@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
 from tests.conftest import REPO
 
+
+def loaded(setup: str, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` a fresh interpreter has imported after running ``setup``."""
+    code = f"import sys\n{setup}\nprint(sorted(n for n in {names!r} if n in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    return list(ast.literal_eval(out.strip()))
+
+
 # What `python -m busd.cli run` imports before its first await: the CLI and all
 # its sub-command parsers, the composition root, and the default drivers.
 _DAEMON_IMPORTS = """
-import sys
 import busd.cli
 busd.cli.build_parser()
 import busd.app, drivers.can.reader, drivers.can.slcan_stream, drivers.gps, drivers.lift
 import telemetry.monitoring_store
-print(sorted(name for name in ("numpy", "rich", "pygments", "simulators.scenario.runner",
-                              "pydantic_settings", "sqlite_utils", "aiohttp")
-             if name in sys.modules))
 """
 
 
@@ -26,9 +32,8 @@ def test_the_daemon_imports_neither_numpy_nor_rich() -> None:
     # pygments with structlog and the report command, the scenario runner with the demo
     # command; pydantic-settings (6 MB with python-dotenv and its cloud sources) did only
     # the environment override; aiohttp (10 MB with its client) served only the display.
-    out = subprocess.run([sys.executable, "-c", _DAEMON_IMPORTS], cwd=REPO, check=True,
-                         capture_output=True, text=True, timeout=60).stdout
-    assert out.strip() == "[]"
+    assert loaded(_DAEMON_IMPORTS, ("numpy", "rich", "pygments", "simulators.scenario.runner",
+                                    "pydantic_settings", "sqlite_utils", "aiohttp")) == []
 
 
 def test_rich_and_numpy_still_import_for_those_who_use_them() -> None:
@@ -37,6 +42,8 @@ def test_rich_and_numpy_still_import_for_those_who_use_them() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
                          capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "True"
+    # And the check above sees them when they are imported.
+    assert loaded("import rich.console, numpy", ("numpy", "rich", "aiohttp")) == ["numpy", "rich"]
 
 
 _OFFICE_IMPORTS = """
@@ -70,13 +77,9 @@ def test_help_and_a_mistyped_command_still_list_every_command() -> None:
 
 
 _INGEST_IMPORTS = """
-import sys
 import busd.cli
 busd.cli.build_parser(busd.cli.command_of(["office", "ingest", "--archive", "x"]))
 import office.ingest, office.archive.postgres, office.archive.sqlite
-print(sorted(name for name in ("busd.config", "busd.planner.core", "office.schedule.day",
-                              "office.schedule.model")
-             if name in sys.modules))
 """
 
 
@@ -85,9 +88,8 @@ def test_an_ingest_worker_loads_neither_the_bus_config_nor_the_schedule() -> Non
     # schedule, the planner, the bus's whole config) are imported when a plan command runs.
     # A worker restarted after a crash is back about a fifth of a second sooner when idle, and
     # its share of the live records waits at the broker for it meanwhile.
-    out = subprocess.run([sys.executable, "-c", _INGEST_IMPORTS], cwd=REPO, check=True,
-                         capture_output=True, text=True, timeout=60).stdout
-    assert out.strip() == "[]"
+    assert loaded(_INGEST_IMPORTS, ("busd.config", "busd.planner.core", "office.schedule.day",
+                                    "office.schedule.model")) == []
 
 
 def test_the_cli_names_the_config_variable_the_loader_reads() -> None:
