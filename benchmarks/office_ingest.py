@@ -359,6 +359,9 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
             f"({run.records_per_s}/s)")
         for line in drain_timeline(progress):
             say(f"{backend}: {line}")
+        spans = await asyncio.to_thread(bus_spans, url, backlog.backlog_until)
+        for line in drain_tail(spans, last_connects(broker.log_text()), t0):
+            say(f"{backend}: {line}")
         await asyncio.sleep(args.live_tail)  # live traffic alone for a while
         # What the broker lost (mosquitto 2.0.11 queues nothing for a session restored from
         # its store until that client is back) shows as gaps: the office asks the buses again
@@ -414,6 +417,57 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
         for proc in procs.values():
             stop_process(proc)
         broker.stop()
+
+
+def bus_spans(url: str, backlog_until: float) -> dict[str, tuple[float, float]]:
+    """Per bus, when the archive took its first and its last backlog record (epoch s)."""
+    if url.startswith("sqlite:"):
+        import sqlite3
+
+        from office.archive.base import sqlite_path
+
+        iso = datetime.fromtimestamp(backlog_until, UTC).isoformat(timespec="microseconds")
+        with sqlite3.connect(sqlite_path(url), timeout=60) as db:
+            rows = db.execute("SELECT bus, min(received), max(received) FROM records "
+                              "WHERE ts < ? GROUP BY bus", (iso,)).fetchall()
+        return {bus: (datetime.fromisoformat(a).timestamp(), datetime.fromisoformat(b).timestamp())
+                for bus, a, b in rows}
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT bus, extract(epoch FROM min(received))::float8, "
+            "extract(epoch FROM max(received))::float8 FROM records "
+            "WHERE ts < to_timestamp(%s) GROUP BY bus", (backlog_until,)).fetchall()
+    return {bus: (float(a), float(b)) for bus, a, b in rows}
+
+
+def last_connects(broker_log: str) -> dict[str, float]:
+    """Per client id, its last connection in the broker's log (epoch s)."""
+    out: dict[str, float] = {}
+    for line in broker_log.splitlines():
+        head, _, rest = line.partition(": New client connected from ")
+        if rest and head.isdigit():
+            out[rest.split(" as ", 1)[-1].split(" ", 1)[0]] = float(head)
+    return out
+
+
+def drain_tail(spans: dict[str, tuple[float, float]], connects: dict[str, float], t0: float,
+               *, shown: int = 6) -> list[str]:
+    """How the buses finished: when 50/95/100 % of them had their whole backlog archived, and
+    the last few, with their first archived record and their last connection (a bus that
+    started late, or came back late after the broker's restart, finishes late)."""
+    if not spans:
+        return []
+    ends = sorted(last - t0 for _, last in spans.values())
+    lines = [f"buses done: half by {ends[len(ends) // 2]:.1f} s, 95 % by "
+             f"{ends[int(len(ends) * 0.95) - 1]:.1f} s, all by {ends[-1]:.1f} s"]
+    for bus, (first, last) in sorted(spans.items(), key=lambda kv: kv[1][1])[-shown:]:
+        connected = connects.get(f"busd-{bus}")
+        seen = f"{connected - t0:5.1f}" if connected is not None else "    ?"
+        lines.append(f"late bus {bus}: first {first - t0:5.1f} s, last {last - t0:5.1f} s, "
+                     f"last connected {seen} s")
+    return lines
 
 
 def drain_timeline(progress: list[tuple[float, int]], step_s: float = 2.0) -> list[str]:

@@ -207,6 +207,14 @@ class IngestWorker:
             async for message in client.messages:
                 inbox.put_nowait(message)  # unbounded: see _client
         except Exception as err:  # the connection ended: the batcher raises it
+            # Ahead of everything still queued: none of it can be acknowledged on this
+            # connection, so the broker sends it all again on the next one. Worked through
+            # first, a backlog worker's queue (up to receive_maximum batch messages) kept it
+            # away for seconds after a broker restart, and mosquitto 2.0.11 queues nothing for
+            # a restored session until its client is back: what the buses sent meanwhile was
+            # lost until a resend.
+            while not inbox.empty():
+                inbox.get_nowait()
             inbox.put_nowait(err)
 
     async def _batches(self, client: aiomqtt.Client,

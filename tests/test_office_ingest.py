@@ -8,7 +8,7 @@ import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiomqtt
@@ -16,6 +16,7 @@ import pytest
 
 from busd.clock import SystemClock
 from office.archive import Archive, open_archive
+from office.archive.models import ArchivedRecord, InsertResult
 from office.ingest import IngestOptions, IngestWorker
 from office.records import Rejected
 from telemetry.mqtt import BrokerSettings, make_client
@@ -381,3 +382,60 @@ async def test_a_worker_waiting_for_its_database_stops_at_once_when_told(
         finally:
             worker.terminate()
             assert await asyncio.to_thread(worker.wait, 10) == 0
+
+
+async def test_a_worker_with_a_long_queue_reconnects_at_once_after_a_broker_restart(
+        mosquitto: Mosquitto, archive_url: str, archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A backlog worker holds many batch messages it has not committed yet. When the broker
+    # restarts, none of them can be acknowledged any more: the worker must reconnect now, not
+    # after working through them (mosquitto 2.0.11 queues nothing for a restored session
+    # until its client is back). Here each batch takes 0.4 s: 30 queued are 12 s of work.
+    async with open_archive(archive_url) as own:
+        slow = asyncio.Event()
+        slow.set()
+        insert = own.insert_batch
+
+        async def slow_insert(records: Sequence[ArchivedRecord]) -> InsertResult:
+            if slow.is_set():
+                await asyncio.sleep(0.4)
+            return await insert(records)
+
+        monkeypatch.setattr(own, "insert_batch", slow_insert)
+        worker = IngestWorker(settings=BrokerSettings(host="127.0.0.1", port=mosquitto.port),
+                              archive=own, clock=SystemClock(),
+                              options=IngestOptions(client_id="ingest-q", lane="backlog",
+                                                    batch_max_records=1, batch_linger_s=0))
+        task = asyncio.create_task(worker.run(), name="test:ingest-q")
+        try:
+            async with asyncio.timeout(10):
+                await worker.connected.wait()
+            async with publisher(mosquitto.port) as bus:
+                for seq in range(1, 31):
+                    await bus.publish("multimobile/v1/lv-01/backlog/event/tick",
+                                      record("lv-01", seq), qos=1)
+
+            async def all_delivered() -> bool:
+                return mosquitto.log_text().count("Sending PUBLISH to ingest-q") >= 30
+
+            await eventually(all_delivered, timeout=20, what="the broker sent all 30")
+            assert await archive.count() < 30  # most wait in the worker's queue
+            await asyncio.to_thread(mosquitto.restart)
+
+            async def connected_again() -> bool:
+                # The log goes on across the restart: what follows its last start.
+                return "as ingest-q " in mosquitto.log_text().split("Config loaded")[-1]
+
+            # Well before the 12 s the queue would take.
+            await eventually(connected_again, timeout=4, what="the worker back on the broker")
+            slow.clear()
+
+            async def all_archived() -> bool:
+                return await archive.count() == 30
+
+            await eventually(all_archived, timeout=20, what="all 30 archived")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert [r.seq for r in await archive.records("lv-01")] == list(range(1, 31))
