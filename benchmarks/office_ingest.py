@@ -35,6 +35,8 @@ Figures (the last line, one JSON object):
   long that start-up burst lasted, and the third the live lag's p99 and the records at 2 s or
   more, for records made during that burst, from 2 s before the worker was killed to 5 s
   after, and the rest. ``live_lag_p99_s`` itself leaves none of them out.
+- On stderr, how the buses finished: when half, 95 % and all of them had their whole backlog
+  archived, and the last few, with their first archived record and their last connection.
 - ``gap_records_before_resend``: records missing between archived ones a few seconds after the
   drain (what the broker's restart lost); the run then asks the buses for them as
   ``busd office resend`` does (``resend_s``: until no gap is left).
