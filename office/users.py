@@ -60,6 +60,12 @@ def check_password(password: str) -> str:
     return password
 
 
+def account_stamp(role: object, changed: object) -> str:
+    """An account's stamp from its ``role`` and ``changed`` columns as the back end gives them
+    (office.web.sessions reads them in its own query)."""
+    return f"{role}|{changed}"
+
+
 class Users:
     """The accounts in one archive (either back end)."""
 
@@ -120,7 +126,7 @@ class Users:
         another stamp is over. None when the user is gone."""
         rows = await self._archive.fetch(
             f"SELECT role, changed FROM users WHERE name = {self._p('name')}", {"name": name})
-        return f"{rows[0][0]}|{rows[0][1]}" if rows else None
+        return account_stamp(rows[0][0], rows[0][1]) if rows else None
 
     async def all(self) -> list[User]:
         rows = await self._archive.fetch("SELECT name, role FROM users ORDER BY name", {})

@@ -58,10 +58,9 @@ from office.web.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
     LoginLimiter,
-    Session,
-    Sessions,
     tokens_equal,
 )
+from office.web.sessions import Session, Sessions
 from telemetry.mqtt import BrokerSettings
 
 log = structlog.get_logger("office.web")
@@ -71,9 +70,6 @@ STATIC = HERE / "static"
 MAX_BODY = 64 * 1024
 # A bus id in a path or a form, checked before it reaches a query or a topic.
 BUS_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-# How often a session's account is compared with the archive's (removed, new role or
-# password: the session ends). Accounts are changed by another process (busd office user).
-ACCOUNT_CHECK_S = 30.0
 
 # The pages, in navigation order. Another page: a module with setup(app, ctx), listed here.
 PAGES: list[str] = [
@@ -134,7 +130,8 @@ class WebContext:
     def __post_init__(self) -> None:
         web_cfg = self.config.web
         self.users = Users(self.archive, self.clock, self.hasher)
-        self.sessions = Sessions(self.clock, lifetime_s=web_cfg.session_minutes * 60,
+        self.sessions = Sessions(self.archive, self.clock,
+                                 lifetime_s=web_cfg.session_minutes * 60,
                                  idle_s=web_cfg.idle_minutes * 60)
         self.limiter = LoginLimiter(self.clock, attempts=web_cfg.login_attempts,
                                     window_s=web_cfg.login_window_s)
@@ -218,27 +215,16 @@ def _wants_page(request: web.Request) -> bool:
 async def _login_required(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = context(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    session = ctx.sessions.get(cookie)
-    if session is not None and not await _account_unchanged(ctx, session):
-        log.info("session_ended", reason="account_changed")
-        ctx.sessions.end(session.id)
-        session = None
+    # Over, or its account changed (removed, a new password): None, and the session ends.
+    session = await ctx.sessions.get(cookie)
     if session is not None:
         request[_SESSION] = session
     elif not _public(request.path):
         if _wants_page(request):
-            # A cookie without a live session: it expired (or the web restarted).
+            # A cookie without a live session: it expired, or its account changed.
             raise web.HTTPSeeOther("/login?expired=1" if cookie else "/login")
         raise web.HTTPUnauthorized(text="log in first\n")
     return await handler(request)
-
-
-async def _account_unchanged(ctx: WebContext, session: Session) -> bool:
-    now = ctx.clock.monotonic()
-    if now - session.checked < ACCOUNT_CHECK_S:
-        return True
-    session.checked = now
-    return await ctx.users.stamp(session.user.name) == session.stamp
 
 
 @web.middleware

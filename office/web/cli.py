@@ -171,8 +171,8 @@ async def _user(config: OfficeConfig, args: argparse.Namespace, password: str | 
             if not await users.set_password(args.name, password):
                 print(f"busd office user: no user {args.name!r}", file=sys.stderr)
                 return EXIT_FAILED
-            print(f"password of {args.name} set (their open sessions end at the web's "
-                  "restart)")
+            print(f"password of {args.name} set (their open sessions end at their next "
+                  "request)")
         elif action == "remove":
             if not await users.remove(args.name):
                 print(f"busd office user: no user {args.name!r}", file=sys.stderr)

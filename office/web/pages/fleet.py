@@ -82,7 +82,7 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
         while True:
             if ctx.fleet.closing:
                 break
-            if ctx.sessions.get(session.id) is None:
+            if await ctx.sessions.get(session.id) is None:
                 await response.write(b"event: expired\ndata: {}\n\n")
                 break
             latest = await ctx.fleet.changed(version, KEEPALIVE_S)

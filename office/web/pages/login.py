@@ -64,8 +64,8 @@ async def login(request: web.Request) -> web.Response:
         log.warning("login_failed", reason="bad_credentials", failures=failures)
         return _login_form(request, error="login.failed", status=401)
     ctx.limiter.succeeded(*keys)
-    session = ctx.sessions.start(user, await ctx.users.stamp(user.name))
-    log.info("login", role=user.role.value, sessions=len(ctx.sessions))
+    session = await ctx.sessions.start(user, await ctx.users.stamp(user.name))
+    log.info("login", role=user.role.value, sessions=await ctx.sessions.count())
     response = web.HTTPSeeOther("/")
     response.set_cookie(SESSION_COOKIE, session.id, **_cookie_args(ctx))  # type: ignore[arg-type]
     response.del_cookie(LOGIN_COOKIE, path="/")
@@ -74,7 +74,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     ctx = context(request)
-    ctx.sessions.end(session_of(request).id)
+    await ctx.sessions.end(session_of(request).id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response
@@ -83,7 +83,8 @@ async def logout(request: web.Request) -> web.Response:
 async def choose_language(request: web.Request) -> web.Response:
     form = await request.post()
     session = session_of(request)
-    session.lang = i18n.language(str(form.get("lang", "")), i18n.language(session.lang))
+    await context(request).sessions.set_lang(
+        session, i18n.language(str(form.get("lang", "")), i18n.language(session.lang)))
     target = str(form.get("next", "/"))
     # Only a path of this site: never an open redirect.
     if not target.startswith("/") or target.startswith("//") or "\\" in target:

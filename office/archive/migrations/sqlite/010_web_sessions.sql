@@ -1,0 +1,14 @@
+-- The office web's logins (office/web/sessions.py), kept here rather than in one web process's
+-- memory: several web processes behind one address share them, and a restart keeps them.
+-- The cookie's value is not stored, only its SHA-256: a copy of the database opens no session.
+-- Times are epoch seconds on the web's clock.
+CREATE TABLE web_sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL,
+    csrf       TEXT NOT NULL,
+    stamp      TEXT,
+    lang       TEXT,
+    started    REAL NOT NULL,
+    seen       REAL NOT NULL
+);
+CREATE INDEX web_sessions_user ON web_sessions (user_name);
