@@ -7,11 +7,12 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
-from office.archive import open_archive
+from office.archive import ArchiveError, open_archive
 from office.web import sessions as sessions_module
 from office.web.auth import LOGIN_COOKIE, SESSION_COOKIE
 from office.web.pages import fleet as fleet_page
@@ -254,6 +255,35 @@ async def test_the_event_stream_sends_the_fleet_and_ends_with_the_session(
                 pass
         assert chunk == b"event: expired\ndata: {}\n\n"
         assert await stream.content.read() == b""  # and the stream ends
+
+
+async def test_an_archive_out_of_reach_answers_503_and_an_open_stream_goes_on(
+        web: WebUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sessions are in the archive. While it is out of reach a request gets a clear 503,
+    # not a bare 500; a fleet page already following the live stream (the broker's, not the
+    # archive's) keeps it, and the session holds once the archive is back.
+    monkeypatch.setattr(fleet_page, "KEEPALIVE_S", 0.05)
+    c = web.client
+    await log_in(c, *VIEWER)
+    web.feed.rebuild()
+
+    async def unreachable(query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        raise ArchiveError("archive query failed: connection refused")
+
+    async with c.get("/fleet/events") as stream:
+        assert await stream.content.readuntil(b"\n\n") == b"retry: 2000\n\n"
+        assert (await stream.content.readuntil(b"\n\n")).startswith(b"event: fleet")
+        with monkeypatch.context() as outage, structlog.testing.capture_logs() as logs:
+            outage.setattr(web.ctx.archive, "fetch", unreachable)
+            r = await c.get("/fleet.json")
+            assert r.status == 503 and r.headers["Retry-After"] == "5"
+            assert "out of reach" in await r.text()
+            async with asyncio.timeout(5):
+                for _ in range(3):
+                    assert await stream.content.readuntil(b"\n\n") == b": keepalive\n\n"
+        events = [e["event"] for e in logs]
+        assert "web_archive_unreachable" in events and "session_unchecked" in events
+        assert (await c.get("/fleet.json")).status == 200
 
 
 def _cookie(web: WebUnderTest, name: str) -> str:

@@ -49,7 +49,7 @@ from argon2 import PasswordHasher
 from multidict import CIMultiDict
 
 from busd.clock import Clock
-from office.archive import Archive
+from office.archive import Archive, ArchiveError
 from office.config import Language, Municipality, OfficeConfig
 from office.users import Role, Users
 from office.web import i18n
@@ -216,7 +216,15 @@ async def _login_required(request: web.Request, handler: Handler) -> web.StreamR
     ctx = context(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     # Over, or its account changed (removed, a new password): None, and the session ends.
-    session = await ctx.sessions.get(cookie)
+    try:
+        session = await ctx.sessions.get(cookie)
+    except ArchiveError as err:
+        # The sessions are in the archive: while it is out of reach nobody can be told
+        # apart, and the page says so instead of a bare 500.
+        log.error("web_archive_unreachable", path=request.path, error=str(err))
+        raise web.HTTPServiceUnavailable(
+            text="the office archive is out of reach; try again in a moment\n",
+            headers={"Retry-After": "5"}) from None
     if session is not None:
         request[_SESSION] = session
     elif not _public(request.path):

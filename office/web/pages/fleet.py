@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 
 from busd.clock import utc_iso
+from office.archive import ArchiveError
 from office.archive.commands import SentCommand
 from office.dispatch.expiry import command_expiry
 from office.resend import asks_for
@@ -82,7 +83,7 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
         while True:
             if ctx.fleet.closing:
                 break
-            if await ctx.sessions.get(session.id) is None:
+            if await _session_over(ctx, session.id):
                 await response.write(b"event: expired\ndata: {}\n\n")
                 break
             latest = await ctx.fleet.changed(version, KEEPALIVE_S)
@@ -93,6 +94,17 @@ async def fleet_events(request: web.Request) -> web.StreamResponse:
             body = ctx.fleet.snapshot_json()
             await response.write(f"event: fleet\nid: {version}\ndata: {body}\n\n".encode())
     return response
+
+
+async def _session_over(ctx: WebContext, session_id: str) -> bool:
+    """Whether the stream's session ended. The live fleet comes from the broker, not the
+    archive: a stream already open goes on while the archive (the sessions' store) is out of
+    reach, and the session is checked again at the next push."""
+    try:
+        return await ctx.sessions.get(session_id) is None
+    except ArchiveError as err:
+        log.warning("session_unchecked", reason="archive_unreachable", error=str(err))
+        return False
 
 
 async def resend(request: web.Request) -> web.Response:
