@@ -4,11 +4,13 @@ hostile requests. The browser tests are in test_office_web_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import structlog
 
@@ -236,25 +238,31 @@ async def test_pages_escape_what_they_show(web: WebUnderTest) -> None:
     assert "<script>x</script>" not in text and "&lt;script&gt;" in text
 
 
-async def test_the_event_stream_sends_the_fleet_and_ends_with_the_session(
-        web: WebUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.asynccontextmanager
+async def fleet_stream(web: WebUnderTest, monkeypatch: pytest.MonkeyPatch
+                       ) -> AsyncIterator[aiohttp.StreamReader]:
+    """A viewer's live fleet stream (keepalives every 0.05 s), past its first fleet event."""
     monkeypatch.setattr(fleet_page, "KEEPALIVE_S", 0.05)
-    c = web.client
-    await log_in(c, *VIEWER)
+    await log_in(web.client, *VIEWER)
     web.feed.rebuild()
-    async with c.get("/fleet/events") as stream:
+    async with web.client.get("/fleet/events") as stream:
         assert stream.headers["Content-Type"] == "text/event-stream"
         assert stream.headers["Content-Security-Policy"]
-        first = await stream.content.readuntil(b"\n\n")
-        assert first == b"retry: 2000\n\n"
+        assert await stream.content.readuntil(b"\n\n") == b"retry: 2000\n\n"
         event = await stream.content.readuntil(b"\n\n")
         assert event.startswith(b"event: fleet\nid: 1\ndata: {")
+        yield stream.content
+
+
+async def test_the_event_stream_sends_the_fleet_and_ends_with_the_session(
+        web: WebUnderTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with fleet_stream(web, monkeypatch) as stream:
         await web.clock.advance(web.ctx.config.web.session_minutes * 60 + 1)
         async with asyncio.timeout(5):
-            while (chunk := await stream.content.readuntil(b"\n\n")) == b": keepalive\n\n":
+            while (chunk := await stream.readuntil(b"\n\n")) == b": keepalive\n\n":
                 pass
         assert chunk == b"event: expired\ndata: {}\n\n"
-        assert await stream.content.read() == b""  # and the stream ends
+        assert await stream.read() == b""  # and the stream ends
 
 
 async def test_an_archive_out_of_reach_answers_503_and_an_open_stream_goes_on(
@@ -262,17 +270,11 @@ async def test_an_archive_out_of_reach_answers_503_and_an_open_stream_goes_on(
     # The sessions are in the archive. While it is out of reach a request gets a clear 503,
     # not a bare 500; a fleet page already following the live stream (the broker's, not the
     # archive's) keeps it, and the session holds once the archive is back.
-    monkeypatch.setattr(fleet_page, "KEEPALIVE_S", 0.05)
-    c = web.client
-    await log_in(c, *VIEWER)
-    web.feed.rebuild()
-
     async def unreachable(query: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
         raise ArchiveError("archive query failed: connection refused")
 
-    async with c.get("/fleet/events") as stream:
-        assert await stream.content.readuntil(b"\n\n") == b"retry: 2000\n\n"
-        assert (await stream.content.readuntil(b"\n\n")).startswith(b"event: fleet")
+    c = web.client
+    async with fleet_stream(web, monkeypatch) as stream:
         with monkeypatch.context() as outage, structlog.testing.capture_logs() as logs:
             outage.setattr(web.ctx.archive, "fetch", unreachable)
             r = await c.get("/fleet.json")
@@ -280,7 +282,7 @@ async def test_an_archive_out_of_reach_answers_503_and_an_open_stream_goes_on(
             assert "out of reach" in await r.text()
             async with asyncio.timeout(5):
                 for _ in range(3):
-                    assert await stream.content.readuntil(b"\n\n") == b": keepalive\n\n"
+                    assert await stream.readuntil(b"\n\n") == b": keepalive\n\n"
         events = [e["event"] for e in logs]
         assert "web_archive_unreachable" in events and "session_unchecked" in events
         assert (await c.get("/fleet.json")).status == 200
