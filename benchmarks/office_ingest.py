@@ -40,6 +40,8 @@ Figures (the last line, one JSON object):
 - ``gap_records_before_resend``: records missing between archived ones a few seconds after the
   drain (what the broker's restart lost); the run then asks the buses for them as
   ``busd office resend`` does (``resend_s``: until no gap is left).
+- ``worker_peak_rss_mb``: the largest peak resident memory of any ingest worker (the killed
+  one's before its kill): what its Receive Maximum lets the broker hand it at once.
 - ``lost``/``duplicates``: after the fleet stopped (each bus drained its outbox and reported its
   last seq), the archive against seq 1..last_seq of every bus.
 """
@@ -255,6 +257,7 @@ class Run:
     gap_records_before_resend: int | None = None  # gaps after the drain, before the resend
     resend_s: float | None = None  # from the resend's asks to an archive without gaps
     cpu_s: dict[str, float] = field(default_factory=dict)  # by part, t0 to the drain's end
+    worker_peak_rss_mb: float | None = None  # the largest of any ingest worker's peak RSS
     notes: list[str] = field(default_factory=list)
     fleet_loop_lag_max_s: float | None = None  # the load generator's own worst lateness
     fleet_start_saturated_s: float | None = None  # its start-up burst, from t0
@@ -305,6 +308,7 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
         last_done, last_change = -1, time.time()
         t_done: float | None = None
         progress: list[tuple[float, int]] = []  # (s since t0, backlog records archived)
+        peaks: list[float] = []  # ingest workers' peak RSS (MB), the killed one's too
         while True:
             done = await asyncio.to_thread(count, url, where, backlog_iso)
             now = time.time()
@@ -329,6 +333,7 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
                 run.worker_killed_at_s = round(now - t0, 1)
                 say(f"{backend}: SIGKILL worker 1 at {done} backlog records")
                 killed_cpu = tree_cpu_s(procs[1].pid)
+                peaks.append(peak_rss_mb(procs[1].pid))
                 procs[1].send_signal(signal.SIGKILL)
                 procs[1].wait()
                 await asyncio.sleep(ingest_restart_s())  # as systemd would, by the unit
@@ -347,6 +352,8 @@ async def one_run(args: argparse.Namespace, *, backend: str, url: str, workers: 
             await asyncio.sleep(0.25)
         t_done = t_done or time.time()
         run.drain_s = round(t_done - t0, 2)
+        peaks += [peak_rss_mb(p.pid) for p in procs.values()]
+        run.worker_peak_rss_mb = max(peaks)
         run.cpu_s = {
             "ingest_workers": round(killed_cpu + sum(tree_cpu_s(p.pid) for p in procs.values()),
                                     1),
@@ -472,6 +479,14 @@ def drain_tail(spans: dict[str, tuple[float, float]], connects: dict[str, float]
     return lines
 
 
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def drain_timeline(progress: list[tuple[float, int]], step_s: float = 2.0) -> list[str]:
     """The backlog's drain rate in ``step_s`` windows: where the time went (a slow start, the
     worker's kill, the broker's restart, a tail of the last buses)."""
@@ -545,6 +560,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "sqlite_lost": sq.lost if sq else None,
         "sqlite_duplicates": sq.duplicates if sq else None,
         "cpu_s": pg.cpu_s, "sqlite_cpu_s": sq.cpu_s if sq else None,
+        "worker_peak_rss_mb": pg.worker_peak_rss_mb,
+        "sqlite_worker_peak_rss_mb": sq.worker_peak_rss_mb if sq else None,
         "notes": pg.notes + (sq.notes if sq else []),
         "cpus": os.cpu_count(), "load_avg_start": [round(x, 2) for x in load_start],
         "load_avg_end": [round(x, 2) for x in os.getloadavg()],
