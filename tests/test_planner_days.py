@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from simulators.days.evaluation import BusDay, Figures, run
+from simulators.days.world import Spread, base_scenario, draw_days
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +47,22 @@ def test_the_noon_error_breaks_down_into_causes_that_add_up(
             assert abs(noon.roads) < 2.0, label
     # a day with a detour on the afternoon's roads shows it as a cost of the roads
     assert any(d.noon is not None and d.noon.roads > 0.5 for d in days if d.spec.detours)
+
+
+def test_the_days_detours_follow_the_options() -> None:
+    none = draw_days(random.Random(1), 20, Spread(detour_share=0.0))
+    assert all(not day.detours for day in none)
+    every = draw_days(random.Random(1), 20, Spread(detour_share=1.0, detour_max=0.2))
+    roads = len(base_scenario().scenario.roads.leg)
+    for day in every:
+        assert len(day.detours) == roads
+        assert all(1.1 <= factor <= 1.2 for _, _, factor in day.detours)
+
+
+@pytest.mark.parametrize("bad", [
+    {"temp_min": 5.0, "temp_max": -5.0}, {"noise": 1.0}, {"detour_share": 1.5},
+    {"charger_share": -0.1}, {"detour_max": 0.05},
+])
+def test_a_spread_that_makes_no_sense_is_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Spread(**bad)

@@ -21,6 +21,7 @@ from simulators.scenario.model import LoadedScenario, Road, Weather, WeatherPoin
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_SCENARIO = ROOT / "scenarios" / "winter-livani-charger.toml"
+DETOUR_MIN = 0.1  # a detour makes a road at least this much longer
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,16 @@ class Spread:
     detour_share: float = 0.2  # share of roads with a detour on a given day
     detour_max: float = 0.4  # a detour makes a road up to this much longer
     charger_share: float = 0.5  # share of days the public charger works
+
+    def __post_init__(self) -> None:
+        if self.temp_max < self.temp_min:
+            raise ValueError("temp_min must not exceed temp_max")
+        if not 0 <= self.noise < 1:
+            raise ValueError("noise must be in 0..1 (a share, below 1)")
+        if not 0 <= self.detour_share <= 1 or not 0 <= self.charger_share <= 1:
+            raise ValueError("detour_share and charger_share must be in 0..1")
+        if self.detour_max < DETOUR_MIN:
+            raise ValueError(f"detour_max must be at least {DETOUR_MIN} (the shortest detour)")
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ def draw_days(rng: random.Random, count: int, spread: Spread,
     days = []
     for index in range(first, first + count):
         detours = tuple(
-            (a, b, 1.0 + rng.uniform(0.1, spread.detour_max))
+            (a, b, 1.0 + rng.uniform(DETOUR_MIN, spread.detour_max))
             for a, b in roads if rng.random() < spread.detour_share
         )
         days.append(DaySpec(
