@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -146,6 +147,11 @@ class WebConfig(_Strict):
     login_attempts: int = Field(default=5, ge=1, le=100,
                                 description="failed logins per user or address per window")
     login_window_s: float = Field(default=300, gt=0, le=86400)
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="reverse proxies (addresses or networks) whose X-Forwarded-For names the "
+                    "client: the login limit per address then counts the client's, not the "
+                    "proxy's; from any other peer the header is ignored")
     push_interval_s: float = Field(default=1.0, ge=0.1, le=60,
                                    description="the fleet's live updates at most this often")
     offline_after_s: float = Field(default=120, gt=0,

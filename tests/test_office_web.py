@@ -322,6 +322,32 @@ async def test_a_login_holds_on_every_web_process_and_across_a_restart(
             assert await restarted.ctx.sessions.count() == 0
 
 
+async def test_failed_logins_count_on_every_web_process(
+        tmp_path: Path, archive_url: str) -> None:
+    # Behind one address, N web processes allow a guesser no more tries than one does; the
+    # table names neither the user tried nor the address.
+    async with open_archive(archive_url) as archive:
+        await add_users(archive)
+        async with web_under_test(tmp_path, archive=archive) as one, \
+                web_under_test(tmp_path, archive=archive) as other:
+            limit = one.ctx.config.web.login_attempts
+            for attempt in range(limit):
+                web = (one, other)[attempt % 2]
+                token = csrf_of(await (await web.client.get("/login")).text())
+                r = await web.client.post("/login", data={"csrf": token, "name": VIEWER[0],
+                                                          "password": "guess-guess-1"})
+                assert r.status == 401
+            for web in (one, other):
+                token = csrf_of(await (await web.client.get("/login")).text())
+                r = await web.client.post("/login", data={"csrf": token, "name": VIEWER[0],
+                                                          "password": VIEWER[1]})
+                assert r.status == 429
+            stored = repr(await archive.fetch("SELECT * FROM web_login_failures", {}))
+            assert VIEWER[0] not in stored and "127.0.0.1" not in stored
+            await other.clock.advance(other.ctx.config.web.login_window_s + 1)
+            await log_in(other.client, *VIEWER)  # the window passed: a good login again
+
+
 async def test_the_sessions_table_is_bounded(web: WebUnderTest,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sessions_module, "MAX_SESSIONS", 3)
@@ -336,3 +362,36 @@ async def test_the_sessions_table_is_bounded(web: WebUnderTest,
     # The oldest went first.
     assert [await web.ctx.sessions.get(s.id) is not None for s in started] == \
         [False, False, True, True, True]
+
+
+async def _fail_login(web: WebUnderTest, name: str, forwarded_for: str) -> int:
+    token = csrf_of(await (await web.client.get("/login")).text())
+    r = await web.client.post("/login", data={"csrf": token, "name": name,
+                                              "password": "guess-guess-1"},
+                              headers={"X-Forwarded-For": forwarded_for})
+    return r.status
+
+
+async def test_behind_a_trusted_proxy_the_limit_counts_each_client_apart(
+        tmp_path: Path) -> None:
+    # The test client is the proxy (127.0.0.1). One client guessing under many names is
+    # stopped; another client behind the same proxy still logs in.
+    config = web_config(trusted_proxies=["127.0.0.1/32"])
+    async with web_under_test(tmp_path, config=config) as web:
+        limit = config.web.login_attempts
+        statuses = [await _fail_login(web, f"guess{i}", "10.0.0.7") for i in range(limit + 1)]
+        assert statuses == [401] * limit + [429]
+        token = csrf_of(await (await web.client.get("/login")).text())
+        r = await web.client.post("/login", data={"csrf": token, "name": VIEWER[0],
+                                                  "password": VIEWER[1]},
+                                  headers={"X-Forwarded-For": "10.0.0.8"},
+                                  allow_redirects=False)
+        assert r.status == 303
+
+
+async def test_a_forwarded_for_header_from_an_untrusted_peer_changes_nothing(
+        web: WebUnderTest) -> None:
+    # No trusted proxy: a guesser cannot dodge the limit by naming another address each time.
+    limit = web.ctx.config.web.login_attempts
+    statuses = [await _fail_login(web, f"guess{i}", f"10.0.0.{i}") for i in range(limit + 1)]
+    assert statuses == [401] * limit + [429]

@@ -22,6 +22,7 @@ from office.config import OfficeConfigError, load_config, parse_config
 from office.live import BusView
 from office.users import Role, UserError, Users
 from office.web import i18n
+from office.web.client_address import client_address
 from office.web.demo import DEMO_USER, demo_password, demo_web
 from office.web.fleet import archive_days, bus_row, route_of
 from tests.support.mosquitto import REPO, Mosquitto
@@ -44,6 +45,7 @@ def test_the_example_config_loads() -> None:
     ({"map": {"tile_url": "https://tiles.example/{z}/{x}.png"}}, "map.tile_url"),
     ({"map": {"tile_url": "javascript:alert(1)/{z}/{x}/{y}"}}, "map.tile_url"),
     ({"archive": "mysql://x"}, "archive"),
+    ({"web": {"trusted_proxies": ["10.0.0.1", "proxy.example"]}}, "web.trusted_proxies.1"),
     ({"municipalities": [{"id": "x", "name": "X", "timezone": "Mars/Base", "buses": ["x-*"]}]},
      "municipalities.0.timezone"),
     ({"municipalities": [{"id": "x", "name": "X", "language": "de", "buses": ["x-*"]}]},
@@ -52,6 +54,23 @@ def test_the_example_config_loads() -> None:
 def test_config_errors_name_the_key(data: dict[str, Any], key: str) -> None:
     with pytest.raises(OfficeConfigError, match=rf"^{key}: "):
         parse_config(data)
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "client"), [
+    ("10.0.0.9", "192.0.2.7", "10.0.0.9"),  # not a proxy of ours: the header is its own word
+    ("127.0.0.1", None, "127.0.0.1"),  # a trusted proxy that names nobody
+    ("127.0.0.1", "192.0.2.7", "192.0.2.7"),
+    ("127.0.0.1", "198.51.100.1, 192.0.2.7", "192.0.2.7"),  # the left one is the client's word
+    ("127.0.0.1", "192.0.2.7, 10.1.2.3", "192.0.2.7"),  # through two proxies of ours
+    ("127.0.0.1", "10.1.2.3, 10.1.2.4", "10.1.2.3"),  # only proxies: the farthest
+    ("127.0.0.1", "192.0.2.7, garbage", "127.0.0.1"),  # no address: trust goes no further
+    ("::1", "2001:db8::5", "::1"),  # IPv6, not listed
+    (None, "192.0.2.7", "unknown"),
+])
+def test_the_client_address_trusts_only_the_configured_proxies(
+        peer: str | None, forwarded: str | None, client: str) -> None:
+    trusted = parse_config({"web": {"trusted_proxies": ["127.0.0.1", "10.1.0.0/16"]}})
+    assert client_address(peer, forwarded, trusted.web.trusted_proxies) == client
 
 
 def test_a_config_file_that_is_not_toml(tmp_path: Path) -> None:

@@ -57,9 +57,9 @@ from office.web.auth import (
     CSRF_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
-    LoginLimiter,
     tokens_equal,
 )
+from office.web.login_limit import LoginLimiter
 from office.web.sessions import Session, Sessions
 from telemetry.mqtt import BrokerSettings
 
@@ -133,7 +133,8 @@ class WebContext:
         self.sessions = Sessions(self.archive, self.clock,
                                  lifetime_s=web_cfg.session_minutes * 60,
                                  idle_s=web_cfg.idle_minutes * 60)
-        self.limiter = LoginLimiter(self.clock, attempts=web_cfg.login_attempts,
+        self.limiter = LoginLimiter(self.archive, self.clock,
+                                    attempts=web_cfg.login_attempts,
                                     window_s=web_cfg.login_window_s)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -212,19 +213,24 @@ def _wants_page(request: web.Request) -> bool:
 
 
 @web.middleware
-async def _login_required(request: web.Request, handler: Handler) -> web.StreamResponse:
-    ctx = context(request)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    # Over, or its account changed (removed, a new password): None, and the session ends.
+async def _archive_out_of_reach(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An archive out of reach answers 503, not a bare 500: the sessions, the login limit and
+    most pages are in it (a page that can do without it catches ArchiveError itself)."""
     try:
-        session = await ctx.sessions.get(cookie)
+        return await handler(request)
     except ArchiveError as err:
-        # The sessions are in the archive: while it is out of reach nobody can be told
-        # apart, and the page says so instead of a bare 500.
         log.error("web_archive_unreachable", path=request.path, error=str(err))
         raise web.HTTPServiceUnavailable(
             text="the office archive is out of reach; try again in a moment\n",
             headers={"Retry-After": "5"}) from None
+
+
+@web.middleware
+async def _login_required(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx = context(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    # Over, or its account changed (removed, a new password): None, and the session ends.
+    session = await ctx.sessions.get(cookie)
     if session is not None:
         request[_SESSION] = session
     elif not _public(request.path):
@@ -270,7 +276,8 @@ async def _no_icon(request: web.Request) -> web.Response:
 
 
 def create_app(ctx: WebContext, pages: Sequence[str] | None = None) -> web.Application:
-    app = web.Application(middlewares=[_login_required, _csrf_required],
+    app = web.Application(middlewares=[_archive_out_of_reach, _login_required,
+                                        _csrf_required],
                           client_max_size=MAX_BODY)
     app[CTX] = ctx
     headers = security_headers(ctx.config)

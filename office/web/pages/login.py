@@ -15,6 +15,7 @@ from office.users import MAX_PASSWORD
 from office.web import i18n
 from office.web.app import WebContext, context, render, session_of
 from office.web.auth import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, new_token, tokens_equal
+from office.web.client_address import client_address
 
 log = structlog.get_logger("office.web.login")
 
@@ -53,17 +54,18 @@ async def login(request: web.Request) -> web.Response:
         return _login_form(request, error="error.csrf", status=403)
     name = str(form.get("name", "")).strip()[:64]
     password = str(form.get("password", ""))[:MAX_PASSWORD + 1]
-    address = request.remote or "unknown"
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             ctx.config.web.trusted_proxies)
     keys = (f"user:{name.lower()}", f"addr:{address}")
-    if ctx.limiter.blocked(*keys):
+    if await ctx.limiter.blocked(*keys):
         log.warning("login_failed", reason="rate_limited")
         return _login_form(request, error="login.limited", status=429)
     user = await ctx.users.verify(name, password)
     if user is None:
-        failures = ctx.limiter.failed(*keys)
+        failures = await ctx.limiter.failed(*keys)
         log.warning("login_failed", reason="bad_credentials", failures=failures)
         return _login_form(request, error="login.failed", status=401)
-    ctx.limiter.succeeded(*keys)
+    await ctx.limiter.succeeded(*keys)
     session = await ctx.sessions.start(user, await ctx.users.stamp(user.name))
     log.info("login", role=user.role.value, sessions=await ctx.sessions.count())
     response = web.HTTPSeeOther("/")
