@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import structlog
 
-from office.archive import ArchiveError, open_archive
+from office.archive import Archive, ArchiveError, open_archive
 from office.web import sessions as sessions_module
 from office.web.auth import LOGIN_COOKIE, SESSION_COOKIE
 from office.web.pages import fleet as fleet_page
@@ -293,59 +293,69 @@ def _cookie(web: WebUnderTest, name: str) -> str:
     return jar[name].value
 
 
-async def test_a_login_holds_on_every_web_process_and_across_a_restart(
-        tmp_path: Path, archive_url: str) -> None:
-    # Two web processes behind one address share the archive, and so the sessions: a login
-    # on one is honoured by the other, and by a web started after both stopped.
+@contextlib.asynccontextmanager
+async def two_webs(tmp_path: Path, archive_url: str
+                   ) -> AsyncIterator[tuple[Archive, WebUnderTest, WebUnderTest]]:
+    """Two web processes on one archive (with the test users), as behind a load balancer."""
     async with open_archive(archive_url) as archive:
         await add_users(archive)
         async with web_under_test(tmp_path, archive=archive) as one, \
                 web_under_test(tmp_path, archive=archive) as other:
-            csrf = await log_in(one.client, *DISPATCHER)
-            cookie = _cookie(one, SESSION_COOKIE)
-            other.client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
-            assert (await other.client.get("/fleet.json")).status == 200
-            switched = await other.client.post("/lang", data={"csrf": csrf, "lang": "en"})
-            assert '<html lang="en">' in await switched.text()
-            page = await one.client.get("/", headers=HTML)  # the choice holds on the first
-            assert '<html lang="en">' in await page.text()
+            yield archive, one, other
+
+
+async def _fail_login(web: WebUnderTest, name: str, forwarded_for: str | None = None, *,
+                      password: str = "guess-guess-1") -> int:
+    """A login with a wrong password (unless told another); its status."""
+    token = csrf_of(await (await web.client.get("/login")).text())
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    r = await web.client.post("/login", data={"csrf": token, "name": name,
+                                              "password": password},
+                              headers=headers, allow_redirects=False)
+    return r.status
+
+
+async def test_a_login_holds_on_every_web_process_and_across_a_restart(
+        tmp_path: Path, archive_url: str) -> None:
+    # Two web processes behind one address share the archive, and so the sessions: a login
+    # on one is honoured by the other, and by a web started after both stopped.
+    async with two_webs(tmp_path, archive_url) as (archive, one, other):
+        csrf = await log_in(one.client, *DISPATCHER)
+        cookie = _cookie(one, SESSION_COOKIE)
+        other.client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
+        assert (await other.client.get("/fleet.json")).status == 200
+        switched = await other.client.post("/lang", data={"csrf": csrf, "lang": "en"})
+        assert '<html lang="en">' in await switched.text()
+        page = await one.client.get("/", headers=HTML)  # the choice holds on the first
+        assert '<html lang="en">' in await page.text()
         # The cookie's value is nowhere in the archive, only its hash.
         rows = await archive.fetch("SELECT id_hash FROM web_sessions", {})
         assert rows == [(hashlib.sha256(cookie.encode()).hexdigest(),)]
-        async with web_under_test(tmp_path, archive=archive) as restarted:
-            restarted.client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
-            assert (await restarted.client.get("/fleet.json")).status == 200
-            out = await restarted.client.post("/logout", data={"csrf": csrf},
-                                              allow_redirects=False)
-            assert out.status == 303
-            assert (await restarted.client.get("/fleet.json")).status == 401
-            assert await restarted.ctx.sessions.count() == 0
+    async with open_archive(archive_url) as archive, \
+            web_under_test(tmp_path, archive=archive) as restarted:
+        restarted.client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
+        assert (await restarted.client.get("/fleet.json")).status == 200
+        out = await restarted.client.post("/logout", data={"csrf": csrf},
+                                          allow_redirects=False)
+        assert out.status == 303
+        assert (await restarted.client.get("/fleet.json")).status == 401
+        assert await restarted.ctx.sessions.count() == 0
 
 
 async def test_failed_logins_count_on_every_web_process(
         tmp_path: Path, archive_url: str) -> None:
     # Behind one address, N web processes allow a guesser no more tries than one does; the
     # table names neither the user tried nor the address.
-    async with open_archive(archive_url) as archive:
-        await add_users(archive)
-        async with web_under_test(tmp_path, archive=archive) as one, \
-                web_under_test(tmp_path, archive=archive) as other:
-            limit = one.ctx.config.web.login_attempts
-            for attempt in range(limit):
-                web = (one, other)[attempt % 2]
-                token = csrf_of(await (await web.client.get("/login")).text())
-                r = await web.client.post("/login", data={"csrf": token, "name": VIEWER[0],
-                                                          "password": "guess-guess-1"})
-                assert r.status == 401
-            for web in (one, other):
-                token = csrf_of(await (await web.client.get("/login")).text())
-                r = await web.client.post("/login", data={"csrf": token, "name": VIEWER[0],
-                                                          "password": VIEWER[1]})
-                assert r.status == 429
-            stored = repr(await archive.fetch("SELECT * FROM web_login_failures", {}))
-            assert VIEWER[0] not in stored and "127.0.0.1" not in stored
-            await other.clock.advance(other.ctx.config.web.login_window_s + 1)
-            await log_in(other.client, *VIEWER)  # the window passed: a good login again
+    async with two_webs(tmp_path, archive_url) as (archive, one, other):
+        limit = one.ctx.config.web.login_attempts
+        tries = [await _fail_login((one, other)[i % 2], VIEWER[0]) for i in range(limit)]
+        assert tries == [401] * limit
+        for web in (one, other):
+            assert await _fail_login(web, VIEWER[0], password=VIEWER[1]) == 429
+        stored = repr(await archive.fetch("SELECT * FROM web_login_failures", {}))
+        assert VIEWER[0] not in stored and "127.0.0.1" not in stored
+        await other.clock.advance(other.ctx.config.web.login_window_s + 1)
+        await log_in(other.client, *VIEWER)  # the window passed: a good login again
 
 
 async def test_the_sessions_table_is_bounded(web: WebUnderTest,
@@ -364,14 +374,6 @@ async def test_the_sessions_table_is_bounded(web: WebUnderTest,
         [False, False, True, True, True]
 
 
-async def _fail_login(web: WebUnderTest, name: str, forwarded_for: str) -> int:
-    token = csrf_of(await (await web.client.get("/login")).text())
-    r = await web.client.post("/login", data={"csrf": token, "name": name,
-                                              "password": "guess-guess-1"},
-                              headers={"X-Forwarded-For": forwarded_for})
-    return r.status
-
-
 async def test_behind_a_trusted_proxy_the_limit_counts_each_client_apart(
         tmp_path: Path) -> None:
     # The test client is the proxy (127.0.0.1). One client guessing under many names is
@@ -381,12 +383,7 @@ async def test_behind_a_trusted_proxy_the_limit_counts_each_client_apart(
         limit = config.web.login_attempts
         statuses = [await _fail_login(web, f"guess{i}", "10.0.0.7") for i in range(limit + 1)]
         assert statuses == [401] * limit + [429]
-        token = csrf_of(await (await web.client.get("/login")).text())
-        r = await web.client.post("/login", data={"csrf": token, "name": VIEWER[0],
-                                                  "password": VIEWER[1]},
-                                  headers={"X-Forwarded-For": "10.0.0.8"},
-                                  allow_redirects=False)
-        assert r.status == 303
+        assert await _fail_login(web, VIEWER[0], "10.0.0.8", password=VIEWER[1]) == 303
 
 
 async def test_a_forwarded_for_header_from_an_untrusted_peer_changes_nothing(
