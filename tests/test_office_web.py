@@ -304,7 +304,7 @@ async def two_webs(tmp_path: Path, archive_url: str
             yield archive, one, other
 
 
-async def _fail_login(web: WebUnderTest, name: str, forwarded_for: str | None = None, *,
+async def _login_status(web: WebUnderTest, name: str, forwarded_for: str | None = None, *,
                       password: str = "guess-guess-1") -> int:
     """A login with a wrong password (unless told another); its status."""
     token = csrf_of(await (await web.client.get("/login")).text())
@@ -348,10 +348,10 @@ async def test_failed_logins_count_on_every_web_process(
     # table names neither the user tried nor the address.
     async with two_webs(tmp_path, archive_url) as (archive, one, other):
         limit = one.ctx.config.web.login_attempts
-        tries = [await _fail_login((one, other)[i % 2], VIEWER[0]) for i in range(limit)]
+        tries = [await _login_status((one, other)[i % 2], VIEWER[0]) for i in range(limit)]
         assert tries == [401] * limit
         for web in (one, other):
-            assert await _fail_login(web, VIEWER[0], password=VIEWER[1]) == 429
+            assert await _login_status(web, VIEWER[0], password=VIEWER[1]) == 429
         stored = repr(await archive.fetch("SELECT * FROM web_login_failures", {}))
         assert VIEWER[0] not in stored and "127.0.0.1" not in stored
         await other.clock.advance(other.ctx.config.web.login_window_s + 1)
@@ -381,14 +381,14 @@ async def test_behind_a_trusted_proxy_the_limit_counts_each_client_apart(
     config = web_config(trusted_proxies=["127.0.0.1/32"])
     async with web_under_test(tmp_path, config=config) as web:
         limit = config.web.login_attempts
-        statuses = [await _fail_login(web, f"guess{i}", "10.0.0.7") for i in range(limit + 1)]
+        statuses = [await _login_status(web, f"guess{i}", "10.0.0.7") for i in range(limit + 1)]
         assert statuses == [401] * limit + [429]
-        assert await _fail_login(web, VIEWER[0], "10.0.0.8", password=VIEWER[1]) == 303
+        assert await _login_status(web, VIEWER[0], "10.0.0.8", password=VIEWER[1]) == 303
 
 
 async def test_a_forwarded_for_header_from_an_untrusted_peer_changes_nothing(
         web: WebUnderTest) -> None:
     # No trusted proxy: a guesser cannot dodge the limit by naming another address each time.
     limit = web.ctx.config.web.login_attempts
-    statuses = [await _fail_login(web, f"guess{i}", f"10.0.0.{i}") for i in range(limit + 1)]
+    statuses = [await _login_status(web, f"guess{i}", f"10.0.0.{i}") for i in range(limit + 1)]
     assert statuses == [401] * limit + [429]
