@@ -280,6 +280,8 @@ async def test_an_archive_out_of_reach_answers_503_and_an_open_stream_goes_on(
             r = await c.get("/fleet.json")
             assert r.status == 503 and r.headers["Retry-After"] == "5"
             assert "out of reach" in await r.text()
+            static = await c.get("/static/vendor/leaflet/leaflet.js")  # needs no session
+            assert static.status == 200
             async with asyncio.timeout(5):
                 for _ in range(3):
                     assert await stream.readuntil(b"\n\n") == b": keepalive\n\n"

@@ -227,6 +227,10 @@ async def _archive_out_of_reach(request: web.Request, handler: Handler) -> web.S
 
 @web.middleware
 async def _login_required(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/static/"):
+        # Files need no session: no archive read for each of a page's scripts and styles,
+        # and they still load while the archive is out of reach.
+        return await handler(request)
     ctx = context(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     # Over, or its account changed (removed, a new password): None, and the session ends.

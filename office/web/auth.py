@@ -8,6 +8,7 @@ double-submit token: a cookie of its own and the same value in the form.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 
@@ -23,3 +24,8 @@ def new_token() -> str:
 
 def tokens_equal(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+
+
+def stored_digest(secret: str) -> str:
+    """What the archive keeps of a cookie or a rate-limit key: its SHA-256, never the value."""
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -10,15 +10,10 @@ so the table holds at most a window's worth.
 
 from __future__ import annotations
 
-import hashlib
-
 from busd.clock import Clock
 from office.archive import Archive
 from office.archive.base import param
-
-
-def _hashed(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+from office.web.auth import stored_digest
 
 
 class LoginLimiter:
@@ -47,14 +42,14 @@ class LoginLimiter:
         for key in keys:
             await self._archive.fetch(
                 f"INSERT INTO web_login_failures (key_hash, at) VALUES ({p('key')}, {p('now')}) "
-                "RETURNING key_hash", {"key": _hashed(key), "now": now})
+                "RETURNING key_hash", {"key": stored_digest(key), "now": now})
         return max(await self._counts(keys), default=0)
 
     async def succeeded(self, *keys: str) -> None:
         for key in keys:
             await self._archive.fetch(
                 f"DELETE FROM web_login_failures WHERE key_hash = {self._p('key')} "
-                "RETURNING key_hash", {"key": _hashed(key)})
+                "RETURNING key_hash", {"key": stored_digest(key)})
 
     async def _counts(self, keys: tuple[str, ...]) -> list[int]:
         since = self._clock.now() - self.window_s
@@ -62,6 +57,6 @@ class LoginLimiter:
         for key in keys:
             rows = await self._archive.fetch(
                 f"SELECT count(*) FROM web_login_failures WHERE key_hash = {self._p('key')} "
-                f"AND at > {self._p('since')}", {"key": _hashed(key), "since": since})
+                f"AND at > {self._p('since')}", {"key": stored_digest(key), "since": since})
             counts.append(int(rows[0][0]))
         return counts

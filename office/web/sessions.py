@@ -18,7 +18,6 @@ writer). So the idle limit holds to within that much.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import structlog
@@ -27,7 +26,7 @@ from busd.clock import Clock
 from office.archive import Archive
 from office.archive.base import param
 from office.users import Role, User, account_stamp
-from office.web.auth import new_token
+from office.web.auth import new_token, stored_digest
 
 log = structlog.get_logger("office.web")
 
@@ -48,10 +47,6 @@ class Session:
     @property
     def dispatcher(self) -> bool:
         return self.user.role is Role.DISPATCHER
-
-
-def _hashed(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 class Sessions:
@@ -77,7 +72,7 @@ class Sessions:
             f"INSERT INTO web_sessions (id_hash, user_name, csrf, stamp, lang, started, seen) "
             f"VALUES ({p('id')}, {p('user')}, {p('csrf')}, {p('stamp')}, NULL, {p('now')}, "
             f"{p('now')}) RETURNING id_hash",
-            {"id": _hashed(session.id), "user": user.name, "csrf": session.csrf,
+            {"id": stored_digest(session.id), "user": user.name, "csrf": session.csrf,
              "stamp": stamp, "now": now})
         return session
 
@@ -90,7 +85,7 @@ class Sessions:
         rows = await self._archive.fetch(
             "SELECT s.user_name, s.csrf, s.stamp, s.lang, s.started, s.seen, u.role, u.changed "
             "FROM web_sessions s LEFT JOIN users u ON u.name = s.user_name "
-            f"WHERE s.id_hash = {p('id')}", {"id": _hashed(session_id)})
+            f"WHERE s.id_hash = {p('id')}", {"id": stored_digest(session_id)})
         if not rows:
             return None
         name, csrf, stamp, lang, started, seen, role, changed = rows[0]
@@ -106,7 +101,7 @@ class Sessions:
             await self._archive.fetch(
                 f"UPDATE web_sessions SET seen = {p('now')} WHERE id_hash = {p('id')} "
                 "RETURNING id_hash",
-                {"now": now, "id": _hashed(session_id)})
+                {"now": now, "id": stored_digest(session_id)})
             seen = now
         return Session(session_id, User(name, Role(role)), csrf, started, seen, lang=lang,
                        stamp=stamp)
@@ -116,13 +111,13 @@ class Sessions:
         await self._archive.fetch(
             f"UPDATE web_sessions SET lang = {self._p('lang')} WHERE id_hash = {self._p('id')} "
             "RETURNING id_hash",
-            {"lang": lang, "id": _hashed(session.id)})
+            {"lang": lang, "id": stored_digest(session.id)})
 
     async def end(self, session_id: str | None) -> None:
         if session_id:
             await self._archive.fetch(
                 f"DELETE FROM web_sessions WHERE id_hash = {self._p('id')} RETURNING id_hash",
-                {"id": _hashed(session_id)})
+                {"id": stored_digest(session_id)})
 
     async def count(self) -> int:
         """Sessions not yet over."""
