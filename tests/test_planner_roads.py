@@ -3,13 +3,15 @@
 The noon projection (issue 17) is a prediction of the day: it expects the detours the bus
 has met (a learned road factor or overrun, not the best case of no detour) and prices
 each road still ahead at its own cost per km (a slow gravel road spends less than a fast
-asphalt one), learned from the bus's own legs.
+asphalt one), learned from the bus's own legs. A road whose last drive ran longer (road
+works) is expected so again, once the bus has seen such detours last.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,72 @@ def test_the_projection_prices_the_roads_ahead_at_their_own_cost(plan: Plan) -> 
     share = km[1] / sum(km)  # the road from the first stop
     assert day[0].drive_kwh_per_km == pytest.approx(seed, rel=0.01)
     assert day[1].drive_kwh_per_km == pytest.approx(seed * (1 - 0.3 * share), rel=0.01)
+
+
+def drive_days(plan: Plan, model: EnergyModel, kms: list[float], first: date) -> None:
+    """One drive a day of the plan's first road, ``kms[k]`` km on day ``k``."""
+    a, b = plan.depot.id, plan.stops[0].id
+    for k, km in enumerate(kms):
+        model.start_day(first + timedelta(days=k))
+        assert learn_from(model, road_leg(a, b, km, km * 0.4), plan)
+
+
+def first_road_km(plan: Plan, model: EnergyModel) -> float:
+    a, b = plan.depot.id, plan.stops[0].id
+    return model.expected_km(a, b, plan_km=None, straight_km=straight_km(plan, a, b))
+
+
+def test_road_works_that_have_lasted_are_expected_again_and_one_clear_drive_ends_them(
+    plan: Plan,
+) -> None:
+    gc = straight_km(plan, plan.depot.id, plan.stops[0].id)
+    clear, works = gc * CFG.road_factor, gc * CFG.road_factor * 1.3
+    model = EnergyModel(CFG)
+    # a month of a clear road, then road works for ten days: every drive like the last
+    drive_days(plan, model, [clear] * 30 + [works] * 10, date(2026, 3, 1))
+    long_run = model.road_km(plan.depot.id, plan.stops[0].id, gc)
+    assert long_run is not None and long_run < works * 0.97  # the long run: a few days of it
+    # nine drives have shown the works last: the road is expected most of the way to them
+    assert first_road_km(plan, model) > long_run + 0.7 * (works - long_run)
+    # the projection drives the detour: it comes home lower than the long run says
+    assert depot_soc(plan, model) < depot_soc(plan, _without_last_drives(model)) - 0.5
+    # the works end: one clear drive, and the road is expected clear again
+    drive_days(plan, model, [clear], date(2026, 4, 10))  # the day after
+    long_run = model.road_km(plan.depot.id, plan.stops[0].id, gc)
+    assert long_run is not None and long_run > clear
+    assert first_road_km(plan, model) < clear + 0.5 * (long_run - clear)
+    # and the model keeps it all through a restart
+    again = EnergyModel.from_dict(CFG, json.loads(json.dumps(model.to_dict())))
+    assert first_road_km(plan, again) == first_road_km(plan, model)
+
+
+def test_detours_that_come_and_go_day_by_day_leave_the_long_run_as_it_was(plan: Plan) -> None:
+    gc = straight_km(plan, plan.depot.id, plan.stops[0].id)
+    clear, detour = gc * CFG.road_factor, gc * CFG.road_factor * 1.3
+    model = EnergyModel(CFG)
+    # a detour every other day: yesterday's road says nothing of today's
+    drive_days(plan, model, [clear, detour] * 20, date(2026, 3, 1))
+    long_run = model.road_km(plan.depot.id, plan.stops[0].id, gc)
+    assert long_run is not None
+    assert first_road_km(plan, model) == pytest.approx(long_run, rel=1e-9)
+
+
+def test_a_drive_weeks_ago_says_nothing_of_the_road_today(plan: Plan) -> None:
+    gc = straight_km(plan, plan.depot.id, plan.stops[0].id)
+    works = gc * CFG.road_factor * 1.3
+    model = EnergyModel(CFG)
+    drive_days(plan, model, [gc * CFG.road_factor] * 30 + [works] * 10, date(2026, 3, 1))
+    long_run = model.road_km(plan.depot.id, plan.stops[0].id, gc)
+    assert long_run is not None and first_road_km(plan, model) > long_run + 1.0
+    model.start_day(date(2026, 4, 9) + timedelta(days=30))  # a month after the last
+    long_run = model.road_km(plan.depot.id, plan.stops[0].id, gc)
+    assert long_run is not None
+    assert first_road_km(plan, model) == pytest.approx(long_run, rel=1e-9)
+
+
+def _without_last_drives(model: EnergyModel) -> EnergyModel:
+    """``model`` as it would be had it not kept the roads' last drives."""
+    data = model.to_dict()
+    for key in ("last_km", "last_km_day", "persistence"):
+        data.pop(key)
+    return EnergyModel.from_dict(CFG, data)

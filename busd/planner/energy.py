@@ -20,6 +20,9 @@ makes a leg longer on the day, and no one tells the bus beforehand. The road fac
 plan's ``leg_km``) are long-run means of what the bus drove, detours included, so the
 depot SOC the projection shows is the expected one, not the day without a detour. Both
 learn slowly (``_ROAD_MIN_RATE``): a day's detour is luck, the share of detours is not.
+Road works that last are not luck: :meth:`EnergyModel.expected_km` moves a road toward its
+last drive by the share of such deviations the bus has seen last
+(:mod:`busd.planner.roads_now`).
 
 Roads differ in what a km costs, too: a slow gravel road spends less on air resistance
 per km than a fast asphalt one (and more on heating, in the cold). Each road the bus
@@ -50,6 +53,7 @@ from datetime import date
 from typing import Literal
 
 from busd.config import PlannerConfig
+from busd.planner.roads_now import RoadsNow
 
 # Ratios outside this range are a measurement fault (odometer jump, a charge
 # during a "visit"), not a lesson about the bus.
@@ -187,6 +191,7 @@ class EnergyModel:
         self._roads: dict[str, _RoadCost] = {}  # road_key -> its kWh per km / the average's
         # road_key -> the km its legs ran (detours too) per straight-line km
         self._road_km: dict[str, _Factor] = {}
+        self._roads_now = RoadsNow()  # each road's last drive: a detour that lasts
         # The SOC a kWh out at the pack's terminals costs (capacity × ΔSOC / kWh), driving and
         # standing: the pack's own losses (its I²R heat, more at a driving current), and a
         # capacity that is not quite the nominal one.
@@ -274,6 +279,24 @@ class EnergyModel:
             return None
         factor = (f.mean * f.n + self._road.mean * _ROAD_KM_PRIOR_N) / (f.n + _ROAD_KM_PRIOR_N)
         return straight_km * factor
+
+    def expected_km(self, a: str, b: str, *, plan_km: float | None, straight_km: float
+                    ) -> float:
+        """The km the road from ``a`` to ``b`` will run today: the long-run expectation
+        (:meth:`_long_run_km`), moved toward its last drive by the share of a deviation that
+        the bus has seen last (:class:`~busd.planner.roads_now.RoadsNow`)."""
+        return self._roads_now.expected(road_key(a, b), self._long_run_km(
+            a, b, plan_km=plan_km, straight_km=straight_km), self._today.ordinal)
+
+    def _long_run_km(self, a: str, b: str, *, plan_km: float | None, straight_km: float
+                     ) -> float:
+        """The plan's km times the overrun when the plan gives the leg's length; else the km
+        the bus has driven that road; else the straight line times the road factor and the
+        overrun. Detours are in all three as their long-run mean."""
+        if plan_km is not None:
+            return plan_km * self._overrun.mean
+        driven = self.road_km(a, b, straight_km)
+        return straight_km * self._road.mean * self._overrun.mean if driven is None else driven
 
     def road_energy(self, a: str, b: str, outside_temp: float | None = None) -> float:
         """What a km of the road from ``a`` to ``b`` costs against the bus's average km (at
@@ -376,6 +399,13 @@ class EnergyModel:
                         ratio, _ROAD_MIN_RATE)
         return accepted
 
+    def learn_road(self, a: str, b: str, km: float, *, plan_km: float | None,
+                   straight_km: float) -> None:
+        """A drive of ``km`` on the road from ``a`` to ``b``: its last drive, and how much of
+        the last one's deviation it kept. Called before the leg teaches the long run."""
+        self._roads_now.learn(road_key(a, b), km, self._long_run_km(
+            a, b, plan_km=plan_km, straight_km=straight_km), self._today.ordinal)
+
     def learn_overrun(self, km: float, plan_km: float) -> bool:
         """A completed leg of ``km`` against the plan's ``plan_km`` for it."""
         if plan_km < 1.0 or km <= 0:
@@ -424,6 +454,8 @@ class EnergyModel:
         if self._road_km:
             out["road_km"] = {k: f.mean for k, f in self._road_km.items()}
             out["road_km_n"] = {k: float(f.n) for k, f in self._road_km.items()}
+        if self._roads_now.last:
+            out.update(self._roads_now.to_dict())
         out["pack"] = {k: v for name, f in self._pack.items()
                        for k, v in ((name, f.mean), (f"{name}_n", float(f.n)))}
         out["errors"] = {k: v for name, e in self._errors.items()
@@ -454,6 +486,7 @@ class EnergyModel:
         km_n = data.get("road_km_n", {})
         model._road_km = {k: _Factor(float(m), 0.0, int(km_n.get(k, 1)))
                           for k, m in data.get("road_km", {}).items()}
+        model._roads_now = RoadsNow.from_dict(data)
         pack = data.get("pack", {})
         for name in model._pack:
             if name in pack:

@@ -67,13 +67,17 @@ def learn_leg(model: EnergyModel, *, km: float, net_kwh: float, temp_c: float | 
     """A completed leg: True when the model learned from it.
 
     On a ``road`` between two places of the day's ``plan`` (odometer km), the leg also
-    teaches that road's cost per km, and the road factor (km per straight-line km) or,
-    where the plan gives the leg's length, the road overrun (km per plan km)."""
+    teaches that road's cost per km, its length as it is now (road works that last), and
+    the road factor (km per straight-line km) or, where the plan gives the leg's length,
+    the road overrun (km per plan km)."""
     if temp_c is None or gap_s or status != "closed":
         return False  # no temperature, or figures with a data gap: not a lesson
     planned = straight = None
     if plan is not None and road is not None and odometer:
         planned = plan_leg_km(plan, *road)
+        if km >= 1.0:  # the road as it is now, against the long run before this leg
+            model.learn_road(*road, km, plan_km=planned,
+                             straight_km=_great_circle_km(plan, *road))
         straight = _great_circle_km(plan, *road) if planned is None else None
     learned = bool(km) and model.learn_leg(km, net_kwh, temp_c, great_circle_km=straight,
                                            road=road if plan is not None else None,

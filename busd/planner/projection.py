@@ -8,12 +8,14 @@ minutes of service, plus the wait for its arrival window when the bus came early
 (:func:`service_elapsed_min`). The instance's announced order (for the reorder cost) is the
 itinerary's, followed by skipped stops in the plan's order.
 
-Distances: the plan's ``leg_km`` for a stop reached from its predecessor in
-the plan (and ``depot.return_leg_km`` home from the last stop), times the learned road
-overrun (:attr:`EnergyModel.road_overrun`: the detours the bus has met against the plan's
-km); else the km the bus has driven that road (:meth:`EnergyModel.road_km`: a long-run
-mean, detours included); else the great-circle distance times the learned road factor and
-the overrun. So the projection is the expected day rather than the day without a detour.
+Distances (:meth:`EnergyModel.expected_km`): the plan's ``leg_km`` for a stop reached from
+its predecessor in the plan (and ``depot.return_leg_km`` home from the last stop), times
+the learned road overrun (:attr:`EnergyModel.road_overrun`: the detours the bus has met
+against the plan's km); else the km the bus has driven that road (a long-run mean, detours
+included); else the great-circle distance times the learned road factor and the overrun.
+So the projection is the expected day rather than the day without a detour; and a road
+whose last drive ran longer (road works) or shorter is expected so again, by the share of
+such deviations the bus has seen last (:mod:`busd.planner.roads_now`).
 When the bus stands at a place of the plan (the tracker's open visit: :class:`Progress`)
 it counts as being there.
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 
 from busd.config import PlannerConfig
 from busd.event_catalog import Item as Item  # re-exported: the itinerary entry of the events
-from busd.plan import Charger, Plan, Stop, haversine_m
+from busd.plan import Charger, Plan, haversine_m
 from busd.planner.energy import Climate, EnergyModel
 from busd.planner.model import ChargeParams, ChargerNode, Evaluation, Instance, StopNode, evaluate
 
@@ -219,25 +221,16 @@ def build(
     ]
     node_ids = ("", *stop_ids, *(c.id for c in charger_list), plan.depot.id)
     places = {plan.depot.id: plan.depot, **stops_by_id, **chargers_by_id}
-    previous = {
-        s.id: (plan.stops[k - 1].id if k else plan.depot.id) for k, s in enumerate(plan.stops)
-    }
-    last_stop = plan.stops[-1].id if plan.stops else None
     road = energy.road_factor
     overrun = energy.road_overrun
 
     def km(a: str, b: str) -> float:
         if a == b:
             return 0.0
-        target = places[b]
-        if isinstance(target, Stop) and target.leg_km is not None and previous.get(b) == a:
-            return target.leg_km * overrun
-        if b == plan.depot.id and a == last_stop and plan.depot.return_leg_km is not None:
-            return plan.depot.return_leg_km * overrun
-        pa = places[a]
-        straight = haversine_m(pa.lat, pa.lon, target.lat, target.lon) / 1000
-        driven = energy.road_km(a, b, straight)
-        return straight * road * overrun if driven is None else driven
+        pa, pb = places[a], places[b]
+        return energy.expected_km(
+            a, b, plan_km=plan_leg_km(plan, a, b),
+            straight_km=haversine_m(pa.lat, pa.lon, pb.lat, pb.lon) / 1000)
 
     def km_from_here(b: str) -> float:
         if here is not None and here in places:
