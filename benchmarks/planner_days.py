@@ -7,7 +7,8 @@ in-process on a manual clock (simulators/days). Each bus-day is compared with th
 the planner's exact search run with that day's true consumption (simulators/days/oracle.py).
 
 Usage: python benchmarks/planner_days.py [--days 100] [--seed 1] [--temp-min -25]
-       [--temp-max 25] [--noise 0.15] [--detour-share 0.2] [--detour-max 0.4] [--verbose]
+       [--temp-max 25] [--noise 0.15] [--detour-share 0.2] [--detour-max 0.4]
+       [--detour-days 14] [--verbose]
 The last output line is one JSON object: days, minutes_ratio (minutes served / the
 oracle's), days_below_reserve (bus-days ending more than 1 point below the reserve),
 worst_end_margin_pct, skipped_vs_oracle, noon_error_p50_pct / p95, proposals_per_day,
@@ -44,6 +45,9 @@ def main() -> None:
                         help="share of the roads with a detour on a given day")
     parser.add_argument("--detour-max", type=float, default=0.4,
                         help="a detour makes its road 10 %% to this share longer")
+    parser.add_argument("--detour-days", type=float, default=14.0,
+                        help="a road's detour (or its absence) lasts this many days on "
+                             "average; 1: each day drawn afresh")
     parser.add_argument("--verbose", action="store_true",
                         help="one line per bus-day, and the noon error's causes")
     args = parser.parse_args()
@@ -51,7 +55,8 @@ def main() -> None:
         parser.error("need --days >= 1")
     try:
         spread = Spread(temp_min=args.temp_min, temp_max=args.temp_max, noise=args.noise,
-                        detour_share=args.detour_share, detour_max=args.detour_max)
+                        detour_share=args.detour_share, detour_max=args.detour_max,
+                        detour_days=args.detour_days)
     except ValueError as err:
         parser.error(str(err))
     # The day's events (proposals, arrivals) are the daemon's logs: not wanted here.

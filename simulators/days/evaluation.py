@@ -114,12 +114,15 @@ async def evaluate_days(count: int, *, seed: int = 1, spread: Spread | None = No
     config = config or PlannerConfig()
     base = base_scenario()
     learned = EnergyModel(config)
-    for spec in draw_days(random.Random(seed + 1_000_003), warmup_days, spread, base,
-                          first=-warmup_days):
+    warmup = draw_days(random.Random(seed + 1_000_003), warmup_days, spread, base,
+                       first=-warmup_days)
+    for spec in warmup:
         await run_day(scenario_of(spec, base), learned, config, vehicle=vehicle_of(spec))
     seeded = EnergyModel(config)
     out: list[BusDay] = []
-    for spec in draw_days(random.Random(seed), count, spread, base):
+    # The days go on from the warm-up's roads: its road works are still there.
+    for spec in draw_days(random.Random(seed), count, spread, base,
+                          yesterday=warmup[-1] if warmup else None):
         out.append(await _day("seeded", spec, base, seeded, config))
         out.append(await _day("learned", spec, base, learned, config))
     return out

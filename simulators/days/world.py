@@ -33,6 +33,9 @@ class Spread:
     noise: float = 0.15  # consumption and heating: factor within 1 ± noise
     detour_share: float = 0.2  # share of roads with a detour on a given day
     detour_max: float = 0.4  # a detour makes a road up to this much longer
+    # A road's state (its detour, or none) lasts this many days on average: road works stay
+    # for weeks. 1: every day is drawn afresh, no detour says anything of tomorrow's.
+    detour_days: float = 14.0
     charger_share: float = 0.5  # share of days the public charger works
 
     def __post_init__(self) -> None:
@@ -44,6 +47,14 @@ class Spread:
             raise ValueError("detour_share and charger_share must be in 0..1")
         if self.detour_max < DETOUR_MIN:
             raise ValueError(f"detour_max must be at least {DETOUR_MIN} (the shortest detour)")
+        if not self.detour_days >= 1:
+            raise ValueError("detour_days must be at least 1 (a new draw every day)")
+
+    @property
+    def detour_keep(self) -> float:
+        """The chance that a road stays as it was yesterday; else it is drawn again (a
+        detour with the share ``detour_share``), so that a state lasts ``detour_days``."""
+        return 1.0 - 1.0 / self.detour_days
 
 
 @dataclass(frozen=True)
@@ -68,25 +79,41 @@ def base_scenario() -> LoadedScenario:
 
 
 def draw_days(rng: random.Random, count: int, spread: Spread,
-              base: LoadedScenario | None = None, *, first: int = 0) -> list[DaySpec]:
-    """``count`` days numbered from ``first`` (the day's date: the plan's plus its number)."""
+              base: LoadedScenario | None = None, *, first: int = 0,
+              yesterday: DaySpec | None = None) -> list[DaySpec]:
+    """``count`` days numbered from ``first`` (the day's date: the plan's plus its number),
+    the roads going on from ``yesterday``'s (None: the first day's roads all drawn)."""
     base = base or base_scenario()
     roads = [(r.a, r.b) for r in base.scenario.roads.leg]
+    before = None if yesterday is None else {(a, b): f for a, b, f in yesterday.detours}
     days = []
     for index in range(first, first + count):
-        detours = tuple(
-            (a, b, 1.0 + rng.uniform(DETOUR_MIN, spread.detour_max))
-            for a, b in roads if rng.random() < spread.detour_share
-        )
+        before = _roads_today(rng, roads, spread, before)
         days.append(DaySpec(
             index=index,
             temp_c=rng.uniform(spread.temp_min, spread.temp_max),
             drive_factor=1.0 + rng.uniform(-spread.noise, spread.noise),
             heat_factor=1.0 + rng.uniform(-spread.noise, spread.noise),
-            detours=detours,
+            detours=tuple((a, b, f) for (a, b), f in before.items()),
             charger=rng.random() < spread.charger_share,
         ))
     return days
+
+
+def _roads_today(rng: random.Random, roads: list[tuple[str, str]], spread: Spread,
+                 before: dict[tuple[str, str], float] | None) -> dict[tuple[str, str], float]:
+    """Today's detours (road -> length factor): each road as it was yesterday with the
+    chance ``detour_keep``, else drawn again. With ``detour_days`` 1 nothing is kept, and
+    the draws are exactly those of a harness whose every day was independent."""
+    keep = spread.detour_keep
+    today = {}
+    for road in roads:
+        if before is not None and keep > 0 and rng.random() < keep:
+            if road in before:
+                today[road] = before[road]
+        elif rng.random() < spread.detour_share:
+            today[road] = 1.0 + rng.uniform(DETOUR_MIN, spread.detour_max)
+    return today
 
 
 def scenario_of(spec: DaySpec, base: LoadedScenario) -> LoadedScenario:
