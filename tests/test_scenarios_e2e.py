@@ -296,3 +296,23 @@ def test_a_stop_the_day_lost_is_proposed_for_the_reserve_day(
         return {(p.point_id, p.reason) for p in found}
 
     assert asyncio.run(proposals()) == lost
+
+
+def test_the_demo_ends_with_the_days_report(
+    day_of: Callable[[Path], DayResult], capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``busd demo``'s end (scripts/demo, the main job): the daemon's report of the day the
+    module already ran, its CSV files, the SOC plot, and the ground truth beside them."""
+    from simulators.scenario.demo_cli import _finish
+
+    path = ROOT / "scenarios" / "winter-livani.toml"
+    loaded, result = load_scenario(path), day_of(path)
+    assert _finish(loaded, result) == 0
+    day = loaded.plan.date.isoformat()
+    out = capsys.readouterr().out
+    assert "Ground truth (simulator)" in out
+    report = result.workdir / "report"
+    assert (report / f"summary_{day}.csv").stat().st_size > 0
+    assert (report / f"visits_{day}.csv").read_text().count("\n") >= 2  # a header, a visit
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (report / f"soc_{day}.png").stat().st_size > 0

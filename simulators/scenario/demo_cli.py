@@ -174,9 +174,9 @@ def _finish(loaded: LoadedScenario, result: DayResult) -> int:
     out.mkdir(exist_ok=True)
     plot = out / f"soc_{day}.png"
     print()
-    ns = argparse.Namespace(config=None, db=str(result.monitoring_db), date=day, month=None,
-                            tz=None, csv=str(out), plot=str(plot))
-    code = cmd_report(ns)
+    code = cmd_report(_report_args(
+        day, "--db", str(result.monitoring_db), "--csv", str(out), "--plot", str(plot),
+        "--reserve", str(loaded.scenario.reserve_pct)))
     truth = result.truth
     changes = result.events("plan_changed") + result.events("plan_accepted")
     final = truth.final_soc if truth.final_soc is not None else float("nan")
@@ -191,3 +191,13 @@ def _finish(loaded: LoadedScenario, result: DayResult) -> int:
         print("busd demo: the day did not finish in time (see the logs)", file=sys.stderr)
         return 1
     return 0 if code == 0 else code
+
+
+def _report_args(*argv: str) -> argparse.Namespace:
+    """``busd report``'s arguments as its own parser reads them: every option it has, with
+    its default (a namespace built by hand here lacked one the report had gained)."""
+    from telemetry.report_cli import add_report_parser
+
+    parser = argparse.ArgumentParser(prog="busd")
+    add_report_parser(parser.add_subparsers())
+    return parser.parse_args(["report", *argv])
