@@ -207,21 +207,46 @@ def test_an_offered_restore_stays_while_its_minutes_are_safe_and_is_withdrawn_wh
     core, _ = third_stop(plan, soc=56)
     assert core.pending is not None
     core.acknowledge(core.pending.id, plan.at(time(12, 11)))
-    core.observe(at_turki(plan, 57, minutes_in=3))
+    # The cut kept the hysteresis above its own line: two points more are a spare to give.
+    core.observe(at_turki(plan, 58, minutes_in=3))
     offered = pending(core)
     assert offered is not None and offered.kind == "restore"
     # The spare dips under the restore line, so a search would offer nothing now; but what
     # the offer gives back is still safe: it stays, not withdrawn and offered again later.
-    out = core.observe(at_turki(plan, 56, minutes_in=4))
+    out = core.observe(at_turki(plan, 57, minutes_in=4))
     assert core.projection is not None
     assert core.projection.depot_margin_pct < PlannerConfig().restore_margin_pct
     still = pending(core)
     assert still is not None and still.id == offered.id
     assert "withdrawn" not in [e.payload.cause for e in out if isinstance(e.payload, PlanChanged)]
     # Colder, or the SOC read lower: those minutes are no longer safe, the offer goes.
-    out = core.observe(at_turki(plan, 54, minutes_in=5))
+    out = core.observe(at_turki(plan, 55, minutes_in=5))
     assert pending(core) is None
     assert "withdrawn" in [e.payload.cause for e in out if isinstance(e.payload, PlanChanged)]
+
+
+@pytest.mark.parametrize("soc", [63.0, 72.0, 81.0])
+def test_a_cut_at_the_depot_is_not_followed_by_a_restore_or_another_cut(
+    raw: dict[str, Any], soc: float,
+) -> None:
+    """The margin grows with the energy still to spend, so a cut lowers the line: a cut
+    searched at the line of the plan it replaced left four to six points spare, and the
+    next projection, the SOC the same, offered minutes back (or cut again). The cut holds
+    the hysteresis above its own line, and no more."""
+    plan = no_chargers(raw)
+    cfg = PlannerConfig()
+    core = PlannerCore(cfg, bus_id="sim-01")
+    before = plan.at(plan.depot.leave_at) - 600
+    core.load(plan, before)
+    depot = plan.depot
+    core.observe(Situation(before, soc, -15.0, depot.lat, depot.lon))
+    cut = pending(core)
+    assert cut is not None and cut.kind == "reduce"
+    core.acknowledge(cut.id, before + 60)
+    core.observe(Situation(before + 240, soc, -15.0, depot.lat, depot.lon))
+    assert pending(core) is None
+    assert core.projection is not None and core.projection.safe
+    assert cfg.hysteresis_pct - 0.5 <= core.projection.depot_margin_pct < cfg.restore_margin_pct
 
 
 def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(

@@ -64,6 +64,9 @@ log = structlog.get_logger("busd.planner")
 
 _HISTORY = 32
 _PUBLISH_STEP_PCT = 1.0  # republish the retained plan when the depot SOC moves this much
+# A line that moves less than this (SOC points) is the same line: no second search.
+_LINE_SHIFT_MIN = 0.2
+_LINE_HALVINGS = 3  # a cut's line to within an eighth of its move
 
 
 @dataclass(frozen=True)
@@ -323,13 +326,12 @@ class PlannerCore:
             return None
         # A proposal keeps H of headroom, so the next readings do not undo it at once.
         stats = SearchStats()
-        best = best_plan(
-            self._build(sit, self.cfg.hysteresis_pct).instance,
-            exact_max_stops=self.cfg.exact_max_stops, stats=stats,
-        )
+        best, shift = self._search_at_own_line(built, active, sit, stats)
         if best.safe:
-            # Keep the minutes that are safe H above the line; judge them at the normal line.
-            best = evaluate(inst, best.seq, best.minutes)
+            # Keep the minutes that are safe H above the line; judge them at the normal line
+            # (a cut: at its own, lower one).
+            judge = inst if shift >= 0 else self._build(sit, shift).instance
+            best = evaluate(judge, best.seq, best.minutes)
         elif not restore:
             best = best_plan(inst, exact_max_stops=self.cfg.exact_max_stops, stats=stats)
         self.last_search = stats
@@ -346,6 +348,66 @@ class PlannerCore:
             self.plan, built, active, best, items, sit, emergency=emergency,
             base=self.itinerary,
         )
+
+    def _search_at_own_line(self, built: Built, active: Evaluation, sit: Situation,
+                            stats: SearchStats) -> tuple[Evaluation, float]:
+        """The best plan that keeps H of headroom above the line it will itself have, and
+        the move of the line it was searched at (SOC points; below 0 for a cut).
+
+        The margin below the line grows with the energy still to spend
+        (:meth:`EnergyModel.margin_pct`): a cut lowers the line, a restore raises it. Searched
+        at the line of the itinerary it replaces, a cut left more room than H, which the
+        next projection offered back as a restore, and the restore took the line above the
+        bus again: on some simulated days five proposals in the quarter of an hour before
+        departure. So the search runs again at the line the first result would have, and
+        keeps the result when it holds H above its own line. A cut searched at its own
+        lower line gives back minutes that raise the line again: between the two lines a few
+        halvings find the lowest line whose plan still holds H above its own."""
+        def search(shift: float) -> Evaluation:
+            return best_plan(self._build(sit, self.cfg.hysteresis_pct + shift).instance,
+                             exact_max_stops=self.cfg.exact_max_stops, stats=stats)
+
+        def holds(ev: Evaluation, shift: float) -> bool:
+            return ev.safe and self._line_shift(built, active, ev) <= shift + _LINE_SHIFT_MIN
+
+        first = search(0.0)
+        shift = self._line_shift(built, active, first)
+        if not first.safe or abs(shift) < _LINE_SHIFT_MIN:
+            return first, 0.0
+        second = search(shift)
+        if holds(second, shift) or shift > 0:
+            # a restore that does not hold H at its own line: the higher line is the nearer
+            return second, shift
+        best, low, high = first, shift, 0.0  # a cut: safe at its own line already
+        for _ in range(_LINE_HALVINGS):
+            mid = (low + high) / 2
+            found = search(mid)
+            if holds(found, mid):
+                best, high = found, mid
+            else:
+                low = mid
+        return best, high
+
+    def _at_own_line(self, built: Built, active: Evaluation, ev: Evaluation | None,
+                     sit: Situation) -> Evaluation | None:
+        """``ev`` judged at the line it will have: a cut pending, judged at the line of the
+        itinerary it replaces, is unsafe there, and was superseded by the same cut again."""
+        if ev is None:
+            return None
+        shift = self._line_shift(built, active, ev)
+        if shift > -_LINE_SHIFT_MIN:
+            return ev
+        return evaluate(self._build(sit, shift).instance, ev.seq, ev.minutes)
+
+    def _line_shift(self, built: Built, active: Evaluation, other: Evaluation) -> float:
+        """How far the line would move (SOC points) were ``other`` the itinerary instead of
+        ``active``: the margin for the energy each still has to spend."""
+        inst = built.instance
+
+        def kwh(ev: Evaluation) -> float:
+            return inst.drive_kwh_per_km * ev.km + inst.site_kw * sum(ev.minutes.values()) / 60
+
+        return self.energy.margin_pct(kwh(other)) - self.energy.margin_pct(kwh(active))
 
     def _with_done(self, items: tuple[Item, ...]) -> tuple[Item, ...]:
         """Keep the served part of the day in front, so itineraries compare whole."""
@@ -391,7 +453,8 @@ class PlannerCore:
             return []
         if shape(candidate.itinerary) == shape(pending.itinerary):
             return []
-        now_eval = self._evaluate_items(built, tuple(pending.itinerary), sit.now)
+        now_eval = self._at_own_line(
+            built, active, self._evaluate_items(built, tuple(pending.itinerary), sit.now), sit)
         serves_more = candidate.after.points and now_eval is not None and (
             sum(1 for p in candidate.after.points if p.kind == "stop")
             > sum(1 for p in now_eval.points[:-1] if not built.instance.is_charger(p.node))

@@ -185,6 +185,10 @@ def build(
 
     stop_nodes: list[StopNode] = []
     active_minutes_by_id = {i.id: i.minutes for i in active if i.kind == "stop"}
+    # The residents of a visit under way are already waiting: its minutes are the last to
+    # go, after every later stop's above their minimum (they can still be told), as if it
+    # were the most important stop of the day.
+    first_priority = max((s.priority for s in plan.stops), default=0) + 1
     for index, sid in enumerate(stop_ids):
         s = stops_by_id[sid]
         in_progress = sid == progress.at
@@ -194,7 +198,7 @@ def build(
                 id=sid, index=index,
                 planned_min=max(0.0, s.planned_min - spent),
                 min_min=max(0.0, s.min_min - spent),
-                priority=s.priority, must=s.must_serve,
+                priority=first_priority if in_progress else s.priority, must=s.must_serve,
                 latest=plan.at(s.window.latest) if s.window is not None else None,
                 in_progress=in_progress,
             )
