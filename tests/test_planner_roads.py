@@ -202,3 +202,25 @@ def _without_last_drives(model: EnergyModel) -> EnergyModel:
     for key in ("last_km", "last_km_day", "persistence"):
         data.pop(key)
     return EnergyModel.from_dict(CFG, data)
+
+
+def test_a_leg_of_two_roads_teaches_neither_the_roads_length_nor_its_last_drive(
+    plan: Plan,
+) -> None:
+    """A charging stop called off as the bus arrived: the tracker saw no visit there, and
+    one leg ran from the stop before to the stop after, twice the road's km. That is
+    another route, not the road: the road's length and its last drive stay as they were."""
+    a, b = plan.depot.id, plan.stops[0].id
+    gc = straight_km(plan, a, b)
+    clear = gc * CFG.road_factor
+    model = EnergyModel(CFG)
+    drive_days(plan, model, [clear] * 10, date(2026, 3, 1))
+    known, expected = model.road_km(a, b, gc), first_road_km(plan, model)
+    drive_days(plan, model, [clear * 2.0], date(2026, 3, 11))
+    assert model.road_km(a, b, gc) == known
+    assert first_road_km(plan, model) == expected
+    assert model.road_factor == pytest.approx(CFG.road_factor, rel=0.01)
+    # a detour of road works, 40 % longer, is the road's length today
+    drive_days(plan, model, [clear * 1.4], date(2026, 3, 12))
+    longer = model.road_km(a, b, gc)
+    assert longer is not None and known is not None and longer > known

@@ -53,16 +53,17 @@ from datetime import date
 from typing import Literal
 
 from busd.config import PlannerConfig
-from busd.planner.roads_now import RoadsNow
+from busd.planner.roads_now import ANOTHER_ROUTE, RoadsNow
 
 # Ratios outside this range are a measurement fault (odometer jump, a charge
 # during a "visit"), not a lesson about the bus.
 _RATIO_MIN, _RATIO_MAX = 0.25, 4.0
 _MIN_CV = 0.03
 _TODAY_PRIOR_N = 0.3  # the long run weighs like this many of today's lessons
-# A leg against the plan's km: shorter than half or over three times is another road
-# (a wrong turn, a stop skipped on the way), not a detour to expect.
-_OVERRUN_MIN, _OVERRUN_MAX = 0.5, 3.0
+# A leg shorter than half the road's expected km, or longer than ANOTHER_ROUTE times it, is
+# another road, not a detour to expect: a wrong turn, or a place passed on the way without a
+# visit (a charging stop called off on arrival made one leg of two roads, twice the km).
+_OVERRUN_MIN, _OVERRUN_MAX = 0.5, ANOTHER_ROUTE
 # The road factors: the seed weighs like this many legs, and the mean remembers some
 # 1 / rate legs (a few weeks' worth): one leg's detour moves the projection little.
 _ROAD_PRIOR_N = 5
@@ -392,12 +393,17 @@ class EnergyModel:
                 self._learn_pack("drive", kwh, soc_used)
         if great_circle_km is not None and great_circle_km >= 1.0 and km > 0:
             ratio = km / great_circle_km
-            if 1.0 <= ratio <= 3.0:
+            if 1.0 <= ratio <= 3.0 and ratio <= self._road_ratio(road) * ANOTHER_ROUTE:
                 self._road.average(ratio, _ROAD_MIN_RATE)
                 if road is not None:  # each road its own length: one factor fits none exactly
                     self._road_km.setdefault(road_key(*road), _Factor()).average(
                         ratio, _ROAD_MIN_RATE)
         return accepted
+
+    def _road_ratio(self, road: tuple[str, str] | None) -> float:
+        """The km per straight-line km the bus expects of ``road``: its own, once driven."""
+        f = self._road_km.get(road_key(*road)) if road is not None else None
+        return f.mean if f is not None and f.n else self._road.mean
 
     def learn_road(self, a: str, b: str, km: float, *, plan_km: float | None,
                    straight_km: float) -> None:

@@ -26,9 +26,11 @@ _PERSIST_PRIOR_N = 3
 _PERSIST_MIN_RATE = 0.05  # the share: the last twenty or so deviations
 # A last drive older than this says nothing of the road today (road works end).
 _LAST_MAX_DAYS = 14
-# A drive this far from the expected km was another road (a wrong turn, a stop passed on
-# the way), not the road's length: it is not kept.
-_KM_MIN, _KM_MAX = 0.5, 3.0
+# A drive this far from the expected km was another road, not the road's length: a wrong
+# turn, or a place passed without a visit (two roads in one leg). It is not kept. Detours
+# round road works make a road up to some 40 % longer; a closed bridge may nearly double it.
+ANOTHER_ROUTE = 1.8
+_KM_MIN, _KM_MAX = 0.5, ANOTHER_ROUTE
 
 
 @dataclass
