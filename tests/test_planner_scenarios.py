@@ -249,6 +249,34 @@ def test_a_cut_at_the_depot_is_not_followed_by_a_restore_or_another_cut(
     assert cfg.hysteresis_pct - 0.5 <= core.projection.depot_margin_pct < cfg.restore_margin_pct
 
 
+@pytest.mark.parametrize(("soc", "warmer"), [(88.0, -1.0), (90.0, -3.0)])
+def test_a_charging_stop_the_day_no_longer_needs_is_dropped(
+    raw: dict[str, Any], soc: float, warmer: float,
+) -> None:
+    """A charge proposed for a cold morning; it turns milder and the charge projected is 0
+    minutes. Kept, it sends the bus to Preiļi and back for nothing (the spare is still under
+    the restore line: no stop has minutes to get back). The planner proposes to drop it."""
+    plan = parse_plan(raw)
+    cfg = PlannerConfig()
+    core = PlannerCore(cfg, bus_id="sim-01")
+    before = plan.at(plan.depot.leave_at) - 600
+    core.load(plan, before)
+    depot = plan.depot
+    core.observe(Situation(before, soc, -15.0, depot.lat, depot.lon))
+    charge = pending(core)
+    assert charge is not None and charge.kind == "charge"
+    core.acknowledge(charge.id, before + 60)
+    core.observe(Situation(before + 240, soc, warmer, depot.lat, depot.lon))
+    assert core.projection is not None
+    assert core.projection.depot_margin_pct < cfg.restore_margin_pct
+    drop = pending(core)
+    assert drop is not None and drop.kind == "restore"
+    assert [c.kind for c in drop.changes] == ["drop_charge"]
+    assert drop.after.depot_soc - drop.after.threshold_pct >= cfg.hysteresis_pct - 0.5
+    core.acknowledge(drop.id, before + 300)
+    assert [i.kind for i in core.itinerary] == ["stop"] * len(plan.stops)
+
+
 def test_no_safe_plan_says_so_and_sends_the_bus_to_the_nearest_charger_or_depot(
     raw: dict[str, Any],
 ) -> None:

@@ -39,7 +39,7 @@ from busd.errors import ConfigError
 from busd.event_catalog import PlanAccepted, PlanChanged, PlanDocument
 from busd.plan import Plan, is_future, parse_plan, validate_for_bus
 from busd.planner.energy import EnergyModel
-from busd.planner.model import Evaluation, evaluate
+from busd.planner.model import Evaluation, Instance, evaluate
 from busd.planner.projection import (
     Built,
     Item,
@@ -67,6 +67,7 @@ _PUBLISH_STEP_PCT = 1.0  # republish the retained plan when the depot SOC moves 
 # A line that moves less than this (SOC points) is the same line: no second search.
 _LINE_SHIFT_MIN = 0.2
 _LINE_HALVINGS = 3  # a cut's line to within an eighth of its move
+_IDLE_CHARGE_MIN = 0.5  # a charging stop projected shorter than this charges nothing
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,8 @@ class PlannerCore:
         assert self.plan is not None
         inst = built.instance
         margin = active.depot_soc - inst.threshold_pct
-        restore = active.safe and self._reduced() and margin >= self.cfg.restore_margin_pct
+        restore = active.safe and self._reduced() and (
+            margin >= self.cfg.restore_margin_pct or self._idle_charge(built, active))
         if active.safe and not restore:
             return None
         # A proposal keeps H of headroom, so the next readings do not undo it at once.
@@ -335,7 +337,7 @@ class PlannerCore:
         elif not restore:
             best = best_plan(inst, exact_max_stops=self.cfg.exact_max_stops, stats=stats)
         self.last_search = stats
-        if restore and (not best.safe or best.key[1:5] <= active.key[1:5]):
+        if restore and (not best.safe or not _worth_restoring(inst, best, active)):
             return None
         emergency = not best.safe
         if emergency:
@@ -348,6 +350,14 @@ class PlannerCore:
             self.plan, built, active, best, items, sit, emergency=emergency,
             base=self.itinerary,
         )
+
+    def _idle_charge(self, built: Built, active: Evaluation) -> bool:
+        """Whether a charging stop still ahead needs no charge now: the day went better
+        than when it was proposed. Kept, it sends the bus the km to the charger and back
+        for nothing (and the charger, passed without a visit, stayed ahead all day)."""
+        inst = built.instance
+        return any(inst.is_charger(p.node) and p.minutes < _IDLE_CHARGE_MIN
+                   and built.node_ids[p.node] != self._seen.at for p in active.points[:-1])
 
     def _search_at_own_line(self, built: Built, active: Evaluation, sit: Situation,
                             stats: SearchStats) -> tuple[Evaluation, float]:
@@ -536,6 +546,18 @@ class PlannerCore:
         if self.projection is not None:
             self._published_depot_soc = self.projection.depot_soc
         return Outgoing("plan", "plan", self.document(now))
+
+
+def _worth_restoring(inst: Instance, best: Evaluation, active: Evaluation) -> bool:
+    """Whether a restore is worth the driver's attention: it serves more, or serves as much
+    without a charging stop (the km to the charger and back, and the time, saved)."""
+    if best.key[1:5] != active.key[1:5]:
+        return best.key[1:5] > active.key[1:5]
+
+    def charges(ev: Evaluation) -> int:
+        return sum(1 for v in ev.seq if inst.is_charger(v))
+
+    return charges(best) < charges(active)
 
 
 __all__ = [
