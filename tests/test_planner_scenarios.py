@@ -253,9 +253,10 @@ def test_a_cut_at_the_depot_is_not_followed_by_a_restore_or_another_cut(
 def test_a_charging_stop_the_day_no_longer_needs_is_dropped(
     raw: dict[str, Any], soc: float, warmer: float,
 ) -> None:
-    """A charge proposed for a cold morning; it turns milder and the charge projected is 0
-    minutes. Kept, it sends the bus to Preiļi and back for nothing (the spare is still under
-    the restore line: no stop has minutes to get back). The planner proposes to drop it."""
+    """A charge proposed for a cold morning; it turns milder, and without the charge the day
+    keeps the hysteresis above its line. Kept, it sends the bus to Preiļi and back for
+    nothing (the spare is still under the restore line: no stop has minutes to get back).
+    The planner proposes to drop it."""
     plan = parse_plan(raw)
     cfg = PlannerConfig()
     core = PlannerCore(cfg, bus_id="sim-01")

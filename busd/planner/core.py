@@ -67,7 +67,6 @@ _PUBLISH_STEP_PCT = 1.0  # republish the retained plan when the depot SOC moves 
 # A line that moves less than this (SOC points) is the same line: no second search.
 _LINE_SHIFT_MIN = 0.2
 _LINE_HALVINGS = 3  # a cut's line to within an eighth of its move
-_IDLE_CHARGE_MIN = 0.5  # a charging stop projected shorter than this charges nothing
 
 
 @dataclass(frozen=True)
@@ -323,7 +322,7 @@ class PlannerCore:
         inst = built.instance
         margin = active.depot_soc - inst.threshold_pct
         restore = active.safe and self._reduced() and (
-            margin >= self.cfg.restore_margin_pct or self._idle_charge(built, active))
+            margin >= self.cfg.restore_margin_pct or self._idle_charge(built, active, sit))
         if active.safe and not restore:
             return None
         # A proposal keeps H of headroom, so the next readings do not undo it at once.
@@ -351,13 +350,20 @@ class PlannerCore:
             base=self.itinerary,
         )
 
-    def _idle_charge(self, built: Built, active: Evaluation) -> bool:
-        """Whether a charging stop still ahead needs no charge now: the day went better
-        than when it was proposed. Kept, it sends the bus the km to the charger and back
-        for nothing (and the charger, passed without a visit, stayed ahead all day)."""
+    def _idle_charge(self, built: Built, active: Evaluation, sit: Situation) -> bool:
+        """Whether a charging stop still ahead is no longer needed: the day went better than
+        when it was proposed, and without it the itinerary keeps H above the line. Kept, it
+        sends the bus the km to the charger and back for little or nothing (and a charger
+        passed without a visit stayed ahead all day). Asked as soon as it is so, the drop
+        comes in the morning more often, before the noon projection counts the detour."""
         inst = built.instance
-        return any(inst.is_charger(p.node) and p.minutes < _IDLE_CHARGE_MIN
-                   and built.node_ids[p.node] != self._seen.at for p in active.points[:-1])
+        ahead = [p.node for p in active.points[:-1] if inst.is_charger(p.node)
+                 and built.node_ids[p.node] != self._seen.at]
+        if not ahead:
+            return False
+        seq = tuple(v for v in active.seq if v not in ahead)
+        minutes = {v: m for v, m in active.minutes.items() if v in seq}
+        return evaluate(self._build(sit, self.cfg.hysteresis_pct).instance, seq, minutes).safe
 
     def _search_at_own_line(self, built: Built, active: Evaluation, sit: Situation,
                             stats: SearchStats) -> tuple[Evaluation, float]:
