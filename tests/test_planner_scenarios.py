@@ -225,6 +225,21 @@ def test_an_offered_restore_stays_while_its_minutes_are_safe_and_is_withdrawn_wh
     assert "withdrawn" in [e.payload.cause for e in out if isinstance(e.payload, PlanChanged)]
 
 
+def accepted_at_depot(plan: Plan, soc: float, kind: str, *, later_temp: float) -> PlannerCore:
+    """Ten minutes before departure at −15 °C the planner proposes ``kind``; the driver
+    accepts, and four minutes later, the SOC the same, it is ``later_temp`` outside."""
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    before = plan.at(plan.depot.leave_at) - 600
+    core.load(plan, before)
+    depot = plan.depot
+    core.observe(Situation(before, soc, -15.0, depot.lat, depot.lon))
+    first = pending(core)
+    assert first is not None and first.kind == kind
+    core.acknowledge(first.id, before + 60)
+    core.observe(Situation(before + 240, soc, later_temp, depot.lat, depot.lon))
+    return core
+
+
 @pytest.mark.parametrize("soc", [63.0, 72.0, 81.0])
 def test_a_cut_at_the_depot_is_not_followed_by_a_restore_or_another_cut(
     raw: dict[str, Any], soc: float,
@@ -233,17 +248,8 @@ def test_a_cut_at_the_depot_is_not_followed_by_a_restore_or_another_cut(
     searched at the line of the plan it replaced left four to six points spare, and the
     next projection, the SOC the same, offered minutes back (or cut again). The cut holds
     the hysteresis above its own line, and no more."""
-    plan = no_chargers(raw)
     cfg = PlannerConfig()
-    core = PlannerCore(cfg, bus_id="sim-01")
-    before = plan.at(plan.depot.leave_at) - 600
-    core.load(plan, before)
-    depot = plan.depot
-    core.observe(Situation(before, soc, -15.0, depot.lat, depot.lon))
-    cut = pending(core)
-    assert cut is not None and cut.kind == "reduce"
-    core.acknowledge(cut.id, before + 60)
-    core.observe(Situation(before + 240, soc, -15.0, depot.lat, depot.lon))
+    core = accepted_at_depot(no_chargers(raw), soc, "reduce", later_temp=-15.0)
     assert pending(core) is None
     assert core.projection is not None and core.projection.safe
     assert cfg.hysteresis_pct - 0.5 <= core.projection.depot_margin_pct < cfg.restore_margin_pct
@@ -259,22 +265,14 @@ def test_a_charging_stop_the_day_no_longer_needs_is_dropped(
     The planner proposes to drop it."""
     plan = parse_plan(raw)
     cfg = PlannerConfig()
-    core = PlannerCore(cfg, bus_id="sim-01")
-    before = plan.at(plan.depot.leave_at) - 600
-    core.load(plan, before)
-    depot = plan.depot
-    core.observe(Situation(before, soc, -15.0, depot.lat, depot.lon))
-    charge = pending(core)
-    assert charge is not None and charge.kind == "charge"
-    core.acknowledge(charge.id, before + 60)
-    core.observe(Situation(before + 240, soc, warmer, depot.lat, depot.lon))
+    core = accepted_at_depot(plan, soc, "charge", later_temp=warmer)
     assert core.projection is not None
     assert core.projection.depot_margin_pct < cfg.restore_margin_pct
     drop = pending(core)
     assert drop is not None and drop.kind == "restore"
     assert [c.kind for c in drop.changes] == ["drop_charge"]
     assert drop.after.depot_soc - drop.after.threshold_pct >= cfg.hysteresis_pct - 0.5
-    core.acknowledge(drop.id, before + 300)
+    core.acknowledge(drop.id, plan.at(plan.depot.leave_at))
     assert [i.kind for i in core.itinerary] == ["stop"] * len(plan.stops)
 
 
