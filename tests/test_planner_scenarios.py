@@ -6,7 +6,7 @@ import copy
 import random
 import tomllib
 from collections.abc import Callable
-from datetime import date, time, timedelta
+from datetime import date, time
 from typing import Any
 
 import pytest
@@ -349,10 +349,6 @@ def test_garbage_from_the_office_is_rejected(raw: dict[str, Any]) -> None:
     assert not result.accepted
 
 
-def test_unused_timedelta_guard() -> None:
-    assert timedelta(minutes=1).total_seconds() == 60
-
-
 def test_a_departure_announced_during_a_projection_counts_from_the_next_one(
     raw: dict[str, Any],
 ) -> None:
@@ -366,8 +362,8 @@ def test_a_departure_announced_during_a_projection_counts_from_the_next_one(
     core.visit_started("turki", "stop", at_turki(plan, 56).now)
     real_build = core._build
 
-    def build_then_leave(sit: Situation, extra: float = 0.0) -> Built:
-        built = real_build(sit, extra)
+    def build_then_leave(sit: Situation) -> Built:
+        built = real_build(sit)
         if core.progress.at == "turki":
             core.visit_ended("turki")  # the tracker's event lands meanwhile
         return built

@@ -48,6 +48,7 @@ from busd.planner.projection import (
     build,
     initial_itinerary,
     itinerary_of,
+    kwh_to_spend,
     service_elapsed_min,
 )
 from busd.planner.proposal import (
@@ -262,12 +263,9 @@ class PlannerCore:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _build(self, sit: Situation, extra: float = 0.0) -> Built:
+    def _build(self, sit: Situation) -> Built:
         assert self.plan is not None
-        return build(
-            self.plan, self.itinerary, self._seen, sit, self.energy, self.cfg,
-            extra_threshold_pct=extra,
-        )
+        return build(self.plan, self.itinerary, self._seen, sit, self.energy, self.cfg)
 
     def _charge_as_projected(
         self, built: Built, active: Evaluation, now: float
@@ -322,16 +320,16 @@ class PlannerCore:
         inst = built.instance
         margin = active.depot_soc - inst.threshold_pct
         restore = active.safe and self._reduced() and (
-            margin >= self.cfg.restore_margin_pct or self._idle_charge(built, active, sit))
+            margin >= self.cfg.restore_margin_pct or self._idle_charge(built, active))
         if active.safe and not restore:
             return None
         # A proposal keeps H of headroom, so the next readings do not undo it at once.
         stats = SearchStats()
-        best, shift = self._search_at_own_line(built, active, sit, stats)
+        best, shift = self._search_at_own_line(built, active, stats)
         if best.safe:
             # Keep the minutes that are safe H above the line; judge them at the normal line
             # (a cut: at its own, lower one).
-            judge = inst if shift >= 0 else self._build(sit, shift).instance
+            judge = inst if shift >= 0 else inst.raised(shift)
             best = evaluate(judge, best.seq, best.minutes)
         elif not restore:
             best = best_plan(inst, exact_max_stops=self.cfg.exact_max_stops, stats=stats)
@@ -350,7 +348,7 @@ class PlannerCore:
             base=self.itinerary,
         )
 
-    def _idle_charge(self, built: Built, active: Evaluation, sit: Situation) -> bool:
+    def _idle_charge(self, built: Built, active: Evaluation) -> bool:
         """Whether a charging stop still ahead is no longer needed: the day went better than
         when it was proposed, and without it the itinerary keeps H above the line. Kept, it
         sends the bus the km to the charger and back for little or nothing (and a charger
@@ -363,9 +361,9 @@ class PlannerCore:
             return False
         seq = tuple(v for v in active.seq if v not in ahead)
         minutes = {v: m for v, m in active.minutes.items() if v in seq}
-        return evaluate(self._build(sit, self.cfg.hysteresis_pct).instance, seq, minutes).safe
+        return evaluate(inst.raised(self.cfg.hysteresis_pct), seq, minutes).safe
 
-    def _search_at_own_line(self, built: Built, active: Evaluation, sit: Situation,
+    def _search_at_own_line(self, built: Built, active: Evaluation,
                             stats: SearchStats) -> tuple[Evaluation, float]:
         """The best plan that keeps H of headroom above the line it will itself have, and
         the move of the line it was searched at (SOC points; below 0 for a cut).
@@ -380,7 +378,7 @@ class PlannerCore:
         lower line gives back minutes that raise the line again: between the two lines a few
         halvings find the lowest line whose plan still holds H above its own."""
         def search(shift: float) -> Evaluation:
-            return best_plan(self._build(sit, self.cfg.hysteresis_pct + shift).instance,
+            return best_plan(built.instance.raised(self.cfg.hysteresis_pct + shift),
                              exact_max_stops=self.cfg.exact_max_stops, stats=stats)
 
         def holds(ev: Evaluation, shift: float) -> bool:
@@ -404,8 +402,8 @@ class PlannerCore:
                 low = mid
         return best, high
 
-    def _at_own_line(self, built: Built, active: Evaluation, ev: Evaluation | None,
-                     sit: Situation) -> Evaluation | None:
+    def _at_own_line(self, built: Built, active: Evaluation,
+                     ev: Evaluation | None) -> Evaluation | None:
         """``ev`` judged at the line it will have: a cut pending, judged at the line of the
         itinerary it replaces, is unsafe there, and was superseded by the same cut again."""
         if ev is None:
@@ -413,7 +411,7 @@ class PlannerCore:
         shift = self._line_shift(built, active, ev)
         if shift > -_LINE_SHIFT_MIN:
             return ev
-        return evaluate(self._build(sit, shift).instance, ev.seq, ev.minutes)
+        return evaluate(built.instance.raised(shift), ev.seq, ev.minutes)
 
     def _line_shift(self, built: Built, active: Evaluation, other: Evaluation) -> float:
         """How far the line would move (SOC points) were ``other`` the itinerary instead of
@@ -421,7 +419,7 @@ class PlannerCore:
         inst = built.instance
 
         def kwh(ev: Evaluation) -> float:
-            return inst.drive_kwh_per_km * ev.km + inst.site_kw * sum(ev.minutes.values()) / 60
+            return kwh_to_spend(inst.drive_kwh_per_km, inst.site_kw, ev.km, ev.minutes.values())
 
         return self.energy.margin_pct(kwh(other)) - self.energy.margin_pct(kwh(active))
 
@@ -470,7 +468,7 @@ class PlannerCore:
         if shape(candidate.itinerary) == shape(pending.itinerary):
             return []
         now_eval = self._at_own_line(
-            built, active, self._evaluate_items(built, tuple(pending.itinerary), sit.now), sit)
+            built, active, self._evaluate_items(built, tuple(pending.itinerary), sit.now))
         serves_more = candidate.after.points and now_eval is not None and (
             sum(1 for p in candidate.after.points if p.kind == "stop")
             > sum(1 for p in now_eval.points[:-1] if not built.instance.is_charger(p.node))

@@ -75,10 +75,10 @@ def learn_leg(model: EnergyModel, *, km: float, net_kwh: float, temp_c: float | 
     planned = straight = None
     if plan is not None and road is not None and odometer:
         planned = plan_leg_km(plan, *road)
+        great_circle = _great_circle_km(plan, *road)
         if km >= 1.0:  # the road as it is now, against the long run before this leg
-            model.learn_road(*road, km, plan_km=planned,
-                             straight_km=_great_circle_km(plan, *road))
-        straight = _great_circle_km(plan, *road) if planned is None else None
+            model.learn_road(*road, km, plan_km=planned, straight_km=great_circle)
+        straight = great_circle if planned is None else None
     learned = bool(km) and model.learn_leg(km, net_kwh, temp_c, great_circle_km=straight,
                                            road=road if plan is not None else None,
                                            soc_used=soc_used)

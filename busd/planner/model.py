@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 _EPS = 1e-9
 
@@ -88,6 +88,13 @@ class Instance:
     # resets the error of the energy spent before it: what follows needs a margin for its
     # own energy only.
     after_charge_threshold_pct: float | None = None
+
+    def raised(self, by: float) -> Instance:
+        """This moment with the line, and the line after a charge, ``by`` points higher: the
+        hysteresis a proposal keeps, or the margin of another itinerary's energy."""
+        after = self.after_charge_threshold_pct
+        return replace(self, threshold_pct=self.threshold_pct + by,
+                       after_charge_threshold_pct=None if after is None else after + by)
 
     @property
     def threshold2(self) -> float:

@@ -28,7 +28,7 @@ bus has learned for each road of the itinerary still ahead
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from busd.config import PlannerConfig
@@ -152,6 +152,12 @@ def _under_way(charger: Charger, sit: Situation, cfg: PlannerConfig, site_kw: fl
                        overhead_min=0.0)
 
 
+def kwh_to_spend(drive_kwh_per_km: float, site_kw: float, km: float,
+                 minutes: Iterable[float]) -> float:
+    """What an itinerary still spends (SOC kWh): its km on the road, its minutes on site."""
+    return drive_kwh_per_km * km + site_kw * sum(minutes) / 60
+
+
 def build(
     plan: Plan,
     itinerary: Sequence[Item],
@@ -159,8 +165,6 @@ def build(
     sit: Situation,
     energy: EnergyModel,
     cfg: PlannerConfig,
-    *,
-    extra_threshold_pct: float = 0.0,
 ) -> Built:
     stops_by_id = {s.id: s for s in plan.stops}
     chargers_by_id = {c.id: c for c in plan.chargers}
@@ -277,8 +281,7 @@ def build(
                           else energy.road_energy(ids[a], ids[b], sit.outside_temp))
             for a, b in legs
         ) / ahead_km
-    remaining_kwh = drive * ahead_km + site * sum(minutes.values()) / 60
-    margin = energy.margin_pct(remaining_kwh)
+    margin = energy.margin_pct(kwh_to_spend(drive, site, ahead_km, minutes.values()))
     # After a charging stop of the itinerary, the line needs a margin for the energy after
     # it only: the charge makes up for whatever the model got wrong before it. So the charge
     # the projection shows at noon is the one the bus will take, not one that shrinks as
@@ -287,14 +290,15 @@ def build(
     first_charge = next((k for k, v in enumerate(active_seq) if inst_is_charger(v)), None)
     if first_charge is not None:
         rest = [*active_seq[first_charge:], len(ids) - 1]
-        after_kwh = drive * sum(dist[a][b] for a, b in itertools.pairwise(rest))
-        after_kwh += site * sum(minutes.get(v, 0.0) for v in rest) / 60
-        after_charge = cfg.reserve_pct + energy.margin_pct(after_kwh) + extra_threshold_pct
+        after_kwh = kwh_to_spend(drive, site,
+                                 sum(dist[a][b] for a, b in itertools.pairwise(rest)),
+                                 (minutes.get(v, 0.0) for v in rest))
+        after_charge = cfg.reserve_pct + energy.margin_pct(after_kwh)
     inst = Instance(
         now=sit.now,
         soc_pct=sit.soc,
         capacity_kwh=cfg.capacity_kwh,
-        threshold_pct=cfg.reserve_pct + margin + extra_threshold_pct,
+        threshold_pct=cfg.reserve_pct + margin,
         drive_kwh_per_km=drive,
         site_kw=site,
         speed_kmh=cfg.speed_kmh,
