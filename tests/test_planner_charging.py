@@ -172,3 +172,32 @@ def test_once_plugged_in_the_charge_never_shortens_on_a_wavering_reading(
     slow = charge_minutes(30.0)
     assert charge_minutes(45.0) == slow  # a better reading: the driver keeps charging
     assert charge_minutes(15.0) > slow + 1  # a worse one: longer
+
+
+def test_a_charge_under_way_is_not_proposed_for_dropping_when_the_day_turns_out_better(
+    raw: dict[str, Any],
+) -> None:
+    """Plugged in, with the day now well above its line, the charge is the stop under way:
+    its length is the itinerary's (it only lengthens), and the driver, standing at the
+    charger, is not asked to "drop" a charge that is nearly done. On the demo's charger
+    day this proposal came four minutes before the driver unplugged anyway."""
+    plan = parse_plan(raw)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(plan.depot.leave_at))
+    serve(core, "rozupe", "rudzati")
+    turki = plan.stop("turki")
+    core.visit_started("turki", "stop", plan.at(time(12, 10)))
+    core.observe(Situation(plan.at(time(12, 10)), 56, -12.0, turki.lat, turki.lon))
+    assert core.pending is not None and core.pending.kind == "charge"
+    core.acknowledge(core.pending.id, plan.at(time(12, 11)))
+    serve(core, "turki")
+    core.visit_started("preili", "charger", plan.at(time(13, 30)))
+    preili = next(c for c in plan.chargers if c.id == "preili")
+    for minutes_in, soc in ((5, 40.0), (25, 55.0), (40, 65.0)):
+        core.observe(Situation(plan.at(time(13, 30)) + 60 * minutes_in, soc, -12.0,
+                               preili.lat, preili.lon, charging_kw=40.0))
+    assert core.projection is not None
+    # Without the rest of the charge the day would keep the restore line: the old trigger.
+    assert core.projection.depot_margin_pct >= PlannerConfig().restore_margin_pct
+    assert core.pending is None
+    assert [i.kind for i in core.itinerary].count("charge") == 1

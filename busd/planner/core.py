@@ -39,7 +39,7 @@ from busd.errors import ConfigError
 from busd.event_catalog import PlanAccepted, PlanChanged, PlanDocument
 from busd.plan import Plan, is_future, parse_plan, validate_for_bus
 from busd.planner.energy import EnergyModel
-from busd.planner.model import Evaluation, Instance, evaluate
+from busd.planner.model import Evaluation, evaluate
 from busd.planner.projection import (
     Built,
     Item,
@@ -334,7 +334,7 @@ class PlannerCore:
         elif not restore:
             best = best_plan(inst, exact_max_stops=self.cfg.exact_max_stops, stats=stats)
         self.last_search = stats
-        if restore and (not best.safe or not _worth_restoring(inst, best, active)):
+        if restore and (not best.safe or not self._worth_restoring(built, best, active)):
             return None
         emergency = not best.safe
         if emergency:
@@ -347,6 +347,21 @@ class PlannerCore:
             self.plan, built, active, best, items, sit, emergency=emergency,
             base=self.itinerary,
         )
+
+    def _worth_restoring(self, built: Built, best: Evaluation, active: Evaluation) -> bool:
+        """Whether a restore is worth the driver's attention: it serves more, or serves as
+        much with a charging stop fewer ahead (the km to the charger and back, and the time,
+        saved). A charge under way is not a stop ahead: its length is the itinerary's, and a
+        driver already plugged in was asked to "drop" a charge minutes before unplugging."""
+        if best.key[1:5] != active.key[1:5]:
+            return best.key[1:5] > active.key[1:5]
+        inst = built.instance
+
+        def charges_ahead(ev: Evaluation) -> int:
+            return sum(1 for v in ev.seq
+                       if inst.is_charger(v) and built.node_ids[v] != self._seen.at)
+
+        return charges_ahead(best) < charges_ahead(active)
 
     def _idle_charge(self, built: Built, active: Evaluation) -> bool:
         """Whether a charging stop still ahead is no longer needed: the day went better than
@@ -550,18 +565,6 @@ class PlannerCore:
         if self.projection is not None:
             self._published_depot_soc = self.projection.depot_soc
         return Outgoing("plan", "plan", self.document(now))
-
-
-def _worth_restoring(inst: Instance, best: Evaluation, active: Evaluation) -> bool:
-    """Whether a restore is worth the driver's attention: it serves more, or serves as much
-    without a charging stop (the km to the charger and back, and the time, saved)."""
-    if best.key[1:5] != active.key[1:5]:
-        return best.key[1:5] > active.key[1:5]
-
-    def charges(ev: Evaluation) -> int:
-        return sum(1 for v in ev.seq if inst.is_charger(v))
-
-    return charges(best) < charges(active)
 
 
 __all__ = [
