@@ -99,6 +99,21 @@ def test_the_margin_for_the_rest_of_the_day_is_the_error_left_once_the_day_has_t
     assert again.uncertainty() == model.uncertainty()
 
 
+def test_a_fresh_bus_once_its_first_day_has_taught_sizes_the_rest_by_the_later_prior() -> None:
+    """A new bus knows nothing of its days: its first morning is the seed's, a tenth out
+    (``prior_cv``). Once that day's first leg and visit have corrected the model, what is
+    left is the day's own course (``prior_cv_later``), until the day's later legs and visits
+    have measured it. Kept at the morning's tenth, the demo's fresh bus held its morning
+    margin into the afternoon and cut minutes its battery then brought home."""
+    cfg = PlannerConfig()
+    model = EnergyModel(cfg)
+    model.start_day(date(2026, 12, 14))
+    assert model.uncertainty() == pytest.approx(cfg.prior_cv)
+    assert model.learn_leg(20, model.seed_drive_kwh_per_km(-12) * 20 * 1.4, -12)
+    assert model.learn_visit(60, model.seed_site_kw(-12) * 1.3, -12)
+    assert model.uncertainty() == pytest.approx(cfg.prior_cv_later)
+
+
 def test_a_day_whose_afternoon_strays_from_its_morning_keeps_a_wide_margin() -> None:
     """The measured error, not a hope: when the days' later legs and visits stray from what
     their mornings said, the afternoon's margin stays wide."""

@@ -346,11 +346,12 @@ class EnergyModel:
         energy the bus will not need, and hands it back late (a plan that changes after the
         noon projection said where the bus comes home).
         """
-        prior = self._c.prior_cv
-        return max(self._cv("drive", self._drive, prior), self._cv("site", self._site, prior))
+        return max(self._cv("drive", self._drive), self._cv("site", self._site))
 
-    def _cv(self, name: str, factor: _Factor, prior: float) -> float:
-        return self._error(name).cv(prior) if self._taught_today(name) else factor.cv(prior)
+    def _cv(self, name: str, factor: _Factor) -> float:
+        if self._taught_today(name):
+            return self._error(name).cv(self._c.prior_cv_later)
+        return factor.cv(self._c.prior_cv)
 
     def margin_pct(self, remaining_kwh: float) -> float:
         """Safety margin in SOC % for a day with ``remaining_kwh`` still to use."""
