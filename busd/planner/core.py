@@ -203,7 +203,7 @@ class PlannerCore:
         done = self.progress.done
         if place_id is not None and place_id == self.progress.at:
             done = done | {place_id}
-        self.progress = Progress(done)
+        self.progress = Progress(done, on_road=True)
         log.info("place_left", place=place_id)
 
     def acknowledge(self, pid: str, now: float) -> tuple[AckResult, list[Outgoing]]:
@@ -250,7 +250,7 @@ class PlannerCore:
         candidate = self._candidate(built, active, sit)
         if self.pending is not None:
             out += self._revise_pending(built, active, candidate, sit)
-        elif candidate is not None:
+        elif candidate is not None and not self._can_wait(candidate):
             out += self._propose(candidate, sit.now)
         depot = self.projection.depot_soc
         if not out and (
@@ -347,6 +347,26 @@ class PlannerCore:
             self.plan, built, active, best, items, sit, emergency=emergency,
             base=self.itinerary,
         )
+
+    def _can_wait(self, proposal: Proposal) -> bool:
+        """Whether ``proposal`` can wait for the next arrival: the bus is on the road, and
+        the proposal leaves the place it drives to as it is. The leg is driven either way;
+        on arrival the model has learned from it, and the driver gets one proposal made with
+        what the leg taught. Made at once, it was made on the leg's guess and changed again
+        on arrival: the demo's fresh bus, its first leg in the cold 40 % over the seed, was
+        asked to swap two stops while driving and to swap them back, with cuts, at the
+        first stop."""
+        if proposal.emergency or not self._seen.on_road:
+            return False
+
+        def next_item(items: tuple[Item, ...]) -> tuple[str, str, float] | None:
+            ahead = (i for i in items if i.id not in self._seen.done)
+            return next(((i.kind, i.id, i.minutes) for i in ahead), None)
+
+        now, then = next_item(self.itinerary), next_item(tuple(proposal.itinerary))
+        if now is None or then is None:
+            return False
+        return now[:2] == then[:2] and abs(now[2] - then[2]) < 1.0
 
     def _worth_restoring(self, built: Built, best: Evaluation, active: Evaluation) -> bool:
         """Whether a restore is worth the driver's attention: it serves more, or serves as

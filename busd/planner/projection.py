@@ -67,6 +67,7 @@ class Progress:
     at: str | None = None  # stop or charger where the bus is on a visit now
     arrived: float | None = None  # epoch s: when that visit began
     place: str | None = None  # any plan place the bus stands at (the depot too)
+    on_road: bool = False  # left a place of the plan (the depot too), not yet at another
 
 
 def service_elapsed_min(plan: Plan, progress: Progress, now: float) -> float:

@@ -1,0 +1,67 @@
+"""A proposal that leaves the place the bus drives to as it is waits for the arrival: the
+leg is driven either way, and on arrival the model has learned from it."""
+
+from __future__ import annotations
+
+from datetime import time
+
+import pytest
+
+from busd.config import PlannerConfig
+from busd.plan import Plan, load_plan
+from busd.planner.core import PlannerCore
+from busd.planner.projection import Situation
+from tests.test_planner_scenarios import PLAN_FILE, pending
+
+
+def on_the_way_to_rozupe(plan: Plan) -> tuple[PlannerCore, Situation]:
+    """The bus left the depot at 07:30 and is half-way to Rožupe at 07:40."""
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(time(7, 0)))
+    depot, rozupe = plan.depot, plan.stop("rozupe")
+    core.visit_started(depot.id, "depot", plan.at(time(7, 0)))
+    core.visit_ended(depot.id)
+    halfway = Situation(plan.at(time(7, 40)), 0.0, -12.0, (depot.lat + rozupe.lat) / 2,
+                        (depot.lon + rozupe.lon) / 2)
+    return core, halfway
+
+
+def with_soc(sit: Situation, soc: float, now: float | None = None) -> Situation:
+    return Situation(sit.now if now is None else now, soc, sit.outside_temp, sit.lat, sit.lon)
+
+
+@pytest.mark.parametrize("soc", [80.0, 70.0])
+def test_a_cut_of_later_stops_waits_for_the_arrival(soc: float) -> None:
+    plan = load_plan(PLAN_FILE)
+    core, halfway = on_the_way_to_rozupe(plan)
+    core.observe(with_soc(halfway, soc))
+    assert core.projection is not None and not core.projection.safe
+    assert pending(core) is None  # on the road: the leg is driven either way
+    rozupe = plan.stop("rozupe")
+    arrival = plan.at(time(7, 52))
+    core.visit_started("rozupe", "stop", arrival)
+    core.observe(Situation(arrival, soc - 2, -12.0, rozupe.lat, rozupe.lon))
+    proposal = pending(core)
+    assert proposal is not None and proposal.kind in ("reduce", "charge")
+    assert proposal.after.safe
+
+
+def test_a_cut_of_the_stop_ahead_or_an_emergency_does_not_wait() -> None:
+    plan = load_plan(PLAN_FILE)
+    core, halfway = on_the_way_to_rozupe(plan)
+    core.observe(with_soc(halfway, 30.0))
+    proposal = pending(core)
+    assert proposal is not None
+    rozupe = [i.minutes for i in proposal.itinerary if i.id == "rozupe"]
+    assert proposal.emergency or rozupe != [plan.stop("rozupe").planned_min]
+
+
+def test_at_the_depot_a_cut_is_proposed_at_once() -> None:
+    """Before the bus leaves, nothing is driven yet: the driver hears of the cut there."""
+    plan = load_plan(PLAN_FILE)
+    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
+    core.load(plan, plan.at(time(7, 0)))
+    depot = plan.depot
+    core.visit_started(depot.id, "depot", plan.at(time(7, 0)))
+    core.observe(Situation(plan.at(time(7, 20)), 70.0, -12.0, depot.lat, depot.lon))
+    assert pending(core) is not None
