@@ -20,7 +20,7 @@ from busd.planner.model import charge_hours
 from busd.planner.projection import Situation
 from tests.progress_helpers import serve
 from tests.test_planner_component import feed, make
-from tests.test_planner_scenarios import PLAN_FILE
+from tests.test_planner_scenarios import PLAN_FILE, pending
 
 
 @pytest.fixture
@@ -199,5 +199,5 @@ def test_a_charge_under_way_is_not_proposed_for_dropping_when_the_day_turns_out_
     assert core.projection is not None
     # Without the rest of the charge the day would keep the restore line: the old trigger.
     assert core.projection.depot_margin_pct >= PlannerConfig().restore_margin_pct
-    assert core.pending is None
+    assert pending(core) is None
     assert [i.kind for i in core.itinerary].count("charge") == 1
