@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import re
 from collections.abc import AsyncIterator
@@ -246,6 +247,27 @@ async def test_proposal_appears_and_accept_acknowledges_it(browser: Browser) -> 
             assert await text_of(page, "#next-planned") == "45 min"
             assert await text_of(page, "#depot-detail") == "rezerve 15 % · +6"
             await screenshot(page, "display-lv-800x480.png")
+
+
+async def test_a_change_of_plan_held_for_the_arrival_is_named_beside_the_band(
+    browser: Browser,
+) -> None:
+    """On the road the planner holds a change that leaves the place ahead as it is until
+    the bus gets there: the band is red with no proposal, and the line under it says where
+    the change comes."""
+    clock = SystemClock()
+    state = fed_state(clock)
+    held = dataclasses.replace(livani_day(clock.now()), proposal=None, proposal_at="Turki")
+    async with fresh(state).running():
+        server = make_server(state, clock, plan=FakePlanner(held), uplink=FakeUplink(True, 0),
+                             clients=FakeClientsCounter(), night_mode="off")
+        async with serving(server, clock) as srv:
+            page = await open_page(browser, srv.url)
+            await page.wait_for_function(
+                "() => document.querySelector('#depot-detail')?.textContent.includes('Turki')")
+            assert await text_of(page, "#depot-detail") == "rezerve 15 % · −2 · plāna maiņa: Turki"
+            assert await page.locator("#depot.red").count() == 1
+            assert await page.locator("#proposal").is_hidden()
 
 
 async def test_the_drivers_page_shows_the_days_total_and_no_counter(browser: Browser) -> None:

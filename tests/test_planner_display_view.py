@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 from busd.display.ports import StopStatus
 from busd.plan import load_plan
 from busd.planner.display_view import PlannerDisplayView
+from tests.progress_helpers import ended, started
 from tests.test_planner_component import (
     PLAN_FILE,
     at_third_stop,
@@ -23,9 +25,9 @@ async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path: Path) 
     assert view.view() is None  # no plan loaded yet
     plan = load_plan(PLAN_FILE)
     turki = plan.stop("turki")
-    feed(state, 50, turki.lat, turki.lon)
-    await run_until(planner, plan_loaded(planner), what="the plan loaded")
+    await run_until(planner, plan_loaded(planner), what="the plan loaded")  # no SOC: no race
     at_third_stop(planner, _clock)
+    feed(state, 50, turki.lat, turki.lon)
     assert await planner.tick(force=True)
 
     shown = view.view()
@@ -44,3 +46,27 @@ async def test_view_shows_the_day_the_proposal_and_accepting_it(tmp_path: Path) 
     assert await view.acknowledge(proposal.id)
     after = view.view()
     assert after is not None and after.proposal is None
+
+
+async def test_on_the_road_the_view_names_the_place_where_a_change_of_plan_comes(
+    tmp_path: Path,
+) -> None:
+    """Half-way to Rožupe the day no longer fits: the change waits for the arrival, and the
+    view says where it comes, so a red band with no proposal is not a silence."""
+    planner, state, clock, _sink = make(tmp_path, start=time(7, 40))
+    view = PlannerDisplayView(planner)
+    plan = load_plan(PLAN_FILE)
+    await run_until(planner, plan_loaded(planner), what="the plan loaded")
+    depot, rozupe = plan.depot, plan.stop("rozupe")
+    planner.on_event(started(depot.id, clock.now() - 1800, kind="depot"))
+    planner.on_event(ended(depot.id, clock.now() - 1800, clock.now() - 600, kind="depot"))
+    feed(state, 70, (depot.lat + rozupe.lat) / 2, (depot.lon + rozupe.lon) / 2)
+    assert await planner.tick(force=True)
+    shown = view.view()
+    assert shown is not None and shown.margin is not None and shown.proposal is None
+    assert shown.proposal_at == "Rožupe"
+    planner.on_event(started("rozupe", clock.now()))
+    feed(state, 69, rozupe.lat, rozupe.lon)
+    assert await planner.tick(force=True)
+    arrived = view.view()
+    assert arrived is not None and arrived.proposal is not None and arrived.proposal_at is None

@@ -37,6 +37,7 @@ def test_a_cut_of_later_stops_waits_for_the_arrival(soc: float) -> None:
     core.observe(with_soc(halfway, soc))
     assert core.projection is not None and not core.projection.safe
     assert pending(core) is None  # on the road: the leg is driven either way
+    assert core.proposal_at == "rozupe"
     rozupe = plan.stop("rozupe")
     arrival = plan.at(time(7, 52))
     core.visit_started("rozupe", "stop", arrival)
@@ -44,6 +45,7 @@ def test_a_cut_of_later_stops_waits_for_the_arrival(soc: float) -> None:
     proposal = pending(core)
     assert proposal is not None and proposal.kind in ("reduce", "charge")
     assert proposal.after.safe
+    assert core.proposal_at is None
 
 
 def test_a_cut_of_the_stop_ahead_or_an_emergency_does_not_wait() -> None:

@@ -55,6 +55,10 @@ class PlanView:
     reserve_soc: float  # % the bus must arrive at the depot with
     depot_soc: float | None = None  # projected SOC at the depot, %; None when unknown
     proposal: Proposal | None = None
+    # The name of the place ahead where the planner will propose a change: on the road, a
+    # change that leaves that place as it is waits for the arrival (the leg is driven
+    # either way), so the band may show red with no proposal yet.
+    proposal_at: str | None = None
 
     @property
     def next_stop(self) -> StopLine | None:

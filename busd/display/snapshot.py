@@ -137,6 +137,7 @@ def _plan(plan: PlanView | None, amber: float) -> dict[str, Any] | None:
             "reserve": plan.reserve_soc,
             "margin": plan.margin,
             "band": margin_band(plan.margin, amber_below=amber),
+            "proposal_at": plan.proposal_at,
         },
         "proposal": _proposal(plan.proposal),
     }

@@ -27,6 +27,7 @@ Stability (the documented hysteresis, ``hysteresis_pct`` = H):
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -112,6 +113,9 @@ class PlannerCore:
         # thread while the tracker's events may update ``progress`` on the loop.
         self._seen = self.progress
         self.pending: Proposal | None = None
+        # A proposal held on the road until the bus reaches this place (see _can_wait): the
+        # driver's display says a change of plan comes there, while the band shows red.
+        self.proposal_at: str | None = None
         # Office plans for later days, kept until their day (the component keeps them on disk).
         self.scheduled: dict[date, Plan] = {}
         self.projection: ProjectionDoc | None = None
@@ -143,6 +147,7 @@ class PlannerCore:
         self.progress = Progress(done, at, self.progress.arrived if at else None,
                                  self.progress.place)
         self.projection = None
+        self.proposal_at = None
         self._published_depot_soc = None
         log.info("plan_loaded", version=plan.version, stops=len(plan.stops), cause=cause)
         out.append(self._event(PlanChanged(cause=cause, version=plan.version, plan=plan)))
@@ -248,9 +253,12 @@ class PlannerCore:
         self.itinerary = itinerary
         self.projection = projection_doc(built, active, sit.now)
         candidate = self._candidate(built, active, sit)
+        self.proposal_at = None
         if self.pending is not None:
             out += self._revise_pending(built, active, candidate, sit)
-        elif candidate is not None and not self._can_wait(candidate):
+        elif candidate is not None and self._can_wait(candidate):
+            self.proposal_at = self._place_ahead()
+        elif candidate is not None:
             out += self._propose(candidate, sit.now)
         depot = self.projection.depot_soc
         if not out and (
@@ -359,14 +367,17 @@ class PlannerCore:
         if proposal.emergency or not self._seen.on_road:
             return False
 
-        def next_item(items: tuple[Item, ...]) -> tuple[str, str, float] | None:
-            ahead = (i for i in items if i.id not in self._seen.done)
-            return next(((i.kind, i.id, i.minutes) for i in ahead), None)
-
-        now, then = next_item(self.itinerary), next_item(tuple(proposal.itinerary))
+        now, then = self._item_ahead(self.itinerary), self._item_ahead(proposal.itinerary)
         if now is None or then is None:
             return False
-        return now[:2] == then[:2] and abs(now[2] - then[2]) < 1.0
+        return (now.kind, now.id) == (then.kind, then.id) and abs(now.minutes - then.minutes) < 1
+
+    def _item_ahead(self, items: Sequence[Item]) -> Item | None:
+        return next((i for i in items if i.id not in self._seen.done), None)
+
+    def _place_ahead(self) -> str | None:
+        ahead = self._item_ahead(self.itinerary)
+        return None if ahead is None else ahead.id
 
     def _worth_restoring(self, built: Built, best: Evaluation, active: Evaluation) -> bool:
         """Whether a restore is worth the driver's attention: it serves more, or serves as

@@ -59,8 +59,11 @@ class PlannerDisplayView:
                 for lang, text in reason.text.items():
                     reasons.setdefault(lang, []).append(text)
             proposal = Proposal(core.pending.id, reasons, core.pending.emergency)
+        names = {s.id: s.name for s in (*plan.stops, *plan.chargers)}
+        proposal_at = None if core.proposal_at is None else names.get(core.proposal_at,
+                                                                      core.proposal_at)
         return PlanView(stops=lines, reserve_soc=self._planner.config.reserve_pct,
-                        depot_soc=depot_soc, proposal=proposal)
+                        depot_soc=depot_soc, proposal=proposal, proposal_at=proposal_at)
 
     async def acknowledge(self, proposal_id: str) -> bool:
         result = await self._planner.acknowledge(proposal_id)

@@ -92,7 +92,8 @@
       setText("depot-band", t("band." + depot.band));
       const margin = Math.round(depot.margin);
       const signed = (margin > 0 ? "+" : margin < 0 ? "−" : "±") + Math.abs(margin);
-      setText("depot-detail", t("depot.reserve", { n: num(depot.reserve, 0) }) + " · " + signed);
+      const coming = depot.proposal_at ? " · " + t("depot.proposal_at", { place: depot.proposal_at }) : "";
+      setText("depot-detail", t("depot.reserve", { n: num(depot.reserve, 0) }) + " · " + signed + coming);
     } else {
       setText("depot-soc", "—");
       setText("depot-band", t("depot.unknown"));
