@@ -125,19 +125,27 @@ async def test_the_component_reads_the_chargers_state_and_power(tmp_path: Path) 
     assert charging_kw(planner) is None
 
 
-def test_an_accepted_charge_lasts_what_the_projection_needs_now_without_a_new_proposal(
-    raw: dict[str, Any],
-) -> None:
-    plan = parse_plan(raw)
+def charge_accepted_at_turki(plan: Plan) -> PlannerCore:
+    """Rožupe and Rudzāti served, the bus arrives at Turki at 12:10 with 56 % at −12 °C:
+    the planner proposes a charge at Preiļi, and the driver accepts it."""
     core = PlannerCore(PlannerConfig(), bus_id="sim-01")
     core.load(plan, plan.at(plan.depot.leave_at))
     serve(core, "rozupe", "rudzati")
     turki = plan.stop("turki")
     core.visit_started("turki", "stop", plan.at(time(12, 10)))
     core.observe(Situation(plan.at(time(12, 10)), 56, -12.0, turki.lat, turki.lon))
-    proposal = core.pending
+    proposal = pending(core)
     assert proposal is not None and proposal.kind == "charge"
     core.acknowledge(proposal.id, plan.at(time(12, 11)))
+    return core
+
+
+def test_an_accepted_charge_lasts_what_the_projection_needs_now_without_a_new_proposal(
+    raw: dict[str, Any],
+) -> None:
+    plan = parse_plan(raw)
+    core = charge_accepted_at_turki(plan)
+    turki = plan.stop("turki")
     proposed = next(i.minutes for i in core.itinerary if i.kind == "charge")
     # Less energy left than the proposal counted on: the charge lengthens, and the driver
     # is not asked again (the length is not part of the proposal's shape).
@@ -154,14 +162,7 @@ def test_once_plugged_in_the_charge_never_shortens_on_a_wavering_reading(
     raw: dict[str, Any],
 ) -> None:
     plan = parse_plan(raw)
-    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
-    core.load(plan, plan.at(plan.depot.leave_at))
-    serve(core, "rozupe", "rudzati")
-    turki = plan.stop("turki")
-    core.visit_started("turki", "stop", plan.at(time(12, 10)))
-    core.observe(Situation(plan.at(time(12, 10)), 56, -12.0, turki.lat, turki.lon))
-    assert core.pending is not None and core.pending.kind == "charge"
-    core.acknowledge(core.pending.id, plan.at(time(12, 11)))
+    core = charge_accepted_at_turki(plan)
     serve(core, "turki")
     core.visit_started("preili", "charger", plan.at(time(12, 9)))
 
@@ -182,14 +183,7 @@ def test_a_charge_under_way_is_not_proposed_for_dropping_when_the_day_turns_out_
     charger, is not asked to "drop" a charge that is nearly done. On the demo's charger
     day this proposal came four minutes before the driver unplugged anyway."""
     plan = parse_plan(raw)
-    core = PlannerCore(PlannerConfig(), bus_id="sim-01")
-    core.load(plan, plan.at(plan.depot.leave_at))
-    serve(core, "rozupe", "rudzati")
-    turki = plan.stop("turki")
-    core.visit_started("turki", "stop", plan.at(time(12, 10)))
-    core.observe(Situation(plan.at(time(12, 10)), 56, -12.0, turki.lat, turki.lon))
-    assert core.pending is not None and core.pending.kind == "charge"
-    core.acknowledge(core.pending.id, plan.at(time(12, 11)))
+    core = charge_accepted_at_turki(plan)
     serve(core, "turki")
     core.visit_started("preili", "charger", plan.at(time(13, 30)))
     preili = next(c for c in plan.chargers if c.id == "preili")
