@@ -67,3 +67,15 @@ def test_at_the_depot_a_cut_is_proposed_at_once() -> None:
     core.visit_started(depot.id, "depot", plan.at(time(7, 0)))
     core.observe(Situation(plan.at(time(7, 20)), 70.0, -12.0, depot.lat, depot.lon))
     assert pending(core) is not None
+
+
+def test_a_plan_loaded_on_the_road_still_knows_the_bus_is_on_the_road() -> None:
+    """The office sends a new version of the day while the bus drives to Rožupe: the bus is
+    still on the road, and a cut of later stops still waits for the arrival."""
+    plan = load_plan(PLAN_FILE)
+    core, halfway = on_the_way_to_rozupe(plan)
+    core.load(plan.model_copy(update={"version": plan.version + 1}), halfway.now,
+              cause="office")
+    core.observe(with_soc(halfway, 70.0))
+    assert core.projection is not None and not core.projection.safe
+    assert pending(core) is None and core.proposal_at == "rozupe"

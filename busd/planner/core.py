@@ -20,6 +20,10 @@ Stability (the documented hysteresis, ``hysteresis_pct`` = H):
   best serves more, or the new best's depot SOC differs by H or more.
 - A pending proposal is withdrawn only when the active itinerary is safe by H; a pending
   restoration only when the minutes it gives back are no longer safe.
+- On the road, a proposal that leaves the place ahead as it is (neither cut nor
+  skipped, no charger put before it) waits for the arrival there: the leg is driven
+  either way, and the arrival's projection knows what it cost. ``proposal_at`` names
+  that place meanwhile. An emergency is never held.
 - Proposal ids hash the plan version and the itineraries before and after,
   so the same situation always yields the same proposal.
 """
@@ -145,7 +149,7 @@ class PlannerCore:
         if at not in {i.id for i in self.itinerary} - done:
             at = None
         self.progress = Progress(done, at, self.progress.arrived if at else None,
-                                 self.progress.place)
+                                 self.progress.place, self.progress.on_road)
         self.projection = None
         self.proposal_at = None
         self._published_depot_soc = None
@@ -366,7 +370,6 @@ class PlannerCore:
         first stop."""
         if proposal.emergency or not self._seen.on_road:
             return False
-
         now, then = self._item_ahead(self.itinerary), self._item_ahead(proposal.itinerary)
         if now is None or then is None:
             return False
