@@ -79,3 +79,16 @@ def test_a_plan_loaded_on_the_road_still_knows_the_bus_is_on_the_road() -> None:
     core.observe(with_soc(halfway, 70.0))
     assert core.projection is not None and not core.projection.safe
     assert pending(core) is None and core.proposal_at == "rozupe"
+
+
+def test_an_arrival_the_tracker_missed_holds_the_change_an_hour_at_most() -> None:
+    """The bus stood at Rožupe off the stop's usual spot, and the tracker never said it
+    arrived: an hour after it was first held, the change is proposed all the same."""
+    plan = load_plan(PLAN_FILE)
+    core, halfway = on_the_way_to_rozupe(plan)
+    core.observe(with_soc(halfway, 70.0))
+    assert pending(core) is None
+    core.observe(with_soc(halfway, 66.0, now=halfway.now + 3000))
+    assert pending(core) is None and core.proposal_at == "rozupe"
+    core.observe(with_soc(halfway, 64.0, now=halfway.now + 3700))
+    assert pending(core) is not None and core.proposal_at is None

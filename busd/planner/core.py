@@ -73,6 +73,9 @@ _PUBLISH_STEP_PCT = 1.0  # republish the retained plan when the depot SOC moves 
 # A line that moves less than this (SOC points) is the same line: no second search.
 _LINE_SHIFT_MIN = 0.2
 _LINE_HALVINGS = 3  # a cut's line to within an eighth of its move
+# A proposal is held on the road this long at most: an arrival the tracker missed (a stop
+# off its usual spot) must not hold a cut all day.
+_HOLD_MAX_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class PlannerCore:
         # A proposal held on the road until the bus reaches this place (see _can_wait): the
         # driver's display says a change of plan comes there, while the band shows red.
         self.proposal_at: str | None = None
+        self._held_since: float | None = None  # when the proposal held now was first held
         # Office plans for later days, kept until their day (the component keeps them on disk).
         self.scheduled: dict[date, Plan] = {}
         self.projection: ProjectionDoc | None = None
@@ -260,10 +264,12 @@ class PlannerCore:
         self.proposal_at = None
         if self.pending is not None:
             out += self._revise_pending(built, active, candidate, sit)
-        elif candidate is not None and self._can_wait(candidate):
+        elif candidate is not None and self._can_wait(candidate, sit.now):
             self.proposal_at = self._place_ahead()
         elif candidate is not None:
             out += self._propose(candidate, sit.now)
+        if self.proposal_at is None:
+            self._held_since = None
         depot = self.projection.depot_soc
         if not out and (
             lengthened
@@ -360,20 +366,24 @@ class PlannerCore:
             base=self.itinerary,
         )
 
-    def _can_wait(self, proposal: Proposal) -> bool:
+    def _can_wait(self, proposal: Proposal, now: float) -> bool:
         """Whether ``proposal`` can wait for the next arrival: the bus is on the road, and
         the proposal leaves the place it drives to as it is. The leg is driven either way;
         on arrival the model has learned from it, and the driver gets one proposal made with
         what the leg taught. Made at once, it was made on the leg's guess and changed again
         on arrival: the demo's fresh bus, its first leg in the cold 40 % over the seed, was
         asked to swap two stops while driving and to swap them back, with cuts, at the
-        first stop."""
+        first stop. Held for an hour at most (``_HOLD_MAX_S``)."""
         if proposal.emergency or not self._seen.on_road:
             return False
-        now, then = self._item_ahead(self.itinerary), self._item_ahead(proposal.itinerary)
-        if now is None or then is None:
+        if self._held_since is None:
+            self._held_since = now
+        if now - self._held_since > _HOLD_MAX_S:
             return False
-        return (now.kind, now.id) == (then.kind, then.id) and abs(now.minutes - then.minutes) < 1
+        mine, its = self._item_ahead(self.itinerary), self._item_ahead(proposal.itinerary)
+        if mine is None or its is None:
+            return False
+        return (mine.kind, mine.id) == (its.kind, its.id) and abs(mine.minutes - its.minutes) < 1
 
     def _item_ahead(self, items: Sequence[Item]) -> Item | None:
         return next((i for i in items if i.id not in self._seen.done), None)
