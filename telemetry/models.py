@@ -204,6 +204,10 @@ class PlanMessage(_Model):
     at: str | None = Field(description="id of the place the bus is at, if any")
     projection: ProjectionDoc | None
     pending: Proposal | None = Field(description="the proposal awaiting the driver, if any")
+    proposal_at: str | None = Field(
+        default=None, description="on the road: id of the place ahead where the planner will "
+        "propose a change it holds until the bus arrives (the change leaves that place as it "
+        "is; the leg is driven either way)")
 
     def dump(self) -> dict[str, Any]:
         # Nulls kept: "no pending proposal" is a fact the office reads, not a missing field.

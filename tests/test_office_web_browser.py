@@ -20,6 +20,7 @@ import pytest
 from busd.clock import ManualClock, utc_iso
 from office.archive import ArchivedRecord, open_archive
 from office.config import OfficeConfig, parse_config
+from office.web.i18n import translate
 from office.web.pages import fleet as fleet_page
 from office.web.server import RunningWeb, serving
 from simulators.fleet.config import DayConfig, FleetConfig, MinutesRange, OutageConfig, RatesConfig
@@ -234,6 +235,27 @@ async def test_map_shows_route_stops_and_buses_with_no_tile_server(
         await page.wait_for_function("() => window.fleetMarkers.size === 2",
                                      timeout=15_000)
         await screenshot(page, "office-fleet-route.png")  # docs/office-fleet-route.png
+        await page.close()
+
+
+async def test_the_fleet_table_names_where_a_held_change_of_plan_comes(
+        browser: Browser, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """On the road, the bus's planner holds a change until the place ahead: the table's
+    depot figure says where it comes, so staff see a plan in hand, not a silent shortfall."""
+    document = _plan_document()
+    document.update({"done": ["rozupe"], "at": None, "proposal_at": "jersika",
+                     "projection": {"depot_soc": 17.0, "reserve_pct": 20.0,
+                                    "depot_margin_pct": -3.0}})
+    await publish_bus(mosquitto.port, "lv-01", lat=56.36, lon=26.24, soc=48.0, plan=document)
+    async with web_over(tmp_path, config(broker_port=mosquitto.port)) as web:
+        page = await log_in(browser, web.url, VIEWER)
+        depot = page.locator("#fleet-table tr[data-bus=lv-01] td").nth(3)
+        await page.wait_for_function(
+            "() => document.querySelector('#fleet-table tr[data-bus=lv-01]') !== null",
+            timeout=15_000)
+        assert await depot.inner_text() == "17 / 20 · " + translate(
+            "lv", "fleet.change_at", place="Jersika")
+        assert "low" in (await depot.get_attribute("class") or "")
         await page.close()
 
 

@@ -183,6 +183,16 @@ def test_route_marks_stops_done_now_next_and_skipped() -> None:
     assert route_of({"plan": "nonsense"}) == ([], None, None)
 
 
+def test_bus_row_names_the_place_where_a_held_change_of_plan_comes() -> None:
+    config = parse_config({"municipalities": [
+        {"id": "lv", "name": "Līvāni", "timezone": "Europe/Riga", "buses": ["lv-*"]}]})
+    held = {**_plan(), "at": None, "proposal_at": "b"}
+    rows = [bus_row(BusView("lv-01", online=True, plan=doc), None,
+                    config.municipality_of("lv-01"), now=0.0, offline_after_s=120)
+            for doc in (held, _plan(), {**held, "proposal_at": "elsewhere"})]
+    assert [row.change_at for row in rows] == ["B", None, "elsewhere"]
+
+
 def test_bus_row_in_the_municipality_zone_and_its_depot_projection() -> None:
     config = parse_config({"municipalities": [
         {"id": "far", "name": "Far", "timezone": "America/New_York", "buses": ["us-*"]}]})

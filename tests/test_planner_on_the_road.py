@@ -8,6 +8,7 @@ from datetime import time
 import pytest
 
 from busd.config import PlannerConfig
+from busd.event_catalog import PlanDocument
 from busd.plan import Plan, load_plan
 from busd.planner.core import PlannerCore
 from busd.planner.projection import Situation
@@ -34,10 +35,13 @@ def with_soc(sit: Situation, soc: float, now: float | None = None) -> Situation:
 def test_a_cut_of_later_stops_waits_for_the_arrival(soc: float) -> None:
     plan = load_plan(PLAN_FILE)
     core, halfway = on_the_way_to_rozupe(plan)
-    core.observe(with_soc(halfway, soc))
+    out = core.observe(with_soc(halfway, soc))
     assert core.projection is not None and not core.projection.safe
     assert pending(core) is None  # on the road: the leg is driven either way
     assert core.proposal_at == "rozupe"
+    # The retained plan document says where the change comes, for the office.
+    documents = [o.payload for o in out if isinstance(o.payload, PlanDocument)]
+    assert documents and documents[-1].proposal_at == "rozupe"
     rozupe = plan.stop("rozupe")
     arrival = plan.at(time(7, 52))
     core.visit_started("rozupe", "stop", arrival)

@@ -261,7 +261,7 @@ class PlannerCore:
         self.itinerary = itinerary
         self.projection = projection_doc(built, active, sit.now)
         candidate = self._candidate(built, active, sit)
-        self.proposal_at = None
+        held_before, self.proposal_at = self.proposal_at, None
         if self.pending is not None:
             out += self._revise_pending(built, active, candidate, sit)
         elif candidate is not None and self._can_wait(candidate, sit.now):
@@ -273,6 +273,7 @@ class PlannerCore:
         depot = self.projection.depot_soc
         if not out and (
             lengthened
+            or self.proposal_at != held_before  # the office sees where a change will come
             or self._published_depot_soc is None
             or abs(depot - self._published_depot_soc) >= _PUBLISH_STEP_PCT
         ):
@@ -603,6 +604,7 @@ class PlannerCore:
         return PlanDocument(
             plan=self.plan, itinerary=list(self.itinerary), done=sorted(self.progress.done),
             at=self.progress.at, projection=self.projection, pending=self.pending,
+            proposal_at=self.proposal_at,
         )
 
     def _plan_message(self, now: float) -> Outgoing:

@@ -62,6 +62,9 @@ class BusRow(BaseModel):
     depot_soc: float | None = None
     reserve_pct: float | None = None
     depot_ok: bool | None = None
+    # On the road, the place ahead where the bus's planner will propose a change it holds
+    # until the arrival: a red depot figure with no proposal yet is not a silence.
+    change_at: str | None = None
     stop_now: str | None = None
     stop_next: str | None = None
     alerts: list[str] = []
@@ -106,6 +109,17 @@ def _epoch(iso: Any) -> float | None:
         return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+def place_name(document: Mapping[str, Any], place_id: object) -> str | None:
+    """The name the plan gives a stop or charger (its id when it gives none); None for no id."""
+    if not isinstance(place_id, str) or not place_id:
+        return None
+    plan = document.get("plan")
+    places = [p for key in ("stops", "chargers") for p in (plan.get(key) or [])
+              if isinstance(p, dict)] if isinstance(plan, dict) else []
+    return next((str(p.get("name") or place_id) for p in places if p.get("id") == place_id),
+                place_id)
 
 
 def route_of(document: Mapping[str, Any]) -> tuple[list[StopMark], str | None, str | None]:
@@ -185,6 +199,7 @@ def bus_row(view: BusView, day: ArchiveDay | None, municipality: Municipality, *
         last_seen_local=("-" if seen is None else datetime.fromtimestamp(seen, UTC).astimezone(
             municipality.tz).strftime("%H:%M:%S")),
         depot_soc=depot_soc, reserve_pct=reserve, depot_ok=depot_ok,
+        change_at=place_name(plan_doc, plan_doc.get("proposal_at")),
         stop_now=stop_now, stop_next=stop_next, alerts=sorted(str(k) for k in alerts),
         archive_behind_s=behind,
         outbox_unsent=unsent if isinstance(unsent, int) and not isinstance(unsent, bool)

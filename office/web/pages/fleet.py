@@ -55,7 +55,7 @@ async def fleet_page(request: web.Request) -> web.Response:
               for k in ("fleet.is_online", "fleet.is_offline", "fleet.reconnecting",
                         "fleet.live", "stop.done", "stop.now", "stop.next", "stop.skipped",
                         "stop.planned", "legend.depot", "fleet.resend", "fleet.no_buses",
-                        "fleet.day_link")}
+                        "fleet.day_link", "fleet.change_at")}
     map_config = json.dumps({"tile_url": ctx.config.map.tile_url,
                              "attribution": ctx.config.map.attribution, "labels": labels})
     # Both JSON texts go into attributes, escaped by the template like any other text.

@@ -142,8 +142,9 @@
       name.replaceChildren(link);
       cell(tr, bus.online ? labels.is_online : labels.is_offline, bus.online ? "online" : "offline");
       cell(tr, bus.soc === null ? null : bus.soc.toFixed(1), "num soc");
+      const coming = bus.change_at ? " · " + labels.change_at.replace("{place}", bus.change_at) : "";
       const depot = bus.depot_soc === null ? null :
-        bus.depot_soc.toFixed(0) + " / " + text(bus.reserve_pct);
+        bus.depot_soc.toFixed(0) + " / " + text(bus.reserve_pct) + coming;
       cell(tr, depot, "num" + (bus.depot_ok === false ? " low" : ""));
       cell(tr, bus.stop_now);
       cell(tr, bus.stop_next);
