@@ -274,22 +274,31 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+def place_names(document: Any) -> dict[str, str]:
+    """Each stop's and charger's name by id (the id where it has none), from the retained
+    ``plan`` document."""
+    plan = document.get("plan") if isinstance(document, dict) else None
+    if not isinstance(plan, dict):
+        return {}
+    return {str(p["id"]): str(p.get("name") or p["id"])
+            for key in ("stops", "chargers") for p in plan.get(key) or []
+            if isinstance(p, dict) and p.get("id")}
+
+
 def current_and_next(document: Any) -> tuple[str, str]:
     """Where the bus is and where it goes next, by name, from the retained ``plan``
     document (the planner's: the plan, its itinerary, what is done and where it is)."""
     if not isinstance(document, dict) or not isinstance(document.get("plan"), dict):
         return "-", "-"
     plan = document["plan"]
-    names = {p.get("id"): p.get("name") or p.get("id")
-             for key in ("stops", "chargers") for p in plan.get(key) or []
-             if isinstance(p, dict)}
+    names = place_names(document)
     depot = plan.get("depot") if isinstance(plan.get("depot"), dict) else {}
     at = document.get("at")
     done = set(document.get("done") or [])
     ahead = [i.get("id") for i in document.get("itinerary") or []
              if isinstance(i, dict) and i.get("id") not in done and i.get("id") != at]
-    current = names.get(at, at) if at else "-"
-    upcoming = names.get(ahead[0], ahead[0]) if ahead else depot.get("name") or "depot"
+    current = names.get(str(at), at) if at else "-"
+    upcoming = names.get(str(ahead[0]), ahead[0]) if ahead else depot.get("name") or "depot"
     return str(current), str(upcoming)
 
 

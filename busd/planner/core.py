@@ -266,6 +266,7 @@ class PlannerCore:
             out += self._revise_pending(built, active, candidate, sit)
         elif candidate is not None and self._can_wait(candidate, sit.now):
             self.proposal_at = self._place_ahead()
+            self._held_since = sit.now if self._held_since is None else self._held_since
         elif candidate is not None:
             out += self._propose(candidate, sit.now)
         if self.proposal_at is None:
@@ -377,9 +378,7 @@ class PlannerCore:
         first stop. Held for an hour at most (``_HOLD_MAX_S``)."""
         if proposal.emergency or not self._seen.on_road:
             return False
-        if self._held_since is None:
-            self._held_since = now
-        if now - self._held_since > _HOLD_MAX_S:
+        if self._held_since is not None and now - self._held_since > _HOLD_MAX_S:
             return False
         mine, its = self._item_ahead(self.itinerary), self._item_ahead(proposal.itinerary)
         if mine is None or its is None:
@@ -400,13 +399,12 @@ class PlannerCore:
         driver already plugged in was asked to "drop" a charge minutes before unplugging."""
         if best.key[1:5] != active.key[1:5]:
             return best.key[1:5] > active.key[1:5]
-        inst = built.instance
+        return len(self._chargers_ahead(built, best)) < len(self._chargers_ahead(built, active))
 
-        def charges_ahead(ev: Evaluation) -> int:
-            return sum(1 for v in ev.seq
-                       if inst.is_charger(v) and built.node_ids[v] != self._seen.at)
-
-        return charges_ahead(best) < charges_ahead(active)
+    def _chargers_ahead(self, built: Built, ev: Evaluation) -> list[int]:
+        """The charging stops of ``ev`` still to drive to: not the one the bus is at."""
+        return [v for v in ev.seq
+                if built.instance.is_charger(v) and built.node_ids[v] != self._seen.at]
 
     def _idle_charge(self, built: Built, active: Evaluation) -> bool:
         """Whether a charging stop still ahead is no longer needed: the day went better than
@@ -414,14 +412,12 @@ class PlannerCore:
         sends the bus the km to the charger and back for little or nothing (and a charger
         passed without a visit stayed ahead all day). Asked as soon as it is so, the drop
         comes in the morning more often, before the noon projection counts the detour."""
-        inst = built.instance
-        ahead = [p.node for p in active.points[:-1] if inst.is_charger(p.node)
-                 and built.node_ids[p.node] != self._seen.at]
+        ahead = self._chargers_ahead(built, active)
         if not ahead:
             return False
         seq = tuple(v for v in active.seq if v not in ahead)
         minutes = {v: m for v, m in active.minutes.items() if v in seq}
-        return evaluate(inst.raised(self.cfg.hysteresis_pct), seq, minutes).safe
+        return evaluate(built.instance.raised(self.cfg.hysteresis_pct), seq, minutes).safe
 
     def _search_at_own_line(self, built: Built, active: Evaluation,
                             stats: SearchStats) -> tuple[Evaluation, float]:

@@ -33,7 +33,7 @@ from office.archive import Archive, ArchiveError
 from office.archive.base import param
 from office.archive.gaps_sql import day_bounds, gaps_query
 from office.config import Municipality, OfficeConfig
-from office.live import BusView, Office
+from office.live import BusView, Office, place_names
 
 log = structlog.get_logger("office.web.fleet")
 
@@ -111,17 +111,6 @@ def _epoch(iso: Any) -> float | None:
         return None
 
 
-def place_name(document: Mapping[str, Any], place_id: object) -> str | None:
-    """The name the plan gives a stop or charger (its id when it gives none); None for no id."""
-    if not isinstance(place_id, str) or not place_id:
-        return None
-    plan = document.get("plan")
-    places = [p for key in ("stops", "chargers") for p in (plan.get(key) or [])
-              if isinstance(p, dict)] if isinstance(plan, dict) else []
-    return next((str(p.get("name") or place_id) for p in places if p.get("id") == place_id),
-                place_id)
-
-
 def route_of(document: Mapping[str, Any]) -> tuple[list[StopMark], str | None, str | None]:
     """The plan's places with their status today, and the names of the current and next
     stop. The route is depot, the itinerary in order, depot; a stop of the plan that is in
@@ -174,6 +163,8 @@ def bus_row(view: BusView, day: ArchiveDay | None, municipality: Municipality, *
     online = bool(view.online) and seen is not None and now - seen < offline_after_s
     plan_doc = view.plan if isinstance(view.plan, dict) else {}
     route, stop_now, stop_next = route_of(plan_doc)
+    # on the road: where the bus's planner will propose the change it holds
+    held = plan_doc.get("proposal_at") if isinstance(plan_doc.get("proposal_at"), str) else None
     projection = plan_doc.get("projection") if isinstance(plan_doc.get("projection"),
                                                           dict) else None
     depot_soc = reserve = None
@@ -199,7 +190,7 @@ def bus_row(view: BusView, day: ArchiveDay | None, municipality: Municipality, *
         last_seen_local=("-" if seen is None else datetime.fromtimestamp(seen, UTC).astimezone(
             municipality.tz).strftime("%H:%M:%S")),
         depot_soc=depot_soc, reserve_pct=reserve, depot_ok=depot_ok,
-        change_at=place_name(plan_doc, plan_doc.get("proposal_at")),
+        change_at=place_names(plan_doc).get(held, held) if held else None,
         stop_now=stop_now, stop_next=stop_next, alerts=sorted(str(k) for k in alerts),
         archive_behind_s=behind,
         outbox_unsent=unsent if isinstance(unsent, int) and not isinstance(unsent, bool)
